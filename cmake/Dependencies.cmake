@@ -1,0 +1,12 @@
+# All dependencies are Debian 12 packages installed by scripts/bootstrap.sh.
+find_package(fmt REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(CURL REQUIRED)
+if(MEMWARDEN_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(MEMWARDEN_BENCHMARKS)
+  find_package(benchmark REQUIRED)
+endif()
+find_package(Threads REQUIRED)

@@ -1,0 +1,14 @@
+# Compile settings shared by product and test code, as INTERFACE targets.
+add_library(mw_settings INTERFACE)
+target_compile_options(mw_settings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
+  -Wnon-virtual-dtor -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual
+  -Wnull-dereference -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
+if(MEMWARDEN_WERROR)
+  target_compile_options(mw_settings INTERFACE -Werror)
+endif()
+if(MEMWARDEN_SANITIZE)
+  target_compile_options(mw_settings INTERFACE
+    -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  target_link_options(mw_settings INTERFACE -fsanitize=address,undefined)
+endif()

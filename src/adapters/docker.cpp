@@ -1,0 +1,324 @@
+#include "adapters/docker.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+
+#include "adapters/json_fields.hpp"
+#include "core/bytes.hpp"
+
+namespace mw::adapters {
+
+using nlohmann::json;
+
+std::string ApiVersion::text() const { return fmt::format("{}.{}", major, minor); }
+
+std::optional<ApiVersion> parse_api_version(std::string_view text) {
+  const auto dot = text.find('.');
+  if (dot == std::string_view::npos) {
+    return std::nullopt;
+  }
+  const auto major = parse_u64(text.substr(0, dot));
+  const auto minor = parse_u64(text.substr(dot + 1));
+  if (!major || !minor || *major > 1000 || *minor > 1000) {
+    return std::nullopt;
+  }
+  return ApiVersion{static_cast<int>(*major), static_cast<int>(*minor)};
+}
+
+Result<EngineVersion> parse_version_response(std::string_view text, std::string_view source) {
+  auto doc = parse_json(text, source);
+  if (!doc) {
+    return unexpected(doc.error());
+  }
+  if (!doc->is_object()) {
+    return fail(std::string(source), "expected a JSON object from /version");
+  }
+  JsonFields f(*doc, std::string(source));
+  const auto api_text = f.string("ApiVersion");
+  EngineVersion out;
+  out.engine_version = f.string("Version");
+  if (f.error()) {
+    return unexpected(*f.error());
+  }
+  const auto api = parse_api_version(api_text);
+  if (!api) {
+    return fail(std::string(source), fmt::format("ApiVersion '{}' is not a version like 1.41", api_text));
+  }
+  out.api = *api;
+  return out;
+}
+
+Result<ApiVersion> negotiate_api_version(const EngineVersion& server, std::string_view source) {
+  if (server.api < k_client_min_api) {
+    return fail(std::string(source),
+                fmt::format("Docker Engine API {} (engine {}) is too old: memwarden needs API {} or newer "
+                            "(Docker 19.03+)",
+                            server.api.text(), server.engine_version, k_client_min_api.text()));
+  }
+  return std::min(server.api, k_client_max_api);
+}
+
+namespace {
+
+std::map<std::string, std::string> read_labels(JsonFields& f, std::string_view key) {
+  std::map<std::string, std::string> labels;
+  if (const auto* obj = f.object(key)) {
+    for (const auto& [k, v] : obj->items()) {
+      if (v.is_string()) {
+        labels.emplace(k, v.get<std::string>());
+      } else if (!v.is_null()) {
+        f.wrong_type(std::string(key) + "." + k, "a string");
+      }
+    }
+  }
+  return labels;
+}
+
+std::vector<std::string> read_strings(const json& array, JsonFields& f, std::string_view key) {
+  std::vector<std::string> out;
+  for (const auto& v : array) {
+    if (!v.is_string()) {
+      f.wrong_type(key, "an array of strings");
+      return out;
+    }
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+std::string strip_name(std::string name) {
+  if (!name.empty() && name.front() == '/') {
+    name.erase(0, 1);
+  }
+  return name;
+}
+
+}  // namespace
+
+Result<std::vector<ContainerSummary>> parse_container_list(std::string_view text, std::string_view source) {
+  auto doc = parse_json(text, source);
+  if (!doc) {
+    return unexpected(doc.error());
+  }
+  if (!doc->is_array()) {
+    return fail(std::string(source), "expected a JSON array of containers");
+  }
+  std::vector<ContainerSummary> out;
+  std::size_t index = 0;
+  for (const auto& item : *doc) {
+    JsonFields f(item, std::string(source), fmt::format("[{}].", index++));
+    if (!item.is_object()) {
+      return fail(std::string(source), fmt::format("element {} is not an object", index - 1));
+    }
+    ContainerSummary c;
+    c.id = f.string("Id");
+    if (const auto* names = f.array("Names"); names && !names->empty()) {
+      const auto list = read_strings(*names, f, "Names");
+      if (!list.empty()) {
+        c.name = strip_name(list.front());
+      }
+    }
+    c.image = f.string("Image");
+    c.state = f.string("State");
+    c.labels = read_labels(f, "Labels");
+    if (f.error()) {
+      return unexpected(*f.error());
+    }
+    if (c.id.empty()) {
+      return fail(std::string(source), fmt::format("element {} has no Id", index - 1));
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<ContainerMeta> parse_container_inspect(std::string_view text, std::string_view source) {
+  auto doc = parse_json(text, source);
+  if (!doc) {
+    return unexpected(doc.error());
+  }
+  if (!doc->is_object()) {
+    return fail(std::string(source), "expected a JSON object");
+  }
+  JsonFields f(*doc, std::string(source));
+  ContainerMeta m;
+  m.id = f.string("Id");
+  m.name = strip_name(f.string("Name"));
+  m.restart_count = f.integer("RestartCount").value_or(0);
+  if (const auto* config = f.object("Config")) {
+    JsonFields cf(*config, std::string(source), "Config.");
+    m.image = cf.string("Image");
+    m.labels = read_labels(cf, "Labels");
+    if (cf.error()) {
+      return unexpected(*cf.error());
+    }
+  }
+  if (const auto* host = f.object("HostConfig")) {
+    JsonFields hf(*host, std::string(source), "HostConfig.");
+    if (const auto memory = hf.integer("Memory"); memory && *memory > 0) {
+      m.memory_limit = static_cast<std::uint64_t>(*memory);
+    }
+    m.memory_swap = hf.integer("MemorySwap");
+    if (const auto* policy = hf.object("RestartPolicy")) {
+      JsonFields pf(*policy, std::string(source), "HostConfig.RestartPolicy.");
+      m.restart_policy.name = pf.string("Name");
+      m.restart_policy.maximum_retry_count = pf.integer("MaximumRetryCount").value_or(0);
+      if (pf.error()) {
+        return unexpected(*pf.error());
+      }
+    }
+    if (const auto* requests = hf.array("DeviceRequests")) {
+      for (const auto& r : *requests) {
+        JsonFields rf(r, std::string(source), "HostConfig.DeviceRequests[].");
+        DeviceRequest dr;
+        dr.driver = rf.string("Driver");
+        dr.count = rf.integer("Count").value_or(0);
+        if (const auto* ids = rf.array("DeviceIDs")) {
+          dr.device_ids = read_strings(*ids, rf, "DeviceIDs");
+        }
+        if (const auto* caps = rf.array("Capabilities")) {
+          for (const auto& set : *caps) {
+            if (!set.is_array()) {
+              rf.wrong_type("Capabilities", "an array of arrays of strings");
+              break;
+            }
+            dr.capabilities.push_back(read_strings(set, rf, "Capabilities"));
+          }
+        }
+        if (rf.error()) {
+          return unexpected(*rf.error());
+        }
+        m.device_requests.push_back(std::move(dr));
+      }
+    }
+    if (hf.error()) {
+      return unexpected(*hf.error());
+    }
+  }
+  if (const auto* state = f.object("State")) {
+    JsonFields sf(*state, std::string(source), "State.");
+    m.state.status = sf.string("Status");
+    m.state.running = sf.boolean("Running");
+    m.state.oom_killed = sf.boolean("OOMKilled");
+    m.state.pid = sf.integer("Pid").value_or(0);
+    m.state.exit_code = sf.integer("ExitCode");
+    m.state.started_at = sf.string("StartedAt");
+    if (sf.error()) {
+      return unexpected(*sf.error());
+    }
+  }
+  if (f.error()) {
+    return unexpected(*f.error());
+  }
+  if (m.id.empty()) {
+    return fail(std::string(source), "no Id in the container's JSON");
+  }
+  return m;
+}
+
+std::string docker_host_address(std::string_view flag, const char* env_docker_host) {
+  if (!flag.empty()) {
+    return std::string(flag);
+  }
+  if (env_docker_host != nullptr && *env_docker_host != '\0') {
+    return env_docker_host;
+  }
+  return std::string(k_default_docker_host);
+}
+
+namespace {
+
+// A body from an HTTP error: Docker sends {"message": "..."}.
+std::string error_message(const HttpResponse& response) {
+  auto doc = nlohmann::json::parse(response.body, nullptr, false);
+  if (doc.is_object() && doc.contains("message") && doc["message"].is_string()) {
+    return fmt::format("HTTP {}: {}", response.status, doc["message"].get<std::string>());
+  }
+  return fmt::format("HTTP {}", response.status);
+}
+
+}  // namespace
+
+Result<DockerClient> DockerClient::connect(const Endpoint& endpoint, std::chrono::milliseconds timeout) {
+  HttpClient http(endpoint, timeout);
+  auto response = http.get("/version");
+  if (!response) {
+    return unexpected(response.error());
+  }
+  const std::string source = fmt::format("{} (GET /version)", endpoint.text);
+  if (response->status != 200) {
+    return fail(source, error_message(*response));
+  }
+  auto version = parse_version_response(response->body, source);
+  if (!version) {
+    return unexpected(version.error());
+  }
+  auto api = negotiate_api_version(*version, source);
+  if (!api) {
+    return unexpected(api.error());
+  }
+  return DockerClient(std::move(http), *api, version->engine_version);
+}
+
+Result<std::string> DockerClient::get_json(const std::string& path) {
+  const std::string full = "/v" + m_api.text() + path;
+  auto response = m_http.get(full);
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status != 200) {
+    return fail(fmt::format("{} (GET {})", m_http.endpoint().text, full), error_message(*response),
+                response->status == 404 ? ENOENT : 0);
+  }
+  return std::move(response->body);
+}
+
+Result<std::vector<ContainerSummary>> DockerClient::list_containers(ListScope scope) {
+  const std::string path = scope == ListScope::all ? "/containers/json?all=1" : "/containers/json";
+  auto body = get_json(path);
+  if (!body) {
+    return unexpected(body.error());
+  }
+  return parse_container_list(*body, fmt::format("{} (GET {})", m_http.endpoint().text, path));
+}
+
+Result<ContainerMeta> DockerClient::inspect(std::string_view id) {
+  // Ids are hex and names are [a-zA-Z0-9_.-]; anything else would change the request's path.
+  for (char c : id) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                    c == '.' || c == '-';
+    if (!ok) {
+      return fail("docker", fmt::format("'{}' is not a container id or name", id));
+    }
+  }
+  const std::string path = "/containers/" + std::string(id) + "/json";
+  auto body = get_json(path);
+  if (!body) {
+    return unexpected(body.error());
+  }
+  return parse_container_inspect(*body, fmt::format("{} (GET {})", m_http.endpoint().text, path));
+}
+
+std::string docker_error_hint(const Error& error, const Endpoint& endpoint) {
+  if (endpoint.kind == Endpoint::Kind::unix_socket) {
+    if (error.code == ENOENT) {
+      return fmt::format("is the Docker engine running? No socket at {}; set DOCKER_HOST or --docker-host if it "
+                         "lives elsewhere",
+                         endpoint.socket_path);
+    }
+    if (error.code == EACCES || error.code == EPERM) {
+      return fmt::format("run as root or as a member of the docker group to read {}", endpoint.socket_path);
+    }
+    if (error.code == ECONNREFUSED) {
+      return fmt::format("the socket {} exists but no engine answers on it; start the Docker engine",
+                         endpoint.socket_path);
+    }
+  }
+  if (error.message.find("too old") != std::string::npos) {
+    return "upgrade the Docker engine";
+  }
+  return fmt::format("check that the Docker engine at {} is healthy (docker version)", endpoint.text);
+}
+
+}  // namespace mw::adapters

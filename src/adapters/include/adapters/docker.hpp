@@ -1,0 +1,83 @@
+// Docker Engine API client: version negotiation, list, inspect.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "adapters/http.hpp"
+#include "core/container.hpp"
+#include "core/error.hpp"
+
+namespace mw::adapters {
+
+struct ApiVersion {
+  int major = 1;
+  int minor = 0;
+  auto operator<=>(const ApiVersion&) const = default;
+  [[nodiscard]] std::string text() const;
+};
+
+[[nodiscard]] std::optional<ApiVersion> parse_api_version(std::string_view text);
+
+// The newest API this client speaks, and the oldest it accepts (Docker 19.03).
+inline constexpr ApiVersion k_client_max_api{1, 47};
+inline constexpr ApiVersion k_client_min_api{1, 40};
+
+struct EngineVersion {
+  ApiVersion api;
+  std::string engine_version;  // "20.10.24+dfsg1"
+};
+
+// Pure parsers of the engine's JSON; `source` names the request in errors.
+[[nodiscard]] Result<EngineVersion> parse_version_response(std::string_view json, std::string_view source);
+// The version to use: the lower of the server's and the client's maximum; an error when the
+// server is older than k_client_min_api.
+[[nodiscard]] Result<ApiVersion> negotiate_api_version(const EngineVersion& server, std::string_view source);
+
+struct ContainerSummary {
+  std::string id;
+  std::string name;  // without the leading '/'
+  std::string image;
+  std::string state;  // "running", "exited", ...
+  std::map<std::string, std::string> labels;
+};
+
+[[nodiscard]] Result<std::vector<ContainerSummary>> parse_container_list(std::string_view json,
+                                                                         std::string_view source);
+[[nodiscard]] Result<ContainerMeta> parse_container_inspect(std::string_view json, std::string_view source);
+
+enum class ListScope { running, all };
+
+// The address to use: `flag` if set, else $DOCKER_HOST if set, else unix:///var/run/docker.sock.
+[[nodiscard]] std::string docker_host_address(std::string_view flag, const char* env_docker_host);
+inline constexpr std::string_view k_default_docker_host = "unix:///var/run/docker.sock";
+
+class DockerClient {
+ public:
+  // Connects and negotiates the API version with GET /version.
+  [[nodiscard]] static Result<DockerClient> connect(const Endpoint& endpoint, std::chrono::milliseconds timeout);
+
+  [[nodiscard]] const ApiVersion& api_version() const { return m_api; }
+  [[nodiscard]] const std::string& engine_version() const { return m_engine_version; }
+  [[nodiscard]] const Endpoint& endpoint() const { return m_http.endpoint(); }
+
+  [[nodiscard]] Result<std::vector<ContainerSummary>> list_containers(ListScope scope);
+  [[nodiscard]] Result<ContainerMeta> inspect(std::string_view id);
+
+ private:
+  DockerClient(HttpClient http, ApiVersion api, std::string engine_version)
+      : m_http(std::move(http)), m_api(api), m_engine_version(std::move(engine_version)) {}
+  [[nodiscard]] Result<std::string> get_json(const std::string& path);
+
+  HttpClient m_http;
+  ApiVersion m_api;
+  std::string m_engine_version;
+};
+
+// What a user should do about a connection error, in one line (socket path, permission, ...).
+[[nodiscard]] std::string docker_error_hint(const Error& error, const Endpoint& endpoint);
+
+}  // namespace mw::adapters

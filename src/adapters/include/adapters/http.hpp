@@ -1,0 +1,59 @@
+// The one HTTP layer: libcurl over a Unix socket or TCP, with a time-out and a
+// bounded response size. The Docker and Ollama clients sit on top of it.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+
+namespace mw::adapters {
+
+struct Endpoint {
+  enum class Kind { unix_socket, tcp };
+  Kind kind = Kind::unix_socket;
+  std::string socket_path;  // for unix_socket
+  std::string base_url;     // "http://host:port" for tcp; "http://localhost" for unix_socket
+  std::string text;         // as given, for messages: "unix:///var/run/docker.sock"
+};
+
+// "unix:///path", "tcp://host:port", "http://host:port". `source` names where the
+// text came from in errors (e.g. "DOCKER_HOST").
+[[nodiscard]] Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source);
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+};
+
+class HttpClient {
+ public:
+  HttpClient(Endpoint endpoint, std::chrono::milliseconds timeout);
+  ~HttpClient();
+  HttpClient(HttpClient&&) noexcept;
+  HttpClient& operator=(HttpClient&&) noexcept;
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Errors name the endpoint and say what happened in plain words (no such socket,
+  // permission denied, refused, no answer within the time-out, ...).
+  [[nodiscard]] Result<HttpResponse> get(std::string_view path);
+  [[nodiscard]] Result<HttpResponse> post(std::string_view path, std::string_view json_body);
+
+  [[nodiscard]] const Endpoint& endpoint() const { return m_endpoint; }
+  [[nodiscard]] std::chrono::milliseconds timeout() const { return m_timeout; }
+
+  static constexpr std::size_t k_max_body_bytes = 64U << 20;
+
+ private:
+  [[nodiscard]] Result<HttpResponse> perform(std::string_view method, std::string_view path, std::string_view body);
+
+  Endpoint m_endpoint;
+  std::chrono::milliseconds m_timeout;
+  struct Handle;
+  std::unique_ptr<Handle> m_handle;  // one curl easy handle, reused for keep-alive
+};
+
+}  // namespace mw::adapters

@@ -1,0 +1,113 @@
+#include "core/bytes.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+namespace mw {
+
+std::optional<std::uint64_t> parse_u64(std::string_view text) {
+  std::uint64_t value = 0;
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  const auto* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc{} || ptr != end) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<std::int64_t> parse_i64(std::string_view text) {
+  std::int64_t value = 0;
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  const auto* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc{} || ptr != end) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<double> parse_double(std::string_view text) {
+  double value = 0;
+  if (text.empty() || text.front() == '+' || text.front() == '-') {
+    return std::nullopt;
+  }
+  const auto* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc{} || ptr != end || !std::isfinite(value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+Result<std::uint64_t> parse_size(std::string_view text, std::string_view source) {
+  const std::string src(source);
+  const auto bad = [&](std::string_view why) {
+    return fail(src, fmt::format("invalid size '{}': {} (use e.g. 4G, 512M, 1.5GiB)", text, why));
+  };
+  std::size_t digits = 0;
+  while (digits < text.size() && ((text[digits] >= '0' && text[digits] <= '9') || text[digits] == '.')) {
+    ++digits;
+  }
+  if (digits == 0) {
+    return bad("no number");
+  }
+  const auto number = parse_double(text.substr(0, digits));
+  if (!number) {
+    return bad("not a number");
+  }
+  std::string unit;
+  for (char c : text.substr(digits)) {
+    unit += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+  }
+  struct Suffix {
+    std::string_view name;
+    std::uint64_t factor;
+  };
+  static constexpr std::array<Suffix, 15> k_suffixes{{{"", 1},         {"B", 1},          {"K", k_kib},
+                                                      {"KB", k_kib},   {"KIB", k_kib},    {"M", k_mib},
+                                                      {"MB", k_mib},   {"MIB", k_mib},    {"G", k_gib},
+                                                      {"GB", k_gib},   {"GIB", k_gib},    {"T", k_tib},
+                                                      {"TB", k_tib},   {"TIB", k_tib},    {"BYTES", 1}}};
+  for (const auto& suffix : k_suffixes) {
+    if (unit == suffix.name) {
+      const double bytes = *number * static_cast<double>(suffix.factor);
+      if (bytes >= static_cast<double>(std::numeric_limits<std::uint64_t>::max())) {
+        return bad("too large");
+      }
+      return static_cast<std::uint64_t>(std::llround(bytes));
+    }
+  }
+  return bad(fmt::format("unknown unit '{}'", text.substr(digits)));
+}
+
+std::string format_bytes(std::uint64_t bytes) {
+  static constexpr std::array<std::string_view, 6> k_units{"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (bytes < k_kib) {
+    return fmt::format("{} B", bytes);
+  }
+  auto value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024.0 && unit + 1 < k_units.size()) {
+    value /= 1024.0;
+    ++unit;
+  }
+  // Three significant digits at most: "25.2 GiB", "624 KiB", "1.50 GiB".
+  if (value >= 99.95) {
+    return fmt::format("{:.0f} {}", value, k_units[unit]);
+  }
+  if (value >= 9.995) {
+    return fmt::format("{:.1f} {}", value, k_units[unit]);
+  }
+  return fmt::format("{:.2f} {}", value, k_units[unit]);
+}
+
+}  // namespace mw

@@ -1,0 +1,34 @@
+// Byte quantities: parsing sizes typed by people and formatting them back.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+
+namespace mw {
+
+inline constexpr std::uint64_t k_kib = 1024;
+inline constexpr std::uint64_t k_mib = 1024 * k_kib;
+inline constexpr std::uint64_t k_gib = 1024 * k_mib;
+inline constexpr std::uint64_t k_tib = 1024 * k_gib;
+
+// "4G", "4GiB", "4gb", "512M", "1.5G", "1048576" -> bytes. Suffixes are binary
+// (K = 1024), as in `docker run -m`. The error names `source` (e.g. "--reserve").
+[[nodiscard]] Result<std::uint64_t> parse_size(std::string_view text, std::string_view source);
+
+// Bytes in the largest binary unit that keeps the number >= 1: "25.2 GiB", "624 KiB", "0 B".
+[[nodiscard]] std::string format_bytes(std::uint64_t bytes);
+
+// Decimal unsigned integer, the whole string, no sign, no spaces.
+[[nodiscard]] std::optional<std::uint64_t> parse_u64(std::string_view text);
+[[nodiscard]] std::optional<std::int64_t> parse_i64(std::string_view text);
+// Finite decimal number, the whole string.
+[[nodiscard]] std::optional<double> parse_double(std::string_view text);
+
+// a - b, or 0 when b > a (kernel counters are sampled non-atomically).
+[[nodiscard]] constexpr std::uint64_t saturating_sub(std::uint64_t a, std::uint64_t b) { return a > b ? a - b : 0; }
+
+}  // namespace mw

@@ -1,0 +1,217 @@
+#include "probes/host_memory.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+
+#include "core/bytes.hpp"
+
+namespace mw::probes {
+
+namespace {
+
+// Splits "Key:   123 kB" into key and value in bytes; "HugePages_Total: 4" has no unit.
+struct MeminfoField {
+  std::string_view key;
+  std::uint64_t value = 0;
+};
+
+std::optional<MeminfoField> split_meminfo_line(std::string_view line) {
+  const auto colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return std::nullopt;
+  }
+  auto rest = trim(line.substr(colon + 1));
+  std::uint64_t factor = 1;
+  if (rest.size() > 3 && rest.substr(rest.size() - 3) == " kB") {
+    factor = 1024;
+    rest = trim(rest.substr(0, rest.size() - 3));
+  }
+  const auto value = parse_u64(rest);
+  if (!value) {
+    return std::nullopt;
+  }
+  return MeminfoField{line.substr(0, colon), *value * factor};
+}
+
+}  // namespace
+
+Result<MemInfo> parse_meminfo(std::string_view text, std::string_view source) {
+  MemInfo info;
+  int line_no = 0;
+  std::optional<Error> error;
+  for_each_line(text, [&](std::string_view line) {
+    ++line_no;
+    if (error || trim(line).empty()) {
+      return;
+    }
+    const auto field = split_meminfo_line(line);
+    if (!field) {
+      error = Error{std::string(source), fmt::format("line {}: expected 'Key: number kB', got '{}'", line_no,
+                                                     line.substr(0, 60))};
+      return;
+    }
+    const auto& k = field->key;
+    const auto v = field->value;
+    if (k == "MemTotal") info.mem_total = v;
+    else if (k == "MemFree") info.mem_free = v;
+    else if (k == "MemAvailable") info.mem_available = v;
+    else if (k == "Buffers") info.buffers = v;
+    else if (k == "Cached") info.cached = v;
+    else if (k == "SwapCached") info.swap_cached = v;
+    else if (k == "Active(file)") info.active_file = v;
+    else if (k == "Inactive(file)") info.inactive_file = v;
+    else if (k == "AnonPages") info.anon_pages = v;
+    else if (k == "Mapped") info.mapped = v;
+    else if (k == "Shmem") info.shmem = v;
+    else if (k == "SwapTotal") info.swap_total = v;
+    else if (k == "SwapFree") info.swap_free = v;
+  });
+  if (error) {
+    return unexpected(*error);
+  }
+  if (!info.mem_total) {
+    return fail(std::string(source), "no MemTotal line: not a meminfo file");
+  }
+  return info;
+}
+
+Result<MemInfo> read_meminfo(const HostRoot& root) {
+  const auto path = root.proc("meminfo");
+  auto text = read_file(path);
+  if (!text) {
+    return unexpected(text.error());
+  }
+  return parse_meminfo(*text, path.string());
+}
+
+Result<Pressure> parse_pressure(std::string_view text, std::string_view source) {
+  Pressure pressure;
+  int line_no = 0;
+  std::optional<Error> error;
+  for_each_line(text, [&](std::string_view line) {
+    ++line_no;
+    line = trim(line);
+    if (error || line.empty()) {
+      return;
+    }
+    const auto bad = [&](std::string_view why) {
+      error = Error{std::string(source), fmt::format("line {}: {} in '{}'", line_no, why, line.substr(0, 80))};
+    };
+    const auto space = line.find(' ');
+    const auto kind = line.substr(0, space);
+    if (kind != "some" && kind != "full") {
+      bad("expected 'some' or 'full'");
+      return;
+    }
+    PressureLine out;
+    int seen = 0;
+    auto rest = space == std::string_view::npos ? std::string_view{} : line.substr(space + 1);
+    while (!rest.empty()) {
+      const auto sp = rest.find(' ');
+      const auto token = rest.substr(0, sp);
+      rest = sp == std::string_view::npos ? std::string_view{} : trim(rest.substr(sp + 1));
+      const auto eq = token.find('=');
+      if (eq == std::string_view::npos) {
+        bad("expected key=value");
+        return;
+      }
+      const auto key = token.substr(0, eq);
+      const auto value = token.substr(eq + 1);
+      if (key == "total") {
+        const auto total = parse_u64(value);
+        if (!total) {
+          bad("bad total");
+          return;
+        }
+        out.total_us = *total;
+        seen |= 8;
+        continue;
+      }
+      const auto pct = parse_double(value);
+      if (!pct) {
+        bad(fmt::format("bad {}", key));
+        return;
+      }
+      if (key == "avg10") {
+        out.avg10 = *pct;
+        seen |= 1;
+      } else if (key == "avg60") {
+        out.avg60 = *pct;
+        seen |= 2;
+      } else if (key == "avg300") {
+        out.avg300 = *pct;
+        seen |= 4;
+      }
+    }
+    if (seen != 15) {
+      bad("missing avg10, avg60, avg300 or total");
+      return;
+    }
+    (kind == "some" ? pressure.some : pressure.full) = out;
+  });
+  if (error) {
+    return unexpected(*error);
+  }
+  if (!pressure.some && !pressure.full) {
+    return fail(std::string(source), "empty pressure file");
+  }
+  return pressure;
+}
+
+Result<std::optional<Pressure>> read_host_pressure(const HostRoot& root) {
+  const auto path = root.proc("pressure/memory");
+  auto text = read_file(path);
+  if (!text) {
+    // Absent before Linux 4.20 or without CONFIG_PSI; psi=0 makes reads fail with EOPNOTSUPP.
+    if (text.error().code == ENOENT || text.error().code == EOPNOTSUPP) {
+      return std::optional<Pressure>{};
+    }
+    return unexpected(text.error());
+  }
+  auto parsed = parse_pressure(*text, path.string());
+  if (!parsed) {
+    return unexpected(parsed.error());
+  }
+  return std::optional<Pressure>{*parsed};
+}
+
+Result<VmStat> parse_vmstat(std::string_view text, std::string_view source) {
+  VmStat stat;
+  int line_no = 0;
+  std::optional<Error> error;
+  for_each_line(text, [&](std::string_view line) {
+    ++line_no;
+    line = trim(line);
+    if (error || line.empty()) {
+      return;
+    }
+    const auto space = line.find(' ');
+    const auto value = space == std::string_view::npos ? std::nullopt : parse_u64(trim(line.substr(space + 1)));
+    if (!value) {
+      error = Error{std::string(source),
+                    fmt::format("line {}: expected 'name number', got '{}'", line_no, line.substr(0, 60))};
+      return;
+    }
+    const auto key = line.substr(0, space);
+    if (key == "pswpin") stat.pswpin = value;
+    else if (key == "pswpout") stat.pswpout = value;
+    else if (key == "pgmajfault") stat.pgmajfault = value;
+    else if (key == "oom_kill") stat.oom_kill = value;
+  });
+  if (error) {
+    return unexpected(*error);
+  }
+  return stat;
+}
+
+Result<VmStat> read_vmstat(const HostRoot& root) {
+  const auto path = root.proc("vmstat");
+  auto text = read_file(path);
+  if (!text) {
+    return unexpected(text.error());
+  }
+  return parse_vmstat(*text, path.string());
+}
+
+}  // namespace mw::probes

@@ -1,0 +1,51 @@
+// The one injected root every probe reads under: "/" on a live host, a
+// fixture tree in tests, "/host" when memwarden runs in a container with the
+// host's /proc and /sys mounted there.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+
+namespace mw::probes {
+
+class HostRoot {
+ public:
+  explicit HostRoot(std::filesystem::path root = "/") : m_root(std::move(root)) {}
+
+  [[nodiscard]] const std::filesystem::path& root() const { return m_root; }
+  // root/proc/<relative>, root/sys/fs/cgroup/<relative>
+  [[nodiscard]] std::filesystem::path proc(std::string_view relative) const { return m_root / "proc" / relative; }
+  [[nodiscard]] std::filesystem::path cgroup_fs() const { return m_root / "sys" / "fs" / "cgroup"; }
+
+ private:
+  std::filesystem::path m_root;
+};
+
+// Reads a whole file (proc files report size 0, so it reads to EOF). The error
+// names the path and carries errno in Error::code.
+[[nodiscard]] Result<std::string> read_file(const std::filesystem::path& path);
+
+// Like read_file, into a caller-owned buffer that is reused between reads.
+[[nodiscard]] Expected<void, Error> read_file_into(const std::filesystem::path& path, std::string& buffer);
+
+// Splits text into lines without copying; the last line may lack '\n'.
+template <class F>
+void for_each_line(std::string_view text, F&& f) {
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    const auto line = text.substr(0, nl);
+    f(line);
+    if (nl == std::string_view::npos) {
+      break;
+    }
+    text.remove_prefix(nl + 1);
+  }
+}
+
+// Trims ASCII spaces and tabs at both ends.
+[[nodiscard]] std::string_view trim(std::string_view text);
+
+}  // namespace mw::probes

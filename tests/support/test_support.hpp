@@ -1,0 +1,75 @@
+// Helpers shared by the unit and integration tests.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mw::test {
+
+// A fresh directory under the system temp dir, removed on destruction unless
+// the test failed (then its path is printed so it can be inspected).
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
+  // Writes `content` to path()/relative, creating parent directories.
+  void write(const std::filesystem::path& relative, std::string_view content) const;
+
+ private:
+  std::filesystem::path m_path;
+};
+
+// Copies a checked-in fixture tree (tests/fixtures/<relative>) into a TempDir so a test can modify it.
+void copy_fixture(const std::string& relative, const TempDir& into);
+[[nodiscard]] std::filesystem::path fixture_path(const std::string& relative);
+[[nodiscard]] std::string read_fixture(const std::string& relative);
+
+// Runs a program (no shell) and captures its output.
+struct ProcessResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+[[nodiscard]] ProcessResult run_process(const std::vector<std::string>& argv,
+                                        const std::vector<std::string>& extra_env = {});
+
+// A tiny HTTP server on a Unix socket, in a thread, for testing clients against
+// answers a real service might give: canned JSON, garbage, silence.
+class FakeHttpServer {
+ public:
+  struct Reply {
+    int status = 200;
+    std::string body;
+    bool hang = false;      // accept and read, never answer
+    bool raw = false;       // send body as-is, not as an HTTP response
+  };
+  using Handler = std::function<Reply(const std::string& method, const std::string& path)>;
+
+  FakeHttpServer(std::filesystem::path socket_path, Handler handler);
+  ~FakeHttpServer();
+  FakeHttpServer(const FakeHttpServer&) = delete;
+  FakeHttpServer& operator=(const FakeHttpServer&) = delete;
+
+  [[nodiscard]] std::string address() const { return "unix://" + m_socket_path.string(); }
+  [[nodiscard]] int requests() const { return m_requests.load(); }
+
+ private:
+  void serve();
+
+  std::filesystem::path m_socket_path;
+  Handler m_handler;
+  int m_listen_fd = -1;
+  int m_wake_pipe[2] = {-1, -1};
+  std::atomic<int> m_requests{0};
+  std::thread m_thread;
+};
+
+}  // namespace mw::test

@@ -1,0 +1,209 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "adapters/docker.hpp"
+#include "test_support.hpp"
+
+using namespace mw;
+using namespace mw::adapters;
+using namespace std::chrono_literals;
+using mw::test::FakeHttpServer;
+using mw::test::TempDir;
+
+TEST(DockerVersion, CapturedEngine) {
+  const auto v = parse_version_response(test::read_fixture("docker/version-20.10.json"), "v");
+  ASSERT_TRUE(v) << v.error().line();
+  EXPECT_EQ(v->api, (ApiVersion{1, 41}));
+  EXPECT_EQ(v->engine_version, "20.10.24+dfsg1");
+}
+
+TEST(DockerVersion, NegotiatesTheLowerMaximum) {
+  EXPECT_EQ(negotiate_api_version({{1, 41}, "20.10"}, "v").value(), (ApiVersion{1, 41}));
+  EXPECT_EQ(negotiate_api_version({{1, 51}, "28.3"}, "v").value(), k_client_max_api);
+  EXPECT_EQ(negotiate_api_version({{1, 40}, "19.03"}, "v").value(), (ApiVersion{1, 40}));
+  const auto old = negotiate_api_version({{1, 39}, "18.09.1"}, "docker");
+  ASSERT_FALSE(old);
+  EXPECT_EQ(old.error().line(),
+            "docker: Docker Engine API 1.39 (engine 18.09.1) is too old: memwarden needs API 1.40 or newer "
+            "(Docker 19.03+)");
+  EXPECT_TRUE((ApiVersion{1, 9}) < (ApiVersion{1, 40})) << "compared as numbers, not text";
+}
+
+TEST(DockerVersion, BadResponses) {
+  for (const char* body : {"", "<html>502</html>", "[]", R"({"ApiVersion": 1.41})", R"({"ApiVersion": "one"})",
+                           R"({"Version": "x"})"}) {
+    const auto v = parse_version_response(body, "unix:///d.sock (GET /version)");
+    ASSERT_FALSE(v) << body;
+    EXPECT_EQ(v.error().source, "unix:///d.sock (GET /version)");
+  }
+}
+
+TEST(DockerList, CapturedList) {
+  const auto list = parse_container_list(test::read_fixture("docker/containers-list.json"), "l");
+  ASSERT_TRUE(list) << list.error().line();
+  ASSERT_EQ(list->size(), 2U);
+  std::vector<std::string> names{(*list)[0].name, (*list)[1].name};
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"lim", "unl"}));
+  EXPECT_EQ((*list)[0].id.size(), 64U);
+  EXPECT_EQ((*list)[0].state, "running");
+}
+
+TEST(DockerList, WrongTypesNameTheField) {
+  const auto list = parse_container_list(R"([{"Id":"abc","Names":"/x"}])", "l");
+  ASSERT_FALSE(list);
+  EXPECT_EQ(list.error().line(), "l: field [0].Names: expected an array");
+  EXPECT_FALSE(parse_container_list(R"({"Id":"abc"})", "l"));
+  EXPECT_FALSE(parse_container_list(R"([{"Names":["/x"]}])", "l")) << "no Id";
+  EXPECT_FALSE(parse_container_list(R"([17])", "l"));
+}
+
+TEST(DockerInspect, CapturedLimitedContainer) {
+  const auto m = parse_container_inspect(test::read_fixture("docker/inspect-limited.json"), "i");
+  ASSERT_TRUE(m) << m.error().line();
+  EXPECT_EQ(m->name, "lim");
+  EXPECT_EQ(m->image, "mwtest/bb:1");
+  EXPECT_EQ(m->memory_limit, 64ULL << 20);
+  EXPECT_EQ(m->memory_swap, 128LL << 20);
+  EXPECT_TRUE(m->state.running);
+  EXPECT_EQ(m->state.status, "running");
+  EXPECT_EQ(m->state.pid, 15798);
+  EXPECT_FALSE(m->state.oom_killed);
+  EXPECT_EQ(m->restart_policy.name, "no");
+  EXPECT_EQ(m->restart_count, 0);
+  EXPECT_FALSE(m->state.started_at.empty());
+}
+
+TEST(DockerInspect, CapturedUnlimitedContainer) {
+  const auto m = parse_container_inspect(test::read_fixture("docker/inspect-unlimited.json"), "i");
+  ASSERT_TRUE(m) << m.error().line();
+  EXPECT_EQ(m->name, "unl");
+  EXPECT_FALSE(m->memory_limit) << "Memory: 0 means no limit";
+}
+
+TEST(DockerInspect, GpuRequestsLabelsAndRestartPolicy) {
+  auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-unlimited.json"));
+  doc["HostConfig"]["DeviceRequests"] = nlohmann::json::parse(
+      R"([{"Driver":"","Count":-1,"DeviceIDs":null,"Capabilities":[["gpu"]],"Options":{}}])");
+  doc["HostConfig"]["RestartPolicy"] = {{"Name", "unless-stopped"}, {"MaximumRetryCount", 0}};
+  doc["Config"]["Labels"] = {{"memwarden.enable", "true"}};
+  doc["RestartCount"] = 4;
+  doc["State"]["OOMKilled"] = true;
+  doc["UnknownFutureField"] = {{"x", 1}};
+  const auto m = parse_container_inspect(doc.dump(), "i");
+  ASSERT_TRUE(m) << m.error().line();
+  ASSERT_EQ(m->device_requests.size(), 1U);
+  EXPECT_EQ(m->device_requests[0].count, -1);
+  EXPECT_TRUE(m->device_requests[0].requests_gpu());
+  EXPECT_EQ(m->restart_policy.name, "unless-stopped");
+  EXPECT_EQ(m->labels.at("memwarden.enable"), "true");
+  EXPECT_EQ(m->restart_count, 4);
+  EXPECT_TRUE(m->state.oom_killed);
+}
+
+TEST(DockerInspect, WrongTypesAreErrorsNotZeros) {
+  auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-limited.json"));
+  doc["HostConfig"]["Memory"] = "64m";
+  const auto m = parse_container_inspect(doc.dump(), "i");
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().line(), "i: field HostConfig.Memory: expected an integer");
+  doc = nlohmann::json::parse(test::read_fixture("docker/inspect-limited.json"));
+  doc["State"]["Pid"] = nlohmann::json::array();
+  EXPECT_EQ(parse_container_inspect(doc.dump(), "i").error().line(), "i: field State.Pid: expected an integer");
+  EXPECT_FALSE(parse_container_inspect("{\"Id\": \"x\"", "i")) << "truncated JSON";
+  EXPECT_FALSE(parse_container_inspect("{}", "i")) << "no Id";
+}
+
+TEST(DockerHost, FlagThenEnvThenDefault) {
+  EXPECT_EQ(docker_host_address("tcp://h:1", "unix:///e.sock"), "tcp://h:1");
+  EXPECT_EQ(docker_host_address("", "unix:///e.sock"), "unix:///e.sock");
+  EXPECT_EQ(docker_host_address("", ""), "unix:///var/run/docker.sock");
+  EXPECT_EQ(docker_host_address("", nullptr), "unix:///var/run/docker.sock");
+}
+
+namespace {
+
+// Serves the captured engine's answers under whatever API prefix the client negotiated.
+FakeHttpServer::Reply captured_engine(const std::string& method, const std::string& path, std::string version_file) {
+  if (method != "GET") {
+    return {405, "{\"message\":\"method\"}"};
+  }
+  if (path == "/version") {
+    return {200, test::read_fixture(version_file)};
+  }
+  if (path == "/v1.41/containers/json") {
+    return {200, test::read_fixture("docker/containers-list.json")};
+  }
+  if (path.starts_with("/v1.41/containers/") && path.ends_with("/json")) {
+    const auto id = path.substr(18, path.size() - 18 - 5);
+    for (const char* f : {"docker/inspect-limited.json", "docker/inspect-unlimited.json"}) {
+      const auto doc = nlohmann::json::parse(test::read_fixture(f));
+      if (doc["Id"] == id || doc["Name"] == "/" + id) {
+        return {200, doc.dump()};
+      }
+    }
+    return {404, "{\"message\":\"No such container: " + id + "\"}"};
+  }
+  return {404, "{\"message\":\"page not found\"}"};
+}
+
+}  // namespace
+
+TEST(DockerClient, ConnectsListsAndInspects) {
+  TempDir dir;
+  FakeHttpServer server(dir.path() / "d.sock", [](const std::string& m, const std::string& p) {
+    return captured_engine(m, p, "docker/version-20.10.json");
+  });
+  auto client = DockerClient::connect(*parse_endpoint(server.address(), "t"), 2s);
+  ASSERT_TRUE(client) << client.error().line();
+  EXPECT_EQ(client->api_version().text(), "1.41");
+  const auto list = client->list_containers(ListScope::running);
+  ASSERT_TRUE(list) << list.error().line();
+  EXPECT_EQ(list->size(), 2U);
+  const auto lim = client->inspect("lim");
+  ASSERT_TRUE(lim) << lim.error().line();
+  EXPECT_EQ(lim->memory_limit, 64ULL << 20);
+  const auto missing = client->inspect("nope");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ENOENT);
+  EXPECT_NE(missing.error().message.find("HTTP 404: No such container: nope"), std::string::npos);
+  const auto hostile = client->inspect("../../version?x=");
+  ASSERT_FALSE(hostile);
+  EXPECT_NE(hostile.error().message.find("is not a container id or name"), std::string::npos);
+}
+
+TEST(DockerClient, OldEngineGetsAClearMessage) {
+  TempDir dir;
+  FakeHttpServer server(dir.path() / "d.sock", [](const std::string&, const std::string&) {
+    return FakeHttpServer::Reply{200, R"({"Version":"18.09.1","ApiVersion":"1.39","MinAPIVersion":"1.12"})"};
+  });
+  const auto ep = *parse_endpoint(server.address(), "t");
+  auto client = DockerClient::connect(ep, 2s);
+  ASSERT_FALSE(client);
+  EXPECT_NE(client.error().message.find("API 1.39 (engine 18.09.1) is too old"), std::string::npos);
+  EXPECT_EQ(docker_error_hint(client.error(), ep), "upgrade the Docker engine");
+}
+
+TEST(DockerClient, ErrorStatusAndGarbage) {
+  TempDir dir;
+  FakeHttpServer server(dir.path() / "d.sock", [](const std::string&, const std::string& path) {
+    if (path == "/version") {
+      return FakeHttpServer::Reply{500, R"({"message":"daemon is shutting down"})"};
+    }
+    return FakeHttpServer::Reply{200, "not json"};
+  });
+  auto client = DockerClient::connect(*parse_endpoint(server.address(), "t"), 2s);
+  ASSERT_FALSE(client);
+  EXPECT_NE(client.error().line().find("(GET /version): HTTP 500: daemon is shutting down"), std::string::npos)
+      << client.error().line();
+}
+
+TEST(DockerClient, HintsForConnectionErrors) {
+  const auto ep = *parse_endpoint("unix:///run/docker.sock", "t");
+  EXPECT_NE(docker_error_hint(Error{"s", "no such socket", ENOENT}, ep).find("No socket at /run/docker.sock"),
+            std::string::npos);
+  EXPECT_NE(docker_error_hint(Error{"s", "permission denied", EACCES}, ep).find("docker group"), std::string::npos);
+  EXPECT_NE(docker_error_hint(Error{"s", "refused", ECONNREFUSED}, ep).find("start the Docker engine"),
+            std::string::npos);
+}
