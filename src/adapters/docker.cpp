@@ -11,7 +11,9 @@ namespace mw::adapters {
 
 using nlohmann::json;
 
-std::string ApiVersion::text() const { return fmt::format("{}.{}", major, minor); }
+std::string ApiVersion::text() const {
+  return fmt::format("{}.{}", major, minor);
+}
 
 std::optional<ApiVersion> parse_api_version(std::string_view text) {
   const auto dot = text.find('.');
@@ -286,8 +288,8 @@ Result<std::vector<ContainerSummary>> DockerClient::list_containers(ListScope sc
 Result<ContainerMeta> DockerClient::inspect(std::string_view id) {
   // Ids are hex and names are [a-zA-Z0-9_.-]; anything else would change the request's path.
   for (char c : id) {
-    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                    c == '.' || c == '-';
+    const bool ok =
+        (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '.' || c == '-';
     if (!ok) {
       return fail("docker", fmt::format("'{}' is not a container id or name", id));
     }
@@ -303,9 +305,10 @@ Result<ContainerMeta> DockerClient::inspect(std::string_view id) {
 std::string docker_error_hint(const Error& error, const Endpoint& endpoint) {
   if (endpoint.kind == Endpoint::Kind::unix_socket) {
     if (error.code == ENOENT) {
-      return fmt::format("is the Docker engine running? No socket at {}; set DOCKER_HOST or --docker-host if it "
-                         "lives elsewhere",
-                         endpoint.socket_path);
+      return fmt::format(
+          "is the Docker engine running? No socket at {}; set DOCKER_HOST or --docker-host if it "
+          "lives elsewhere",
+          endpoint.socket_path);
     }
     if (error.code == EACCES || error.code == EPERM) {
       return fmt::format("run as root or as a member of the docker group to read {}", endpoint.socket_path);

@@ -110,7 +110,9 @@ HttpClient::~HttpClient() = default;
 HttpClient::HttpClient(HttpClient&&) noexcept = default;
 HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
-Result<HttpResponse> HttpClient::get(std::string_view path) { return perform("GET", path, {}); }
+Result<HttpResponse> HttpClient::get(std::string_view path) {
+  return perform("GET", path, {});
+}
 
 Result<HttpResponse> HttpClient::post(std::string_view path, std::string_view json_body) {
   return perform("POST", path, json_body);

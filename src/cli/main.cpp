@@ -1,7 +1,7 @@
 // memwarden: keeps the memory of a local-LLM host healthy.
 // main parses the command line and hands over to one command; nothing else lives here.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <cstdlib>

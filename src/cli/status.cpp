@@ -81,8 +81,7 @@ void collect_containers(const StatusOptions& options, StatusReport& report, std:
     }
     if (!layout) {
       snap.memory_error = layout.error();
-    } else if (auto where = probes::locate_container_cgroup(options.root, *layout, snap.meta.state.pid,
-                                                           snap.meta.id)) {
+    } else if (auto where = probes::locate_container_cgroup(options.root, *layout, snap.meta.state.pid, snap.meta.id)) {
       std::vector<Error> problems;
       if (auto memory = probes::read_cgroup_memory(*layout, *where, problems)) {
         snap.memory = std::move(memory).value();
@@ -128,7 +127,9 @@ StatusExit status_exit_code(const StatusResult& result) {
 
 namespace {
 
-std::string opt_bytes(const std::optional<std::uint64_t>& v) { return v ? format_bytes(*v) : "-"; }
+std::string opt_bytes(const std::optional<std::uint64_t>& v) {
+  return v ? format_bytes(*v) : "-";
+}
 
 std::string fit(std::string_view text, std::size_t width) {
   if (text.size() <= width) {
@@ -191,9 +192,9 @@ void render_containers(const StatusResult& result, std::string& out) {
     out += "  no containers running\n";
     return;
   }
-  // 18+1+18+1+10+1+9+1+9+1+9+1+5+1+4+1+4 = 94 columns
-  out += fmt::format("{:<18} {:<18} {:>10} {:>9} {:>9} {:>9} {:>5} {:>4} {:>4}\n", "NAME", "IMAGE", "LIMIT",
-                     "WORKSET", "ANON", "CACHE", "%LIM", "OOM", "RST");
+  // 20+1+20+1+10+1+9+1+9+1+9+1+5+1+4+1+4 = 98 columns
+  out += fmt::format("{:<20} {:<20} {:>10} {:>9} {:>9} {:>9} {:>5} {:>4} {:>4}\n", "NAME", "IMAGE", "LIMIT", "WORKSET",
+                     "ANON", "CACHE", "%LIM", "OOM", "RST");
   for (const auto& c : r.containers) {
     const auto& m = c.memory;
     std::string limit = "-";
@@ -209,9 +210,10 @@ void render_containers(const StatusResult& result, std::string& out) {
       limit = c.meta.state.status.empty() ? "stopped" : c.meta.state.status;
     }
     const auto pct = m ? m->percent_of_limit() : std::nullopt;
-    const auto oom = m && m->oom_kills ? std::to_string(*m->oom_kills) : std::string(c.meta.state.oom_killed ? "yes" : "-");
-    out += fmt::format("{:<18} {:<18} {:>10} {:>9} {:>9} {:>9} {:>5} {:>4} {:>4}\n", fit(c.meta.name, 18),
-                       fit(c.meta.image, 18), fit(limit, 10), m ? opt_bytes(m->working_set()) : "-",
+    const auto oom =
+        m && m->oom_kills ? std::to_string(*m->oom_kills) : std::string(c.meta.state.oom_killed ? "yes" : "-");
+    out += fmt::format("{:<20} {:<20} {:>10} {:>9} {:>9} {:>9} {:>5} {:>4} {:>4}\n", fit(c.meta.name, 20),
+                       fit(c.meta.image, 20), fit(limit, 10), m ? opt_bytes(m->working_set()) : "-",
                        m ? opt_bytes(m->anon) : "-", m ? opt_bytes(m->file) : "-",
                        pct ? fmt::format("{:.0f}%", *pct) : "-", oom, c.meta.restart_count);
   }
@@ -294,7 +296,7 @@ json pressure_json(const std::optional<Pressure>& p) {
 json host_json(const HostSnapshot& h) {
   json memory = nullptr;
   if (const auto& mi = h.meminfo) {
-    memory = {{"total_bytes", or_null(mi->mem_total)},       {"used_bytes", or_null(mi->used())},
+    memory = {{"total_bytes", or_null(mi->mem_total)},         {"used_bytes", or_null(mi->used())},
               {"available_bytes", or_null(mi->mem_available)}, {"free_bytes", or_null(mi->mem_free)},
               {"buffers_bytes", or_null(mi->buffers)},         {"cached_bytes", or_null(mi->cached)},
               {"anon_bytes", or_null(mi->anon_pages)},         {"shmem_bytes", or_null(mi->shmem)},
@@ -395,9 +397,7 @@ json gpu_json(const StatusReport& r) {
                        {"memory_utilisation_percent", or_null(gpu.memory_utilisation_pct)},
                        {"processes", procs}});
   }
-  return {{"status", status},
-          {"message", g.message.empty() ? json(nullptr) : json(g.message)},
-          {"devices", devices}};
+  return {{"status", status}, {"message", g.message.empty() ? json(nullptr) : json(g.message)}, {"devices", devices}};
 }
 
 }  // namespace

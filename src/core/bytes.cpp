@@ -72,11 +72,21 @@ Result<std::uint64_t> parse_size(std::string_view text, std::string_view source)
     std::string_view name;
     std::uint64_t factor;
   };
-  static constexpr std::array<Suffix, 15> k_suffixes{{{"", 1},         {"B", 1},          {"K", k_kib},
-                                                      {"KB", k_kib},   {"KIB", k_kib},    {"M", k_mib},
-                                                      {"MB", k_mib},   {"MIB", k_mib},    {"G", k_gib},
-                                                      {"GB", k_gib},   {"GIB", k_gib},    {"T", k_tib},
-                                                      {"TB", k_tib},   {"TIB", k_tib},    {"BYTES", 1}}};
+  static constexpr std::array<Suffix, 15> k_suffixes{{{"", 1},
+                                                      {"B", 1},
+                                                      {"K", k_kib},
+                                                      {"KB", k_kib},
+                                                      {"KIB", k_kib},
+                                                      {"M", k_mib},
+                                                      {"MB", k_mib},
+                                                      {"MIB", k_mib},
+                                                      {"G", k_gib},
+                                                      {"GB", k_gib},
+                                                      {"GIB", k_gib},
+                                                      {"T", k_tib},
+                                                      {"TB", k_tib},
+                                                      {"TIB", k_tib},
+                                                      {"BYTES", 1}}};
   for (const auto& suffix : k_suffixes) {
     if (unit == suffix.name) {
       const double bytes = *number * static_cast<double>(suffix.factor);

@@ -19,6 +19,8 @@ std::optional<double> CgroupMemory::percent_of_limit() const {
   return 100.0 * static_cast<double>(*ws) / static_cast<double>(*limit->bytes);
 }
 
-const char* to_string(CgroupVersion version) { return version == CgroupVersion::v1 ? "v1" : "v2"; }
+const char* to_string(CgroupVersion version) {
+  return version == CgroupVersion::v1 ? "v1" : "v2";
+}
 
 }  // namespace mw

@@ -8,9 +8,8 @@ bool DeviceRequest::requests_gpu() const {
   if (driver == "nvidia") {
     return true;
   }
-  return std::any_of(capabilities.begin(), capabilities.end(), [](const auto& set) {
-    return std::find(set.begin(), set.end(), "gpu") != set.end();
-  });
+  return std::any_of(capabilities.begin(), capabilities.end(),
+                     [](const auto& set) { return std::find(set.begin(), set.end(), "gpu") != set.end(); });
 }
 
 }  // namespace mw

@@ -75,12 +75,11 @@ void container_warnings(const ContainerSnapshot& c, const StatusReport& report, 
   }
   const std::uint64_t kills = c.memory && c.memory->oom_kills ? *c.memory->oom_kills : 0;
   if (kills > 0) {
-    out.push_back({WarningKind::oom_killed, name,
-                   fmt::format("{} has had {} OOM kill{} inside its memory limit", name, kills,
-                               kills == 1 ? "" : "s")});
+    out.push_back(
+        {WarningKind::oom_killed, name,
+         fmt::format("{} has had {} OOM kill{} inside its memory limit", name, kills, kills == 1 ? "" : "s")});
   } else if (c.meta.state.oom_killed) {
-    out.push_back({WarningKind::oom_killed, name,
-                   fmt::format("{} was OOM-killed when it last stopped", name)});
+    out.push_back({WarningKind::oom_killed, name, fmt::format("{} was OOM-killed when it last stopped", name)});
   }
 }
 

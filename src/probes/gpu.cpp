@@ -34,9 +34,9 @@ constexpr NvmlReturn nvml_error_not_supported = 3;
 constexpr NvmlReturn nvml_error_insufficient_size = 7;
 constexpr NvmlReturn nvml_error_argument_version_mismatch = 25;
 
-constexpr unsigned nvml_temperature_gpu = 0;                      // NVML_TEMPERATURE_GPU
-constexpr unsigned nvml_device_name_v2_buffer_size = 96;          // NVML_DEVICE_NAME_V2_BUFFER_SIZE
-constexpr unsigned long long nvml_value_not_available = ~0ULL;    // NVML_VALUE_NOT_AVAILABLE
+constexpr unsigned nvml_temperature_gpu = 0;                    // NVML_TEMPERATURE_GPU
+constexpr unsigned nvml_device_name_v2_buffer_size = 96;        // NVML_DEVICE_NAME_V2_BUFFER_SIZE
+constexpr unsigned long long nvml_value_not_available = ~0ULL;  // NVML_VALUE_NOT_AVAILABLE
 
 struct NvmlMemory {  // nvmlMemory_t
   unsigned long long total;
@@ -403,8 +403,8 @@ GpuReport read_gpus(const HostRoot& root, const NvmlOptions& options) {
   const Api api(loaded.library);
   if (api.init == nullptr || api.get_count == nullptr || api.get_handle == nullptr) {
     report.availability = GpuAvailability::failed;
-    report.message = fmt::format("NVML: {} lacks nvmlInit, nvmlDeviceGetCount or nvmlDeviceGetHandleByIndex",
-                                 loaded.name);
+    report.message =
+        fmt::format("NVML: {} lacks nvmlInit, nvmlDeviceGetCount or nvmlDeviceGetHandleByIndex", loaded.name);
     return report;
   }
   if (const NvmlReturn rc = api.init(); rc != nvml_success) {

@@ -34,6 +34,31 @@ std::optional<MeminfoField> split_meminfo_line(std::string_view line) {
   return MeminfoField{line.substr(0, colon), *value * factor};
 }
 
+using MemInfoField = std::optional<std::uint64_t> MemInfo::*;
+constexpr std::pair<std::string_view, MemInfoField> k_meminfo_keys[] = {
+    {"MemTotal", &MemInfo::mem_total},
+    {"MemFree", &MemInfo::mem_free},
+    {"MemAvailable", &MemInfo::mem_available},
+    {"Buffers", &MemInfo::buffers},
+    {"Cached", &MemInfo::cached},
+    {"SwapCached", &MemInfo::swap_cached},
+    {"Active(file)", &MemInfo::active_file},
+    {"Inactive(file)", &MemInfo::inactive_file},
+    {"AnonPages", &MemInfo::anon_pages},
+    {"Mapped", &MemInfo::mapped},
+    {"Shmem", &MemInfo::shmem},
+    {"SwapTotal", &MemInfo::swap_total},
+    {"SwapFree", &MemInfo::swap_free},
+};
+
+using VmStatField = std::optional<std::uint64_t> VmStat::*;
+constexpr std::pair<std::string_view, VmStatField> k_vmstat_keys[] = {
+    {"pswpin", &VmStat::pswpin},
+    {"pswpout", &VmStat::pswpout},
+    {"pgmajfault", &VmStat::pgmajfault},
+    {"oom_kill", &VmStat::oom_kill},
+};
+
 }  // namespace
 
 Result<MemInfo> parse_meminfo(std::string_view text, std::string_view source) {
@@ -47,25 +72,16 @@ Result<MemInfo> parse_meminfo(std::string_view text, std::string_view source) {
     }
     const auto field = split_meminfo_line(line);
     if (!field) {
-      error = Error{std::string(source), fmt::format("line {}: expected 'Key: number kB', got '{}'", line_no,
-                                                     line.substr(0, 60))};
+      error = Error{std::string(source),
+                    fmt::format("line {}: expected 'Key: number kB', got '{}'", line_no, line.substr(0, 60))};
       return;
     }
-    const auto& k = field->key;
-    const auto v = field->value;
-    if (k == "MemTotal") info.mem_total = v;
-    else if (k == "MemFree") info.mem_free = v;
-    else if (k == "MemAvailable") info.mem_available = v;
-    else if (k == "Buffers") info.buffers = v;
-    else if (k == "Cached") info.cached = v;
-    else if (k == "SwapCached") info.swap_cached = v;
-    else if (k == "Active(file)") info.active_file = v;
-    else if (k == "Inactive(file)") info.inactive_file = v;
-    else if (k == "AnonPages") info.anon_pages = v;
-    else if (k == "Mapped") info.mapped = v;
-    else if (k == "Shmem") info.shmem = v;
-    else if (k == "SwapTotal") info.swap_total = v;
-    else if (k == "SwapFree") info.swap_free = v;
+    for (const auto& [key, member] : k_meminfo_keys) {
+      if (field->key == key) {
+        info.*member = field->value;
+        break;
+      }
+    }
   });
   if (error) {
     return unexpected(*error);
@@ -194,10 +210,12 @@ Result<VmStat> parse_vmstat(std::string_view text, std::string_view source) {
       return;
     }
     const auto key = line.substr(0, space);
-    if (key == "pswpin") stat.pswpin = value;
-    else if (key == "pswpout") stat.pswpout = value;
-    else if (key == "pgmajfault") stat.pgmajfault = value;
-    else if (key == "oom_kill") stat.oom_kill = value;
+    for (const auto& [name, member] : k_vmstat_keys) {
+      if (key == name) {
+        stat.*member = value;
+        break;
+      }
+    }
   });
   if (error) {
     return unexpected(*error);

@@ -11,8 +11,8 @@
 
 #include "test_support.hpp"
 
-using nlohmann::json;
 using mw::test::run_process;
+using nlohmann::json;
 using namespace std::chrono_literals;
 
 namespace {
@@ -47,7 +47,8 @@ mw::test::ProcessResult memwarden(std::vector<std::string> args, const std::stri
 // A container removed when the test ends, whatever happens.
 class Container {
  public:
-  Container(std::string name, std::vector<std::string> run_args, std::vector<std::string> command) : m_name(std::move(name)) {
+  Container(std::string name, std::vector<std::string> run_args, std::vector<std::string> command)
+      : m_name(std::move(name)) {
     docker({"rm", "-f", m_name});
     std::vector<std::string> args{"run", "-d", "--network", "none", "--name", m_name};
     args.insert(args.end(), run_args.begin(), run_args.end());

@@ -90,7 +90,14 @@ _Static_assert(sizeof(nvmlProcessInfo_t) == 24, "nvmlProcessInfo_t layout");
 _Static_assert(sizeof(nvmlProcessInfo_v1_t) == 16, "nvmlProcessInfo_v1_t layout");
 
 enum scenario {
-  SC_OK, SC_INIT_FAILS, SC_NO_V2_MEMORY, SC_PROCESS_GROWS, SC_NOT_SUPPORTED, SC_UNIFIED, SC_GPU_LOST, SC_HUGE
+  SC_OK,
+  SC_INIT_FAILS,
+  SC_NO_V2_MEMORY,
+  SC_PROCESS_GROWS,
+  SC_NOT_SUPPORTED,
+  SC_UNIFIED,
+  SC_GPU_LOST,
+  SC_HUGE
 };
 
 #define MAX_GPUS 128u
@@ -164,13 +171,20 @@ static void configure(void) {
   const char* name = getenv("FAKE_NVML_SCENARIO");
   g_scenario = SC_OK;
   if (name != NULL) {
-    if (strcmp(name, "init_fails") == 0) g_scenario = SC_INIT_FAILS;
-    else if (strcmp(name, "no_v2_memory") == 0) g_scenario = SC_NO_V2_MEMORY;
-    else if (strcmp(name, "process_grows") == 0) g_scenario = SC_PROCESS_GROWS;
-    else if (strcmp(name, "not_supported") == 0) g_scenario = SC_NOT_SUPPORTED;
-    else if (strcmp(name, "unified_memory") == 0) g_scenario = SC_UNIFIED;
-    else if (strcmp(name, "gpu_lost") == 0) g_scenario = SC_GPU_LOST;
-    else if (strcmp(name, "huge") == 0) g_scenario = SC_HUGE;
+    if (strcmp(name, "init_fails") == 0)
+      g_scenario = SC_INIT_FAILS;
+    else if (strcmp(name, "no_v2_memory") == 0)
+      g_scenario = SC_NO_V2_MEMORY;
+    else if (strcmp(name, "process_grows") == 0)
+      g_scenario = SC_PROCESS_GROWS;
+    else if (strcmp(name, "not_supported") == 0)
+      g_scenario = SC_NOT_SUPPORTED;
+    else if (strcmp(name, "unified_memory") == 0)
+      g_scenario = SC_UNIFIED;
+    else if (strcmp(name, "gpu_lost") == 0)
+      g_scenario = SC_GPU_LOST;
+    else if (strcmp(name, "huge") == 0)
+      g_scenario = SC_HUGE;
   }
   unsigned long gpus = env_unsigned("FAKE_NVML_GPUS", 1);
   g_gpu_count = gpus > MAX_GPUS ? MAX_GPUS : (unsigned int)gpus;
@@ -220,7 +234,9 @@ static nvmlReturn_t init(const char* function) {
   return logged(function, NVML_SUCCESS);
 }
 
-nvmlReturn_t nvmlInit(void) { return init("nvmlInit"); }
+nvmlReturn_t nvmlInit(void) {
+  return init("nvmlInit");
+}
 
 nvmlReturn_t nvmlShutdown(void) {
   if (g_init_refs <= 0) {
@@ -232,17 +248,28 @@ nvmlReturn_t nvmlShutdown(void) {
 
 const char* nvmlErrorString(nvmlReturn_t result) {
   switch (result) {
-    case 0: return "Success";
-    case 1: return "Uninitialized";
-    case 2: return "Invalid Argument";
-    case 3: return "Not Supported";
-    case 4: return "Insufficient Permissions";
-    case 7: return "Insufficient Size";
-    case 9: return "Driver Not Loaded";
-    case 15: return "GPU is lost";
-    case 18: return "RM has detected an NVML/RM version mismatch.";
-    case 25: return "Argument version mismatch";
-    default: return "Unknown Error";
+    case 0:
+      return "Success";
+    case 1:
+      return "Uninitialized";
+    case 2:
+      return "Invalid Argument";
+    case 3:
+      return "Not Supported";
+    case 4:
+      return "Insufficient Permissions";
+    case 7:
+      return "Insufficient Size";
+    case 9:
+      return "Driver Not Loaded";
+    case 15:
+      return "GPU is lost";
+    case 18:
+      return "RM has detected an NVML/RM version mismatch.";
+    case 25:
+      return "Argument version mismatch";
+    default:
+      return "Unknown Error";
   }
 }
 
@@ -259,7 +286,9 @@ static nvmlReturn_t get_count(const char* function, unsigned int* count) {
   return logged(function, NVML_SUCCESS);
 }
 
-nvmlReturn_t nvmlDeviceGetCount(unsigned int* count) { return get_count("nvmlDeviceGetCount", count); }
+nvmlReturn_t nvmlDeviceGetCount(unsigned int* count) {
+  return get_count("nvmlDeviceGetCount", count);
+}
 
 static nvmlReturn_t get_handle(const char* function, unsigned int index, nvmlDevice_t* device) {
   if (g_init_refs <= 0) {
@@ -373,7 +402,7 @@ static nvmlReturn_t processes(const char* function, nvmlDevice_t device, unsigne
     return logged(function, rc);
   }
   if (g_scenario == SC_PROCESS_GROWS && d->index == 0 && g_count_queried && !g_grown) {
-    g_grown = 1;  /* processes started between the caller's two calls */
+    g_grown = 1; /* processes started between the caller's two calls */
   }
   const unsigned int have = process_count(d->index);
   if (*count < have || (infos == NULL && have > 0)) {
@@ -412,13 +441,17 @@ static void store_v3(void* infos, unsigned int i, struct fake_process p) {
   nvmlProcessInfo_t* out = (nvmlProcessInfo_t*)infos + i;
   out->pid = p.pid;
   out->usedGpuMemory = p.bytes;
-  out->gpuInstanceId = 0xFFFFFFFFu;  /* not MIG */
+  out->gpuInstanceId = 0xFFFFFFFFu; /* not MIG */
   out->computeInstanceId = 0xFFFFFFFFu;
 }
 
-nvmlReturn_t nvmlInit_v2(void) { return init("nvmlInit_v2"); }
+nvmlReturn_t nvmlInit_v2(void) {
+  return init("nvmlInit_v2");
+}
 
-nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int* count) { return get_count("nvmlDeviceGetCount_v2", count); }
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int* count) {
+  return get_count("nvmlDeviceGetCount_v2", count);
+}
 
 nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t* device) {
   return get_handle("nvmlDeviceGetHandleByIndex_v2", index, device);

@@ -51,7 +51,9 @@ void TempDir::write(const fs::path& relative, std::string_view content) const {
   out << content;
 }
 
-fs::path fixture_path(const std::string& relative) { return fs::path(MEMWARDEN_FIXTURES_DIR) / relative; }
+fs::path fixture_path(const std::string& relative) {
+  return fs::path(MEMWARDEN_FIXTURES_DIR) / relative;
+}
 
 std::string read_fixture(const std::string& relative) {
   std::ifstream in(fixture_path(relative), std::ios::binary);
@@ -224,8 +226,9 @@ void FakeHttpServer::serve() {
       if (reply.raw) {
         out = reply.body;
       } else {
-        out = "HTTP/1.1 " + std::to_string(reply.status) + " X\r\nContent-Type: application/json\r\nContent-Length: " +
-              std::to_string(reply.body.size()) + "\r\n\r\n" + reply.body;
+        out = "HTTP/1.1 " + std::to_string(reply.status) +
+              " X\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(reply.body.size()) +
+              "\r\n\r\n" + reply.body;
       }
       (void)!::write(fd, out.data(), out.size());
       if (reply.raw) {

@@ -48,8 +48,8 @@ class FakeHttpServer {
   struct Reply {
     int status = 200;
     std::string body;
-    bool hang = false;      // accept and read, never answer
-    bool raw = false;       // send body as-is, not as an HTTP response
+    bool hang = false;  // accept and read, never answer
+    bool raw = false;   // send body as-is, not as an HTTP response
   };
   using Handler = std::function<Reply(const std::string& method, const std::string& path)>;
 

@@ -31,8 +31,8 @@ TEST(DockerVersion, NegotiatesTheLowerMaximum) {
 }
 
 TEST(DockerVersion, BadResponses) {
-  for (const char* body : {"", "<html>502</html>", "[]", R"({"ApiVersion": 1.41})", R"({"ApiVersion": "one"})",
-                           R"({"Version": "x"})"}) {
+  for (const char* body :
+       {"", "<html>502</html>", "[]", R"({"ApiVersion": 1.41})", R"({"ApiVersion": "one"})", R"({"Version": "x"})"}) {
     const auto v = parse_version_response(body, "unix:///d.sock (GET /version)");
     ASSERT_FALSE(v) << body;
     EXPECT_EQ(v.error().source, "unix:///d.sock (GET /version)");
@@ -84,8 +84,8 @@ TEST(DockerInspect, CapturedUnlimitedContainer) {
 
 TEST(DockerInspect, GpuRequestsLabelsAndRestartPolicy) {
   auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-unlimited.json"));
-  doc["HostConfig"]["DeviceRequests"] = nlohmann::json::parse(
-      R"([{"Driver":"","Count":-1,"DeviceIDs":null,"Capabilities":[["gpu"]],"Options":{}}])");
+  doc["HostConfig"]["DeviceRequests"] =
+      nlohmann::json::parse(R"([{"Driver":"","Count":-1,"DeviceIDs":null,"Capabilities":[["gpu"]],"Options":{}}])");
   doc["HostConfig"]["RestartPolicy"] = {{"Name", "unless-stopped"}, {"MaximumRetryCount", 0}};
   doc["Config"]["Labels"] = {{"memwarden.enable", "true"}};
   doc["RestartCount"] = 4;

@@ -37,7 +37,9 @@ TEST(Endpoint, RejectsWhatItCannotUse) {
 
 namespace {
 
-Endpoint unix_endpoint(const std::filesystem::path& socket) { return *parse_endpoint("unix://" + socket.string(), "t"); }
+Endpoint unix_endpoint(const std::filesystem::path& socket) {
+  return *parse_endpoint("unix://" + socket.string(), "t");
+}
 
 }  // namespace
 

@@ -12,9 +12,9 @@
 
 using namespace mw;
 using namespace mw::cli;
-using nlohmann::json;
 using mw::test::FakeHttpServer;
 using mw::test::TempDir;
+using nlohmann::json;
 
 namespace {
 
@@ -37,9 +37,8 @@ class FakeEngine {
  public:
   FakeEngine(const TempDir& dir, std::vector<json> containers)
       : m_containers(std::move(containers)),
-        m_server(dir.path() / "docker.sock", [this](const std::string& method, const std::string& path) {
-          return reply(method, path);
-        }) {}
+        m_server(dir.path() / "docker.sock",
+                 [this](const std::string& method, const std::string& path) { return reply(method, path); }) {}
   [[nodiscard]] std::string address() const { return m_server.address(); }
 
  private:
@@ -50,7 +49,8 @@ class FakeEngine {
     if (path.starts_with("/v1.41/containers/json")) {
       json list = json::array();
       for (const auto& c : m_containers) {
-        list.push_back({{"Id", c["Id"]}, {"Names", {c["Name"]}}, {"Image", c["Config"]["Image"]}, {"State", "running"}});
+        list.push_back(
+            {{"Id", c["Id"]}, {"Names", {c["Name"]}}, {"Image", c["Config"]["Image"]}, {"State", "running"}});
       }
       return {200, list.dump()};
     }
@@ -126,12 +126,13 @@ TEST(StatusCommand, TheIncidentHostIsObviousAtAGlance) {
   for (const auto& w : result.warnings) {
     kinds.push_back(to_string(w.kind));
   }
-  EXPECT_EQ(kinds, (std::vector<std::string>{"swap_in_use", "low_available", "memory_pressure",
-                                             "unlimited_container", "oom_killed"}));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"swap_in_use", "low_available", "memory_pressure", "unlimited_container",
+                                             "oom_killed"}));
   const auto table = render_status_table(result);
   expect_fits_100_columns(table);
   const auto rows = lines(table);
-  const auto ollama_row = std::find_if(rows.begin(), rows.end(), [](const auto& l) { return l.starts_with("ollama-gpu"); });
+  const auto ollama_row =
+      std::find_if(rows.begin(), rows.end(), [](const auto& l) { return l.starts_with("ollama-gpu"); });
   ASSERT_NE(ollama_row, rows.end()) << table;
   EXPECT_NE(ollama_row->find("UNLIMITED"), std::string::npos);
   EXPECT_NE(ollama_row->find("25.1 GiB"), std::string::npos) << "working set = 25.15 GiB - 100 MiB inactive file";
@@ -161,8 +162,8 @@ TEST(StatusCommand, TheIncidentHostIsObviousAtAGlance) {
 
 TEST(StatusCommand, WithoutDockerTheHostPartStillPrints) {
   TempDir dir;
-  const auto result =
-      collect_status(options_for(test::fixture_path("hosts/v2-systemd-incident"), "unix://" + (dir.path() / "no.sock").string()));
+  const auto result = collect_status(
+      options_for(test::fixture_path("hosts/v2-systemd-incident"), "unix://" + (dir.path() / "no.sock").string()));
   EXPECT_EQ(status_exit_code(result), StatusExit::partial);
   const auto table = render_status_table(result);
   EXPECT_NE(table.find("HOST MEMORY"), std::string::npos);

@@ -86,7 +86,8 @@ TEST(EvaluateStatus, TheSeedIncident) {
   EXPECT_EQ(k, (std::vector<WarningKind>{WarningKind::swap_in_use, WarningKind::low_available,
                                          WarningKind::memory_pressure, WarningKind::unlimited_container}));
   EXPECT_EQ(w[0].text.substr(0, 26), "5.50 GiB of swap in use (a");
-  EXPECT_NE(w[1].text.find("only 1.86 GiB of RAM available, under the 4.00 GiB reserve"), std::string::npos) << w[1].text;
+  EXPECT_NE(w[1].text.find("only 1.86 GiB of RAM available, under the 4.00 GiB reserve"), std::string::npos)
+      << w[1].text;
   EXPECT_NE(w[2].text.find("12.5%"), std::string::npos);
   EXPECT_EQ(w[3].subject, "ollama-gpu");
   EXPECT_NE(w[3].text.find("no memory limit and can take all 32.0 GiB of the host's RAM (it uses 25.2 GiB now)"),
@@ -99,7 +100,7 @@ TEST(EvaluateStatus, ThresholdsAreBoundaries) {
   StatusThresholds t;
   t.reserve_bytes = 20ULL << 30;  // available == reserve: not under it
   r.host.meminfo->swap_free = r.host.meminfo->swap_total.value() - t.swap_warn_bytes;  // == threshold
-  r.host.pressure->full->avg10 = t.psi_full_avg10_pct;                                  // == threshold
+  r.host.pressure->full->avg10 = t.psi_full_avg10_pct;                                 // == threshold
   EXPECT_TRUE(evaluate_status(r, t).empty());
   t.reserve_bytes += 1;
   EXPECT_EQ(kinds(evaluate_status(r, t)), std::vector<WarningKind>{WarningKind::low_available});
@@ -133,8 +134,8 @@ TEST(EvaluateStatus, NearLimitAndOomKills) {
   stopped.meta.state.oom_killed = true;
   r.containers.push_back(stopped);
   const auto w = evaluate_status(r, {});
-  EXPECT_EQ(kinds(w), (std::vector<WarningKind>{WarningKind::near_limit, WarningKind::oom_killed,
-                                                 WarningKind::oom_killed}));
+  EXPECT_EQ(kinds(w),
+            (std::vector<WarningKind>{WarningKind::near_limit, WarningKind::oom_killed, WarningKind::oom_killed}));
   EXPECT_NE(w[0].text.find("95%"), std::string::npos) << w[0].text;
   EXPECT_NE(w[1].text.find("2 OOM kills"), std::string::npos) << w[1].text;
   EXPECT_NE(w[2].text.find("crashed was OOM-killed"), std::string::npos) << w[2].text;

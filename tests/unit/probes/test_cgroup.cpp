@@ -15,7 +15,9 @@ const std::string k_grafana_id = "9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e
 const std::string k_v1sd_id = "7d2e4f6a8c0b1d3e5f7a9c2b4d6e8f0a1c3e5b7d9f2a4c6e8b0d1f3a5c7e9b2d";
 const std::string k_515_id = "c4e6a8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6";
 
-HostRoot fixture(const std::string& name) { return HostRoot(test::fixture_path("hosts/" + name)); }
+HostRoot fixture(const std::string& name) {
+  return HostRoot(test::fixture_path("hosts/" + name));
+}
 
 struct Read {
   CgroupLayout layout;

@@ -45,8 +45,8 @@ class FixtureRoot {
     m_dir = fs::temp_directory_path() / fmt::format("memwarden-test-gpu-{}-{}", getpid(), counter++);
     fs::remove_all(m_dir);
     fs::create_directories(m_dir);
-    write("proc/1234/cgroup", fmt::format("12:pids:/docker/{0}\n4:memory:/docker/{0}\n1:name=systemd:/docker/{0}\n",
-                                          container_a));
+    write("proc/1234/cgroup",
+          fmt::format("12:pids:/docker/{0}\n4:memory:/docker/{0}\n1:name=systemd:/docker/{0}\n", container_a));
     write("proc/5678/cgroup", fmt::format("0::/system.slice/docker-{}.scope\n", container_b));
     write("proc/4242/cgroup", "0::/user.slice/user-1000.slice/session-3.scope\n");
   }
@@ -74,8 +74,8 @@ class FixtureRoot {
 class FakeNvml {
  public:
   explicit FakeNvml(const FixtureRoot& root) : m_log(root.dir() / "nvml.log") {
-    for (const char* name : {"FAKE_NVML_SCENARIO", "FAKE_NVML_GPUS", "FAKE_NVML_PIDS", "FAKE_NVML_GROW_BY",
-                             "FAKE_NVML_INIT_CODE"}) {
+    for (const char* name :
+         {"FAKE_NVML_SCENARIO", "FAKE_NVML_GPUS", "FAKE_NVML_PIDS", "FAKE_NVML_GROW_BY", "FAKE_NVML_INIT_CODE"}) {
       unsetenv(name);
     }
     setenv("FAKE_NVML_LOG", m_log.c_str(), 1);
@@ -115,7 +115,9 @@ class FakeNvml {
   fs::path m_log;
 };
 
-[[nodiscard]] NvmlOptions fake_library() { return NvmlOptions{FAKE_NVML_PATH}; }
+[[nodiscard]] NvmlOptions fake_library() {
+  return NvmlOptions{FAKE_NVML_PATH};
+}
 
 void expect_full_memory(const Gpu& gpu) {
   EXPECT_EQ(gpu.memory_total, std::optional<std::uint64_t>(total_bytes));

@@ -49,7 +49,10 @@ TEST(Meminfo, NotAMeminfoFile) {
     ASSERT_FALSE(mi);
     EXPECT_NE(mi.error().message.find("no MemTotal"), std::string::npos);
   }
-  EXPECT_FALSE(parse_meminfo("\x7f" "ELF\x01\x02garbage", "m"));
+  EXPECT_FALSE(
+      parse_meminfo("\x7f"
+                    "ELF\x01\x02garbage",
+                    "m"));
 }
 
 TEST(Meminfo, MissingAndUnreadableFiles) {

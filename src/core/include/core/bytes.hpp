@@ -29,6 +29,8 @@ inline constexpr std::uint64_t k_tib = 1024 * k_gib;
 [[nodiscard]] std::optional<double> parse_double(std::string_view text);
 
 // a - b, or 0 when b > a (kernel counters are sampled non-atomically).
-[[nodiscard]] constexpr std::uint64_t saturating_sub(std::uint64_t a, std::uint64_t b) { return a > b ? a - b : 0; }
+[[nodiscard]] constexpr std::uint64_t saturating_sub(std::uint64_t a, std::uint64_t b) {
+  return a > b ? a - b : 0;
+}
 
 }  // namespace mw

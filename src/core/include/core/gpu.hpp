@@ -9,9 +9,9 @@
 namespace mw {
 
 struct GpuProcess {
-  std::uint32_t pid = 0;                          // host pid (NVML ignores pid namespaces)
-  std::optional<std::uint64_t> used_bytes;        // nullopt: NVML could not tell
-  std::optional<std::string> container_id;        // from /proc/<pid>/cgroup
+  std::uint32_t pid = 0;                    // host pid (NVML ignores pid namespaces)
+  std::optional<std::uint64_t> used_bytes;  // nullopt: NVML could not tell
+  std::optional<std::string> container_id;  // from /proc/<pid>/cgroup
 };
 
 struct Gpu {

@@ -15,9 +15,9 @@
 namespace mw {
 
 struct HostSnapshot {
-  std::optional<MemInfo> meminfo;   // nullopt: /proc/meminfo unreadable (see problems)
-  std::optional<Pressure> pressure; // nullopt: no PSI on this kernel, or unreadable
-  bool pressure_supported = false;  // the kernel has /proc/pressure/memory
+  std::optional<MemInfo> meminfo;    // nullopt: /proc/meminfo unreadable (see problems)
+  std::optional<Pressure> pressure;  // nullopt: no PSI on this kernel, or unreadable
+  bool pressure_supported = false;   // the kernel has /proc/pressure/memory
   std::optional<VmStat> vmstat;
 };
 
@@ -44,10 +44,10 @@ struct StatusReport {
 };
 
 struct StatusThresholds {
-  std::uint64_t reserve_bytes = 4ULL << 30;     // RAM kept for the monitoring stack
-  std::uint64_t swap_warn_bytes = 1ULL << 30;   // swap in use above this is worth a word
-  double psi_full_avg10_pct = 10.0;             // share of time all tasks stalled on memory
-  double near_limit_pct = 90.0;                 // working set this close to the limit
+  std::uint64_t reserve_bytes = 4ULL << 30;    // RAM kept for the monitoring stack
+  std::uint64_t swap_warn_bytes = 1ULL << 30;  // swap in use above this is worth a word
+  double psi_full_avg10_pct = 10.0;            // share of time all tasks stalled on memory
+  double near_limit_pct = 90.0;                // working set this close to the limit
 };
 
 enum class WarningKind {

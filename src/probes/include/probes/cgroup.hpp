@@ -24,7 +24,7 @@ enum class CgroupMode {
 
 struct CgroupLayout {
   CgroupMode mode = CgroupMode::v2;
-  std::filesystem::path memory_root;                 // where the memory controller's tree starts
+  std::filesystem::path memory_root;                  // where the memory controller's tree starts
   std::optional<std::filesystem::path> unified_root;  // the cgroup2 tree, if any
 };
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what memwarden needs from Debian 12's packages. Idempotent: only
+# missing packages are installed, and apt's lists are refreshed only then.
+#   scripts/bootstrap.sh build   # compiler, CMake and the libraries
+#   scripts/bootstrap.sh test    # build + what the tests need (Docker engine, busybox-static, GoogleTest, ...)
+set -euo pipefail
+
+mode=${1:-build}
+build_packages=(
+  g++ cmake ninja-build pkg-config
+  libfmt-dev nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev
+)
+test_packages=(
+  libgtest-dev libgmock-dev libbenchmark-dev clang-format
+  docker.io busybox-static curl binutils util-linux procps
+)
+case "$mode" in
+  build) wanted=("${build_packages[@]}") ;;
+  test) wanted=("${build_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "bootstrap: all ${#wanted[@]} packages present"
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "bootstrap: missing packages: ${missing[*]}; run as root (or install them) first" >&2
+  exit 1
+fi
+echo "bootstrap: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# docker.io's postinst tries to start the system daemon; the tests start their own.
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
