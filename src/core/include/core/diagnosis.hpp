@@ -1,0 +1,152 @@
+// Understanding an inference server's memory: what should be there, what is a
+// leak, what is only page cache. Samples go in, findings with their evidence
+// and a recommended action come out. Pure: timestamps come from the caller.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/cgroup_memory.hpp"
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "core/host_memory.hpp"
+#include "core/ollama.hpp"
+#include "core/process.hpp"
+#include "core/ring.hpp"
+
+namespace mw {
+
+enum class ServerKind { container, host_process };
+
+// An Ollama (or compatible) server memwarden watches.
+struct InferenceServer {
+  std::string name;  // container name, or "ollama (host, pid N)"
+  ServerKind kind = ServerKind::container;
+  std::string container_id;       // containers only
+  std::int64_t pid = 0;           // main process, host pid
+  std::string api_url;            // "http://127.0.0.1:11434"; "" when memwarden found no way to reach it
+  std::string api_url_source;     // how it was found: "label memwarden.ollama.url", "published port 11434/tcp", ...
+  bool has_memory_limit = false;  // from the engine (HostConfig.Memory > 0)
+  std::optional<std::uint64_t> memory_limit;  // bytes, when limited
+};
+
+// One observation of one server.
+struct ServerSample {
+  Timestamp at{0};
+  std::optional<CgroupMemory> memory;              // nullopt: cgroup unreadable this tick
+  std::optional<std::vector<OllamaModel>> models;  // /api/ps; nullopt: the API did not answer
+  std::optional<Error> api_error;                  // why models is nullopt
+  std::vector<ProcessInfo> processes;              // every process in the server's cgroup
+};
+
+struct HostSample {
+  Timestamp at{0};
+  std::optional<MemInfo> meminfo;
+  std::optional<Pressure> pressure;
+};
+
+using ServerHistory = Ring<ServerSample>;
+using HostHistory = Ring<HostSample>;
+
+enum class Severity { info, warning, critical };
+[[nodiscard]] const char* to_string(Severity severity);
+
+// What memwarden fix (issue 4) can do about a finding.
+enum class Remedy {
+  none,
+  unload_models,
+  restart_server,
+  kill_orphans,
+  set_memory_limit,
+  tune_server,
+  free_host_memory
+};
+[[nodiscard]] const char* to_string(Remedy remedy);
+
+struct Evidence {
+  std::string name;  // "anon_bytes", "slope_mib_per_hour", ...
+  double value = 0;
+  std::string text;  // the same, for people: "25.1 GiB"
+};
+
+struct Finding {
+  std::string detector;  // "idle-bloat", "growth", ...
+  Severity severity = Severity::info;
+  std::string subject;  // a server's name, or "host"
+  std::string summary;  // one sentence with the numbers
+  std::vector<Evidence> evidence;
+  Remedy remedy = Remedy::none;
+  std::string action;  // the recommended action in plain words
+  Timestamp window_start{0};
+  Timestamp window_end{0};
+};
+
+// Thresholds, each with its default. Documented in docs/diagnose.md.
+struct DiagnoseThresholds {
+  std::uint64_t base_allowance = 1ULL << 30;  // what an idle server may hold beyond its models
+
+  // idle-bloat: anon above expected + max(margin, margin_fraction × expected) for at least `hold`.
+  std::uint64_t bloat_margin = 2ULL << 30;
+  double bloat_margin_fraction = 0.5;
+  Duration bloat_hold{10'000};
+
+  // growth: Theil–Sen slope of anon with the loaded models unchanged.
+  std::size_t growth_min_samples = 8;
+  Duration growth_min_span{15'000};
+  double growth_min_mib_per_hour = 256.0;
+  std::uint64_t growth_min_rise = 32ULL << 20;   // the fit must rise at least this much over the span
+  Duration growth_critical_forecast{3'600'000};  // out of memory sooner than this is critical
+
+  // orphan-runner: runner processes holding memory while /api/ps lists no model.
+  std::uint64_t orphan_min_rss = 64ULL << 20;
+  Duration orphan_hold{2'000};
+
+  // host-pressure
+  std::uint64_t reserve = 4ULL << 30;
+  std::uint64_t swap_warn = 1ULL << 30;
+  double psi_full_avg10_pct = 10.0;
+
+  // page-cache: explained when page cache is at least this share of usage and this large.
+  double page_cache_fraction = 0.5;
+  std::uint64_t page_cache_min = 256ULL << 20;
+};
+
+// Σ over loaded models of (size − size_vram) + the base allowance: the RAM a server should hold.
+[[nodiscard]] std::uint64_t expected_ram(const std::vector<OllamaModel>& models, std::uint64_t base_allowance);
+
+// Median of pairwise slopes (Theil–Sen), in y-units per millisecond; nullopt with fewer than 2 distinct times.
+struct Point {
+  double t_ms;
+  double y;
+};
+[[nodiscard]] std::optional<double> theil_sen_slope(const std::vector<Point>& points);
+
+// The detectors. Each looks at one server's history (and the host's), and
+// returns its findings with their evidence; none when healthy.
+[[nodiscard]] std::vector<Finding> detect_idle_bloat(const InferenceServer& server, const ServerHistory& history,
+                                                     const DiagnoseThresholds& t);
+[[nodiscard]] std::vector<Finding> detect_growth(const InferenceServer& server, const ServerHistory& history,
+                                                 const HostHistory& host, const DiagnoseThresholds& t);
+[[nodiscard]] std::vector<Finding> detect_orphan_runners(const InferenceServer& server, const ServerHistory& history,
+                                                         const DiagnoseThresholds& t);
+[[nodiscard]] std::vector<Finding> detect_unlimited(const InferenceServer& server, const ServerHistory& history,
+                                                    const HostHistory& host, const DiagnoseThresholds& t);
+[[nodiscard]] std::vector<Finding> detect_page_cache(const InferenceServer& server, const ServerHistory& history,
+                                                     const DiagnoseThresholds& t);
+[[nodiscard]] std::vector<Finding> detect_api_unreachable(const InferenceServer& server, const ServerHistory& history);
+[[nodiscard]] std::vector<Finding> detect_host_pressure(const HostHistory& host, const DiagnoseThresholds& t);
+
+// Every detector over every server, then the host; ordered by severity (critical first), then subject.
+struct ServerState {
+  InferenceServer server;
+  const ServerHistory* history = nullptr;
+};
+[[nodiscard]] std::vector<Finding> run_detectors(const std::vector<ServerState>& servers, const HostHistory& host,
+                                                 const DiagnoseThresholds& t);
+
+// The detectors' names, in the order they run.
+[[nodiscard]] const std::vector<std::string>& detector_names();
+
+}  // namespace mw

@@ -1,0 +1,369 @@
+// The detectors on synthetic series. Timestamps are explicit: no clock is read.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/bytes.hpp"
+#include "core/diagnosis.hpp"
+
+using namespace mw;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::uint64_t k_mib_u = 1ULL << 20;
+constexpr std::uint64_t k_gib_u = 1ULL << 30;
+
+OllamaModel model(std::string name, std::uint64_t size, std::uint64_t size_vram) {
+  OllamaModel m;
+  m.name = std::move(name);
+  m.size = size;
+  m.size_vram = size_vram;
+  return m;
+}
+
+InferenceServer server(std::string name = "ollama") {
+  InferenceServer s;
+  s.name = std::move(name);
+  s.api_url = "http://127.0.0.1:11434";
+  return s;
+}
+
+ServerSample sample(std::int64_t at_ms, std::optional<std::uint64_t> anon,
+                    std::optional<std::vector<OllamaModel>> models, std::uint64_t file = 10 * k_mib_u,
+                    std::optional<MemoryLimit> limit = MemoryLimit::unlimited()) {
+  ServerSample s;
+  s.at = Timestamp(at_ms);
+  s.models = std::move(models);
+  if (anon) {
+    CgroupMemory m;
+    m.anon = anon;
+    m.file = file;
+    m.usage = *anon + file;
+    m.inactive_file = file / 2;
+    m.limit = limit;
+    s.memory = m;
+  }
+  return s;
+}
+
+// n samples, one per interval, anon = f(i).
+template <class F>
+ServerHistory series(std::size_t n, Duration interval, F anon_at, std::vector<OllamaModel> models = {}) {
+  ServerHistory h(n + 8);
+  for (std::size_t i = 0; i < n; ++i) {
+    h.push(sample(static_cast<std::int64_t>(i) * interval.count(), anon_at(i), models));
+  }
+  return h;
+}
+
+HostHistory host_with(std::uint64_t total, std::uint64_t available, std::uint64_t swap_used = 0, double psi_full = 0) {
+  HostHistory h(4);
+  HostSample s;
+  MemInfo mi;
+  mi.mem_total = total;
+  mi.mem_available = available;
+  mi.swap_total = 8 * k_gib_u;
+  mi.swap_free = 8 * k_gib_u - swap_used;
+  s.meminfo = mi;
+  s.pressure = Pressure{PressureLine{}, PressureLine{psi_full, 0, 0, 0}};
+  h.push(s);
+  return h;
+}
+
+const Evidence& evidence(const Finding& f, const std::string& name) {
+  for (const auto& e : f.evidence) {
+    if (e.name == name) {
+      return e;
+    }
+  }
+  throw std::runtime_error("no evidence " + name);
+}
+
+}  // namespace
+
+TEST(ExpectedRam, ModelsInRamPlusBase) {
+  EXPECT_EQ(expected_ram({}, k_gib_u), k_gib_u);
+  EXPECT_EQ(expected_ram({model("a", 6 * k_gib_u, 4 * k_gib_u), model("b", 3 * k_gib_u, 0)}, k_gib_u), 6 * k_gib_u);
+  EXPECT_EQ(expected_ram({model("odd", 1, 5)}, 0), 0U) << "size_vram above size never underflows";
+}
+
+TEST(TheilSen, ExactLineAndOutliers) {
+  std::vector<Point> line;
+  for (int i = 0; i < 50; ++i) {
+    line.push_back({i * 1000.0, 100.0 + 3.0 * i * 1000.0});
+  }
+  EXPECT_NEAR(*theil_sen_slope(line), 3.0, 1e-12);
+  for (int i = 0; i < 50; i += 4) {  // a quarter of the points wildly off
+    line[static_cast<std::size_t>(i)].y = (i % 8 == 0) ? 1e12 : -1e12;
+  }
+  EXPECT_NEAR(*theil_sen_slope(line), 3.0, 0.3) << "the median of slopes ignores outliers";
+  EXPECT_FALSE(theil_sen_slope({}));
+  EXPECT_FALSE(theil_sen_slope({{5, 1}, {5, 2}})) << "no two distinct times";
+}
+
+TEST(IdleBloat, TheSeedIncidentIsCritical) {
+  // 25.15 GiB of anon, nothing loaded, for 20 s at 1 s intervals.
+  const auto h = series(21, 1s, [](std::size_t) { return static_cast<std::uint64_t>(25.15 * k_gib_u); });
+  const auto found = detect_idle_bloat(server("ollama-gpu"), h, {});
+  ASSERT_EQ(found.size(), 1U);
+  const auto& f = found[0];
+  EXPECT_EQ(f.detector, "idle-bloat");
+  EXPECT_EQ(f.severity, Severity::critical);
+  EXPECT_EQ(f.remedy, Remedy::restart_server);
+  EXPECT_EQ(evidence(f, "expected_bytes").value, static_cast<double>(k_gib_u));
+  EXPECT_EQ(evidence(f, "threshold_bytes").value, static_cast<double>(3 * k_gib_u)) << "1 GiB base + 2 GiB margin";
+  EXPECT_NEAR(evidence(f, "excess_bytes").value, 24.15 * static_cast<double>(k_gib_u), 1.0 * k_mib_u);
+  EXPECT_EQ(evidence(f, "held_seconds").value, 20.0);
+  EXPECT_NE(f.summary.find("no model loaded"), std::string::npos) << f.summary;
+  EXPECT_NE(f.action.find("restart ollama-gpu"), std::string::npos) << f.action;
+}
+
+TEST(IdleBloat, NeedsTheHoldTime) {
+  DiagnoseThresholds t;
+  t.bloat_hold = 10s;
+  // over the threshold for the last 9 s only
+  auto h = series(20, 1s, [](std::size_t i) { return i >= 10 ? 8 * k_gib_u : 512 * k_mib_u; });
+  EXPECT_TRUE(detect_idle_bloat(server(), h, t).empty());
+  h.push(sample(20'000, 8 * k_gib_u, std::vector<OllamaModel>{}));  // now 10 s
+  EXPECT_EQ(detect_idle_bloat(server(), h, t).size(), 1U);
+}
+
+TEST(IdleBloat, LoadedModelsAreExpected) {
+  // 12 GiB model, 4 GiB of it in VRAM: 8 GiB in RAM + 1 GiB base = 9 GiB expected; margin 4.5 GiB (50%).
+  const std::vector<OllamaModel> models{model("llama3.1:70b", 12 * k_gib_u, 4 * k_gib_u)};
+  auto healthy = series(
+      30, 1s, [](std::size_t) { return 13 * k_gib_u; }, models);
+  EXPECT_TRUE(detect_idle_bloat(server(), healthy, {}).empty()) << "13 GiB < 9 + 4.5 GiB";
+  auto bloated = series(
+      30, 1s, [](std::size_t) { return 14 * k_gib_u; }, models);
+  const auto found = detect_idle_bloat(server(), bloated, {});
+  ASSERT_EQ(found.size(), 1U);
+  EXPECT_EQ(found[0].severity, Severity::warning);
+  EXPECT_EQ(found[0].remedy, Remedy::unload_models);
+  EXPECT_EQ(evidence(found[0], "threshold_bytes").value, 13.5 * static_cast<double>(k_gib_u));
+}
+
+TEST(IdleBloat, NoVerdictWithoutTheModelList) {
+  auto h = series(30, 1s, [](std::size_t) { return 25 * k_gib_u; });
+  h.push(sample(30'000, 25 * k_gib_u, std::nullopt));
+  EXPECT_TRUE(detect_idle_bloat(server(), h, {}).empty());
+}
+
+TEST(IdleBloat, PageCacheNeverCounts) {
+  // 20 GiB of page cache (mmap'd weights), little anon: not bloat.
+  ServerHistory h(40);
+  for (int i = 0; i < 30; ++i) {
+    h.push(sample(i * 1000, 300 * k_mib_u, std::vector<OllamaModel>{}, 20 * k_gib_u));
+  }
+  EXPECT_TRUE(detect_idle_bloat(server(), h, {}).empty());
+  EXPECT_TRUE(detect_growth(server(), h, HostHistory(1), {}).empty());
+  const auto cache = detect_page_cache(server(), h, {});
+  ASSERT_EQ(cache.size(), 1U);
+  EXPECT_EQ(cache[0].severity, Severity::info);
+  EXPECT_NE(cache[0].summary.find("not a leak"), std::string::npos);
+  EXPECT_NEAR(evidence(cache[0], "file_share_percent").value, 98.6, 0.1);
+}
+
+TEST(Growth, FastLeakSlopeAndForecast) {
+  // 20 MiB/s for 30 s under a 4 GiB limit, starting at 1 GiB.
+  ServerHistory h(64);
+  for (int i = 0; i <= 30; ++i) {
+    h.push(sample(i * 1000, k_gib_u + static_cast<std::uint64_t>(i) * 20 * k_mib_u, std::vector<OllamaModel>{},
+                  10 * k_mib_u, MemoryLimit::of(4 * k_gib_u)));
+  }
+  const auto found = detect_growth(server(), h, host_with(32 * k_gib_u, 20 * k_gib_u), {});
+  ASSERT_EQ(found.size(), 1U);
+  const auto& f = found[0];
+  EXPECT_NEAR(evidence(f, "slope_mib_per_hour").value, 20.0 * 3600, 1.0);
+  // headroom 4 GiB - 1.586 GiB = 2.414 GiB at 20 MiB/s = 123.6 s
+  EXPECT_NEAR(evidence(f, "hours_to_limit").value * 3600, (4.0 * 1024 - 1024 - 600) / 20.0, 0.5);
+  EXPECT_EQ(f.severity, Severity::critical);
+  EXPECT_NE(f.summary.find("reaches its 4.00 GiB limit in"), std::string::npos) << f.summary;
+}
+
+TEST(Growth, SlowLeakIsAWarningWithAHostForecast) {
+  // 2 MiB/s with noise of ±3 MiB and two spikes; unlimited container; 20 GiB available on the host.
+  ServerHistory h(128);
+  for (int i = 0; i < 60; ++i) {
+    auto anon = 2 * k_gib_u + static_cast<std::uint64_t>(i) * 2 * k_mib_u + ((i % 3) * 3 * k_mib_u);
+    if (i == 17 || i == 41) {
+      anon += 900 * k_mib_u;
+    }
+    h.push(sample(i * 1000, anon, std::vector<OllamaModel>{model("m", 4 * k_gib_u, 4 * k_gib_u)}));
+  }
+  const auto found = detect_growth(server(), h, host_with(32 * k_gib_u, 20 * k_gib_u), {});
+  ASSERT_EQ(found.size(), 1U);
+  EXPECT_NEAR(evidence(found[0], "slope_mib_per_hour").value, 7200.0, 7200.0 * 0.1);
+  EXPECT_EQ(found[0].severity, Severity::warning) << "20 GiB at 7 GiB/h lasts about 2.8 h: not under 1 h";
+  EXPECT_NEAR(evidence(found[0], "hours_to_host_exhaustion").value, 20.0 * 1024 / 7200, 0.3);
+}
+
+TEST(Growth, FlatOrNoisyIsHealthy) {
+  const auto flat = series(60, 1s, [](std::size_t i) { return 2 * k_gib_u + (i % 5) * 4 * k_mib_u; });
+  EXPECT_TRUE(detect_growth(server(), flat, HostHistory(1), {}).empty());
+}
+
+TEST(Growth, LoadingAModelIsNotALeak) {
+  // anon jumps by 8 GiB when a model loads; before and after, flat.
+  ServerHistory h(64);
+  for (int i = 0; i < 40; ++i) {
+    const bool loaded = i >= 20;
+    h.push(sample(i * 1000, loaded ? 9 * k_gib_u : k_gib_u,
+                  loaded ? std::vector<OllamaModel>{model("m", 8 * k_gib_u, 0)} : std::vector<OllamaModel>{}));
+  }
+  EXPECT_TRUE(detect_growth(server(), h, HostHistory(1), {}).empty());
+}
+
+TEST(Growth, TooFewSamplesOrTooShort) {
+  DiagnoseThresholds t;
+  const auto few = series(t.growth_min_samples - 1, 5s, [](std::size_t i) { return k_gib_u + i * 100 * k_mib_u; });
+  EXPECT_TRUE(detect_growth(server(), few, HostHistory(1), t).empty());
+  const auto brief = series(20, 500ms, [](std::size_t i) { return k_gib_u + i * 100 * k_mib_u; });
+  EXPECT_TRUE(detect_growth(server(), brief, HostHistory(1), t).empty()) << "10 s < 15 s minimum span";
+}
+
+TEST(OrphanRunner, RunnerHoldingMemoryWithNoModel) {
+  ServerHistory h(16);
+  for (int i = 0; i < 5; ++i) {
+    auto s = sample(i * 1000, 700 * k_mib_u, std::vector<OllamaModel>{});
+    ProcessInfo serve;
+    serve.pid = 10;
+    serve.comm = "ollama";
+    serve.argv = {"/bin/ollama", "serve"};
+    serve.rss_anon_bytes = 80 * k_mib_u;
+    ProcessInfo runner;
+    runner.pid = 42;
+    runner.comm = "ollama";
+    runner.argv = {"/usr/bin/ollama", "runner", "--model", "/root/.ollama/models/blobs/sha256-ab"};
+    runner.rss_anon_bytes = 600 * k_mib_u;
+    s.processes = {serve, runner};
+    h.push(s);
+  }
+  const auto found = detect_orphan_runners(server(), h, {});
+  ASSERT_EQ(found.size(), 1U);
+  EXPECT_EQ(evidence(found[0], "orphan_bytes").value, static_cast<double>(600 * k_mib_u));
+  EXPECT_EQ(evidence(found[0], "pid_42_bytes").value, static_cast<double>(600 * k_mib_u));
+  EXPECT_NE(found[0].summary.find("pid 42 (600 MiB)"), std::string::npos) << found[0].summary;
+  EXPECT_EQ(found[0].remedy, Remedy::restart_server);
+}
+
+TEST(OrphanRunner, NotWhileAModelIsLoadedOrTheApiIsDown) {
+  ProcessInfo runner;
+  runner.pid = 42;
+  runner.comm = "llama-server";
+  runner.rss_bytes = 600 * k_mib_u;
+  ServerHistory loaded(8);
+  ServerHistory unknown(8);
+  for (int i = 0; i < 5; ++i) {
+    auto a = sample(i * 1000, 700 * k_mib_u, std::vector<OllamaModel>{model("m", 600 * k_mib_u, 0)});
+    a.processes = {runner};
+    loaded.push(a);
+    auto b = sample(i * 1000, 700 * k_mib_u, std::nullopt);
+    b.processes = {runner};
+    unknown.push(b);
+  }
+  EXPECT_TRUE(detect_orphan_runners(server(), loaded, {}).empty());
+  EXPECT_TRUE(detect_orphan_runners(server(), unknown, {}).empty());
+}
+
+TEST(OrphanRunner, NeedsTheHold) {
+  ServerHistory h(8);
+  ProcessInfo runner;
+  runner.pid = 7;
+  runner.comm = "ollama";
+  runner.argv = {"ollama", "runner"};
+  runner.rss_anon_bytes = 300 * k_mib_u;
+  auto s = sample(0, 400 * k_mib_u, std::vector<OllamaModel>{});
+  s.processes = {runner};
+  h.push(s);
+  EXPECT_TRUE(detect_orphan_runners(server(), h, {}).empty()) << "one sample: held 0 s";
+  s.at = Timestamp(2000);
+  h.push(s);
+  EXPECT_EQ(detect_orphan_runners(server(), h, {}).size(), 1U);
+}
+
+TEST(Unlimited, RecommendsALimitFromTheModels) {
+  auto srv = server("ollama-gpu");
+  const std::vector<OllamaModel> models{model("qwen", 10 * k_gib_u, 2 * k_gib_u)};
+  const auto h = series(
+      3, 1s, [](std::size_t) { return 9 * k_gib_u; }, models);
+  const auto found = detect_unlimited(srv, h, host_with(32 * k_gib_u, 12 * k_gib_u), {});
+  ASSERT_EQ(found.size(), 1U);
+  // 8 GiB in RAM + 1 GiB base = 9 GiB, + 25% = 11.25 GiB, rounded up to 12 GiB
+  EXPECT_EQ(evidence(found[0], "recommended_limit_bytes").value, static_cast<double>(12 * k_gib_u));
+  EXPECT_NE(found[0].action.find("docker update --memory 12g --memory-swap 12g ollama-gpu"), std::string::npos)
+      << found[0].action;
+  EXPECT_EQ(found[0].remedy, Remedy::set_memory_limit);
+}
+
+TEST(Unlimited, RecommendationIsCappedByTheHost) {
+  const auto h = series(3, 1s, [](std::size_t) { return 9 * k_gib_u; }, {model("big", 40 * k_gib_u, 0)});
+  const auto found = detect_unlimited(server(), h, host_with(32 * k_gib_u, 12 * k_gib_u), {});
+  ASSERT_EQ(found.size(), 1U);
+  EXPECT_EQ(evidence(found[0], "recommended_limit_bytes").value, static_cast<double>(28 * k_gib_u))
+      << "host 32 GiB minus the 4 GiB reserve";
+}
+
+TEST(Unlimited, LimitedAndHostServersAreFine) {
+  ServerHistory h(4);
+  h.push(sample(0, k_gib_u, std::vector<OllamaModel>{}, 0, MemoryLimit::of(8 * k_gib_u)));
+  EXPECT_TRUE(detect_unlimited(server(), h, HostHistory(1), {}).empty());
+  auto host_server = server();
+  host_server.kind = ServerKind::host_process;
+  const auto unl = series(2, 1s, [](std::size_t) { return k_gib_u; });
+  EXPECT_TRUE(detect_unlimited(host_server, unl, HostHistory(1), {}).empty());
+}
+
+TEST(ApiUnreachable, NamesTheUrlAndReason) {
+  ServerHistory h(4);
+  auto s = sample(0, k_gib_u, std::nullopt);
+  s.api_error = Error{"http://127.0.0.1:11434 (GET /api/ps)", "no answer within 2.0 s"};
+  h.push(s);
+  const auto found = detect_api_unreachable(server(), h);
+  ASSERT_EQ(found.size(), 1U);
+  EXPECT_NE(found[0].summary.find("http://127.0.0.1:11434 (GET /api/ps): no answer within 2.0 s"), std::string::npos);
+  h.push(sample(1000, k_gib_u, std::vector<OllamaModel>{}));
+  EXPECT_TRUE(detect_api_unreachable(server(), h).empty());
+}
+
+TEST(HostPressure, SeveritiesAndThresholds) {
+  EXPECT_TRUE(detect_host_pressure(host_with(32 * k_gib_u, 20 * k_gib_u), {}).empty());
+  const auto incident = detect_host_pressure(host_with(32 * k_gib_u, 1900 * k_mib_u, 5632 * k_mib_u, 12.5), {});
+  ASSERT_EQ(incident.size(), 1U);
+  EXPECT_EQ(incident[0].severity, Severity::critical) << "1.9 GiB is under half the 4 GiB reserve";
+  EXPECT_NE(incident[0].summary.find("only 1.86 GiB available"), std::string::npos) << incident[0].summary;
+  EXPECT_NE(incident[0].summary.find("5.50 GiB of swap"), std::string::npos);
+  EXPECT_NE(incident[0].summary.find("12.5%"), std::string::npos);
+  const auto swap_only = detect_host_pressure(host_with(32 * k_gib_u, 20 * k_gib_u, 2 * k_gib_u), {});
+  ASSERT_EQ(swap_only.size(), 1U);
+  EXPECT_EQ(swap_only[0].severity, Severity::warning);
+  EXPECT_TRUE(detect_host_pressure(HostHistory(1), {}).empty());
+}
+
+TEST(RunDetectors, OrderedBySeverity) {
+  const auto bloated = series(30, 1s, [](std::size_t) { return 25 * k_gib_u; });
+  const auto quiet = series(30, 1s, [](std::size_t) { return 200 * k_mib_u; });
+  auto limited_server = server("b-small");
+  limited_server.has_memory_limit = true;
+  const auto host = host_with(32 * k_gib_u, 20 * k_gib_u);
+  const auto found =
+      run_detectors({{server("z-big"), &bloated}, {server("a-quiet"), &quiet}}, host, DiagnoseThresholds{});
+  ASSERT_GE(found.size(), 3U);
+  EXPECT_EQ(found[0].detector, "idle-bloat");
+  EXPECT_EQ(found[0].severity, Severity::critical);
+  for (std::size_t i = 1; i < found.size(); ++i) {
+    EXPECT_LE(found[i].severity, found[i - 1].severity);
+  }
+}
+
+TEST(Ring, KeepsTheNewest) {
+  Ring<int> r(3);
+  for (int i = 1; i <= 5; ++i) {
+    r.push(i);
+  }
+  EXPECT_EQ(r.size(), 3U);
+  EXPECT_EQ(r.front(), 3);
+  EXPECT_EQ(r.back(), 5);
+  EXPECT_EQ(r[1], 4);
+}
