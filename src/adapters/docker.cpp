@@ -89,6 +89,11 @@ std::vector<std::string> read_strings(const json& array, JsonFields& f, std::str
   return out;
 }
 
+bool is_server_env(std::string_view key) {
+  return key.starts_with("OLLAMA_") || key.starts_with("LLAMA_ARG_") || key == "CUDA_VISIBLE_DEVICES" ||
+         key == "NVIDIA_VISIBLE_DEVICES";
+}
+
 std::string strip_name(std::string name) {
   if (!name.empty() && name.front() == '/') {
     name.erase(0, 1);
@@ -152,6 +157,15 @@ Result<ContainerMeta> parse_container_inspect(std::string_view text, std::string
     JsonFields cf(*config, std::string(source), "Config.");
     m.image = cf.string("Image");
     m.labels = read_labels(cf, "Labels");
+    if (const auto* env = cf.array("Env")) {
+      for (const auto& entry : read_strings(*env, cf, "Env")) {
+        const auto eq = entry.find('=');
+        const auto key = entry.substr(0, eq);
+        if (eq != std::string::npos && is_server_env(key)) {
+          m.server_env.emplace(key, entry.substr(eq + 1));
+        }
+      }
+    }
     if (cf.error()) {
       return unexpected(*cf.error());
     }
@@ -162,6 +176,7 @@ Result<ContainerMeta> parse_container_inspect(std::string_view text, std::string
       m.memory_limit = static_cast<std::uint64_t>(*memory);
     }
     m.memory_swap = hf.integer("MemorySwap");
+    m.network_mode = hf.string("NetworkMode");
     if (const auto* policy = hf.object("RestartPolicy")) {
       JsonFields pf(*policy, std::string(source), "HostConfig.RestartPolicy.");
       m.restart_policy.name = pf.string("Name");
@@ -208,6 +223,37 @@ Result<ContainerMeta> parse_container_inspect(std::string_view text, std::string
     m.state.started_at = sf.string("StartedAt");
     if (sf.error()) {
       return unexpected(*sf.error());
+    }
+  }
+  if (const auto* net = f.object("NetworkSettings")) {
+    JsonFields nf(*net, std::string(source), "NetworkSettings.");
+    if (const auto* ports = nf.object("Ports")) {
+      for (const auto& [port, bindings] : ports->items()) {
+        if (!bindings.is_array()) {
+          continue;  // null: exposed but not published
+        }
+        for (const auto& b : bindings) {
+          JsonFields bf(b, std::string(source), "NetworkSettings.Ports." + port + "[].");
+          m.ports.push_back({port, bf.string("HostIp"), bf.string("HostPort")});
+          if (bf.error()) {
+            return unexpected(*bf.error());
+          }
+        }
+      }
+    }
+    if (const auto* networks = nf.object("Networks")) {
+      for (const auto& [name, network] : networks->items()) {
+        JsonFields wf(network, std::string(source), "NetworkSettings.Networks." + name + ".");
+        if (auto ip = wf.string("IPAddress"); !ip.empty()) {
+          m.ip_addresses.push_back(std::move(ip));
+        }
+        if (wf.error()) {
+          return unexpected(*wf.error());
+        }
+      }
+    }
+    if (nf.error()) {
+      return unexpected(*nf.error());
     }
   }
   if (f.error()) {

@@ -8,6 +8,7 @@
 #include <exception>
 #include <iostream>
 
+#include "cli/diagnose.hpp"
 #include "cli/status.hpp"
 #include "core/bytes.hpp"
 #include "core/duration.hpp"
@@ -43,6 +44,32 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   status->add_option("--nvml-library", nvml_library, "NVML library to load (default libnvidia-ml.so.1)");
 
+  auto* diagnose = app.add_subcommand("diagnose", "Find leaks, bloat and pressure in inference servers");
+  std::vector<std::string> targets;
+  bool d_json = false;
+  std::string d_docker_host;
+  std::string d_timeout = "2s";
+  std::string api_timeout = "2s";
+  std::string window = "60s";
+  std::string interval = "1s";
+  std::string base = "1G";
+  std::string d_reserve = "4G";
+  std::string hold = "10s";
+  std::string stop_on;
+  diagnose->add_option("CONTAINER", targets, "Containers to diagnose (default: every inference server)");
+  diagnose->add_flag("--json", d_json, "Print the findings as JSON (schema in docs/diagnose.md)");
+  diagnose->add_option("--window", window, "How long to sample; 0 takes one sample")->capture_default_str();
+  diagnose->add_option("--interval", interval, "Time between samples")->capture_default_str();
+  diagnose->add_option("--docker-host", d_docker_host, "Docker address (default: $DOCKER_HOST, else the socket)");
+  diagnose->add_option("--timeout", d_timeout, "Time-out for each Docker request")->capture_default_str();
+  diagnose->add_option("--api-timeout", api_timeout, "Time-out for each Ollama API request")->capture_default_str();
+  diagnose->add_option("--base-allowance", base, "RAM an idle server may hold beyond its models")
+      ->capture_default_str();
+  diagnose->add_option("--reserve", d_reserve, "RAM the host keeps for its monitoring stack")->capture_default_str();
+  diagnose->add_option("--hold", hold, "How long bloat must last before it is reported")->capture_default_str();
+  diagnose->add_option("--stop-on", stop_on, "End early at the first finding this severe: warning or critical")
+      ->check(CLI::IsMember({"warning", "critical"}));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -72,6 +99,56 @@ int run(int argc, char** argv) {
     }
     std::cout.flush();
     return static_cast<int>(mw::cli::status_exit_code(result));
+  }
+  if (diagnose->parsed()) {
+    mw::cli::DiagnoseOptions options;
+    options.sampler.root = mw::probes::HostRoot(root);
+    options.sampler.docker_host = mw::adapters::docker_host_address(d_docker_host, std::getenv("DOCKER_HOST"));
+    options.sampler.targets = targets;
+    const auto fail_usage = [](const mw::Error& e) {
+      fmt::print(stderr, "memwarden: {}\n", e.line());
+      return k_exit_usage;
+    };
+    const auto durations = {std::pair{&d_timeout, "--timeout"}, std::pair{&api_timeout, "--api-timeout"},
+                            std::pair{&window, "--window"}, std::pair{&interval, "--interval"},
+                            std::pair{&hold, "--hold"}};
+    std::vector<mw::Duration> parsed;
+    for (const auto& [text, name] : durations) {
+      auto d = mw::parse_duration(*text, name);
+      if (!d) {
+        return fail_usage(d.error());
+      }
+      parsed.push_back(*d);
+    }
+    options.sampler.docker_timeout = parsed[0];
+    options.sampler.api_timeout = parsed[1];
+    options.window = parsed[2];
+    options.interval = parsed[3];
+    options.thresholds.bloat_hold = parsed[4];
+    if (options.interval.count() <= 0) {
+      return fail_usage(mw::Error{"--interval", "must be longer than 0"});
+    }
+    const auto b = mw::parse_size(base, "--base-allowance");
+    const auto r = mw::parse_size(d_reserve, "--reserve");
+    if (!b || !r) {
+      return fail_usage(!b ? b.error() : r.error());
+    }
+    options.thresholds.base_allowance = *b;
+    options.thresholds.reserve = *r;
+    if (stop_on == "warning") {
+      options.stop_on = mw::Severity::warning;
+    } else if (stop_on == "critical") {
+      options.stop_on = mw::Severity::critical;
+    }
+    mw::cli::SteadyClock clock;
+    const auto result = mw::cli::run_diagnose(options, clock);
+    if (d_json) {
+      std::cout << mw::cli::diagnosis_to_json(result).dump(2) << '\n';
+    } else {
+      std::cout << mw::cli::render_diagnosis(result);
+    }
+    std::cout.flush();
+    return static_cast<int>(mw::cli::diagnose_exit_code(result));
   }
   return k_exit_usage;
 }

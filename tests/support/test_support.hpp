@@ -8,7 +8,31 @@
 #include <thread>
 #include <vector>
 
+#include "core/clock.hpp"
+
 namespace mw::test {
+
+// A clock that only moves when told to: sleep_until jumps there at once and
+// then runs the hook (tests use it to change fixture files between samples).
+class FakeClock final : public Clock {
+ public:
+  explicit FakeClock(Timestamp start = Timestamp(1'000'000)) : m_now(start) {}
+  [[nodiscard]] Timestamp now() const override { return m_now; }
+  void sleep_until(Timestamp until) override {
+    if (until > m_now) {
+      m_now = until;
+    }
+    if (m_on_wake) {
+      m_on_wake(m_now);
+    }
+  }
+  void advance(Duration d) { m_now += d; }
+  void on_wake(std::function<void(Timestamp)> hook) { m_on_wake = std::move(hook); }
+
+ private:
+  Timestamp m_now;
+  std::function<void(Timestamp)> m_on_wake;
+};
 
 // A fresh directory under the system temp dir, removed on destruction unless
 // the test failed (then its path is printed so it can be inspected).

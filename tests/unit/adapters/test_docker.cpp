@@ -207,3 +207,26 @@ TEST(DockerClient, HintsForConnectionErrors) {
   EXPECT_NE(docker_error_hint(Error{"s", "refused", ECONNREFUSED}, ep).find("start the Docker engine"),
             std::string::npos);
 }
+
+TEST(DockerInspect, NetworkAndServerEnvironment) {
+  auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-unlimited.json"));
+  doc["HostConfig"]["NetworkMode"] = "bridge";
+  doc["NetworkSettings"]["Ports"] = nlohmann::json::parse(
+      R"({"11434/tcp":[{"HostIp":"0.0.0.0","HostPort":"11434"},{"HostIp":"::","HostPort":"11434"}],"9000/tcp":null})");
+  doc["NetworkSettings"]["Networks"] = nlohmann::json::parse(R"({"bridge":{"IPAddress":"172.17.0.2"},"none":{}})");
+  doc["Config"]["Env"] = {"PATH=/usr/bin", "OLLAMA_HOST=0.0.0.0", "OLLAMA_NUM_PARALLEL=4", "HF_TOKEN=secret",
+                          "LLAMA_ARG_CACHE_RAM=0"};
+  const auto m = parse_container_inspect(doc.dump(), "i");
+  ASSERT_TRUE(m) << m.error().line();
+  EXPECT_EQ(m->network_mode, "bridge");
+  ASSERT_EQ(m->ports.size(), 2U);
+  EXPECT_EQ(m->ports[0].container_port, "11434/tcp");
+  EXPECT_EQ(m->ports[1].host_ip, "::");
+  EXPECT_EQ(m->ip_addresses, (std::vector<std::string>{"172.17.0.2"}));
+  EXPECT_EQ(m->server_env.size(), 3U);
+  EXPECT_EQ(m->server_env.at("OLLAMA_NUM_PARALLEL"), "4");
+  EXPECT_FALSE(m->server_env.contains("HF_TOKEN")) << "other variables may hold secrets and are not kept";
+  doc["NetworkSettings"]["Ports"]["11434/tcp"][0]["HostPort"] = 11434;
+  EXPECT_EQ(parse_container_inspect(doc.dump(), "i").error().line(),
+            "i: field NetworkSettings.Ports.11434/tcp[].HostPort: expected a string");
+}

@@ -186,7 +186,8 @@ TEST(Growth, SlowLeakIsAWarningWithAHostForecast) {
   // 2 MiB/s with noise of ±3 MiB and two spikes; unlimited container; 20 GiB available on the host.
   ServerHistory h(128);
   for (int i = 0; i < 60; ++i) {
-    auto anon = 2 * k_gib_u + static_cast<std::uint64_t>(i) * 2 * k_mib_u + ((i % 3) * 3 * k_mib_u);
+    auto anon =
+        2 * k_gib_u + static_cast<std::uint64_t>(i) * 2 * k_mib_u + (static_cast<std::uint64_t>(i % 3) * 3 * k_mib_u);
     if (i == 17 || i == 41) {
       anon += 900 * k_mib_u;
     }

@@ -32,6 +32,13 @@ struct ContainerState {
   std::string started_at;  // RFC 3339 as the engine prints it
 };
 
+// A published port: NetworkSettings.Ports["11434/tcp"][i].
+struct PortBinding {
+  std::string container_port;  // "11434/tcp"
+  std::string host_ip;         // "0.0.0.0", "::", "127.0.0.1" or ""
+  std::string host_port;       // "11434"
+};
+
 struct ContainerMeta {
   std::string id;  // full 64-hex id
   std::string name;
@@ -45,6 +52,12 @@ struct ContainerMeta {
   RestartPolicy restart_policy;
   ContainerState state;
   std::int64_t restart_count = 0;
+  std::string network_mode;               // HostConfig.NetworkMode: "bridge", "host", "none", ...
+  std::vector<PortBinding> ports;         // published ports
+  std::vector<std::string> ip_addresses;  // NetworkSettings.Networks.*.IPAddress, non-empty ones
+  // Config.Env entries that tune inference servers (OLLAMA_*, LLAMA_ARG_*, CUDA_VISIBLE_DEVICES);
+  // other variables are not kept, since they may hold secrets.
+  std::map<std::string, std::string> server_env;
 };
 
 }  // namespace mw

@@ -1,0 +1,52 @@
+// `memwarden diagnose`: sample the servers over a window, run the detectors, report.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/sampler.hpp"
+#include "core/diagnosis.hpp"
+
+namespace mw::cli {
+
+struct DiagnoseOptions {
+  SamplerOptions sampler;
+  Duration window{60'000};
+  Duration interval{1'000};
+  DiagnoseThresholds thresholds;
+  std::optional<Severity> stop_on;  // end the window early at the first finding this severe
+};
+
+struct DiagnoseServerSummary {
+  InferenceServer server;
+  std::string api_version;
+  std::optional<ServerSample> last;
+};
+
+struct DiagnoseResult {
+  std::vector<DiagnoseServerSummary> servers;
+  std::vector<Finding> findings;
+  // (detector, subject) -> when a finding of it was first produced during the window.
+  std::map<std::pair<std::string, std::string>, Timestamp> first_detected;
+  std::vector<Error> problems;
+  std::size_t samples = 0;
+  Timestamp started{0};
+  Timestamp ended{0};
+  Duration interval{0};
+  std::string cgroup_mode;
+  std::uint64_t base_allowance = 0;
+};
+
+// Documented exit codes of `memwarden diagnose` (docs/diagnose.md).
+enum class DiagnoseExit : int { healthy = 0, internal = 1, usage = 2, warning = 4, critical = 5 };
+
+[[nodiscard]] DiagnoseResult run_diagnose(const DiagnoseOptions& options, Clock& clock);
+[[nodiscard]] std::string render_diagnosis(const DiagnoseResult& result);
+[[nodiscard]] nlohmann::json diagnosis_to_json(const DiagnoseResult& result);
+[[nodiscard]] DiagnoseExit diagnose_exit_code(const DiagnoseResult& result);
+
+}  // namespace mw::cli

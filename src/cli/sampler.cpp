@@ -1,0 +1,247 @@
+#include "cli/sampler.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <thread>
+
+#include "adapters/docker.hpp"
+#include "core/discovery.hpp"
+#include "probes/host_memory.hpp"
+#include "probes/processes.hpp"
+
+namespace mw::cli {
+
+Timestamp SteadyClock::now() const {
+  return std::chrono::duration_cast<Timestamp>(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+void SteadyClock::sleep_until(Timestamp until) {
+  std::this_thread::sleep_until(std::chrono::steady_clock::time_point(until));
+}
+
+Sampler::Sampler(SamplerOptions options, Clock& clock)
+    : m_options(std::move(options)), m_clock(clock), m_host(m_options.capacity) {}
+
+std::optional<probes::CgroupMode> Sampler::cgroup_mode() const {
+  if (!m_layout) {
+    return std::nullopt;
+  }
+  return m_layout->mode;
+}
+
+void Sampler::note(const Error& problem) {
+  const auto same = [&](const Error& e) { return e.source == problem.source && e.message == problem.message; };
+  if (std::none_of(m_problems.begin(), m_problems.end(), same)) {
+    m_problems.push_back(problem);
+  }
+}
+
+namespace {
+
+bool matches_target(const ContainerMeta& c, const std::vector<std::string>& targets) {
+  return std::any_of(targets.begin(), targets.end(),
+                     [&](const std::string& t) { return t == c.name || (t.size() >= 4 && c.id.starts_with(t)); });
+}
+
+}  // namespace
+
+void Sampler::discover() {
+  m_servers.clear();
+  if (auto layout = probes::detect_cgroup_layout(m_options.root)) {
+    m_layout = *layout;
+  } else {
+    note(layout.error());
+  }
+  discover_containers();
+  discover_host_processes();
+}
+
+void Sampler::add_server(InferenceServer server, std::optional<probes::CgroupLocation> where) {
+  auto watched = std::make_unique<WatchedServer>(m_options.capacity);
+  watched->server = std::move(server);
+  watched->cgroup = std::move(where);
+  if (!watched->server.api_url.empty()) {
+    auto endpoint = adapters::parse_endpoint(watched->server.api_url, watched->server.name + " API address");
+    if (endpoint) {
+      watched->api = std::make_unique<adapters::OllamaClient>(*endpoint, m_options.api_timeout);
+      if (auto version = watched->api->version()) {
+        watched->api_version = *version;
+      }
+    } else {
+      note(endpoint.error());
+      watched->server.api_url.clear();
+    }
+  }
+  m_servers.push_back(std::move(watched));
+}
+
+void Sampler::discover_containers() {
+  auto endpoint = adapters::parse_endpoint(m_options.docker_host, "docker host");
+  if (!endpoint) {
+    note(endpoint.error());
+    return;
+  }
+  auto docker = adapters::DockerClient::connect(*endpoint, m_options.docker_timeout);
+  if (!docker) {
+    Error e = docker.error();
+    e.message += "; " + adapters::docker_error_hint(docker.error(), *endpoint);
+    note(e);
+    return;
+  }
+  auto list = docker->list_containers(adapters::ListScope::running);
+  if (!list) {
+    note(list.error());
+    return;
+  }
+  std::vector<std::string> found_targets;
+  for (const auto& summary : *list) {
+    auto meta = docker->inspect(summary.id);
+    if (!meta) {
+      if (meta.error().code != ENOENT) {
+        note(meta.error());
+      }
+      continue;
+    }
+    const bool targeted = !m_options.targets.empty() && matches_target(*meta, m_options.targets);
+    if (m_options.targets.empty() ? !is_inference_server(*meta) : !targeted) {
+      continue;
+    }
+    for (const auto& t : m_options.targets) {
+      if (t == meta->name || meta->id.starts_with(t)) {
+        found_targets.push_back(t);
+      }
+    }
+    std::optional<probes::CgroupLocation> where;
+    if (m_layout) {
+      if (auto located = probes::locate_container_cgroup(m_options.root, *m_layout, meta->state.pid, meta->id)) {
+        where = *located;
+      } else {
+        note(located.error());
+      }
+    }
+    add_server(server_from_container(*meta), std::move(where));
+  }
+  for (const auto& t : m_options.targets) {
+    if (std::find(found_targets.begin(), found_targets.end(), t) == found_targets.end()) {
+      note(Error{"docker", fmt::format("no running container named '{}'", t), ENOENT});
+    }
+  }
+}
+
+void Sampler::discover_host_processes() {
+  if (!m_options.targets.empty() || !m_layout) {
+    return;  // named targets are containers
+  }
+  auto pids = probes::find_processes_by_comm(m_options.root, "ollama");
+  if (!pids) {
+    note(pids.error());
+    return;
+  }
+  for (const auto pid : *pids) {
+    auto process = probes::read_process(m_options.root, pid);
+    if (!process || process->argv.size() < 2 || process->argv[1] != "serve") {
+      continue;  // runners are children of a server; they are sampled with it
+    }
+    const auto path = m_options.root.proc(std::to_string(pid) + "/cgroup");
+    auto text = probes::read_file(path);
+    if (!text) {
+      note(text.error());
+      continue;
+    }
+    auto entries = probes::parse_proc_cgroup(*text, path.string());
+    if (!entries) {
+      note(entries.error());
+      continue;
+    }
+    auto where = probes::location_from_entries(*entries, m_layout->mode);
+    if (!where || probes::container_id_from_cgroup_path(where->memory_path)) {
+      continue;  // inside a container: found through Docker, or not ours
+    }
+    InferenceServer server;
+    server.kind = ServerKind::host_process;
+    server.pid = pid;
+    server.name = fmt::format("ollama (host, pid {})", pid);
+    HostPort address;
+    if (auto env = probes::read_environ_value(m_options.root, pid, "OLLAMA_HOST"); env && *env) {
+      if (auto parsed = parse_ollama_host(**env)) {
+        address = *parsed;
+      }
+    }
+    if (address.host.empty()) {
+      address.host = "127.0.0.1";
+    }
+    server.api_url = fmt::format("http://{}:{}", address.host, address.port);
+    server.api_url_source = "OLLAMA_HOST of the process, or Ollama's default";
+    add_server(std::move(server), std::move(where));
+  }
+}
+
+ServerSample Sampler::sample_server(WatchedServer& w) {
+  ServerSample s;
+  s.at = m_clock.now();
+  if (m_layout && w.cgroup) {
+    std::vector<Error> problems;
+    auto memory = probes::read_cgroup_memory(*m_layout, *w.cgroup, problems);
+    if (!memory && memory.error().code == ENOENT && w.server.kind == ServerKind::container) {
+      // Restarted or recreated: find the cgroup again.
+      if (auto again = probes::locate_container_cgroup(m_options.root, *m_layout, 0, w.server.container_id)) {
+        w.cgroup = *again;
+        memory = probes::read_cgroup_memory(*m_layout, *w.cgroup, problems);
+      }
+    }
+    if (memory) {
+      s.memory = std::move(memory).value();
+    } else {
+      note(memory.error());
+    }
+    for (const auto& p : problems) {
+      note(p);
+    }
+    if (auto pids = probes::read_cgroup_pids(*m_layout, *w.cgroup)) {
+      for (const auto pid : *pids) {
+        if (auto process = probes::read_process(m_options.root, pid)) {
+          s.processes.push_back(std::move(process).value());
+        }
+      }
+    }
+  }
+  if (w.api) {
+    if (auto models = w.api->ps()) {
+      s.models = std::move(models).value();
+    } else {
+      s.api_error = models.error();
+    }
+  }
+  return s;
+}
+
+void Sampler::sample() {
+  HostSample host;
+  host.at = m_clock.now();
+  if (auto meminfo = probes::read_meminfo(m_options.root)) {
+    host.meminfo = *meminfo;
+  } else {
+    note(meminfo.error());
+  }
+  if (auto psi = probes::read_host_pressure(m_options.root)) {
+    host.pressure = *psi;
+  } else {
+    note(psi.error());
+  }
+  m_host.push(std::move(host));
+  for (auto& w : m_servers) {
+    w->history.push(sample_server(*w));
+  }
+}
+
+std::vector<ServerState> Sampler::states() const {
+  std::vector<ServerState> out;
+  for (const auto& w : m_servers) {
+    out.push_back({w->server, &w->history});
+  }
+  return out;
+}
+
+}  // namespace mw::cli
