@@ -5,7 +5,8 @@
 #
 # DOCKER_HOST is e.g. unix:///tmp/mwe-1234abcd/docker.sock (a leading
 # "DOCKER_HOST=" as found in test-engine.sh's env file is accepted too).
-# TAG defaults to memwarden-test/hog:latest. The image is made with
+# TAG defaults to memwarden-test/hog:latest; further static binaries are
+# installed into /bin under their own names. The image is made with
 # `docker import` from a tarball holding:
 #   /bin/busybox (static, from busybox-static), /bin/{sh,sleep,cat} -> busybox,
 #   /bin/memhog (MEMHOG_BINARY, must be statically linked), /tmp (1777).
@@ -33,13 +34,14 @@ is_static() {
     [[ $hdr != *INTERP* ]]
 }
 
-if [[ $# -lt 2 || $# -gt 3 ]]; then
-    echo "usage: $0 DOCKER_HOST MEMHOG_BINARY [TAG]" >&2
+if [[ $# -lt 2 ]]; then
+    echo "usage: $0 DOCKER_HOST MEMHOG_BINARY [TAG [EXTRA_STATIC_BINARY...]]" >&2
     exit 2
 fi
 HOST=${1#DOCKER_HOST=}
 MEMHOG=$2
 TAG=${3:-memwarden-test/hog:latest}
+EXTRA=("${@:4}")
 BUSYBOX=/bin/busybox
 
 [[ -n $HOST ]] || die "empty DOCKER_HOST"
@@ -57,6 +59,10 @@ ensure_pkg binutils readelf
 
 is_static "$MEMHOG" ||
     die "'$MEMHOG' is not a statically linked ELF executable (has a PT_INTERP or is not ELF); build it with gcc -static"
+for extra in "${EXTRA[@]}"; do
+    [[ -f $extra ]] || die "binary '$extra' not found"
+    is_static "$extra" || die "'$extra' is not a statically linked ELF executable"
+done
 [[ -f $BUSYBOX ]] || die "$BUSYBOX missing (package busybox-static)"
 is_static "$BUSYBOX" || die "$BUSYBOX is not statically linked; install busybox-static"
 
@@ -69,6 +75,9 @@ chmod 0755 "$ROOT" "$ROOT/bin"
 chmod 1777 "$ROOT/tmp"
 install -m 0755 "$BUSYBOX" "$ROOT/bin/busybox"
 install -m 0755 "$MEMHOG" "$ROOT/bin/memhog"
+for extra in "${EXTRA[@]}"; do
+    install -m 0755 "$extra" "$ROOT/bin/$(basename "$extra")"
+done
 for l in sh sleep cat; do
     ln -s busybox "$ROOT/bin/$l"
 done

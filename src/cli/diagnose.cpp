@@ -71,7 +71,7 @@ DiagnoseExit diagnose_exit_code(const DiagnoseResult& result) {
     case Severity::info:
       break;
   }
-  return DiagnoseExit::healthy;
+  return result.problems.empty() ? DiagnoseExit::healthy : DiagnoseExit::partial;
 }
 
 namespace {
@@ -130,7 +130,8 @@ std::string render_diagnosis(const DiagnoseResult& r) {
   }
   out += "\n";
   if (r.findings.empty()) {
-    out += "HEALTHY  no findings: every server's memory is explained by its loaded models\n";
+    out += r.servers.empty() ? "HEALTHY  no findings for the host\n"
+                             : "HEALTHY  no findings: every server's memory is explained by its loaded models\n";
   }
   for (const auto& f : r.findings) {
     out += fmt::format("{:<8} {}  {}\n", upper(to_string(f.severity)), f.detector, f.subject);

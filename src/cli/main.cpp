@@ -56,6 +56,8 @@ int run(int argc, char** argv) {
   std::string d_reserve = "4G";
   std::string hold = "10s";
   std::string stop_on;
+  std::string bloat_margin = "2G";
+  double growth_min = 256.0;
   diagnose->add_option("CONTAINER", targets, "Containers to diagnose (default: every inference server)");
   diagnose->add_flag("--json", d_json, "Print the findings as JSON (schema in docs/diagnose.md)");
   diagnose->add_option("--window", window, "How long to sample; 0 takes one sample")->capture_default_str();
@@ -67,6 +69,11 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   diagnose->add_option("--reserve", d_reserve, "RAM the host keeps for its monitoring stack")->capture_default_str();
   diagnose->add_option("--hold", hold, "How long bloat must last before it is reported")->capture_default_str();
+  diagnose->add_option("--bloat-margin", bloat_margin, "Anon memory allowed above expected (or 50% of it, if larger)")
+      ->capture_default_str();
+  diagnose->add_option("--growth-min", growth_min, "Slowest anon growth reported, in MiB per hour")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   diagnose->add_option("--stop-on", stop_on, "End early at the first finding this severe: warning or critical")
       ->check(CLI::IsMember({"warning", "critical"}));
 
@@ -128,13 +135,17 @@ int run(int argc, char** argv) {
     if (options.interval.count() <= 0) {
       return fail_usage(mw::Error{"--interval", "must be longer than 0"});
     }
-    const auto b = mw::parse_size(base, "--base-allowance");
-    const auto r = mw::parse_size(d_reserve, "--reserve");
-    if (!b || !r) {
-      return fail_usage(!b ? b.error() : r.error());
+    for (const auto& [text, name, target] :
+         {std::tuple{&base, "--base-allowance", &options.thresholds.base_allowance},
+          std::tuple{&d_reserve, "--reserve", &options.thresholds.reserve},
+          std::tuple{&bloat_margin, "--bloat-margin", &options.thresholds.bloat_margin}}) {
+      const auto size = mw::parse_size(*text, name);
+      if (!size) {
+        return fail_usage(size.error());
+      }
+      *target = *size;
     }
-    options.thresholds.base_allowance = *b;
-    options.thresholds.reserve = *r;
+    options.thresholds.growth_min_mib_per_hour = growth_min;
     if (stop_on == "warning") {
       options.stop_on = mw::Severity::warning;
     } else if (stop_on == "critical") {

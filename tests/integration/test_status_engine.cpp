@@ -9,85 +9,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "test_support.hpp"
+#include "engine_support.hpp"
 
 using mw::test::run_process;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
+using namespace mw::it;
+
 namespace {
-
-constexpr std::uint64_t k_mib = 1ULL << 20;
-const std::string k_image = "memwarden-test/hog:latest";
-
-std::string engine_docker_host(const std::string& state_dir) {
-  std::ifstream in(state_dir + "/env");
-  std::string line;
-  std::getline(in, line);
-  const std::string prefix = "DOCKER_HOST=";
-  return line.starts_with(prefix) ? line.substr(prefix.size()) : "";
-}
-
-const std::string& docker_host() {
-  static const std::string host = engine_docker_host(MEMWARDEN_ENGINE_DIR);
-  return host;
-}
-
-mw::test::ProcessResult docker(std::vector<std::string> args) {
-  args.insert(args.begin(), {"docker", "-H", docker_host()});
-  return run_process(args);
-}
-
-mw::test::ProcessResult memwarden(std::vector<std::string> args, const std::string& host = docker_host()) {
-  args.insert(args.begin(), MEMWARDEN_BIN);
-  args.insert(args.end(), {"--docker-host", host});
-  return run_process(args);
-}
-
-// A container removed when the test ends, whatever happens.
-class Container {
- public:
-  Container(std::string name, std::vector<std::string> run_args, std::vector<std::string> command)
-      : m_name(std::move(name)) {
-    docker({"rm", "-f", m_name});
-    std::vector<std::string> args{"run", "-d", "--network", "none", "--name", m_name};
-    args.insert(args.end(), run_args.begin(), run_args.end());
-    args.push_back(k_image);
-    args.insert(args.end(), command.begin(), command.end());
-    const auto r = docker(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-  }
-  ~Container() { docker({"rm", "-f", m_name}); }
-  Container(const Container&) = delete;
-  Container& operator=(const Container&) = delete;
-
-  // Waits (bounded) until the container's log holds `text`.
-  [[nodiscard]] bool wait_for_log(const std::string& text, std::chrono::seconds limit = 60s) const {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      const auto logs = docker({"logs", m_name});
-      if (logs.out.find(text) != std::string::npos || logs.err.find(text) != std::string::npos) {
-        return true;
-      }
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
-  }
-  [[nodiscard]] bool wait_for_exit(std::chrono::seconds limit = 60s) const {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (docker({"inspect", "-f", "{{.State.Running}}", m_name}).out == "false\n") {
-        return true;
-      }
-      std::this_thread::sleep_for(100ms);
-    }
-    return false;
-  }
-  [[nodiscard]] const std::string& name() const { return m_name; }
-
- private:
-  std::string m_name;
-};
 
 json status_json(const std::vector<std::string>& extra = {}) {
   std::vector<std::string> args{"status", "--json"};
@@ -117,13 +47,6 @@ bool has_warning(const json& doc, const std::string& kind, const std::string& su
   return false;
 }
 
-void expect_within(std::uint64_t actual, std::uint64_t expected, double fraction, const std::string& what) {
-  const double lo = static_cast<double>(expected) * (1.0 - fraction);
-  const double hi = static_cast<double>(expected) * (1.0 + fraction);
-  EXPECT_GE(static_cast<double>(actual), lo) << what << " = " << actual << ", expected about " << expected;
-  EXPECT_LE(static_cast<double>(actual), hi) << what << " = " << actual << ", expected about " << expected;
-}
-
 }  // namespace
 
 TEST(StatusOnEngine, HogIsReportedWithinFivePercentAndItsLimitIsExact) {
@@ -136,8 +59,8 @@ TEST(StatusOnEngine, HogIsReportedWithinFivePercentAndItsLimitIsExact) {
   ASSERT_NE(c, nullptr) << doc.dump(2);
   const auto& m = (*c)["memory"];
   ASSERT_FALSE(m.is_null()) << (*c)["memory_error"];
-  expect_within(m["anon_bytes"].get<std::uint64_t>(), 200 * k_mib, 0.05, "anon");
-  expect_within(m["working_set_bytes"].get<std::uint64_t>(), 200 * k_mib, 0.05, "working set");
+  expect_within(m["anon_bytes"].get<double>(), 200.0 * k_mib, 0.05, "anon");
+  expect_within(m["working_set_bytes"].get<double>(), 200.0 * k_mib, 0.05, "working set");
   EXPECT_EQ(m["limit_bytes"], 512 * k_mib);
   EXPECT_EQ((*c)["memory_limit_bytes"], 512 * k_mib);
   EXPECT_EQ(m["unlimited"], false);
@@ -153,7 +76,7 @@ TEST(StatusOnEngine, UnlimitedContainerIsFlaggedInTableAndJson) {
   EXPECT_TRUE((*c)["memory"]["limit_bytes"].is_null());
   EXPECT_EQ((*c)["memory"]["unlimited"], true);
   EXPECT_TRUE(has_warning(doc, "unlimited_container", hog.name())) << doc["warnings"].dump(2);
-  expect_within((*c)["memory"]["anon_bytes"].get<std::uint64_t>(), 64 * k_mib, 0.05, "anon");
+  expect_within((*c)["memory"]["anon_bytes"].get<double>(), 64.0 * k_mib, 0.05, "anon");
 
   const auto table = memwarden({"status"});
   EXPECT_TRUE(table.exit_code == 0 || table.exit_code == 3);
@@ -206,8 +129,8 @@ TEST(StatusOnEngine, PageCacheIsCacheNotAnonOrWorkingSet) {
   const auto* found = find_container(doc, c.name());
   ASSERT_NE(found, nullptr);
   const auto& m = (*found)["memory"];
-  expect_within(m["file_bytes"].get<std::uint64_t>(), 100 * k_mib, 0.05, "page cache");
-  expect_within(m["anon_bytes"].get<std::uint64_t>(), 8 * k_mib, 0.25, "anon");
+  expect_within(m["file_bytes"].get<double>(), 100.0 * k_mib, 0.05, "page cache");
+  expect_within(m["anon_bytes"].get<double>(), 8.0 * k_mib, 0.25, "anon");
   EXPECT_EQ(m["working_set_bytes"].get<std::uint64_t>(),
             m["usage_bytes"].get<std::uint64_t>() - m["inactive_file_bytes"].get<std::uint64_t>());
 }

@@ -302,3 +302,16 @@ TEST(DiagnoseCommand, HealthyServerExitsZero) {
   EXPECT_EQ(diagnose_exit_code(result), DiagnoseExit::healthy);
   EXPECT_NE(render_diagnosis(result).find("HEALTHY"), std::string::npos);
 }
+
+TEST(DiagnoseCommand, MissingSourcesWithoutFindingsArePartial) {
+  TempDir dir;
+  FakeClock clock;
+  auto options =
+      options_for(test::fixture_path("hosts/v2-cgroupfs-5.15"), "unix://" + (dir.path() / "none.sock").string(), 0s);
+  options.thresholds.reserve = 1ULL << 30;
+  options.thresholds.swap_warn = 16ULL << 30;
+  const auto result = run_diagnose(options, clock);
+  EXPECT_TRUE(result.findings.empty());
+  EXPECT_EQ(diagnose_exit_code(result), DiagnoseExit::partial);
+  EXPECT_NE(render_diagnosis(result).find("HEALTHY  no findings for the host"), std::string::npos);
+}

@@ -42,7 +42,8 @@ struct DiagnoseResult {
 };
 
 // Documented exit codes of `memwarden diagnose` (docs/diagnose.md).
-enum class DiagnoseExit : int { healthy = 0, internal = 1, usage = 2, warning = 4, critical = 5 };
+// A warning or critical finding wins over `partial`.
+enum class DiagnoseExit : int { healthy = 0, internal = 1, usage = 2, partial = 3, warning = 4, critical = 5 };
 
 [[nodiscard]] DiagnoseResult run_diagnose(const DiagnoseOptions& options, Clock& clock);
 [[nodiscard]] std::string render_diagnosis(const DiagnoseResult& result);
