@@ -8,7 +8,7 @@ set -euo pipefail
 mode=${1:-build}
 build_packages=(
   g++ cmake ninja-build pkg-config
-  libfmt-dev nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev
+  libfmt-dev nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-format

@@ -13,10 +13,11 @@ case "${1:-}" in
       [core]="core"
       [probes]="core probes"
       [adapters]="core probes adapters"
-      [cli]="core probes adapters cli"
+      [actions]="core probes adapters actions"
+      [cli]="core probes adapters actions cli"
     )
     bad=0
-    for layer in core probes adapters cli; do
+    for layer in core probes adapters actions cli; do
       while IFS= read -r hit; do
         file=${hit%%:*}
         included=$(sed -E 's/.*#include "([a-z_]+)\/.*/\1/' <<<"${hit#*:}")

@@ -331,14 +331,45 @@ Result<std::vector<ContainerSummary>> DockerClient::list_containers(ListScope sc
   return parse_container_list(*body, fmt::format("{} (GET {})", m_http.endpoint().text, path));
 }
 
-Result<ContainerMeta> DockerClient::inspect(std::string_view id) {
-  // Ids are hex and names are [a-zA-Z0-9_.-]; anything else would change the request's path.
+namespace {
+
+// Ids are hex and names are [a-zA-Z0-9_.-]; anything else would change the request's path.
+Expected<void, Error> check_container_ref(std::string_view id) {
+  if (id.empty()) {
+    return fail("docker", "empty container id or name");
+  }
   for (char c : id) {
     const bool ok =
         (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '.' || c == '-';
     if (!ok) {
       return fail("docker", fmt::format("'{}' is not a container id or name", id));
     }
+  }
+  return {};
+}
+
+}  // namespace
+
+Expected<void, Error> DockerClient::restart(std::string_view id, std::chrono::seconds stop_timeout) {
+  if (auto ok = check_container_ref(id); !ok) {
+    return ok;
+  }
+  const std::string path = fmt::format("/v{}/containers/{}/restart?t={}", m_api.text(), id, stop_timeout.count());
+  // The engine answers when the container runs again: allow the stop time-out and then some.
+  auto response = m_http.post(path, "", std::chrono::milliseconds(stop_timeout) + std::chrono::seconds(60));
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status != 204 && response->status != 200) {
+    return fail(fmt::format("{} (POST {})", m_http.endpoint().text, path), error_message(*response),
+                response->status == 404 ? ENOENT : 0);
+  }
+  return {};
+}
+
+Result<ContainerMeta> DockerClient::inspect(std::string_view id) {
+  if (auto ok = check_container_ref(id); !ok) {
+    return unexpected(ok.error());
   }
   const std::string path = "/containers/" + std::string(id) + "/json";
   auto body = get_json(path);

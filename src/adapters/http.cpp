@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -111,14 +112,27 @@ HttpClient::HttpClient(HttpClient&&) noexcept = default;
 HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
 Result<HttpResponse> HttpClient::get(std::string_view path) {
-  return perform("GET", path, {});
+  return perform("GET", path, {}, m_timeout);
 }
 
 Result<HttpResponse> HttpClient::post(std::string_view path, std::string_view json_body) {
-  return perform("POST", path, json_body);
+  return perform("POST", path, json_body, m_timeout);
 }
 
-Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_view path, std::string_view body) {
+Result<HttpResponse> HttpClient::post(std::string_view path, std::string_view json_body,
+                                      std::chrono::milliseconds timeout) {
+  return perform("POST", path, json_body, timeout);
+}
+
+void HttpClient::close() {
+  if (m_handle && m_handle->curl != nullptr) {
+    curl_easy_cleanup(m_handle->curl);
+    m_handle->curl = nullptr;
+  }
+}
+
+Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_view path, std::string_view body,
+                                         std::chrono::milliseconds timeout) {
   if (m_handle->curl == nullptr) {
     m_handle->curl = curl_easy_init();
     if (m_handle->curl == nullptr) {
@@ -132,8 +146,8 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(m_timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(timeout, m_timeout).count()));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
   curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
@@ -159,7 +173,7 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
   if (code != CURLE_OK) {
     long os_errno = 0;
     curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
-    return fail(source, describe_failure(code, os_errno, m_endpoint, m_timeout), static_cast<int>(os_errno));
+    return fail(source, describe_failure(code, os_errno, m_endpoint, timeout), static_cast<int>(os_errno));
   }
   HttpResponse out;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);

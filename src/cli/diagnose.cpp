@@ -10,19 +10,19 @@ namespace mw::cli {
 
 using nlohmann::json;
 
-DiagnoseResult run_diagnose(const DiagnoseOptions& options, Clock& clock) {
+std::size_t samples_for(const DiagnoseOptions& options) {
   const Duration interval = std::max(options.interval, Duration(10));
-  const std::size_t steps = static_cast<std::size_t>(options.window / interval);
-  SamplerOptions sampler_options = options.sampler;
-  sampler_options.capacity = std::max<std::size_t>(steps + 2, 4);
-  Sampler sampler(sampler_options, clock);
-  DiagnoseResult result;
+  return static_cast<std::size_t>(options.window / interval) + 1;
+}
+
+void observe(Sampler& sampler, const DiagnoseOptions& options, Clock& clock, DiagnoseResult& result) {
+  const Duration interval = std::max(options.interval, Duration(10));
   result.interval = interval;
   result.base_allowance = options.thresholds.base_allowance;
-  sampler.discover();
   result.started = clock.now();
   Timestamp next = result.started;
-  for (std::size_t i = 0; i <= steps; ++i) {
+  const std::size_t steps = samples_for(options);
+  for (std::size_t i = 0; i < steps; ++i) {
     clock.sleep_until(next);
     sampler.sample();
     ++result.samples;
@@ -42,6 +42,10 @@ DiagnoseResult run_diagnose(const DiagnoseOptions& options, Clock& clock) {
     next += interval;
   }
   result.ended = clock.now();
+}
+
+void summarise(const Sampler& sampler, DiagnoseResult& result) {
+  result.servers.clear();
   for (const auto& w : sampler.servers()) {
     DiagnoseServerSummary summary;
     summary.server = w->server;
@@ -55,6 +59,16 @@ DiagnoseResult run_diagnose(const DiagnoseOptions& options, Clock& clock) {
   if (const auto mode = sampler.cgroup_mode()) {
     result.cgroup_mode = probes::to_string(*mode);
   }
+}
+
+DiagnoseResult run_diagnose(const DiagnoseOptions& options, Clock& clock) {
+  SamplerOptions sampler_options = options.sampler;
+  sampler_options.capacity = std::max<std::size_t>(samples_for(options) + 1, 4);
+  Sampler sampler(sampler_options, clock);
+  DiagnoseResult result;
+  sampler.discover();
+  observe(sampler, options, clock, result);
+  summarise(sampler, result);
   return result;
 }
 

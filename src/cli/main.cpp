@@ -1,14 +1,19 @@
 // memwarden: keeps the memory of a local-LLM host healthy.
 // main parses the command line and hands over to one command; nothing else lives here.
 #include <fmt/format.h>
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 
+#include "actions/command.hpp"
+#include "actions/server_actions.hpp"
 #include "cli/diagnose.hpp"
+#include "cli/fix.hpp"
 #include "cli/status.hpp"
 #include "core/bytes.hpp"
 #include "core/duration.hpp"
@@ -17,6 +22,96 @@ namespace {
 
 constexpr int k_exit_internal = 1;
 constexpr int k_exit_usage = 2;
+
+// A malformed option value: one line naming the option, exit 2.
+struct UsageError {
+  mw::Error error;
+};
+
+mw::Duration duration_or_throw(const std::string& text, const char* option) {
+  auto d = mw::parse_duration(text, option);
+  if (!d) {
+    throw UsageError{d.error()};
+  }
+  return *d;
+}
+
+std::uint64_t size_or_throw(const std::string& text, const char* option) {
+  auto s = mw::parse_size(text, option);
+  if (!s) {
+    throw UsageError{s.error()};
+  }
+  return *s;
+}
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Flags shared by diagnose and fix.
+struct DiagnoseFlags {
+  std::vector<std::string> targets;
+  bool json = false;
+  std::string docker_host;
+  std::string timeout = "2s";
+  std::string api_timeout = "2s";
+  std::string window = "60s";
+  std::string interval = "1s";
+  std::string base = "1G";
+  std::string reserve = "4G";
+  std::string hold = "10s";
+  std::string bloat_margin = "2G";
+  double growth_min = 256.0;
+
+  void add_to(CLI::App* app) {
+    app->add_option("CONTAINER", targets, "Containers (names or id prefixes); default: every inference server");
+    app->add_flag("--json", json, "Print JSON (schemas in docs/)");
+    app->add_option("--window", window, "How long to sample; 0 takes one sample")->capture_default_str();
+    app->add_option("--interval", interval, "Time between samples")->capture_default_str();
+    app->add_option("--docker-host", docker_host, "Docker address (default: $DOCKER_HOST, else the socket)");
+    app->add_option("--timeout", timeout, "Time-out for each Docker request")->capture_default_str();
+    app->add_option("--api-timeout", api_timeout, "Time-out for each Ollama API request")->capture_default_str();
+    app->add_option("--base-allowance", base, "RAM an idle server may hold beyond its models")->capture_default_str();
+    app->add_option("--reserve", reserve, "RAM the host keeps for its monitoring stack")->capture_default_str();
+    app->add_option("--hold", hold, "How long bloat must last before it is reported")->capture_default_str();
+    app->add_option("--bloat-margin", bloat_margin, "Anon memory allowed above expected (or 50% of it, if larger)")
+        ->capture_default_str();
+    app->add_option("--growth-min", growth_min, "Slowest anon growth reported, in MiB per hour")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+  }
+
+  [[nodiscard]] mw::cli::DiagnoseOptions options(const std::string& root) const {
+    mw::cli::DiagnoseOptions o;
+    o.sampler.root = mw::probes::HostRoot(root);
+    o.sampler.docker_host = mw::adapters::docker_host_address(docker_host, std::getenv("DOCKER_HOST"));
+    o.sampler.targets = targets;
+    o.sampler.docker_timeout = duration_or_throw(timeout, "--timeout");
+    o.sampler.api_timeout = duration_or_throw(api_timeout, "--api-timeout");
+    o.window = duration_or_throw(window, "--window");
+    o.interval = duration_or_throw(interval, "--interval");
+    if (o.interval.count() <= 0) {
+      throw UsageError{mw::Error{"--interval", "must be longer than 0"}};
+    }
+    o.thresholds.bloat_hold = duration_or_throw(hold, "--hold");
+    o.thresholds.base_allowance = size_or_throw(base, "--base-allowance");
+    o.thresholds.reserve = size_or_throw(reserve, "--reserve");
+    o.thresholds.bloat_margin = size_or_throw(bloat_margin, "--bloat-margin");
+    o.thresholds.growth_min_mib_per_hour = growth_min;
+    return o;
+  }
+};
+
+bool ask_on_terminal(const std::string& question) {
+  if (::isatty(STDIN_FILENO) == 0) {
+    return false;  // nobody to ask: refuse, and the report says to pass --yes
+  }
+  fmt::print(stderr, "{}", question);
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "Y" || answer == "yes";
+}
 
 int run(int argc, char** argv) {
   CLI::App app{"memwarden: keeps the memory of a local-LLM host healthy"};
@@ -27,55 +122,75 @@ int run(int argc, char** argv) {
   app.add_option("--root", root, "Host root holding proc/ and sys/ (for a containerised memwarden: /host)")
       ->capture_default_str();
 
+  // ---- status
   auto* status = app.add_subcommand("status", "Host, container and GPU memory at a glance");
-  bool json = false;
+  bool s_json = false;
   bool all = false;
-  std::string docker_host;
-  std::string timeout = "2s";
-  std::string reserve = "4G";
+  std::string s_docker_host;
+  std::string s_timeout = "2s";
+  std::string s_reserve = "4G";
   std::string nvml_library;
-  status->add_flag("--json", json, "Print the facts as JSON (schema in docs/status-json.md)");
+  status->add_flag("--json", s_json, "Print the facts as JSON (schema in docs/status-json.md)");
   status->add_flag("--all", all, "Include stopped containers");
-  status->add_option("--docker-host", docker_host,
+  status->add_option("--docker-host", s_docker_host,
                      "Docker address: unix:///path or tcp://host:port (default: $DOCKER_HOST, else "
                      "unix:///var/run/docker.sock)");
-  status->add_option("--timeout", timeout, "Time-out for each Docker request")->capture_default_str();
-  status->add_option("--reserve", reserve, "RAM the host keeps for its monitoring stack; warn below it")
+  status->add_option("--timeout", s_timeout, "Time-out for each Docker request")->capture_default_str();
+  status->add_option("--reserve", s_reserve, "RAM the host keeps for its monitoring stack; warn below it")
       ->capture_default_str();
   status->add_option("--nvml-library", nvml_library, "NVML library to load (default libnvidia-ml.so.1)");
 
+  // ---- diagnose
   auto* diagnose = app.add_subcommand("diagnose", "Find leaks, bloat and pressure in inference servers");
-  std::vector<std::string> targets;
-  bool d_json = false;
-  std::string d_docker_host;
-  std::string d_timeout = "2s";
-  std::string api_timeout = "2s";
-  std::string window = "60s";
-  std::string interval = "1s";
-  std::string base = "1G";
-  std::string d_reserve = "4G";
-  std::string hold = "10s";
+  DiagnoseFlags d_flags;
+  d_flags.add_to(diagnose);
   std::string stop_on;
-  std::string bloat_margin = "2G";
-  double growth_min = 256.0;
-  diagnose->add_option("CONTAINER", targets, "Containers to diagnose (default: every inference server)");
-  diagnose->add_flag("--json", d_json, "Print the findings as JSON (schema in docs/diagnose.md)");
-  diagnose->add_option("--window", window, "How long to sample; 0 takes one sample")->capture_default_str();
-  diagnose->add_option("--interval", interval, "Time between samples")->capture_default_str();
-  diagnose->add_option("--docker-host", d_docker_host, "Docker address (default: $DOCKER_HOST, else the socket)");
-  diagnose->add_option("--timeout", d_timeout, "Time-out for each Docker request")->capture_default_str();
-  diagnose->add_option("--api-timeout", api_timeout, "Time-out for each Ollama API request")->capture_default_str();
-  diagnose->add_option("--base-allowance", base, "RAM an idle server may hold beyond its models")
-      ->capture_default_str();
-  diagnose->add_option("--reserve", d_reserve, "RAM the host keeps for its monitoring stack")->capture_default_str();
-  diagnose->add_option("--hold", hold, "How long bloat must last before it is reported")->capture_default_str();
-  diagnose->add_option("--bloat-margin", bloat_margin, "Anon memory allowed above expected (or 50% of it, if larger)")
-      ->capture_default_str();
-  diagnose->add_option("--growth-min", growth_min, "Slowest anon growth reported, in MiB per hour")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
   diagnose->add_option("--stop-on", stop_on, "End early at the first finding this severe: warning or critical")
       ->check(CLI::IsMember({"warning", "critical"}));
+
+  // ---- fix
+  auto* fix = app.add_subcommand("fix", "Diagnose, then unload or restart bloated servers, safely and journaled");
+  DiagnoseFlags f_flags;
+  f_flags.window = "12s";
+  f_flags.add_to(fix);
+  bool f_all = false;
+  bool dry_run = false;
+  bool yes = false;
+  std::string state_dir = "/var/lib/memwarden";
+  std::string cooldown = "10m";
+  std::size_t budget = 3;
+  std::string drain_timeout = "120s";
+  std::string health_timeout = "120s";
+  std::string stop_timeout = "10s";
+  std::string settle = "3s";
+  std::vector<std::string> allowlist;
+  std::string systemd_unit = "ollama.service";
+  fix->add_flag("--all", f_all, "Every opted-in server (label memwarden.enable=true or --allow)");
+  fix->add_flag("--dry-run", dry_run, "Print exactly what would be done; change nothing");
+  fix->add_flag("--yes", yes, "Act on named servers that did not opt in, without asking");
+  fix->add_option("--state-dir", state_dir, "Where the journal lives")->capture_default_str();
+  fix->add_option("--cooldown", cooldown, "Pause after an action on a server (doubles per restart)")
+      ->capture_default_str();
+  fix->add_option("--budget", budget, "Restarts per server per hour")->capture_default_str();
+  fix->add_option("--drain-timeout", drain_timeout, "Wait this long for clients to finish before a restart")
+      ->capture_default_str();
+  fix->add_option("--health-timeout", health_timeout, "Wait this long for the API after a restart")
+      ->capture_default_str();
+  fix->add_option("--stop-timeout", stop_timeout, "Docker's stop time-out for the restart")->capture_default_str();
+  fix->add_option("--settle", settle, "After unloading, wait this long before measuring again")->capture_default_str();
+  fix->add_option("--allow", allowlist, "A server that may be fixed automatically without its label");
+  fix->add_option("--systemd-unit", systemd_unit, "The unit of an Ollama running on the host")->capture_default_str();
+
+  // ---- history
+  auto* history = app.add_subcommand("history", "Actions memwarden took, newest first");
+  bool h_json = false;
+  std::size_t limit = 50;
+  std::string h_server;
+  std::string h_state_dir = "/var/lib/memwarden";
+  history->add_flag("--json", h_json, "Print JSON");
+  history->add_option("--limit", limit, "How many records")->capture_default_str();
+  history->add_option("--server", h_server, "Only this server");
+  history->add_option("--state-dir", h_state_dir, "Where the journal lives")->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -84,82 +199,114 @@ int run(int argc, char** argv) {
     return rc == 0 ? 0 : k_exit_usage;
   }
 
-  if (status->parsed()) {
-    mw::cli::StatusOptions options;
-    options.root = mw::probes::HostRoot(root);
-    options.docker_host = mw::adapters::docker_host_address(docker_host, std::getenv("DOCKER_HOST"));
-    options.scope = all ? mw::adapters::ListScope::all : mw::adapters::ListScope::running;
-    options.nvml_library = nvml_library;
-    const auto t = mw::parse_duration(timeout, "--timeout");
-    const auto r = mw::parse_size(reserve, "--reserve");
-    if (!t || !r) {
-      fmt::print(stderr, "memwarden: {}\n", !t ? t.error().line() : r.error().line());
-      return k_exit_usage;
+  try {
+    if (status->parsed()) {
+      mw::cli::StatusOptions options;
+      options.root = mw::probes::HostRoot(root);
+      options.docker_host = mw::adapters::docker_host_address(s_docker_host, std::getenv("DOCKER_HOST"));
+      options.scope = all ? mw::adapters::ListScope::all : mw::adapters::ListScope::running;
+      options.nvml_library = nvml_library;
+      options.docker_timeout = duration_or_throw(s_timeout, "--timeout");
+      options.thresholds.reserve_bytes = size_or_throw(s_reserve, "--reserve");
+      const auto result = mw::cli::collect_status(options);
+      std::cout << (s_json ? mw::cli::status_to_json(result).dump(2) + "\n" : mw::cli::render_status_table(result));
+      std::cout.flush();
+      return static_cast<int>(mw::cli::status_exit_code(result));
     }
-    options.docker_timeout = *t;
-    options.thresholds.reserve_bytes = *r;
-    const auto result = mw::cli::collect_status(options);
-    if (json) {
-      std::cout << mw::cli::status_to_json(result).dump(2) << '\n';
-    } else {
-      std::cout << mw::cli::render_status_table(result);
-    }
-    std::cout.flush();
-    return static_cast<int>(mw::cli::status_exit_code(result));
-  }
-  if (diagnose->parsed()) {
-    mw::cli::DiagnoseOptions options;
-    options.sampler.root = mw::probes::HostRoot(root);
-    options.sampler.docker_host = mw::adapters::docker_host_address(d_docker_host, std::getenv("DOCKER_HOST"));
-    options.sampler.targets = targets;
-    const auto fail_usage = [](const mw::Error& e) {
-      fmt::print(stderr, "memwarden: {}\n", e.line());
-      return k_exit_usage;
-    };
-    const auto durations = {std::pair{&d_timeout, "--timeout"}, std::pair{&api_timeout, "--api-timeout"},
-                            std::pair{&window, "--window"}, std::pair{&interval, "--interval"},
-                            std::pair{&hold, "--hold"}};
-    std::vector<mw::Duration> parsed;
-    for (const auto& [text, name] : durations) {
-      auto d = mw::parse_duration(*text, name);
-      if (!d) {
-        return fail_usage(d.error());
+
+    if (diagnose->parsed()) {
+      auto options = d_flags.options(root);
+      if (stop_on == "warning") {
+        options.stop_on = mw::Severity::warning;
+      } else if (stop_on == "critical") {
+        options.stop_on = mw::Severity::critical;
       }
-      parsed.push_back(*d);
+      mw::cli::SteadyClock clock;
+      const auto result = mw::cli::run_diagnose(options, clock);
+      std::cout << (d_flags.json ? mw::cli::diagnosis_to_json(result).dump(2) + "\n"
+                                 : mw::cli::render_diagnosis(result));
+      std::cout.flush();
+      return static_cast<int>(mw::cli::diagnose_exit_code(result));
     }
-    options.sampler.docker_timeout = parsed[0];
-    options.sampler.api_timeout = parsed[1];
-    options.window = parsed[2];
-    options.interval = parsed[3];
-    options.thresholds.bloat_hold = parsed[4];
-    if (options.interval.count() <= 0) {
-      return fail_usage(mw::Error{"--interval", "must be longer than 0"});
-    }
-    for (const auto& [text, name, target] :
-         {std::tuple{&base, "--base-allowance", &options.thresholds.base_allowance},
-          std::tuple{&d_reserve, "--reserve", &options.thresholds.reserve},
-          std::tuple{&bloat_margin, "--bloat-margin", &options.thresholds.bloat_margin}}) {
-      const auto size = mw::parse_size(*text, name);
-      if (!size) {
-        return fail_usage(size.error());
+
+    if (fix->parsed()) {
+      if (f_flags.targets.empty() && !f_all) {
+        throw UsageError{mw::Error{"fix", "name the servers to fix, or --all for every opted-in server"}};
       }
-      *target = *size;
+      if (!f_flags.targets.empty() && f_all) {
+        throw UsageError{mw::Error{"fix", "name servers or use --all, not both"}};
+      }
+      mw::cli::FixOptions options;
+      options.diagnose = f_flags.options(root);
+      options.selection = f_all ? mw::Selection::automatic : mw::Selection::named;
+      options.mode = dry_run ? mw::cli::RunMode::dry_run : mw::cli::RunMode::live;
+      options.policy.cooldown = duration_or_throw(cooldown, "--cooldown");
+      options.policy.restart_budget = budget;
+      options.policy.drain_timeout = duration_or_throw(drain_timeout, "--drain-timeout");
+      options.policy.health_timeout = duration_or_throw(health_timeout, "--health-timeout");
+      options.policy.stop_timeout = duration_or_throw(stop_timeout, "--stop-timeout");
+      options.policy.settle = duration_or_throw(settle, "--settle");
+      options.policy.allowlist = allowlist;
+      options.own_container_id = mw::cli::own_container_id(mw::probes::HostRoot(root));
+
+      // Live runs need the journal first: no record, no action.
+      std::optional<mw::adapters::Journal> journal;
+      if (auto opened = mw::adapters::Journal::open(state_dir)) {
+        journal = std::move(opened).value();
+        if (!dry_run) {
+          if (auto marked = journal->mark_interrupted_stale(); !marked) {
+            fmt::print(stderr, "memwarden: {}\n", marked.error().line());
+          }
+        }
+      } else if (!dry_run) {
+        fmt::print(stderr, "memwarden: {}\nmemwarden: not acting without a journal\n", opened.error().line());
+        return static_cast<int>(mw::cli::FixExit::journal);
+      }
+      // Docker for restarts; its absence is reported by the diagnosis and the restart step.
+      std::optional<mw::adapters::DockerClient> docker;
+      if (auto ep = mw::adapters::parse_endpoint(options.diagnose.sampler.docker_host, "docker host")) {
+        if (auto client = mw::adapters::DockerClient::connect(*ep, options.diagnose.sampler.docker_timeout)) {
+          docker = std::move(client).value();
+        }
+      }
+      mw::actions::ProcessRunner runner;
+      mw::actions::LiveActions live(docker ? &*docker : nullptr, runner, systemd_unit,
+                                    options.diagnose.sampler.api_timeout);
+      mw::actions::DryRunActions dry(systemd_unit);
+      mw::cli::SteadyClock clock;
+      mw::cli::FixEnvironment env{clock, wall_ms, dry_run ? static_cast<mw::actions::ServerActions&>(dry) : live,
+                                  journal ? &*journal : nullptr,
+                                  yes ? std::function<bool(const std::string&)>([](const std::string&) { return true; })
+                                      : std::function<bool(const std::string&)>(ask_on_terminal)};
+      const auto result = mw::cli::run_fix(options, env);
+      std::cout << (f_flags.json ? mw::cli::fix_to_json(result, options.mode).dump(2) + "\n"
+                                 : mw::cli::render_fix(result, options.mode));
+      std::cout.flush();
+      return static_cast<int>(mw::cli::fix_exit_code(result));
     }
-    options.thresholds.growth_min_mib_per_hour = growth_min;
-    if (stop_on == "warning") {
-      options.stop_on = mw::Severity::warning;
-    } else if (stop_on == "critical") {
-      options.stop_on = mw::Severity::critical;
+
+    if (history->parsed()) {
+      if (!std::filesystem::exists(std::filesystem::path(h_state_dir) / "memwarden.db")) {
+        std::cout << (h_json ? mw::cli::history_to_json({}).dump(2) + "\n"
+                             : fmt::format("no actions recorded (no journal in {})\n", h_state_dir));
+        return 0;
+      }
+      auto journal = mw::adapters::Journal::open(h_state_dir);
+      if (!journal) {
+        fmt::print(stderr, "memwarden: {}\n", journal.error().line());
+        return k_exit_internal;
+      }
+      auto records = journal->list(limit, h_server.empty() ? std::nullopt : std::optional<std::string>(h_server));
+      if (!records) {
+        fmt::print(stderr, "memwarden: {}\n", records.error().line());
+        return k_exit_internal;
+      }
+      std::cout << (h_json ? mw::cli::history_to_json(*records).dump(2) + "\n" : mw::cli::render_history(*records));
+      return 0;
     }
-    mw::cli::SteadyClock clock;
-    const auto result = mw::cli::run_diagnose(options, clock);
-    if (d_json) {
-      std::cout << mw::cli::diagnosis_to_json(result).dump(2) << '\n';
-    } else {
-      std::cout << mw::cli::render_diagnosis(result);
-    }
-    std::cout.flush();
-    return static_cast<int>(mw::cli::diagnose_exit_code(result));
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "memwarden: {}\n", e.error.line());
+    return k_exit_usage;
   }
   return k_exit_usage;
 }

@@ -50,6 +50,13 @@ std::uint64_t expected_ram(const std::vector<OllamaModel>& models, std::uint64_t
   return total;
 }
 
+std::uint64_t bloat_threshold(const std::vector<OllamaModel>& models, const DiagnoseThresholds& t) {
+  const std::uint64_t expected = expected_ram(models, t.base_allowance);
+  const auto margin = std::max<std::uint64_t>(
+      t.bloat_margin, static_cast<std::uint64_t>(t.bloat_margin_fraction * static_cast<double>(expected)));
+  return expected + margin;
+}
+
 std::optional<double> theil_sen_slope(const std::vector<Point>& points) {
   // With many points, pair each with a bounded set of partners: O(n·k), still robust.
   std::vector<double> slopes;
@@ -79,6 +86,9 @@ std::optional<double> theil_sen_slope(const std::vector<Point>& points) {
 namespace {
 
 constexpr double k_ms_per_hour = 3'600'000.0;
+// Samples are taken on a schedule but stamped when they are read, a few ms late or early;
+// a hold or span that is short of its threshold by less than this still counts.
+constexpr Duration k_timing_slack{100};
 constexpr double k_mib_f = 1024.0 * 1024.0;
 
 Evidence bytes_evidence(std::string name, std::uint64_t bytes) {
@@ -158,9 +168,7 @@ std::vector<Finding> detect_idle_bloat(const InferenceServer& server, const Serv
       break;  // without the model list the expectation is unknown: no verdict
     }
     const std::uint64_t expected = expected_ram(*s.models, t.base_allowance);
-    const auto margin = std::max<std::uint64_t>(
-        t.bloat_margin, static_cast<std::uint64_t>(t.bloat_margin_fraction * static_cast<double>(expected)));
-    const std::uint64_t threshold = expected + margin;
+    const std::uint64_t threshold = bloat_threshold(*s.models, t);
     if (i == history.size() - 1) {
       threshold_now = threshold;
       expected_now = expected;
@@ -176,7 +184,7 @@ std::vector<Finding> detect_idle_bloat(const InferenceServer& server, const Serv
   const auto& first = history[*first_over];
   const auto& last = history.back();
   const Duration held = last.at - first.at;
-  if (held < t.bloat_hold) {
+  if (held + k_timing_slack < t.bloat_hold) {
     return {};
   }
   const std::uint64_t anon = *last.memory->anon;
@@ -246,7 +254,7 @@ std::vector<Finding> detect_growth(const InferenceServer& server, const ServerHi
     return {};
   }
   const double span_ms = points.back().t_ms - points.front().t_ms;
-  if (span_ms < static_cast<double>(t.growth_min_span.count())) {
+  if (span_ms + static_cast<double>(k_timing_slack.count()) < static_cast<double>(t.growth_min_span.count())) {
     return {};
   }
   const auto slope = theil_sen_slope(points);
@@ -344,7 +352,7 @@ std::vector<Finding> detect_orphan_runners(const InferenceServer& server, const 
     --first;
   }
   const Duration held = history.back().at - history[first].at;
-  if (held < t.orphan_hold) {
+  if (held + k_timing_slack < t.orphan_hold) {
     return {};
   }
   std::uint64_t total = 0;

@@ -112,6 +112,7 @@ InferenceServer server_from_container(const ContainerMeta& c) {
   s.kind = ServerKind::container;
   s.container_id = c.id;
   s.pid = c.state.pid;
+  s.labels = c.labels;
   if (const auto address = ollama_api_address(c)) {
     s.api_url = address->url;
     s.api_url_source = address->source;

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -142,6 +143,58 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::vecto
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  const auto out = (m_dir.path() / "output").string();
+  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> args;
+  for (const auto& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ) != 0) {
+    pid = -1;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  m_pid = pid;
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (m_pid > 0 && !m_reaped) {
+    ::kill(m_pid, SIGKILL);
+    wait();
+  }
+}
+
+void BackgroundProcess::signal(int sig) const {
+  if (m_pid > 0 && !m_reaped) {
+    ::kill(m_pid, sig);
+  }
+}
+
+int BackgroundProcess::wait() {
+  if (m_pid <= 0) {
+    return -1;
+  }
+  if (!m_reaped) {
+    while (::waitpid(m_pid, &m_status, 0) < 0 && errno == EINTR) {
+    }
+    m_reaped = true;
+  }
+  return WIFEXITED(m_status) ? WEXITSTATUS(m_status) : 128 + WTERMSIG(m_status);
+}
+
+std::string BackgroundProcess::output() const {
+  std::ifstream in(m_dir.path() / "output", std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 FakeHttpServer::FakeHttpServer(fs::path socket_path, Handler handler)

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,6 +65,27 @@ struct ProcessResult {
 };
 [[nodiscard]] ProcessResult run_process(const std::vector<std::string>& argv,
                                         const std::vector<std::string>& extra_env = {});
+
+// A program running in the background (no shell), its output in files; killed on destruction.
+class BackgroundProcess {
+ public:
+  explicit BackgroundProcess(const std::vector<std::string>& argv);
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  [[nodiscard]] int pid() const { return m_pid; }
+  void signal(int sig) const;
+  // Waits for the exit and returns the exit code (128 + signal when killed).
+  int wait();
+  [[nodiscard]] std::string output() const;  // stdout and stderr so far
+
+ private:
+  TempDir m_dir;
+  int m_pid = -1;
+  bool m_reaped = false;
+  int m_status = 0;
+};
 
 // A tiny HTTP server on a Unix socket, in a thread, for testing clients against
 // answers a real service might give: canned JSON, garbage, silence.

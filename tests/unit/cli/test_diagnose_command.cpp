@@ -5,13 +5,17 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/diagnose.hpp"
+#include "fake_services.hpp"
 #include "test_support.hpp"
 
 using namespace mw;
 using namespace mw::cli;
 using namespace std::chrono_literals;
 using mw::test::FakeClock;
+using mw::test::FakeEngine;
 using mw::test::FakeHttpServer;
+using mw::test::FakeOllama;
+using mw::test::inspect_like;
 using mw::test::TempDir;
 using nlohmann::json;
 
@@ -19,53 +23,6 @@ namespace {
 
 const std::string k_ollama_id = "3f1c9a7e5b2d4c6f8a0e1d3b5c7f9a2e4d6b8c0a1e3f5d7b9c2a4e6f8d0b1c3a";
 const std::string k_515_id = "c4e6a8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6";
-
-json inspect_like(const std::string& id, const std::string& name, std::int64_t pid, std::int64_t memory,
-                  const std::string& api_url) {
-  auto doc = json::parse(test::read_fixture("docker/inspect-unlimited.json"));
-  doc["Id"] = id;
-  doc["Name"] = "/" + name;
-  doc["Config"]["Image"] = "ollama/ollama:0.6.4";
-  doc["Config"]["Labels"] = {{"memwarden.ollama.url", api_url}};
-  doc["State"]["Pid"] = pid;
-  doc["HostConfig"]["Memory"] = memory;
-  return doc;
-}
-
-FakeHttpServer::Reply engine_reply(const std::vector<json>& containers, const std::string& path) {
-  if (path == "/version") {
-    return {200, test::read_fixture("docker/version-20.10.json")};
-  }
-  if (path.starts_with("/v1.41/containers/json")) {
-    json list = json::array();
-    for (const auto& c : containers) {
-      list.push_back({{"Id", c["Id"]}, {"Names", {c["Name"]}}, {"Image", c["Config"]["Image"]}, {"State", "running"}});
-    }
-    return {200, list.dump()};
-  }
-  for (const auto& c : containers) {
-    if (path == "/v1.41/containers/" + c["Id"].get<std::string>() + "/json") {
-      return {200, c.dump()};
-    }
-  }
-  return {404, R"({"message":"No such container"})"};
-}
-
-// A fake Ollama whose /api/ps answer the test can change.
-struct FakeOllama {
-  std::string ps = R"({"models":[]})";
-  FakeHttpServer server;
-  explicit FakeOllama(const std::filesystem::path& socket)
-      : server(socket, [this](const std::string&, const std::string& path) -> FakeHttpServer::Reply {
-          if (path == "/api/version") {
-            return {200, R"({"version":"0.6.4"})"};
-          }
-          if (path == "/api/ps") {
-            return {200, ps};
-          }
-          return {404, R"({"error":"not found"})"};
-        }) {}
-};
 
 DiagnoseOptions options_for(const std::filesystem::path& root, const std::string& docker, Duration window,
                             Duration interval = 1s) {
@@ -93,8 +50,7 @@ TEST(DiagnoseCommand, TheSeedIncidentIsIdleBloat) {
   FakeOllama ollama(dir.path() / "ollama.sock");
   const std::vector<json> containers{
       inspect_like(k_ollama_id, "ollama-gpu", 4242, 0, "unix://" + (dir.path() / "ollama.sock").string())};
-  FakeHttpServer engine(dir.path() / "docker.sock",
-                        [&](const std::string&, const std::string& p) { return engine_reply(containers, p); });
+  FakeEngine engine(dir.path() / "docker.sock", containers);
   FakeClock clock;
   const auto started = clock.now();
   const auto result =
@@ -139,8 +95,7 @@ TEST(DiagnoseCommand, StopOnEndsTheWindowEarly) {
   FakeOllama ollama(dir.path() / "ollama.sock");
   const std::vector<json> containers{
       inspect_like(k_ollama_id, "ollama-gpu", 4242, 0, "unix://" + (dir.path() / "ollama.sock").string())};
-  FakeHttpServer engine(dir.path() / "docker.sock",
-                        [&](const std::string&, const std::string& p) { return engine_reply(containers, p); });
+  FakeEngine engine(dir.path() / "docker.sock", containers);
   FakeClock clock;
   auto options = options_for(test::fixture_path("hosts/v2-systemd-incident"), engine.address(), 60s);
   options.thresholds.reserve = 1ULL << 30;  // keep host-pressure below critical
@@ -157,11 +112,10 @@ TEST(DiagnoseCommand, AFastLeakIsGrowthWithItsSlope) {
   const auto stat = test::read_fixture("hosts/v2-cgroupfs-5.15/" + stat_path);
   TempDir dir;
   FakeOllama ollama(dir.path() / "ollama.sock");
-  ollama.ps = R"({"models":[{"name":"small:1","model":"small:1","size":209715200,"size_vram":0}]})";
+  ollama.set_ps(R"({"models":[{"name":"small:1","model":"small:1","size":209715200,"size_vram":0}]})");
   const std::vector<json> containers{
       inspect_like(k_515_id, "ollama", 0, 2LL << 30, "unix://" + (dir.path() / "ollama.sock").string())};
-  FakeHttpServer engine(dir.path() / "docker.sock",
-                        [&](const std::string&, const std::string& p) { return engine_reply(containers, p); });
+  FakeEngine engine(dir.path() / "docker.sock", containers);
   FakeClock clock;
   const auto start = clock.now();
   // anon grows 20 MiB per second from 300 MiB, written into the cgroup before each sample
@@ -192,8 +146,7 @@ TEST(DiagnoseCommand, UnreachableApiIsAFindingAndCgroupAnalysisGoesOn) {
   TempDir dir;
   const auto url = "unix://" + (dir.path() / "no-ollama.sock").string();
   const std::vector<json> containers{inspect_like(k_ollama_id, "ollama-gpu", 4242, 0, url)};
-  FakeHttpServer engine(dir.path() / "docker.sock",
-                        [&](const std::string&, const std::string& p) { return engine_reply(containers, p); });
+  FakeEngine engine(dir.path() / "docker.sock", containers);
   FakeClock clock;
   const auto result =
       run_diagnose(options_for(test::fixture_path("hosts/v2-systemd-incident"), engine.address(), 3s), clock);
@@ -222,8 +175,7 @@ TEST(DiagnoseCommand, SlowAndBrokenApis) {
   const std::vector<json> containers{
       inspect_like(k_ollama_id, "ollama-gpu", 4242, 0, "unix://" + (dir.path() / "garbage.sock").string()),
       inspect_like(std::string(64, 'b'), "ollama-hung", 0, 0, "unix://" + (dir.path() / "hang.sock").string())};
-  FakeHttpServer engine(dir.path() / "docker.sock",
-                        [&](const std::string&, const std::string& p) { return engine_reply(containers, p); });
+  FakeEngine engine(dir.path() / "docker.sock", containers);
   FakeClock clock;
   auto options = options_for(test::fixture_path("hosts/v2-systemd-incident"), engine.address(), 0s);
   options.sampler.api_timeout = 200ms;
@@ -260,8 +212,7 @@ TEST(DiagnoseCommand, OrphanRunnerHoldingMemory) {
   FakeOllama ollama(dir.path() / "ollama.sock");
   const std::vector<json> containers{
       inspect_like(k_ollama_id, "ollama-gpu", 4242, 0, "unix://" + (dir.path() / "ollama.sock").string())};
-  FakeHttpServer engine(dir.path() / "docker.sock",
-                        [&](const std::string&, const std::string& p) { return engine_reply(containers, p); });
+  FakeEngine engine(dir.path() / "docker.sock", containers);
   FakeClock clock;
   const auto result = run_diagnose(options_for(root.path(), engine.address(), 5s), clock);
   const auto* orphan = find(result, "orphan-runner");
@@ -287,11 +238,10 @@ TEST(DiagnoseCommand, HealthyServerExitsZero) {
   TempDir dir;
   FakeOllama ollama(dir.path() / "ollama.sock");
   // 5.15 fixture: 900 MiB anon, 2 GiB limit; a 1 GiB model loaded explains it.
-  ollama.ps = R"({"models":[{"name":"m:1","model":"m:1","size":1073741824,"size_vram":0,"context_length":4096}]})";
+  ollama.set_ps(R"({"models":[{"name":"m:1","model":"m:1","size":1073741824,"size_vram":0,"context_length":4096}]})");
   const std::vector<json> containers{
       inspect_like(k_515_id, "ollama", 0, 2LL << 30, "unix://" + (dir.path() / "ollama.sock").string())};
-  FakeHttpServer engine(dir.path() / "docker.sock",
-                        [&](const std::string&, const std::string& p) { return engine_reply(containers, p); });
+  FakeEngine engine(dir.path() / "docker.sock", containers);
   FakeClock clock;
   auto options = options_for(test::fixture_path("hosts/v2-cgroupfs-5.15"), engine.address(), 5s);
   options.thresholds.reserve = 1ULL << 30;

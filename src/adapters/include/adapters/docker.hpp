@@ -66,6 +66,8 @@ class DockerClient {
 
   [[nodiscard]] Result<std::vector<ContainerSummary>> list_containers(ListScope scope);
   [[nodiscard]] Result<ContainerMeta> inspect(std::string_view id);
+  // POST /containers/{id}/restart?t=<stop timeout in s>; the engine answers once the container runs again.
+  [[nodiscard]] Expected<void, Error> restart(std::string_view id, std::chrono::seconds stop_timeout);
 
  private:
   DockerClient(HttpClient http, ApiVersion api, std::string engine_version)

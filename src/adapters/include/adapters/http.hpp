@@ -41,6 +41,11 @@ class HttpClient {
   // permission denied, refused, no answer within the time-out, ...).
   [[nodiscard]] Result<HttpResponse> get(std::string_view path);
   [[nodiscard]] Result<HttpResponse> post(std::string_view path, std::string_view json_body);
+  // A POST that may take longer than the client's time-out (a container restart).
+  [[nodiscard]] Result<HttpResponse> post(std::string_view path, std::string_view json_body,
+                                          std::chrono::milliseconds timeout);
+  // Closes the kept-alive connection (so it does not count as a client of the server).
+  void close();
 
   [[nodiscard]] const Endpoint& endpoint() const { return m_endpoint; }
   [[nodiscard]] std::chrono::milliseconds timeout() const { return m_timeout; }
@@ -48,7 +53,8 @@ class HttpClient {
   static constexpr std::size_t k_max_body_bytes = 64U << 20;
 
  private:
-  [[nodiscard]] Result<HttpResponse> perform(std::string_view method, std::string_view path, std::string_view body);
+  [[nodiscard]] Result<HttpResponse> perform(std::string_view method, std::string_view path, std::string_view body,
+                                             std::chrono::milliseconds timeout);
 
   Endpoint m_endpoint;
   std::chrono::milliseconds m_timeout;

@@ -45,6 +45,8 @@ class OllamaClient {
   [[nodiscard]] Result<OllamaShow> show(std::string_view model);
   // Asks the server to unload `model` now: POST /api/generate {"model": model, "keep_alive": 0}.
   [[nodiscard]] Expected<void, Error> unload(std::string_view model);
+  // Drops the kept-alive connection, so that memwarden is not counted as a client while draining.
+  void close() { m_http.close(); }
 
  private:
   [[nodiscard]] Result<std::string> request(std::string_view method, std::string_view path, std::string_view body = {});

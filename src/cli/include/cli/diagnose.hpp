@@ -46,6 +46,14 @@ struct DiagnoseResult {
 enum class DiagnoseExit : int { healthy = 0, internal = 1, usage = 2, partial = 3, warning = 4, critical = 5 };
 
 [[nodiscard]] DiagnoseResult run_diagnose(const DiagnoseOptions& options, Clock& clock);
+
+// Samples `sampler` (already discovered) for the window, running the detectors after every sample;
+// fills samples, findings, first_detected, started and ended. Shared with `memwarden fix`.
+void observe(Sampler& sampler, const DiagnoseOptions& options, Clock& clock, DiagnoseResult& result);
+// Fills servers, problems and cgroup_mode from the sampler.
+void summarise(const Sampler& sampler, DiagnoseResult& result);
+// The sampler's capacity for a window.
+[[nodiscard]] std::size_t samples_for(const DiagnoseOptions& options);
 [[nodiscard]] std::string render_diagnosis(const DiagnoseResult& result);
 [[nodiscard]] nlohmann::json diagnosis_to_json(const DiagnoseResult& result);
 [[nodiscard]] DiagnoseExit diagnose_exit_code(const DiagnoseResult& result);

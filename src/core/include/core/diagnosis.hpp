@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,11 +25,12 @@ enum class ServerKind { container, host_process };
 struct InferenceServer {
   std::string name;  // container name, or "ollama (host, pid N)"
   ServerKind kind = ServerKind::container;
-  std::string container_id;       // containers only
-  std::int64_t pid = 0;           // main process, host pid
-  std::string api_url;            // "http://127.0.0.1:11434"; "" when memwarden found no way to reach it
-  std::string api_url_source;     // how it was found: "label memwarden.ollama.url", "published port 11434/tcp", ...
-  bool has_memory_limit = false;  // from the engine (HostConfig.Memory > 0)
+  std::string container_id;    // containers only
+  std::int64_t pid = 0;        // main process, host pid
+  std::string api_url;         // "http://127.0.0.1:11434"; "" when memwarden found no way to reach it
+  std::string api_url_source;  // how it was found: "label memwarden.ollama.url", "published port 11434/tcp", ...
+  std::map<std::string, std::string> labels;  // containers: memwarden.enable, memwarden.protect, ...
+  bool has_memory_limit = false;              // from the engine (HostConfig.Memory > 0)
   std::optional<std::uint64_t> memory_limit;  // bytes, when limited
 };
 
@@ -115,6 +117,9 @@ struct DiagnoseThresholds {
 
 // Σ over loaded models of (size − size_vram) + the base allowance: the RAM a server should hold.
 [[nodiscard]] std::uint64_t expected_ram(const std::vector<OllamaModel>& models, std::uint64_t base_allowance);
+
+// The anon level above which idle-bloat counts: expected + max(margin, margin_fraction × expected).
+[[nodiscard]] std::uint64_t bloat_threshold(const std::vector<OllamaModel>& models, const DiagnoseThresholds& t);
 
 // Median of pairwise slopes (Theil–Sen), in y-units per millisecond; nullopt with fewer than 2 distinct times.
 struct Point {
