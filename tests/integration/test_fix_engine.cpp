@@ -176,6 +176,40 @@ TEST(FixOnEngine, IdleBloatIsRestartedAndVerified) {
   EXPECT_EQ(rec["after_bytes"].get<double>(), after);
 }
 
+TEST(FixOnEngine, BloatThatUnloadingCuresIsNotRestarted) {
+  // The runner's prompt cache grows with every request and /api/ps does not count it (ollama #18264):
+  // unloading the model frees it, so no restart is needed.
+  Container sim(
+      "mwit-fix-unload",
+      {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18609", "-m", "2g", "--label", "memwarden.enable=true"},
+      {"/bin/ollama-sim", "--model", "small:1=100", "--runner-cache-per-request-mib", "200"}, k_sim_image);
+  ASSERT_TRUE(sim.wait_for_log("ollama-sim: listening"));
+  const std::string url = "http://127.0.0.1:18609";
+  for (int i = 0; i < 3; ++i) {
+    const auto r = http_post(url + "/api/generate", R"({"model":"small:1","prompt":"hello","stream":false})");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  ASSERT_TRUE(sim.wait_for_log("runner_cache name=small:1 total_mib=600"));
+  const auto before_start = docker({"inspect", "-f", "{{.State.StartedAt}}", sim.name()}).out;
+  StateDir state;
+  const auto r = fix(state, {"--all", "--settle", "2s"});
+  const auto doc = parse(r);
+  EXPECT_EQ(r.exit_code, 0) << doc.dump(2);
+  const auto* s = server_report(doc, sim.name());
+  ASSERT_NE(s, nullptr) << doc.dump(2);
+  EXPECT_EQ((*s)["outcome"], "succeeded") << s->dump(2);
+  EXPECT_EQ((*s)["kind"], "unload");
+  EXPECT_NE((*s)["message"].get<std::string>().find("unloading cured it, no restart"), std::string::npos);
+  std::vector<std::string> steps;
+  for (const auto& st : (*s)["steps"]) {
+    steps.push_back(st["name"].get<std::string>());
+  }
+  EXPECT_EQ(steps, (std::vector<std::string>{"unload", "settle"}));
+  EXPECT_LT((*s)["after_anon_bytes"].get<double>(), 0.2 * (*s)["before_anon_bytes"].get<double>());
+  EXPECT_EQ(docker({"inspect", "-f", "{{.State.StartedAt}}", sim.name()}).out, before_start) << "no restart";
+  EXPECT_EQ(history(state)["records"][0]["kind"], "unload");
+}
+
 TEST(FixOnEngine, NotOptedInIsNeverRestartedByAll) {
   BloatedServer server("mwit-fix-optout", 18602, {});
   ASSERT_TRUE(server.bloat());

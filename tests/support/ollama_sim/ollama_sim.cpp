@@ -78,6 +78,7 @@ struct Options {
   bool keep_alive_forever = false;
   uint64_t max_loaded = 3;
   uint64_t leak_per_request_mib = 0;
+  uint64_t runner_cache_per_request_mib = 0;
   double leak_per_second_mib = 0;
   bool leak_always = false;
   uint64_t retain_after_unload_mib = 0;
@@ -915,7 +916,33 @@ char* g_argv_area = nullptr;  // original argv strings (contiguous), for the no-
 size_t g_argv_area_len = 0;
 std::string g_self_exe;
 
-[[noreturn]] void runner_body(uint64_t anon_mib, int ready_fd) {
+// Serves `grow N` lines from the server on `cmd_fd` (--runner-cache-per-request-mib): maps and
+// touches N more MiB that are never freed, then acknowledges with one byte on `ack_fd` ('G', or
+// 'F' when the memory could not be mapped).  Returns when the server closes the command pipe.
+void runner_serve_commands(int cmd_fd, int ack_fd) {
+  std::string buf;
+  char tmp[512];
+  for (;;) {
+    ssize_t r = read(cmd_fd, tmp, sizeof tmp);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return;
+    buf.append(tmp, static_cast<size_t>(r));
+    for (size_t nl = buf.find('\n'); nl != std::string::npos; nl = buf.find('\n')) {
+      std::string line = buf.substr(0, nl);
+      buf.erase(0, nl + 1);
+      uint64_t mib = 0;
+      if (line.rfind("grow ", 0) != 0 || !parse_u64(std::string_view(line).substr(5), kMaxMiB, mib))
+        continue;
+      char ack = alloc_touched(mib * kMiB) ? 'G' : 'F';
+      ssize_t w = write(ack_fd, &ack, 1);
+      (void)w;
+    }
+  }
+}
+
+[[noreturn]] void runner_body(uint64_t anon_mib, int ready_fd, int cmd_fd) {
   if (!alloc_touched(anon_mib * kMiB)) {
     const char msg[] = "ollama-sim runner: cannot allocate model memory\n";
     write_all(2, msg, sizeof msg - 1);
@@ -925,8 +952,15 @@ std::string g_self_exe;
     char r = 'R';
     ssize_t w = write(ready_fd, &r, 1);
     (void)w;
-    close(ready_fd);
   }
+  if (cmd_fd >= 0 && ready_fd >= 0) {
+    signal(SIGPIPE, SIG_IGN);  // an orphaned runner must outlive the server's end of the pipes
+    runner_serve_commands(cmd_fd, ready_fd);
+  }
+  if (cmd_fd >= 0)
+    close(cmd_fd);
+  if (ready_fd >= 0)
+    close(ready_fd);
   for (;;) {
     pause();
   }
@@ -935,10 +969,11 @@ std::string g_self_exe;
 // Entry point when re-executed as `<argv0> runner ...` with OLLAMA_SIM_RUNNER=1.
 [[noreturn]] void runner_main() {
   prctl(PR_SET_NAME, "ollama", 0, 0, 0);
-  uint64_t parent = 0, mib = 0, fd = 0;
+  uint64_t parent = 0, mib = 0, fd = 0, cfd = 0;
   const char* ps = getenv("OLLAMA_SIM_PARENT_PID");
   const char* ms = getenv("OLLAMA_SIM_ANON_MIB");
   const char* fs = getenv("OLLAMA_SIM_READY_FD");
+  const char* cs = getenv("OLLAMA_SIM_CMD_FD");
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (ps != nullptr && parse_u64(ps, INT_MAX, parent) && static_cast<uint64_t>(getppid()) != parent) {
     _exit(0);  // the server died before we got here
@@ -946,7 +981,8 @@ std::string g_self_exe;
   if (ms == nullptr || !parse_u64(ms, kMaxMiB, mib))
     mib = 0;
   int ready = (fs != nullptr && parse_u64(fs, 65535, fd)) ? static_cast<int>(fd) : -1;
-  runner_body(mib, ready);
+  int cmd = (cs != nullptr && parse_u64(cs, 65535, cfd)) ? static_cast<int>(cfd) : -1;
+  runner_body(mib, ready, cmd);
 }
 
 // Rewrites our own argv area (fallback when exec of /proc/self/exe is impossible).
@@ -968,14 +1004,23 @@ void set_proc_title(const std::vector<std::string>& args) {
 
 struct Spawned {
   pid_t pid = -1;
-  int ready_fd = -1;
+  int ready_fd = -1;  // runner -> server: 'R' when loaded, then one ack byte per command
+  int cmd_fd = -1;    // server -> runner: "grow N" lines (only with `with_cmd`)
 };
 
-bool spawn_runner(const std::string& blob, uint64_t anon_mib, int ctx, int ngl, int port, Spawned& out,
+// `with_cmd` gives the runner a command pipe on fd 4 and keeps its ready pipe (fd 3) open for acks.
+bool spawn_runner(const std::string& blob, uint64_t anon_mib, int ctx, int ngl, int port, bool with_cmd, Spawned& out,
                   std::string& err) {
   int p[2];
+  int q[2] = {-1, -1};
   if (pipe2(p, O_CLOEXEC) != 0) {
     err = std::string("pipe: ") + strerror(errno);
+    return false;
+  }
+  if (with_cmd && pipe2(q, O_CLOEXEC) != 0) {
+    err = std::string("pipe: ") + strerror(errno);
+    close(p[0]);
+    close(p[1]);
     return false;
   }
   std::vector<std::string> args = {g_opt.runner_argv0, "runner",
@@ -995,6 +1040,8 @@ bool spawn_runner(const std::string& blob, uint64_t anon_mib, int ctx, int ngl, 
   envs.push_back("OLLAMA_SIM_RUNNER=1");
   envs.push_back("OLLAMA_SIM_ANON_MIB=" + std::to_string(anon_mib));
   envs.push_back("OLLAMA_SIM_READY_FD=3");
+  if (with_cmd)
+    envs.push_back("OLLAMA_SIM_CMD_FD=4");
   envs.push_back("OLLAMA_SIM_PARENT_PID=" + std::to_string(parent));
   std::vector<char*> argv, envp;
   for (auto& a : args) argv.push_back(a.data());
@@ -1007,6 +1054,10 @@ bool spawn_runner(const std::string& blob, uint64_t anon_mib, int ctx, int ngl, 
     err = std::string("fork: ") + strerror(errno);
     close(p[0]);
     close(p[1]);
+    if (with_cmd) {
+      close(q[0]);
+      close(q[1]);
+    }
     return false;
   }
   if (pid == 0) {
@@ -1018,7 +1069,12 @@ bool spawn_runner(const std::string& blob, uint64_t anon_mib, int ctx, int ngl, 
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (getppid() != parent)
       _exit(0);
-    if (p[1] != 3) {
+    if (with_cmd) {
+      // Move both ends above 4 first, so that dup2 to 3 and 4 can't clobber either of them.
+      int a = fcntl(p[1], F_DUPFD, 5), b = fcntl(q[0], F_DUPFD, 5);
+      if (a < 0 || b < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0)
+        _exit(127);
+    } else if (p[1] != 3) {
       if (dup2(p[1], 3) < 0)
         _exit(127);
     } else {
@@ -1027,18 +1083,24 @@ bool spawn_runner(const std::string& blob, uint64_t anon_mib, int ctx, int ngl, 
     if (!g_self_exe.empty()) {
       execve(g_self_exe.c_str(), argv.data(), envp.data());
     }
-    // Fallback: become the runner in-process; drop every inherited descriptor above 3.
-    if (syscall(SYS_close_range, 4U, ~0U, 0U) != 0) {
-      for (int fd = 4; fd < 4096; ++fd) close(fd);
+    // Fallback: become the runner in-process; drop every inherited descriptor above 3 (or 4).
+    const unsigned first_extra = with_cmd ? 5U : 4U;
+    if (syscall(SYS_close_range, first_extra, ~0U, 0U) != 0) {
+      for (int fd = static_cast<int>(first_extra); fd < 4096; ++fd) close(fd);
     }
     prctl(PR_SET_NAME, "ollama", 0, 0, 0);
     set_proc_title(args);
-    runner_body(anon_mib, 3);
+    runner_body(anon_mib, 3, with_cmd ? 4 : -1);
   }
   close(p[1]);
   fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
   out.pid = pid;
   out.ready_fd = p[0];
+  if (with_cmd) {
+    close(q[0]);
+    fcntl(q[1], F_SETFL, fcntl(q[1], F_GETFL) | O_NONBLOCK);
+    out.cmd_fd = q[1];
+  }
   return true;
 }
 
@@ -1074,7 +1136,10 @@ struct Model {
   uint64_t params = 0;
   enum class St { Unloaded, Loading, Loaded } st = St::Unloaded;
   pid_t pid = -1;
-  int ready_fd = -1;
+  int ready_fd = -1;                    // while loading; with --runner-cache-per-request-mib also the ack pipe
+  int cmd_fd = -1;                      // --runner-cache-per-request-mib: "grow N" commands to the runner
+  uint64_t cache_mib = 0;               // prompt-cache MiB the runner has confirmed
+  std::vector<uint64_t> cache_waiters;  // connection ids waiting for a grow ack, in command order
   int64_t load_start_ns = 0, load_deadline_ms = 0, last_load_ns = 0;
   bool forever = false;
   int64_t expires_ms = 0;   // monotonic
@@ -1266,6 +1331,7 @@ struct GenJob {
   int64_t ka_ns = 0;
   int prompt_tokens = 0;
   bool triggered_load = false;
+  bool cache_done = false;  // the runner confirmed this request's prompt-cache growth
 };
 
 struct ParseState {
@@ -1286,7 +1352,7 @@ struct Conn {
   std::string in;
   std::string out;
   size_t out_off = 0;
-  enum class St { Reading, WaitLoad, Delayed, Draining } st = St::Reading;
+  enum class St { Reading, WaitLoad, WaitRunner, Delayed, Draining } st = St::Reading;
   bool dead = false;
   bool peer_eof = false;
   bool close_after = false;  // close once `out` is drained
@@ -1813,29 +1879,54 @@ void fail_waiters(Model& m, const std::string& why) {
   }
 }
 
+// Requests waiting for a prompt-cache ack from a runner that is gone.
+void fail_cache_waiters(Model& m, const std::string& why) {
+  std::vector<uint64_t> w;
+  w.swap(m.cache_waiters);
+  for (uint64_t id : w) {
+    auto it = g_conns.find(id);
+    if (it == g_conns.end() || it->second.dead || it->second.st != Conn::St::WaitRunner)
+      continue;
+    respond(it->second, json_resp(500, error_json(why)));
+    progress(it->second);
+  }
+}
+
+void close_runner_fds(Model& m) {
+  if (m.ready_fd >= 0) {
+    close(m.ready_fd);
+    m.ready_fd = -1;
+  }
+  if (m.cmd_fd >= 0) {
+    close(m.cmd_fd);
+    m.cmd_fd = -1;
+  }
+}
+
 // Unload a loaded (or loading) model.  With --orphan-runner a loaded model's runner is forgotten
 // instead of killed.
 void unload_model(Model& m, const char* reason) {
   if (m.st == Model::St::Unloaded)
     return;
   bool was_loading = m.st == Model::St::Loading;
-  if (m.ready_fd >= 0) {
-    close(m.ready_fd);
-    m.ready_fd = -1;
-  }
+  close_runner_fds(m);
   pid_t pid = m.pid;
+  uint64_t held_mib = m.anon_mib() + m.cache_mib;
   m.pid = -1;
+  m.cache_mib = 0;
   m.st = Model::St::Unloaded;
   if (!was_loading && g_opt.orphan_runner) {
-    g_orphans.push_back({pid, m.anon_mib()});
+    g_orphans.push_back({pid, held_mib});
     log_event("unloaded %s reason=%s", m.name.c_str(), reason);
-    log_event("orphaned runner_pid=%d mib=%" PRIu64, static_cast<int>(pid), m.anon_mib());
+    log_event("orphaned runner_pid=%d mib=%" PRIu64, static_cast<int>(pid), held_mib);
   } else {
     kill_and_reap(pid);
     log_event("unloaded %s reason=%s", m.name.c_str(), reason);
   }
   if (was_loading) {
     fail_waiters(m, "llama runner process has terminated: signal: killed");
+  } else {
+    fail_cache_waiters(m, "llama runner process has terminated: signal: killed");
   }
   maybe_retain();
 }
@@ -1860,17 +1951,16 @@ void on_child_exit(pid_t pid, int status) {
     if (m.pid != pid || m.st == Model::St::Unloaded)
       continue;
     bool was_loading = m.st == Model::St::Loading;
-    if (m.ready_fd >= 0) {
-      close(m.ready_fd);
-      m.ready_fd = -1;
-    }
+    close_runner_fds(m);
     m.pid = -1;
+    m.cache_mib = 0;
     m.st = Model::St::Unloaded;
     log_event("runner exited %s runner_pid=%d %s", m.name.c_str(), static_cast<int>(pid), code.c_str());
     if (was_loading) {
       fail_waiters(m, "llama runner process has terminated: " + how);
     } else {
       log_event("unloaded %s reason=runner_exited", m.name.c_str());
+      fail_cache_waiters(m, "llama runner process has terminated: " + how);
     }
     maybe_retain();
     return;
@@ -1925,12 +2015,14 @@ bool start_load(Model& m, int ctx, std::string& err) {
                          (static_cast<unsigned>(getpid()) * 131u + static_cast<unsigned>(g_runner_port_seq++) * 7919u) %
                          28000u);
   Spawned sp;
-  if (!spawn_runner(m.blob, m.anon_mib(), ctx, ngl, port, sp, err)) {
+  if (!spawn_runner(m.blob, m.anon_mib(), ctx, ngl, port, g_opt.runner_cache_per_request_mib > 0, sp, err)) {
     return false;
   }
   m.st = Model::St::Loading;
   m.pid = sp.pid;
   m.ready_fd = sp.ready_fd;
+  m.cmd_fd = sp.cmd_fd;
+  m.cache_mib = 0;
   m.ctx = ctx;
   m.load_start_ns = mono_ns();
   m.load_deadline_ms = mono_ms() + static_cast<int64_t>(g_opt.load_timeout_ms);
@@ -1946,8 +2038,7 @@ void on_runner_ready(Model& m) {
     // Runner died before it was ready; SIGCHLD tells how.  Reap now if possible.
     int st = 0;
     pid_t pid = m.pid;
-    close(m.ready_fd);
-    m.ready_fd = -1;
+    close_runner_fds(m);
     kill(pid, SIGKILL);
     pid_t w = waitpid(pid, &st, 0);
     if (w == pid) {
@@ -1959,8 +2050,10 @@ void on_runner_ready(Model& m) {
     }
     return;
   }
-  close(m.ready_fd);
-  m.ready_fd = -1;
+  if (m.cmd_fd < 0) {
+    close(m.ready_fd);
+    m.ready_fd = -1;
+  }  // else: the ready pipe now carries the acks of "grow N" commands
   m.st = Model::St::Loaded;
   m.last_load_ns = mono_ns() - m.load_start_ns;
   set_expiry(m, false, false, 0);
@@ -1971,6 +2064,45 @@ void on_runner_ready(Model& m) {
     auto it = g_conns.find(id);
     if (it == g_conns.end() || it->second.dead || it->second.st != Conn::St::WaitLoad)
       continue;
+    finish_job(it->second);
+    progress(it->second);
+  }
+}
+
+// --runner-cache-per-request-mib: the runner acknowledged prompt-cache growth ('G' done,
+// 'F' could not map).  Each byte answers the oldest waiting request.
+void on_runner_ack(Model& m) {
+  char buf[64];
+  ssize_t r = read(m.ready_fd, buf, sizeof buf);
+  if (r < 0 && (errno == EAGAIN || errno == EINTR))
+    return;
+  pid_t pid = m.pid;
+  if (r <= 0) {
+    // The runner is gone; SIGCHLD tells how.  Reap now if possible.
+    close_runner_fds(m);
+    kill(pid, SIGKILL);
+    int st = 0;
+    if (waitpid(pid, &st, 0) == pid)
+      on_child_exit(pid, st);
+    return;
+  }
+  for (ssize_t i = 0; i < r; ++i) {
+    // Answering may unload the model (keep_alive 0) or start the next pipelined request.
+    if (m.st != Model::St::Loaded || m.pid != pid || m.cache_waiters.empty())
+      return;
+    uint64_t id = m.cache_waiters.front();
+    m.cache_waiters.erase(m.cache_waiters.begin());
+    if (buf[i] == 'G') {
+      m.cache_mib += g_opt.runner_cache_per_request_mib;
+      log_event("runner_cache name=%s total_mib=%" PRIu64, m.name.c_str(), m.cache_mib);
+    } else {
+      log_event("runner_cache failed name=%s mib=%" PRIu64 " total_mib=%" PRIu64, m.name.c_str(),
+                g_opt.runner_cache_per_request_mib, m.cache_mib);
+    }
+    auto it = g_conns.find(id);
+    if (it == g_conns.end() || it->second.dead || it->second.st != Conn::St::WaitRunner)
+      continue;
+    it->second.job.cache_done = true;
     finish_job(it->second);
     progress(it->second);
   }
@@ -2247,6 +2379,17 @@ void finish_job(Conn& c) {
     c.st = Conn::St::WaitLoad;
     return;
   }
+  if (g_opt.runner_cache_per_request_mib > 0 && !job.input_empty && !job.cache_done && m.cmd_fd >= 0) {
+    // The runner grows its prompt cache first; on_runner_ack answers once it confirmed.
+    std::string cmd = "grow " + std::to_string(g_opt.runner_cache_per_request_mib) + "\n";
+    if (write(m.cmd_fd, cmd.data(), cmd.size()) != static_cast<ssize_t>(cmd.size())) {
+      respond(c, json_resp(500, error_json(std::string("llama runner: cannot send command: ") + strerror(errno))));
+      return;
+    }
+    m.cache_waiters.push_back(c.id);
+    c.st = Conn::St::WaitRunner;
+    return;
+  }
   set_expiry(m, job.ka_set, job.ka_forever, job.ka_ns);
   Resp r;
   if (job.input_empty) {
@@ -2377,6 +2520,8 @@ void usage(FILE* f) {
       "  --max-loaded N                OLLAMA_MAX_LOADED_MODELS (default 3; 0 = unlimited)\n"
       "  --leak-per-request-mib N      leak N MiB in the server per generate/chat (not unload)\n"
       "  --leak-per-second-mib N       leak N MiB/s in the server while a model is loaded\n"
+      "  --runner-cache-per-request-mib N  the model's runner keeps N more MiB per served\n"
+      "                                generate/chat (prompt cache; not in /api/ps size)\n"
       "  --leak-always                 ... even with nothing loaded\n"
       "  --retain-after-unload-mib N   keep N MiB in the server once the last model unloads\n"
       "  --bloat-at-start-mib N        allocate N MiB in the server at start\n"
@@ -2547,6 +2692,8 @@ void parse_args(int argc, char** argv) {
         die(2, "--max-loaded '%s': expected 0..1000", sanitize(v).c_str());
     } else if (a == "--leak-per-request-mib") {
       g_opt.leak_per_request_mib = mib();
+    } else if (a == "--runner-cache-per-request-mib") {
+      g_opt.runner_cache_per_request_mib = mib();
     } else if (a == "--leak-per-second-mib") {
       std::string v = need();
       if (!parse_decimal(v, 65536, g_opt.leak_per_second_mib))
@@ -2749,7 +2896,7 @@ void spawn_start_orphan() {
   Spawned sp;
   std::string err;
   std::string blob = "/root/.ollama/models/blobs/sha256-" + sha256_hex("orphan-at-start");
-  if (!spawn_runner(blob, g_opt.orphan_mib, g_opt.context_length, 0, 40001, sp, err))
+  if (!spawn_runner(blob, g_opt.orphan_mib, g_opt.context_length, 0, 40001, false, sp, err))
     die(1, "orphan runner: %s", err.c_str());
   int64_t deadline = mono_ms() + static_cast<int64_t>(g_opt.load_timeout_ms);
   for (;;) {
@@ -2855,6 +3002,7 @@ void run_timers() {
           c.dead = true;
         break;
       case Conn::St::WaitLoad:
+      case Conn::St::WaitRunner:
         break;
     }
     if (!c.dead && !c.out.empty() && now - c.last_write_ms > static_cast<int64_t>(g_opt.request_timeout_ms)) {
@@ -2915,8 +3063,10 @@ int poll_timeout() {
       tags.emplace_back(1, 0);
     }
     for (size_t i = 0; i < g_models.size(); ++i) {
-      if (g_models[i].st == Model::St::Loading && g_models[i].ready_fd >= 0) {
-        pfds.push_back({g_models[i].ready_fd, POLLIN, 0});
+      const Model& m = g_models[i];
+      bool acks = m.st == Model::St::Loaded && m.cmd_fd >= 0 && !m.cache_waiters.empty();
+      if ((m.st == Model::St::Loading || acks) && m.ready_fd >= 0) {
+        pfds.push_back({m.ready_fd, POLLIN, 0});
         tags.emplace_back(2, i);
       }
     }
@@ -2950,6 +3100,8 @@ int poll_timeout() {
         Model& m = g_models[key];
         if (m.st == Model::St::Loading && m.ready_fd == pfds[i].fd)
           on_runner_ready(m);
+        else if (m.st == Model::St::Loaded && m.ready_fd == pfds[i].fd)
+          on_runner_ack(m);
       } else {
         auto it = g_conns.find(key);
         if (it == g_conns.end() || it->second.dead)
