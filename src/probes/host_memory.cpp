@@ -93,12 +93,7 @@ Result<MemInfo> parse_meminfo(std::string_view text, std::string_view source) {
 }
 
 Result<MemInfo> read_meminfo(const HostRoot& root) {
-  const auto path = root.proc("meminfo");
-  auto text = read_file(path);
-  if (!text) {
-    return unexpected(text.error());
-  }
-  return parse_meminfo(*text, path.string());
+  return read_parsed(root.proc("meminfo"), parse_meminfo);
 }
 
 Result<Pressure> parse_pressure(std::string_view text, std::string_view source) {
@@ -224,12 +219,7 @@ Result<VmStat> parse_vmstat(std::string_view text, std::string_view source) {
 }
 
 Result<VmStat> read_vmstat(const HostRoot& root) {
-  const auto path = root.proc("vmstat");
-  auto text = read_file(path);
-  if (!text) {
-    return unexpected(text.error());
-  }
-  return parse_vmstat(*text, path.string());
+  return read_parsed(root.proc("vmstat"), parse_vmstat);
 }
 
 }  // namespace mw::probes

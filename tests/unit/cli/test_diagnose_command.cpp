@@ -265,3 +265,35 @@ TEST(DiagnoseCommand, MissingSourcesWithoutFindingsArePartial) {
   EXPECT_EQ(diagnose_exit_code(result), DiagnoseExit::partial);
   EXPECT_NE(render_diagnosis(result).find("HEALTHY  no findings for the host"), std::string::npos);
 }
+
+TEST(DiagnoseCommand, OllamaServeOnTheHostIsFoundThroughProc) {
+  TempDir root;
+  test::copy_fixture("hosts/v2-systemd-incident", root);
+  root.write("proc/5000/comm", "ollama\n");
+  root.write("proc/5000/cmdline", std::string("/usr/local/bin/ollama\0serve\0", 28));
+  root.write("proc/5000/status", test::read_fixture("hosts/v2-systemd-incident/proc/4242/status"));
+  root.write("proc/5000/cgroup", "0::/system.slice/ollama.service\n");
+  root.write("proc/5000/environ", std::string("HOME=/usr/share/ollama\0OLLAMA_HOST=127.0.0.1:1\0", 46));
+  const std::string cg = "sys/fs/cgroup/system.slice/ollama.service/";
+  root.write(cg + "memory.current", "734003200\n");
+  root.write(cg + "memory.max", "max\n");
+  root.write(cg + "memory.stat", "anon 629145600\nfile 104857600\ninactive_file 52428800\n");
+  root.write(cg + "cgroup.procs", "5000\n");
+  TempDir dir;
+  FakeClock clock;
+  const auto result =
+      run_diagnose(options_for(root.path(), "unix://" + (dir.path() / "none.sock").string(), 0s), clock);
+  ASSERT_EQ(result.servers.size(), 1U) << "pid 4242 runs in a container and is not a host server";
+  const auto& s = result.servers[0];
+  EXPECT_EQ(s.server.name, "ollama (host, pid 5000)");
+  EXPECT_EQ(s.server.kind, ServerKind::host_process);
+  EXPECT_EQ(s.server.api_url, "http://127.0.0.1:1") << "from OLLAMA_HOST in the process environment";
+  ASSERT_TRUE(s.last && s.last->memory);
+  EXPECT_EQ(s.last->memory->anon, 629145600U);
+  ASSERT_EQ(s.last->processes.size(), 1U);
+  const auto* api = find(result, "api-unreachable");
+  ASSERT_NE(api, nullptr);
+  EXPECT_NE(api->summary.find("http://127.0.0.1:1 (GET /api/ps): connection refused"), std::string::npos)
+      << api->summary;
+  EXPECT_EQ(find(result, "unlimited"), nullptr) << "a host process is not a container";
+}

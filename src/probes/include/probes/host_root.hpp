@@ -31,6 +31,17 @@ class HostRoot {
 // Like read_file, into a caller-owned buffer that is reused between reads.
 [[nodiscard]] Expected<void, Error> read_file_into(const std::filesystem::path& path, std::string& buffer);
 
+// Reads `path` and hands its text to `parse(text, source)`, with the path as the source.
+template <class Parse>
+[[nodiscard]] auto read_parsed(const std::filesystem::path& path, Parse&& parse)
+    -> decltype(parse(std::string_view{}, std::string_view{})) {
+  auto text = read_file(path);
+  if (!text) {
+    return unexpected(text.error());
+  }
+  return parse(*text, path.string());
+}
+
 // Splits text into lines without copying; the last line may lack '\n'.
 template <class F>
 void for_each_line(std::string_view text, F&& f) {
