@@ -68,9 +68,9 @@ FakeOllama::FakeOllama(const std::filesystem::path& socket)
         return {404, R"({"error":"not found"})"};
       }) {}
 
-void FakeOllama::set_ps(std::string json) {
+void FakeOllama::set_ps(std::string body) {
   std::lock_guard lock(m_mutex);
-  m_ps = std::move(json);
+  m_ps = std::move(body);
 }
 
 std::vector<std::string> FakeOllama::requests() const {

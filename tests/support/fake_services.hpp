@@ -37,7 +37,7 @@ class FakeEngine {
 class FakeOllama {
  public:
   explicit FakeOllama(const std::filesystem::path& socket);
-  void set_ps(std::string json);
+  void set_ps(std::string body);
   [[nodiscard]] std::string url() const { return m_server.address(); }
   [[nodiscard]] std::vector<std::string> requests() const;
 
