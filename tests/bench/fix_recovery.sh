@@ -30,10 +30,13 @@
 #   total wall - window - (drain + unload + settle + restart + health_wait)
 # i.e. process start, discovery, sampling, journal writes, verify and output. It is split
 # with the journal's wall-clock times (`memwarden history --json`, read after the run):
-#   before the ladder = record started_at_ms - start - window (start, discovery, the window's
-#                       overrun, journal open, eligibility)
-#   in the ladder     = (ended_at_ms - started_at_ms) - the timed steps (journal writes,
-#                       verify, the gaps between steps)
+#   before the ladder = record started_at_ms - start - window (process start, journal open,
+#                       host probes, discovery, summary, eligibility); when python3 is there to
+#                       relate CLOCK_MONOTONIC to the wall clock, split into before the window
+#                       (diagnosis started_ms - start) and window end to ladder (record
+#                       started_at_ms - diagnosis ended_ms)
+#   in the ladder     = (ended_at_ms - started_at_ms) - the timed steps (journal writes:
+#                       begin, each step, finish; verify; the gaps between steps)
 #   after the ladder  = exit - record ended_at_ms (JSON output, exit)
 #
 # By hand, in the same run: the container (now healthy) is bloated again the same way, then
@@ -169,6 +172,12 @@ by_hand() {
     echo "$(ms "$t0" "$t1") $(ms "$t1" "$t2")"
 }
 
+# mono_offset_us: CLOCK_REALTIME - CLOCK_MONOTONIC in µs (read together), or fails.
+mono_offset_us() {
+    command -v python3 >/dev/null || return 1
+    python3 -c 'import time; print(max((time.time_ns() - time.monotonic_ns()) // 1000 for _ in range(5)))'
+}
+
 RAW=$STATE/raw.tsv
 : >"$RAW"
 FAILED=0
@@ -177,6 +186,7 @@ PORT=18780
 run_variant() { # run_variant VARIANT RUN
     local v=$1 r=$2 name="mwfix-$1-$2" out="$STATE/out/$1-$2" port=$((PORT++)) sdir="$STATE/fix-$1-$2"
     local t0 t1 rc=0 expect got s total window rec_start rec_end steps_sum pre mid post over hand_r hand_h
+    local off d_start d_end pre_w=- w_lad=-
     local -A st=()
     log "run $r: $v ($name, port $port)"
     start_sim "$name" "$port"
@@ -204,15 +214,20 @@ run_variant() { # run_variant VARIANT RUN
         jq -r '.records[0] | "\(.started_at_ms) \(.ended_at_ms)"')"
     pre=$(awk -v s="$rec_start" -v t="$t0" -v w="$window" 'BEGIN { printf "%d", s - t / 1000 - w + 0.5 }')
     mid=$((rec_end - rec_start - steps_sum))
+    if off=$(mono_offset_us); then
+        read -r d_start d_end <<<"$(jq -r '"\(.diagnosis.started_ms) \(.diagnosis.ended_ms)"' "$out.json")"
+        pre_w=$(awk -v d="$d_start" -v t="$t0" -v o="$off" 'BEGIN { printf "%d", d - (t - o) / 1000 + 0.5 }')
+        w_lad=$(awk -v e="$d_end" -v s="$rec_start" -v o="$off" 'BEGIN { printf "%d", s - o / 1000 - e + 0.5 }')
+    fi
     post=$(awk -v e="$rec_end" -v t="$t1" 'BEGIN { printf "%d", t / 1000 - e + 0.5 }')
     # By hand, on the same container, bloated again the same way.
     bloat "$name" "$port" "$v"
     read -r hand_r hand_h <<<"$(by_hand "$name" "$port")"
     # variant run total window drain unload settle restart health verify overhead pre in post
-    #   hand_restart hand_health exit
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$r" "$total" "$window" \
+    #   hand_restart hand_health exit before_window window_to_ladder
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$r" "$total" "$window" \
         "${st[drain]:--}" "${st[unload]:--}" "${st[settle]:--}" "${st[restart]:--}" "${st[health_wait]:--}" \
-        "${st[verify]:--}" "$over" "$pre" "$mid" "$post" "$hand_r" "$hand_h" "$rc" >>"$RAW"
+        "${st[verify]:--}" "$over" "$pre" "$mid" "$post" "$hand_r" "$hand_h" "$rc" "$pre_w" "$w_lad" >>"$RAW"
     docker rm -f "$name" >/dev/null
     CURRENT=""
 }
@@ -241,7 +256,11 @@ mmm() {
 col() {
     awk -F'\t' -v v="$1" -v cs="$2" '$1 == v {
         n = split(cs, c, " "); x = 0
-        for (i = 1; i <= n; i++) x += (c[i] < 0) ? -$(-c[i]) : $(c[i])
+        for (i = 1; i <= n; i++) {
+            k = (c[i] < 0) ? -c[i] : c[i]
+            if ($k == "-") next
+            x += (c[i] < 0) ? -$k : $k
+        }
         print x }' "$RAW"
 }
 row() { # row VARIANT LABEL "C [-C]..."
@@ -280,7 +299,9 @@ for v in restart unload; do
     row "$v" "health_wait (GET /api/version every 200 ms)" "9"
     row "$v" "verify" "10"
     row "$v" "**memwarden overhead** (total − window − timed steps)" "11"
-    row "$v" "… before the ladder (start, discovery, window overrun, journal open)" "12"
+    row "$v" "… before the ladder (process start, journal open, discovery, eligibility)" "12"
+    row "$v" "… … of which before the window (process start, journal open, host probes, discovery)" "18"
+    row "$v" "… … of which window end to ladder (summary, eligibility)" "19"
     row "$v" "… in the ladder (journal writes, verify, gaps)" "13"
     row "$v" "… after the ladder (output, exit)" "14"
     row "$v" "memwarden restart + health_wait" "8 9"
