@@ -51,19 +51,11 @@ Result<CgroupLayout> detect_cgroup_layout(const HostRoot& root) {
 
 Result<std::vector<ProcCgroupEntry>> parse_proc_cgroup(std::string_view text, std::string_view source) {
   std::vector<ProcCgroupEntry> entries;
-  int line_no = 0;
-  std::optional<Error> error;
-  for_each_line(text, [&](std::string_view line) {
-    ++line_no;
-    if (error || trim(line).empty()) {
-      return;
-    }
+  auto parsed = parse_lines(text, source, [&](std::string_view line) -> std::optional<std::string> {
     const auto first = line.find(':');
     const auto second = first == std::string_view::npos ? first : line.find(':', first + 1);
     if (second == std::string_view::npos || line.size() == second + 1 || line[second + 1] != '/') {
-      error = Error{std::string(source),
-                    fmt::format("line {}: expected 'id:controllers:/path', got '{}'", line_no, line.substr(0, 80))};
-      return;
+      return fmt::format("expected 'id:controllers:/path', got '{}'", line.substr(0, 80));
     }
     ProcCgroupEntry entry;
     entry.hierarchy_id = std::string(line.substr(0, first));
@@ -78,9 +70,10 @@ Result<std::vector<ProcCgroupEntry>> parse_proc_cgroup(std::string_view text, st
     }
     entry.path = std::string(line.substr(second + 1));
     entries.push_back(std::move(entry));
+    return std::nullopt;
   });
-  if (error) {
-    return unexpected(*error);
+  if (!parsed) {
+    return unexpected(parsed.error());
   }
   return entries;
 }
@@ -172,24 +165,17 @@ Result<CgroupLocation> locate_container_cgroup(const HostRoot& root, const Cgrou
 Result<FlatKeyed> parse_flat_keyed(std::string_view text, std::string_view source) {
   FlatKeyed fields;
   fields.reserve(64);
-  int line_no = 0;
-  std::optional<Error> error;
-  for_each_line(text, [&](std::string_view line) {
-    ++line_no;
-    if (error || line.empty()) {
-      return;
-    }
+  auto parsed = parse_lines(text, source, [&](std::string_view line) -> std::optional<std::string> {
     const auto space = line.find(' ');
     const auto value = space == std::string_view::npos ? std::nullopt : parse_u64(trim(line.substr(space + 1)));
     if (!value || space == 0) {
-      error = Error{std::string(source),
-                    fmt::format("line {}: expected 'name number', got '{}'", line_no, line.substr(0, 60))};
-      return;
+      return fmt::format("expected 'name number', got '{}'", line.substr(0, 60));
     }
     fields.emplace_back(line.substr(0, space), *value);
+    return std::nullopt;
   });
-  if (error) {
-    return unexpected(*error);
+  if (!parsed) {
+    return unexpected(parsed.error());
   }
   return fields;
 }

@@ -63,18 +63,10 @@ constexpr std::pair<std::string_view, VmStatField> k_vmstat_keys[] = {
 
 Result<MemInfo> parse_meminfo(std::string_view text, std::string_view source) {
   MemInfo info;
-  int line_no = 0;
-  std::optional<Error> error;
-  for_each_line(text, [&](std::string_view line) {
-    ++line_no;
-    if (error || trim(line).empty()) {
-      return;
-    }
+  auto parsed = parse_lines(text, source, [&](std::string_view line) -> std::optional<std::string> {
     const auto field = split_meminfo_line(line);
     if (!field) {
-      error = Error{std::string(source),
-                    fmt::format("line {}: expected 'Key: number kB', got '{}'", line_no, line.substr(0, 60))};
-      return;
+      return fmt::format("expected 'Key: number kB', got '{}'", line.substr(0, 60));
     }
     for (const auto& [key, member] : k_meminfo_keys) {
       if (field->key == key) {
@@ -82,9 +74,10 @@ Result<MemInfo> parse_meminfo(std::string_view text, std::string_view source) {
         break;
       }
     }
+    return std::nullopt;
   });
-  if (error) {
-    return unexpected(*error);
+  if (!parsed) {
+    return unexpected(parsed.error());
   }
   if (!info.mem_total) {
     return fail(std::string(source), "no MemTotal line: not a meminfo file");
@@ -98,22 +91,13 @@ Result<MemInfo> read_meminfo(const HostRoot& root) {
 
 Result<Pressure> parse_pressure(std::string_view text, std::string_view source) {
   Pressure pressure;
-  int line_no = 0;
-  std::optional<Error> error;
-  for_each_line(text, [&](std::string_view line) {
-    ++line_no;
-    line = trim(line);
-    if (error || line.empty()) {
-      return;
-    }
-    const auto bad = [&](std::string_view why) {
-      error = Error{std::string(source), fmt::format("line {}: {} in '{}'", line_no, why, line.substr(0, 80))};
-    };
+  auto parsed = parse_lines(text, source, [&](std::string_view raw) -> std::optional<std::string> {
+    const auto line = trim(raw);
+    const auto bad = [&](std::string_view why) { return fmt::format("{} in '{}'", why, line.substr(0, 80)); };
     const auto space = line.find(' ');
     const auto kind = line.substr(0, space);
     if (kind != "some" && kind != "full") {
-      bad("expected 'some' or 'full'");
-      return;
+      return bad("expected 'some' or 'full'");
     }
     PressureLine out;
     int seen = 0;
@@ -124,16 +108,14 @@ Result<Pressure> parse_pressure(std::string_view text, std::string_view source) 
       rest = sp == std::string_view::npos ? std::string_view{} : trim(rest.substr(sp + 1));
       const auto eq = token.find('=');
       if (eq == std::string_view::npos) {
-        bad("expected key=value");
-        return;
+        return bad("expected key=value");
       }
       const auto key = token.substr(0, eq);
       const auto value = token.substr(eq + 1);
       if (key == "total") {
         const auto total = parse_u64(value);
         if (!total) {
-          bad("bad total");
-          return;
+          return bad("bad total");
         }
         out.total_us = *total;
         seen |= 8;
@@ -141,8 +123,7 @@ Result<Pressure> parse_pressure(std::string_view text, std::string_view source) 
       }
       const auto pct = parse_double(value);
       if (!pct) {
-        bad(fmt::format("bad {}", key));
-        return;
+        return bad(fmt::format("bad {}", key));
       }
       if (key == "avg10") {
         out.avg10 = *pct;
@@ -156,13 +137,13 @@ Result<Pressure> parse_pressure(std::string_view text, std::string_view source) 
       }
     }
     if (seen != 15) {
-      bad("missing avg10, avg60, avg300 or total");
-      return;
+      return bad("missing avg10, avg60, avg300 or total");
     }
     (kind == "some" ? pressure.some : pressure.full) = out;
+    return std::nullopt;
   });
-  if (error) {
-    return unexpected(*error);
+  if (!parsed) {
+    return unexpected(parsed.error());
   }
   if (!pressure.some && !pressure.full) {
     return fail(std::string(source), "empty pressure file");
@@ -189,20 +170,12 @@ Result<std::optional<Pressure>> read_host_pressure(const HostRoot& root) {
 
 Result<VmStat> parse_vmstat(std::string_view text, std::string_view source) {
   VmStat stat;
-  int line_no = 0;
-  std::optional<Error> error;
-  for_each_line(text, [&](std::string_view line) {
-    ++line_no;
-    line = trim(line);
-    if (error || line.empty()) {
-      return;
-    }
+  auto parsed = parse_lines(text, source, [&](std::string_view raw) -> std::optional<std::string> {
+    const auto line = trim(raw);
     const auto space = line.find(' ');
     const auto value = space == std::string_view::npos ? std::nullopt : parse_u64(trim(line.substr(space + 1)));
     if (!value) {
-      error = Error{std::string(source),
-                    fmt::format("line {}: expected 'name number', got '{}'", line_no, line.substr(0, 60))};
-      return;
+      return fmt::format("expected 'name number', got '{}'", line.substr(0, 60));
     }
     const auto key = line.substr(0, space);
     for (const auto& [name, member] : k_vmstat_keys) {
@@ -211,9 +184,10 @@ Result<VmStat> parse_vmstat(std::string_view text, std::string_view source) {
         break;
       }
     }
+    return std::nullopt;
   });
-  if (error) {
-    return unexpected(*error);
+  if (!parsed) {
+    return unexpected(parsed.error());
   }
   return stat;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,9 @@ class HostRoot {
  private:
   std::filesystem::path m_root;
 };
+
+// Trims ASCII spaces and tabs at both ends.
+[[nodiscard]] std::string_view trim(std::string_view text);
 
 // Reads a whole file (proc files report size 0, so it reads to EOF). The error
 // names the path and carries errno in Error::code.
@@ -56,7 +60,26 @@ void for_each_line(std::string_view text, F&& f) {
   }
 }
 
-// Trims ASCII spaces and tabs at both ends.
-[[nodiscard]] std::string_view trim(std::string_view text);
+// Calls `parse(line)` for each line that is not blank (the line is passed as it is, untrimmed).
+// `parse` returns nullopt when the line is fine, or what is wrong with it; the first complaint
+// ends the walk and becomes the error "<source>: line N: <complaint>".
+template <class F>
+[[nodiscard]] Expected<void, Error> parse_lines(std::string_view text, std::string_view source, F&& parse) {
+  int line_no = 0;
+  std::optional<std::string> complaint;
+  for_each_line(text, [&](std::string_view line) {
+    ++line_no;
+    if (!complaint && !trim(line).empty()) {
+      complaint = parse(line);
+      if (complaint) {
+        complaint = "line " + std::to_string(line_no) + ": " + *complaint;
+      }
+    }
+  });
+  if (complaint) {
+    return fail(std::string(source), std::move(*complaint));
+  }
+  return {};
+}
 
 }  // namespace mw::probes
