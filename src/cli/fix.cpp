@@ -122,7 +122,7 @@ class Ladder {
       auto id = m_env.journal->begin(record);
       if (!id) {
         finish(ActionOutcome::failed, "not acting: the journal could not record the action: " + id.error().line());
-        m_journal_failed = true;
+        m_report.journal_unavailable = true;
         return;
       }
       m_report.journal_id = *id;
@@ -142,8 +142,6 @@ class Ladder {
     }
     finalize(started);
   }
-
-  [[nodiscard]] bool journal_failed() const { return m_journal_failed; }
 
  private:
   // In a dry run the plan says what would happen; steps are only what did happen.
@@ -341,7 +339,6 @@ class Ladder {
   ServerFixReport& m_report;
   std::size_t m_seen_log;
   bool m_done = false;
-  bool m_journal_failed = false;
   std::optional<Error> m_journal_problem;
 };
 
@@ -407,6 +404,7 @@ FixResult run_fix(const FixOptions& options, FixEnvironment& env) {
     if (options.mode == RunMode::live && env.journal == nullptr) {
       report.outcome = ActionOutcome::failed;
       report.message = "not acting: no journal";
+      report.journal_unavailable = true;
       result.servers.push_back(std::move(report));
       continue;
     }
@@ -424,7 +422,7 @@ FixExit fix_exit_code(const FixResult& result) {
   FixExit worst = FixExit::ok;
   const auto raise = [&](FixExit e) { worst = static_cast<int>(e) > static_cast<int>(worst) ? e : worst; };
   for (const auto& s : result.servers) {
-    if (s.message.starts_with("not acting: the journal") || s.message == "not acting: no journal") {
+    if (s.journal_unavailable) {
       raise(FixExit::journal);
     } else if (s.outcome == ActionOutcome::failed) {
       raise(FixExit::failed);
@@ -450,7 +448,7 @@ std::string render_fix(const FixResult& r, RunMode mode) {
   std::string out;
   out += fmt::format("FIX{}  {} server{} diagnosed, {} with something to fix\n",
                      mode == RunMode::dry_run ? " (dry run: nothing will be changed)" : "", r.diagnosis.servers.size(),
-                     r.diagnosis.servers.size() == 1 ? "" : "s", r.servers.size(), "");
+                     r.diagnosis.servers.size() == 1 ? "" : "s", r.servers.size());
   if (r.servers.empty()) {
     out += "  nothing to fix\n";
   }
@@ -506,7 +504,8 @@ json fix_to_json(const FixResult& r, RunMode mode) {
                        {"steps", steps},
                        {"plan", s.plan},
                        {"total_ms", s.total.count()},
-                       {"journal_id", s.journal_id ? json(*s.journal_id) : json(nullptr)}});
+                       {"journal_id", s.journal_id ? json(*s.journal_id) : json(nullptr)},
+                       {"journal_unavailable", s.journal_unavailable}});
   }
   json problems = json::array();
   for (const auto& p : r.problems) {

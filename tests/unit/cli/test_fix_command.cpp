@@ -274,6 +274,7 @@ TEST(FixCommand, NoJournalNoAction) {
   scene.journal.reset();
   const auto result = scene.run(scene.options());
   EXPECT_EQ(scene.actions.restarts, 0);
+  EXPECT_TRUE(result.servers[0].journal_unavailable);
   EXPECT_EQ(fix_exit_code(result), FixExit::journal);
 }
 

@@ -55,6 +55,7 @@ struct ServerFixReport {
   std::vector<FixStepReport> steps;
   std::vector<std::string> plan;  // dry run: each request or command, exactly
   std::optional<std::int64_t> journal_id;
+  bool journal_unavailable = false;  // the journal could not record the action, so nothing was done
   Duration total{0};
 };
 
