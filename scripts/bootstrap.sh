@@ -8,11 +8,11 @@ set -euo pipefail
 mode=${1:-build}
 build_packages=(
   g++ cmake ninja-build pkg-config
-  libfmt-dev nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev
+  libfmt-dev nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev libyaml-cpp-dev
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-format
-  docker.io busybox-static curl binutils util-linux procps
+  docker.io busybox-static curl binutils util-linux procps prometheus prometheus-node-exporter
 )
 case "$mode" in
   build) wanted=("${build_packages[@]}") ;;

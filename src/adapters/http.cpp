@@ -24,12 +24,17 @@ Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source) 
     return ep;
   }
   std::string_view rest;
+  std::string scheme = "http://";
   if (text.starts_with("tcp://")) {
     rest = text.substr(6);
   } else if (text.starts_with("http://")) {
     rest = text.substr(7);
+  } else if (text.starts_with("https://")) {
+    rest = text.substr(8);
+    scheme = "https://";
   } else {
-    return fail(src, fmt::format("'{}': expected unix:///path, tcp://host:port or http://host:port", text));
+    return fail(src,
+                fmt::format("'{}': expected unix:///path, tcp://host:port, http://host:port or https://host", text));
   }
   while (!rest.empty() && rest.back() == '/') {
     rest.remove_suffix(1);
@@ -38,7 +43,7 @@ Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source) 
     return fail(src, fmt::format("'{}': expected host:port after the scheme", text));
   }
   ep.kind = Endpoint::Kind::tcp;
-  ep.base_url = "http://" + std::string(rest);
+  ep.base_url = scheme + std::string(rest);
   return ep;
 }
 

@@ -24,6 +24,7 @@ TEST(Endpoint, ParsesDockerHostForms) {
   EXPECT_EQ(tcp->kind, Endpoint::Kind::tcp);
   EXPECT_EQ(tcp->base_url, "http://127.0.0.1:2375");
   EXPECT_EQ(parse_endpoint("http://localhost:11434/", "x")->base_url, "http://localhost:11434");
+  EXPECT_EQ(parse_endpoint("https://ntfy.example.org", "x")->base_url, "https://ntfy.example.org");
 }
 
 TEST(Endpoint, RejectsWhatItCannotUse) {
