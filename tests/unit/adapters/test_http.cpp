@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "adapters/http.hpp"
+#include "recording_server.hpp"
 #include "test_support.hpp"
 
 using namespace mw;
@@ -125,4 +126,15 @@ TEST(HttpClient, OversizedBodyIsRefused) {
   const auto r = client.get("/containers/json");
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("response larger than 64 MiB"), std::string::npos) << r.error().line();
+}
+
+TEST(HttpClient, SpeaksTlsToAnHttpsEndpoint) {
+  // A plain-HTTP server behind an https:// address: the client must try TLS (and fail the handshake),
+  // not refuse the scheme.
+  mw::test::RecordingServer server;
+  HttpClient client(*parse_endpoint("https://127.0.0.1:" + std::to_string(server.port()), "t"), 500ms);
+  const auto r = client.post("/hook", "{}");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message.find("nsupported protocol"), std::string::npos) << r.error().line();
+  EXPECT_EQ(server.request_count(), 0U);  // no clear-text request was sent
 }

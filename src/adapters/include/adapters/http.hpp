@@ -2,7 +2,9 @@
 // bounded response size. The Docker and Ollama clients sit on top of it.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,6 +46,15 @@ class HttpClient {
   // A POST that may take longer than the client's time-out (a container restart).
   [[nodiscard]] Result<HttpResponse> post(std::string_view path, std::string_view json_body,
                                           std::chrono::milliseconds timeout);
+  // A GET whose body arrives over time (the Docker event stream), on its own connection: no overall
+  // time-out (the client's time-out bounds the connect only), TCP keep-alive on. `on_open` (may be
+  // empty) gets the status once the response headers are in; `on_chunk` gets each piece of a 2xx body
+  // as it arrives and returns false to end the stream. Returns the status when the server ends the
+  // stream or on_chunk returns false. Errors: the connection failed or broke, a status other than 2xx
+  // ("HTTP 400: <start of the body>"), or `stop` became true (checked every 100 ms; code ECANCELED).
+  [[nodiscard]] Result<long> stream(std::string_view path, const std::function<bool(std::string_view chunk)>& on_chunk,
+                                    const std::atomic<bool>& stop,
+                                    const std::function<void(long status)>& on_open = {});
   // Closes the kept-alive connection (so it does not count as a client of the server).
   void close();
 

@@ -1,0 +1,752 @@
+#include "adapters/http_server.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <variant>
+
+namespace mw::adapters {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+// RFC 9110 token characters (method, header names).
+bool is_token(std::string_view text) {
+  if (text.empty()) {
+    return false;
+  }
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return std::isalnum(u) != 0 || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+  });
+}
+
+bool has_line_break(std::string_view text) {
+  return text.find_first_of("\r\n") != std::string_view::npos;
+}
+
+// strerror in lower case for "listen host:port: address already in use".
+std::string describe_errno(int err) {
+  std::string text = std::strerror(err);
+  if (!text.empty() && std::isupper(static_cast<unsigned char>(text.front())) != 0 &&
+      (text.size() < 2 || std::islower(static_cast<unsigned char>(text[1])) != 0)) {
+    text.front() = static_cast<char>(std::tolower(static_cast<unsigned char>(text.front())));
+  }
+  return text;
+}
+
+std::string host_port_text(std::string_view host, std::uint16_t port) {
+  if (host.find(':') != std::string_view::npos) {
+    return fmt::format("[{}]:{}", host, port);
+  }
+  return fmt::format("{}:{}", host, port);
+}
+
+std::string peer_text(const sockaddr_storage& addr) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (addr.ss_family == AF_INET) {
+    sockaddr_in in{};
+    std::memcpy(&in, &addr, sizeof in);
+    ::inet_ntop(AF_INET, &in.sin_addr, buf, sizeof buf);
+    return fmt::format("{}:{}", buf, ntohs(in.sin_port));
+  }
+  if (addr.ss_family == AF_INET6) {
+    sockaddr_in6 in6{};
+    std::memcpy(&in6, &addr, sizeof in6);
+    ::inet_ntop(AF_INET6, &in6.sin6_addr, buf, sizeof buf);
+    return fmt::format("[{}]:{}", buf, ntohs(in6.sin6_port));
+  }
+  return "unknown";
+}
+
+std::optional<std::uint64_t> parse_decimal(std::string_view text) {
+  if (text.empty() || text.size() > 19) {
+    return std::nullopt;
+  }
+  std::uint64_t value = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::string render_response(const ServerResponse& response, bool head_only) {
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", response.status, http_reason_phrase(response.status));
+  if (!response.content_type.empty() && !has_line_break(response.content_type)) {
+    out += fmt::format("Content-Type: {}\r\n", response.content_type);
+  }
+  for (const auto& [name, value] : response.headers) {
+    const auto key = lower(name);
+    if (!is_token(name) || has_line_break(value) || key == "content-length" || key == "connection" ||
+        key == "transfer-encoding") {
+      continue;
+    }
+    out += fmt::format("{}: {}\r\n", name, value);
+  }
+  out += fmt::format("Content-Length: {}\r\nConnection: close\r\n\r\n", response.body.size());
+  if (!head_only) {
+    out += response.body;
+  }
+  return out;
+}
+
+ServerResponse error_response(int status, std::string_view message) {
+  ServerResponse r;
+  r.status = status;
+  r.body = std::string(message) + "\n";
+  return r;
+}
+
+struct ParseFailure {
+  int status;
+  std::string message;
+};
+
+struct ParsedHead {
+  ServerRequest request;
+  std::size_t content_length = 0;
+  bool expect_continue = false;
+};
+
+// Parses the request line and headers (`head` excludes the blank line that ends them).
+std::variant<ParsedHead, ParseFailure> parse_head(std::string_view head, const HttpServerOptions& options) {
+  ParsedHead out;
+  auto next_line = [&head]() {
+    const auto nl = head.find('\n');
+    std::string_view line = head.substr(0, nl);
+    head = nl == std::string_view::npos ? std::string_view{} : head.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') {
+      line.remove_suffix(1);
+    }
+    return line;
+  };
+  const std::string_view request_line = next_line();
+  const auto sp1 = request_line.find(' ');
+  const auto sp2 = sp1 == std::string_view::npos ? sp1 : request_line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || request_line.find(' ', sp2 + 1) != std::string_view::npos) {
+    return ParseFailure{400, "malformed request line"};
+  }
+  const auto method = request_line.substr(0, sp1);
+  const auto target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const auto version = request_line.substr(sp2 + 1);
+  if (!is_token(method)) {
+    return ParseFailure{400, "malformed request method"};
+  }
+  if (target.empty() || target.front() != '/' ||
+      std::any_of(target.begin(), target.end(), [](char c) { return static_cast<unsigned char>(c) <= 0x20; })) {
+    return ParseFailure{400, "malformed request target (expected a path starting with /)"};
+  }
+  if (version != "HTTP/1.1" && version != "HTTP/1.0") {
+    return ParseFailure{400, "unsupported protocol version (expected HTTP/1.1 or HTTP/1.0)"};
+  }
+  auto& req = out.request;
+  req.method = std::string(method);
+  req.target = std::string(target);
+  const auto q = target.find('?');
+  req.path = std::string(target.substr(0, q));
+  req.query = q == std::string_view::npos ? std::string{} : std::string(target.substr(q + 1));
+  while (!head.empty()) {
+    const std::string_view line = next_line();
+    if (line.empty()) {
+      continue;
+    }
+    if (line.front() == ' ' || line.front() == '\t') {
+      return ParseFailure{400, "folded header lines are not accepted"};
+    }
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || !is_token(line.substr(0, colon))) {
+      return ParseFailure{400, "malformed header line"};
+    }
+    const auto value = trim(line.substr(colon + 1));
+    if (std::any_of(value.begin(), value.end(), [](char c) { return c == '\0' || c == '\r'; })) {
+      return ParseFailure{400, "malformed header value"};
+    }
+    const auto name = lower(line.substr(0, colon));
+    auto [it, inserted] = req.headers.emplace(name, std::string(value));
+    if (!inserted) {
+      if (name == "content-length" && it->second != value) {
+        return ParseFailure{400, "conflicting Content-Length headers"};
+      }
+      if (name != "content-length") {
+        it->second += ", ";
+        it->second += value;
+      }
+    }
+  }
+  if (req.headers.contains("transfer-encoding")) {
+    return ParseFailure{411, "Transfer-Encoding on a request is not supported; send Content-Length"};
+  }
+  if (const auto it = req.headers.find("content-length"); it != req.headers.end()) {
+    const auto length = parse_decimal(it->second);
+    if (!length) {
+      return ParseFailure{400, "malformed Content-Length"};
+    }
+    if (*length > options.max_body_bytes) {
+      return ParseFailure{413, fmt::format("request body larger than {} bytes", options.max_body_bytes)};
+    }
+    out.content_length = static_cast<std::size_t>(*length);
+  }
+  if (const auto it = req.headers.find("expect"); it != req.headers.end()) {
+    out.expect_continue = lower(it->second) == "100-continue";
+  }
+  return out;
+}
+
+// Where the header section ends: the offset of the first body byte and the length of the head
+// without its blank line; nullopt when not yet complete. Accepts CRLF and bare LF line ends.
+std::optional<std::pair<std::size_t, std::size_t>> find_head_end(std::string_view data) {
+  for (std::size_t nl = data.find('\n'); nl != std::string_view::npos; nl = data.find('\n', nl + 1)) {
+    const std::size_t after = nl + 1;
+    if (after < data.size() && data[after] == '\n') {
+      return std::pair{after + 1, nl};
+    }
+    if (after + 1 < data.size() && data[after] == '\r' && data[after + 1] == '\n') {
+      return std::pair{after + 2, nl};
+    }
+  }
+  return std::nullopt;
+}
+
+enum class Phase { reading, writing, lingering };
+
+struct Connection {
+  int fd = -1;
+  std::string peer;
+  Phase phase = Phase::reading;
+  SteadyClock::time_point deadline;
+  bool counted = true;  // false: an over-the-limit connection that only gets its 503
+  std::string in;
+  std::optional<ParsedHead> head;
+  std::size_t body_offset = 0;
+  std::string out;
+  std::size_t out_pos = 0;
+};
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : m_fd(fd) {}
+  ~Fd() { reset(); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      m_fd = std::exchange(other.m_fd, -1);
+    }
+    return *this;
+  }
+  [[nodiscard]] int get() const { return m_fd; }
+  void reset() {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+      m_fd = -1;
+    }
+  }
+
+ private:
+  int m_fd;
+};
+
+constexpr std::chrono::milliseconds k_max_linger{2000};
+constexpr std::chrono::milliseconds k_accept_pause{100};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  RequestHandler handler;
+  Fd listen_fd;
+  Fd wake_fd;
+  std::uint16_t port = 0;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::thread::id> worker_id{};
+  std::mutex stop_mutex;
+  std::thread worker;
+  std::list<Connection> connections;
+  std::size_t counted = 0;
+  SteadyClock::time_point accept_paused_until{};
+
+  void run();
+  void accept_all();
+  void on_readable(Connection& c);
+  void on_writable(Connection& c);
+  void process_input(Connection& c);
+  void respond(Connection& c, const ServerResponse& response, bool head_only);
+  void on_deadline(Connection& c);
+  static void close_connection(Connection& c) {
+    if (c.fd >= 0) {
+      ::close(c.fd);
+      c.fd = -1;
+    }
+  }
+};
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+
+HttpServer::~HttpServer() {
+  stop();
+}
+
+std::uint16_t HttpServer::port() const {
+  return m_impl->port;
+}
+
+void HttpServer::stop() {
+  m_impl->stopping.store(true);
+  const std::uint64_t one = 1;
+  (void)!::write(m_impl->wake_fd.get(), &one, sizeof one);
+  if (m_impl->worker_id.load() == std::this_thread::get_id()) {
+    return;  // from the handler: the worker leaves its loop after this request
+  }
+  std::lock_guard lock(m_impl->stop_mutex);
+  if (m_impl->worker.joinable()) {
+    m_impl->worker.join();
+  }
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options, RequestHandler handler) {
+  const std::string bind_host = lower(options.host) == "localhost" ? std::string("127.0.0.1") : options.host;
+  const std::string source = "listen " + host_port_text(options.host, options.port);
+  if (!handler) {
+    return fail(source, "no request handler");
+  }
+  if (options.max_connections == 0) {
+    return fail(source, "max_connections must be at least 1");
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(options.port);
+  if (const int rc = ::getaddrinfo(bind_host.c_str(), service.c_str(), &hints, &found); rc != 0) {
+    return fail(source, fmt::format("cannot resolve '{}': {}", options.host, ::gai_strerror(rc)));
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, &::freeaddrinfo);
+  Fd listen_fd;
+  int last_errno = 0;
+  for (const addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
+    Fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol));
+    if (fd.get() < 0) {
+      last_errno = errno;
+      continue;
+    }
+    const int on = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd.get(), 128) != 0) {
+      last_errno = errno;
+      continue;
+    }
+    listen_fd = std::move(fd);
+    break;
+  }
+  if (listen_fd.get() < 0) {
+    return fail(source, describe_errno(last_errno), last_errno);
+  }
+  sockaddr_storage bound{};
+  socklen_t bound_len = sizeof bound;
+  if (::getsockname(listen_fd.get(), reinterpret_cast<sockaddr*>(&bound), &bound_len) != 0) {
+    const int err = errno;
+    return fail(source, describe_errno(err), err);
+  }
+  std::uint16_t port = 0;
+  if (bound.ss_family == AF_INET) {
+    sockaddr_in in{};
+    std::memcpy(&in, &bound, sizeof in);
+    port = ntohs(in.sin_port);
+  } else if (bound.ss_family == AF_INET6) {
+    sockaddr_in6 in6{};
+    std::memcpy(&in6, &bound, sizeof in6);
+    port = ntohs(in6.sin6_port);
+  }
+  Fd wake_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (wake_fd.get() < 0) {
+    const int err = errno;
+    return fail(source, "eventfd: " + describe_errno(err), err);
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->options = std::move(options);
+  impl->handler = std::move(handler);
+  impl->listen_fd = std::move(listen_fd);
+  impl->wake_fd = std::move(wake_fd);
+  impl->port = port;
+  Impl* raw = impl.get();
+  impl->worker = std::thread([raw] { raw->run(); });
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+void HttpServer::Impl::run() {
+  worker_id.store(std::this_thread::get_id());
+  std::vector<pollfd> fds;
+  std::vector<Connection*> polled;
+  while (!stopping.load()) {
+    const auto now = SteadyClock::now();
+    fds.clear();
+    polled.clear();
+    fds.push_back({wake_fd.get(), POLLIN, 0});
+    const bool accepting = now >= accept_paused_until;
+    fds.push_back({accepting ? listen_fd.get() : -1, POLLIN, 0});
+    auto next_wake = accepting ? SteadyClock::time_point::max() : accept_paused_until;
+    for (auto& c : connections) {
+      const short events = c.phase == Phase::writing ? POLLOUT : POLLIN;
+      fds.push_back({c.fd, events, 0});
+      polled.push_back(&c);
+      next_wake = std::min(next_wake, c.deadline);
+    }
+    int timeout_ms = -1;
+    if (next_wake != SteadyClock::time_point::max()) {
+      const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_wake - now);
+      timeout_ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(wait.count(), 0, 60'000));
+    }
+    const int ready = ::poll(fds.data(), fds.size(), timeout_ms);
+    if (ready < 0 && errno != EINTR) {
+      break;  // cannot happen with valid descriptors; leave rather than spin
+    }
+    if (stopping.load() || (fds[0].revents & POLLIN) != 0) {
+      break;
+    }
+    if ((fds[1].revents & POLLIN) != 0) {
+      accept_all();
+    }
+    for (std::size_t i = 0; i < polled.size(); ++i) {
+      Connection& c = *polled[i];
+      const short revents = fds[i + 2].revents;
+      if (c.fd < 0 || revents == 0) {
+        continue;
+      }
+      if ((revents & POLLNVAL) != 0) {
+        close_connection(c);
+      } else if (c.phase == Phase::writing) {
+        on_writable(c);
+      } else {
+        on_readable(c);
+      }
+    }
+    const auto after = SteadyClock::now();
+    for (auto& c : connections) {
+      if (c.fd >= 0 && after >= c.deadline) {
+        on_deadline(c);
+      }
+    }
+    for (auto it = connections.begin(); it != connections.end();) {
+      if (it->fd < 0) {
+        if (it->counted) {
+          --counted;
+        }
+        it = connections.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& c : connections) {
+    close_connection(c);
+  }
+  connections.clear();
+  counted = 0;
+  listen_fd.reset();
+}
+
+void HttpServer::Impl::accept_all() {
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    const int fd = ::accept4(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        accept_paused_until = SteadyClock::now() + k_accept_pause;  // no descriptors: try again shortly
+      }
+      return;  // EAGAIN, or an aborted connection
+    }
+    Connection c;
+    c.fd = fd;
+    c.peer = peer_text(addr);
+    c.deadline = SteadyClock::now() + options.io_timeout;
+    if (counted >= options.max_connections) {
+      // Over the limit: answer 503 at once; allow as many of these as real connections, close the rest.
+      if (connections.size() - counted >= options.max_connections) {
+        ::close(fd);
+        continue;
+      }
+      c.counted = false;
+      connections.push_back(std::move(c));
+      respond(connections.back(), error_response(503, "too many connections"), false);
+      continue;
+    }
+    ++counted;
+    connections.push_back(std::move(c));
+  }
+}
+
+void HttpServer::Impl::on_readable(Connection& c) {
+  char buf[16384];
+  const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      close_connection(c);
+    }
+    return;
+  }
+  if (n == 0) {
+    close_connection(c);  // the client went away (or finished reading our answer)
+    return;
+  }
+  if (c.phase == Phase::lingering) {
+    return;  // discard what a client sends after its answer (an unread body)
+  }
+  c.in.append(buf, static_cast<std::size_t>(n));
+  process_input(c);
+}
+
+void HttpServer::Impl::process_input(Connection& c) {
+  if (!c.head) {
+    const std::string_view window =
+        std::string_view(c.in).substr(0, std::min(c.in.size(), options.max_header_bytes + 4));
+    const auto end = find_head_end(window);
+    if (!end) {
+      if (c.in.size() > options.max_header_bytes) {
+        respond(c, error_response(431, "request header section too large"), false);
+      }
+      return;
+    }
+    if (end->second > options.max_header_bytes) {
+      respond(c, error_response(431, "request header section too large"), false);
+      return;
+    }
+    auto parsed = parse_head(std::string_view(c.in).substr(0, end->second), options);
+    if (auto* failure = std::get_if<ParseFailure>(&parsed)) {
+      respond(c, error_response(failure->status, failure->message), false);
+      return;
+    }
+    c.head = std::move(std::get<ParsedHead>(parsed));
+    c.body_offset = end->first;
+    c.head->request.peer = c.peer;
+    if (c.head->expect_continue && c.in.size() - c.body_offset < c.head->content_length) {
+      static constexpr std::string_view k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
+      (void)::send(c.fd, k_continue.data(), k_continue.size(), MSG_NOSIGNAL);  // best effort
+    }
+  }
+  if (c.in.size() - c.body_offset < c.head->content_length) {
+    return;
+  }
+  ServerRequest& req = c.head->request;
+  req.body = c.in.substr(c.body_offset, c.head->content_length);
+  ServerResponse response;
+  try {
+    response = handler(req);
+  } catch (...) {
+    response = error_response(500, "internal error");
+  }
+  respond(c, response, req.method == "HEAD");
+}
+
+void HttpServer::Impl::respond(Connection& c, const ServerResponse& response, bool head_only) {
+  c.out = render_response(response, head_only);
+  c.out_pos = 0;
+  c.phase = Phase::writing;
+  c.in.clear();
+  c.in.shrink_to_fit();
+  c.deadline = SteadyClock::now() + options.io_timeout;
+  on_writable(c);
+}
+
+void HttpServer::Impl::on_writable(Connection& c) {
+  while (c.out_pos < c.out.size()) {
+    const ssize_t n = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        close_connection(c);
+      }
+      return;
+    }
+    c.out_pos += static_cast<std::size_t>(n);
+  }
+  // All sent: half-close and read until the client closes, so that a body we did not read
+  // does not turn our close into a reset that could discard the answer on the client's side.
+  c.out.clear();
+  c.out.shrink_to_fit();
+  ::shutdown(c.fd, SHUT_WR);
+  c.phase = Phase::lingering;
+  c.deadline = SteadyClock::now() + std::min(options.io_timeout, k_max_linger);
+}
+
+void HttpServer::Impl::on_deadline(Connection& c) {
+  if (c.phase == Phase::reading) {
+    respond(c, error_response(408, "request not received in time"), false);
+  } else {
+    close_connection(c);  // a client that does not read its answer, or lingers
+  }
+}
+
+Result<std::pair<std::string, std::uint16_t>> parse_listen_address(std::string_view text, std::string_view source) {
+  const std::string src(source);
+  const auto usage = [&](std::string_view why) {
+    return fail(src, fmt::format("'{}': {} (expected host:port, e.g. 127.0.0.1:9490 or [::1]:9490)", text, why));
+  };
+  std::string_view host;
+  std::string_view port_text;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) {
+      return usage("missing ']' after the IPv6 address");
+    }
+    host = text.substr(1, close - 1);
+    const auto rest = text.substr(close + 1);
+    if (!rest.starts_with(':')) {
+      return usage("missing :port");
+    }
+    port_text = rest.substr(1);
+    in6_addr addr6{};
+    const std::string host_copy(host);
+    if (::inet_pton(AF_INET6, host_copy.c_str(), &addr6) != 1) {
+      return usage("not an IPv6 address between the brackets");
+    }
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      return usage("missing :port");
+    }
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return usage("put an IPv6 address in brackets");
+    }
+    if (host.empty()) {
+      return usage("missing host (use 0.0.0.0 to listen on every interface)");
+    }
+    const bool valid_name = std::all_of(host.begin(), host.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' || c == '_';
+    });
+    if (!valid_name || host.front() == '-' || host.front() == '.') {
+      return usage("not a host name or address");
+    }
+  }
+  const auto port = parse_decimal(port_text);
+  if (!port || *port > 65535) {
+    return usage(fmt::format("port '{}' is not a number from 0 to 65535", port_text));
+  }
+  return std::pair{std::string(host), static_cast<std::uint16_t>(*port)};
+}
+
+bool is_loopback_host(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (lower(host) == "localhost") {
+    return true;
+  }
+  const std::string text(host);
+  in_addr addr4{};
+  if (::inet_pton(AF_INET, text.c_str(), &addr4) == 1) {
+    return (ntohl(addr4.s_addr) >> 24) == 127;
+  }
+  in6_addr addr6{};
+  if (::inet_pton(AF_INET6, text.c_str(), &addr6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&addr6)) {
+      return true;
+    }
+    return IN6_IS_ADDR_V4MAPPED(&addr6) && addr6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+std::string_view http_reason_phrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
+  }
+}
+
+}  // namespace mw::adapters

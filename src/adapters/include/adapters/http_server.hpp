@@ -1,0 +1,91 @@
+// A small embedded HTTP/1.1 server for memwarden serve (/metrics and the JSON API):
+// POSIX sockets and poll() on one worker thread, many connections at once, one
+// request per connection (every response carries Content-Length and Connection: close).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace mw::adapters {
+
+struct ServerRequest {
+  std::string method;                          // "GET", "POST", "HEAD", ... as sent
+  std::string target;                          // "/metrics?x=1", as sent
+  std::string path;                            // "/metrics" (not percent-decoded)
+  std::string query;                           // "x=1" (without the '?')
+  std::map<std::string, std::string> headers;  // names lower-cased; repeated headers joined with ", "
+  std::string body;
+  std::string peer;  // "127.0.0.1:54321", "[::1]:54321"
+};
+
+struct ServerResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  // Extra headers; a name or value holding CR or LF is dropped. Content-Length and
+  // Connection are the server's.
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Runs on the server's thread; an exception becomes a 500.
+using RequestHandler = std::function<ServerResponse(const ServerRequest&)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";              // an address or a host name ("localhost" binds 127.0.0.1)
+  std::uint16_t port = 0;                      // 0: any free port (see HttpServer::port())
+  std::size_t max_header_bytes = 16U << 10;    // request line + headers; more: 431
+  std::size_t max_body_bytes = 64U << 10;      // Content-Length above it: 413 (the body is not read)
+  std::chrono::milliseconds io_timeout{5000};  // to send the whole request (else 408) and to read the answer
+  std::size_t max_connections = 64;            // more at once: 503
+};
+
+// Statuses answered by the server itself: 400 malformed request, 408 request not sent within
+// io_timeout, 411 Transfer-Encoding on a request (send Content-Length), 413, 431, 500 handler
+// threw, 503 too many connections.
+class HttpServer {
+ public:
+  // Binds and listens (SO_REUSEADDR, CLOEXEC), then starts the worker thread. Errors name the
+  // address: "listen 127.0.0.1:9490: address already in use".
+  [[nodiscard]] static Result<std::unique_ptr<HttpServer>> start(HttpServerOptions options, RequestHandler handler);
+
+  ~HttpServer();  // stops
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+  HttpServer(HttpServer&&) = delete;
+  HttpServer& operator=(HttpServer&&) = delete;
+
+  // Idempotent and thread-safe: wakes the worker, which closes every connection and the
+  // listening socket, and joins it. Called from the handler, it only asks the worker to stop.
+  void stop();
+
+  // The bound port (the one the kernel chose when options.port was 0).
+  [[nodiscard]] std::uint16_t port() const;
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m_impl;
+};
+
+// "127.0.0.1:9490", "[::1]:9490", "0.0.0.0:9490", "localhost:9490" -> {host, port}; the host of an
+// IPv6 address comes back without brackets. Errors name `source` (e.g. "--listen").
+[[nodiscard]] Result<std::pair<std::string, std::uint16_t>> parse_listen_address(std::string_view text,
+                                                                                 std::string_view source);
+
+// 127.0.0.0/8, ::1 (also "[::1]" and ::ffff:127.x.x.x) and "localhost".
+[[nodiscard]] bool is_loopback_host(std::string_view host);
+
+// The reason phrase of a status ("Not Found"); "Unknown" for one it does not know.
+[[nodiscard]] std::string_view http_reason_phrase(int status);
+
+}  // namespace mw::adapters
