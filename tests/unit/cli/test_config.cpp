@@ -1,0 +1,529 @@
+// parse_config / load_config / example_config: defaults, every section, and
+// every kind of mistake with its exact line:column.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "cli/config.hpp"
+#include "test_support.hpp"
+
+using namespace mw;
+using namespace mw::cli;
+using namespace std::chrono_literals;
+using test::TempDir;
+
+namespace {
+
+// Every setting of two configurations, field by field (the source aside).
+void expect_same(const ServeConfig& a, const ServeConfig& b) {
+  EXPECT_EQ(a.interval, b.interval);
+  EXPECT_EQ(a.listen, b.listen);
+  EXPECT_EQ(a.allow_remote, b.allow_remote);
+  EXPECT_EQ(a.token_file, b.token_file);
+  EXPECT_EQ(a.state_dir, b.state_dir);
+  EXPECT_EQ(a.docker_host, b.docker_host);
+  EXPECT_EQ(a.docker_timeout, b.docker_timeout);
+  EXPECT_EQ(a.api_timeout, b.api_timeout);
+  EXPECT_EQ(a.nvml_library, b.nvml_library);
+  EXPECT_EQ(a.servers, b.servers);
+
+  const auto& t = a.thresholds;
+  const auto& u = b.thresholds;
+  EXPECT_EQ(t.base_allowance, u.base_allowance);
+  EXPECT_EQ(t.bloat_margin, u.bloat_margin);
+  EXPECT_DOUBLE_EQ(t.bloat_margin_fraction, u.bloat_margin_fraction);
+  EXPECT_EQ(t.bloat_hold, u.bloat_hold);
+  EXPECT_EQ(t.growth_min_samples, u.growth_min_samples);
+  EXPECT_EQ(t.growth_min_span, u.growth_min_span);
+  EXPECT_DOUBLE_EQ(t.growth_min_mib_per_hour, u.growth_min_mib_per_hour);
+  EXPECT_EQ(t.growth_min_rise, u.growth_min_rise);
+  EXPECT_EQ(t.growth_critical_forecast, u.growth_critical_forecast);
+  EXPECT_EQ(t.orphan_min_rss, u.orphan_min_rss);
+  EXPECT_EQ(t.orphan_hold, u.orphan_hold);
+  EXPECT_EQ(t.reserve, u.reserve);
+  EXPECT_EQ(t.swap_warn, u.swap_warn);
+  EXPECT_DOUBLE_EQ(t.psi_full_avg10_pct, u.psi_full_avg10_pct);
+  EXPECT_DOUBLE_EQ(t.page_cache_fraction, u.page_cache_fraction);
+  EXPECT_EQ(t.page_cache_min, u.page_cache_min);
+
+  const auto& p = a.policy;
+  const auto& q = b.policy;
+  EXPECT_EQ(p.cooldown, q.cooldown);
+  EXPECT_EQ(p.restart_budget, q.restart_budget);
+  EXPECT_EQ(p.budget_window, q.budget_window);
+  EXPECT_EQ(p.drain_timeout, q.drain_timeout);
+  EXPECT_EQ(p.health_timeout, q.health_timeout);
+  EXPECT_EQ(p.stop_timeout, q.stop_timeout);
+  EXPECT_EQ(p.settle, q.settle);
+  EXPECT_EQ(p.allowlist, q.allowlist);
+  EXPECT_EQ(a.auto_fix, b.auto_fix);
+  EXPECT_EQ(a.systemd_unit, b.systemd_unit);
+
+  EXPECT_EQ(a.raw_retention, b.raw_retention);
+  EXPECT_EQ(a.aggregate_retention, b.aggregate_retention);
+  EXPECT_EQ(a.history_max_bytes, b.history_max_bytes);
+
+  ASSERT_EQ(a.notify_targets.size(), b.notify_targets.size());
+  for (std::size_t i = 0; i < a.notify_targets.size(); ++i) {
+    EXPECT_EQ(a.notify_targets[i].name, b.notify_targets[i].name);
+    EXPECT_EQ(a.notify_targets[i].kind, b.notify_targets[i].kind);
+    EXPECT_EQ(a.notify_targets[i].url, b.notify_targets[i].url);
+  }
+  EXPECT_EQ(a.notify_min_interval, b.notify_min_interval);
+  EXPECT_EQ(a.notify_min_severity, b.notify_min_severity);
+}
+
+ServeConfig parse_ok(const std::string& yaml) {
+  auto parsed = parse_config(yaml, "test.yaml");
+  if (!parsed) {
+    std::string all;
+    for (const auto& e : parsed.error()) {
+      all += e.text() + "\n";
+    }
+    ADD_FAILURE() << "unexpected errors:\n" << all;
+    return ServeConfig{};
+  }
+  return *parsed;
+}
+
+// The errors' texts, in order.
+std::vector<std::string> errors_of(const std::string& yaml) {
+  auto parsed = parse_config(yaml, "test.yaml");
+  EXPECT_FALSE(parsed.has_value()) << "expected errors for:\n" << yaml;
+  std::vector<std::string> out;
+  if (!parsed) {
+    for (const auto& e : parsed.error()) {
+      out.push_back(e.text());
+    }
+  }
+  return out;
+}
+
+std::string one_error(const std::string& yaml) {
+  auto errors = errors_of(yaml);
+  EXPECT_EQ(errors.size(), 1U) << ::testing::PrintToString(errors);
+  return errors.empty() ? "" : errors.front();
+}
+
+}  // namespace
+
+// ---- defaults
+
+TEST(ServeConfig, DefaultsMirrorTheCommandLine) {
+  const ServeConfig c;
+  EXPECT_EQ(c.interval, 1s);
+  EXPECT_EQ(c.listen, "127.0.0.1:9490");
+  EXPECT_FALSE(c.allow_remote);
+  EXPECT_EQ(c.token_file, "");
+  EXPECT_EQ(c.state_dir, "/var/lib/memwarden");
+  EXPECT_EQ(c.docker_timeout, 2s);
+  EXPECT_EQ(c.api_timeout, 2s);
+  EXPECT_EQ(c.thresholds.reserve, 4ULL << 30);
+  EXPECT_EQ(c.policy.cooldown, 10min);
+  EXPECT_EQ(c.policy.restart_budget, 3U);
+  EXPECT_EQ(c.auto_fix, AutoFix::on);
+  EXPECT_EQ(c.systemd_unit, "ollama.service");
+  EXPECT_EQ(c.raw_retention, 48h);
+  EXPECT_EQ(c.aggregate_retention, 30 * 24h);
+  EXPECT_EQ(c.history_max_bytes, 256ULL << 20);
+  EXPECT_EQ(c.notify_min_interval, 10min);
+  EXPECT_EQ(c.notify_min_severity, Severity::warning);
+}
+
+TEST(ServeConfig, EmptyDocumentMeansDefaults) {
+  for (const std::string text : {"", "\n", "# nothing here\n", "---\n"}) {
+    SCOPED_TRACE(text);
+    const auto c = parse_ok(text);
+    expect_same(c, ServeConfig{});
+    EXPECT_EQ(c.source, "test.yaml");
+  }
+}
+
+TEST(ServeConfig, EmptySectionsKeepTheirDefaults) {
+  expect_same(parse_ok("detect:\nfix:\nhistory: {}\nnotify:\n"), ServeConfig{});
+}
+
+TEST(ServeConfig, ExampleConfigParsesToTheDefaults) {
+  const auto text = example_config();
+  EXPECT_NE(text.find("interval: 1s"), std::string::npos);
+  EXPECT_NE(text.find("auto: on"), std::string::npos);
+  EXPECT_NE(text.find("reserve: 4GiB"), std::string::npos);
+  expect_same(parse_ok(text), ServeConfig{});
+}
+
+TEST(ServeConfig, PackagedExampleIsExampleConfig) {
+  const auto path = std::filesystem::path(MEMWARDEN_FIXTURES_DIR) / ".." / ".." / "packaging" / "memwarden.yaml";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "cannot read " << path;
+  std::ostringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), example_config()) << "regenerate packaging/memwarden.yaml from example_config()";
+}
+
+// ---- every section
+
+TEST(ServeConfig, TopLevelKeys) {
+  const auto c = parse_ok(R"(
+interval: 500ms
+listen: "[::1]:9000"
+token_file: /etc/memwarden/token
+state_dir: /srv/memwarden
+docker_host: tcp://10.0.0.2:2375
+docker_timeout: 5s
+api_timeout: 1.5s
+nvml_library: /usr/lib/libnvidia-ml.so.1
+servers: [ollama-gpu, 3f1c]
+)");
+  EXPECT_EQ(c.interval, 500ms);
+  EXPECT_EQ(c.listen, "[::1]:9000");
+  EXPECT_FALSE(c.allow_remote);
+  EXPECT_EQ(c.token_file, "/etc/memwarden/token");
+  EXPECT_EQ(c.state_dir, "/srv/memwarden");
+  EXPECT_EQ(c.docker_host, "tcp://10.0.0.2:2375");
+  EXPECT_EQ(c.docker_timeout, 5s);
+  EXPECT_EQ(c.api_timeout, 1500ms);
+  EXPECT_EQ(c.nvml_library, "/usr/lib/libnvidia-ml.so.1");
+  EXPECT_EQ(c.servers, (std::vector<std::string>{"ollama-gpu", "3f1c"}));
+}
+
+TEST(ServeConfig, DetectSection) {
+  const auto c = parse_ok(R"(
+detect:
+  base_allowance: 2G
+  bloat_margin: 512MiB
+  bloat_margin_fraction: 0.25
+  bloat_hold: 30s
+  growth_min_samples: 12
+  growth_min_span: 1m
+  growth_min_mib_per_hour: 100.5
+  growth_min_rise: 64M
+  growth_critical_forecast: 2h
+  orphan_min_rss: 128MiB
+  orphan_hold: 5s
+  reserve: 8GiB
+  swap_warn: 2G
+  psi_full_avg10_pct: 15
+  page_cache_fraction: 0.75
+  page_cache_min: 1G
+)");
+  const auto& t = c.thresholds;
+  EXPECT_EQ(t.base_allowance, 2ULL << 30);
+  EXPECT_EQ(t.bloat_margin, 512ULL << 20);
+  EXPECT_DOUBLE_EQ(t.bloat_margin_fraction, 0.25);
+  EXPECT_EQ(t.bloat_hold, 30s);
+  EXPECT_EQ(t.growth_min_samples, 12U);
+  EXPECT_EQ(t.growth_min_span, 1min);
+  EXPECT_DOUBLE_EQ(t.growth_min_mib_per_hour, 100.5);
+  EXPECT_EQ(t.growth_min_rise, 64ULL << 20);
+  EXPECT_EQ(t.growth_critical_forecast, 2h);
+  EXPECT_EQ(t.orphan_min_rss, 128ULL << 20);
+  EXPECT_EQ(t.orphan_hold, 5s);
+  EXPECT_EQ(t.reserve, 8ULL << 30);
+  EXPECT_EQ(t.swap_warn, 2ULL << 30);
+  EXPECT_DOUBLE_EQ(t.psi_full_avg10_pct, 15.0);
+  EXPECT_DOUBLE_EQ(t.page_cache_fraction, 0.75);
+  EXPECT_EQ(t.page_cache_min, 1ULL << 30);
+}
+
+TEST(ServeConfig, FixSection) {
+  const auto c = parse_ok(R"(
+fix:
+  auto: dry-run
+  allow: [ollama-cpu, ollama-gpu]
+  cooldown: 5m
+  budget: 1
+  budget_window: 2h
+  drain_timeout: 30s
+  health_timeout: 90s
+  stop_timeout: 20s
+  settle: 1s
+  systemd_unit: ollama-custom.service
+)");
+  EXPECT_EQ(c.auto_fix, AutoFix::dry_run);
+  EXPECT_EQ(c.policy.allowlist, (std::vector<std::string>{"ollama-cpu", "ollama-gpu"}));
+  EXPECT_EQ(c.policy.cooldown, 5min);
+  EXPECT_EQ(c.policy.restart_budget, 1U);
+  EXPECT_EQ(c.policy.budget_window, 2h);
+  EXPECT_EQ(c.policy.drain_timeout, 30s);
+  EXPECT_EQ(c.policy.health_timeout, 90s);
+  EXPECT_EQ(c.policy.stop_timeout, 20s);
+  EXPECT_EQ(c.policy.settle, 1s);
+  EXPECT_EQ(c.systemd_unit, "ollama-custom.service");
+  EXPECT_EQ(parse_ok("fix:\n  auto: off\n").auto_fix, AutoFix::off);
+  EXPECT_EQ(parse_ok("fix:\n  auto: on\n").auto_fix, AutoFix::on);
+}
+
+TEST(ServeConfig, HistorySectionWithDays) {
+  const auto c = parse_ok("history:\n  raw_retention: 12h\n  aggregate_retention: 90d\n  max_size: 1.5GiB\n");
+  EXPECT_EQ(c.raw_retention, 12h);
+  EXPECT_EQ(c.aggregate_retention, 90 * 24h);
+  EXPECT_EQ(c.history_max_bytes, 3ULL << 29);
+  EXPECT_EQ(parse_ok("history:\n  raw_retention: 1.5d\n").raw_retention, 36h);
+}
+
+TEST(ServeConfig, NotifySection) {
+  const auto c = parse_ok(R"(
+notify:
+  min_severity: critical
+  min_interval: 30m
+  targets:
+    - name: phone
+      kind: ntfy
+      url: https://ntfy.sh/topic
+    - kind: discord
+      url: "https://discord.com/api/webhooks/1/x"
+    - name: ops
+      kind: generic
+      url: http://10.0.0.5:8080/hook
+)");
+  EXPECT_EQ(c.notify_min_severity, Severity::critical);
+  EXPECT_EQ(c.notify_min_interval, 30min);
+  ASSERT_EQ(c.notify_targets.size(), 3U);
+  EXPECT_EQ(c.notify_targets[0].name, "phone");
+  EXPECT_EQ(c.notify_targets[0].kind, "ntfy");
+  EXPECT_EQ(c.notify_targets[0].url, "https://ntfy.sh/topic");
+  EXPECT_EQ(c.notify_targets[1].name, "discord");  // a target without a name is named after its kind
+  EXPECT_EQ(c.notify_targets[2].url, "http://10.0.0.5:8080/hook");
+  EXPECT_EQ(parse_ok("notify:\n  min_severity: info\n").notify_min_severity, Severity::info);
+}
+
+TEST(ServeConfig, RemoteListenWithAllowRemote) {
+  for (const std::string listen : {"0.0.0.0:9490", "192.168.1.4:80", "[::]:9490", "monitor.lan:9490"}) {
+    SCOPED_TRACE(listen);
+    const auto c = parse_ok("listen: \"" + listen + "\"\nallow_remote: true\n");
+    EXPECT_EQ(c.listen, listen);
+    EXPECT_TRUE(c.allow_remote);
+  }
+  for (const std::string listen : {"127.0.0.1:1", "127.1.2.3:9490", "localhost:9490", "[::1]:9490"}) {
+    SCOPED_TRACE(listen);
+    EXPECT_EQ(parse_ok("listen: \"" + listen + "\"\n").listen, listen);
+  }
+}
+
+TEST(ServeConfig, ConfigToYamlRoundTripsEverySetting) {
+  ServeConfig c;
+  c.interval = 250ms;
+  c.listen = "0.0.0.0:9100";
+  c.allow_remote = true;
+  c.token_file = "/etc/memwarden/token with \"quotes\"";
+  c.state_dir = "/srv/mw";
+  c.docker_host = "tcp://docker:2375";
+  c.docker_timeout = 3s;
+  c.api_timeout = 1500ms;
+  c.nvml_library = "/opt/nvml.so";
+  c.servers = {"a", "b c"};
+  c.thresholds.base_allowance = 3ULL << 30;
+  c.thresholds.bloat_margin = 1000;
+  c.thresholds.bloat_margin_fraction = 0.3;
+  c.thresholds.bloat_hold = 61s;
+  c.thresholds.growth_min_samples = 4;
+  c.thresholds.growth_min_span = 90s;
+  c.thresholds.growth_min_mib_per_hour = 12.5;
+  c.thresholds.growth_min_rise = 3ULL << 10;
+  c.thresholds.growth_critical_forecast = 3h;
+  c.thresholds.orphan_min_rss = 1ULL << 40;
+  c.thresholds.orphan_hold = 0ms;
+  c.thresholds.reserve = 6ULL << 30;
+  c.thresholds.swap_warn = 0;
+  c.thresholds.psi_full_avg10_pct = 33.3;
+  c.thresholds.page_cache_fraction = 0.9;
+  c.thresholds.page_cache_min = 1ULL << 20;
+  c.policy.cooldown = 1min;
+  c.policy.restart_budget = 0;
+  c.policy.budget_window = 24h;
+  c.policy.drain_timeout = 0ms;
+  c.policy.health_timeout = 45s;
+  c.policy.stop_timeout = 1s;
+  c.policy.settle = 2500ms;
+  c.policy.allowlist = {"ollama"};
+  c.auto_fix = AutoFix::off;
+  c.systemd_unit = "x.service";
+  c.raw_retention = 7 * 24h;
+  c.aggregate_retention = 365 * 24h;
+  c.history_max_bytes = 1ULL << 30;
+  c.notify_targets = {{"a", "slack", "https://hooks.slack.com/x"}, {"b", "generic", "http://h/y"}};
+  c.notify_min_interval = 0ms;
+  c.notify_min_severity = Severity::critical;
+  expect_same(parse_ok(config_to_yaml(c)), c);
+}
+
+// ---- errors, each with its position
+
+TEST(ServeConfigErrors, TextFormat) {
+  EXPECT_EQ((ConfigError{"a.yaml", 3, 7, "bad"}).text(), "a.yaml:3:7: bad");
+  EXPECT_EQ((ConfigError{"a.yaml", 0, 0, "cannot read"}).text(), "a.yaml: cannot read");
+}
+
+TEST(ServeConfigErrors, UnknownTopLevelKeySuggestsTheClosest) {
+  EXPECT_EQ(one_error("listen: 127.0.0.1:9490\nintervall: 2s\n"),
+            "test.yaml:2:1: unknown key 'intervall' in (top level); did you mean 'interval'?");
+  EXPECT_EQ(one_error("zzz: 1\n"), "test.yaml:1:1: unknown key 'zzz' in (top level)");
+}
+
+TEST(ServeConfigErrors, UnknownNestedKey) {
+  EXPECT_EQ(one_error("detect:\n  reserve: 4G\n  reserv: 2G\n"),
+            "test.yaml:3:3: unknown key 'reserv' in detect; did you mean 'reserve'?");
+  EXPECT_EQ(one_error("notify:\n  targets:\n    - kind: slack\n      url: https://x\n      nme: a\n"),
+            "test.yaml:5:7: unknown key 'nme' in notify.targets[0]; did you mean 'name'?");
+}
+
+TEST(ServeConfigErrors, BadSizeNamesTheKey) {
+  EXPECT_EQ(one_error("detect:\n  reserve: lots\n"),
+            "test.yaml:2:12: detect.reserve: 'lots' is not a size (use e.g. 4G, 512MiB, 1.5GiB)");
+}
+
+TEST(ServeConfigErrors, BadDuration) {
+  EXPECT_EQ(one_error("fix:\n  cooldown: soon\n"),
+            "test.yaml:2:13: fix.cooldown: 'soon' is not a duration (use e.g. 500ms, 10s, 5m, 1h, 30d)");
+  EXPECT_EQ(one_error("history:\n  raw_retention: xd\n"),
+            "test.yaml:2:18: history.raw_retention: 'xd' is not a duration (use e.g. 500ms, 10s, 5m, 1h, 30d)");
+}
+
+TEST(ServeConfigErrors, IntervalMustBePositive) {
+  EXPECT_EQ(one_error("interval: 0s\n"), "test.yaml:1:11: interval: must be longer than 0");
+}
+
+TEST(ServeConfigErrors, WrongTypes) {
+  EXPECT_EQ(one_error("interval: [1s]\n"), "test.yaml:1:11: interval: expected a duration, got a list");
+  EXPECT_EQ(one_error("servers: ollama\n"), "test.yaml:1:10: servers: expected a list, got a single value");
+  EXPECT_EQ(one_error("detect: 4G\n"), "test.yaml:1:9: detect: expected a mapping of settings, got a single value");
+  EXPECT_EQ(one_error("allow_remote: maybe\n"), "test.yaml:1:15: allow_remote: 'maybe' is not true or false");
+  EXPECT_EQ(one_error("detect:\n  growth_min_samples: 2.5\n"),
+            "test.yaml:2:23: detect.growth_min_samples: '2.5' is not a whole number");
+  EXPECT_EQ(one_error("detect:\n  page_cache_fraction: 1.5\n"),
+            "test.yaml:2:24: detect.page_cache_fraction: 1.5 is out of range (0 to 1)");
+  EXPECT_EQ(one_error("fix:\n  auto: yes-please\n"), "test.yaml:2:9: fix.auto: 'yes-please' is not off, dry-run or on");
+  EXPECT_EQ(one_error("notify:\n  min_severity: loud\n"),
+            "test.yaml:2:17: notify.min_severity: 'loud' is not info, warning or critical");
+  EXPECT_EQ(one_error("- interval: 1s\n"), "test.yaml:1:1: expected a mapping of settings (key: value), got a list");
+}
+
+TEST(ServeConfigErrors, EmptyValueIsReportedAtItsKey) {
+  EXPECT_EQ(one_error("detect:\n  reserve:\n"), "test.yaml:2:3: detect.reserve: expected a size, got no value");
+  EXPECT_EQ(one_error("state_dir: \"\"\n"), "test.yaml:1:12: state_dir: must not be empty");
+}
+
+TEST(ServeConfigErrors, KeySetTwice) {
+  EXPECT_EQ(one_error("interval: 1s\napi_timeout: 1s\ninterval: 2s\n"),
+            "test.yaml:3:1: interval: set twice (first at line 1)");
+}
+
+TEST(ServeConfigErrors, NonLoopbackListenNeedsAllowRemote) {
+  EXPECT_EQ(one_error("listen: 0.0.0.0:9490\n"),
+            "test.yaml:1:9: listen: '0.0.0.0:9490' is not a loopback address; set allow_remote: true to serve "
+            "other hosts (and protect POST /api/v1/fix with token_file)");
+  EXPECT_EQ(one_error("allow_remote: false\nlisten: \"[::]:9490\"\n").substr(0, 19), "test.yaml:2:9: list");
+}
+
+TEST(ServeConfigErrors, MalformedListen) {
+  // The wording after "listen: 'TEXT': " is the HTTP server's (adapters::parse_listen_address).
+  for (const std::string listen : {"127.0.0.1", "127.0.0.1:99999", "::1:9490", ":9490", "[::1:9490"}) {
+    SCOPED_TRACE(listen);
+    EXPECT_EQ(one_error("listen: \"" + listen + "\"\n").rfind("test.yaml:1:9: listen: '" + listen + "': ", 0), 0U);
+  }
+}
+
+TEST(ServeConfigErrors, NotifyTargets) {
+  const auto errors = errors_of(R"(notify:
+  targets:
+    - name: a
+      kind: teams
+      url: https://x
+    - name: b
+      kind: slack
+      url: ftp://x
+    - name: a
+      kind: ntfy
+      url: https://ntfy.sh/t
+    - kind: generic
+    - just-a-string
+)");
+  EXPECT_EQ(errors, (std::vector<std::string>{
+                        "test.yaml:4:13: notify.targets[0].kind: 'teams' is not one of generic, ntfy, discord, slack",
+                        "test.yaml:8:12: notify.targets[1].url: 'ftp://x' must start with http:// or https://",
+                        "test.yaml:9:13: notify.targets[2]: duplicate target name 'a' (first at line 3); give each "
+                        "target its own name",
+                        "test.yaml:12:7: notify.targets[3]: missing key 'url'",
+                        "test.yaml:13:7: notify.targets[4]: expected a mapping with name, kind and url, got a single "
+                        "value",
+                    }));
+}
+
+TEST(ServeConfigErrors, EveryErrorIsReportedInDocumentOrder) {
+  const auto errors = errors_of(R"(# several mistakes
+interval: -1s
+listen: 0.0.0.0:9490
+detect:
+  reserve: lots
+  bloat_hold: forever
+fix:
+  budget: many
+  cooldwn: 5m
+history:
+  max_size: 0
+)");
+  EXPECT_EQ(errors,
+            (std::vector<std::string>{
+                "test.yaml:2:11: interval: '-1s' is not a duration (use e.g. 500ms, 10s, 5m, 1h, 30d)",
+                "test.yaml:3:9: listen: '0.0.0.0:9490' is not a loopback address; set allow_remote: true to serve "
+                "other hosts (and protect POST /api/v1/fix with token_file)",
+                "test.yaml:5:12: detect.reserve: 'lots' is not a size (use e.g. 4G, 512MiB, 1.5GiB)",
+                "test.yaml:6:15: detect.bloat_hold: 'forever' is not a duration (use e.g. 500ms, 10s, 5m, 1h, 30d)",
+                "test.yaml:8:11: fix.budget: 'many' is not a whole number",
+                "test.yaml:9:3: unknown key 'cooldwn' in fix; did you mean 'cooldown'?",
+                "test.yaml:11:13: history.max_size: must be larger than 0",
+            }));
+}
+
+TEST(ServeConfigErrors, SyntaxErrorIsOneErrorWithItsPosition) {
+  EXPECT_EQ(one_error("interval: 1s\nservers: [a, b\nlisten: x\n"),
+            "test.yaml:3:7: YAML syntax error: end of sequence flow not found");
+  EXPECT_EQ(one_error("detect:\n  reserve: 4G\n    swap_warn: 1G\n"),
+            "test.yaml:3:14: YAML syntax error: illegal map value");
+}
+
+TEST(ServeConfigErrors, OnlyOneDocument) {
+  EXPECT_EQ(one_error("interval: 1s\n---\ninterval: 2s\n"), "test.yaml:3:1: only one YAML document is allowed");
+}
+
+// ---- files
+
+TEST(ServeConfigFile, LoadsAFile) {
+  TempDir dir;
+  dir.write("memwarden.yaml", "interval: 5s\n");
+  const auto path = dir.path() / "memwarden.yaml";
+  const auto c = load_config(path);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->interval, 5s);
+  EXPECT_EQ(c->source, path.string());
+}
+
+TEST(ServeConfigFile, ErrorsNameTheFile) {
+  TempDir dir;
+  dir.write("bad.yaml", "\ninterval: never\n");
+  const auto path = dir.path() / "bad.yaml";
+  const auto c = load_config(path);
+  ASSERT_FALSE(c.has_value());
+  ASSERT_EQ(c.error().size(), 1U);
+  EXPECT_EQ(c.error()[0].text(),
+            path.string() + ":2:11: interval: 'never' is not a duration (use e.g. 500ms, 10s, 5m, 1h, 30d)");
+}
+
+TEST(ServeConfigFile, MissingFileIsOneErrorNamingIt) {
+  TempDir dir;
+  const auto path = dir.path() / "absent.yaml";
+  const auto c = load_config(path);
+  ASSERT_FALSE(c.has_value());
+  ASSERT_EQ(c.error().size(), 1U);
+  EXPECT_EQ(c.error()[0].file, path.string());
+  EXPECT_EQ(c.error()[0].line, 0);
+  EXPECT_EQ(c.error()[0].text(), path.string() + ": cannot read: No such file or directory");
+}
+
+TEST(ServeConfigFile, DirectoryIsNotAConfig) {
+  TempDir dir;
+  const auto c = load_config(dir.path());
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error()[0].text(), dir.path().string() + ": cannot read: is a directory");
+}
