@@ -344,6 +344,67 @@ class Ladder {
 
 }  // namespace
 
+std::optional<ServerFixReport> fix_server(const FixOptions& options, FixEnvironment& env, Sampler& sampler,
+                                          WatchedServer& w, const std::vector<Finding>& findings,
+                                          std::vector<Error>& problems) {
+  ServerFixReport report;
+  report.server = w.server;
+  std::optional<FixStep> first;
+  for (const auto& f : findings) {
+    if (f.subject != w.server.name) {
+      continue;
+    }
+    if (const auto step = first_step(f, last_models(w))) {
+      report.findings.push_back(f);
+      first = first ? std::max(*first, *step) : *step;  // restart wins over unload
+    }
+  }
+  if (!first) {
+    return std::nullopt;
+  }
+  report.kind = *first == FixStep::unload ? "unload" : "restart";
+  const ServerIdentity identity{w.server.name, w.server.container_id, w.server.labels};
+  std::vector<PastAction> past;
+  if (env.journal != nullptr) {
+    auto since = env.journal->actions_since(w.server.name, env.wall_ms() - options.policy.budget_window.count());
+    if (since) {
+      for (const auto& r : *since) {
+        const bool counted = r.outcome != ActionOutcome::dry_run && r.outcome != ActionOutcome::refused;
+        past.push_back({r.started_at_ms, r.kind, counted});
+      }
+    } else {
+      problems.push_back(since.error());
+    }
+  }
+  report.verdict =
+      check_eligibility(identity, options.selection, past, env.wall_ms(), options.policy, options.own_container_id);
+  if (report.verdict.eligibility == Eligibility::needs_confirmation) {
+    const auto question =
+        fmt::format("{} has not opted in (label memwarden.enable=true). {} it now? [y/N] ", w.server.name,
+                    *first == FixStep::unload ? "Unload its models and fix" : "Restart");
+    if (env.confirm && env.confirm(question)) {
+      report.verdict.eligibility = Eligibility::allowed;
+      report.verdict.reason = "confirmed by the operator";
+    } else {
+      report.verdict.reason += "; not confirmed (use --yes)";
+    }
+  }
+  if (report.verdict.eligibility != Eligibility::allowed) {
+    report.outcome = ActionOutcome::refused;
+    report.message = "left alone: " + report.verdict.reason;
+    return report;
+  }
+  if (options.mode == RunMode::live && env.journal == nullptr) {
+    report.outcome = ActionOutcome::failed;
+    report.message = "not acting: no journal";
+    report.journal_unavailable = true;
+    return report;
+  }
+  Ladder ladder(options, env, sampler, w, report);
+  ladder.run(*first);
+  return report;
+}
+
 FixResult run_fix(const FixOptions& options, FixEnvironment& env) {
   FixResult result;
   SamplerOptions sampler_options = options.diagnose.sampler;
@@ -354,63 +415,9 @@ FixResult run_fix(const FixOptions& options, FixEnvironment& env) {
   summarise(sampler, result.diagnosis);
 
   for (const auto& w : sampler.servers()) {
-    ServerFixReport report;
-    report.server = w->server;
-    std::optional<FixStep> first;
-    for (const auto& f : result.diagnosis.findings) {
-      if (f.subject != w->server.name) {
-        continue;
-      }
-      if (const auto step = first_step(f, last_models(*w))) {
-        report.findings.push_back(f);
-        first = first ? std::max(*first, *step) : *step;  // restart wins over unload
-      }
+    if (auto report = fix_server(options, env, sampler, *w, result.diagnosis.findings, result.problems)) {
+      result.servers.push_back(std::move(*report));
     }
-    if (!first) {
-      continue;
-    }
-    const ServerIdentity identity{w->server.name, w->server.container_id, w->server.labels};
-    std::vector<PastAction> past;
-    if (env.journal != nullptr) {
-      auto since = env.journal->actions_since(w->server.name, env.wall_ms() - options.policy.budget_window.count());
-      if (since) {
-        for (const auto& r : *since) {
-          const bool counted = r.outcome != ActionOutcome::dry_run && r.outcome != ActionOutcome::refused;
-          past.push_back({r.started_at_ms, r.kind, counted});
-        }
-      } else {
-        result.problems.push_back(since.error());
-      }
-    }
-    report.verdict =
-        check_eligibility(identity, options.selection, past, env.wall_ms(), options.policy, options.own_container_id);
-    if (report.verdict.eligibility == Eligibility::needs_confirmation) {
-      const auto question =
-          fmt::format("{} has not opted in (label memwarden.enable=true). {} it now? [y/N] ", w->server.name,
-                      *first == FixStep::unload ? "Unload its models and fix" : "Restart");
-      if (env.confirm && env.confirm(question)) {
-        report.verdict.eligibility = Eligibility::allowed;
-        report.verdict.reason = "confirmed by the operator";
-      } else {
-        report.verdict.reason += "; not confirmed (use --yes)";
-      }
-    }
-    if (report.verdict.eligibility != Eligibility::allowed) {
-      report.outcome = ActionOutcome::refused;
-      report.message = "left alone: " + report.verdict.reason;
-      result.servers.push_back(std::move(report));
-      continue;
-    }
-    if (options.mode == RunMode::live && env.journal == nullptr) {
-      report.outcome = ActionOutcome::failed;
-      report.message = "not acting: no journal";
-      report.journal_unavailable = true;
-      result.servers.push_back(std::move(report));
-      continue;
-    }
-    Ladder ladder(options, env, sampler, *w, report);
-    ladder.run(*first);
-    result.servers.push_back(std::move(report));
   }
   for (const auto& p : sampler.problems()) {
     result.problems.push_back(p);
@@ -517,57 +524,6 @@ json fix_to_json(const FixResult& r, RunMode mode) {
           {"servers", servers},
           {"problems", problems},
           {"exit_code", static_cast<int>(fix_exit_code(r))}};
-}
-
-std::string render_history(const std::vector<adapters::JournalRecord>& records) {
-  if (records.empty()) {
-    return "no actions recorded\n";
-  }
-  std::string out = fmt::format("{:>5}  {:<20} {:<20} {:<8} {:<12} {}\n", "#", "STARTED (UTC)", "SERVER", "ACTION",
-                                "OUTCOME", "RESULT");
-  for (const auto& r : records) {
-    const auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(r.started_at_ms));
-    const auto secs = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char when[32];
-    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-    const std::string outcome = r.incomplete() ? "INCOMPLETE" : to_string(r.outcome);
-    out += fmt::format("{:>5}  {:<20} {:<20} {:<8} {:<12} {}\n", r.id, when, r.server.substr(0, 20), r.kind, outcome,
-                       r.incomplete() ? "started, never finished (memwarden stopped mid-action?)" : r.message);
-  }
-  return out;
-}
-
-json history_to_json(const std::vector<adapters::JournalRecord>& records) {
-  json out = json::array();
-  for (const auto& r : records) {
-    json steps = json::array();
-    for (const auto& s : r.steps) {
-      steps.push_back({{"name", s.name},
-                       {"detail", s.detail},
-                       {"started_ms", s.started_ms},
-                       {"duration_ms", s.duration_ms},
-                       {"ok", s.ok}});
-    }
-    json evidence = json::parse(r.evidence_json, nullptr, false);
-    out.push_back({{"id", r.id},
-                   {"started_at_ms", r.started_at_ms},
-                   {"ended_at_ms", r.ended_at_ms ? json(*r.ended_at_ms) : json(nullptr)},
-                   {"server", r.server},
-                   {"container_id", r.container_id},
-                   {"kind", r.kind},
-                   {"reason", r.reason},
-                   {"evidence", evidence.is_discarded() ? json(nullptr) : evidence},
-                   {"steps", steps},
-                   {"outcome", to_string(r.outcome)},
-                   {"incomplete", r.incomplete()},
-                   {"message", r.message},
-                   {"before_bytes", r.before_bytes ? json(*r.before_bytes) : json(nullptr)},
-                   {"after_bytes", r.after_bytes ? json(*r.after_bytes) : json(nullptr)},
-                   {"writer_pid", r.pid_of_writer}});
-  }
-  return {{"schema", "memwarden.history/1"}, {"records", out}};
 }
 
 }  // namespace mw::cli

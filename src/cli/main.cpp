@@ -12,8 +12,12 @@
 
 #include "actions/command.hpp"
 #include "actions/server_actions.hpp"
+#include "cli/config.hpp"
 #include "cli/diagnose.hpp"
+#include "cli/exports.hpp"
 #include "cli/fix.hpp"
+#include "cli/history.hpp"
+#include "cli/serve.hpp"
 #include "cli/status.hpp"
 #include "core/bytes.hpp"
 #include "core/duration.hpp"
@@ -63,6 +67,8 @@ struct DiagnoseFlags {
   std::string hold = "10s";
   std::string bloat_margin = "2G";
   double growth_min = 256.0;
+  std::string lookback;
+  std::string state_dir = "/var/lib/memwarden";
 
   void add_to(CLI::App* app) {
     app->add_option("CONTAINER", targets, "Containers (names or id prefixes); default: every inference server");
@@ -80,6 +86,9 @@ struct DiagnoseFlags {
     app->add_option("--growth-min", growth_min, "Slowest anon growth reported, in MiB per hour")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    app->add_option("--lookback", lookback,
+                    "Start with this much of the samples memwarden serve stored (e.g. 30m), then sample live");
+    app->add_option("--state-dir", state_dir, "Where the journal and the sample history live")->capture_default_str();
   }
 
   [[nodiscard]] mw::cli::DiagnoseOptions options(const std::string& root) const {
@@ -99,9 +108,47 @@ struct DiagnoseFlags {
     o.thresholds.reserve = size_or_throw(reserve, "--reserve");
     o.thresholds.bloat_margin = size_or_throw(bloat_margin, "--bloat-margin");
     o.thresholds.growth_min_mib_per_hour = growth_min;
+    if (!lookback.empty()) {
+      o.lookback.span = duration_or_throw(lookback, "--lookback");
+      o.lookback.state_dir = state_dir;
+      o.lookback.now_wall_ms = wall_ms();
+    }
     return o;
   }
 };
+
+constexpr const char* k_default_config = "/etc/memwarden/memwarden.yaml";
+
+// A configuration that does not parse: its errors were printed, exit 2.
+struct ConfigRejected {};
+
+// --config FILE if given; else the default file if it exists; else the built-in defaults.
+std::pair<mw::cli::ServeConfig, std::string> resolve_config(const std::string& flag) {
+  std::string path = flag;
+  if (path.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(k_default_config, ec)) {
+      return {mw::cli::ServeConfig{}, ""};
+    }
+    path = k_default_config;
+  }
+  auto loaded = mw::cli::load_config(path);
+  if (!loaded) {
+    for (const auto& e : loaded.error()) {
+      fmt::print(stderr, "{}\n", e.text());
+    }
+    throw ConfigRejected{};
+  }
+  return {std::move(loaded).value(), path};
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) {
+    return "";
+  }
+  return name;
+}
 
 bool ask_on_terminal(const std::string& question) {
   if (::isatty(STDIN_FILENO) == 0) {
@@ -156,7 +203,6 @@ int run(int argc, char** argv) {
   bool f_all = false;
   bool dry_run = false;
   bool yes = false;
-  std::string state_dir = "/var/lib/memwarden";
   std::string cooldown = "10m";
   std::size_t budget = 3;
   std::string drain_timeout = "120s";
@@ -168,7 +214,6 @@ int run(int argc, char** argv) {
   fix->add_flag("--all", f_all, "Every opted-in server (label memwarden.enable=true or --allow)");
   fix->add_flag("--dry-run", dry_run, "Print exactly what would be done; change nothing");
   fix->add_flag("--yes", yes, "Act on named servers that did not opt in, without asking");
-  fix->add_option("--state-dir", state_dir, "Where the journal lives")->capture_default_str();
   fix->add_option("--cooldown", cooldown, "Pause after an action on a server (doubles per restart)")
       ->capture_default_str();
   fix->add_option("--budget", budget, "Restarts per server per hour")->capture_default_str();
@@ -191,6 +236,51 @@ int run(int argc, char** argv) {
   history->add_option("--limit", limit, "How many records")->capture_default_str();
   history->add_option("--server", h_server, "Only this server");
   history->add_option("--state-dir", h_state_dir, "Where the journal lives")->capture_default_str();
+  std::string h_samples;
+  std::string h_since = "1h";
+  history->add_option("--samples", h_samples,
+                      "Show the samples memwarden serve stored for this server, container or 'host' instead");
+  history->add_option("--since", h_since, "With --samples: how far back")->capture_default_str();
+
+  // ---- serve
+  auto* serve = app.add_subcommand("serve", "Run always: sample, detect, fix opted-in servers, alert, serve /metrics");
+  std::string config_flag;
+  std::string sv_listen;
+  std::string sv_state_dir;
+  std::string sv_docker_host;
+  std::string sv_interval;
+  bool sv_dry_run = false;
+  bool sv_no_fix = false;
+  serve->add_option("--config", config_flag,
+                    fmt::format("Configuration file (default {} if present)", k_default_config));
+  serve->add_option("--listen", sv_listen, "HTTP address host:port (default 127.0.0.1:9490)");
+  serve->add_option("--state-dir", sv_state_dir, "Where the journal and the history live");
+  serve->add_option("--docker-host", sv_docker_host, "Docker address (default: $DOCKER_HOST, else the socket)");
+  serve->add_option("--interval", sv_interval, "Time between samples");
+  serve->add_flag("--dry-run", sv_dry_run, "Say what fix would do; change nothing");
+  serve->add_flag("--no-fix", sv_no_fix, "Observe and alert only");
+
+  // ---- check-config
+  auto* check = app.add_subcommand("check-config", "Validate a configuration file");
+  std::string check_path = k_default_config;
+  bool print_default = false;
+  check->add_option("FILE", check_path, "The file")->capture_default_str();
+  check->add_flag("--print-default", print_default, "Print a documented configuration with every default");
+
+  // ---- notify
+  auto* notify = app.add_subcommand("notify", "Notifications");
+  bool notify_test = false;
+  std::string notify_config;
+  notify->add_flag("--test", notify_test, "Send a test notification to every configured target")->required();
+  notify->add_option("--config", notify_config, fmt::format("Configuration file (default {})", k_default_config));
+
+  // ---- export
+  auto* export_cmd = app.add_subcommand("export", "Files for the monitoring stack");
+  export_cmd->require_subcommand(1);
+  auto* rules = export_cmd->add_subcommand("prometheus-rules", "Prometheus alerting rules on memwarden's metrics");
+  std::string pending;
+  rules->add_option("--pending", pending, "Replace every alert's `for:` duration (e.g. 0s)");
+  auto* grafana = export_cmd->add_subcommand("grafana", "A Grafana dashboard on memwarden's metrics (JSON)");
 
   try {
     app.parse(argc, argv);
@@ -251,7 +341,7 @@ int run(int argc, char** argv) {
 
       // Live runs need the journal first: no record, no action.
       std::optional<mw::adapters::Journal> journal;
-      if (auto opened = mw::adapters::Journal::open(state_dir)) {
+      if (auto opened = mw::adapters::Journal::open(f_flags.state_dir)) {
         journal = std::move(opened).value();
         if (!dry_run) {
           if (auto marked = journal->mark_interrupted_stale(); !marked) {
@@ -285,6 +375,122 @@ int run(int argc, char** argv) {
       return static_cast<int>(mw::cli::fix_exit_code(result));
     }
 
+    if (serve->parsed()) {
+      auto [config, path] = resolve_config(config_flag);
+      if (!sv_listen.empty()) {
+        config.listen = sv_listen;
+      }
+      if (!sv_state_dir.empty()) {
+        config.state_dir = sv_state_dir;
+      }
+      if (!sv_interval.empty()) {
+        config.interval = duration_or_throw(sv_interval, "--interval");
+        if (config.interval.count() <= 0) {
+          throw UsageError{mw::Error{"--interval", "must be longer than 0"}};
+        }
+      }
+      if (sv_dry_run && sv_no_fix) {
+        throw UsageError{mw::Error{"serve", "--dry-run and --no-fix exclude each other"}};
+      }
+      if (sv_dry_run) {
+        config.auto_fix = mw::cli::AutoFix::dry_run;
+      } else if (sv_no_fix) {
+        config.auto_fix = mw::cli::AutoFix::off;
+      }
+      config.docker_host = mw::adapters::docker_host_address(
+          sv_docker_host.empty() ? std::string_view(config.docker_host) : std::string_view(sv_docker_host),
+          std::getenv("DOCKER_HOST"));
+      mw::cli::SteadyClock clock;
+      mw::cli::ServeEnvironment env{mw::probes::HostRoot(root),    clock, wall_ms, {}, {}, nullptr, host_name(),
+                                    std::string(MEMWARDEN_VERSION)};
+      return mw::cli::run_serve(std::move(config), path, std::move(env));
+    }
+
+    if (check->parsed()) {
+      if (print_default) {
+        std::cout << mw::cli::example_config();
+        return 0;
+      }
+      auto loaded = mw::cli::load_config(check_path);
+      if (!loaded) {
+        for (const auto& e : loaded.error()) {
+          fmt::print(stderr, "{}\n", e.text());
+        }
+        return k_exit_usage;
+      }
+      fmt::print("{}: ok\n", check_path);
+      return 0;
+    }
+
+    if (notify->parsed()) {
+      auto [config, path] = resolve_config(notify_config);
+      if (config.notify_targets.empty()) {
+        fmt::print(stderr, "memwarden: {}: no notify targets configured\n", path.empty() ? "(defaults)" : path);
+        return k_exit_usage;
+      }
+      mw::adapters::Notification n;
+      n.event = "test";
+      n.severity = mw::Severity::info;
+      n.subject = "memwarden";
+      n.what = "test";
+      n.title = "memwarden: test notification";
+      n.message = fmt::format("memwarden {} on {} can reach this target.", MEMWARDEN_VERSION, host_name());
+      n.at_ms = wall_ms();
+      n.host = host_name();
+      int failed = 0;
+      for (const auto& t : config.notify_targets) {
+        auto kind = mw::adapters::parse_notify_kind(t.kind, "notify target " + t.name);
+        auto sent = kind ? mw::adapters::send_notification({t.name, *kind, t.url}, n, std::chrono::milliseconds(10000))
+                         : mw::Expected<void, mw::Error>(mw::unexpected(kind.error()));
+        if (sent) {
+          fmt::print("{} ({}): sent\n", t.name, t.kind);
+        } else {
+          fmt::print("{} ({}): failed: {}\n", t.name, t.kind, sent.error().line());
+          ++failed;
+        }
+      }
+      return failed == 0 ? 0 : 3;
+    }
+
+    if (rules->parsed()) {
+      mw::cli::RulesOptions options;
+      if (!pending.empty()) {
+        options.pending_override = duration_or_throw(pending, "--pending");
+      }
+      std::cout << mw::cli::prometheus_rules(options);
+      return 0;
+    }
+
+    if (grafana->parsed()) {
+      std::cout << mw::cli::grafana_dashboard();
+      return 0;
+    }
+
+    if (history->parsed() && !h_samples.empty()) {
+      const auto since = duration_or_throw(h_since, "--since");
+      if (since.count() <= 0) {
+        throw UsageError{mw::Error{"--since", "must be longer than 0"}};
+      }
+      const auto file = std::filesystem::path(h_state_dir) / mw::adapters::SampleStore::k_file_name;
+      if (!std::filesystem::exists(file)) {
+        fmt::print(stderr, "memwarden: {}: no sample history (memwarden serve keeps it)\n", file.string());
+        return k_exit_internal;
+      }
+      auto store = mw::adapters::SampleStore::open(h_state_dir, {});
+      if (!store) {
+        fmt::print(stderr, "memwarden: {}\n", store.error().line());
+        return k_exit_internal;
+      }
+      const auto now = wall_ms();
+      auto window = mw::cli::read_samples(*store, h_samples, now - since.count(), now);
+      if (!window) {
+        fmt::print(stderr, "memwarden: {}\n", window.error().line());
+        return k_exit_internal;
+      }
+      std::cout << (h_json ? mw::cli::samples_to_json(*window).dump(2) + "\n" : mw::cli::render_samples(*window));
+      return 0;
+    }
+
     if (history->parsed()) {
       if (!std::filesystem::exists(std::filesystem::path(h_state_dir) / "memwarden.db")) {
         std::cout << (h_json ? mw::cli::history_to_json({}).dump(2) + "\n"
@@ -306,6 +512,8 @@ int run(int argc, char** argv) {
     }
   } catch (const UsageError& e) {
     fmt::print(stderr, "memwarden: {}\n", e.error.line());
+    return k_exit_usage;
+  } catch (const ConfigRejected&) {
     return k_exit_usage;
   }
   return k_exit_usage;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <functional>
 #include <thread>
 
 #include "adapters/docker.hpp"
@@ -47,55 +48,28 @@ bool matches_target(const ContainerMeta& c, const std::vector<std::string>& targ
 
 }  // namespace
 
-void Sampler::discover() {
-  m_servers.clear();
-  if (auto layout = probes::detect_cgroup_layout(m_options.root)) {
-    m_layout = *layout;
-  } else {
-    note(layout.error());
-  }
-  discover_containers();
-  discover_host_processes();
-}
+namespace {
 
-void Sampler::add_server(InferenceServer server, std::optional<probes::CgroupLocation> where) {
-  auto watched = std::make_unique<WatchedServer>(m_options.capacity);
-  watched->server = std::move(server);
-  watched->cgroup = std::move(where);
-  if (!watched->server.api_url.empty()) {
-    auto endpoint = adapters::parse_endpoint(watched->server.api_url, watched->server.name + " API address");
-    if (endpoint) {
-      watched->api = std::make_unique<adapters::OllamaClient>(*endpoint, m_options.api_timeout);
-      if (auto version = watched->api->version()) {
-        watched->api_version = *version;
-      }
-    } else {
-      note(endpoint.error());
-      watched->server.api_url.clear();
-    }
-  }
-  m_servers.push_back(std::move(watched));
-}
-
-void Sampler::discover_containers() {
-  auto endpoint = adapters::parse_endpoint(m_options.docker_host, "docker host");
+// Running containers as the engine lists them; problems are noted.
+std::vector<ContainerMeta> list_running(const SamplerOptions& options, const std::function<void(const Error&)>& note) {
+  std::vector<ContainerMeta> running;
+  auto endpoint = adapters::parse_endpoint(options.docker_host, "docker host");
   if (!endpoint) {
     note(endpoint.error());
-    return;
+    return running;
   }
-  auto docker = adapters::DockerClient::connect(*endpoint, m_options.docker_timeout);
+  auto docker = adapters::DockerClient::connect(*endpoint, options.docker_timeout);
   if (!docker) {
     Error e = docker.error();
     e.message += "; " + adapters::docker_error_hint(docker.error(), *endpoint);
     note(e);
-    return;
+    return running;
   }
   auto list = docker->list_containers(adapters::ListScope::running);
   if (!list) {
     note(list.error());
-    return;
+    return running;
   }
-  std::vector<std::string> found_targets;
   for (const auto& summary : *list) {
     auto meta = docker->inspect(summary.id);
     if (!meta) {
@@ -104,24 +78,128 @@ void Sampler::discover_containers() {
       }
       continue;
     }
-    const bool targeted = !m_options.targets.empty() && matches_target(*meta, m_options.targets);
-    if (m_options.targets.empty() ? !is_inference_server(*meta) : !targeted) {
+    running.push_back(std::move(meta).value());
+  }
+  return running;
+}
+
+}  // namespace
+
+void Sampler::discover() {
+  rediscover(list_running(m_options, [this](const Error& e) { note(e); }));
+}
+
+void Sampler::rediscover(const std::vector<ContainerMeta>& running) {
+  m_previous = std::move(m_servers);
+  m_servers.clear();
+  if (auto layout = probes::detect_cgroup_layout(m_options.root)) {
+    m_layout = *layout;
+  } else {
+    note(layout.error());
+  }
+  discover_containers(running);
+  discover_host_processes();
+  m_previous.clear();
+}
+
+void Sampler::seed(const std::string& server_name, const std::vector<ServerSample>& samples) {
+  for (auto& w : m_servers) {
+    if (w->server.name == server_name) {
+      for (const auto& s : samples) {
+        w->history.push(s);
+      }
+    }
+  }
+}
+
+void Sampler::seed_host(const std::vector<HostSample>& samples) {
+  for (const auto& s : samples) {
+    m_host.push(s);
+  }
+}
+
+void Sampler::forget_history(const std::string& server_name) {
+  for (auto& w : m_servers) {
+    if (w->server.name == server_name) {
+      w->history.clear();
+    }
+  }
+}
+
+std::unique_ptr<WatchedServer> Sampler::take_previous(const InferenceServer& server) {
+  const auto same = [&](const std::unique_ptr<WatchedServer>& w) {
+    return w->server.kind == server.kind &&
+           (server.kind == ServerKind::container ? w->server.container_id == server.container_id
+                                                 : w->server.pid == server.pid);
+  };
+  const auto it = std::find_if(m_previous.begin(), m_previous.end(), same);
+  if (it == m_previous.end()) {
+    return nullptr;
+  }
+  auto found = std::move(*it);
+  m_previous.erase(it);
+  return found;
+}
+
+void Sampler::add_server(InferenceServer server, std::optional<probes::CgroupLocation> where) {
+  if (auto known = take_previous(server)) {
+    const bool same_api = known->server.api_url == server.api_url;
+    known->server = std::move(server);
+    known->cgroup = std::move(where);
+    if (same_api) {
+      m_servers.push_back(std::move(known));
+      return;
+    }
+    known->api.reset();
+    known->api_version.clear();
+    connect_api(*known);
+    m_servers.push_back(std::move(known));
+    return;
+  }
+  auto watched = std::make_unique<WatchedServer>(m_options.capacity);
+  watched->server = std::move(server);
+  watched->cgroup = std::move(where);
+  connect_api(*watched);
+  m_servers.push_back(std::move(watched));
+}
+
+void Sampler::connect_api(WatchedServer& w) {
+  if (w.server.api_url.empty()) {
+    return;
+  }
+  auto endpoint = adapters::parse_endpoint(w.server.api_url, w.server.name + " API address");
+  if (!endpoint) {
+    note(endpoint.error());
+    w.server.api_url.clear();
+    return;
+  }
+  w.api = std::make_unique<adapters::OllamaClient>(*endpoint, m_options.api_timeout);
+  if (auto version = w.api->version()) {
+    w.api_version = *version;
+  }
+}
+
+void Sampler::discover_containers(const std::vector<ContainerMeta>& running) {
+  std::vector<std::string> found_targets;
+  for (const auto& m : running) {
+    const bool targeted = !m_options.targets.empty() && matches_target(m, m_options.targets);
+    if (m_options.targets.empty() ? !is_inference_server(m) : !targeted) {
       continue;
     }
     for (const auto& t : m_options.targets) {
-      if (t == meta->name || meta->id.starts_with(t)) {
+      if (t == m.name || m.id.starts_with(t)) {
         found_targets.push_back(t);
       }
     }
     std::optional<probes::CgroupLocation> where;
     if (m_layout) {
-      if (auto located = probes::locate_container_cgroup(m_options.root, *m_layout, meta->state.pid, meta->id)) {
+      if (auto located = probes::locate_container_cgroup(m_options.root, *m_layout, m.state.pid, m.id)) {
         where = *located;
       } else {
         note(located.error());
       }
     }
-    add_server(server_from_container(*meta), std::move(where));
+    add_server(server_from_container(m), std::move(where));
   }
   for (const auto& t : m_options.targets) {
     if (std::find(found_targets.begin(), found_targets.end(), t) == found_targets.end()) {

@@ -21,51 +21,6 @@ namespace {
 const std::vector<std::string> k_thresholds{"--window",  "3s", "--interval",       "1s",  "--hold",         "2s",
                                             "--reserve", "0",  "--base-allowance", "64M", "--bloat-margin", "128M"};
 
-// A simulator that bloats after its first load/unload cycle; a restart cures it.
-class BloatedServer {
- public:
-  BloatedServer(const std::string& name, int port, std::vector<std::string> labels, std::vector<std::string> extra = {})
-      : m_url("http://127.0.0.1:" + std::to_string(port)),
-        m_container(name, run_args(port, labels), sim_args(std::move(extra)), k_sim_image) {}
-
-  [[nodiscard]] bool bloat() const {
-    if (!m_container.wait_for_log("ollama-sim: listening")) {
-      return false;
-    }
-    const auto load = http_post(m_url + "/api/generate", R"({"model":"small:1","prompt":"","stream":false})");
-    const auto unload = http_post(m_url + "/api/generate", R"({"model":"small:1","keep_alive":0})");
-    return load.exit_code == 0 && unload.out.find("unload") != std::string::npos &&
-           m_container.wait_for_log("retained_after_unload");
-  }
-  [[nodiscard]] std::string started_at() const {
-    return docker({"inspect", "-f", "{{.State.StartedAt}}", m_container.name()}).out;
-  }
-  [[nodiscard]] bool api_healthy() const {
-    const auto r = mw::test::run_process({"curl", "-sS", "--max-time", "5", m_url + "/api/version"});
-    return r.exit_code == 0 && r.out.find("version") != std::string::npos;
-  }
-  [[nodiscard]] const std::string& name() const { return m_container.name(); }
-  [[nodiscard]] const std::string& url() const { return m_url; }
-
- private:
-  static std::vector<std::string> run_args(int port, const std::vector<std::string>& labels) {
-    std::vector<std::string> args{"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:" + std::to_string(port),
-                                  "-m",        "2g"};
-    for (const auto& l : labels) {
-      args.insert(args.end(), {"--label", l});
-    }
-    return args;
-  }
-  static std::vector<std::string> sim_args(std::vector<std::string> extra) {
-    std::vector<std::string> args{"/bin/ollama-sim", "--model", "small:1=100", "--retain-after-unload-mib", "600"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return args;
-  }
-
-  std::string m_url;
-  Container m_container;
-};
-
 struct StateDir {
   mw::test::TempDir dir;
   [[nodiscard]] std::string path() const { return (dir.path() / "state").string(); }

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adapters/sample_store.hpp"
 #include "cli/diagnose.hpp"
 #include "fake_services.hpp"
 #include "test_support.hpp"
@@ -296,4 +297,49 @@ TEST(DiagnoseCommand, OllamaServeOnTheHostIsFoundThroughProc) {
   EXPECT_NE(api->summary.find("http://127.0.0.1:1 (GET /api/ps): connection refused"), std::string::npos)
       << api->summary;
   EXPECT_EQ(find(result, "unlimited"), nullptr) << "a host process is not a container";
+}
+
+TEST(DiagnoseCommand, LookbackFindsALeakInTheStoredHistoryAtOnce) {
+  TempDir dir;
+  FakeOllama ollama(dir.path() / "ollama.sock");
+  FakeEngine engine(dir.path() / "docker.sock", {inspect_like(k_ollama_id, "ollama-gpu", 4242, 0,
+                                                              "unix://" + (dir.path() / "ollama.sock").string())});
+  // 30 minutes that memwarden serve stored before this run: anon rising 2 GiB an hour, no model loaded.
+  constexpr std::int64_t k_now_wall = 1'800'000'000'000;
+  {
+    auto store = adapters::SampleStore::open(dir.path() / "state", {});
+    ASSERT_TRUE(store) << store.error().line();
+    std::vector<adapters::StoredSample> rows;
+    for (int i = 0; i < 180; ++i) {  // every 10 s
+      adapters::StoredSample s;
+      s.at_ms = k_now_wall - 1'800'000 + i * 10'000LL;
+      s.subject = "ollama-gpu";
+      constexpr std::uint64_t k_gib = std::uint64_t{1} << 30;
+      s.anon = 24 * k_gib + static_cast<std::uint64_t>(i) * (2 * k_gib / 360);
+      s.usage = s.anon;
+      s.models_loaded = 0;
+      rows.push_back(s);
+    }
+    ASSERT_TRUE(store->append(rows));
+  }
+  auto o = options_for(test::fixture_path("hosts/v2-systemd-incident"), engine.address(), 0s);
+  o.lookback = {30min, (dir.path() / "state").string(), k_now_wall};
+  FakeClock clock;
+  const auto result = run_diagnose(o, clock);
+  EXPECT_EQ(result.samples, 1U);  // one live sample
+  EXPECT_EQ(result.stored_samples, 180U);
+  const auto* growth = find(result, "growth");
+  ASSERT_NE(growth, nullptr) << diagnosis_to_json(result).dump(2);
+  const auto slope = std::find_if(growth->evidence.begin(), growth->evidence.end(),
+                                  [](const Evidence& e) { return e.name == "slope_mib_per_hour"; });
+  ASSERT_NE(slope, growth->evidence.end());
+  EXPECT_NEAR(slope->value, 2048.0, 2048.0 * 0.1);
+  EXPECT_NE(render_diagnosis(result).find("with 180 earlier samples"), std::string::npos);
+
+  // Without a history the run says so and goes on.
+  o.lookback.state_dir = (dir.path() / "nowhere").string();
+  const auto without = run_diagnose(o, clock);
+  EXPECT_EQ(without.stored_samples, 0U);
+  ASSERT_FALSE(without.problems.empty()) << diagnosis_to_json(without).dump(2);
+  EXPECT_NE(without.problems.front().message.find("no sample history"), std::string::npos);
 }

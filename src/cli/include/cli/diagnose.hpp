@@ -13,8 +13,16 @@
 
 namespace mw::cli {
 
+// Samples memwarden serve stored, to start the window with (`diagnose --lookback`).
+struct Lookback {
+  Duration span{0};              // 0: none
+  std::string state_dir;         // where samples.db lives
+  std::int64_t now_wall_ms = 0;  // the wall clock at the start, to place stored samples on the sampler's clock
+};
+
 struct DiagnoseOptions {
   SamplerOptions sampler;
+  Lookback lookback;
   Duration window{60'000};
   Duration interval{1'000};
   DiagnoseThresholds thresholds;
@@ -34,6 +42,7 @@ struct DiagnoseResult {
   std::map<std::pair<std::string, std::string>, Timestamp> first_detected;
   std::vector<Error> problems;
   std::size_t samples = 0;
+  std::size_t stored_samples = 0;  // taken from the history by --lookback
   Timestamp started{0};
   Timestamp ended{0};
   Duration interval{0};
@@ -50,6 +59,9 @@ enum class DiagnoseExit : int { healthy = 0, internal = 1, usage = 2, partial = 
 // Samples `sampler` (already discovered) for the window, running the detectors after every sample;
 // fills samples, findings, first_detected, started and ended. Shared with `memwarden fix`.
 void observe(Sampler& sampler, const DiagnoseOptions& options, Clock& clock, DiagnoseResult& result);
+// Puts the stored samples of the look-back span into the sampler's histories (before observe).
+// Problems (no history, unreadable) are added to result.problems.
+void seed_from_history(Sampler& sampler, const DiagnoseOptions& options, Clock& clock, DiagnoseResult& result);
 // Fills servers, problems and cgroup_mode from the sampler.
 void summarise(const Sampler& sampler, DiagnoseResult& result);
 // The sampler's capacity for a window.

@@ -77,13 +77,15 @@ enum class FixExit : int {
 };
 
 [[nodiscard]] FixResult run_fix(const FixOptions& options, FixEnvironment& env);
+// The policy and the ladder for one server, given the findings of the moment (the daemon calls this after
+// each sample). nullopt when no finding of the server is one fix can act on.
+[[nodiscard]] std::optional<ServerFixReport> fix_server(const FixOptions& options, FixEnvironment& env,
+                                                        Sampler& sampler, WatchedServer& watched,
+                                                        const std::vector<Finding>& findings,
+                                                        std::vector<Error>& problems);
 [[nodiscard]] std::string render_fix(const FixResult& result, RunMode mode);
 [[nodiscard]] nlohmann::json fix_to_json(const FixResult& result, RunMode mode);
 [[nodiscard]] FixExit fix_exit_code(const FixResult& result);
-
-// `memwarden history`
-[[nodiscard]] std::string render_history(const std::vector<adapters::JournalRecord>& records);
-[[nodiscard]] nlohmann::json history_to_json(const std::vector<adapters::JournalRecord>& records);
 
 // memwarden's own container id, from <root>/proc/self/cgroup; "" when not in a container.
 [[nodiscard]] std::string own_container_id(const probes::HostRoot& root);

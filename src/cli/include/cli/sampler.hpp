@@ -53,6 +53,16 @@ class Sampler {
   // Finds inference servers: containers (through Docker) and `ollama serve` processes on the host.
   // Problems (Docker unreachable, a named target not found) are recorded, not fatal.
   void discover();
+  // The same from running containers the caller already inspected (the daemon keeps that list).
+  // Servers found again keep their history and API client; servers gone are dropped.
+  void rediscover(const std::vector<ContainerMeta>& running);
+  // Adds older samples (oldest first) in front of what is sampled next: a look-back from the history.
+  void seed(const std::string& server_name, const std::vector<ServerSample>& samples);
+  void seed_host(const std::vector<HostSample>& samples);
+  // Forgets a server's samples (after a restart its old memory says nothing about the new process).
+  void forget_history(const std::string& server_name);
+  // Problems seen so far; the daemon clears them after reporting.
+  void clear_problems() { m_problems.clear(); }
   // Takes one sample of the host and of every server, stamped with the clock's time.
   void sample();
 
@@ -63,9 +73,12 @@ class Sampler {
   [[nodiscard]] std::vector<ServerState> states() const;
 
  private:
-  void discover_containers();
+  void discover_containers(const std::vector<ContainerMeta>& running);
   void discover_host_processes();
   void add_server(InferenceServer server, std::optional<probes::CgroupLocation> where);
+  void connect_api(WatchedServer& w);
+  // The watched server with this identity from before the current discovery, taken out of `m_previous`.
+  [[nodiscard]] std::unique_ptr<WatchedServer> take_previous(const InferenceServer& server);
   void note(const Error& problem);  // each distinct problem once
   [[nodiscard]] ServerSample sample_server(WatchedServer& watched);
 
@@ -73,6 +86,7 @@ class Sampler {
   Clock& m_clock;
   std::optional<probes::CgroupLayout> m_layout;
   std::vector<std::unique_ptr<WatchedServer>> m_servers;
+  std::vector<std::unique_ptr<WatchedServer>> m_previous;  // during a discovery only
   HostHistory m_host;
   std::vector<Error> m_problems;
 };

@@ -20,6 +20,11 @@ class Ring {
     }
   }
 
+  void clear() {
+    m_start = 0;
+    m_size = 0;
+  }
+
   [[nodiscard]] std::size_t size() const { return m_size; }
   [[nodiscard]] std::size_t capacity() const { return m_items.size(); }
   [[nodiscard]] bool empty() const { return m_size == 0; }

@@ -1,0 +1,278 @@
+// `memwarden serve` (the real binary) on the private engine with the Ollama
+// simulator: a real Prometheus scrapes it and fires the exported leak alert;
+// the engine is stopped and started under it; it fixes an opted-in bloated
+// server with no manual step and leaves one that did not opt in alone, telling
+// a webhook receiver; it reloads on SIGHUP, stops on SIGTERM, rejects bad HTTP
+// requests, and keeps serving when its history cannot be written.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include "engine_support.hpp"
+#include "recording_server.hpp"
+
+using namespace mw::it;
+using mw::test::BackgroundProcess;
+using mw::test::run_process;
+using mw::test::TempDir;
+using nlohmann::json;
+
+namespace {
+
+// curl: the body, then the status code on the last line.
+struct HttpResult {
+  int status = 0;
+  std::string body;
+};
+
+HttpResult http(const std::vector<std::string>& extra, const std::string& url) {
+  std::vector<std::string> args{"curl", "-sS", "--max-time", "5", "-o", "-", "-w", "\n%{http_code}"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  args.push_back(url);
+  const auto r = run_process(args);
+  HttpResult out;
+  const auto nl = r.out.rfind('\n');
+  if (nl == std::string::npos) {
+    return out;
+  }
+  out.body = r.out.substr(0, nl);
+  out.status = std::atoi(r.out.c_str() + nl + 1);
+  return out;
+}
+
+HttpResult http_get(const std::string& url) {
+  return http({}, url);
+}
+
+// Polls `ready` every 250 ms until it holds or `limit` passes.
+bool eventually(const std::function<bool()>& ready, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) {
+      return true;
+    }
+    std::this_thread::sleep_for(250ms);
+  }
+  return ready();
+}
+
+// A value of one series in a /metrics text, or nullopt.
+std::optional<double> metric(const std::string& text, const std::string& series) {
+  const auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) {
+    return std::nullopt;
+  }
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+// memwarden serve with a configuration written from `yaml` (listen and state_dir added).
+class Warden {
+ public:
+  Warden(int port, const std::string& yaml, std::vector<std::string> prefix = {})
+      : m_base("http://127.0.0.1:" + std::to_string(port)) {
+    m_config = (m_dir.path() / "memwarden.yaml").string();
+    write_config(yaml, port);
+    std::vector<std::string> argv = std::move(prefix);
+    argv.insert(argv.end(), {MEMWARDEN_BIN, "serve", "--config", m_config, "--docker-host", docker_host()});
+    m_process = std::make_unique<BackgroundProcess>(argv);
+  }
+
+  void write_config(const std::string& yaml, int port) const {
+    std::ofstream out(m_config);
+    out << "listen: 127.0.0.1:" << port << "\nstate_dir: " << (m_dir.path() / "state").string() << "\n" << yaml;
+  }
+
+  [[nodiscard]] bool healthy(std::chrono::seconds limit = 30s) const {
+    return eventually([&] { return http_get(m_base + "/healthz").status == 200; }, limit);
+  }
+  [[nodiscard]] std::string metrics() const { return http_get(m_base + "/metrics").body; }
+  [[nodiscard]] json api(const std::string& path) const {
+    return json::parse(http_get(m_base + path).body, nullptr, false);
+  }
+  [[nodiscard]] const std::string& base() const { return m_base; }
+  [[nodiscard]] BackgroundProcess& process() { return *m_process; }
+  [[nodiscard]] std::string log() const { return m_process->output(); }
+
+ private:
+  TempDir m_dir;
+  std::string m_base;
+  std::string m_config;
+  std::unique_ptr<BackgroundProcess> m_process;
+};
+
+const std::string k_detect = R"(interval: 1s
+detect:
+  reserve: 0
+  base_allowance: 64M
+  bloat_margin: 128M
+  bloat_hold: 2s
+)";
+
+}  // namespace
+
+TEST(ServeEngine, PrometheusScrapesItAndTheExportedLeakAlertFires) {
+  Container sim("mwit-serve-leak", {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18701", "-m", "2g"},
+                {"/bin/ollama-sim", "--model", "small:1=200", "--leak-per-second-mib", "20"}, k_sim_image);
+  ASSERT_TRUE(sim.wait_for_log("ollama-sim: listening"));
+  Warden warden(18711, k_detect + "fix:\n  auto: off\n");
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+
+  TempDir prom;
+  const auto rules = run_process({MEMWARDEN_BIN, "export", "prometheus-rules", "--pending", "0s"});
+  ASSERT_EQ(rules.exit_code, 0) << rules.err;
+  prom.write("rules.yml", rules.out);
+  const auto check = run_process({"promtool", "check", "rules", (prom.path() / "rules.yml").string()});
+  ASSERT_EQ(check.exit_code, 0) << check.out << check.err;
+  prom.write("prometheus.yml", R"(global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [rules.yml]
+scrape_configs:
+  - job_name: memwarden
+    static_configs:
+      - targets: ["127.0.0.1:18711"]
+)");
+  BackgroundProcess prometheus({"prometheus", "--config.file=" + (prom.path() / "prometheus.yml").string(),
+                                "--storage.tsdb.path=" + (prom.path() / "data").string(),
+                                "--web.listen-address=127.0.0.1:18712"});
+  const std::string api = "http://127.0.0.1:18712/api/v1/";
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto q = json::parse(
+            http_get(api + "query?query=memwarden_container_anon_bytes%7Bname%3D%22mwit-serve-leak%22%7D").body,
+            nullptr, false);
+        return !q.is_discarded() && q["status"] == "success" && !q["data"]["result"].empty();
+      },
+      60s))
+      << prometheus.output();
+  const auto firing = [&] {
+    const auto alerts = json::parse(http_get(api + "alerts").body, nullptr, false);
+    if (alerts.is_discarded()) {
+      return false;
+    }
+    for (const auto& a : alerts["data"]["alerts"]) {
+      if (a["labels"]["alertname"] == "MemwardenLeak" && a["labels"]["subject"] == "mwit-serve-leak" &&
+          a["state"] == "firing") {
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(eventually(firing, 90s)) << http_get(api + "alerts").body << "\n" << warden.log();
+}
+
+TEST(ServeEngine, TheEngineStopsAndStartsUnderIt) {
+  Warden warden(18713, k_detect + "fix:\n  auto: off\n");
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+  ASSERT_TRUE(eventually([&] { return metric(warden.metrics(), "memwarden_docker_up") == 1.0; }, 10s));
+  const std::string engine = MEMWARDEN_ENGINE_DIR;
+  const auto stop = run_process({std::string(MEMWARDEN_SCRIPTS_DIR) + "/test-engine.sh", "stop", engine});
+  ASSERT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_TRUE(eventually([&] { return metric(warden.metrics(), "memwarden_docker_up") == 0.0; }, 30s)) << warden.log();
+  const auto text = warden.metrics();
+  EXPECT_TRUE(metric(text, "memwarden_host_memory_total_bytes").has_value()) << text;
+  EXPECT_EQ(http_get(warden.base() + "/healthz").status, 200);
+  const auto status = warden.api("/api/v1/status");
+  EXPECT_EQ(status["docker"]["reachable"], false) << status.dump();
+
+  const auto start = run_process({std::string(MEMWARDEN_SCRIPTS_DIR) + "/test-engine.sh", "start", engine});
+  ASSERT_EQ(start.exit_code, 0) << start.err;
+  EXPECT_TRUE(eventually([&] { return metric(warden.metrics(), "memwarden_docker_up") == 1.0; }, 60s)) << warden.log();
+  EXPECT_NE(warden.log().find("docker: connected"), std::string::npos) << warden.log();
+}
+
+TEST(ServeEngine, FixesAnOptedInBloatedServerAndLeavesTheOtherAlone) {
+  mw::test::RecordingServer receiver;
+  BloatedServer in("mwit-serve-in", 18721, {"memwarden.enable=true"});
+  BloatedServer out("mwit-serve-out", 18722, {});
+  ASSERT_TRUE(in.bloat());
+  ASSERT_TRUE(out.bloat());
+  const auto out_started = out.started_at();
+  Warden warden(18714, k_detect +
+                           "fix:\n  auto: on\n  settle: 1s\nnotify:\n  targets:\n    - name: hook\n"
+                           "      kind: generic\n      url: " +
+                           receiver.url() + "/hook\n");
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+  const auto fixed = [&] {
+    const auto h = warden.api("/api/v1/history?server=mwit-serve-in");
+    return !h.is_discarded() && !h["records"].empty() && h["records"][0]["outcome"] == "succeeded";
+  };
+  ASSERT_TRUE(eventually(fixed, 120s)) << warden.log();
+  EXPECT_TRUE(in.api_healthy());
+  const auto record = warden.api("/api/v1/history?server=mwit-serve-in")["records"][0];
+  EXPECT_EQ(record["kind"], "restart");
+  ASSERT_TRUE(record["after_bytes"].is_number() && record["before_bytes"].is_number()) << record.dump();
+  EXPECT_LT(record["after_bytes"].get<double>(), 0.5 * record["before_bytes"].get<double>()) << record.dump();
+
+  // The other one is reported, never touched.
+  EXPECT_TRUE(warden.api("/api/v1/history?server=mwit-serve-out")["records"].empty());
+  EXPECT_EQ(out.started_at(), out_started);
+  const auto findings = warden.api("/api/v1/findings");
+  bool out_reported = false;
+  for (const auto& f : findings["findings"]) {
+    out_reported = out_reported || (f["subject"] == "mwit-serve-out" && f["detector"] == "idle-bloat");
+  }
+  EXPECT_TRUE(out_reported) << findings.dump(2);
+  EXPECT_EQ(metric(warden.metrics(), "memwarden_actions_total{kind=\"restart\",outcome=\"succeeded\"}"), 1.0);
+
+  // The receiver heard about the finding, the fix and the refusal, in memwarden's generic payload.
+  ASSERT_TRUE(receiver.wait_for(3, 10s));
+  bool finding = false;
+  bool action = false;
+  bool refused = false;
+  for (const auto& r : receiver.requests()) {
+    EXPECT_EQ(r.method, "POST");
+    EXPECT_EQ(r.path, "/hook");
+    const auto p = json::parse(r.body, nullptr, false);
+    ASSERT_FALSE(p.is_discarded()) << r.body;
+    EXPECT_EQ(p["source"], "memwarden");
+    finding = finding || (p["event"] == "finding" && p["what"] == "idle-bloat");
+    action =
+        action || (p["event"] == "action" && p["subject"] == "mwit-serve-in" && p["details"]["outcome"] == "succeeded");
+    refused =
+        refused || (p["event"] == "action" && p["subject"] == "mwit-serve-out" && p["details"]["outcome"] == "refused");
+  }
+  EXPECT_TRUE(finding && action && refused) << warden.log();
+}
+
+TEST(ServeEngine, ReloadsOnSighupStopsOnSigtermAndRejectsBadRequests) {
+  Warden warden(18715, k_detect + "fix:\n  auto: off\n");
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+
+  // Bad HTTP: too large, malformed, and the mutating endpoint without a token file.
+  const std::string big_header = "X-Big: " + std::string(20000, 'a');
+  EXPECT_EQ(http({"-H", big_header}, warden.base() + "/metrics").status, 431);
+  EXPECT_EQ(http({"-X", "POST", "--data-binary", std::string(100000, 'x')}, warden.base() + "/api/v1/fix").status, 413);
+  EXPECT_EQ(http({"-X", "POST", "--data", R"({"server":"x"})"}, warden.base() + "/api/v1/fix").status, 404);
+  EXPECT_EQ(http_get(warden.base() + "/nope").status, 404);
+
+  warden.write_config(k_detect + "intervall: 2s\n", 18715);
+  warden.process().signal(SIGHUP);
+  EXPECT_TRUE(
+      eventually([&] { return warden.log().find("keeping the previous configuration") != std::string::npos; }, 10s))
+      << warden.log();
+  EXPECT_NE(warden.log().find("memwarden.yaml:9:1: unknown key 'intervall'"), std::string::npos) << warden.log();
+  EXPECT_EQ(http_get(warden.base() + "/healthz").status, 200);
+
+  warden.write_config(k_detect + "fix:\n  auto: dry-run\n", 18715);
+  warden.process().signal(SIGHUP);
+  EXPECT_TRUE(eventually([&] { return warden.log().find("applied") != std::string::npos; }, 10s)) << warden.log();
+
+  warden.process().signal(SIGTERM);
+  EXPECT_EQ(warden.process().wait(), 0) << warden.log();
+  EXPECT_NE(warden.log().find("stopped"), std::string::npos);
+}
+
+TEST(ServeEngine, KeepsServingWhenItsHistoryCannotBeWritten) {
+  // Files may grow to 96 KiB: the journal fits, the sample store's write-ahead log soon does not.
+  Warden warden(18716, k_detect + "fix:\n  auto: off\n", {"prlimit", "--fsize=98304", "--"});
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+  EXPECT_TRUE(eventually([&] { return metric(warden.metrics(), "memwarden_history_ok") == 0.0; }, 60s)) << warden.log();
+  EXPECT_EQ(http_get(warden.base() + "/healthz").status, 200);
+  EXPECT_NE(warden.log().find("history:"), std::string::npos) << warden.log();
+  const auto samples_before = metric(warden.metrics(), "memwarden_samples_total");
+  ASSERT_TRUE(samples_before.has_value());
+  EXPECT_TRUE(eventually([&] { return metric(warden.metrics(), "memwarden_samples_total") > samples_before; }, 10s));
+}

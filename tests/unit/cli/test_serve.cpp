@@ -1,0 +1,309 @@
+// The daemon's rounds on the incident fixture: a fake engine and Ollama, a real
+// journal and sample store in a temp dir, scripted actions, a fake clock, and
+// notifications captured instead of sent. HTTP routes are called directly.
+#include <gtest/gtest.h>
+
+#include "adapters/sample_store.hpp"
+#include "cli/serve.hpp"
+#include "fix_scene.hpp"
+
+using namespace mw;
+using namespace mw::cli;
+using namespace std::chrono_literals;
+using adapters::ActionOutcome;
+using adapters::ServerRequest;
+using nlohmann::json;
+using test::k_wall;
+using test::Scene;
+
+namespace {
+
+// A daemon over a Scene, with its log and notifications captured.
+struct Warden {
+  Scene scene;
+  std::vector<std::string> lines;
+  std::vector<adapters::Notification> sent;
+  std::unique_ptr<Daemon> daemon;
+
+  explicit Warden(json labels = {{"memwarden.enable", "true"}}, std::function<void(ServeConfig&)> tune = {})
+      : scene(std::move(labels)) {
+    scene.journal.reset();  // the daemon opens its own
+    ServeConfig c;
+    c.docker_host = scene.engine->address();
+    c.state_dir = (scene.state.path() / "state").string();
+    c.nvml_library = (scene.root.path() / "no-nvml.so").string();
+    c.thresholds.reserve = 0;
+    c.policy.settle = 0s;
+    c.notify_targets.push_back({"ops", "generic", "http://127.0.0.1:9/hook"});
+    if (tune) {
+      tune(c);
+    }
+    ServeEnvironment env{probes::HostRoot(scene.root.path()),
+                         scene.clock,
+                         [this] { return k_wall + scene.clock.now().count(); },
+                         [this](const std::string& line) { lines.push_back(line); },
+                         [this](const adapters::NotifyTarget&, const adapters::Notification& n) {
+                           sent.push_back(n);
+                           return Expected<void, Error>{};
+                         },
+                         &scene.actions,
+                         "testhost",
+                         "9.9.9"};
+    daemon = std::make_unique<Daemon>(std::move(c), std::move(env));
+    daemon->open_storage();
+  }
+
+  // `n` rounds, one second apart.
+  void ticks(int n) {
+    for (int i = 0; i < n; ++i) {
+      daemon->tick();
+      scene.clock.advance(1s);
+    }
+  }
+
+  adapters::ServerResponse get(const std::string& target, std::string method = "GET") {
+    ServerRequest r;
+    r.method = std::move(method);
+    r.target = target;
+    const auto q = target.find('?');
+    r.path = target.substr(0, q);
+    r.query = q == std::string::npos ? "" : target.substr(q + 1);
+    return daemon->handle(r);
+  }
+
+  [[nodiscard]] std::size_t count_sent(const std::string& event) const {
+    return static_cast<std::size_t>(
+        std::count_if(sent.begin(), sent.end(), [&](const adapters::Notification& n) { return n.event == event; }));
+  }
+  [[nodiscard]] bool logged(const std::string& part) const {
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& l) { return l.find(part) != std::string::npos; });
+  }
+};
+
+ServerRequest post(const std::string& path, std::string body, std::string authorization = "") {
+  ServerRequest r;
+  r.method = "POST";
+  r.target = path;
+  r.path = path;
+  r.body = std::move(body);
+  if (!authorization.empty()) {
+    r.headers["authorization"] = std::move(authorization);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST(Serve, ARoundPublishesHostContainersAndServers) {
+  Warden w(json::object(), [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
+  EXPECT_EQ(w.get("/healthz").status, 503);  // nothing sampled yet
+  w.ticks(1);
+  const auto snap = w.daemon->snapshot();
+  EXPECT_EQ(snap->samples_total, 1U);
+  EXPECT_EQ(snap->version, "9.9.9");
+  EXPECT_TRUE(snap->status.docker.reachable);
+  ASSERT_TRUE(snap->status.host.meminfo.has_value());
+  ASSERT_EQ(snap->status.containers.size(), 1U);
+  ASSERT_TRUE(snap->status.containers[0].memory.has_value());
+  EXPECT_EQ(snap->status.containers[0].memory->anon, 26843545600U);
+  ASSERT_EQ(snap->servers.size(), 1U);
+  EXPECT_EQ(snap->servers[0].server.name, "ollama-gpu");
+  // every detector for the server, and host-pressure for the host
+  EXPECT_EQ(snap->detectors.size(), detector_names().size());
+
+  const auto metrics = w.get("/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.content_type.find("version=0.0.4"), std::string::npos);
+  EXPECT_NE(metrics.body.find("memwarden_container_anon_bytes{name=\"ollama-gpu\"} 26843545600"), std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("memwarden_docker_up 1"), std::string::npos);
+  EXPECT_EQ(w.get("/healthz").status, 200);
+}
+
+TEST(Serve, IdleBloatOfAnOptedInServerIsFixedWithNoManualStep) {
+  Warden w;
+  w.scene.actions.on_restart = [&] {
+    w.scene.set_anon(26ULL << 20);
+    return Expected<void, Error>{};
+  };
+  w.ticks(15);  // past the 10 s hold
+  EXPECT_EQ(w.scene.actions.restarts, 1);
+  const auto snap = w.daemon->snapshot();
+  const auto it = snap->actions.find({"restart", "succeeded"});
+  ASSERT_NE(it, snap->actions.end());
+  EXPECT_EQ(it->second, 1U);
+  for (const auto& f : snap->findings) {  // the restart cured the bloat; host pressure and no limit remain
+    EXPECT_NE(f.detector, "idle-bloat") << f.summary;
+  }
+  EXPECT_GE(w.count_sent("finding"), 1U);
+  EXPECT_EQ(w.count_sent("action"), 1U);
+  EXPECT_GE(w.count_sent("resolved"), 1U);
+  const auto history = json::parse(w.get("/api/v1/history").body);
+  ASSERT_EQ(history["records"].size(), 1U) << history.dump();
+  EXPECT_EQ(history["records"][0]["outcome"], "succeeded");
+  w.ticks(10);  // cured, and within the cooldown: nothing more
+  EXPECT_EQ(w.scene.actions.restarts, 1);
+}
+
+TEST(Serve, ABloatedServerThatDidNotOptInIsReportedOnceAndLeftAlone) {
+  Warden w(json::object());
+  w.ticks(30);
+  EXPECT_EQ(w.scene.actions.restarts, 0);
+  const auto snap = w.daemon->snapshot();
+  const auto it = snap->actions.find({"restart", "refused"});
+  ASSERT_NE(it, snap->actions.end());
+  EXPECT_EQ(it->second, 1U);  // once per episode, not once per round
+  EXPECT_EQ(w.count_sent("action"), 1U);
+  ASSERT_FALSE(snap->findings.empty());
+  EXPECT_EQ(snap->findings.front().detector, "idle-bloat");
+  EXPECT_NE(w.get("/metrics").body.find("memwarden_detector_state{subject=\"ollama-gpu\",detector=\"idle-bloat\"} 3"),
+            std::string::npos);
+}
+
+TEST(Serve, AutoFixOffOnlyReports) {
+  Warden w({{"memwarden.enable", "true"}}, [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
+  w.ticks(20);
+  EXPECT_EQ(w.scene.actions.restarts, 0);
+  EXPECT_TRUE(w.daemon->snapshot()->actions.empty());
+  EXPECT_GE(w.count_sent("finding"), 1U);
+}
+
+TEST(Serve, TheFixEndpointExistsOnlyWithATokenAndRequiresIt) {
+  {
+    Warden w;
+    w.ticks(1);
+    EXPECT_EQ(w.daemon->handle(post("/api/v1/fix", R"({"server":"ollama-gpu"})")).status, 404);
+  }
+  test::TempDir secrets;
+  secrets.write("token", "s3cret-token\n");
+  const auto token_file = (secrets.path() / "token").string();
+  Warden w({{"memwarden.enable", "true"}}, [&](ServeConfig& c) {
+    c.auto_fix = AutoFix::off;
+    c.token_file = token_file;
+  });
+  w.scene.actions.on_restart = [&] {
+    w.scene.set_anon(26ULL << 20);
+    return Expected<void, Error>{};
+  };
+  w.ticks(12);
+  const auto body = R"({"server":"ollama-gpu"})";
+  const auto none = w.daemon->handle(post("/api/v1/fix", body));
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(w.daemon->handle(post("/api/v1/fix", body, "Bearer wrong-token!")).status, 401);
+  EXPECT_EQ(w.daemon->handle(post("/api/v1/fix", body, "Basic czNjcmV0LXRva2Vu")).status, 401);
+  w.ticks(2);
+  EXPECT_EQ(w.scene.actions.restarts, 0);  // refused requests did nothing
+  EXPECT_EQ(w.daemon->handle(post("/api/v1/fix", "{not json", "Bearer s3cret-token")).status, 400);
+  EXPECT_EQ(w.daemon->handle(post("/api/v1/fix", R"({"server":"nope"})", "Bearer s3cret-token")).status, 404);
+  EXPECT_EQ(w.daemon->handle(post("/api/v1/fix", body, "Bearer s3cret-token")).status, 202);
+  w.ticks(1);
+  EXPECT_EQ(w.scene.actions.restarts, 1);
+}
+
+TEST(Serve, RoutesAnswerWithTheRightStatus) {
+  Warden w(json::object(), [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
+  w.ticks(2);
+  EXPECT_EQ(w.get("/nope").status, 404);
+  EXPECT_EQ(w.daemon->handle(post("/metrics", "")).status, 405);
+  EXPECT_EQ(w.get("/api/v1/fix").status, 405);
+  EXPECT_EQ(w.get("/metrics", "HEAD").status, 200);
+  const auto status = json::parse(w.get("/api/v1/status").body);
+  EXPECT_EQ(status["daemon"]["samples_total"], 2);
+  EXPECT_EQ(status["containers"].size(), 1U);
+  const auto findings = json::parse(w.get("/api/v1/findings").body);
+  EXPECT_EQ(findings["schema"], "memwarden.findings/1");
+  EXPECT_EQ(findings["servers"].size(), 1U);
+  EXPECT_EQ(w.get("/api/v1/history?limit=0").status, 400);
+  EXPECT_EQ(w.get("/api/v1/samples?since=soon").status, 400);
+  const auto samples = json::parse(w.get("/api/v1/samples?subject=ollama-gpu&since=1h").body);
+  ASSERT_EQ(samples["raw"].size(), 2U) << samples.dump();
+  EXPECT_EQ(samples["raw"][0]["anon_bytes"], 26843545600U);
+  EXPECT_EQ(samples["raw"][1]["at_ms"].get<std::int64_t>() - samples["raw"][0]["at_ms"].get<std::int64_t>(), 1000);
+}
+
+TEST(Serve, WithoutDockerItKeepsServingTheHost) {
+  Warden w(json::object(), [](ServeConfig& c) { c.docker_host = "unix:///nonexistent/docker.sock"; });
+  w.ticks(3);
+  const auto snap = w.daemon->snapshot();
+  EXPECT_FALSE(snap->status.docker.reachable);
+  ASSERT_TRUE(snap->status.docker.error.has_value());
+  EXPECT_TRUE(snap->status.host.meminfo.has_value());
+  const auto metrics = w.get("/metrics").body;
+  EXPECT_NE(metrics.find("memwarden_docker_up 0"), std::string::npos);
+  EXPECT_NE(metrics.find("memwarden_host_memory_total_bytes "), std::string::npos);
+  EXPECT_EQ(w.get("/healthz").status, 200);
+}
+
+TEST(Serve, WithoutStorageItObservesButDoesNotAct) {
+  Warden w({{"memwarden.enable", "true"}}, [](ServeConfig& c) { c.state_dir = "/dev/null/state"; });
+  w.ticks(15);
+  EXPECT_EQ(w.scene.actions.restarts, 0);
+  const auto snap = w.daemon->snapshot();
+  EXPECT_FALSE(snap->history_ok);
+  EXPECT_FALSE(snap->findings.empty());
+  EXPECT_TRUE(w.logged("no action will be taken without a journal"));
+  EXPECT_EQ(w.get("/api/v1/history").status, 503);
+}
+
+TEST(Serve, AnOomEventIsNotifiedAtOnce) {
+  Warden w(json::object(), [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
+  w.ticks(1);
+  adapters::DockerEvent e;
+  e.type = "container";
+  e.action = "oom";
+  e.id = test::k_id;
+  e.name = "ollama-gpu";
+  w.daemon->on_docker_event(e);
+  EXPECT_TRUE(w.daemon->wait_until(w.scene.clock.now()));  // woken, not timed out
+  w.ticks(1);
+  ASSERT_EQ(w.count_sent("oom"), 1U);
+  EXPECT_TRUE(w.logged("ollama-gpu ran out of memory"));
+}
+
+TEST(Serve, ReloadAppliesPolicyButKeepsTheListenAddress) {
+  Warden w({{"memwarden.enable", "true"}}, [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
+  w.ticks(12);
+  EXPECT_EQ(w.scene.actions.restarts, 0);
+  auto next = w.daemon->config();
+  next.auto_fix = AutoFix::on;
+  next.listen = "127.0.0.1:1";
+  w.scene.actions.on_restart = [&] {
+    w.scene.set_anon(26ULL << 20);
+    return Expected<void, Error>{};
+  };
+  w.daemon->reload(next);
+  EXPECT_EQ(w.daemon->config().listen, "127.0.0.1:9490");
+  EXPECT_TRUE(w.logged("listen changes only with a restart"));
+  w.ticks(1);
+  EXPECT_EQ(w.scene.actions.restarts, 1);
+}
+
+TEST(Serve, HistoryOutlivesTheDaemon) {
+  std::filesystem::path state;
+  {
+    Warden w(json::object(), [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
+    state = w.daemon->config().state_dir;
+    w.ticks(3);
+    auto store = adapters::SampleStore::open(state, {});
+    ASSERT_TRUE(store) << store.error().line();
+    const auto until = k_wall + w.scene.clock.now().count();
+    const auto rows = store->raw("ollama-gpu", 0, until);
+    ASSERT_TRUE(rows);
+    EXPECT_EQ(rows->size(), 3U);
+    const auto host = store->raw("host", 0, until);
+    ASSERT_TRUE(host && host->size() == 3U);
+    EXPECT_TRUE(host->front().mem_available.has_value());
+  }
+}
+
+TEST(Serve, TokenFilesAreOneLine) {
+  test::TempDir d;
+  d.write("empty", "  \n");
+  d.write("two", "a b\n");
+  d.write("ok", "\n abc \n");
+  EXPECT_FALSE(read_token_file((d.path() / "empty").string()));
+  EXPECT_FALSE(read_token_file((d.path() / "two").string()));
+  EXPECT_FALSE(read_token_file((d.path() / "missing").string()));
+  EXPECT_EQ(read_token_file((d.path() / "ok").string()).value(), "abc");
+}
