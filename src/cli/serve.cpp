@@ -100,15 +100,25 @@ Result<std::string> read_token_file(const std::string& path) {
   return token;
 }
 
-Daemon::Daemon(ServeConfig config, ServeEnvironment env) : m_config(std::move(config)), m_env(std::move(env)) {
-  if (!m_env.send) {
-    m_env.send = [](const adapters::NotifyTarget& t, const adapters::Notification& n) {
+namespace {
+
+// The real senders for what the environment leaves empty.
+ServeEnvironment with_defaults(ServeEnvironment env) {
+  if (!env.send) {
+    env.send = [](const adapters::NotifyTarget& t, const adapters::Notification& n) {
       return adapters::send_notification(t, n, std::chrono::milliseconds(5000));
     };
   }
-  if (!m_env.log) {
-    m_env.log = [](const std::string& line) { fmt::print(stderr, "memwarden: {}\n", line); };
+  if (!env.log) {
+    env.log = [](const std::string& line) { fmt::print(stderr, "memwarden: {}\n", line); };
   }
+  return env;
+}
+
+}  // namespace
+
+Daemon::Daemon(ServeConfig config, ServeEnvironment env)
+    : m_config(std::move(config)), m_env(with_defaults(std::move(env))) {
   m_limiter = std::make_unique<RateLimiter>(m_config.notify_min_interval.count(), 30);
   m_interval = m_config.interval;
   m_own_container_id = own_container_id(m_env.root);
@@ -935,7 +945,8 @@ ServerResponse Daemon::api_fix(const ServerRequest& request) {
 
 // ---------------------------------------------------------------- the process
 
-int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironment env) {
+int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironment given) {
+  ServeEnvironment env = with_defaults(std::move(given));
   auto listen = adapters::parse_listen_address(config.listen, "listen");
   if (!listen) {
     fmt::print(stderr, "memwarden: {}\n", listen.error().line());

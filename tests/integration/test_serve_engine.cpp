@@ -114,8 +114,12 @@ detect:
 
 TEST(ServeEngine, PrometheusScrapesItAndTheExportedLeakAlertFires) {
   Container sim("mwit-serve-leak", {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18701", "-m", "2g"},
-                {"/bin/ollama-sim", "--model", "small:1=200", "--leak-per-second-mib", "20"}, k_sim_image);
+                {"/bin/ollama-sim", "--model", "small:1=200", "--leak-per-second-mib", "10"}, k_sim_image);
   ASSERT_TRUE(sim.wait_for_log("ollama-sim: listening"));
+  // The leak runs while a model is loaded.
+  const auto load =
+      http_post("http://127.0.0.1:18701/api/generate", R"({"model":"small:1","prompt":"","stream":false})");
+  ASSERT_NE(load.out.find("\"done\":true"), std::string::npos) << load.out << load.err;
   Warden warden(18711, k_detect + "fix:\n  auto: off\n");
   ASSERT_TRUE(warden.healthy()) << warden.log();
 
