@@ -416,6 +416,9 @@ Result<Journal> Journal::open(const fs::path& state_dir) {
   if (auto ok = exec(raw, path, "PRAGMA journal_mode=WAL", "cannot switch the journal to WAL mode"); !ok) {
     return unexpected(ok.error());
   }
+  if (auto ok = exec(raw, path, "PRAGMA cache_size=-128", "cannot set up the journal"); !ok) {
+    return unexpected(ok.error());  // a few records a day: SQLite's default 2 MiB page cache would be waste
+  }
   if (auto ok = exec(raw, path, "PRAGMA synchronous=FULL", "cannot make journal writes durable"); !ok) {
     return unexpected(ok.error());
   }

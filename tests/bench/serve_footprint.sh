@@ -14,8 +14,10 @@
 # /bin/memhog --mib 4), then memwarden serve (history on, fix off) and
 # prometheus-node-exporter (its default collectors) on loopback ports. After a 10 s warm-up,
 # both processes' CPU time (utime + stime from /proc/PID/stat) is read at the start and end of
-# the window, with nothing scraping either; then resident memory (VmRSS, VmHWM); then each
-# /metrics is scraped --scrapes times with curl (time_total). Prints Markdown on stdout.
+# the window, during which both are scraped every 15 s as a Prometheus would (node_exporter only
+# works when scraped); then resident memory (VmRSS, VmHWM, RssAnon, RssFile, and Pss from
+# smaps_rollup); then each /metrics is scraped --scrapes times with curl (time_total).
+# Prints Markdown on stdout.
 set -euo pipefail
 
 die() { echo "serve_footprint: $*" >&2; exit 1; }
@@ -102,12 +104,23 @@ sleep 10
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
+pss() { awk '$1 == "Pss:" { print $2 }' "/proc/$1/smaps_rollup"; }
 
 log "CPU window of $SECONDS_WINDOW s"
 mw0=$(cpu_ticks "$MW_PID")
 ne0=$(cpu_ticks "$NE_PID")
 t0=$EPOCHREALTIME
+(
+    while :; do
+        curl -fsS -o /dev/null "http://127.0.0.1:$MW_PORT/metrics" || true
+        curl -fsS -o /dev/null "http://127.0.0.1:$NE_PORT/metrics" || true
+        sleep 15
+    done
+) &
+SCRAPER=$!
+PIDS+=("$SCRAPER")
 sleep "$SECONDS_WINDOW"
+kill "$SCRAPER" 2>/dev/null || true
 mw1=$(cpu_ticks "$MW_PID")
 ne1=$(cpu_ticks "$NE_PID")
 t1=$EPOCHREALTIME
@@ -140,5 +153,7 @@ echo "|---|---:|---:|"
 echo "| CPU, % of one core | $mw_cpu | $ne_cpu |"
 echo "| RSS now (VmRSS) | $(($(kib "$MW_PID" VmRSS) / 1024)) MiB ($(kib "$MW_PID" VmRSS) KiB) | $(($(kib "$NE_PID" VmRSS) / 1024)) MiB ($(kib "$NE_PID" VmRSS) KiB) |"
 echo "| RSS peak (VmHWM) | $(($(kib "$MW_PID" VmHWM) / 1024)) MiB | $(($(kib "$NE_PID" VmHWM) / 1024)) MiB |"
+echo "| of it anonymous / file-backed (RssAnon / RssFile) | $(kib "$MW_PID" RssAnon) / $(kib "$MW_PID" RssFile) KiB | $(kib "$NE_PID" RssAnon) / $(kib "$NE_PID" RssFile) KiB |"
+echo "| PSS (shared pages divided among their users) | $(pss "$MW_PID") KiB | $(pss "$NE_PID") KiB |"
 echo "| /metrics scrape, median / p90 / max ms ($SCRAPES scrapes) | $mw_med / $mw_p90 / $mw_max | $ne_med / $ne_p90 / $ne_max |"
 echo "| /metrics size, series | $mw_bytes B, $mw_series | $ne_bytes B, $ne_series |"

@@ -6,6 +6,11 @@
 // requests, and keeps serving when its history cannot be written.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <fstream>
 #include <thread>
@@ -92,6 +97,7 @@ class Warden {
     return json::parse(http_get(m_base + path).body, nullptr, false);
   }
   [[nodiscard]] const std::string& base() const { return m_base; }
+  [[nodiscard]] std::string state_dir() const { return (m_dir.path() / "state").string(); }
   [[nodiscard]] BackgroundProcess& process() { return *m_process; }
   [[nodiscard]] std::string log() const { return m_process->output(); }
 
@@ -279,4 +285,65 @@ TEST(ServeEngine, KeepsServingWhenItsHistoryCannotBeWritten) {
   const auto samples_before = metric(warden.metrics(), "memwarden_samples_total");
   ASSERT_TRUE(samples_before.has_value());
   EXPECT_TRUE(eventually([&] { return metric(warden.metrics(), "memwarden_samples_total") > samples_before; }, 10s));
+}
+
+TEST(ServeEngine, CheckConfigAndNotifyTestFromTheCommandLine) {
+  TempDir dir;
+  mw::test::RecordingServer receiver;
+  dir.write("good.yaml", "notify:\n  targets:\n    - name: hook\n      kind: generic\n      url: " + receiver.url() +
+                             "/t\n    - name: gone\n      kind: slack\n      url: http://127.0.0.1:9/x\n");
+  dir.write("bad.yaml", "interval: 0s\nfix:\n  auto: sometimes\n");
+  const auto good = (dir.path() / "good.yaml").string();
+  const auto bad = (dir.path() / "bad.yaml").string();
+
+  const auto ok = run_process({MEMWARDEN_BIN, "check-config", good});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  const auto rejected = run_process({MEMWARDEN_BIN, "check-config", bad});
+  EXPECT_EQ(rejected.exit_code, 2);
+  EXPECT_NE(rejected.err.find(bad + ":1:"), std::string::npos) << rejected.err;
+  EXPECT_NE(rejected.err.find(bad + ":3:"), std::string::npos) << rejected.err;
+  const auto serve_bad = run_process({MEMWARDEN_BIN, "serve", "--config", bad});
+  EXPECT_EQ(serve_bad.exit_code, 2) << "a bad configuration must not start the daemon";
+
+  // One target answers, one is not there: both are reported, the exit code says one failed.
+  const auto sent = run_process({MEMWARDEN_BIN, "notify", "--test", "--config", good});
+  EXPECT_EQ(sent.exit_code, 3) << sent.out << sent.err;
+  EXPECT_NE(sent.out.find("hook (generic): sent"), std::string::npos) << sent.out;
+  EXPECT_NE(sent.out.find("gone (slack): failed"), std::string::npos) << sent.out;
+  ASSERT_TRUE(receiver.wait_for(1, 5s));
+  const auto payload = json::parse(receiver.requests().front().body, nullptr, false);
+  EXPECT_EQ(payload["event"], "test");
+  EXPECT_EQ(payload["source"], "memwarden");
+}
+
+TEST(ServeEngine, SigtermDuringAFixFinishesTheActionFirst) {
+  BloatedServer server("mwit-serve-term", 18723, {"memwarden.enable=true"});
+  ASSERT_TRUE(server.bloat());
+  // A client that stays connected: the drain step waits for it (up to drain_timeout).
+  const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(18723);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(client, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  const auto started = server.started_at();
+  Warden warden(18717, k_detect + "fix:\n  auto: on\n  drain_timeout: 6s\n");
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+  ASSERT_TRUE(eventually([&] { return warden.api("/healthz").value("acting", false); }, 30s)) << warden.log();
+  const auto signalled = std::chrono::steady_clock::now();
+  warden.process().signal(SIGTERM);
+  EXPECT_EQ(warden.process().wait(), 0) << warden.log();
+  const auto took = std::chrono::steady_clock::now() - signalled;
+  ::close(client);
+  EXPECT_LT(took, 20s);
+  const auto log = warden.log();
+  EXPECT_NE(log.find("fix mwit-serve-term: restart refused"), std::string::npos) << log;
+  EXPECT_LT(log.find("fix mwit-serve-term"), log.find("stopped")) << log;
+  EXPECT_EQ(server.started_at(), started);  // the drain refused the restart: nothing was restarted
+  const auto history = run_process(
+      {MEMWARDEN_BIN, "history", "--json", "--state-dir", warden.state_dir(), "--server", "mwit-serve-term"});
+  const auto doc = json::parse(history.out, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << history.out << history.err;
+  ASSERT_EQ(doc["records"].size(), 1U) << doc.dump(2);
+  EXPECT_EQ(doc["records"][0]["outcome"], "refused") << doc.dump(2);  // finished, not left in progress
 }
