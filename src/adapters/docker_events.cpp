@@ -92,7 +92,10 @@ std::string docker_events_path(std::string_view api_version, const std::vector<s
   if (!actions.empty()) {
     filters["event"] = actions;
   }
-  std::string path = fmt::format("/v{}/events?filters={}", api_version, url_encode(filters.dump()));
+  // An empty version asks for the engine's own (an unversioned path), which every engine accepts.
+  std::string path = api_version.empty()
+                         ? fmt::format("/events?filters={}", url_encode(filters.dump()))
+                         : fmt::format("/v{}/events?filters={}", api_version, url_encode(filters.dump()));
   if (since_nano) {
     path += "&since=" + docker_since_text(*since_nano);
   }
@@ -190,7 +193,9 @@ void DockerEventStream::handle_line(std::string_view line, const std::string& so
 
 void DockerEventStream::run() {
   HttpClient http(m_options.endpoint, m_options.connect_timeout);
-  const std::string source = fmt::format("{} (GET /v{}/events)", m_options.endpoint.text, m_options.api_version);
+  const std::string source = m_options.api_version.empty()
+                                 ? fmt::format("{} (GET /events)", m_options.endpoint.text)
+                                 : fmt::format("{} (GET /v{}/events)", m_options.endpoint.text, m_options.api_version);
   auto delay = m_options.reconnect_min;
   LineSplitter lines;
   while (!m_stop.load()) {

@@ -472,6 +472,25 @@ struct SampleStore::Impl {
     });
   }
 
+  // Forgets subjects with no minutes and no raw rows since `recent_ms` (containers removed long ago), so
+  // the table, the id cache and the per-subject work of maintain stay as large as what is stored.
+  // At most once an hour: each subject costs an index seek and a scan of the recent raw rows.
+  [[nodiscard]] Expected<void, Error> forget_empty_subjects(std::int64_t now_ms, std::int64_t recent_ms) {
+    if (now_ms - last_forget_ms < 3'600'000) {
+      return {};
+    }
+    last_forget_ms = now_ms;
+    const auto sql = fmt::format(
+        "DELETE FROM subjects WHERE NOT EXISTS (SELECT 1 FROM minutes WHERE subject_id = subjects.id) "
+        "AND NOT EXISTS (SELECT 1 FROM raw WHERE at_ms >= {} AND subject_id = subjects.id)",
+        recent_ms);
+    auto ok = exec(db, path, sql.c_str(), "cannot forget subjects without samples");
+    if (ok && sqlite3_changes(db) > 0) {
+      subject_ids.clear();
+    }
+    return ok;
+  }
+
   // Drops the rows of the table older than `before` (ms), every subject.
   [[nodiscard]] Expected<void, Error> drop_before(Table table, std::int64_t before) {
     return in_transaction([&]() -> Expected<void, Error> {
@@ -596,6 +615,7 @@ struct SampleStore::Impl {
   sqlite3* db = nullptr;
   fs::path path;
   SampleStoreOptions options;
+  std::int64_t last_forget_ms = 0;
   std::mutex mutex;
   Statement begin;
   Statement commit;
@@ -776,6 +796,8 @@ Expected<void, Error> SampleStore::maintain(std::int64_t now_ms) {
   note(s.drop_before(Table::minutes, saturating_sub(now_ms, s.options.aggregate_retention.count())));
   note(s.give_back_space());
   note(s.bound_size());
+  // Raw rows older than the roll-up horizon are in minutes already, or were dropped.
+  note(s.forget_empty_subjects(now_ms, saturating_sub(now_ms, 2 * k_minute_ms + k_rollup_delay_ms)));
   if (first) {
     return unexpected(std::move(*first));
   }

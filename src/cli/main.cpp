@@ -376,34 +376,42 @@ int run(int argc, char** argv) {
     }
 
     if (serve->parsed()) {
-      auto [config, path] = resolve_config(config_flag);
-      if (!sv_listen.empty()) {
-        config.listen = sv_listen;
-      }
-      if (!sv_state_dir.empty()) {
-        config.state_dir = sv_state_dir;
-      }
-      if (!sv_interval.empty()) {
-        config.interval = duration_or_throw(sv_interval, "--interval");
-        if (config.interval.count() <= 0) {
-          throw UsageError{mw::Error{"--interval", "must be longer than 0"}};
-        }
-      }
       if (sv_dry_run && sv_no_fix) {
         throw UsageError{mw::Error{"serve", "--dry-run and --no-fix exclude each other"}};
       }
-      if (sv_dry_run) {
-        config.auto_fix = mw::cli::AutoFix::dry_run;
-      } else if (sv_no_fix) {
-        config.auto_fix = mw::cli::AutoFix::off;
+      std::optional<mw::Duration> interval;
+      if (!sv_interval.empty()) {
+        interval = duration_or_throw(sv_interval, "--interval");
+        if (interval->count() <= 0) {
+          throw UsageError{mw::Error{"--interval", "must be longer than 0"}};
+        }
       }
-      config.docker_host = mw::adapters::docker_host_address(
-          sv_docker_host.empty() ? std::string_view(config.docker_host) : std::string_view(sv_docker_host),
-          std::getenv("DOCKER_HOST"));
+      // The command line wins over the file, at start and at every reload.
+      const auto overrides = [&](mw::cli::ServeConfig& c) {
+        if (!sv_listen.empty()) {
+          c.listen = sv_listen;
+        }
+        if (!sv_state_dir.empty()) {
+          c.state_dir = sv_state_dir;
+        }
+        if (interval) {
+          c.interval = *interval;
+        }
+        if (sv_dry_run) {
+          c.auto_fix = mw::cli::AutoFix::dry_run;
+        } else if (sv_no_fix) {
+          c.auto_fix = mw::cli::AutoFix::off;
+        }
+        c.docker_host = mw::adapters::docker_host_address(
+            sv_docker_host.empty() ? std::string_view(c.docker_host) : std::string_view(sv_docker_host),
+            std::getenv("DOCKER_HOST"));
+      };
+      auto [config, path] = resolve_config(config_flag);
+      overrides(config);
       mw::cli::SteadyClock clock;
       mw::cli::ServeEnvironment env{mw::probes::HostRoot(root),    clock, wall_ms, {}, {}, nullptr, host_name(),
                                     std::string(MEMWARDEN_VERSION)};
-      return mw::cli::run_serve(std::move(config), path, std::move(env));
+      return mw::cli::run_serve(std::move(config), path, std::move(env), overrides);
     }
 
     if (check->parsed()) {

@@ -36,7 +36,7 @@ ServerResponse json_response(int status, const json& body) {
   ServerResponse r;
   r.status = status;
   r.content_type = "application/json";
-  r.body = body.dump(2) + "\n";
+  r.body = body.dump(2, ' ', false, json::error_handler_t::replace) + "\n";  // argv may hold invalid UTF-8
   return r;
 }
 
@@ -44,7 +44,36 @@ ServerResponse error_response(int status, const std::string& message) {
   return json_response(status, json{{"error", message}});
 }
 
-// Query parameter `name` of "a=1&b=2"; nullopt when absent. No percent-decoding beyond what the API needs.
+// "%20" and "+" as a space, "%xx" as that byte; a malformed escape stays as it is.
+std::string percent_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') {
+      return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+      return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+      return c - 'A' + 10;
+    }
+    return -1;
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out += ' ';
+    } else if (text[i] == '%' && i + 2 < text.size() && hex(text[i + 1]) >= 0 && hex(text[i + 2]) >= 0) {
+      out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
+// Query parameter `name` of "a=1&b=2", percent-decoded; nullopt when absent.
 std::optional<std::string> query_param(const std::string& query, std::string_view name) {
   std::string_view rest = query;
   while (!rest.empty()) {
@@ -52,7 +81,7 @@ std::optional<std::string> query_param(const std::string& query, std::string_vie
     const auto part = rest.substr(0, amp);
     const auto eq = part.find('=');
     if (part.substr(0, eq) == name) {
-      return eq == std::string_view::npos ? std::string() : std::string(part.substr(eq + 1));
+      return eq == std::string_view::npos ? std::string() : percent_decode(part.substr(eq + 1));
     }
     if (amp == std::string_view::npos) {
       break;
@@ -120,6 +149,7 @@ ServeEnvironment with_defaults(ServeEnvironment env) {
 Daemon::Daemon(ServeConfig config, ServeEnvironment env)
     : m_config(std::move(config)), m_env(with_defaults(std::move(env))) {
   m_limiter = std::make_unique<RateLimiter>(m_config.notify_min_interval.count(), 30);
+  m_action_limiter = std::make_unique<RateLimiter>(0, 30);
   m_interval = m_config.interval;
   m_own_container_id = own_container_id(m_env.root);
   make_sampler();
@@ -198,6 +228,10 @@ void Daemon::on_docker_event(const adapters::DockerEvent& event) {
 }
 
 void Daemon::on_docker_stream(bool connected, const std::optional<Error>& why) {
+  // Only a change is news: an engine that stays away is retried quietly (with backoff).
+  if (m_stream_connected.exchange(connected) == connected) {
+    return;
+  }
   {
     std::lock_guard lock(m_mutex);
     m_pending.stream_connected = connected;
@@ -208,6 +242,11 @@ void Daemon::on_docker_stream(bool connected, const std::optional<Error>& why) {
     log("docker events: " + why->line());
   }
   m_cv.notify_all();
+}
+
+void Daemon::request_stop() {
+  m_stopping = true;
+  wake();
 }
 
 void Daemon::wake() {
@@ -240,6 +279,7 @@ void Daemon::publish(std::shared_ptr<DaemonSnapshot> snap) {
 
 void Daemon::refresh_containers() {
   m_last_refresh = m_env.clock.now();
+  const bool first = !m_refreshed_once;
   m_refreshed_once = true;
   auto& st = m_docker_status;
   st.endpoint = m_config.docker_host;
@@ -268,16 +308,17 @@ void Daemon::refresh_containers() {
     }
   }
   if (!list) {
-    if (st.reachable || !m_refreshed_once || m_containers.size() > 0) {
+    if (st.reachable || first) {
       log("docker: " + list.error().line());
     }
     st.reachable = false;
     st.error = list.error();
     st.hint = adapters::docker_error_hint(list.error(), *endpoint);
     m_docker.reset();
+    // The container list is unknown now, but the servers' histories stay: a hiccup of the engine
+    // must not make the detectors start over.
     m_containers.clear();
     m_locations.clear();
-    m_sampler->rediscover({});
     return;
   }
   if (!st.reachable) {
@@ -329,7 +370,7 @@ std::set<std::string> Daemon::handle_pending() {
       n.title = fmt::format("{}: out of memory", name);
       n.message = fmt::format("The kernel's OOM killer killed a process in container {}.", name);
       n.details = json{{"container_id", e.id}};
-      notify(std::move(n), name + "|oom");
+      (void)notify(std::move(n), name + "|oom", *m_action_limiter);
     }
   }
   const auto now = m_env.clock.now();
@@ -499,6 +540,15 @@ void Daemon::act(const std::vector<Finding>& findings, const std::set<std::strin
     if (m_config.auto_fix == AutoFix::off && !was_requested) {
       continue;
     }
+    if (m_stopping) {
+      return;  // stopping: no new action
+    }
+    if (const auto hold = m_hold_until.find(name); hold != m_hold_until.end()) {
+      if (m_env.clock.now() < hold->second && !was_requested) {
+        continue;
+      }
+      m_hold_until.erase(hold);
+    }
     actions::ProcessRunner runner;
     actions::LiveActions live(m_docker ? &*m_docker : nullptr, runner, m_config.systemd_unit, m_config.api_timeout);
     actions::DryRunActions dry(m_config.systemd_unit);
@@ -517,8 +567,13 @@ void Daemon::act(const std::vector<Finding>& findings, const std::set<std::strin
     if (!report) {
       continue;
     }
-    const bool quiet_repeat =
-        report->outcome == adapters::ActionOutcome::refused || report->outcome == adapters::ActionOutcome::dry_run;
+    const bool ran = report->journal_id.has_value() || report->journal_unavailable;
+    const bool succeeded = report->outcome == adapters::ActionOutcome::succeeded;
+    if (ran && !succeeded) {
+      m_hold_until[name] = m_env.clock.now() + m_config.policy.cooldown;
+    }
+    const bool quiet_repeat = (report->outcome == adapters::ActionOutcome::refused && !ran) ||
+                              report->outcome == adapters::ActionOutcome::dry_run || report->journal_unavailable;
     if (quiet_repeat && !m_announced.insert(name).second) {
       continue;  // said once per episode: the finding is still there and so is the reason
     }
@@ -537,7 +592,8 @@ void Daemon::act(const std::vector<Finding>& findings, const std::set<std::strin
                      {"before_anon_bytes", report->before_anon ? json(*report->before_anon) : json(nullptr)},
                      {"after_anon_bytes", report->after_anon ? json(*report->after_anon) : json(nullptr)},
                      {"journal_id", report->journal_id ? json(*report->journal_id) : json(nullptr)}};
-    notify(std::move(n), name + "|action|" + report->kind + "|" + adapters::to_string(report->outcome));
+    (void)notify(std::move(n), name + "|action|" + report->kind + "|" + adapters::to_string(report->outcome),
+                 *m_action_limiter);
     const bool restarted = report->kind == "restart" && !report->steps.empty() &&
                            std::any_of(report->steps.begin(), report->steps.end(),
                                        [](const FixStepReport& st) { return st.name == "restart" && st.ok; });
@@ -641,23 +697,25 @@ void Daemon::record_history(const DaemonSnapshot& snap) {
   }
 }
 
-void Daemon::notify(adapters::Notification n, const std::string& key) {
+bool Daemon::notify(adapters::Notification n, const std::string& key, RateLimiter& limiter) {
   if (m_config.notify_targets.empty()) {
-    return;
+    return true;
   }
   n.at_ms = m_env.wall_ms();
   n.host = m_env.hostname;
-  if (!m_limiter->allow(key, n.at_ms)) {
+  if (!limiter.allow(key, n.at_ms)) {
     for (const auto& t : m_config.notify_targets) {
       ++m_notifications[{t.name, "suppressed"}];
     }
-    return;
+    return false;
   }
+  bool all = true;
   for (const auto& t : m_config.notify_targets) {
     auto kind = adapters::parse_notify_kind(t.kind, "notify target " + t.name);
     if (!kind) {
       log(kind.error().line());
       ++m_notifications[{t.name, "failed"}];
+      all = false;
       continue;
     }
     const adapters::NotifyTarget target{t.name, *kind, t.url};
@@ -666,8 +724,10 @@ void Daemon::notify(adapters::Notification n, const std::string& key) {
     } else {
       ++m_notifications[{t.name, "failed"}];
       log(sent.error().line());
+      all = false;
     }
   }
+  return all;
 }
 
 void Daemon::notify_changes(const DaemonSnapshot& snap) {
@@ -678,14 +738,32 @@ void Daemon::notify_changes(const DaemonSnapshot& snap) {
       now[key] = &f;
     }
   }
-  const auto min = m_config.notify_min_severity;
+  // The log says every change.
   for (const auto& [key, f] : now) {
     const auto old = m_active.find(key);
-    if (old != m_active.end() && f->severity <= old->second) {
+    if (old == m_active.end() || f->severity > old->second) {
+      log(fmt::format("finding: {} {} ({}): {}", f->subject, f->detector, to_string(f->severity), f->summary));
+    }
+  }
+  for (const auto& [key, severity] : m_active) {
+    if (now.count(key) == 0) {
+      log(fmt::format("resolved: {} {}", key.first, key.second));
+    }
+  }
+  m_active.clear();
+  for (const auto& [key, f] : now) {
+    m_active[key] = f->severity;
+  }
+  // The receivers hear until what they were told matches what is true: a finding that appears or gets
+  // worse, and one that went away. The limiter holds a flapping finding back; the next rounds catch up.
+  const auto min = m_config.notify_min_severity;
+  for (const auto& [key, f] : now) {
+    if (f->severity < min) {
       continue;
     }
-    log(fmt::format("finding: {} {} ({}): {}", f->subject, f->detector, to_string(f->severity), f->summary));
-    if (f->severity < min) {
+    const auto told = m_told.find(key);
+    if (told != m_told.end() && f->severity <= told->second) {
+      told->second = f->severity;  // became less severe but is still there: nothing to say
       continue;
     }
     adapters::Notification n;
@@ -700,14 +778,14 @@ void Daemon::notify_changes(const DaemonSnapshot& snap) {
       evidence[e.name] = {{"value", e.value}, {"text", e.text}};
     }
     n.details = json{{"evidence", evidence}, {"remedy", to_string(f->remedy)}};
-    notify(std::move(n), f->subject + "|" + f->detector);
-  }
-  for (const auto& [key, severity] : m_active) {
-    if (now.count(key) > 0) {
-      continue;
+    if (notify(std::move(n), key.first + "|" + key.second, *m_limiter)) {
+      m_told[key] = f->severity;
     }
-    log(fmt::format("resolved: {} {}", key.first, key.second));
-    if (severity < min) {
+  }
+  for (auto it = m_told.begin(); it != m_told.end();) {
+    const auto& key = it->first;
+    if (const auto f = now.find(key); f != now.end() && f->second->severity >= min) {
+      ++it;
       continue;
     }
     adapters::Notification n;
@@ -717,11 +795,7 @@ void Daemon::notify_changes(const DaemonSnapshot& snap) {
     n.what = key.second;
     n.title = fmt::format("{}: {} resolved", key.first, key.second);
     n.message = fmt::format("{} no longer reports {}.", key.first, key.second);
-    notify(std::move(n), key.first + "|" + key.second + "|resolved");
-  }
-  m_active.clear();
-  for (const auto& [key, f] : now) {
-    m_active[key] = f->severity;
+    it = notify(std::move(n), key.first + "|" + key.second, *m_limiter) ? m_told.erase(it) : std::next(it);
   }
 }
 
@@ -757,6 +831,9 @@ void Daemon::reload(ServeConfig config) {
   }
   if (new_limiter) {
     m_limiter = std::make_unique<RateLimiter>(m_config.notify_min_interval.count(), 30);
+  }
+  if (m_config.notify_targets.empty()) {
+    m_told.clear();  // nobody to tell
   }
   std::lock_guard lock(m_mutex);
   m_token = std::move(token);
@@ -945,7 +1022,8 @@ ServerResponse Daemon::api_fix(const ServerRequest& request) {
 
 // ---------------------------------------------------------------- the process
 
-int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironment given) {
+int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironment given,
+              const std::function<void(ServeConfig&)>& apply_overrides) {
   ServeEnvironment env = with_defaults(std::move(given));
   auto listen = adapters::parse_listen_address(config.listen, "listen");
   if (!listen) {
@@ -987,7 +1065,7 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
   if (auto endpoint = adapters::parse_endpoint(config.docker_host, "docker host")) {
     adapters::DockerEventOptions eo;
     eo.endpoint = *endpoint;
-    eo.api_version = "1.40";
+    eo.api_version = "";  // unversioned: the engine's own version, whatever it is
     events = std::make_unique<adapters::DockerEventStream>(
         eo, [&daemon](const adapters::DockerEvent& e) { daemon.on_docker_event(e); },
         [&daemon](bool connected, const std::optional<Error>& why) { daemon.on_docker_stream(connected, why); });
@@ -1008,17 +1086,21 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
         continue;
       }
       stop = true;
-      daemon.wake();
+      daemon.request_stop();
       return;
     }
   });
 
   auto next = env.clock.now();
+  bool woken = false;
   while (!stop) {
     if (reload.exchange(false)) {
       if (config_path.empty()) {
         env.log("reload: no configuration file was given; nothing to reload");
       } else if (auto loaded = load_config(config_path)) {
+        if (apply_overrides) {
+          apply_overrides(*loaded);  // the command line still wins over the file
+        }
         daemon.reload(std::move(loaded).value());
         env.log("reload: configuration " + config_path + " applied");
       } else {
@@ -1028,15 +1110,21 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
         env.log("reload: keeping the previous configuration");
       }
     }
-    daemon.tick();
+    try {
+      daemon.tick();
+    } catch (const std::exception& e) {
+      env.log(fmt::format("internal error in a round, going on: {}", e.what()));
+    }
     const auto now = env.clock.now();
-    next += daemon.config().interval;
+    next = woken ? now + daemon.config().interval : next + daemon.config().interval;
     if (next <= now) {
       next = now + daemon.config().interval;  // a slow round (an action) does not cause a burst of samples
     }
+    woken = false;
     while (!stop && !reload && env.clock.now() < next) {
       if (daemon.wait_until(next)) {
-        break;  // an event or a request: sample now
+        woken = true;  // an event or a request: sample now, then a whole interval from then
+        break;
       }
     }
   }

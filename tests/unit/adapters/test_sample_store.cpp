@@ -575,3 +575,20 @@ TEST(SampleStore, MovedFromStoreAnswersWithAnError) {
   EXPECT_TRUE(store.path().empty());
   EXPECT_EQ(raw_ok(moved, "a").size(), 1u);
 }
+
+TEST(SampleStore, SubjectsWithoutSamplesAreForgotten) {
+  TempDir tmp;
+  auto store = open_ok(tmp.path());
+  // A container seen once and then removed, and one still reporting.
+  ASSERT_TRUE(store.append({server_sample("gone", k_t0, 1), server_sample("here", k_t0, 1)}));
+  const auto much_later = k_t0 + 41 * k_day;
+  ASSERT_TRUE(store.append({server_sample("here", much_later, 2)}));
+  ASSERT_TRUE(store.maintain(much_later + k_minute));
+  RawDb db(tmp.path() / SampleStore::k_file_name);
+  EXPECT_EQ(db.text("SELECT group_concat(name) FROM subjects"), "here");
+  // A name that comes back gets a fresh id and its samples are read back under it.
+  ASSERT_TRUE(store.append({server_sample("gone", much_later + 2 * k_minute, 5)}));
+  const auto rows = raw_ok(store, "gone");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].anon, 5u);
+}

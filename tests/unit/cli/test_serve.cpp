@@ -122,7 +122,7 @@ TEST(Serve, ARoundPublishesHostContainersAndServers) {
 }
 
 TEST(Serve, IdleBloatOfAnOptedInServerIsFixedWithNoManualStep) {
-  Warden w;
+  Warden w({{"memwarden.enable", "true"}}, [](ServeConfig& c) { c.notify_min_interval = 1s; });
   w.scene.actions.on_restart = [&] {
     w.scene.set_anon(26ULL << 20);
     return Expected<void, Error>{};
@@ -216,7 +216,7 @@ TEST(Serve, RoutesAnswerWithTheRightStatus) {
   EXPECT_EQ(findings["servers"].size(), 1U);
   EXPECT_EQ(w.get("/api/v1/history?limit=0").status, 400);
   EXPECT_EQ(w.get("/api/v1/samples?since=soon").status, 400);
-  const auto samples = json::parse(w.get("/api/v1/samples?subject=ollama-gpu&since=1h").body);
+  const auto samples = json::parse(w.get("/api/v1/samples?subject=ollama%2Dgpu&since=1h").body);  // decoded
   ASSERT_EQ(samples["raw"].size(), 2U) << samples.dump();
   EXPECT_EQ(samples["raw"][0]["anon_bytes"], 26843545600U);
   EXPECT_EQ(samples["raw"][1]["at_ms"].get<std::int64_t>() - samples["raw"][0]["at_ms"].get<std::int64_t>(), 1000);
@@ -243,6 +243,9 @@ TEST(Serve, WithoutStorageItObservesButDoesNotAct) {
   EXPECT_FALSE(snap->history_ok);
   EXPECT_FALSE(snap->findings.empty());
   EXPECT_TRUE(w.logged("no action will be taken without a journal"));
+  // Said and counted once, then left alone for the cooldown: not a failure every round.
+  ASSERT_EQ(snap->actions.count({"restart", "failed"}), 1U);
+  EXPECT_EQ(snap->actions.at({"restart", "failed"}), 1U);
   EXPECT_EQ(w.get("/api/v1/history").status, 503);
 }
 

@@ -66,6 +66,8 @@ class Daemon {
   // Thread-safe: from the Docker event thread.
   void on_docker_event(const adapters::DockerEvent& event);
   void on_docker_stream(bool connected, const std::optional<Error>& why);
+  // Thread-safe: no new action starts after this (the one in progress finishes).
+  void request_stop();
   // Thread-safe: the newest snapshot (never null after construction).
   [[nodiscard]] std::shared_ptr<const DaemonSnapshot> snapshot() const;
   // Thread-safe: the HTTP routes (docs/serve.md).
@@ -96,7 +98,8 @@ class Daemon {
   void act(const std::vector<Finding>& findings, const std::set<std::string>& requested);
   void record_history(const DaemonSnapshot& snap);
   void notify_changes(const DaemonSnapshot& snap);
-  void notify(adapters::Notification n, const std::string& key);
+  // True when it went out to every target (or there are none); false when suppressed or failed.
+  bool notify(adapters::Notification n, const std::string& key, RateLimiter& limiter);
   void publish(std::shared_ptr<DaemonSnapshot> snap);
   void log(const std::string& line) const;
   [[nodiscard]] FixOptions fix_options() const;
@@ -118,7 +121,12 @@ class Daemon {
   bool m_refreshed_once = false;
   bool m_refresh_next = false;  // a container's cgroup vanished: list again next round
   std::string m_own_container_id;
-  std::atomic<bool> m_acting{false};  // a fix is running (the main loop is busy, /healthz stays ok)
+  std::atomic<bool> m_acting{false};
+  std::atomic<bool> m_stopping{false};
+  std::atomic<bool> m_stream_connected{false};
+  // After an action that ran and did not succeed (or could not be journaled), the server is left alone
+  // until this time (monotonic), so a refused drain does not unload and wait again every round.
+  std::map<std::string, Timestamp> m_hold_until;  // a fix is running (the main loop is busy, /healthz stays ok)
 
   std::optional<adapters::Journal> m_journal;
   std::optional<adapters::SampleStore> m_store;
@@ -127,8 +135,10 @@ class Daemon {
 
   // Notification and action state across ticks.
   std::map<std::pair<std::string, std::string>, Severity> m_active;  // (subject, detector) -> severity
-  std::set<std::string> m_announced;  // servers whose refusal or dry run was already reported this episode
-  std::unique_ptr<RateLimiter> m_limiter;
+  std::set<std::string> m_announced;              // servers whose refusal or dry run was already reported this episode
+  std::unique_ptr<RateLimiter> m_limiter;         // findings: once per subject and detector per min_interval
+  std::unique_ptr<RateLimiter> m_action_limiter;  // actions and OOM events: their own hourly cap
+  std::map<std::pair<std::string, std::string>, Severity> m_told;  // what the receivers last heard, per finding
   std::map<std::pair<std::string, std::string>, std::uint64_t> m_actions;
   std::map<std::pair<std::string, std::string>, std::uint64_t> m_notifications;
   std::uint64_t m_samples_total = 0;
@@ -151,6 +161,8 @@ class Daemon {
 
 // The process: signal handling (SIGHUP reloads `config_path`, SIGTERM/SIGINT stop cleanly),
 // the HTTP server, the Docker event stream and the main loop. Returns the exit code.
-[[nodiscard]] int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironment env);
+// `apply_overrides` re-applies the command line's settings to a reloaded file.
+[[nodiscard]] int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironment env,
+                            const std::function<void(ServeConfig&)>& apply_overrides = {});
 
 }  // namespace mw::cli
