@@ -1,12 +1,27 @@
+// Plain http:// and unix:// are spoken by hand over POSIX sockets: the daemon asks the Docker engine and
+// Ollama every few seconds, and loading libcurl with its TLS, Kerberos, LDAP and SSH dependencies would cost
+// it about 9 MiB of resident memory. https:// (webhooks only) goes through libcurl, loaded with dlopen on
+// first use, so that processes that never send a webhook never load it.
 #include "adapters/http.hpp"
 
-#include <curl/curl.h>
+#include <curl/curl.h>  // types and constants only: libcurl is loaded at run time
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstring>
-#include <mutex>
+#include <optional>
+#include <utility>
 
 namespace mw::adapters {
 
@@ -49,131 +64,19 @@ Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source) 
 
 namespace {
 
-// Only the endpoint's own scheme: no redirect or URL trick can switch protocols.
-const char* protocol_of(const Endpoint& ep) {
-  return ep.base_url.starts_with("https://") ? "https" : "http";
-}
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-struct Body {
-  std::string data;
-  bool overflow = false;
-};
-
-std::size_t on_write(char* ptr, std::size_t size, std::size_t count, void* user) {
-  auto* body = static_cast<Body*>(user);
-  const std::size_t n = size * count;
-  if (body->data.size() + n > HttpClient::k_max_body_bytes) {
-    body->overflow = true;
-    return 0;  // aborts the transfer
-  }
-  body->data.append(ptr, n);
-  return n;
-}
-
-std::string describe_failure(CURLcode code, long os_errno, const Endpoint& ep, std::chrono::milliseconds timeout) {
-  if (code == CURLE_OPERATION_TIMEDOUT) {
-    return fmt::format("no answer within {:.1f} s", static_cast<double>(timeout.count()) / 1000.0);
-  }
-  if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST) {
-    const int err = static_cast<int>(os_errno);
-    if (ep.kind == Endpoint::Kind::unix_socket) {
-      if (err == ENOENT) {
-        return "no such socket";
-      }
-      if (err == EACCES || err == EPERM) {
-        return "permission denied";
-      }
-      if (err == ECONNREFUSED) {
-        return "connection refused (nothing is listening on the socket)";
-      }
-    } else if (err == ECONNREFUSED) {
-      return "connection refused";
-    }
-    if (err != 0) {
-      return fmt::format("cannot connect: {}", std::strerror(err));
-    }
-  }
-  return curl_easy_strerror(code);
-}
-
-struct StreamState {
-  const std::function<bool(std::string_view)>* on_chunk = nullptr;
-  const std::function<void(long)>* on_open = nullptr;
-  const std::atomic<bool>* stop = nullptr;
-  CURL* curl = nullptr;
-  long status = 0;
-  bool opened = false;
-  bool ended_by_caller = false;
-  std::string handler_error;  // on_chunk or on_open threw
-  std::string error_body;     // the start of a non-2xx answer
-};
+using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::size_t k_error_body_bytes = 512;
+constexpr std::size_t k_max_head_bytes = 64U << 10;
+constexpr std::size_t k_read_bytes = 16U << 10;
+constexpr int k_stop_poll_ms = 100;
+
+bool is_https(const Endpoint& ep) {
+  return ep.base_url.starts_with("https://");
+}
 
 bool is_success(long status) {
   return status >= 200 && status < 300;
-}
-
-void stream_opened(StreamState& st) {
-  if (st.opened) {
-    return;
-  }
-  long code = 0;
-  curl_easy_getinfo(st.curl, CURLINFO_RESPONSE_CODE, &code);
-  if (code < 200) {
-    return;  // an interim 1xx answer; the real one follows
-  }
-  st.opened = true;
-  st.status = code;
-  if (*st.on_open && is_success(code)) {
-    (*st.on_open)(code);
-  }
-}
-
-std::size_t on_stream_header(char* ptr, std::size_t size, std::size_t count, void* user) {
-  auto* st = static_cast<StreamState*>(user);
-  const std::size_t n = size * count;
-  const std::string_view line(ptr, n);
-  if (line == "\r\n" || line == "\n") {
-    try {
-      stream_opened(*st);
-    } catch (const std::exception& e) {
-      st->handler_error = e.what();
-      return 0;
-    }
-  }
-  return n;
-}
-
-std::size_t on_stream_write(char* ptr, std::size_t size, std::size_t count, void* user) {
-  auto* st = static_cast<StreamState*>(user);
-  const std::size_t n = size * count;
-  try {
-    stream_opened(*st);
-    if (!is_success(st->status)) {
-      st->error_body.append(ptr, std::min(n, k_error_body_bytes - std::min(k_error_body_bytes, st->error_body.size())));
-      return n;
-    }
-    if (!(*st->on_chunk)(std::string_view(ptr, n))) {
-      st->ended_by_caller = true;
-      return 0;  // aborts the transfer
-    }
-  } catch (const std::exception& e) {
-    st->handler_error = e.what();
-    return 0;
-  }
-  return n;
-}
-
-int on_stream_progress(void* user, curl_off_t /*dltotal*/, curl_off_t /*dlnow*/, curl_off_t /*ultotal*/,
-                       curl_off_t /*ulnow*/) {
-  const auto* st = static_cast<const StreamState*>(user);
-  return st->stop->load() ? 1 : 0;  // non-zero aborts
 }
 
 std::string first_line(std::string_view text) {
@@ -184,21 +87,762 @@ std::string first_line(std::string_view text) {
   return std::string(text);
 }
 
+std::string no_answer_within(std::chrono::milliseconds timeout) {
+  return fmt::format("no answer within {:.1f} s", static_cast<double>(timeout.count()) / 1000.0);
+}
+
+// ---- Failures below the request level --------------------------------------------------------------------------
+
+struct Failure {
+  enum class Kind {
+    other,
+    timeout,
+    stopped,   // the stream's stop flag
+    eof,       // the peer closed the connection
+    reset,     // EPIPE or ECONNRESET
+    too_large  // the body passed k_max_body_bytes
+  };
+  Kind kind = Kind::other;
+  std::string message;
+  int code = 0;
+};
+
+Failure os_failure(std::string_view what, int err) {
+  const Failure::Kind kind = err == EPIPE || err == ECONNRESET ? Failure::Kind::reset : Failure::Kind::other;
+  return Failure{kind, fmt::format("{}: {}", what, std::strerror(err)), err};
+}
+
+Failure bad_answer(std::string_view why) {
+  return Failure{Failure::Kind::other, fmt::format("not an HTTP answer ({})", why), 0};
+}
+
+// The start of some bytes, printable: for messages about answers that are not HTTP.
+std::string printable(std::string_view text, std::size_t limit = 32) {
+  std::string out;
+  for (const char c : text.substr(0, limit)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f && c != '\\') {
+      out.push_back(c);
+    } else {
+      out += fmt::format("\\x{:02x}", byte);
+    }
+  }
+  return out;
+}
+
+std::string describe_connect_error(int err, const Endpoint& ep) {
+  if (ep.kind == Endpoint::Kind::unix_socket) {
+    if (err == ENOENT) {
+      return "no such socket";
+    }
+    if (err == EACCES || err == EPERM) {
+      return "permission denied";
+    }
+    if (err == ECONNREFUSED) {
+      return "connection refused (nothing is listening on the socket)";
+    }
+  } else if (err == ECONNREFUSED) {
+    return "connection refused";
+  }
+  return fmt::format("cannot connect: {}", std::strerror(err));
+}
+
+// ---- Waiting -----------------------------------------------------------------------------------------------------
+
+// When to give up waiting on a socket: a deadline (requests), a stop flag checked every 100 ms (streams).
+struct Wait {
+  std::optional<SteadyClock::time_point> deadline;
+  std::chrono::milliseconds reported{0};  // the time-out named in "no answer within"
+  const std::atomic<bool>* stop = nullptr;
+};
+
+Wait wait_until(std::chrono::milliseconds timeout, const std::atomic<bool>* stop = nullptr) {
+  return Wait{SteadyClock::now() + timeout, timeout, stop};
+}
+
+// Waits until `fd` reports `events` (or an error or hang-up, which the next call on it tells).
+std::optional<Failure> wait_for(int fd, short events, const Wait& w) {
+  for (;;) {
+    if (w.stop != nullptr && w.stop->load()) {
+      return Failure{Failure::Kind::stopped, "stopped", ECANCELED};
+    }
+    int slice = -1;
+    if (w.deadline) {
+      const auto now = SteadyClock::now();
+      if (now >= *w.deadline) {
+        return Failure{Failure::Kind::timeout, no_answer_within(w.reported), 0};
+      }
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*w.deadline - now).count();
+      slice = static_cast<int>(std::min<std::int64_t>(left, INT_MAX));
+    }
+    if (w.stop != nullptr) {
+      slice = slice < 0 ? k_stop_poll_ms : std::min(slice, k_stop_poll_ms);
+    }
+    pollfd p{fd, events, 0};
+    const int ready = ::poll(&p, 1, slice);
+    if (ready > 0) {
+      return std::nullopt;
+    }
+    if (ready < 0 && errno != EINTR) {
+      return os_failure("poll failed", errno);
+    }
+  }
+}
+
+// ---- Connecting --------------------------------------------------------------------------------------------------
+
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : m_fd(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) {
+      reset(std::exchange(other.m_fd, -1));
+    }
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  [[nodiscard]] int get() const { return m_fd; }
+  [[nodiscard]] bool valid() const { return m_fd >= 0; }
+  void reset(int fd = -1) {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+    }
+    m_fd = fd;
+  }
+
+ private:
+  int m_fd = -1;
+};
+
+using Connected = Expected<UniqueFd, Failure>;
+
+Connected connect_unix(const Endpoint& ep, const Wait& w) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (ep.socket_path.size() >= sizeof addr.sun_path) {
+    return unexpected(Failure{Failure::Kind::other,
+                              fmt::format("socket path longer than {} bytes", sizeof addr.sun_path - 1), ENAMETOOLONG});
+  }
+  std::memcpy(addr.sun_path, ep.socket_path.data(), ep.socket_path.size());
+  // A blocking connect under SO_SNDTIMEO: a non-blocking one on a Unix socket whose backlog is full fails
+  // with EAGAIN instead of waiting for room.
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) {
+    return unexpected(os_failure("cannot create a socket", errno));
+  }
+  const auto left = w.deadline
+                        ? std::max(std::chrono::ceil<std::chrono::microseconds>(*w.deadline - SteadyClock::now()),
+                                   std::chrono::microseconds(1))
+                        : std::chrono::microseconds(0);
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(left.count() / 1'000'000);
+  tv.tv_usec = static_cast<suseconds_t>(left.count() % 1'000'000);
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int rc = 0;
+  do {
+    rc = ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    if (errno == EAGAIN || errno == EINPROGRESS) {
+      return unexpected(Failure{Failure::Kind::timeout, no_answer_within(w.reported), 0});
+    }
+    return unexpected(Failure{Failure::Kind::other, describe_connect_error(errno, ep), errno});
+  }
+  const timeval none{};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &none, sizeof none);
+  if (::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK) != 0) {
+    return unexpected(os_failure("cannot configure the socket", errno));
+  }
+  return fd;
+}
+
+// "host:port", "[v6]:port" or "host" (port 80) from an http:// base URL.
+std::pair<std::string, std::string> host_and_port(std::string_view authority) {
+  if (authority.starts_with('[')) {
+    const auto close = authority.find(']');
+    const std::string host(authority.substr(1, close == std::string_view::npos ? std::string_view::npos : close - 1));
+    if (close != std::string_view::npos && close + 1 < authority.size() && authority[close + 1] == ':') {
+      return {host, std::string(authority.substr(close + 2))};
+    }
+    return {host, "80"};
+  }
+  const auto colon = authority.rfind(':');
+  if (colon == std::string_view::npos) {
+    return {std::string(authority), "80"};
+  }
+  return {std::string(authority.substr(0, colon)), std::string(authority.substr(colon + 1))};
+}
+
+std::string_view authority_of(const Endpoint& ep) {
+  const std::string_view url = ep.base_url;
+  const auto scheme_end = url.find("://");
+  return scheme_end == std::string_view::npos ? url : url.substr(scheme_end + 3);
+}
+
+Connected connect_tcp(const Endpoint& ep, const Wait& w) {
+  const auto [host, port] = host_and_port(authority_of(ep));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return unexpected(Failure{Failure::Kind::other,
+                              fmt::format("cannot resolve host '{}': {}", host, ::gai_strerror(rc)),
+                              rc == EAI_SYSTEM ? errno : 0});
+  }
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, &::freeaddrinfo);
+  int last_error = ECONNREFUSED;
+  for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
+    if (!fd.valid()) {
+      last_error = errno;
+      continue;
+    }
+    if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0) {
+      return fd;
+    }
+    if (errno != EINPROGRESS && errno != EINTR) {
+      last_error = errno;
+      continue;
+    }
+    if (auto failed = wait_for(fd.get(), POLLOUT, w)) {
+      return unexpected(std::move(*failed));
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+      err = errno;
+    }
+    if (err == 0) {
+      return fd;
+    }
+    last_error = err;
+  }
+  return unexpected(Failure{Failure::Kind::other, describe_connect_error(last_error, ep), last_error});
+}
+
+Connected connect_to(const Endpoint& ep, const Wait& w) {
+  return ep.kind == Endpoint::Kind::unix_socket ? connect_unix(ep, w) : connect_tcp(ep, w);
+}
+
+// An idle kept-alive connection the server has not closed (nor written to, which would be out of turn).
+bool still_open(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 0;
+}
+
+// ---- Sending -----------------------------------------------------------------------------------------------------
+
+enum class KeepAlive { ask, no };
+
+// A path is sent as it is: it must not break the request line.
+bool valid_target(std::string_view path) {
+  return path.starts_with('/') && std::none_of(path.begin(), path.end(), [](char c) {
+           const auto byte = static_cast<unsigned char>(c);
+           return byte <= 0x20 || byte == 0x7f;
+         });
+}
+
+std::string build_request(const Endpoint& ep, std::string_view method, std::string_view path, std::string_view body,
+                          KeepAlive keep_alive) {
+  const std::string_view host = ep.kind == Endpoint::Kind::unix_socket ? "localhost" : authority_of(ep);
+  std::string out =
+      fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: memwarden\r\nAccept: */*\r\n", method, path, host);
+  if (keep_alive == KeepAlive::ask) {
+    out += "Connection: keep-alive\r\n";
+  }
+  if (method == "POST") {
+    out += fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\n", body.size());
+  }
+  out += "\r\n";
+  out += body;
+  return out;
+}
+
+std::optional<Failure> send_all(int fd, std::string_view data, const Wait& w) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (auto failed = wait_for(fd, POLLOUT, w)) {
+        return failed;
+      }
+      continue;
+    }
+    return os_failure("the connection broke", errno);
+  }
+  return std::nullopt;
+}
+
+// ---- Receiving ---------------------------------------------------------------------------------------------------
+
+// Reads from the socket into a buffer (which keeps what one step has not consumed yet).
+class Reader {
+ public:
+  Reader(int fd, std::string& buffer, const Wait& wait) : m_fd(fd), m_buffer(buffer), m_wait(wait) {}
+
+  [[nodiscard]] std::string& buffer() { return m_buffer; }
+  // Bytes received for this answer (0: the server has said nothing yet).
+  [[nodiscard]] std::size_t received() const { return m_received; }
+
+  // Appends what arrives next to the buffer; nullopt when something did.
+  [[nodiscard]] std::optional<Failure> more() {
+    char chunk[k_read_bytes];
+    for (;;) {
+      const ssize_t n = ::recv(m_fd, chunk, sizeof chunk, 0);
+      if (n > 0) {
+        m_buffer.append(chunk, static_cast<std::size_t>(n));
+        m_received += static_cast<std::size_t>(n);
+        return std::nullopt;
+      }
+      if (n == 0) {
+        return Failure{Failure::Kind::eof,
+                       m_received == 0 ? "empty reply (the server closed the connection without answering)"
+                                       : "the server closed the connection in the middle of the answer",
+                       0};
+      }
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        return os_failure("the connection broke", errno);
+      }
+      if (auto failed = wait_for(m_fd, POLLIN, m_wait)) {
+        return failed;
+      }
+    }
+  }
+
+ private:
+  int m_fd;
+  std::string& m_buffer;
+  const Wait& m_wait;
+  std::size_t m_received = 0;
+};
+
+struct Head {
+  long status = 0;
+  bool chunked = false;
+  bool until_close = false;  // no length given: the body ends when the server closes
+  bool no_body = false;      // 204, 304: never a body
+  bool close = false;        // the server will not keep the connection
+  std::uint64_t content_length = 0;
+};
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
+  return out;
+}
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+bool has_token(std::string_view list, std::string_view token) {
+  const std::string text = lower(list);
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    if (trim(rest.substr(0, comma)) == token) {
+      return true;
+    }
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  return false;
+}
+
+std::optional<std::uint64_t> parse_decimal(std::string_view text) {
+  if (text.empty() || text.size() > 18) {
+    return std::nullopt;
+  }
+  std::uint64_t value = 0;
+  for (const char c : text) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return value;
+}
+
+// The status line and headers of one answer, `text` without the blank line that ends them.
+Expected<Head, Failure> parse_head(std::string_view text) {
+  const auto eol = text.find('\n');
+  const std::string_view status_line = trim(text.substr(0, eol));
+  // "HTTP/1.1 200 OK"
+  if (status_line.size() < 12 || !status_line.starts_with("HTTP/1.") || status_line[8] != ' ' ||
+      (status_line.size() > 12 && status_line[12] != ' ')) {
+    return unexpected(bad_answer(fmt::format("status line '{}'", printable(status_line, 64))));
+  }
+  const auto status = parse_decimal(status_line.substr(9, 3));
+  if (!status || *status < 100) {
+    return unexpected(bad_answer(fmt::format("status line '{}'", printable(status_line, 64))));
+  }
+  Head head;
+  head.status = static_cast<long>(*status);
+  const bool http10 = status_line[7] == '0';
+  bool keep_alive_asked = false;
+  bool has_length = false;
+  std::string_view rest = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
+  while (!rest.empty()) {
+    const auto line_end = rest.find('\n');
+    const std::string_view line = rest.substr(0, line_end);
+    rest = line_end == std::string_view::npos ? std::string_view{} : rest.substr(line_end + 1);
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      return unexpected(bad_answer(fmt::format("header line '{}'", printable(trim(line), 64))));
+    }
+    const std::string name = lower(line.substr(0, colon));
+    const std::string_view value = trim(line.substr(colon + 1));
+    if (name == "content-length") {
+      const auto length = parse_decimal(value);
+      if (!length || (has_length && *length != head.content_length)) {
+        return unexpected(bad_answer(fmt::format("Content-Length '{}'", printable(value))));
+      }
+      has_length = true;
+      head.content_length = *length;
+    } else if (name == "transfer-encoding") {
+      head.chunked = lower(value).ends_with("chunked");
+      head.until_close = !head.chunked;
+    } else if (name == "connection") {
+      head.close = head.close || has_token(value, "close");
+      keep_alive_asked = keep_alive_asked || has_token(value, "keep-alive");
+    }
+  }
+  if (http10 && !keep_alive_asked) {
+    head.close = true;
+  }
+  head.no_body = head.status == 204 || head.status == 304 || head.status < 200;
+  if (!head.chunked && !head.until_close && !has_length && !head.no_body) {
+    head.until_close = true;
+  }
+  if (head.until_close) {
+    head.close = true;
+  }
+  return head;
+}
+
+// Reads the head of the answer off the front of the buffer, skipping interim 1xx answers.
+Expected<Head, Failure> read_head(Reader& reader) {
+  std::string& buf = reader.buffer();
+  for (;;) {
+    constexpr std::string_view k_magic = "HTTP/";
+    if (buf.compare(0, std::min(buf.size(), k_magic.size()), k_magic.substr(0, std::min(buf.size(), k_magic.size()))) !=
+        0) {
+      return unexpected(bad_answer(fmt::format("it starts with '{}'", printable(buf))));
+    }
+    std::size_t end = std::string::npos;
+    std::size_t skip = 0;
+    for (std::size_t at = buf.find('\n'); at != std::string::npos; at = buf.find('\n', at + 1)) {
+      if (at + 1 < buf.size() && buf[at + 1] == '\n') {
+        end = at;
+        skip = 2;
+        break;
+      }
+      if (at + 2 < buf.size() && buf[at + 1] == '\r' && buf[at + 2] == '\n') {
+        end = at;
+        skip = 3;
+        break;
+      }
+    }
+    if (end == std::string::npos) {
+      if (buf.size() > k_max_head_bytes) {
+        return unexpected(bad_answer(fmt::format("headers longer than {} KiB", k_max_head_bytes >> 10)));
+      }
+      if (auto failed = reader.more()) {
+        return unexpected(std::move(*failed));
+      }
+      continue;
+    }
+    auto head = parse_head(std::string_view(buf).substr(0, end));
+    buf.erase(0, end + skip);
+    if (!head) {
+      return head;
+    }
+    if (head->status >= 200) {
+      return head;
+    }
+  }
+}
+
+// Where the body's pieces go: returns false to end the transfer early.
+using Sink = std::function<bool(std::string_view)>;
+
+enum class BodyEnd { complete, stopped_by_sink };
+
+// Passes up to `count` bytes of the body to the sink, reading as needed.
+Expected<bool, Failure> pass_exactly(Reader& reader, std::uint64_t count, const Sink& sink) {
+  std::string& buf = reader.buffer();
+  while (count > 0) {
+    if (buf.empty()) {
+      if (auto failed = reader.more()) {
+        return unexpected(std::move(*failed));
+      }
+    }
+    const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(count, buf.size()));
+    const bool go_on = sink(std::string_view(buf).substr(0, take));
+    buf.erase(0, take);
+    count -= take;
+    if (!go_on) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// One line (up to '\n') off the front of the buffer, without its line end.
+Expected<std::string, Failure> take_line(Reader& reader) {
+  std::string& buf = reader.buffer();
+  for (;;) {
+    if (const auto eol = buf.find('\n'); eol != std::string::npos) {
+      std::string line = buf.substr(0, eol);
+      buf.erase(0, eol + 1);
+      if (!line.empty() && line.back() == '\r') {
+        line.pop_back();
+      }
+      return line;
+    }
+    if (buf.size() > 4096) {
+      return unexpected(bad_answer("a chunk line longer than 4 KiB"));
+    }
+    if (auto failed = reader.more()) {
+      return unexpected(std::move(*failed));
+    }
+  }
+}
+
+std::optional<std::uint64_t> parse_chunk_size(std::string_view line) {
+  line = trim(line.substr(0, line.find(';')));
+  if (line.empty() || line.size() > 15) {
+    return std::nullopt;
+  }
+  std::uint64_t value = 0;
+  for (const char c : line) {
+    int digit = 0;
+    if (c >= '0' && c <= '9') {
+      digit = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      digit = c - 'a' + 10;
+    } else if (c >= 'A' && c <= 'F') {
+      digit = c - 'A' + 10;
+    } else {
+      return std::nullopt;
+    }
+    value = value * 16 + static_cast<std::uint64_t>(digit);
+  }
+  return value;
+}
+
+Expected<BodyEnd, Failure> read_body(Reader& reader, const Head& head, const Sink& sink) {
+  if (head.no_body) {
+    return BodyEnd::complete;
+  }
+  if (head.chunked) {
+    for (;;) {
+      auto line = take_line(reader);
+      if (!line) {
+        return unexpected(std::move(line).error());
+      }
+      const auto size = parse_chunk_size(*line);
+      if (!size) {
+        return unexpected(bad_answer(fmt::format("chunk size '{}'", printable(*line))));
+      }
+      if (*size == 0) {
+        for (;;) {  // trailers, up to the blank line
+          auto trailer = take_line(reader);
+          if (!trailer) {
+            return unexpected(std::move(trailer).error());
+          }
+          if (trailer->empty()) {
+            return BodyEnd::complete;
+          }
+        }
+      }
+      auto passed = pass_exactly(reader, *size, sink);
+      if (!passed) {
+        return unexpected(std::move(passed).error());
+      }
+      if (!*passed) {
+        return BodyEnd::stopped_by_sink;
+      }
+      auto end = take_line(reader);
+      if (!end) {
+        return unexpected(std::move(end).error());
+      }
+      if (!end->empty()) {
+        return unexpected(bad_answer("no line end after a chunk"));
+      }
+    }
+  }
+  if (!head.until_close) {
+    auto passed = pass_exactly(reader, head.content_length, sink);
+    if (!passed) {
+      return unexpected(std::move(passed).error());
+    }
+    return *passed ? BodyEnd::complete : BodyEnd::stopped_by_sink;
+  }
+  std::string& buf = reader.buffer();
+  for (;;) {
+    if (!buf.empty()) {
+      const bool go_on = sink(buf);
+      buf.clear();
+      if (!go_on) {
+        return BodyEnd::stopped_by_sink;
+      }
+    }
+    if (auto failed = reader.more()) {
+      if (failed->kind == Failure::Kind::eof) {
+        return BodyEnd::complete;
+      }
+      return unexpected(std::move(*failed));
+    }
+  }
+}
+
+// ---- libcurl, for https:// only ----------------------------------------------------------------------------------
+
+constexpr const char* k_curl_library = "libcurl.so.4";
+
+struct CurlApi {
+  decltype(&::curl_global_init) global_init = nullptr;
+  decltype(&::curl_easy_init) easy_init = nullptr;
+  decltype(&::curl_easy_cleanup) easy_cleanup = nullptr;
+  decltype(&::curl_easy_reset) easy_reset = nullptr;
+  decltype(&::curl_easy_setopt) easy_setopt = nullptr;
+  decltype(&::curl_easy_perform) easy_perform = nullptr;
+  decltype(&::curl_easy_getinfo) easy_getinfo = nullptr;
+  decltype(&::curl_easy_strerror) easy_strerror = nullptr;
+  decltype(&::curl_slist_append) slist_append = nullptr;
+  decltype(&::curl_slist_free_all) slist_free_all = nullptr;
+};
+
+struct LoadedCurl {
+  CurlApi api;
+  std::string error;  // why it could not be loaded; empty when it was
+};
+
+std::string one_line(const char* text) {
+  std::string out = text != nullptr ? text : "unknown error";
+  std::replace_if(
+      out.begin(), out.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  return out;
+}
+
+template <class F>
+bool bind_symbol(void* library, const char* name, F& out, std::string& error) {
+  dlerror();
+  void* address = dlsym(library, name);
+  if (address == nullptr) {
+    error = one_line(dlerror());
+    return false;
+  }
+  out = reinterpret_cast<F>(address);
+  return true;
+}
+
+LoadedCurl load_curl() {
+  LoadedCurl out;
+  dlerror();
+  void* library = dlopen(k_curl_library, RTLD_NOW | RTLD_LOCAL);
+  if (library == nullptr) {
+    out.error = one_line(dlerror());
+    return out;
+  }
+  // Never closed: libcurl and its TLS library stay for the life of the process once loaded.
+  CurlApi& api = out.api;
+  if (!bind_symbol(library, "curl_global_init", api.global_init, out.error) ||
+      !bind_symbol(library, "curl_easy_init", api.easy_init, out.error) ||
+      !bind_symbol(library, "curl_easy_cleanup", api.easy_cleanup, out.error) ||
+      !bind_symbol(library, "curl_easy_reset", api.easy_reset, out.error) ||
+      !bind_symbol(library, "curl_easy_setopt", api.easy_setopt, out.error) ||
+      !bind_symbol(library, "curl_easy_perform", api.easy_perform, out.error) ||
+      !bind_symbol(library, "curl_easy_getinfo", api.easy_getinfo, out.error) ||
+      !bind_symbol(library, "curl_easy_strerror", api.easy_strerror, out.error) ||
+      !bind_symbol(library, "curl_slist_append", api.slist_append, out.error) ||
+      !bind_symbol(library, "curl_slist_free_all", api.slist_free_all, out.error)) {
+    return out;
+  }
+  if (const CURLcode code = api.global_init(CURL_GLOBAL_DEFAULT); code != CURLE_OK) {
+    out.error = fmt::format("curl_global_init failed: {}", api.easy_strerror(code));
+  }
+  return out;
+}
+
+// Loaded on first use, once per process.
+const LoadedCurl& curl_library() {
+  static const LoadedCurl loaded = load_curl();
+  return loaded;
+}
+
+struct CurlBody {
+  std::string data;
+  bool overflow = false;
+};
+
+std::size_t on_curl_write(char* ptr, std::size_t size, std::size_t count, void* user) {
+  auto* body = static_cast<CurlBody*>(user);
+  const std::size_t n = size * count;
+  if (body->data.size() + n > HttpClient::k_max_body_bytes) {
+    body->overflow = true;
+    return 0;  // aborts the transfer
+  }
+  body->data.append(ptr, n);
+  return n;
+}
+
+std::string describe_curl_failure(const CurlApi& api, CURLcode code, long os_errno, const Endpoint& ep,
+                                  std::chrono::milliseconds timeout) {
+  if (code == CURLE_OPERATION_TIMEDOUT) {
+    return no_answer_within(timeout);
+  }
+  if ((code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST) && os_errno != 0) {
+    return describe_connect_error(static_cast<int>(os_errno), ep);
+  }
+  return api.easy_strerror(code);
+}
+
 }  // namespace
 
 struct HttpClient::Handle {
+  UniqueFd socket;     // the kept-alive connection, if any
+  std::string buffer;  // bytes read past the last answer (none, with a well-behaved server)
   CURL* curl = nullptr;
+
+  void close_socket() {
+    socket.reset();
+    buffer.clear();
+  }
+  Handle() = default;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
   ~Handle() {
     if (curl != nullptr) {
-      curl_easy_cleanup(curl);
+      curl_library().api.easy_cleanup(curl);
     }
   }
 };
 
 HttpClient::HttpClient(Endpoint endpoint, std::chrono::milliseconds timeout)
-    : m_endpoint(std::move(endpoint)), m_timeout(timeout), m_handle(std::make_unique<Handle>()) {
-  global_init();
-}
+    : m_endpoint(std::move(endpoint)), m_timeout(timeout), m_handle(std::make_unique<Handle>()) {}
 
 HttpClient::~HttpClient() = default;
 HttpClient::HttpClient(HttpClient&&) noexcept = default;
@@ -218,148 +862,231 @@ Result<HttpResponse> HttpClient::post(std::string_view path, std::string_view js
 }
 
 void HttpClient::close() {
-  if (m_handle && m_handle->curl != nullptr) {
-    curl_easy_cleanup(m_handle->curl);
-    m_handle->curl = nullptr;
+  if (m_handle) {
+    m_handle->close_socket();
+    if (m_handle->curl != nullptr) {
+      curl_library().api.easy_cleanup(m_handle->curl);
+      m_handle->curl = nullptr;
+    }
   }
 }
 
 Result<long> HttpClient::stream(std::string_view path, const std::function<bool(std::string_view chunk)>& on_chunk,
                                 const std::atomic<bool>& stop, const std::function<void(long status)>& on_open) {
   const std::string source = fmt::format("{} (GET {})", m_endpoint.text, path);
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> easy(curl_easy_init(), &curl_easy_cleanup);
-  std::unique_ptr<CURLM, decltype(&curl_multi_cleanup)> multi(curl_multi_init(), &curl_multi_cleanup);
-  if (!easy || !multi) {
-    return fail(m_endpoint.text, "libcurl could not create a handle");
+  if (is_https(m_endpoint)) {
+    return fail(source, "event streams over https are not supported");
   }
-  CURL* curl = easy.get();
-  StreamState st;
-  st.on_chunk = &on_chunk;
-  st.on_open = &on_open;
-  st.stop = &stop;
-  st.curl = curl;
-  const std::string url = m_endpoint.base_url + std::string(path);
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, protocol_of(m_endpoint));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(m_timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_stream_header);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &st);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_stream_write);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &st);
-  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_stream_progress);
-  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &st);
-  curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-  if (m_endpoint.kind == Endpoint::Kind::unix_socket) {
-    curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, m_endpoint.socket_path.c_str());
+  if (!valid_target(path)) {
+    return fail(source, "the request path must start with '/' and hold no spaces or control characters");
   }
-  curl_slist* headers = curl_slist_append(nullptr, "User-Agent: memwarden");
-  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_list(headers, &curl_slist_free_all);
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  if (curl_multi_add_handle(multi.get(), curl) != CURLM_OK) {
-    return fail(source, "libcurl could not start the transfer");
+  const auto failed = [&](const Failure& f) -> Result<long> {
+    if (f.kind == Failure::Kind::stopped || stop.load()) {
+      return fail(source, "stopped", ECANCELED);
+    }
+    return fail(source, f.message, f.code);
+  };
+  auto connected = connect_to(m_endpoint, wait_until(m_timeout, &stop));
+  if (!connected) {
+    return failed(connected.error());
   }
-  // The multi interface with a short poll, so that `stop` is seen within ~100 ms even while the
-  // server sends nothing (the progress callback alone runs about once a second when idle).
-  bool stopped = false;
-  for (int running = 1;;) {
-    if (const CURLMcode mc = curl_multi_perform(multi.get(), &running); mc != CURLM_OK) {
-      curl_multi_remove_handle(multi.get(), curl);
-      return fail(source, curl_multi_strerror(mc));
-    }
-    if (running == 0) {
-      break;
-    }
-    if (stop.load()) {
-      stopped = true;
-      break;
-    }
-    if (const CURLMcode mc = curl_multi_poll(multi.get(), nullptr, 0, 100, nullptr); mc != CURLM_OK) {
-      curl_multi_remove_handle(multi.get(), curl);
-      return fail(source, curl_multi_strerror(mc));
+  const int fd = connected->get();
+  const int on = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  const Wait wait{std::nullopt, m_timeout, &stop};  // no overall time-out
+  if (auto sent = send_all(fd, build_request(m_endpoint, "GET", path, {}, KeepAlive::no), wait)) {
+    return failed(*sent);
+  }
+  std::string buffer;
+  Reader reader(fd, buffer, wait);
+  auto head = read_head(reader);
+  if (!head) {
+    return failed(head.error());
+  }
+  const long status = head->status;
+  std::string handler_error;
+  std::string error_body;
+  bool ended_by_caller = false;
+  if (is_success(status) && on_open) {
+    try {
+      on_open(status);
+    } catch (const std::exception& e) {
+      handler_error = e.what();
     }
   }
-  CURLcode code = CURLE_OK;
-  int left = 0;
-  while (const CURLMsg* msg = curl_multi_info_read(multi.get(), &left)) {
-    if (msg->msg == CURLMSG_DONE) {
-      code = msg->data.result;
+  std::optional<Failure> broke;
+  if (handler_error.empty()) {
+    const Sink sink = [&](std::string_view piece) {
+      if (!is_success(status)) {
+        error_body.append(piece.substr(0, k_error_body_bytes - std::min(k_error_body_bytes, error_body.size())));
+        return error_body.size() < k_error_body_bytes;
+      }
+      try {
+        if (!on_chunk(piece)) {
+          ended_by_caller = true;
+          return false;
+        }
+      } catch (const std::exception& e) {
+        handler_error = e.what();
+        return false;
+      }
+      return true;
+    };
+    if (auto ended = read_body(reader, *head, sink); !ended) {
+      broke = std::move(ended).error();
     }
   }
-  long os_errno = 0;
-  curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
-  curl_multi_remove_handle(multi.get(), curl);
-  if (stopped || (code == CURLE_ABORTED_BY_CALLBACK && stop.load())) {
+  if ((broke && broke->kind == Failure::Kind::stopped) || (ended_by_caller && stop.load())) {
     return fail(source, "stopped", ECANCELED);
   }
-  if (!st.handler_error.empty()) {
-    return fail(source, "the stream's handler failed: " + st.handler_error);
+  if (!handler_error.empty()) {
+    return fail(source, "the stream's handler failed: " + handler_error);
   }
-  if (st.ended_by_caller) {
-    return st.status;
+  if (ended_by_caller) {
+    return status;
   }
-  if (st.opened && !is_success(st.status)) {
-    const auto message = first_line(st.error_body);
-    return fail(source,
-                message.empty() ? fmt::format("HTTP {}", st.status) : fmt::format("HTTP {}: {}", st.status, message));
+  if (!is_success(status)) {
+    const auto message = first_line(error_body);
+    return fail(source, message.empty() ? fmt::format("HTTP {}", status) : fmt::format("HTTP {}: {}", status, message));
   }
-  if (code == CURLE_PARTIAL_FILE && st.opened) {
-    return fail(source, "the stream broke off");
+  if (broke) {
+    if (broke->kind == Failure::Kind::eof) {
+      return fail(source, "the stream broke off");
+    }
+    return fail(source, broke->message, broke->code);
   }
-  if (code != CURLE_OK) {
-    return fail(source, describe_failure(code, os_errno, m_endpoint, m_timeout), static_cast<int>(os_errno));
-  }
-  return st.status;
+  return status;
 }
 
 Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_view path, std::string_view body,
                                          std::chrono::milliseconds timeout) {
+  const std::string source = fmt::format("{} ({} {})", m_endpoint.text, method, path);
+  if (!m_handle) {
+    m_handle = std::make_unique<Handle>();  // a moved-from client is usable again
+  }
+  if (!valid_target(path)) {
+    return fail(source, "the request path must start with '/' and hold no spaces or control characters");
+  }
+  if (is_https(m_endpoint)) {
+    return perform_tls(method, path, body, timeout);
+  }
+  const std::string too_large = fmt::format("response larger than {} MiB", k_max_body_bytes >> 20);
+  const Wait wait = wait_until(timeout);
+  const Wait connect_wait = wait_until(std::min(timeout, m_timeout));
+  const std::string request = build_request(m_endpoint, method, path, body, KeepAlive::ask);
+  Handle& handle = *m_handle;
+  for (bool may_retry = true;;) {
+    const bool reused = handle.socket.valid() && still_open(handle.socket.get());
+    if (!reused) {
+      handle.close_socket();
+      auto connected = connect_to(m_endpoint, connect_wait);
+      if (!connected) {
+        return fail(source, connected.error().message, connected.error().code);
+      }
+      handle.socket = std::move(*connected);
+    }
+    const int fd = handle.socket.get();
+    Reader reader(fd, handle.buffer, wait);
+    auto exchange = [&]() -> Expected<HttpResponse, Failure> {
+      if (auto sent = send_all(fd, request, wait)) {
+        return unexpected(std::move(*sent));
+      }
+      auto head = read_head(reader);
+      if (!head) {
+        return unexpected(std::move(head).error());
+      }
+      HttpResponse out;
+      out.status = head->status;
+      const bool declared_too_large =
+          !head->chunked && !head->until_close && !head->no_body && head->content_length > k_max_body_bytes;
+      std::uint64_t seen = 0;
+      const Sink sink = [&](std::string_view piece) {
+        seen += piece.size();
+        if (seen > k_max_body_bytes) {
+          return false;
+        }
+        if (!declared_too_large) {  // such a body is read (to its cap) and dropped, not kept
+          out.body.append(piece);
+        }
+        return true;
+      };
+      auto ended = read_body(reader, *head, sink);
+      if (!ended) {
+        return unexpected(std::move(ended).error());
+      }
+      if (*ended == BodyEnd::stopped_by_sink || declared_too_large) {
+        return unexpected(Failure{Failure::Kind::too_large, too_large, 0});
+      }
+      if (head->close || !reader.buffer().empty()) {
+        handle.close_socket();
+      }
+      return out;
+    };
+    auto result = exchange();
+    if (result) {
+      return std::move(*result);
+    }
+    handle.close_socket();
+    const Failure& f = result.error();
+    // A kept-alive connection the server closed while it was idle: once more on a fresh one.
+    if (reused && may_retry && reader.received() == 0 &&
+        (f.kind == Failure::Kind::eof || f.kind == Failure::Kind::reset)) {
+      may_retry = false;
+      continue;
+    }
+    return fail(source, f.message, f.code);
+  }
+}
+
+Result<HttpResponse> HttpClient::perform_tls(std::string_view method, std::string_view path, std::string_view body,
+                                             std::chrono::milliseconds timeout) {
+  const std::string source = fmt::format("{} ({} {})", m_endpoint.text, method, path);
+  const LoadedCurl& loaded = curl_library();
+  if (!loaded.error.empty()) {
+    return fail(source, fmt::format("https needs libcurl ({}): {}", k_curl_library, loaded.error));
+  }
+  const CurlApi& api = loaded.api;
   if (m_handle->curl == nullptr) {
-    m_handle->curl = curl_easy_init();
+    m_handle->curl = api.easy_init();
     if (m_handle->curl == nullptr) {
       return fail(m_endpoint.text, "libcurl could not create a handle");
     }
   }
   CURL* curl = m_handle->curl;
-  curl_easy_reset(curl);
+  api.easy_reset(curl);
   const std::string url = m_endpoint.base_url + std::string(path);
-  Body response;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, protocol_of(m_endpoint));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(timeout, m_timeout).count()));
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
-  curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-  if (m_endpoint.kind == Endpoint::Kind::unix_socket) {
-    curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, m_endpoint.socket_path.c_str());
-  }
+  CurlBody response;
+  api.easy_setopt(curl, CURLOPT_URL, url.c_str());
+  // Only the endpoint's own scheme: no redirect or URL trick can switch protocols.
+  api.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+  api.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  api.easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  api.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(timeout, m_timeout).count()));
+  api.easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_curl_write);
+  api.easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  api.easy_setopt(curl, CURLOPT_NOPROXY, "*");
   curl_slist* headers = nullptr;
   const std::string body_copy(body);
   if (method == "POST") {
-    headers = curl_slist_append(headers, "Content-Type: application/json");
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body_copy.c_str());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body_copy.size()));
+    headers = api.slist_append(headers, "Content-Type: application/json");
+    api.easy_setopt(curl, CURLOPT_POST, 1L);
+    api.easy_setopt(curl, CURLOPT_POSTFIELDS, body_copy.c_str());
+    api.easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body_copy.size()));
   }
-  headers = curl_slist_append(headers, "User-Agent: memwarden");
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  const CURLcode code = curl_easy_perform(curl);
-  curl_slist_free_all(headers);
-  const std::string source = fmt::format("{} ({} {})", m_endpoint.text, method, path);
+  headers = api.slist_append(headers, "User-Agent: memwarden");
+  api.easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  const CURLcode code = api.easy_perform(curl);
+  api.slist_free_all(headers);
   if (response.overflow) {
     return fail(source, fmt::format("response larger than {} MiB", k_max_body_bytes >> 20));
   }
   if (code != CURLE_OK) {
     long os_errno = 0;
-    curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
-    return fail(source, describe_failure(code, os_errno, m_endpoint, timeout), static_cast<int>(os_errno));
+    api.easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno);
+    return fail(source, describe_curl_failure(api, code, os_errno, m_endpoint, timeout), static_cast<int>(os_errno));
   }
   HttpResponse out;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
+  api.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
   out.body = std::move(response.data);
   return out;
 }

@@ -1,9 +1,21 @@
+#include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
+#include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "adapters/http.hpp"
 #include "recording_server.hpp"
@@ -137,4 +149,360 @@ TEST(HttpClient, SpeaksTlsToAnHttpsEndpoint) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message.find("nsupported protocol"), std::string::npos) << r.error().line();
   EXPECT_EQ(server.request_count(), 0U);  // no clear-text request was sent
+}
+
+namespace {
+
+// A Unix-socket server whose answers each test writes byte for byte, in pieces: it writes a piece, waits
+// until the client has read it (the socket's send queue is empty), then writes the next, so the client
+// sees every piece on its own. It serves one connection at a time and counts them.
+class ScriptedServer {
+ public:
+  struct Answer {
+    std::vector<std::string> pieces;  // nothing: close without answering
+    bool close_after = false;
+  };
+  // The answer to a request (its head and body as sent), given which connection (1-based) it came on.
+  using Script = std::function<Answer(int connection, const std::string& request)>;
+
+  ScriptedServer(std::filesystem::path socket_path, Script script)
+      : m_path(std::move(socket_path)), m_script(std::move(script)) {
+    m_listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, m_path.c_str(), sizeof(addr.sun_path) - 1);
+    if (::bind(m_listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(m_listen_fd, 8) != 0 ||
+        ::pipe2(m_wake, O_CLOEXEC) != 0) {
+      throw std::runtime_error("cannot listen on " + m_path.string());
+    }
+    m_thread = std::thread([this] { serve(); });
+  }
+  ~ScriptedServer() {
+    (void)!::write(m_wake[1], "x", 1);
+    m_thread.join();
+    ::close(m_listen_fd);
+    ::close(m_wake[0]);
+    ::close(m_wake[1]);
+  }
+  ScriptedServer(const ScriptedServer&) = delete;
+  ScriptedServer& operator=(const ScriptedServer&) = delete;
+
+  [[nodiscard]] Endpoint endpoint() const { return unix_endpoint(m_path); }
+  [[nodiscard]] int accepts() const { return m_accepts.load(); }
+  [[nodiscard]] std::vector<std::string> requests() const {
+    std::lock_guard lock(m_mutex);
+    return m_requests;
+  }
+
+ private:
+  // False when the server is told to stop.
+  bool wait_readable(int fd) const {
+    pollfd pf[2] = {{fd, POLLIN, 0}, {m_wake[0], POLLIN, 0}};
+    return ::poll(pf, 2, -1) > 0 && (pf[1].revents & POLLIN) == 0;
+  }
+
+  // Waits (up to a deadline) until the client has read everything written to fd.
+  void wait_drained(int fd) const {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    int queued = 1;
+    while (::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0 && std::chrono::steady_clock::now() < deadline) {
+      pollfd wake{m_wake[0], POLLIN, 0};
+      if (::poll(&wake, 1, 1) != 0) {
+        return;
+      }
+    }
+  }
+
+  void serve() {
+    while (wait_readable(m_listen_fd)) {
+      const int fd = ::accept4(m_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        continue;
+      }
+      const int connection = ++m_accepts;
+      std::string buffer;
+      for (bool open = true; open;) {
+        const auto end = buffer.find("\r\n\r\n");
+        std::size_t body = 0;
+        if (const auto cl = buffer.find("Content-Length: "); end != std::string::npos && cl < end) {
+          body = std::stoul(buffer.substr(cl + 16));
+        }
+        if (end == std::string::npos || buffer.size() < end + 4 + body) {
+          char chunk[4096];
+          const ssize_t n = wait_readable(fd) ? ::read(fd, chunk, sizeof chunk) : 0;
+          if (n <= 0) {
+            break;
+          }
+          buffer.append(chunk, static_cast<std::size_t>(n));
+          continue;
+        }
+        const std::string request = buffer.substr(0, end + 4 + body);
+        buffer.erase(0, end + 4 + body);
+        {
+          std::lock_guard lock(m_mutex);
+          m_requests.push_back(request);
+        }
+        const Answer answer = m_script(connection, request);
+        for (const auto& piece : answer.pieces) {
+          if (::send(fd, piece.data(), piece.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(piece.size())) {
+            break;
+          }
+          wait_drained(fd);
+        }
+        open = !answer.pieces.empty() && !answer.close_after;
+      }
+      ::close(fd);
+    }
+  }
+
+  std::filesystem::path m_path;
+  Script m_script;
+  int m_listen_fd = -1;
+  int m_wake[2] = {-1, -1};
+  std::atomic<int> m_accepts{0};
+  mutable std::mutex m_mutex;
+  std::vector<std::string> m_requests;
+  std::thread m_thread;
+};
+
+std::string ok_with_length(std::string_view body) {
+  return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+}  // namespace
+
+TEST(HttpClient, KeepsOneConnectionForManyRequests) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string& request) {
+    return ScriptedServer::Answer{{ok_with_length(request.substr(0, request.find(' ')))}};
+  });
+  HttpClient client(server.endpoint(), 2s);
+  const auto a = client.get("/a");
+  ASSERT_TRUE(a) << a.error().line();
+  EXPECT_EQ(a->body, "GET");
+  const auto b = client.post("/b", R"({"x":1})");
+  ASSERT_TRUE(b) << b.error().line();
+  EXPECT_EQ(b->status, 200);
+  EXPECT_EQ(b->body, "POST");
+  EXPECT_EQ(server.accepts(), 1);
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2U);
+  EXPECT_TRUE(requests[0].starts_with("GET /a HTTP/1.1\r\n")) << requests[0];
+  EXPECT_NE(requests[0].find("\r\nHost: localhost\r\n"), std::string::npos) << requests[0];
+  EXPECT_NE(requests[0].find("\r\nConnection: keep-alive\r\n"), std::string::npos) << requests[0];
+  EXPECT_EQ(requests[0].find("Content-Length"), std::string::npos) << requests[0];
+  EXPECT_TRUE(requests[1].starts_with("POST /b HTTP/1.1\r\n")) << requests[1];
+  EXPECT_NE(requests[1].find("\r\nContent-Type: application/json\r\n"), std::string::npos) << requests[1];
+  EXPECT_NE(requests[1].find("\r\nContent-Length: 7\r\n"), std::string::npos) << requests[1];
+  EXPECT_TRUE(requests[1].ends_with("\r\n\r\n{\"x\":1}")) << requests[1];
+
+  client.close();  // the next request opens a new connection
+  ASSERT_TRUE(client.get("/c"));
+  EXPECT_EQ(server.accepts(), 2);
+}
+
+TEST(HttpClient, ReadsAChunkedBodySplitAcrossWrites) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    return ScriptedServer::Answer{{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "lo\r\n6;ext=1\r",
+                                   "\n world\r\n0\r\n", "X-Trailer: 1\r\n\r\n"}};
+  });
+  HttpClient client(server.endpoint(), 5s);
+  for (int i = 0; i < 2; ++i) {  // the last chunk ends the answer: the connection serves the next one
+    const auto r = client.get("/chunked");
+    ASSERT_TRUE(r) << r.error().line();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "hello world");
+  }
+  EXPECT_EQ(server.accepts(), 1);
+}
+
+TEST(HttpClient, ReadsAContentLengthBodySplitAcrossWrites) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    return ScriptedServer::Answer{{"HTTP/1.1 201 Created\r\nContent-Le", "ngth: 11\r\n\r\nhello", " world"}};
+  });
+  HttpClient client(server.endpoint(), 5s);
+  for (int i = 0; i < 2; ++i) {
+    const auto r = client.get("/split");
+    ASSERT_TRUE(r) << r.error().line();
+    EXPECT_EQ(r->status, 201);
+    EXPECT_EQ(r->body, "hello world");
+  }
+  EXPECT_EQ(server.accepts(), 1);
+}
+
+TEST(HttpClient, BodyWithoutLengthEndsWhenTheServerCloses) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    return ScriptedServer::Answer{{"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nhello", " world"}, true};
+  });
+  HttpClient client(server.endpoint(), 5s);
+  for (int i = 0; i < 2; ++i) {
+    const auto r = client.get("/until-close");
+    ASSERT_TRUE(r) << r.error().line();
+    EXPECT_EQ(r->body, "hello world");
+  }
+  EXPECT_EQ(server.accepts(), 2) << "such a connection cannot be reused";
+}
+
+TEST(HttpClient, NoContentAnswerHasNoBody) {
+  // 204 carries no body and no length; the server keeps the connection: waiting for more would time out.
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    return ScriptedServer::Answer{{"HTTP/1.1 204 No Content\r\n\r\n"}};
+  });
+  HttpClient client(server.endpoint(), 10s);
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = client.post("/containers/x/restart", "");
+  ASSERT_TRUE(r) << r.error().line();
+  EXPECT_EQ(r->status, 204);
+  EXPECT_EQ(r->body, "");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  ASSERT_TRUE(client.get("/again"));
+  EXPECT_EQ(server.accepts(), 1);
+}
+
+TEST(HttpClient, ReconnectsWhenTheServerClosedAnIdleConnection) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int connection, const std::string&) {
+    // Each connection answers once, as if it would keep the connection, then closes it.
+    return ScriptedServer::Answer{{ok_with_length("answer on connection " + std::to_string(connection))}, true};
+  });
+  HttpClient client(server.endpoint(), 2s);
+  const auto a = client.get("/a");
+  ASSERT_TRUE(a) << a.error().line();
+  EXPECT_EQ(a->body, "answer on connection 1");
+  const auto b = client.get("/b");
+  ASSERT_TRUE(b) << b.error().line();
+  EXPECT_EQ(b->body, "answer on connection 2");
+  EXPECT_EQ(server.accepts(), 2);
+}
+
+TEST(HttpClient, ResendsOnceWhenAKeptConnectionClosesWithoutAnswering) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int connection, const std::string& request) {
+    if (connection == 1 && request.starts_with("POST /second")) {
+      return ScriptedServer::Answer{};  // read the request, close without a byte of answer
+    }
+    return ScriptedServer::Answer{{ok_with_length("connection " + std::to_string(connection))}};
+  });
+  HttpClient client(server.endpoint(), 2s);
+  ASSERT_TRUE(client.get("/first"));
+  const auto r = client.post("/second", "{}");
+  ASSERT_TRUE(r) << r.error().line();
+  EXPECT_EQ(r->body, "connection 2");
+  EXPECT_EQ(server.accepts(), 2);
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 3U);
+  EXPECT_TRUE(requests[2].starts_with("POST /second ")) << requests[2];
+}
+
+TEST(HttpClient, DoesNotResendMoreThanOnce) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string& request) {
+    if (request.starts_with("GET /first ")) {
+      return ScriptedServer::Answer{{ok_with_length("ok")}};
+    }
+    return ScriptedServer::Answer{};  // every later request: the connection closes without an answer
+  });
+  HttpClient client(server.endpoint(), 2s);
+  ASSERT_TRUE(client.get("/first"));
+  const auto r = client.get("/second");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().source, server.endpoint().text + " (GET /second)");
+  EXPECT_NE(r.error().message.find("empty reply"), std::string::npos) << r.error().line();
+  const auto again = client.get("/third");  // a fresh connection that closes: not resent
+  ASSERT_FALSE(again);
+  EXPECT_EQ(server.requests().size(), 4U);  // /first, /second twice, /third once
+  EXPECT_EQ(server.accepts(), 3);
+}
+
+TEST(HttpClient, BrokenAnswersAreErrors) {
+  for (const std::vector<std::string>& pieces : std::vector<std::vector<std::string>>{
+           {"SSH-2.0-OpenSSH_9.2\r\n"},
+           {"HTTP/1.1 abc OK\r\n\r\n"},
+           {"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"},
+           {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"},
+       }) {
+    TempDir dir;
+    ScriptedServer server(dir.path() / "s.sock", [&](int, const std::string&) {
+      return ScriptedServer::Answer{pieces, true};
+    });
+    HttpClient client(server.endpoint(), 2s);
+    const auto r = client.get("/x");
+    ASSERT_FALSE(r) << pieces.front();
+    EXPECT_TRUE(r.error().message.starts_with("not an HTTP answer (")) << r.error().line();
+  }
+}
+
+TEST(HttpClient, AnswerCutShortIsAnError) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    return ScriptedServer::Answer{{"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a part"}, true};
+  });
+  HttpClient client(server.endpoint(), 2s);
+  const auto r = client.get("/x");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "the server closed the connection in the middle of the answer");
+}
+
+TEST(HttpClient, OversizedChunkedBodyIsRefused) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    const std::string piece(1U << 20, 'x');
+    std::string chunk = fmt::format("{:x}\r\n{}\r\n", piece.size(), piece);
+    std::string all = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (std::size_t i = 0; i <= HttpClient::k_max_body_bytes >> 20; ++i) {
+      all += chunk;
+    }
+    return ScriptedServer::Answer{{all + "0\r\n\r\n"}, true};
+  });
+  HttpClient client(server.endpoint(), 10s);
+  const auto r = client.get("/big");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "response larger than 64 MiB");
+}
+
+TEST(HttpClient, StreamDeliversDechunkedPiecesAsTheyArrive) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    return ScriptedServer::Answer{{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "5\r\nhel", "lo\r\n",
+                                   "6\r\n world\r\n", "0\r\n\r\n"}};
+  });
+  HttpClient client(server.endpoint(), 2s);
+  std::atomic<bool> stop{false};
+  long opened = 0;
+  std::vector<std::string> pieces;
+  const auto status = client.stream(
+      "/events",
+      [&](std::string_view piece) {
+        pieces.emplace_back(piece);
+        return true;
+      },
+      stop, [&](long s) { opened = s; });
+  ASSERT_TRUE(status) << status.error().line();
+  EXPECT_EQ(*status, 200);
+  EXPECT_EQ(opened, 200);
+  EXPECT_EQ(pieces, (std::vector<std::string>{"hel", "lo", " world"}));
+}
+
+TEST(HttpClient, StreamStopsPromptlyWhileTheServerIsSilent) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    return ScriptedServer::Answer{{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"}};
+  });
+  HttpClient client(server.endpoint(), 2s);
+  std::atomic<bool> stop{false};
+  std::chrono::steady_clock::time_point stopped_at;
+  const auto status = client.stream(
+      "/events", [](std::string_view) { return true; }, stop,
+      [&](long) {
+        stopped_at = std::chrono::steady_clock::now();
+        stop = true;
+      });
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().code, ECANCELED);
+  EXPECT_EQ(status.error().message, "stopped");
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, 2s);
 }

@@ -1,5 +1,7 @@
-// The one HTTP layer: libcurl over a Unix socket or TCP, with a time-out and a
-// bounded response size. The Docker and Ollama clients sit on top of it.
+// The one HTTP layer: HTTP/1.1 over a Unix socket or TCP, with a time-out, keep-alive and a
+// bounded response size. The Docker and Ollama clients sit on top of it. Plain http:// and
+// unix:// are spoken over POSIX sockets; https:// (webhooks) goes through libcurl, which is
+// loaded at run time (dlopen "libcurl.so.4") on the first https request only.
 #pragma once
 
 #include <atomic>
@@ -51,7 +53,8 @@ class HttpClient {
   // empty) gets the status once the response headers are in; `on_chunk` gets each piece of a 2xx body
   // as it arrives and returns false to end the stream. Returns the status when the server ends the
   // stream or on_chunk returns false. Errors: the connection failed or broke, a status other than 2xx
-  // ("HTTP 400: <start of the body>"), or `stop` became true (checked every 100 ms; code ECANCELED).
+  // ("HTTP 400: <start of the body>"), `stop` became true (checked every 100 ms; code ECANCELED), or an
+  // https:// endpoint (not supported).
   [[nodiscard]] Result<long> stream(std::string_view path, const std::function<bool(std::string_view chunk)>& on_chunk,
                                     const std::atomic<bool>& stop,
                                     const std::function<void(long status)>& on_open = {});
@@ -66,11 +69,13 @@ class HttpClient {
  private:
   [[nodiscard]] Result<HttpResponse> perform(std::string_view method, std::string_view path, std::string_view body,
                                              std::chrono::milliseconds timeout);
+  [[nodiscard]] Result<HttpResponse> perform_tls(std::string_view method, std::string_view path, std::string_view body,
+                                                 std::chrono::milliseconds timeout);
 
   Endpoint m_endpoint;
   std::chrono::milliseconds m_timeout;
   struct Handle;
-  std::unique_ptr<Handle> m_handle;  // one curl easy handle, reused for keep-alive
+  std::unique_ptr<Handle> m_handle;  // the kept-alive connection (or curl handle for https)
 };
 
 }  // namespace mw::adapters
