@@ -447,9 +447,13 @@ void Daemon::tick() {
   }
   snap->status.docker = m_docker_status;
   sample_containers(*snap);
-  probes::NvmlOptions nvml;
-  nvml.library = m_config.nvml_library;
-  snap->status.gpu = probes::read_gpus(m_env.root, nvml);
+  if (!m_gpu || (!m_gpu->available() && m_env.clock.now() >= m_gpu_retry)) {
+    probes::NvmlOptions nvml;
+    nvml.library = m_config.nvml_library;
+    m_gpu = std::make_unique<probes::GpuReader>(nvml);
+    m_gpu_retry = m_env.clock.now() + Duration(300'000);
+  }
+  snap->status.gpu = m_gpu->read(m_env.root);
 
   auto findings = run_detectors(m_sampler->states(), m_sampler->host(), m_config.thresholds);
   act(findings, requested);
@@ -823,6 +827,9 @@ void Daemon::reload(ServeConfig config) {
     } else {
       log("token file: " + t.error().line() + "; POST /api/v1/fix is off");
     }
+  }
+  if (config.nvml_library != m_config.nvml_library) {
+    m_gpu.reset();  // loaded again with the new library at the next round
   }
   m_config = std::move(config);
   if (new_sampler) {

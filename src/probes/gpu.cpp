@@ -389,31 +389,54 @@ class ContainerLookup {
 
 }  // namespace
 
-GpuReport read_gpus(const HostRoot& root, const NvmlOptions& options) {
-  GpuReport report;
-  Loaded loaded = load(options);
-  if (!loaded.library.loaded()) {
-    report.availability = GpuAvailability::no_library;
-    const bool absent = loaded.error.empty() || loaded.error.find("No such file") != std::string::npos;
-    report.message = absent ? fmt::format("no NVIDIA driver: {} not found (GPU columns omitted)", loaded.name)
-                            : fmt::format("no NVIDIA driver: {} (GPU columns omitted)", loaded.error);
-    return report;
-  }
+// The library, its entry points and the NVML session, in the order they must be torn down.
+struct GpuReader::State {
+  Loaded loaded;
+  std::optional<Api> api;
+  std::optional<Session> session;  // shut down before `loaded` closes the library
+  GpuReport failure;               // why there is no session
+};
 
-  const Api api(loaded.library);
+GpuReader::GpuReader(const NvmlOptions& options) : m_state(std::make_unique<State>()) {
+  auto& st = *m_state;
+  st.loaded = load(options);
+  auto& report = st.failure;
+  if (!st.loaded.library.loaded()) {
+    report.availability = GpuAvailability::no_library;
+    const bool absent = st.loaded.error.empty() || st.loaded.error.find("No such file") != std::string::npos;
+    report.message = absent ? fmt::format("no NVIDIA driver: {} not found (GPU columns omitted)", st.loaded.name)
+                            : fmt::format("no NVIDIA driver: {} (GPU columns omitted)", st.loaded.error);
+    return;
+  }
+  st.api.emplace(st.loaded.library);
+  const auto& api = *st.api;
   if (api.init == nullptr || api.get_count == nullptr || api.get_handle == nullptr) {
     report.availability = GpuAvailability::failed;
     report.message =
-        fmt::format("NVML: {} lacks nvmlInit, nvmlDeviceGetCount or nvmlDeviceGetHandleByIndex", loaded.name);
-    return report;
+        fmt::format("NVML: {} lacks nvmlInit, nvmlDeviceGetCount or nvmlDeviceGetHandleByIndex", st.loaded.name);
+    return;
   }
   if (const NvmlReturn rc = api.init(); rc != nvml_success) {
     report.availability = GpuAvailability::failed;
     report.message = api.describe(rc);
-    return report;
+    return;
   }
-  const Session session(api.shutdown);  // shut down before `loaded` closes the library
+  st.session.emplace(api.shutdown);
+}
 
+GpuReader::~GpuReader() = default;
+
+bool GpuReader::available() const {
+  return m_state->session.has_value();
+}
+
+GpuReport GpuReader::read(const HostRoot& root) const {
+  const auto& st = *m_state;
+  if (!st.session) {
+    return st.failure;
+  }
+  const auto& api = *st.api;
+  GpuReport report;
   unsigned count = 0;
   if (const NvmlReturn rc = api.get_count(&count); rc != nvml_success) {
     report.availability = GpuAvailability::failed;
@@ -442,6 +465,10 @@ GpuReport read_gpus(const HostRoot& root, const NvmlOptions& options) {
     report.gpus.push_back(std::move(gpu));
   }
   return report;
+}
+
+GpuReport read_gpus(const HostRoot& root, const NvmlOptions& options) {
+  return GpuReader(options).read(root);
 }
 
 }  // namespace mw::probes

@@ -367,5 +367,32 @@ TEST(ReadGpus, LegacyLibraryUsesV1EntryPointsAndLayout) {
 #endif
 }
 
+TEST(GpuReader, InitialisesOnceAndReadsMany) {
+  const FixtureRoot root;
+  const FakeNvml fake(root);
+  {
+    const GpuReader reader(fake_library());
+    ASSERT_TRUE(reader.available());
+    for (int i = 0; i < 3; ++i) {
+      const auto report = reader.read(root.host());
+      ASSERT_EQ(report.availability, GpuAvailability::available) << report.message;
+      ASSERT_EQ(report.gpus.size(), 1U);
+      expect_full_memory(report.gpus[0]);
+    }
+    EXPECT_EQ(fake.calls_to("nvmlInit_v2").size(), 1U);
+    EXPECT_TRUE(fake.calls_to("nvmlShutdown").empty());  // still in use
+  }
+  EXPECT_EQ(fake.calls_to("nvmlShutdown").size(), 1U);  // at the end of the reader's life
+}
+
+TEST(GpuReader, WithoutALibraryEveryReadSaysWhy) {
+  const FixtureRoot root;
+  const GpuReader reader(NvmlOptions{(root.dir() / "missing" / "libnvidia-ml.so.1").string()});
+  EXPECT_FALSE(reader.available());
+  const auto report = reader.read(root.host());
+  EXPECT_EQ(report.availability, GpuAvailability::no_library);
+  EXPECT_NE(report.message.find("no NVIDIA driver"), std::string::npos) << report.message;
+}
+
 }  // namespace
 }  // namespace mw::probes

@@ -33,6 +33,7 @@
 #include "cli/serve_state.hpp"
 #include "core/rate_limit.hpp"
 #include "probes/cgroup.hpp"
+#include "probes/gpu.hpp"
 
 namespace mw::cli {
 
@@ -127,6 +128,9 @@ class Daemon {
   // After an action that ran and did not succeed (or could not be journaled), the server is left alone
   // until this time (monotonic), so a refused drain does not unload and wait again every round.
   std::map<std::string, Timestamp> m_hold_until;  // a fix is running (the main loop is busy, /healthz stays ok)
+
+  std::unique_ptr<probes::GpuReader> m_gpu;  // NVML stays loaded; without it, tried again every 5 minutes
+  Timestamp m_gpu_retry{0};
 
   std::optional<adapters::Journal> m_journal;
   std::optional<adapters::SampleStore> m_store;
