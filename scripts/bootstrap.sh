@@ -2,7 +2,8 @@
 # Installs what memwarden needs from Debian 12's packages. Idempotent: only
 # missing packages are installed, and apt's lists are refreshed only then.
 #   scripts/bootstrap.sh build   # compiler, CMake and the libraries
-#   scripts/bootstrap.sh test    # build + what the tests need (Docker engine, busybox-static, GoogleTest, ...)
+#   scripts/bootstrap.sh test    # build + what the tests need (Docker engine, busybox-static, GoogleTest,
+#                                #   clang and libFuzzer for scripts/fuzz.sh, ...)
 set -euo pipefail
 
 mode=${1:-build}
@@ -11,7 +12,7 @@ build_packages=(
   libfmt-dev nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev libsqlite3-dev libyaml-cpp-dev
 )
 test_packages=(
-  libgtest-dev libgmock-dev libbenchmark-dev clang-format
+  libgtest-dev libgmock-dev libbenchmark-dev clang-format clang libclang-rt-14-dev
   docker.io busybox-static curl binutils util-linux procps prometheus prometheus-node-exporter
 )
 case "$mode" in

@@ -2,7 +2,8 @@
 # Quick start, part two: install what is needed, build with warnings as
 # errors, and run the whole suite through ctest. The integration tests start a
 # private Docker engine themselves (scripts/integration-fixture.sh) and stop
-# it by pid. Then the unit tests run again under ASan and UBSan.
+# it by pid. Then the unit tests run again under ASan and UBSan, and libFuzzer
+# fuzzes the GGUF header parser for 60 s (scripts/fuzz.sh).
 #   scripts/test.sh            # everything
 #   scripts/test.sh --no-asan  # skip the sanitizer build
 set -euo pipefail
@@ -27,3 +28,6 @@ if [[ $asan -eq 1 ]]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --preset asan -j "$jobs"
 fi
+
+echo "== fuzz the GGUF header parser (libFuzzer, ASan, UBSan)"
+scripts/fuzz.sh 60

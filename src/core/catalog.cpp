@@ -1,0 +1,147 @@
+#include "core/catalog.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <optional>
+
+namespace mw {
+
+const std::vector<CatalogModel>& catalog() {
+  // ../shared/reference/estimation.md §5 (litgpt configs, DeepSeek-Coder's Megatron config); all head_dim 128.
+  static const std::vector<CatalogModel> models{
+      {"llama3.1:8b", "llama", 32, 4096, 14336, 32, 8, 128256, 131072, false, "q4_K_M"},
+      {"llama3.1:70b", "llama", 80, 8192, 28672, 64, 8, 128256, 131072, false, "q4_K_M"},
+      {"codellama:34b", "llama", 48, 8192, 22016, 64, 8, 32000, 16384, false, "q4_0"},
+      {"deepseek-coder:33b", "llama", 62, 7168, 19200, 56, 8, 32256, 16384, false, "q4_0"},
+      {"qwen2.5:7b", "qwen2", 28, 3584, 18944, 28, 4, 152064, 32768, true, "q4_K_M"},
+      {"qwen2.5:32b", "qwen2", 64, 5120, 27648, 40, 8, 152064, 32768, true, "q4_K_M"},
+      {"mistral:7b", "llama", 32, 4096, 14336, 32, 8, 32768, 32768, false, "q4_0"},
+  };
+  return models;
+}
+
+const std::vector<std::string>& catalog_quantizations() {
+  static const std::vector<std::string> names{"f16", "q8_0", "q4_0", "q4_K_M"};
+  return names;
+}
+
+namespace {
+
+// ggml type sizes: bytes per block / elements per block (ggml.c type traits).
+struct Quant {
+  std::uint64_t block;
+  std::uint64_t bytes;
+};
+constexpr Quant k_f32{1, 4};
+constexpr Quant k_f16{1, 2};
+constexpr Quant k_q8_0{32, 34};
+constexpr Quant k_q4_0{32, 18};
+constexpr Quant k_q4_k{256, 144};
+constexpr Quant k_q6_k{256, 210};
+
+std::uint64_t bytes_of(Quant q, std::uint64_t elements) {
+  return elements / q.block * q.bytes;
+}
+
+// llama.cpp quantize (src/llama-quant.cpp, use_more_bits): Q4_K_M gives attn_v and ffn_down Q6_K in the
+// first and last eighth of the layers and in every third layer between.
+bool more_bits(std::uint64_t layer, std::uint64_t layers) {
+  return layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
+}
+
+struct Layout {
+  Quant body;    // most matrices
+  Quant v_down;  // attn_v and ffn_down where more bits are given
+  Quant embd;    // token_embd
+  Quant output;  // output
+  bool mixed = false;
+};
+
+std::optional<Layout> layout_of(std::string_view quant) {
+  // Q4_0 and Q4_K_M files keep output.weight at Q6_K (llama.cpp's default for the output tensor);
+  // Q8_0 and f16 files keep it at their own type.
+  if (quant == "f16") {
+    return Layout{k_f16, k_f16, k_f16, k_f16};
+  }
+  if (quant == "q8_0") {
+    return Layout{k_q8_0, k_q8_0, k_q8_0, k_q8_0};
+  }
+  if (quant == "q4_0") {
+    return Layout{k_q4_0, k_q4_0, k_q4_0, k_q6_k};
+  }
+  if (quant == "q4_K_M") {
+    return Layout{k_q4_k, k_q6_k, k_q4_k, k_q6_k, true};
+  }
+  return std::nullopt;
+}
+
+std::string known_names() {
+  std::string out;
+  for (const auto& m : catalog()) {
+    out += (out.empty() ? "" : ", ") + m.name;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<ModelShape> catalog_shape(std::string_view name) {
+  // "family:size[-variant...][-quant]"
+  const auto colon = name.find(':');
+  const auto dash = name.find('-', colon == std::string_view::npos ? 0 : colon);
+  const auto base = name.substr(0, dash);
+  const auto it =
+      std::find_if(catalog().begin(), catalog().end(), [&](const CatalogModel& m) { return m.name == base; });
+  if (it == catalog().end()) {
+    return fail(std::string(name), fmt::format("not in the built-in catalog (it knows {})", known_names()));
+  }
+  std::string quant = it->default_quantization;
+  if (dash != std::string_view::npos) {
+    const auto last = name.rfind('-');
+    const auto tail = name.substr(last + 1);
+    if (layout_of(tail)) {
+      quant = std::string(tail);
+    } else if (tail != "instruct" && tail != "text" && tail != "code" && tail != "python") {
+      return fail(std::string(name), fmt::format("the catalog sizes the quantizations f16, q8_0, q4_0 and q4_K_M, "
+                                                 "not '{}'",
+                                                 tail));
+    }
+  }
+  const auto layout = *layout_of(quant);
+  const auto& c = *it;
+  const std::uint64_t dh = c.embedding_length / c.head_count;
+  const std::uint64_t d = c.embedding_length;
+  const std::uint64_t q_out = c.head_count * dh;
+  const std::uint64_t kv_out = c.head_count_kv * dh;
+  ModelShape m;
+  m.architecture = c.architecture;
+  m.block_count = c.block_count;
+  m.embedding_length = d;
+  m.head_count = c.head_count;
+  m.head_count_kv = c.head_count_kv;
+  m.key_length = dh;
+  m.value_length = dh;
+  m.vocab_size = c.vocab_size;
+  m.context_length = c.context_length;
+  for (std::uint64_t i = 0; i < c.block_count; ++i) {
+    const auto vd = layout.mixed && more_bits(i, c.block_count) ? layout.v_down : layout.body;
+    std::uint64_t b = 0;
+    b += bytes_of(layout.body, d * q_out);                      // attn_q
+    b += bytes_of(layout.body, d * kv_out);                     // attn_k
+    b += bytes_of(vd, d * kv_out);                              // attn_v
+    b += bytes_of(layout.body, q_out * d);                      // attn_output
+    b += 2 * bytes_of(layout.body, d * c.feed_forward_length);  // ffn_gate, ffn_up
+    b += bytes_of(vd, c.feed_forward_length * d);               // ffn_down
+    b += 2 * bytes_of(k_f32, d);                                // attn_norm, ffn_norm
+    if (c.qkv_bias) {
+      b += bytes_of(k_f32, q_out + 2 * kv_out);
+    }
+    m.block_bytes.push_back(b);
+  }
+  m.token_embd_bytes = bytes_of(layout.embd, c.vocab_size * d);
+  m.output_bytes = bytes_of(layout.output, c.vocab_size * d) + bytes_of(k_f32, d);  // output, output_norm
+  return m;
+}
+
+}  // namespace mw

@@ -1,0 +1,89 @@
+// How much RAM and VRAM a model needs, and how Ollama would split it between
+// the GPU and the CPU. Pure: the model's shape and tensor sizes come in (from a
+// GGUF header or the catalog), the devices' free memory comes in, a placement
+// comes out. Where each formula comes from is said next to it (estimate.cpp);
+// the background is ../shared/reference/estimation.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/gguf.hpp"
+
+namespace mw {
+
+// What the estimate needs to know about a model.
+struct ModelShape {
+  std::string architecture;       // general.architecture, e.g. "llama"
+  std::uint64_t block_count = 0;  // <arch>.block_count
+  std::uint64_t embedding_length = 0;
+  std::uint64_t head_count = 0;
+  std::uint64_t head_count_kv = 0;  // = head_count without grouped-query attention
+  std::uint64_t key_length = 0;     // per head; embedding_length / head_count when the file does not say
+  std::uint64_t value_length = 0;
+  std::uint64_t vocab_size = 0;
+  std::uint64_t context_length = 0;  // trained context
+  // Bytes of the weights, from the real tensor sizes.
+  std::vector<std::uint64_t> block_bytes;  // blk.N.*, one entry per block
+  std::uint64_t token_embd_bytes = 0;      // token_embd.*: always on the CPU
+  std::uint64_t output_bytes = 0;          // output.* and output_norm.* (the output layer)
+};
+
+// The shape from a GGUF header: <arch>.block_count, embedding_length, attention.head_count(_kv),
+// attention.key_length/value_length, context_length, the vocabulary, and the real tensor sizes
+// grouped by blk.N / token_embd / output. Without output.weight (tied embeddings) the output layer is
+// token_embd, as Ollama counts it. Errors name `source`.
+[[nodiscard]] Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source);
+
+enum class KvType { f16, q8_0, q4_0 };
+[[nodiscard]] const char* to_string(KvType type);
+[[nodiscard]] std::optional<KvType> parse_kv_type(std::string_view text);
+
+enum class WeightLoading { mmap, no_mmap, mlock };
+
+struct EstimateOptions {
+  std::uint64_t num_ctx = 2048;  // per slot, as Ollama's num_ctx
+  std::uint64_t parallel = 1;    // OLLAMA_NUM_PARALLEL: Ollama multiplies num_ctx by it
+  std::uint64_t batch = 512;     // num_batch
+  KvType kv_type = KvType::f16;
+  bool flash_attention = false;              // OLLAMA_FLASH_ATTENTION; quantized KV needs it
+  std::uint64_t gpu_reserve = 457ULL << 20;  // per GPU: Ollama's MinimumMemory for CUDA
+  WeightLoading loading = WeightLoading::mmap;
+};
+
+// ctx × parallel with each slot padded to 256 cells (llama.cpp pads n_ctx_seq to 256).
+[[nodiscard]] std::uint64_t kv_cells(const EstimateOptions& o);
+// One block's K and V cache for all cells: row_size(type, length × head_count_kv) × cells, K plus V.
+[[nodiscard]] std::uint64_t kv_bytes_per_block(const ModelShape& m, const EstimateOptions& o);
+// Ollama's compute-graph formulas for llama-style models (full and partial offload).
+struct GraphBytes {
+  std::uint64_t full = 0;
+  std::uint64_t partial = 0;
+};
+[[nodiscard]] GraphBytes graph_bytes(const ModelShape& m, const EstimateOptions& o);
+
+struct Placement {
+  std::uint64_t layers_total = 0;    // blocks + the output layer, as Ollama counts them
+  std::uint64_t layers_on_gpu = 0;   // from the last block down
+  std::uint64_t vram = 0;            // on the GPU: weights, KV, graph, reserve
+  std::uint64_t ram_resident = 0;    // anonymous memory on the CPU side: KV, graph, and weights without mmap
+  std::uint64_t ram_page_cache = 0;  // CPU-side weights mapped from the file (reclaimable) with mmap
+  std::uint64_t weights = 0;
+  std::uint64_t kv = 0;
+  GraphBytes graph;
+  [[nodiscard]] bool full_offload() const { return layers_total > 0 && layers_on_gpu == layers_total; }
+  // The model's share on the GPU, as `ollama ps` prints "23%/77% CPU/GPU": size_vram / size.
+  [[nodiscard]] double gpu_fraction() const;
+};
+
+// Places the model on one GPU with `gpu_free` bytes free (0: CPU only), Ollama's way: a GPU is used only
+// when it holds its reserve, the partial graph and two blocks; then blocks go on from the last down while
+// they fit, and the output layer last. Errors for a shape it cannot size (no blocks, quantized KV without
+// flash attention, a head length that is not a multiple of 32 for quantized KV).
+[[nodiscard]] Result<Placement> place_model(const ModelShape& m, const EstimateOptions& o, std::uint64_t gpu_free);
+
+}  // namespace mw

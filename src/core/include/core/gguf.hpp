@@ -1,0 +1,190 @@
+// GGUF model files: the header (metadata key/values and tensor infos) and the
+// sizes of ggml tensor types. Pure: parse_gguf reads bytes the caller supplies
+// (probes::read_gguf reads them from a file). Format facts: ggml docs/gguf.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace mw {
+
+// gguf_type: the type of a metadata value (the numbers are the file's).
+enum class GgufValueType : std::uint32_t {
+  uint8 = 0,
+  int8 = 1,
+  uint16 = 2,
+  int16 = 3,
+  uint32 = 4,
+  int32 = 5,
+  float32 = 6,
+  boolean = 7,
+  string = 8,
+  array = 9,
+  uint64 = 10,
+  int64 = 11,
+  float64 = 12,
+};
+
+[[nodiscard]] const char* to_string(GgufValueType type);
+
+// An array value: one vector of its element type (the alternative's index is the GgufValueType),
+// so that a vocabulary of 150k tokens is one std::vector<std::string>. Arrays nest.
+struct GgufArray {
+  using Items = std::variant<std::vector<std::uint8_t>, std::vector<std::int8_t>, std::vector<std::uint16_t>,
+                             std::vector<std::int16_t>, std::vector<std::uint32_t>, std::vector<std::int32_t>,
+                             std::vector<float>, std::vector<bool>, std::vector<std::string>, std::vector<GgufArray>,
+                             std::vector<std::uint64_t>, std::vector<std::int64_t>, std::vector<double>>;
+  Items items;
+
+  [[nodiscard]] GgufValueType element_type() const { return static_cast<GgufValueType>(items.index()); }
+  [[nodiscard]] std::size_t size() const;
+  friend bool operator==(const GgufArray&, const GgufArray&) = default;
+};
+
+// A metadata value; the alternative's index is the GgufValueType.
+struct GgufValue {
+  using Storage = std::variant<std::uint8_t, std::int8_t, std::uint16_t, std::int16_t, std::uint32_t, std::int32_t,
+                               float, bool, std::string, GgufArray, std::uint64_t, std::int64_t, double>;
+  Storage value;
+
+  [[nodiscard]] GgufValueType type() const { return static_cast<GgufValueType>(value.index()); }
+  // Any integer type whose value fits (a negative one does not fit a u64); nullopt otherwise.
+  [[nodiscard]] std::optional<std::uint64_t> as_u64() const;
+  [[nodiscard]] std::optional<std::int64_t> as_i64() const;
+  // Any integer or floating-point type.
+  [[nodiscard]] std::optional<double> as_f64() const;
+  [[nodiscard]] std::optional<std::string_view> as_string() const;
+  [[nodiscard]] const GgufArray* as_array() const;
+  friend bool operator==(const GgufValue&, const GgufValue&) = default;
+};
+
+struct GgufKeyValue {
+  std::string key;
+  GgufValue value;
+  friend bool operator==(const GgufKeyValue&, const GgufKeyValue&) = default;
+};
+
+// ggml_type ids (ggml.h). Ids 4, 5, 31-33 and 36-38 were removed upstream.
+enum class GgmlType : std::uint32_t {
+  f32 = 0,
+  f16 = 1,
+  q4_0 = 2,
+  q4_1 = 3,
+  q5_0 = 6,
+  q5_1 = 7,
+  q8_0 = 8,
+  q8_1 = 9,
+  q2_k = 10,
+  q3_k = 11,
+  q4_k = 12,
+  q5_k = 13,
+  q6_k = 14,
+  q8_k = 15,
+  iq2_xxs = 16,
+  iq2_xs = 17,
+  iq3_xxs = 18,
+  iq1_s = 19,
+  iq4_nl = 20,
+  iq3_s = 21,
+  iq2_s = 22,
+  iq4_xs = 23,
+  i8 = 24,
+  i16 = 25,
+  i32 = 26,
+  i64 = 27,
+  f64 = 28,
+  iq1_m = 29,
+  bf16 = 30,
+  tq1_0 = 34,
+  tq2_0 = 35,
+  mxfp4 = 39,
+  nvfp4 = 40,
+  q1_0 = 41,
+  q2_0 = 42,
+};
+
+[[nodiscard]] constexpr std::uint32_t ggml_id(GgmlType type) {
+  return static_cast<std::uint32_t>(type);
+}
+
+// A ggml type's block: block_size elements take type_size bytes.
+struct GgmlTypeTraits {
+  std::string_view name;  // "F32", "Q4_K", "IQ2_XXS"
+  std::uint32_t block_size = 1;
+  std::uint32_t type_size = 0;
+};
+
+// nullopt for an id ggml does not (or no longer) define.
+[[nodiscard]] std::optional<GgmlTypeTraits> ggml_type_traits(std::uint32_t type);
+
+// Bytes of `elements` consecutive values of `type` (ggml_row_size): nullopt for an unknown type,
+// a count that is not a multiple of the block size, or an overflow.
+[[nodiscard]] std::optional<std::uint64_t> ggml_row_bytes(std::uint32_t type, std::uint64_t elements);
+
+// Bytes of a tensor: (dims[0] / block) * type_size * dims[1] * ...; nullopt for an unknown type, no dims,
+// a row (dims[0]) that is not a multiple of the block size, or an overflow.
+[[nodiscard]] std::optional<std::uint64_t> ggml_tensor_bytes(std::uint32_t type,
+                                                             const std::vector<std::uint64_t>& dims);
+
+struct GgufTensorInfo {
+  std::string name;
+  std::vector<std::uint64_t> dims;  // ne[0] first (the row length), as in the file
+  std::uint32_t type = 0;           // ggml_type id; parse_gguf accepts only known ones
+  std::string_view type_name;       // ggml_type_traits(type)->name (static storage)
+  std::uint64_t offset = 0;         // from the start of the data section; a multiple of the alignment
+  std::uint64_t bytes = 0;          // ggml_tensor_bytes(type, dims)
+
+  [[nodiscard]] std::uint64_t elements() const;
+};
+
+inline constexpr std::uint64_t k_gguf_default_alignment = 32;
+inline constexpr std::size_t k_gguf_max_nesting = 8;  // arrays of arrays, deeper is refused
+inline constexpr std::size_t k_gguf_max_dims = 8;     // ggml uses 4; a few more are accepted
+inline constexpr std::size_t k_gguf_max_key = 65535;  // bytes in a metadata key
+inline constexpr std::size_t k_gguf_max_name = 63;    // bytes in a tensor name (GGML_MAX_NAME - 1)
+
+struct GgufFile {
+  std::uint32_t version = 3;                           // 2 or 3
+  std::vector<GgufKeyValue> metadata;                  // in file order, keys unique
+  std::vector<GgufTensorInfo> tensors;                 // in file order, names unique
+  std::uint64_t alignment = k_gguf_default_alignment;  // general.alignment
+  std::uint64_t header_bytes = 0;                      // where the tensor infos end: the bytes the parse needed
+  std::uint64_t data_offset = 0;                       // start of the tensor data: header_bytes padded to the alignment
+  std::uint64_t data_bytes = 0;            // end of the last tensor within the data section (max offset + bytes)
+  std::optional<std::uint64_t> file_size;  // when known: given to parse_gguf, or read_gguf's fstat
+  std::uint64_t bytes_read = 0;            // probes::read_gguf: how many bytes of the file it read
+
+  [[nodiscard]] std::uint64_t tensor_count() const { return tensors.size(); }
+  [[nodiscard]] const GgufValue* find(std::string_view key) const;
+  [[nodiscard]] std::optional<std::uint64_t> get_u64(std::string_view key) const;
+  [[nodiscard]] std::optional<std::int64_t> get_i64(std::string_view key) const;
+  [[nodiscard]] std::optional<double> get_f64(std::string_view key) const;
+  [[nodiscard]] std::optional<std::string_view> get_string(std::string_view key) const;
+  [[nodiscard]] const GgufArray* get_array(std::string_view key) const;
+  // general.architecture ("llama", "qwen2"), and "<architecture>.<suffix>" as a u64 ("block_count").
+  [[nodiscard]] std::optional<std::string_view> architecture() const;
+  [[nodiscard]] std::optional<std::uint64_t> arch_u64(std::string_view suffix) const;
+  [[nodiscard]] const GgufTensorInfo* find_tensor(std::string_view name) const;
+};
+
+// Parses a GGUF header from `bytes`, the start of a file; `source` names it in errors. Every count,
+// length, type, nesting level (k_gguf_max_nesting), dimension and offset is checked, and a count is
+// weighed against the bytes that could hold it before anything is allocated.
+//
+// `file_size`: the size of the whole file when `bytes` may be only its start (probes::read_gguf).
+// Without it, `bytes` is taken to be all there is.
+// When the header goes on past the end of `bytes` (but not past file_size), the error's code is
+// ENODATA and *bytes_needed (when given) is the least length of `bytes` that can hold what was being
+// read: read that much (or more) and parse again. A header that runs past file_size is corrupt
+// (code 0), as is any other bad header.
+[[nodiscard]] Result<GgufFile> parse_gguf(std::string_view bytes, std::string_view source,
+                                          std::optional<std::uint64_t> file_size = std::nullopt,
+                                          std::uint64_t* bytes_needed = nullptr);
+
+}  // namespace mw

@@ -1,0 +1,65 @@
+// libFuzzer target for mw::parse_gguf (scripts/fuzz.sh builds and runs it under ASan and UBSan).
+// Besides "no crash, no leak, no hang" it checks what the reader relies on:
+//   - an error is one line; ENODATA comes with a need for more bytes than were given;
+//   - a parsed header is consistent (aligned data offset, sizes that match the types);
+//   - the first half of the input, parsed as the start of a file of the whole size, either parses the
+//     same header or asks for more bytes, never more than the header takes.
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
+
+#include "core/gguf.hpp"
+
+namespace {
+
+void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "fuzz_gguf: invariant broken: %s\n", what);
+    std::abort();
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);  // NOLINT
+  std::uint64_t needed = 0;
+  const auto whole = mw::parse_gguf(bytes, "fuzz", std::nullopt, &needed);
+  if (!whole) {
+    check(whole.error().line().find('\n') == std::string::npos, "the error is one line");
+    check(whole.error().code == 0 || whole.error().code == ENODATA, "the error code is 0 or ENODATA");
+    if (whole.error().code == ENODATA) {
+      check(needed > size, "ENODATA asks for more bytes than were given");
+    }
+  } else {
+    const auto& f = *whole;
+    check(f.version == 2 || f.version == 3, "version 2 or 3");
+    check(f.header_bytes <= size, "the header lies within the bytes");
+    check(f.data_offset >= f.header_bytes && f.data_offset % f.alignment == 0, "the data offset is aligned");
+    check(f.data_offset - f.header_bytes < f.alignment, "the data offset is the padded header");
+    for (const auto& t : f.tensors) {
+      check(t.offset % f.alignment == 0, "tensor offsets are aligned");
+      check(mw::ggml_tensor_bytes(t.type, t.dims) == t.bytes, "tensor sizes match their types");
+      check(t.offset + t.bytes <= f.data_bytes, "data_bytes covers every tensor");
+    }
+  }
+
+  const auto half = bytes.substr(0, size / 2);
+  std::uint64_t half_needed = 0;
+  const auto prefix = mw::parse_gguf(half, "fuzz", size, &half_needed);
+  if (whole) {
+    if (whole->header_bytes <= half.size()) {
+      check(prefix.has_value(), "a header within the first half parses from it");
+      check(prefix && prefix->tensors.size() == whole->tensors.size(), "the same header");
+    } else {
+      check(!prefix && prefix.error().code == ENODATA, "a header past the first half asks for more");
+      check(half_needed > half.size() && half_needed <= whole->header_bytes,
+            "it asks for more, but no more than the header");
+    }
+  } else if (!prefix && prefix.error().code == ENODATA) {
+    check(half_needed > half.size() && half_needed <= size, "a prefix asks for more, within the file");
+  }
+  return 0;
+}
