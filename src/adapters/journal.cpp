@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "adapters/json_fields.hpp"
+#include "sqlite_common.hpp"
 
 namespace mw::adapters {
 
@@ -80,32 +81,8 @@ constexpr const char* k_columns =
     "id, started_at_ms, ended_at_ms, server, container_id, kind, reason, evidence_json, steps_json, outcome, "
     "message, before_bytes, after_bytes, pid_of_writer";
 
-std::string sqlite_message(sqlite3* db, int rc) {
-  if (db != nullptr && sqlite3_errcode(db) == rc) {
-    return sqlite3_errmsg(db);
-  }
-  return sqlite3_errstr(rc);
-}
-
 Error db_error(const fs::path& path, sqlite3* db, int rc, std::string_view doing) {
-  const auto detail = sqlite_message(db, rc);
-  const int code = db != nullptr ? sqlite3_system_errno(db) : 0;
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return Error{path.string(),
-                   fmt::format("the journal database is locked by another process (waited {} s): {}",
-                               Journal::k_busy_timeout_ms / 1000, detail),
-                   code};
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return Error{path.string(),
-                   fmt::format("the journal database is corrupt ({}); move it aside to start a new one", detail), code};
-    case SQLITE_FULL:
-      return Error{path.string(), fmt::format("no space left for the journal: {}", detail), code != 0 ? code : ENOSPC};
-    default:
-      return Error{path.string(), fmt::format("{}: {}", doing, detail), code};
-  }
+  return sqlite_error(path, db, rc, doing, "journal", Journal::k_busy_timeout_ms);
 }
 
 // A prepared statement, finalized on scope exit. Text is bound without copying:
@@ -346,35 +323,10 @@ WriterState writer_state(std::int64_t pid, const std::optional<std::string>& tok
   return WriterState::alive;
 }
 
-Expected<void, Error> prepare_state_dir(const fs::path& dir) {
-  std::error_code ec;
-  const auto status = fs::status(dir, ec);
-  if (fs::exists(status)) {
-    if (!fs::is_directory(status)) {
-      return fail(dir.string(), "is not a directory; memwarden needs a state directory here for its journal", ENOTDIR);
-    }
-    return {};
-  }
-  if (dir.has_parent_path()) {
-    fs::create_directories(dir.parent_path(), ec);
-    if (ec) {
-      return fail(dir.string(), fmt::format("cannot create the state directory: {}", ec.message()), ec.value());
-    }
-  }
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    const int err = errno;
-    return fail(dir.string(), fmt::format("cannot create the state directory: {}", std::strerror(err)), err);
-  }
-  if (!fs::is_directory(dir, ec)) {
-    return fail(dir.string(), "is not a directory; memwarden needs a state directory here for its journal", ENOTDIR);
-  }
-  return {};
-}
-
 }  // namespace
 
 Result<Journal> Journal::open(const fs::path& state_dir) {
-  if (auto ok = prepare_state_dir(state_dir); !ok) {
+  if (auto ok = prepare_state_dir(state_dir, "journal"); !ok) {
     return unexpected(ok.error());
   }
   auto path = state_dir / k_file_name;

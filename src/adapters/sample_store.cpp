@@ -17,6 +17,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "sqlite_common.hpp"
+
 namespace mw::adapters {
 
 namespace fs = std::filesystem;
@@ -80,34 +82,8 @@ constexpr const char* k_minute_of_at_ms = "(at_ms - ((at_ms % 60000) + 60000) % 
 
 constexpr std::int64_t k_wal_size_limit = 4LL << 20;
 
-std::string sqlite_message(sqlite3* db, int rc) {
-  if (db != nullptr && sqlite3_errcode(db) == rc) {
-    return sqlite3_errmsg(db);
-  }
-  return sqlite3_errstr(rc);
-}
-
 Error db_error(const fs::path& path, sqlite3* db, int rc, std::string_view doing) {
-  const auto detail = sqlite_message(db, rc);
-  const int code = db != nullptr ? sqlite3_system_errno(db) : 0;
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return Error{path.string(),
-                   fmt::format("the sample database is locked by another process (waited {} s): {}",
-                               SampleStore::k_busy_timeout_ms / 1000, detail),
-                   code};
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return Error{path.string(),
-                   fmt::format("the sample database is corrupt ({}); move it aside to start a new history", detail),
-                   code};
-    case SQLITE_FULL:
-      return Error{path.string(), fmt::format("disk full: no space left for the sample history ({})", detail),
-                   code != 0 ? code : ENOSPC};
-    default:
-      return Error{path.string(), fmt::format("{}: {}", doing, detail), code};
-  }
+  return sqlite_error(path, db, rc, doing, "sample", SampleStore::k_busy_timeout_ms);
 }
 
 // Bytes are unsigned; SQLite integers are signed 64-bit. Stored bit for bit, so every value round-trips.
@@ -279,31 +255,6 @@ Result<std::optional<std::int64_t>> query_int(sqlite3* db, const fs::path& path,
     return unexpected(row.error());
   }
   return *row ? stmt.optional_int64(0) : std::nullopt;
-}
-
-Expected<void, Error> prepare_state_dir(const fs::path& dir) {
-  std::error_code ec;
-  const auto status = fs::status(dir, ec);
-  if (fs::exists(status)) {
-    if (!fs::is_directory(status)) {
-      return fail(dir.string(), "is not a directory; memwarden needs a state directory here for its history", ENOTDIR);
-    }
-    return {};
-  }
-  if (dir.has_parent_path()) {
-    fs::create_directories(dir.parent_path(), ec);
-    if (ec) {
-      return fail(dir.string(), fmt::format("cannot create the state directory: {}", ec.message()), ec.value());
-    }
-  }
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    const int err = errno;
-    return fail(dir.string(), fmt::format("cannot create the state directory: {}", std::strerror(err)), err);
-  }
-  if (!fs::is_directory(dir, ec)) {
-    return fail(dir.string(), "is not a directory; memwarden needs a state directory here for its history", ENOTDIR);
-  }
-  return {};
 }
 
 struct TimeRange {
@@ -692,7 +643,7 @@ Result<SampleStore> SampleStore::open(const fs::path& state_dir, SampleStoreOpti
   if (options.raw_retention.count() <= 0 || options.aggregate_retention.count() <= 0) {
     return fail(path.string(), "the sample history needs retention times above zero");
   }
-  if (auto ok = prepare_state_dir(state_dir); !ok) {
+  if (auto ok = prepare_state_dir(state_dir, "history"); !ok) {
     return unexpected(ok.error());
   }
   sqlite3* raw = nullptr;
