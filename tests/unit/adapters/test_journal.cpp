@@ -11,6 +11,7 @@
 #include <string>
 
 #include "adapters/journal.hpp"
+#include "raw_db.hpp"
 #include "test_support.hpp"
 
 using namespace mw;
@@ -42,38 +43,7 @@ Journal open_ok(const fs::path& dir) {
   return std::move(journal).value();
 }
 
-// A second, raw connection to the same file: to lock it or to write what memwarden never would.
-class RawDb {
- public:
-  explicit RawDb(const fs::path& path) {
-    if (sqlite3_open(path.c_str(), &m_db) != SQLITE_OK) {
-      ADD_FAILURE() << "cannot open " << path;
-    }
-  }
-  ~RawDb() { sqlite3_close(m_db); }
-  RawDb(const RawDb&) = delete;
-  RawDb& operator=(const RawDb&) = delete;
-
-  void exec(const std::string& sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(m_db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      ADD_FAILURE() << sql << ": " << (err != nullptr ? err : "?");
-    }
-    sqlite3_free(err);
-  }
-  std::int64_t integer(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    std::int64_t out = -1;
-    if (sqlite3_prepare_v2(m_db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
-      out = sqlite3_column_int64(stmt, 0);
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* m_db = nullptr;
-};
+using test::RawDb;
 
 void write_file(const fs::path& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

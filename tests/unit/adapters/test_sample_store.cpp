@@ -8,6 +8,7 @@
 #include <string>
 
 #include "adapters/sample_store.hpp"
+#include "raw_db.hpp"
 #include "test_support.hpp"
 
 using namespace mw;
@@ -67,39 +68,7 @@ std::vector<AggregateSample> minutes_ok(SampleStore& store, const std::string& s
   return std::move(rows).value();
 }
 
-// A second, raw connection to the same file: to lock it or to look at what memwarden wrote.
-class RawDb {
- public:
-  explicit RawDb(const fs::path& path) {
-    if (sqlite3_open(path.c_str(), &m_db) != SQLITE_OK) {
-      ADD_FAILURE() << "cannot open " << path;
-    }
-  }
-  ~RawDb() { sqlite3_close(m_db); }
-  RawDb(const RawDb&) = delete;
-  RawDb& operator=(const RawDb&) = delete;
-
-  void exec(const std::string& sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(m_db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      ADD_FAILURE() << sql << ": " << (err != nullptr ? err : "?");
-    }
-    sqlite3_free(err);
-  }
-  std::string text(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    std::string out = "<none>";
-    if (sqlite3_prepare_v2(m_db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
-      const auto* t = sqlite3_column_text(stmt, 0);
-      out = t != nullptr ? reinterpret_cast<const char*>(t) : "<null>";
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* m_db = nullptr;
-};
+using test::RawDb;
 
 std::string read_all(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
