@@ -6,8 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "cli/diagnose.hpp"
@@ -234,7 +232,6 @@ void Daemon::on_docker_stream(bool connected, const std::optional<Error>& why) {
   }
   {
     std::lock_guard lock(m_mutex);
-    m_pending.stream_connected = connected;
     m_pending.refresh = true;
     m_pending.woken = true;
   }

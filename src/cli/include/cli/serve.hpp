@@ -88,7 +88,6 @@ class Daemon {
   struct Pending {  // filled by other threads, drained by tick()
     std::deque<adapters::DockerEvent> events;
     std::deque<std::string> fix_requests;  // server names
-    std::optional<bool> stream_connected;
     bool refresh = false;
     bool woken = false;
   };
