@@ -318,13 +318,14 @@ GgufArray read_array(Cursor& in, std::size_t depth) {
       return {std::move(out)};
     }
     case GgufValueType::string: {
-      std::vector<std::string> out;
+      GgufStrings out;
       if (!in.fits(count, sizeof(std::uint64_t), "an array of strings")) {
         return {};
       }
-      out.reserve(static_cast<std::size_t>(std::min(count, in.room_for(sizeof(std::uint64_t)))));
+      out.reserve(static_cast<std::size_t>(std::min(count, in.room_for(sizeof(std::uint64_t)))),
+                  static_cast<std::size_t>(in.room_for(1)));
       for (std::uint64_t i = 0; i < count && in.ok(); ++i) {
-        out.emplace_back(in.read_string("a string in an array"));
+        out.push_back(in.read_string("a string in an array"));
       }
       return {std::move(out)};
     }
@@ -468,6 +469,22 @@ const char* to_string(GgufValueType type) {
       return "float64";
   }
   return "unknown";
+}
+
+GgufStrings::GgufStrings(std::initializer_list<std::string_view> items) {
+  for (const auto item : items) {
+    push_back(item);
+  }
+}
+
+void GgufStrings::reserve(std::size_t count, std::size_t bytes) {
+  m_ends.reserve(count);
+  m_data.reserve(bytes);
+}
+
+void GgufStrings::push_back(std::string_view item) {
+  m_data.append(item);
+  m_ends.push_back(m_data.size());
 }
 
 std::size_t GgufArray::size() const {

@@ -76,7 +76,7 @@ GgufBytes& GgufBytes::array(const GgufArray& a) {
       [this](const auto& items) {
         for (const auto& item : items) {
           using T = std::decay_t<decltype(item)>;
-          if constexpr (std::is_same_v<T, std::string>) {
+          if constexpr (std::is_same_v<T, std::string_view>) {
             str(item);
           } else if constexpr (std::is_same_v<T, GgufArray>) {
             array(item);
@@ -375,9 +375,8 @@ GgufSpec gguf_preset(GgufPreset preset, GgufVocab vocab) {
   }
 
   const std::uint32_t entries = vocab == GgufVocab::full ? s.vocab : 16;
-  std::vector<std::string> tokens;
+  GgufStrings tokens;
   std::vector<std::int32_t> token_types;
-  tokens.reserve(entries);
   for (std::uint32_t i = 0; i < entries; ++i) {
     tokens.push_back(token(i));
     token_types.push_back(i < 3 ? 3 : 1);  // control, normal
@@ -397,8 +396,7 @@ GgufSpec gguf_preset(GgufPreset preset, GgufVocab vocab) {
   spec.add("tokenizer.ggml.token_type", GgufValue{GgufArray{std::move(token_types)}});
   if (s.tokenizer == Tokenizer::gpt2) {
     const std::uint32_t merge_count = vocab == GgufVocab::full ? s.merges : 16;
-    std::vector<std::string> merges;
-    merges.reserve(merge_count);
+    GgufStrings merges;
     for (std::uint32_t i = 0; i < merge_count; ++i) {
       merges.push_back(token(i) + " " + token(i + 7));
     }
@@ -467,7 +465,7 @@ std::vector<GgufKeyValue> gguf_every_value_type() {
       {"test.array.int32", GgufValue{GgufArray{std::vector<std::int32_t>{-1, 3}}}},
       {"test.array.float32", GgufValue{GgufArray{std::vector<float>{0.25F, -8.0F}}}},
       {"test.array.bool", GgufValue{GgufArray{std::vector<bool>{true, false, true}}}},
-      {"test.array.string", GgufValue{GgufArray{std::vector<std::string>{"a", "", "tokens"}}}},
+      {"test.array.string", GgufValue{GgufArray{GgufStrings{"a", "", "tokens"}}}},
       {"test.array.uint64", GgufValue{GgufArray{std::vector<std::uint64_t>{0, 18446744073709551615ULL}}}},
       {"test.array.int64", GgufValue{GgufArray{std::vector<std::int64_t>{-5, 5}}}},
       {"test.array.float64", GgufValue{GgufArray{std::vector<double>{1e-300, 3.0}}}},
@@ -476,7 +474,7 @@ std::vector<GgufKeyValue> gguf_every_value_type() {
   // [[[1, 2], []], [["x"]]]: arrays of arrays of arrays.
   GgufArray inner_numbers{std::vector<std::uint32_t>{1, 2}};
   GgufArray inner_empty{std::vector<std::int64_t>{}};
-  GgufArray inner_strings{std::vector<std::string>{"x"}};
+  GgufArray inner_strings{GgufStrings{"x"}};
   GgufArray middle_a{std::vector<GgufArray>{inner_numbers, inner_empty}};
   GgufArray middle_b{std::vector<GgufArray>{inner_strings}};
   out.push_back({"test.array.nested", GgufValue{GgufArray{std::vector<GgufArray>{middle_a, middle_b}}}});

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,12 +34,51 @@ enum class GgufValueType : std::uint32_t {
 
 [[nodiscard]] const char* to_string(GgufValueType type);
 
+// The strings of a string array in one buffer: a vocabulary of 150k tokens is two allocations, not 150k.
+class GgufStrings {
+ public:
+  GgufStrings() = default;
+  GgufStrings(std::initializer_list<std::string_view> items);
+
+  void reserve(std::size_t count, std::size_t bytes);
+  void push_back(std::string_view item);
+  [[nodiscard]] std::size_t size() const { return m_ends.size(); }
+  [[nodiscard]] bool empty() const { return m_ends.empty(); }
+  [[nodiscard]] std::string_view operator[](std::size_t i) const {
+    const std::size_t begin = i == 0 ? 0 : m_ends[i - 1];
+    return std::string_view(m_data).substr(begin, m_ends[i] - begin);
+  }
+  friend bool operator==(const GgufStrings&, const GgufStrings&) = default;
+
+  // Range-for over the strings as string_views.
+  class Iterator {
+   public:
+    Iterator(const GgufStrings* owner, std::size_t i) : m_owner(owner), m_i(i) {}
+    std::string_view operator*() const { return (*m_owner)[m_i]; }
+    Iterator& operator++() {
+      ++m_i;
+      return *this;
+    }
+    friend bool operator==(const Iterator&, const Iterator&) = default;
+
+   private:
+    const GgufStrings* m_owner;
+    std::size_t m_i;
+  };
+  [[nodiscard]] Iterator begin() const { return {this, 0}; }
+  [[nodiscard]] Iterator end() const { return {this, size()}; }
+
+ private:
+  std::string m_data;               // the strings one after another
+  std::vector<std::size_t> m_ends;  // where each one ends in m_data
+};
+
 // An array value: one vector of its element type (the alternative's index is the GgufValueType),
-// so that a vocabulary of 150k tokens is one std::vector<std::string>. Arrays nest.
+// so that an array of 150k scores is one std::vector<float>. Arrays nest.
 struct GgufArray {
   using Items = std::variant<std::vector<std::uint8_t>, std::vector<std::int8_t>, std::vector<std::uint16_t>,
                              std::vector<std::int16_t>, std::vector<std::uint32_t>, std::vector<std::int32_t>,
-                             std::vector<float>, std::vector<bool>, std::vector<std::string>, std::vector<GgufArray>,
+                             std::vector<float>, std::vector<bool>, GgufStrings, std::vector<GgufArray>,
                              std::vector<std::uint64_t>, std::vector<std::int64_t>, std::vector<double>>;
   Items items;
 
