@@ -10,20 +10,31 @@ namespace mw {
 const std::vector<CatalogModel>& catalog() {
   // ../shared/reference/estimation.md §5 (litgpt configs, DeepSeek-Coder's Megatron config); all head_dim 128.
   static const std::vector<CatalogModel> models{
-      {"llama3.1:8b", "llama", 32, 4096, 14336, 32, 8, 128256, 131072, false, "q4_K_M"},
-      {"llama3.1:70b", "llama", 80, 8192, 28672, 64, 8, 128256, 131072, false, "q4_K_M"},
-      {"codellama:34b", "llama", 48, 8192, 22016, 64, 8, 32000, 16384, false, "q4_0"},
-      {"deepseek-coder:33b", "llama", 62, 7168, 19200, 56, 8, 32256, 16384, false, "q4_0"},
-      {"qwen2.5:7b", "qwen2", 28, 3584, 18944, 28, 4, 152064, 32768, true, "q4_K_M"},
-      {"qwen2.5:32b", "qwen2", 64, 5120, 27648, 40, 8, 152064, 32768, true, "q4_K_M"},
-      {"mistral:7b", "llama", 32, 4096, 14336, 32, 8, 32768, 32768, false, "q4_0"},
+      {"llama3.1:8b", {"llama", 32, 4096, 14336, 32, 8, 128256, 131072, false}, "q4_K_M"},
+      {"llama3.1:70b", {"llama", 80, 8192, 28672, 64, 8, 128256, 131072, false}, "q4_K_M"},
+      {"codellama:34b", {"llama", 48, 8192, 22016, 64, 8, 32000, 16384, false}, "q4_0"},
+      {"deepseek-coder:33b", {"llama", 62, 7168, 19200, 56, 8, 32256, 16384, false}, "q4_0"},
+      {"qwen2.5:7b", {"qwen2", 28, 3584, 18944, 28, 4, 152064, 32768, true}, "q4_K_M"},
+      {"qwen2.5:32b", {"qwen2", 64, 5120, 27648, 40, 8, 152064, 32768, true}, "q4_K_M"},
+      {"mistral:7b", {"llama", 32, 4096, 14336, 32, 8, 32768, 32768, false}, "q4_0"},
   };
   return models;
 }
 
 const std::vector<std::string>& catalog_quantizations() {
-  static const std::vector<std::string> names{"f16", "q8_0", "q4_0", "q4_K_M"};
+  static const std::vector<std::string> names{"f16", "q8_0", "q4_K_M", "q4_0"};
   return names;
+}
+
+std::optional<std::string> known_quantization(std::string_view text) {
+  const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  for (const auto& q : catalog_quantizations()) {
+    if (q.size() == text.size() &&
+        std::equal(q.begin(), q.end(), text.begin(), [&](char a, char b) { return lower(a) == lower(b); })) {
+      return q;
+    }
+  }
+  return std::nullopt;
 }
 
 namespace {
@@ -86,7 +97,7 @@ std::string known_names() {
 
 }  // namespace
 
-Result<ModelShape> catalog_shape(std::string_view name) {
+Result<CatalogMatch> catalog_find(std::string_view name) {
   // "family:size[-variant...][-quant]"
   const auto colon = name.find(':');
   const auto dash = name.find('-', colon == std::string_view::npos ? 0 : colon);
@@ -96,20 +107,38 @@ Result<ModelShape> catalog_shape(std::string_view name) {
   if (it == catalog().end()) {
     return fail(std::string(name), fmt::format("not in the built-in catalog (it knows {})", known_names()));
   }
-  std::string quant = it->default_quantization;
+  CatalogMatch match{&*it, it->default_quantization};
   if (dash != std::string_view::npos) {
-    const auto last = name.rfind('-');
-    const auto tail = name.substr(last + 1);
-    if (layout_of(tail)) {
-      quant = std::string(tail);
+    const auto tail = name.substr(name.rfind('-') + 1);
+    if (auto quant = known_quantization(tail)) {
+      match.quantization = *quant;
     } else if (tail != "instruct" && tail != "text" && tail != "code" && tail != "python") {
-      return fail(std::string(name), fmt::format("the catalog sizes the quantizations f16, q8_0, q4_0 and q4_K_M, "
+      return fail(std::string(name), fmt::format("the catalog sizes the quantizations f16, q8_0, q4_K_M and q4_0, "
                                                  "not '{}'",
                                                  tail));
     }
   }
-  const auto layout = *layout_of(quant);
-  const auto& c = *it;
+  return match;
+}
+
+Result<ModelShape> catalog_shape(std::string_view name) {
+  auto match = catalog_find(name);
+  if (!match) {
+    return unexpected(match.error());
+  }
+  return quantized_shape(match->model->dims, match->quantization, name);
+}
+
+Result<ModelShape> quantized_shape(const ModelDims& c, std::string_view quant, std::string_view source) {
+  const auto known = known_quantization(quant);
+  const auto layout = known ? layout_of(*known) : std::nullopt;
+  if (!layout) {
+    return fail(std::string(source), fmt::format("memwarden lays out f16, q8_0, q4_K_M and q4_0, not '{}'", quant));
+  }
+  if (c.block_count == 0 || c.head_count == 0 || c.head_count_kv == 0 || c.embedding_length % c.head_count != 0 ||
+      c.feed_forward_length == 0 || c.vocab_size == 0) {
+    return fail(std::string(source), "the model's dimensions are incomplete, so its tensors cannot be laid out");
+  }
   const std::uint64_t dh = c.embedding_length / c.head_count;
   const std::uint64_t d = c.embedding_length;
   const std::uint64_t q_out = c.head_count * dh;
@@ -125,23 +154,46 @@ Result<ModelShape> catalog_shape(std::string_view name) {
   m.vocab_size = c.vocab_size;
   m.context_length = c.context_length;
   for (std::uint64_t i = 0; i < c.block_count; ++i) {
-    const auto vd = layout.mixed && more_bits(i, c.block_count) ? layout.v_down : layout.body;
+    const auto vd = layout->mixed && more_bits(i, c.block_count) ? layout->v_down : layout->body;
     std::uint64_t b = 0;
-    b += bytes_of(layout.body, d * q_out);                      // attn_q
-    b += bytes_of(layout.body, d * kv_out);                     // attn_k
-    b += bytes_of(vd, d * kv_out);                              // attn_v
-    b += bytes_of(layout.body, q_out * d);                      // attn_output
-    b += 2 * bytes_of(layout.body, d * c.feed_forward_length);  // ffn_gate, ffn_up
-    b += bytes_of(vd, c.feed_forward_length * d);               // ffn_down
-    b += 2 * bytes_of(k_f32, d);                                // attn_norm, ffn_norm
+    b += bytes_of(layout->body, d * q_out);                      // attn_q
+    b += bytes_of(layout->body, d * kv_out);                     // attn_k
+    b += bytes_of(vd, d * kv_out);                               // attn_v
+    b += bytes_of(layout->body, q_out * d);                      // attn_output
+    b += 2 * bytes_of(layout->body, d * c.feed_forward_length);  // ffn_gate, ffn_up
+    b += bytes_of(vd, c.feed_forward_length * d);                // ffn_down
+    b += 2 * bytes_of(k_f32, d);                                 // attn_norm, ffn_norm
     if (c.qkv_bias) {
       b += bytes_of(k_f32, q_out + 2 * kv_out);
     }
     m.block_bytes.push_back(b);
   }
-  m.token_embd_bytes = bytes_of(layout.embd, c.vocab_size * d);
-  m.output_bytes = bytes_of(layout.output, c.vocab_size * d) + bytes_of(k_f32, d);  // output, output_norm
+  m.token_embd_bytes = bytes_of(layout->embd, c.vocab_size * d);
+  m.output_bytes = bytes_of(layout->output, c.vocab_size * d) + bytes_of(k_f32, d);  // output, output_norm
   return m;
+}
+
+std::optional<ModelDims> dims_from_gguf(const GgufFile& file) {
+  const auto arch = file.architecture();
+  if (!arch || (*arch != "llama" && *arch != "qwen2" && *arch != "mistral")) {
+    return std::nullopt;
+  }
+  ModelDims d;
+  d.architecture = std::string(*arch);
+  d.block_count = file.arch_u64("block_count").value_or(0);
+  d.embedding_length = file.arch_u64("embedding_length").value_or(0);
+  d.feed_forward_length = file.arch_u64("feed_forward_length").value_or(0);
+  d.head_count = file.arch_u64("attention.head_count").value_or(0);
+  d.head_count_kv = file.arch_u64("attention.head_count_kv").value_or(d.head_count);
+  const auto* tokens = file.get_array("tokenizer.ggml.tokens");
+  d.vocab_size = tokens != nullptr ? tokens->size() : file.arch_u64("vocab_size").value_or(0);
+  d.context_length = file.arch_u64("context_length").value_or(0);
+  d.qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
+  if (d.block_count == 0 || d.embedding_length == 0 || d.feed_forward_length == 0 || d.head_count == 0 ||
+      d.vocab_size == 0) {
+    return std::nullopt;
+  }
+  return d;
 }
 
 }  // namespace mw

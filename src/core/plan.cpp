@@ -1,1 +1,392 @@
-// placeholder
+#include "core/plan.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "core/bytes.hpp"
+
+namespace mw {
+
+const GpuBudget* HostBudget::best_gpu() const {
+  const auto it = std::max_element(gpus.begin(), gpus.end(),
+                                   [](const GpuBudget& a, const GpuBudget& b) { return a.free < b.free; });
+  return it == gpus.end() ? nullptr : &*it;
+}
+
+std::uint64_t HostBudget::vram_total() const {
+  std::uint64_t total = 0;
+  for (const auto& g : gpus) {
+    total += g.total;
+  }
+  return total;
+}
+
+std::uint64_t ollama_default_ctx(std::uint64_t vram_total) {
+  constexpr std::uint64_t k_one_gib = 1ULL << 30;
+  if (vram_total >= 47 * k_one_gib) {
+    return 262144;
+  }
+  if (vram_total >= 23 * k_one_gib) {
+    return 32768;
+  }
+  return 4096;
+}
+
+const char* to_string(Verdict v) {
+  switch (v) {
+    case Verdict::gpu:
+      return "fits on GPU";
+    case Verdict::split:
+      return "split";
+    case Verdict::cpu:
+      return "CPU only";
+    case Verdict::no_fit:
+      return "does not fit";
+  }
+  return "?";
+}
+
+const char* verdict_key(Verdict v) {
+  switch (v) {
+    case Verdict::gpu:
+      return "gpu";
+    case Verdict::split:
+      return "split";
+    case Verdict::cpu:
+      return "cpu";
+    case Verdict::no_fit:
+      return "no_fit";
+  }
+  return "?";
+}
+
+std::uint64_t container_limit_for(std::uint64_t ram_needed, std::uint64_t headroom_percent) {
+  constexpr std::uint64_t k_step = 256ULL << 20;
+  const auto with_headroom = ram_needed + ram_needed / 100 * headroom_percent;
+  return (with_headroom + k_step - 1) / k_step * k_step;
+}
+
+namespace {
+
+constexpr std::uint64_t k_ctx_step = 256;       // llama.cpp pads each slot's context to 256 cells
+constexpr std::uint64_t k_smallest_ctx = 2048;  // smaller contexts are not offered as a fix
+
+int rank(Verdict v) {
+  switch (v) {
+    case Verdict::no_fit:
+      return 0;
+    case Verdict::cpu:
+      return 1;
+    case Verdict::split:
+      return 2;
+    case Verdict::gpu:
+      return 3;
+  }
+  return 0;
+}
+
+// One placement and what it means for the host.
+struct Outcome {
+  Placement placement;
+  Verdict verdict = Verdict::no_fit;
+  std::uint64_t ram_needed = 0;
+};
+
+// Places `shape` with `gpu_free` bytes of VRAM and `ram_free` of RAM. A projector goes to the GPU with
+// the model when the model is on it (Ollama puts it there first), else it is mapped on the CPU side.
+Result<Outcome> place(const ModelShape& shape, std::uint64_t extra, const EstimateOptions& o, const PlanSettings& s,
+                      std::uint64_t gpu_free, std::uint64_t ram_free) {
+  auto placed = place_model(shape, o, gpu_free > extra ? gpu_free - extra : 0);
+  if (!placed) {
+    return unexpected(placed.error());
+  }
+  Outcome out{std::move(*placed)};
+  auto& p = out.placement;
+  if (p.layers_on_gpu > 0) {
+    p.vram += extra;
+  } else if (o.loading == WeightLoading::mmap) {
+    p.ram_page_cache += extra;
+  } else {
+    p.ram_resident += extra;
+  }
+  p.weights += extra;
+  out.ram_needed = p.ram_resident + p.ram_page_cache + s.runtime_ram;
+  if (out.ram_needed > ram_free) {
+    out.verdict = Verdict::no_fit;
+  } else if (p.full_offload()) {
+    out.verdict = Verdict::gpu;
+  } else if (p.layers_on_gpu > 0) {
+    out.verdict = Verdict::split;
+  } else {
+    out.verdict = Verdict::cpu;
+  }
+  return out;
+}
+
+std::uint64_t gpu_free_of(const HostBudget& host) {
+  const auto* gpu = host.best_gpu();
+  return gpu == nullptr ? 0 : gpu->free;
+}
+
+EstimateOptions options_for(KvType kv, std::uint64_t num_ctx, const PlanSettings& s) {
+  EstimateOptions o;
+  o.num_ctx = num_ctx;
+  o.parallel = std::max<std::uint64_t>(s.parallel, 1);
+  o.kv_type = kv;
+  o.flash_attention = kv != KvType::f16;
+  o.loading = s.loading;
+  return o;
+}
+
+std::string gib(std::uint64_t bytes) {
+  return format_bytes(bytes);
+}
+
+class Suggester {
+ public:
+  Suggester(const PlanModel& model, const PlanSettings& settings, const HostBudget& host, const ModelPlan& plan)
+      : m_model(model), m_settings(settings), m_host(host), m_plan(plan) {}
+
+  std::vector<Suggestion> run() {
+    smaller_context();
+    smaller_kv_cache();
+    fewer_slots();
+    other_quantization();
+    return std::move(m_out);
+  }
+
+ private:
+  [[nodiscard]] std::optional<Outcome> try_with(const ModelShape& shape, const EstimateOptions& o) const {
+    auto out = place(shape, m_model.extra_weights, o, m_settings, gpu_free_of(m_host), m_host.ram_usable());
+    return out ? std::optional<Outcome>(std::move(*out)) : std::nullopt;
+  }
+  [[nodiscard]] bool better(const Outcome& o) const { return rank(o.verdict) > rank(m_plan.verdict); }
+
+  void add(std::string change, std::string why, const Outcome& o) {
+    m_out.push_back({std::move(change), std::move(why), o.verdict, o.placement});
+  }
+
+  // The largest context (a multiple of 256, at least 2048) that gives a better verdict. Memory only
+  // shrinks with the context, so the verdict only improves: a binary search finds the edge.
+  void smaller_context() {
+    const auto ctx = m_plan.options.num_ctx;
+    if (ctx <= k_smallest_ctx) {
+      return;
+    }
+    std::uint64_t lo = k_smallest_ctx / k_ctx_step;
+    std::uint64_t hi = (ctx - 1) / k_ctx_step;
+    auto at = [&](std::uint64_t steps) {
+      auto o = m_plan.options;
+      o.num_ctx = steps * k_ctx_step;
+      return try_with(m_model.shape, o);
+    };
+    const auto smallest = at(lo);
+    if (!smallest || !better(*smallest)) {
+      return;
+    }
+    std::optional<Outcome> best = smallest;
+    while (lo < hi) {
+      const auto mid = lo + (hi - lo + 1) / 2;
+      auto o = at(mid);
+      if (o && rank(o->verdict) >= rank(smallest->verdict)) {
+        lo = mid;
+        best = std::move(o);
+      } else {
+        hi = mid - 1;
+      }
+    }
+    const auto new_ctx = lo * k_ctx_step;
+    add(fmt::format("--ctx {}", new_ctx),
+        fmt::format("a context of {} tokens instead of {}: KV cache {} instead of {}", new_ctx, ctx,
+                    gib(best->placement.kv), gib(m_plan.placement.kv)),
+        *best);
+  }
+
+  void smaller_kv_cache() {
+    for (const auto kv : {KvType::q8_0, KvType::q4_0}) {
+      if (static_cast<int>(kv) <= static_cast<int>(m_plan.options.kv_type)) {
+        continue;
+      }
+      auto o = m_plan.options;
+      o.kv_type = kv;
+      o.flash_attention = true;
+      const auto out = try_with(m_model.shape, o);
+      if (out && better(*out)) {
+        add(fmt::format("--kv-type {}", to_string(kv)),
+            fmt::format("a {} KV cache ({} instead of {}; Ollama needs OLLAMA_FLASH_ATTENTION=1 and "
+                        "OLLAMA_KV_CACHE_TYPE={})",
+                        to_string(kv), gib(out->placement.kv), gib(m_plan.placement.kv), to_string(kv)),
+            *out);
+        return;  // q8_0 loses less quality than q4_0: offer the first that is enough
+      }
+    }
+  }
+
+  void fewer_slots() {
+    if (m_plan.options.parallel <= 1) {
+      return;
+    }
+    auto o = m_plan.options;
+    o.parallel = 1;
+    const auto out = try_with(m_model.shape, o);
+    if (out && better(*out)) {
+      add("--parallel 1",
+          fmt::format("one request at a time (OLLAMA_NUM_PARALLEL=1): KV cache {} instead of {}",
+                      gib(out->placement.kv), gib(m_plan.placement.kv)),
+          *out);
+    }
+  }
+
+  // The largest quantization smaller than the model's that gives a better verdict.
+  void other_quantization() {
+    if (!m_model.dims) {
+      return;
+    }
+    for (const auto& quant : catalog_quantizations()) {
+      if (quant == m_model.quantization) {
+        continue;
+      }
+      auto shape = quantized_shape(*m_model.dims, quant, m_model.name);
+      if (!shape) {
+        continue;
+      }
+      const auto out = try_with(*shape, m_plan.options);
+      if (!out || out->placement.weights >= m_plan.placement.weights || !better(*out)) {
+        continue;
+      }
+      add(fmt::format("quantization {}", quant),
+          fmt::format("{} weights instead of {}{}", gib(out->placement.weights), gib(m_plan.placement.weights),
+                      m_model.quantization.empty() ? std::string() : " (" + m_model.quantization + ")"),
+          *out);
+      return;
+    }
+  }
+
+  const PlanModel& m_model;
+  const PlanSettings& m_settings;
+  const HostBudget& m_host;
+  const ModelPlan& m_plan;
+  std::vector<Suggestion> m_out;
+};
+
+}  // namespace
+
+Result<ModelPlan> plan_model(const PlanModel& model, const PlanSettings& settings, const HostBudget& host) {
+  ModelPlan plan;
+  plan.name = model.name;
+  plan.source = model.source;
+  plan.quantization = model.quantization;
+
+  std::uint64_t ctx = 0;
+  if (settings.num_ctx) {
+    ctx = *settings.num_ctx;
+  } else {
+    ctx = ollama_default_ctx(host.vram_total());
+    plan.notes.push_back(fmt::format("context {}: Ollama's default for {} of VRAM (OLLAMA_CONTEXT_LENGTH unset)", ctx,
+                                     host.gpus.empty() ? std::string("no GPU") : gib(host.vram_total())));
+  }
+  if (model.shape.context_length > 0 && ctx > model.shape.context_length) {
+    plan.notes.push_back(fmt::format("context {} is more than the model was trained for; Ollama uses {}", ctx,
+                                     model.shape.context_length));
+    ctx = model.shape.context_length;
+  }
+  plan.options = options_for(settings.kv_type, ctx, settings);
+  if (settings.kv_type != KvType::f16) {
+    plan.notes.push_back(fmt::format("a {} KV cache needs OLLAMA_FLASH_ATTENTION=1 and OLLAMA_KV_CACHE_TYPE={}",
+                                     to_string(settings.kv_type), to_string(settings.kv_type)));
+  }
+  if (host.gpus.empty()) {
+    plan.notes.push_back("no GPU: the model runs on the CPU");
+  }
+
+  auto outcome = place(model.shape, model.extra_weights, plan.options, settings, gpu_free_of(host), host.ram_usable());
+  if (!outcome) {
+    return fail(model.name, outcome.error().message);
+  }
+  plan.placement = outcome->placement;
+  plan.verdict = outcome->verdict;
+  plan.ram_needed = outcome->ram_needed;
+  plan.ram_short = plan.ram_needed > host.ram_usable() ? plan.ram_needed - host.ram_usable() : 0;
+  plan.container_limit = container_limit_for(plan.ram_needed, settings.headroom_percent);
+  plan.disk_needed = model.downloaded ? 0 : model.file_bytes;
+  if (host.disk_available && plan.disk_needed > *host.disk_available) {
+    plan.disk_short = true;
+    plan.notes.push_back(fmt::format("the download ({}) does not fit the {} free where the models live",
+                                     gib(plan.disk_needed), gib(*host.disk_available)));
+  }
+  if (plan.verdict != Verdict::gpu) {
+    plan.suggestions = Suggester(model, settings, host, plan).run();
+  }
+  return plan;
+}
+
+TogetherPlan plan_together(const std::vector<PlanModel>& models, const std::vector<ModelPlan>& alone,
+                           const PlanSettings& settings, const HostBudget& host) {
+  TogetherPlan out;
+  std::uint64_t gpu_left = gpu_free_of(host);
+  std::uint64_t ram_left = host.ram_usable();
+  std::vector<std::string> worse;
+  std::string blocked;
+  for (std::size_t i = 0; i < models.size() && i < alone.size(); ++i) {
+    const auto& o = alone[i].options;
+    auto placed = place(models[i].shape, models[i].extra_weights, o, settings, gpu_left, ram_left);
+    if (!placed) {
+      continue;  // plan_model reported it
+    }
+    // Ollama counts its reserve in each estimate but does not allocate it: the next model finds the
+    // GPU's free memory less what this one really took.
+    const auto used_vram = placed->placement.vram > o.gpu_reserve ? placed->placement.vram - o.gpu_reserve : 0;
+    gpu_left = gpu_left > used_vram ? gpu_left - used_vram : 0;
+    ram_left = ram_left > placed->ram_needed ? ram_left - placed->ram_needed : 0;
+    out.ram_needed += placed->ram_needed;
+    out.vram_needed += placed->placement.vram;
+    if (placed->verdict == Verdict::no_fit && blocked.empty()) {
+      blocked = models[i].name;
+    } else if (rank(placed->verdict) < rank(alone[i].verdict) ||
+               placed->placement.layers_on_gpu < alone[i].placement.layers_on_gpu) {
+      worse.push_back(models[i].name);
+    }
+    out.placements.push_back(placed->placement);
+    out.verdicts.push_back(placed->verdict);
+    out.container_limit_exclusive = std::max(out.container_limit_exclusive, alone[i].container_limit);
+  }
+  out.container_limit_together = container_limit_for(out.ram_needed, settings.headroom_percent);
+  out.fit = blocked.empty() && !out.verdicts.empty();
+  out.slower = out.fit && !worse.empty();
+
+  std::vector<std::string> alone_no_fit;
+  for (const auto& p : alone) {
+    if (p.verdict == Verdict::no_fit) {
+      alone_no_fit.push_back(p.name);
+    }
+  }
+  const auto join = [](const std::vector<std::string>& names) {
+    std::string s;
+    for (const auto& n : names) {
+      s += (s.empty() ? "" : ", ") + n;
+    }
+    return s;
+  };
+  if (!alone_no_fit.empty()) {
+    out.advice = fmt::format("{} {} not fit even alone; the others: one at a time (OLLAMA_MAX_LOADED_MODELS=1)",
+                             join(alone_no_fit), alone_no_fit.size() == 1 ? "does" : "do");
+  } else if (!out.fit) {
+    out.advice = fmt::format(
+        "not together: {} does not fit beside the models before it. Load one at a time "
+        "(OLLAMA_MAX_LOADED_MODELS=1, the exclusive large-model mode) in a container limited to {}",
+        blocked, gib(out.container_limit_exclusive));
+  } else if (out.slower) {
+    out.advice = fmt::format(
+        "together they fit in a container limited to {}, but {} then {} fewer layers on the GPU than alone; "
+        "for full speed load one at a time (OLLAMA_MAX_LOADED_MODELS=1, limit {})",
+        gib(out.container_limit_together), join(worse), worse.size() == 1 ? "gets" : "get",
+        gib(out.container_limit_exclusive));
+  } else {
+    out.advice = fmt::format("together they fit: OLLAMA_MAX_LOADED_MODELS={} or more, in a container limited to {}",
+                             out.verdicts.size(), gib(out.container_limit_together));
+  }
+  return out;
+}
+
+}  // namespace mw

@@ -1,1 +1,312 @@
-// placeholder
+// plan_model and plan_together: verdicts, container limits and the changes that would make a model fit,
+// on catalog shapes and hypothetical hosts.
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "core/catalog.hpp"
+#include "core/plan.hpp"
+
+using namespace mw;
+
+namespace {
+
+constexpr std::uint64_t k_gib = 1ULL << 30;
+constexpr std::uint64_t k_mib = 1ULL << 20;
+
+PlanModel from_catalog(std::string_view name) {
+  auto match = catalog_find(name);
+  EXPECT_TRUE(match) << name;
+  auto shape = catalog_shape(name);
+  EXPECT_TRUE(shape) << name;
+  PlanModel m;
+  m.name = std::string(name);
+  m.source = "catalog";
+  m.shape = *shape;
+  m.dims = match->model->dims;
+  m.quantization = match->quantization;
+  m.file_bytes = std::accumulate(shape->block_bytes.begin(), shape->block_bytes.end(),
+                                 shape->token_embd_bytes + shape->output_bytes);
+  return m;
+}
+
+HostBudget host(std::uint64_t ram, std::uint64_t vram) {
+  HostBudget h;
+  h.ram_total = ram;
+  h.ram_available = ram;
+  if (vram > 0) {
+    h.gpus.push_back({"GPU 0", vram, vram});
+  }
+  return h;
+}
+
+PlanSettings ctx(std::uint64_t n) {
+  PlanSettings s;
+  s.num_ctx = n;
+  return s;
+}
+
+ModelPlan plan(const PlanModel& m, const PlanSettings& s, const HostBudget& h) {
+  auto p = plan_model(m, s, h);
+  EXPECT_TRUE(p) << p.error().line();
+  return p ? *p : ModelPlan{};
+}
+
+const Suggestion* find(const ModelPlan& p, std::string_view change_prefix) {
+  for (const auto& s : p.suggestions) {
+    if (s.change.starts_with(change_prefix)) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(Plan, OllamasDefaultContextFollowsTheVram) {
+  EXPECT_EQ(ollama_default_ctx(0), 4096U);
+  EXPECT_EQ(ollama_default_ctx(16 * k_gib), 4096U);
+  EXPECT_EQ(ollama_default_ctx(24 * k_gib), 32768U);
+  EXPECT_EQ(ollama_default_ctx(80 * k_gib), 262144U);
+
+  const auto p = plan(from_catalog("mistral:7b"), PlanSettings{}, host(32 * k_gib, 16 * k_gib));
+  EXPECT_EQ(p.options.num_ctx, 4096U);
+  ASSERT_FALSE(p.notes.empty());
+  EXPECT_NE(p.notes[0].find("default"), std::string::npos);
+}
+
+TEST(Plan, AContextBeyondTheTrainedOneIsClamped) {
+  // codellama was trained for 16384 tokens.
+  const auto p = plan(from_catalog("codellama:34b"), ctx(65536), host(64 * k_gib, 0));
+  EXPECT_EQ(p.options.num_ctx, 16384U);
+  const auto clamped = std::any_of(p.notes.begin(), p.notes.end(),
+                                   [](const std::string& n) { return n.find("16384") != std::string::npos; });
+  EXPECT_TRUE(clamped);
+}
+
+TEST(Plan, Codellama34bOnA16GiBGpuIsSplitAndItsLimitIsFarBelow28GiB) {
+  // The incident's plan: 28-30 GB containers for 33-34B models on a 16 GB GPU.
+  const auto m = from_catalog("codellama:34b");
+  const auto h = host(32 * k_gib, 16 * k_gib);
+  const auto p = plan(m, ctx(2048), h);
+  EXPECT_EQ(p.verdict, Verdict::split);
+  EXPECT_GT(p.placement.layers_on_gpu, 0U);
+  EXPECT_LT(p.placement.layers_on_gpu, p.placement.layers_total);
+  EXPECT_LE(p.placement.vram, 16 * k_gib);
+  // The RAM side is the CPU layers' mapped weights, the CPU layers' KV cache and the runtime.
+  EXPECT_EQ(p.ram_needed, p.placement.ram_resident + p.placement.ram_page_cache + PlanSettings{}.runtime_ram);
+  EXPECT_EQ(p.ram_short, 0U);
+  EXPECT_GE(p.container_limit, p.ram_needed * 12 / 10);
+  EXPECT_LT(p.container_limit, p.ram_needed * 12 / 10 + 256 * k_mib);
+  EXPECT_LT(p.container_limit, 16 * k_gib);
+  // q4_0 is the smallest quantization known, the context is already 2048, and no KV cache makes 17.8 GiB
+  // of weights fit 16 GiB: nothing to offer.
+  EXPECT_EQ(find(p, "quantization"), nullptr);
+  EXPECT_EQ(find(p, "--ctx"), nullptr);
+  EXPECT_EQ(find(p, "--kv-type"), nullptr);
+  // Not downloaded: the whole file is the download.
+  EXPECT_EQ(p.disk_needed, m.file_bytes);
+}
+
+TEST(Plan, AModelThatFitsTheGpuGetsNoSuggestions) {
+  const auto p = plan(from_catalog("mistral:7b"), ctx(4096), host(32 * k_gib, 16 * k_gib));
+  EXPECT_EQ(p.verdict, Verdict::gpu);
+  EXPECT_TRUE(p.placement.full_offload());
+  EXPECT_TRUE(p.suggestions.empty());
+  // Only token_embd stays on the CPU side, as mapped page cache.
+  EXPECT_EQ(p.placement.ram_page_cache, from_catalog("mistral:7b").shape.token_embd_bytes);
+}
+
+TEST(Plan, TheContextSuggestedIsTheLargestThatFits) {
+  const auto m = from_catalog("llama3.1:8b");
+  const auto h = host(32 * k_gib, 8 * k_gib);
+  const auto p = plan(m, ctx(32768), h);
+  ASSERT_EQ(p.verdict, Verdict::split);
+  const auto* s = find(p, "--ctx ");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->verdict, Verdict::gpu);
+  const auto suggested = std::stoull(s->change.substr(6));
+  EXPECT_EQ(suggested % 256, 0U);
+  EXPECT_LT(suggested, 32768U);
+  // At the suggested context it fits on the GPU; 256 more and it does not.
+  EXPECT_EQ(plan(m, ctx(suggested), h).verdict, Verdict::gpu);
+  EXPECT_EQ(plan(m, ctx(suggested + 256), h).verdict, Verdict::split);
+}
+
+TEST(Plan, AQuantizedKvCacheIsOfferedWithFlashAttention) {
+  const auto m = from_catalog("llama3.1:8b");
+  const auto h = host(32 * k_gib, 10 * k_gib);
+  const auto p = plan(m, ctx(32768), h);
+  ASSERT_EQ(p.verdict, Verdict::split);
+  const auto* s = find(p, "--kv-type");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->change, "--kv-type q8_0");
+  EXPECT_EQ(s->verdict, Verdict::gpu);
+  // q8_0: 34 bytes per 32 values instead of 64.
+  EXPECT_EQ(s->placement.kv, p.placement.kv / 64 * 34);
+  EXPECT_NE(s->why.find("OLLAMA_FLASH_ATTENTION=1"), std::string::npos);
+
+  PlanSettings q8 = ctx(32768);
+  q8.kv_type = KvType::q8_0;
+  const auto with_q8 = plan(m, q8, h);
+  EXPECT_TRUE(with_q8.options.flash_attention);
+  EXPECT_EQ(with_q8.verdict, Verdict::gpu);
+  EXPECT_EQ(find(with_q8, "--kv-type"), nullptr);
+}
+
+TEST(Plan, FewerSlotsAreOfferedWhenParallelRequestsCostTheFit) {
+  const auto m = from_catalog("llama3.1:8b");
+  auto s = ctx(8192);
+  s.parallel = 4;
+  const auto p = plan(m, s, host(32 * k_gib, 8 * k_gib));
+  EXPECT_EQ(p.options.parallel, 4U);
+  EXPECT_NE(p.verdict, Verdict::gpu);
+  const auto* fewer = find(p, "--parallel 1");
+  ASSERT_NE(fewer, nullptr);
+  EXPECT_EQ(fewer->verdict, Verdict::gpu);
+  EXPECT_EQ(fewer->placement.kv * 4, p.placement.kv);
+}
+
+TEST(Plan, ASmallerQuantizationIsOfferedLargestFirst) {
+  // f16 8B (16 GB) on an 8 GiB GPU: q8_0 (8.5 GB) still does not fit it, q4_K_M does.
+  const auto m = from_catalog("llama3.1:8b-f16");
+  ASSERT_EQ(m.quantization, "f16");
+  const auto p = plan(m, ctx(4096), host(32 * k_gib, 8 * k_gib));
+  EXPECT_EQ(p.verdict, Verdict::split);
+  const auto* s = find(p, "quantization");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->change, "quantization q4_K_M");
+  EXPECT_EQ(s->verdict, Verdict::gpu);
+  EXPECT_LT(s->placement.weights, p.placement.weights / 3);
+}
+
+TEST(Plan, WithoutDimensionsNoOtherQuantizationIsGuessed) {
+  auto m = from_catalog("llama3.1:8b-f16");
+  m.dims.reset();
+  const auto p = plan(m, ctx(4096), host(32 * k_gib, 8 * k_gib));
+  EXPECT_EQ(find(p, "quantization"), nullptr);
+}
+
+TEST(Plan, A70BModelDoesNotFit32GiBAndTheShortfallIsSaid) {
+  const auto p = plan(from_catalog("llama3.1:70b"), ctx(2048), host(32 * k_gib, 0));
+  EXPECT_EQ(p.verdict, Verdict::no_fit);
+  const auto usable = 28 * k_gib;  // 32 GiB less the 4 GiB reserve
+  EXPECT_EQ(p.ram_short, p.ram_needed - usable);
+  EXPECT_GT(p.ram_short, 10 * k_gib);
+  // Even q4_0 (about 40 GB) does not fit: no quantization is offered.
+  EXPECT_EQ(find(p, "quantization"), nullptr);
+  // With 64 GiB it runs on the CPU.
+  EXPECT_EQ(plan(from_catalog("llama3.1:70b"), ctx(2048), host(64 * k_gib, 0)).verdict, Verdict::cpu);
+}
+
+TEST(Plan, TheReserveComesOffTheAvailableRam) {
+  const auto m = from_catalog("llama3.1:8b");
+  auto h = host(32 * k_gib, 0);
+  const auto need = plan(m, ctx(4096), h).ram_needed;
+  h.ram_available = need + h.reserve;  // exactly enough
+  EXPECT_EQ(plan(m, ctx(4096), h).verdict, Verdict::cpu);
+  h.ram_available -= 1;
+  const auto short_by_one = plan(m, ctx(4096), h);
+  EXPECT_EQ(short_by_one.verdict, Verdict::no_fit);
+  EXPECT_EQ(short_by_one.ram_short, 1U);
+  h.reserve = 0;
+  EXPECT_EQ(plan(m, ctx(4096), h).verdict, Verdict::cpu);
+}
+
+TEST(Plan, ADownloadLargerThanTheFreeDiskIsNoted) {
+  auto m = from_catalog("codellama:34b");
+  auto h = host(32 * k_gib, 16 * k_gib);
+  h.disk_available = 10 * k_gib;
+  const auto p = plan(m, ctx(2048), h);
+  EXPECT_TRUE(p.disk_short);
+  m.downloaded = true;
+  const auto on_disk = plan(m, ctx(2048), h);
+  EXPECT_EQ(on_disk.disk_needed, 0U);
+  EXPECT_FALSE(on_disk.disk_short);
+}
+
+TEST(Plan, AProjectorGoesToTheGpuWithTheModel) {
+  auto m = from_catalog("mistral:7b");
+  const auto h = host(32 * k_gib, 16 * k_gib);
+  const auto without = plan(m, ctx(4096), h);
+  m.extra_weights = 600 * k_mib;
+  const auto with = plan(m, ctx(4096), h);
+  EXPECT_EQ(with.placement.vram, without.placement.vram + 600 * k_mib);
+  EXPECT_EQ(with.ram_needed, without.ram_needed);
+  // CPU only: it is mapped beside the weights.
+  const auto cpu = plan(m, ctx(4096), host(32 * k_gib, 0));
+  const auto cpu_without = plan(from_catalog("mistral:7b"), ctx(4096), host(32 * k_gib, 0));
+  EXPECT_EQ(cpu.ram_needed, cpu_without.ram_needed + 600 * k_mib);
+}
+
+TEST(Plan, ContainerLimitsAreTheNeedPlusHeadroomIn256MiBSteps) {
+  EXPECT_EQ(container_limit_for(1000 * k_mib, 20), 1280 * k_mib);  // 1200 MiB rounded up
+  EXPECT_EQ(container_limit_for(1024 * k_mib, 0), 1024 * k_mib);
+  EXPECT_EQ(container_limit_for(1025 * k_mib, 0), 1280 * k_mib);
+}
+
+TEST(PlanTogether, TwoSmallModelsShareA16GiBGpu) {
+  const std::vector<PlanModel> models{from_catalog("mistral:7b"), from_catalog("qwen2.5:7b")};
+  const auto h = host(32 * k_gib, 16 * k_gib);
+  std::vector<ModelPlan> alone{plan(models[0], ctx(4096), h), plan(models[1], ctx(4096), h)};
+  const auto t = plan_together(models, alone, ctx(4096), h);
+  EXPECT_TRUE(t.fit);
+  EXPECT_FALSE(t.slower);
+  ASSERT_EQ(t.verdicts.size(), 2U);
+  EXPECT_EQ(t.verdicts[1], Verdict::gpu);
+  EXPECT_EQ(t.ram_needed, alone[0].ram_needed + alone[1].ram_needed);
+  EXPECT_NE(t.advice.find("OLLAMA_MAX_LOADED_MODELS=2"), std::string::npos);
+}
+
+TEST(PlanTogether, TheSecondModelGetsWhatTheFirstLeft) {
+  // Two 8B q4_K_M models each fit a 10 GiB GPU alone, not both.
+  const std::vector<PlanModel> models{from_catalog("llama3.1:8b"), from_catalog("llama3.1:8b-q8_0")};
+  const auto h = host(32 * k_gib, 10 * k_gib);
+  std::vector<ModelPlan> alone{plan(models[0], ctx(4096), h), plan(models[1], ctx(4096), h)};
+  ASSERT_EQ(alone[0].verdict, Verdict::gpu);
+  ASSERT_EQ(alone[1].verdict, Verdict::gpu);
+  const auto t = plan_together(models, alone, ctx(4096), h);
+  EXPECT_TRUE(t.fit);
+  EXPECT_TRUE(t.slower);
+  EXPECT_EQ(t.verdicts[0], Verdict::gpu);
+  EXPECT_NE(t.verdicts[1], Verdict::gpu);
+  EXPECT_LT(t.placements[1].layers_on_gpu, alone[1].placement.layers_on_gpu);
+  EXPECT_NE(t.advice.find("OLLAMA_MAX_LOADED_MODELS=1"), std::string::npos);
+}
+
+TEST(PlanTogether, TheIncidentsLargeModelsOnlyFitOneAtATime) {
+  const std::vector<PlanModel> models{from_catalog("deepseek-coder:33b"), from_catalog("codellama:34b")};
+  const auto plans = [&](const HostBudget& h) {
+    return std::vector<ModelPlan>{plan(models[0], ctx(2048), h), plan(models[1], ctx(2048), h)};
+  };
+  // 32 GiB: both fit alone, split across the GPU; together the second gets no GPU at all and runs on the CPU.
+  const auto big = host(32 * k_gib, 16 * k_gib);
+  const auto alone_big = plans(big);
+  ASSERT_EQ(alone_big[0].verdict, Verdict::split);
+  ASSERT_EQ(alone_big[1].verdict, Verdict::split);
+  const auto t_big = plan_together(models, alone_big, ctx(2048), big);
+  EXPECT_TRUE(t_big.fit);
+  EXPECT_TRUE(t_big.slower);
+  EXPECT_EQ(t_big.verdicts[1], Verdict::cpu);
+
+  // 24 GiB: the second does not fit beside the first.
+  const auto small = host(24 * k_gib, 16 * k_gib);
+  const auto alone = plans(small);
+  ASSERT_NE(alone[0].verdict, Verdict::no_fit);
+  ASSERT_NE(alone[1].verdict, Verdict::no_fit);
+  const auto t = plan_together(models, alone, ctx(2048), small);
+  EXPECT_FALSE(t.fit);
+  EXPECT_EQ(t.verdicts[1], Verdict::no_fit);
+  EXPECT_EQ(t.container_limit_exclusive, std::max(alone[0].container_limit, alone[1].container_limit));
+  EXPECT_NE(t.advice.find("codellama:34b"), std::string::npos);
+  EXPECT_NE(t.advice.find("OLLAMA_MAX_LOADED_MODELS=1"), std::string::npos);
+
+  // llama3.1:70b does not fit 24 GiB and a 16 GiB GPU even alone, and the advice says so.
+  const std::vector<PlanModel> three{models[0], models[1], from_catalog("llama3.1:70b")};
+  auto alone3 = alone;
+  alone3.push_back(plan(three[2], ctx(2048), small));
+  EXPECT_EQ(alone3[2].verdict, Verdict::no_fit);
+  const auto t3 = plan_together(three, alone3, ctx(2048), small);
+  EXPECT_FALSE(t3.fit);
+  EXPECT_NE(t3.advice.find("llama3.1:70b does not fit even alone"), std::string::npos);
+}

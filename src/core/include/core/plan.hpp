@@ -1,1 +1,118 @@
-// placeholder
+// `memwarden plan`: will a model fit on this host, and how big must its container be. Pure: the
+// models' shapes (core/estimate, core/catalog) and the host's free memory come in, verdicts, limits
+// and "what would make it fit" come out. The CLI finds the models and reads the host.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/catalog.hpp"
+#include "core/error.hpp"
+#include "core/estimate.hpp"
+
+namespace mw {
+
+struct GpuBudget {
+  std::string name;  // "GPU 0 NVIDIA GeForce RTX 4080" or "hypothetical GPU"
+  std::uint64_t total = 0;
+  std::uint64_t free = 0;
+};
+
+// What the host has for models: measured (MemAvailable, NVML) or hypothetical (--ram, --vram).
+struct HostBudget {
+  std::optional<std::uint64_t> ram_total;  // MemTotal, or --ram
+  std::uint64_t ram_available = 0;         // MemAvailable, or --ram
+  std::uint64_t reserve = 4ULL << 30;      // kept for the critical services (the monitoring stack)
+  std::vector<GpuBudget> gpus;
+  std::optional<std::uint64_t> disk_available;  // where the models live; nullopt when unknown
+
+  // RAM models may use: what is available less the reserve (0 when the reserve is larger).
+  [[nodiscard]] std::uint64_t ram_usable() const { return ram_available > reserve ? ram_available - reserve : 0; }
+  // The GPU a model is placed on: the one with the most free memory (nullptr without GPUs).
+  [[nodiscard]] const GpuBudget* best_gpu() const;
+  [[nodiscard]] std::uint64_t vram_total() const;
+};
+
+// One model to plan for, found by the CLI.
+struct PlanModel {
+  std::string name;                 // as given: "codellama:34b", "/models/x.gguf"
+  std::string source;               // where its figures came from: "GGUF file ...", "Ollama store ...", "catalog", ...
+  ModelShape shape;                 // real tensor sizes (or the catalog's layout)
+  std::optional<ModelDims> dims;    // when known, other quantizations can be sized
+  std::string quantization;         // "q4_K_M" when known
+  std::uint64_t file_bytes = 0;     // the model file (the download)
+  bool downloaded = false;          // already on disk: nothing to download
+  std::uint64_t extra_weights = 0;  // a projector (mmproj) loaded beside the model, on the GPU when it fits
+};
+
+struct PlanSettings {
+  std::optional<std::uint64_t> num_ctx;  // per slot; nullopt: Ollama's default for the host's VRAM
+  std::uint64_t parallel = 1;            // OLLAMA_NUM_PARALLEL
+  KvType kv_type = KvType::f16;          // OLLAMA_KV_CACHE_TYPE (q8_0 and q4_0 turn on flash attention)
+  WeightLoading loading = WeightLoading::mmap;
+  // RAM of the server and runner processes beside their buffers (Go runtime, CUDA host allocations).
+  std::uint64_t runtime_ram = 512ULL << 20;
+  // The container limit's margin above the need, in percent.
+  std::uint64_t headroom_percent = 20;
+};
+
+// Ollama's default num_ctx since v0.15.5 when OLLAMA_CONTEXT_LENGTH is unset: 4096 below 24 GiB of VRAM,
+// 32768 below 48 GiB, 262144 above (envconfig; ../shared/reference/ollama.md §3).
+[[nodiscard]] std::uint64_t ollama_default_ctx(std::uint64_t vram_total);
+
+enum class Verdict { gpu, split, cpu, no_fit };
+[[nodiscard]] const char* to_string(Verdict v);    // "fits on GPU", "split", "CPU only", "does not fit"
+[[nodiscard]] const char* verdict_key(Verdict v);  // "gpu", "split", "cpu", "no_fit" (JSON)
+
+// A change that makes a model fit better, and what it would give.
+struct Suggestion {
+  std::string change;  // "--ctx 2048", "--kv-type q8_0", "--parallel 1", "quantization q4_K_M"
+  std::string why;     // "a smaller KV cache (1.0 GiB instead of 4.0 GiB)"
+  Verdict verdict = Verdict::no_fit;
+  Placement placement;
+};
+
+struct ModelPlan {
+  std::string name;
+  std::string source;
+  std::string quantization;
+  EstimateOptions options;  // what the estimate used (num_ctx resolved, flash attention)
+  std::vector<std::string> notes;
+  Placement placement;
+  Verdict verdict = Verdict::no_fit;
+  std::uint64_t ram_needed = 0;       // RAM side: resident + mapped weights + the runtime
+  std::uint64_t ram_short = 0;        // how much is missing (0 when it fits)
+  std::uint64_t disk_needed = 0;      // to download (0 when on disk)
+  bool disk_short = false;            // the download does not fit the free disk
+  std::uint64_t container_limit = 0;  // recommended memory limit for the server's container
+  std::vector<Suggestion> suggestions;
+};
+
+// The verdict for one model; errors when its shape cannot be sized (a message naming the model).
+[[nodiscard]] Result<ModelPlan> plan_model(const PlanModel& model, const PlanSettings& settings,
+                                           const HostBudget& host);
+
+// Several models in one server: loaded together (each one placed in what the ones before it left), or
+// only one at a time (OLLAMA_MAX_LOADED_MODELS=1, the exclusive large-model mode).
+struct TogetherPlan {
+  bool fit = false;                   // every model fits while the others stay loaded
+  bool slower = false;                // fits, but some model gets fewer layers on the GPU than alone
+  std::vector<Placement> placements;  // in the order given
+  std::vector<Verdict> verdicts;
+  std::uint64_t ram_needed = 0;
+  std::uint64_t vram_needed = 0;
+  std::uint64_t container_limit_together = 0;   // the container holding them all
+  std::uint64_t container_limit_exclusive = 0;  // one at a time: the largest model's limit
+  std::string advice;
+};
+
+[[nodiscard]] TogetherPlan plan_together(const std::vector<PlanModel>& models, const std::vector<ModelPlan>& alone,
+                                         const PlanSettings& settings, const HostBudget& host);
+
+// The recommended container limit for a RAM need: need plus headroom, rounded up to 256 MiB.
+[[nodiscard]] std::uint64_t container_limit_for(std::uint64_t ram_needed, std::uint64_t headroom_percent);
+
+}  // namespace mw
