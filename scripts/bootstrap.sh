@@ -14,7 +14,10 @@ build_packages=(
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-format clang libclang-rt-14-dev
   docker.io busybox-static curl binutils util-linux procps prometheus prometheus-node-exporter
+  nodejs  # tests/crosscheck runs @huggingface/gguf with node
 )
+# ... and installs it with npm; NodeSource's nodejs package bundles npm (and conflicts with Debian's npm package).
+command -v npm >/dev/null 2>&1 || test_packages+=(npm)
 case "$mode" in
   build) wanted=("${build_packages[@]}") ;;
   test) wanted=("${build_packages[@]}" "${test_packages[@]}") ;;
