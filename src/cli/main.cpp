@@ -17,6 +17,7 @@
 #include "cli/exports.hpp"
 #include "cli/fix.hpp"
 #include "cli/history.hpp"
+#include "cli/plan.hpp"
 #include "cli/serve.hpp"
 #include "cli/status.hpp"
 #include "core/bytes.hpp"
@@ -274,6 +275,42 @@ int run(int argc, char** argv) {
   notify->add_flag("--test", notify_test, "Send a test notification to every configured target")->required();
   notify->add_option("--config", notify_config, fmt::format("Configuration file (default {})", k_default_config));
 
+  // ---- plan
+  auto* plan = app.add_subcommand("plan", "Will a model fit, split or not, and how big must its container be");
+  std::vector<std::string> p_models;
+  std::string p_ctx;
+  std::uint64_t p_parallel = 1;
+  std::string p_kv = "f16";
+  std::string p_ram;
+  std::string p_vram;
+  std::string p_reserve = "4G";
+  std::string p_source = "auto";
+  std::string p_models_dir;
+  std::string p_ollama;
+  std::string p_loading = "mmap";
+  std::uint64_t p_headroom = 20;
+  std::string p_api_timeout = "5s";
+  bool p_json = false;
+  std::string p_nvml;
+  plan->add_option("MODEL", p_models,
+                   "A GGUF file, an Ollama model name (deepseek-coder:33b) or a catalog name (llama3.1:70b-q8_0)")
+      ->required();
+  plan->add_option("--ctx", p_ctx, "Context per request (num_ctx); default: Ollama's default for the VRAM");
+  plan->add_option("--parallel", p_parallel, "Requests served at once (OLLAMA_NUM_PARALLEL)")->capture_default_str();
+  plan->add_option("--kv-type", p_kv, "KV cache type: f16, q8_0 or q4_0 (OLLAMA_KV_CACHE_TYPE)")->capture_default_str();
+  plan->add_option("--ram", p_ram, "Plan for this much RAM instead of the host's (e.g. 32G)");
+  plan->add_option("--vram", p_vram, "Plan for one GPU of this size instead of the host's (0: no GPU)");
+  plan->add_option("--reserve", p_reserve, "RAM kept for the other services (the monitoring stack)")
+      ->capture_default_str();
+  plan->add_option("--source", p_source, "Where to look: auto, file, store, server or catalog")->capture_default_str();
+  plan->add_option("--models-dir", p_models_dir, "The Ollama model store to search first (else $OLLAMA_MODELS, ...)");
+  plan->add_option("--ollama", p_ollama, "A running Ollama to ask (/api/show), e.g. http://127.0.0.1:11434");
+  plan->add_option("--loading", p_loading, "How the weights are loaded: mmap, no-mmap or mlock")->capture_default_str();
+  plan->add_option("--headroom", p_headroom, "Container limit above the RAM need, in percent")->capture_default_str();
+  plan->add_option("--api-timeout", p_api_timeout, "Time-out for each Ollama API request")->capture_default_str();
+  plan->add_flag("--json", p_json, "Print the plan as JSON (schema in docs/plan.md)");
+  plan->add_option("--nvml-library", p_nvml, "NVML library to load (default libnvidia-ml.so.1)");
+
   // ---- export
   auto* export_cmd = app.add_subcommand("export", "Files for the monitoring stack");
   export_cmd->require_subcommand(1);
@@ -290,6 +327,73 @@ int run(int argc, char** argv) {
   }
 
   try {
+    if (plan->parsed()) {
+      mw::cli::PlanOptions options;
+      options.root = mw::probes::HostRoot(root);
+      options.models = p_models;
+      if (!p_ctx.empty()) {
+        const auto n = mw::parse_u64(p_ctx);
+        if (!n || *n == 0 || *n > (1ULL << 24)) {
+          throw UsageError{
+              mw::Error{"--ctx", fmt::format("'{}' is not a context length (1 to 16777216 tokens)", p_ctx)}};
+        }
+        options.settings.num_ctx = *n;
+      }
+      if (p_parallel == 0 || p_parallel > 256) {
+        throw UsageError{mw::Error{"--parallel", "must be 1 to 256"}};
+      }
+      options.settings.parallel = p_parallel;
+      const auto kv = mw::parse_kv_type(p_kv);
+      if (!kv) {
+        throw UsageError{mw::Error{"--kv-type", fmt::format("'{}' is not f16, q8_0 or q4_0", p_kv)}};
+      }
+      options.settings.kv_type = *kv;
+      if (p_loading == "mmap") {
+        options.settings.loading = mw::WeightLoading::mmap;
+      } else if (p_loading == "no-mmap") {
+        options.settings.loading = mw::WeightLoading::no_mmap;
+      } else if (p_loading == "mlock") {
+        options.settings.loading = mw::WeightLoading::mlock;
+      } else {
+        throw UsageError{mw::Error{"--loading", fmt::format("'{}' is not mmap, no-mmap or mlock", p_loading)}};
+      }
+      if (p_headroom > 1000) {
+        throw UsageError{mw::Error{"--headroom", "must be 0 to 1000 (percent)"}};
+      }
+      options.settings.headroom_percent = p_headroom;
+      if (!p_ram.empty()) {
+        options.ram = size_or_throw(p_ram, "--ram");
+        if (*options.ram == 0) {
+          throw UsageError{mw::Error{"--ram", "must be more than 0"}};
+        }
+      }
+      if (!p_vram.empty()) {
+        options.vram = size_or_throw(p_vram, "--vram");
+      }
+      options.reserve = size_or_throw(p_reserve, "--reserve");
+      const auto source = mw::cli::parse_model_source(p_source);
+      if (!source) {
+        throw UsageError{
+            mw::Error{"--source", fmt::format("'{}' is not auto, file, store, server or catalog", p_source)}};
+      }
+      if (*source == mw::cli::ModelSource::server && p_ollama.empty()) {
+        throw UsageError{mw::Error{"--source server", "needs --ollama URL"}};
+      }
+      options.source = *source;
+      options.models_dir = p_models_dir;
+      const char* env_models = std::getenv("OLLAMA_MODELS");
+      options.ollama_models = env_models != nullptr ? env_models : "";
+      const char* home = std::getenv("HOME");
+      options.home = home != nullptr ? home : "";
+      options.ollama_url = p_ollama;
+      options.api_timeout = duration_or_throw(p_api_timeout, "--api-timeout");
+      options.nvml_library = p_nvml;
+      const auto result = mw::cli::collect_plan(options);
+      std::cout << (p_json ? mw::cli::plan_to_json(result).dump(2) + "\n" : mw::cli::render_plan(result));
+      std::cout.flush();
+      return static_cast<int>(mw::cli::plan_exit_code(result));
+    }
+
     if (status->parsed()) {
       mw::cli::StatusOptions options;
       options.root = mw::probes::HostRoot(root);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <optional>
 
 namespace mw {
@@ -194,6 +195,59 @@ std::optional<ModelDims> dims_from_gguf(const GgufFile& file) {
     return std::nullopt;
   }
   return d;
+}
+
+std::optional<ModelDims> dims_from_show(const OllamaShow& show) {
+  const auto& arch = show.architecture;
+  if (arch != "llama" && arch != "qwen2" && arch != "mistral") {
+    return std::nullopt;
+  }
+  const auto get = [&](std::string_view suffix) -> std::uint64_t {
+    const auto it = show.numeric_info.find(arch + "." + std::string(suffix));
+    if (it == show.numeric_info.end() || !(it->second > 0) || it->second > 1e12) {
+      return 0;
+    }
+    return static_cast<std::uint64_t>(it->second);
+  };
+  ModelDims d;
+  d.architecture = arch;
+  d.block_count = get("block_count");
+  d.embedding_length = get("embedding_length");
+  d.feed_forward_length = get("feed_forward_length");
+  d.head_count = get("attention.head_count");
+  d.head_count_kv = get("attention.head_count_kv");
+  if (d.head_count_kv == 0) {
+    d.head_count_kv = d.head_count;
+  }
+  d.vocab_size = get("vocab_size");
+  d.context_length = get("context_length");
+  d.qkv_bias = arch == "qwen2";
+  if (d.block_count == 0 || d.embedding_length == 0 || d.feed_forward_length == 0 || d.head_count == 0 ||
+      d.vocab_size == 0) {
+    return std::nullopt;
+  }
+  return d;
+}
+
+std::optional<std::string_view> file_type_name(std::uint64_t file_type) {
+  // llama.h enum llama_ftype (ids 4-6 and 33+ unused or removed).
+  struct Row {
+    std::uint64_t id;
+    std::string_view name;
+  };
+  static constexpr std::array<Row, 31> k_names{{
+      {0, "F32"},     {1, "F16"},     {2, "Q4_0"},     {3, "Q4_1"},    {7, "Q8_0"},    {8, "Q5_0"},    {9, "Q5_1"},
+      {10, "Q2_K"},   {11, "Q3_K_S"}, {12, "Q3_K_M"},  {13, "Q3_K_L"}, {14, "Q4_K_S"}, {15, "Q4_K_M"}, {16, "Q5_K_S"},
+      {17, "Q5_K_M"}, {18, "Q6_K"},   {19, "IQ2_XXS"}, {20, "IQ2_XS"}, {21, "Q2_K_S"}, {22, "IQ3_XS"}, {23, "IQ3_XXS"},
+      {24, "IQ1_S"},  {25, "IQ4_NL"}, {26, "IQ3_S"},   {27, "IQ3_M"},  {28, "IQ2_S"},  {29, "IQ2_M"},  {30, "IQ4_XS"},
+      {31, "IQ1_M"},  {32, "BF16"},   {38, "MXFP4"},
+  }};
+  for (const auto& row : k_names) {
+    if (row.id == file_type) {
+      return row.name;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace mw

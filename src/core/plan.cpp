@@ -33,29 +33,29 @@ std::uint64_t ollama_default_ctx(std::uint64_t vram_total) {
   return 4096;
 }
 
-const char* to_string(Verdict v) {
+const char* to_string(FitVerdict v) {
   switch (v) {
-    case Verdict::gpu:
+    case FitVerdict::gpu:
       return "fits on GPU";
-    case Verdict::split:
+    case FitVerdict::split:
       return "split";
-    case Verdict::cpu:
+    case FitVerdict::cpu:
       return "CPU only";
-    case Verdict::no_fit:
+    case FitVerdict::no_fit:
       return "does not fit";
   }
   return "?";
 }
 
-const char* verdict_key(Verdict v) {
+const char* verdict_key(FitVerdict v) {
   switch (v) {
-    case Verdict::gpu:
+    case FitVerdict::gpu:
       return "gpu";
-    case Verdict::split:
+    case FitVerdict::split:
       return "split";
-    case Verdict::cpu:
+    case FitVerdict::cpu:
       return "cpu";
-    case Verdict::no_fit:
+    case FitVerdict::no_fit:
       return "no_fit";
   }
   return "?";
@@ -72,15 +72,15 @@ namespace {
 constexpr std::uint64_t k_ctx_step = 256;       // llama.cpp pads each slot's context to 256 cells
 constexpr std::uint64_t k_smallest_ctx = 2048;  // smaller contexts are not offered as a fix
 
-int rank(Verdict v) {
+int rank(FitVerdict v) {
   switch (v) {
-    case Verdict::no_fit:
+    case FitVerdict::no_fit:
       return 0;
-    case Verdict::cpu:
+    case FitVerdict::cpu:
       return 1;
-    case Verdict::split:
+    case FitVerdict::split:
       return 2;
-    case Verdict::gpu:
+    case FitVerdict::gpu:
       return 3;
   }
   return 0;
@@ -89,7 +89,7 @@ int rank(Verdict v) {
 // One placement and what it means for the host.
 struct Outcome {
   Placement placement;
-  Verdict verdict = Verdict::no_fit;
+  FitVerdict verdict = FitVerdict::no_fit;
   std::uint64_t ram_needed = 0;
 };
 
@@ -113,13 +113,13 @@ Result<Outcome> place(const ModelShape& shape, std::uint64_t extra, const Estima
   p.weights += extra;
   out.ram_needed = p.ram_resident + p.ram_page_cache + s.runtime_ram;
   if (out.ram_needed > ram_free) {
-    out.verdict = Verdict::no_fit;
+    out.verdict = FitVerdict::no_fit;
   } else if (p.full_offload()) {
-    out.verdict = Verdict::gpu;
+    out.verdict = FitVerdict::gpu;
   } else if (p.layers_on_gpu > 0) {
-    out.verdict = Verdict::split;
+    out.verdict = FitVerdict::split;
   } else {
-    out.verdict = Verdict::cpu;
+    out.verdict = FitVerdict::cpu;
   }
   return out;
 }
@@ -164,7 +164,7 @@ class Suggester {
   [[nodiscard]] bool better(const Outcome& o) const { return rank(o.verdict) > rank(m_plan.verdict); }
 
   void add(std::string change, std::string why, const Outcome& o) {
-    m_out.push_back({std::move(change), std::move(why), o.verdict, o.placement});
+    m_out.push_back({std::move(change), std::move(why), o.verdict, o.placement, o.ram_needed});
   }
 
   // The largest context (a multiple of 256, at least 2048) that gives a better verdict. Memory only
@@ -309,13 +309,20 @@ Result<ModelPlan> plan_model(const PlanModel& model, const PlanSettings& setting
   plan.ram_needed = outcome->ram_needed;
   plan.ram_short = plan.ram_needed > host.ram_usable() ? plan.ram_needed - host.ram_usable() : 0;
   plan.container_limit = container_limit_for(plan.ram_needed, settings.headroom_percent);
+  if (plan.ram_short == 0 && plan.container_limit > host.ram_usable()) {
+    // The headroom would take RAM the other services keep: cut it to what the host has for models.
+    constexpr std::uint64_t k_step = 256ULL << 20;
+    plan.container_limit = std::max(container_limit_for(plan.ram_needed, 0), host.ram_usable() / k_step * k_step);
+    plan.notes.push_back(
+        fmt::format("the container limit's headroom is cut to the {} the host has for models", gib(host.ram_usable())));
+  }
   plan.disk_needed = model.downloaded ? 0 : model.file_bytes;
   if (host.disk_available && plan.disk_needed > *host.disk_available) {
     plan.disk_short = true;
     plan.notes.push_back(fmt::format("the download ({}) does not fit the {} free where the models live",
                                      gib(plan.disk_needed), gib(*host.disk_available)));
   }
-  if (plan.verdict != Verdict::gpu) {
+  if (plan.verdict != FitVerdict::gpu) {
     plan.suggestions = Suggester(model, settings, host, plan).run();
   }
   return plan;
@@ -341,7 +348,7 @@ TogetherPlan plan_together(const std::vector<PlanModel>& models, const std::vect
     ram_left = ram_left > placed->ram_needed ? ram_left - placed->ram_needed : 0;
     out.ram_needed += placed->ram_needed;
     out.vram_needed += placed->placement.vram;
-    if (placed->verdict == Verdict::no_fit && blocked.empty()) {
+    if (placed->verdict == FitVerdict::no_fit && blocked.empty()) {
       blocked = models[i].name;
     } else if (rank(placed->verdict) < rank(alone[i].verdict) ||
                placed->placement.layers_on_gpu < alone[i].placement.layers_on_gpu) {
@@ -357,7 +364,7 @@ TogetherPlan plan_together(const std::vector<PlanModel>& models, const std::vect
 
   std::vector<std::string> alone_no_fit;
   for (const auto& p : alone) {
-    if (p.verdict == Verdict::no_fit) {
+    if (p.verdict == FitVerdict::no_fit) {
       alone_no_fit.push_back(p.name);
     }
   }

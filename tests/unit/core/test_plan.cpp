@@ -89,7 +89,7 @@ TEST(Plan, Codellama34bOnA16GiBGpuIsSplitAndItsLimitIsFarBelow28GiB) {
   const auto m = from_catalog("codellama:34b");
   const auto h = host(32 * k_gib, 16 * k_gib);
   const auto p = plan(m, ctx(2048), h);
-  EXPECT_EQ(p.verdict, Verdict::split);
+  EXPECT_EQ(p.verdict, FitVerdict::split);
   EXPECT_GT(p.placement.layers_on_gpu, 0U);
   EXPECT_LT(p.placement.layers_on_gpu, p.placement.layers_total);
   EXPECT_LE(p.placement.vram, 16 * k_gib);
@@ -110,7 +110,7 @@ TEST(Plan, Codellama34bOnA16GiBGpuIsSplitAndItsLimitIsFarBelow28GiB) {
 
 TEST(Plan, AModelThatFitsTheGpuGetsNoSuggestions) {
   const auto p = plan(from_catalog("mistral:7b"), ctx(4096), host(32 * k_gib, 16 * k_gib));
-  EXPECT_EQ(p.verdict, Verdict::gpu);
+  EXPECT_EQ(p.verdict, FitVerdict::gpu);
   EXPECT_TRUE(p.placement.full_offload());
   EXPECT_TRUE(p.suggestions.empty());
   // Only token_embd stays on the CPU side, as mapped page cache.
@@ -121,27 +121,27 @@ TEST(Plan, TheContextSuggestedIsTheLargestThatFits) {
   const auto m = from_catalog("llama3.1:8b");
   const auto h = host(32 * k_gib, 8 * k_gib);
   const auto p = plan(m, ctx(32768), h);
-  ASSERT_EQ(p.verdict, Verdict::split);
+  ASSERT_EQ(p.verdict, FitVerdict::split);
   const auto* s = find(p, "--ctx ");
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->verdict, Verdict::gpu);
+  EXPECT_EQ(s->verdict, FitVerdict::gpu);
   const auto suggested = std::stoull(s->change.substr(6));
   EXPECT_EQ(suggested % 256, 0U);
   EXPECT_LT(suggested, 32768U);
   // At the suggested context it fits on the GPU; 256 more and it does not.
-  EXPECT_EQ(plan(m, ctx(suggested), h).verdict, Verdict::gpu);
-  EXPECT_EQ(plan(m, ctx(suggested + 256), h).verdict, Verdict::split);
+  EXPECT_EQ(plan(m, ctx(suggested), h).verdict, FitVerdict::gpu);
+  EXPECT_EQ(plan(m, ctx(suggested + 256), h).verdict, FitVerdict::split);
 }
 
 TEST(Plan, AQuantizedKvCacheIsOfferedWithFlashAttention) {
   const auto m = from_catalog("llama3.1:8b");
   const auto h = host(32 * k_gib, 10 * k_gib);
   const auto p = plan(m, ctx(32768), h);
-  ASSERT_EQ(p.verdict, Verdict::split);
+  ASSERT_EQ(p.verdict, FitVerdict::split);
   const auto* s = find(p, "--kv-type");
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->change, "--kv-type q8_0");
-  EXPECT_EQ(s->verdict, Verdict::gpu);
+  EXPECT_EQ(s->verdict, FitVerdict::gpu);
   // q8_0: 34 bytes per 32 values instead of 64.
   EXPECT_EQ(s->placement.kv, p.placement.kv / 64 * 34);
   EXPECT_NE(s->why.find("OLLAMA_FLASH_ATTENTION=1"), std::string::npos);
@@ -150,7 +150,7 @@ TEST(Plan, AQuantizedKvCacheIsOfferedWithFlashAttention) {
   q8.kv_type = KvType::q8_0;
   const auto with_q8 = plan(m, q8, h);
   EXPECT_TRUE(with_q8.options.flash_attention);
-  EXPECT_EQ(with_q8.verdict, Verdict::gpu);
+  EXPECT_EQ(with_q8.verdict, FitVerdict::gpu);
   EXPECT_EQ(find(with_q8, "--kv-type"), nullptr);
 }
 
@@ -160,10 +160,10 @@ TEST(Plan, FewerSlotsAreOfferedWhenParallelRequestsCostTheFit) {
   s.parallel = 4;
   const auto p = plan(m, s, host(32 * k_gib, 8 * k_gib));
   EXPECT_EQ(p.options.parallel, 4U);
-  EXPECT_NE(p.verdict, Verdict::gpu);
+  EXPECT_NE(p.verdict, FitVerdict::gpu);
   const auto* fewer = find(p, "--parallel 1");
   ASSERT_NE(fewer, nullptr);
-  EXPECT_EQ(fewer->verdict, Verdict::gpu);
+  EXPECT_EQ(fewer->verdict, FitVerdict::gpu);
   EXPECT_EQ(fewer->placement.kv * 4, p.placement.kv);
 }
 
@@ -172,11 +172,11 @@ TEST(Plan, ASmallerQuantizationIsOfferedLargestFirst) {
   const auto m = from_catalog("llama3.1:8b-f16");
   ASSERT_EQ(m.quantization, "f16");
   const auto p = plan(m, ctx(4096), host(32 * k_gib, 8 * k_gib));
-  EXPECT_EQ(p.verdict, Verdict::split);
+  EXPECT_EQ(p.verdict, FitVerdict::split);
   const auto* s = find(p, "quantization");
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->change, "quantization q4_K_M");
-  EXPECT_EQ(s->verdict, Verdict::gpu);
+  EXPECT_EQ(s->verdict, FitVerdict::gpu);
   EXPECT_LT(s->placement.weights, p.placement.weights / 3);
 }
 
@@ -189,14 +189,14 @@ TEST(Plan, WithoutDimensionsNoOtherQuantizationIsGuessed) {
 
 TEST(Plan, A70BModelDoesNotFit32GiBAndTheShortfallIsSaid) {
   const auto p = plan(from_catalog("llama3.1:70b"), ctx(2048), host(32 * k_gib, 0));
-  EXPECT_EQ(p.verdict, Verdict::no_fit);
+  EXPECT_EQ(p.verdict, FitVerdict::no_fit);
   const auto usable = 28 * k_gib;  // 32 GiB less the 4 GiB reserve
   EXPECT_EQ(p.ram_short, p.ram_needed - usable);
   EXPECT_GT(p.ram_short, 10 * k_gib);
   // Even q4_0 (about 40 GB) does not fit: no quantization is offered.
   EXPECT_EQ(find(p, "quantization"), nullptr);
   // With 64 GiB it runs on the CPU.
-  EXPECT_EQ(plan(from_catalog("llama3.1:70b"), ctx(2048), host(64 * k_gib, 0)).verdict, Verdict::cpu);
+  EXPECT_EQ(plan(from_catalog("llama3.1:70b"), ctx(2048), host(64 * k_gib, 0)).verdict, FitVerdict::cpu);
 }
 
 TEST(Plan, TheReserveComesOffTheAvailableRam) {
@@ -204,13 +204,13 @@ TEST(Plan, TheReserveComesOffTheAvailableRam) {
   auto h = host(32 * k_gib, 0);
   const auto need = plan(m, ctx(4096), h).ram_needed;
   h.ram_available = need + h.reserve;  // exactly enough
-  EXPECT_EQ(plan(m, ctx(4096), h).verdict, Verdict::cpu);
+  EXPECT_EQ(plan(m, ctx(4096), h).verdict, FitVerdict::cpu);
   h.ram_available -= 1;
   const auto short_by_one = plan(m, ctx(4096), h);
-  EXPECT_EQ(short_by_one.verdict, Verdict::no_fit);
+  EXPECT_EQ(short_by_one.verdict, FitVerdict::no_fit);
   EXPECT_EQ(short_by_one.ram_short, 1U);
   h.reserve = 0;
-  EXPECT_EQ(plan(m, ctx(4096), h).verdict, Verdict::cpu);
+  EXPECT_EQ(plan(m, ctx(4096), h).verdict, FitVerdict::cpu);
 }
 
 TEST(Plan, ADownloadLargerThanTheFreeDiskIsNoted) {
@@ -239,6 +239,16 @@ TEST(Plan, AProjectorGoesToTheGpuWithTheModel) {
   EXPECT_EQ(cpu.ram_needed, cpu_without.ram_needed + 600 * k_mib);
 }
 
+TEST(Plan, TheHeadroomNeverTakesTheReserve) {
+  // llama3.1:70b split on a 16 GiB GPU needs most of 32 GiB: 20% more would eat into the reserve.
+  const auto p = plan(from_catalog("llama3.1:70b"), ctx(4096), host(32 * k_gib, 16 * k_gib));
+  ASSERT_NE(p.verdict, FitVerdict::no_fit);
+  EXPECT_GT(p.ram_needed * 12 / 10, 28 * k_gib);
+  EXPECT_LE(p.container_limit, 28 * k_gib);
+  EXPECT_GE(p.container_limit, p.ram_needed);
+  EXPECT_NE(p.notes.back().find("headroom"), std::string::npos);
+}
+
 TEST(Plan, ContainerLimitsAreTheNeedPlusHeadroomIn256MiBSteps) {
   EXPECT_EQ(container_limit_for(1000 * k_mib, 20), 1280 * k_mib);  // 1200 MiB rounded up
   EXPECT_EQ(container_limit_for(1024 * k_mib, 0), 1024 * k_mib);
@@ -253,7 +263,7 @@ TEST(PlanTogether, TwoSmallModelsShareA16GiBGpu) {
   EXPECT_TRUE(t.fit);
   EXPECT_FALSE(t.slower);
   ASSERT_EQ(t.verdicts.size(), 2U);
-  EXPECT_EQ(t.verdicts[1], Verdict::gpu);
+  EXPECT_EQ(t.verdicts[1], FitVerdict::gpu);
   EXPECT_EQ(t.ram_needed, alone[0].ram_needed + alone[1].ram_needed);
   EXPECT_NE(t.advice.find("OLLAMA_MAX_LOADED_MODELS=2"), std::string::npos);
 }
@@ -263,13 +273,13 @@ TEST(PlanTogether, TheSecondModelGetsWhatTheFirstLeft) {
   const std::vector<PlanModel> models{from_catalog("llama3.1:8b"), from_catalog("llama3.1:8b-q8_0")};
   const auto h = host(32 * k_gib, 10 * k_gib);
   std::vector<ModelPlan> alone{plan(models[0], ctx(4096), h), plan(models[1], ctx(4096), h)};
-  ASSERT_EQ(alone[0].verdict, Verdict::gpu);
-  ASSERT_EQ(alone[1].verdict, Verdict::gpu);
+  ASSERT_EQ(alone[0].verdict, FitVerdict::gpu);
+  ASSERT_EQ(alone[1].verdict, FitVerdict::gpu);
   const auto t = plan_together(models, alone, ctx(4096), h);
   EXPECT_TRUE(t.fit);
   EXPECT_TRUE(t.slower);
-  EXPECT_EQ(t.verdicts[0], Verdict::gpu);
-  EXPECT_NE(t.verdicts[1], Verdict::gpu);
+  EXPECT_EQ(t.verdicts[0], FitVerdict::gpu);
+  EXPECT_NE(t.verdicts[1], FitVerdict::gpu);
   EXPECT_LT(t.placements[1].layers_on_gpu, alone[1].placement.layers_on_gpu);
   EXPECT_NE(t.advice.find("OLLAMA_MAX_LOADED_MODELS=1"), std::string::npos);
 }
@@ -282,21 +292,21 @@ TEST(PlanTogether, TheIncidentsLargeModelsOnlyFitOneAtATime) {
   // 32 GiB: both fit alone, split across the GPU; together the second gets no GPU at all and runs on the CPU.
   const auto big = host(32 * k_gib, 16 * k_gib);
   const auto alone_big = plans(big);
-  ASSERT_EQ(alone_big[0].verdict, Verdict::split);
-  ASSERT_EQ(alone_big[1].verdict, Verdict::split);
+  ASSERT_EQ(alone_big[0].verdict, FitVerdict::split);
+  ASSERT_EQ(alone_big[1].verdict, FitVerdict::split);
   const auto t_big = plan_together(models, alone_big, ctx(2048), big);
   EXPECT_TRUE(t_big.fit);
   EXPECT_TRUE(t_big.slower);
-  EXPECT_EQ(t_big.verdicts[1], Verdict::cpu);
+  EXPECT_EQ(t_big.verdicts[1], FitVerdict::cpu);
 
   // 24 GiB: the second does not fit beside the first.
   const auto small = host(24 * k_gib, 16 * k_gib);
   const auto alone = plans(small);
-  ASSERT_NE(alone[0].verdict, Verdict::no_fit);
-  ASSERT_NE(alone[1].verdict, Verdict::no_fit);
+  ASSERT_NE(alone[0].verdict, FitVerdict::no_fit);
+  ASSERT_NE(alone[1].verdict, FitVerdict::no_fit);
   const auto t = plan_together(models, alone, ctx(2048), small);
   EXPECT_FALSE(t.fit);
-  EXPECT_EQ(t.verdicts[1], Verdict::no_fit);
+  EXPECT_EQ(t.verdicts[1], FitVerdict::no_fit);
   EXPECT_EQ(t.container_limit_exclusive, std::max(alone[0].container_limit, alone[1].container_limit));
   EXPECT_NE(t.advice.find("codellama:34b"), std::string::npos);
   EXPECT_NE(t.advice.find("OLLAMA_MAX_LOADED_MODELS=1"), std::string::npos);
@@ -305,7 +315,7 @@ TEST(PlanTogether, TheIncidentsLargeModelsOnlyFitOneAtATime) {
   const std::vector<PlanModel> three{models[0], models[1], from_catalog("llama3.1:70b")};
   auto alone3 = alone;
   alone3.push_back(plan(three[2], ctx(2048), small));
-  EXPECT_EQ(alone3[2].verdict, Verdict::no_fit);
+  EXPECT_EQ(alone3[2].verdict, FitVerdict::no_fit);
   const auto t3 = plan_together(three, alone3, ctx(2048), small);
   EXPECT_FALSE(t3.fit);
   EXPECT_NE(t3.advice.find("llama3.1:70b does not fit even alone"), std::string::npos);

@@ -12,6 +12,7 @@
 #include "core/error.hpp"
 #include "core/estimate.hpp"
 #include "core/gguf.hpp"
+#include "core/ollama.hpp"
 
 namespace mw {
 
@@ -51,6 +52,12 @@ struct CatalogModel {
 // The dimensions a GGUF header gives (nullopt when a figure is missing or the architecture is not
 // llama-shaped, so its other quantizations cannot be sized).
 [[nodiscard]] std::optional<ModelDims> dims_from_gguf(const GgufFile& file);
+// The same from /api/show's model_info (keys "<arch>.block_count", ...); qwen2 has qkv biases.
+[[nodiscard]] std::optional<ModelDims> dims_from_show(const OllamaShow& show);
+
+// llama.cpp's name for a general.file_type (enum llama_ftype): 2 "Q4_0", 7 "Q8_0", 15 "Q4_K_M";
+// nullopt for a number it does not define.
+[[nodiscard]] std::optional<std::string_view> file_type_name(std::uint64_t file_type);
 
 struct CatalogMatch {
   const CatalogModel* model = nullptr;

@@ -63,16 +63,17 @@ struct PlanSettings {
 // 32768 below 48 GiB, 262144 above (envconfig; ../shared/reference/ollama.md §3).
 [[nodiscard]] std::uint64_t ollama_default_ctx(std::uint64_t vram_total);
 
-enum class Verdict { gpu, split, cpu, no_fit };
-[[nodiscard]] const char* to_string(Verdict v);    // "fits on GPU", "split", "CPU only", "does not fit"
-[[nodiscard]] const char* verdict_key(Verdict v);  // "gpu", "split", "cpu", "no_fit" (JSON)
+enum class FitVerdict { gpu, split, cpu, no_fit };
+[[nodiscard]] const char* to_string(FitVerdict v);    // "fits on GPU", "split", "CPU only", "does not fit"
+[[nodiscard]] const char* verdict_key(FitVerdict v);  // "gpu", "split", "cpu", "no_fit" (JSON)
 
 // A change that makes a model fit better, and what it would give.
 struct Suggestion {
   std::string change;  // "--ctx 2048", "--kv-type q8_0", "--parallel 1", "quantization q4_K_M"
   std::string why;     // "a smaller KV cache (1.0 GiB instead of 4.0 GiB)"
-  Verdict verdict = Verdict::no_fit;
+  FitVerdict verdict = FitVerdict::no_fit;
   Placement placement;
+  std::uint64_t ram_needed = 0;
 };
 
 struct ModelPlan {
@@ -82,7 +83,7 @@ struct ModelPlan {
   EstimateOptions options;  // what the estimate used (num_ctx resolved, flash attention)
   std::vector<std::string> notes;
   Placement placement;
-  Verdict verdict = Verdict::no_fit;
+  FitVerdict verdict = FitVerdict::no_fit;
   std::uint64_t ram_needed = 0;       // RAM side: resident + mapped weights + the runtime
   std::uint64_t ram_short = 0;        // how much is missing (0 when it fits)
   std::uint64_t disk_needed = 0;      // to download (0 when on disk)
@@ -101,7 +102,7 @@ struct TogetherPlan {
   bool fit = false;                   // every model fits while the others stay loaded
   bool slower = false;                // fits, but some model gets fewer layers on the GPU than alone
   std::vector<Placement> placements;  // in the order given
-  std::vector<Verdict> verdicts;
+  std::vector<FitVerdict> verdicts;
   std::uint64_t ram_needed = 0;
   std::uint64_t vram_needed = 0;
   std::uint64_t container_limit_together = 0;   // the container holding them all

@@ -1,0 +1,255 @@
+// collect_plan end to end: models from GGUF files, an Ollama store, a fake Ollama server and the
+// catalog; the host from fixture trees, the fake NVML or --ram/--vram.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <mutex>
+#include <numeric>
+
+#include "cli/plan.hpp"
+#include "core/catalog.hpp"
+#include "gguf_writer.hpp"
+#include "ollama_store_writer.hpp"
+#include "probes/gguf_file.hpp"
+#include "probes/host_memory.hpp"
+#include "test_support.hpp"
+
+using namespace mw;
+using namespace mw::cli;
+using json = nlohmann::json;
+
+namespace {
+
+const char* const k_incident = "hosts/v2-systemd-incident";
+
+PlanOptions options(std::vector<std::string> models) {
+  PlanOptions o;
+  o.root = probes::HostRoot(test::fixture_path(k_incident));
+  o.models = std::move(models);
+  o.nvml_library = "/nonexistent/libnvidia-ml.so.1";
+  o.settings.num_ctx = 2048;
+  return o;
+}
+
+// A hypothetical 32 GiB host with a 16 GiB GPU.
+PlanOptions roomy(std::vector<std::string> models) {
+  auto o = options(std::move(models));
+  o.ram = 32 * k_gib;
+  o.vram = 16 * k_gib;
+  return o;
+}
+
+std::uint64_t tensor_bytes(const std::filesystem::path& gguf) {
+  const auto file = probes::read_gguf(gguf);
+  EXPECT_TRUE(file) << file.error().line();
+  std::uint64_t total = 0;
+  for (const auto& t : file->tensors) {
+    total += t.bytes;
+  }
+  return total;
+}
+
+}  // namespace
+
+TEST(PlanCommand, AGgufFileIsSizedFromItsRealTensors) {
+  test::TempDir dir;
+  const auto path = dir.path() / "mistral.gguf";
+  test::write_gguf(path, test::gguf_preset(test::GgufPreset::mistral_7b_q4_0));
+  const auto r = collect_plan(roomy({path.string()}));
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].line();
+  ASSERT_EQ(r.plans.size(), 1U);
+  const auto& p = r.plans[0];
+  EXPECT_EQ(p.source, "GGUF file " + path.string());
+  EXPECT_EQ(p.quantization, "q4_0");  // general.file_type 2
+  EXPECT_EQ(p.placement.weights, tensor_bytes(path));
+  EXPECT_EQ(p.verdict, FitVerdict::gpu);
+  EXPECT_EQ(p.disk_needed, 0U);  // it is on disk
+  EXPECT_EQ(r.models[0].file_bytes, std::filesystem::file_size(path));
+  // The catalog's layout of the same model agrees with the real file within 1%.
+  const auto catalog = catalog_shape("mistral:7b");
+  ASSERT_TRUE(catalog);
+  const auto catalog_weights = std::accumulate(catalog->block_bytes.begin(), catalog->block_bytes.end(),
+                                               catalog->token_embd_bytes + catalog->output_bytes);
+  EXPECT_NEAR(static_cast<double>(p.placement.weights), static_cast<double>(catalog_weights),
+              static_cast<double>(catalog_weights) * 0.01);
+  EXPECT_EQ(plan_exit_code(r), PlanExit::fits);
+}
+
+TEST(PlanCommand, AnOllamaNameIsFoundInTheStoreWithItsProjector) {
+  // The host root holds the store at /models (and the incident's meminfo).
+  test::TempDir dir;
+  dir.write("proc/meminfo", test::read_fixture(std::string(k_incident) + "/proc/meminfo"));
+  const auto models = dir.path() / "models";
+  test::OllamaStoreModelSpec spec;
+  spec.name = "deepseek-coder:33b";
+  spec.model = test::gguf_preset(test::GgufPreset::deepseek_coder_33b_q4_0, test::GgufVocab::compact);
+  spec.projector = test::tiny_gguf_spec("clip");
+  const auto written = test::write_ollama_model(models, spec);
+  auto o = roomy({"deepseek-coder:33b"});
+  o.root = probes::HostRoot(dir.path());
+  o.models_dir = "/models";
+  const auto r = collect_plan(o);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].line();
+  ASSERT_EQ(r.plans.size(), 1U);
+  EXPECT_EQ(r.plans[0].source.rfind("Ollama store /models (", 0), 0U) << r.plans[0].source;  // as on the host
+  ASSERT_TRUE(written.projector_size);
+  EXPECT_EQ(r.models[0].extra_weights, *written.projector_size);
+  EXPECT_EQ(r.plans[0].placement.weights, tensor_bytes(written.model_blob) + *written.projector_size);
+  EXPECT_EQ(r.plans[0].disk_needed, 0U);
+  ASSERT_TRUE(r.disk_path);  // the free disk is measured where the store is
+  EXPECT_EQ(*r.disk_path, models.string());
+  EXPECT_TRUE(r.host.disk_available);
+}
+
+TEST(PlanCommand, ANameTheStoreLacksComesFromTheCatalog) {
+  test::TempDir dir;
+  auto o = roomy({"codellama:34b"});
+  o.models_dir = (dir.path() / "models").string();
+  o.home = dir.path().string();
+  const auto r = collect_plan(o);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].line();
+  EXPECT_EQ(r.plans[0].source, "built-in catalog (not in the Ollama store)");
+  EXPECT_GT(r.plans[0].disk_needed, 17 * k_gib);  // the download
+}
+
+TEST(PlanCommand, ANameNobodyKnowsIsOneErrorWithBothReasons) {
+  test::TempDir dir;
+  auto o = roomy({"nosuchmodel:1b", "mistral:7b"});
+  o.models_dir = (dir.path() / "models").string();
+  const auto r = collect_plan(o);
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_EQ(r.errors[0].source, "nosuchmodel:1b");
+  EXPECT_NE(r.errors[0].message.find("Ollama model store"), std::string::npos) << r.errors[0].message;
+  EXPECT_NE(r.errors[0].message.find("catalog"), std::string::npos);
+  // The rest of the work goes on.
+  ASSERT_EQ(r.plans.size(), 1U);
+  EXPECT_EQ(plan_exit_code(r), PlanExit::partial);
+  const auto j = plan_to_json(r);
+  EXPECT_EQ(j["errors"][0]["source"], "nosuchmodel:1b");
+  EXPECT_NE(render_plan(r).find("error: nosuchmodel:1b: "), std::string::npos);
+}
+
+TEST(PlanCommand, AnUnreadableGgufFileIsAnErrorNamingIt) {
+  test::TempDir dir;
+  dir.write("broken.gguf", "GGUF but not really");
+  const auto r = collect_plan(roomy({(dir.path() / "broken.gguf").string()}));
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_EQ(r.errors[0].source, (dir.path() / "broken.gguf").string());
+}
+
+TEST(PlanCommand, ARunningServerIsAskedThroughApiShow) {
+  test::TempDir dir;
+  std::vector<std::string> paths;
+  std::mutex mutex;
+  test::FakeHttpServer server(dir.path() / "ollama.sock", [&](const std::string& method, const std::string& path) {
+    const std::lock_guard lock(mutex);
+    paths.push_back(method + " " + path);
+    if (path == "/api/show") {
+      return test::FakeHttpServer::Reply{200, R"({"details":{"family":"llama","parameter_size":"8.0B",
+        "quantization_level":"Q4_K_M"},"model_info":{"general.architecture":"llama",
+        "general.parameter_count":8030261248,"llama.attention.head_count":32,"llama.attention.head_count_kv":8,
+        "llama.block_count":32,"llama.context_length":131072,"llama.embedding_length":4096,
+        "llama.feed_forward_length":14336,"llama.vocab_size":128256}})"};
+    }
+    if (path == "/api/tags") {
+      return test::FakeHttpServer::Reply{200, R"({"models":[{"name":"llama3.1:8b","model":"llama3.1:8b",
+        "size":4920753328,"digest":"46e0c10c039e019119339687c3c1757cc81b9da49709a3b3924863ba87ca666e"}]})"};
+    }
+    return test::FakeHttpServer::Reply{404, R"({"error":"not found"})"};
+  });
+  auto o = roomy({"llama3.1:8b"});
+  o.ollama_url = server.address();
+  const auto r = collect_plan(o);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].line();
+  EXPECT_NE(r.plans[0].source.find("server " + server.address()), std::string::npos);
+  EXPECT_EQ(r.plans[0].quantization, "q4_K_M");
+  EXPECT_EQ(r.models[0].file_bytes, 4920753328U);
+  // Laid out from the dimensions, it is the catalog's llama3.1:8b.
+  const auto catalog = catalog_shape("llama3.1:8b");
+  ASSERT_TRUE(catalog);
+  EXPECT_EQ(r.models[0].shape.block_bytes, catalog->block_bytes);
+  const std::lock_guard lock(mutex);
+  EXPECT_EQ(paths.front(), "POST /api/show");
+}
+
+TEST(PlanCommand, AServerThatCannotBeReachedIsAnError) {
+  test::TempDir dir;
+  auto o = roomy({"llama3.1:8b"});
+  o.ollama_url = "unix://" + (dir.path() / "nobody.sock").string();
+  const auto r = collect_plan(o);
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_EQ(r.errors[0].source, "llama3.1:8b");
+  EXPECT_NE(r.errors[0].message.find("nobody.sock"), std::string::npos) << r.errors[0].message;
+}
+
+TEST(PlanCommand, TheHostsRamComesFromMeminfoLessTheReserve) {
+  const auto r = collect_plan(options({"mistral:7b"}));
+  const auto meminfo = probes::read_meminfo(probes::HostRoot(test::fixture_path(k_incident)));
+  ASSERT_TRUE(meminfo && meminfo->mem_available);
+  EXPECT_EQ(r.host.ram_available, *meminfo->mem_available);
+  EXPECT_EQ(r.host.ram_total, meminfo->mem_total);
+  // The incident host: 1.9 GB available is less than the 4 GiB reserve, so nothing fits.
+  EXPECT_EQ(r.host.ram_usable(), 0U);
+  ASSERT_EQ(r.plans.size(), 1U);
+  EXPECT_EQ(r.plans[0].verdict, FitVerdict::no_fit);
+  EXPECT_EQ(plan_exit_code(r), PlanExit::no_fit);
+  EXPECT_TRUE(r.host.gpus.empty());
+  EXPECT_NE(r.host_notes.front().find("GPU: none found"), std::string::npos);
+}
+
+TEST(PlanCommand, GpusComeFromNvml) {
+  auto o = options({"mistral:7b"});
+  o.ram = 32 * k_gib;
+  o.nvml_library = FAKE_NVML_PATH;
+  ::setenv("FAKE_NVML_SCENARIO", "ok", 1);
+  const auto r = collect_plan(o);
+  ::unsetenv("FAKE_NVML_SCENARIO");
+  ASSERT_FALSE(r.host.gpus.empty());
+  for (const auto& g : r.host.gpus) {
+    EXPECT_EQ(g.total, 16 * k_gib);  // the fake's figures (tests/support/fake_nvml.c)
+    EXPECT_EQ(g.free, 14763950080U);
+    EXPECT_EQ(g.name.rfind("GPU ", 0), 0U);
+  }
+  EXPECT_EQ(r.plans[0].verdict, FitVerdict::gpu);
+  EXPECT_LE(r.plans[0].placement.vram, 14763950080U);
+}
+
+TEST(PlanCommand, TheTextSaysTheVerdictAndTheLimit) {
+  const auto r = collect_plan(roomy({"codellama:34b", "mistral:7b"}));
+  const auto text = render_plan(r);
+  EXPECT_NE(text.find("split: "), std::string::npos) << text;
+  EXPECT_NE(text.find("layers on the GPU"), std::string::npos);
+  EXPECT_NE(text.find("docker run --memory "), std::string::npos);
+  EXPECT_NE(text.find("Together"), std::string::npos);
+  EXPECT_NE(text.find("hypothetical"), std::string::npos);
+}
+
+TEST(PlanCommand, TheJsonHasEveryFigureAndNullForWhatIsUnknown) {
+  auto o = roomy({"codellama:34b", "mistral:7b"});
+  const auto r = collect_plan(o);
+  const auto j = plan_to_json(r);
+  EXPECT_EQ(j["host"]["ram_total_bytes"], 32 * k_gib);
+  EXPECT_EQ(j["host"]["ram_usable_bytes"], 28 * k_gib);
+  ASSERT_EQ(j["models"].size(), 2U);
+  const auto& m = j["models"][0];
+  EXPECT_EQ(m["name"], "codellama:34b");
+  EXPECT_EQ(m["verdict"], "split");
+  EXPECT_EQ(m["num_ctx"], 2048);
+  EXPECT_EQ(m["placement"]["layers_total"], 49);
+  EXPECT_EQ(m["container_limit_bytes"], r.plans[0].container_limit);
+  EXPECT_TRUE(j["together"].is_object());
+  EXPECT_EQ(j["together"]["fit"], r.together->fit);
+
+  // No meminfo: RAM is null, not 0, and the error says why.
+  test::TempDir empty;
+  auto bare = options({"mistral:7b"});
+  bare.root = probes::HostRoot(empty.path());
+  const auto none = collect_plan(bare);
+  const auto jn = plan_to_json(none);
+  EXPECT_TRUE(jn["host"]["ram_total_bytes"].is_null());
+  EXPECT_TRUE(jn["host"]["ram_available_bytes"].is_null());
+  EXPECT_TRUE(jn["models"].empty());
+  ASSERT_FALSE(none.errors.empty());
+  EXPECT_NE(none.errors[0].source.find("meminfo"), std::string::npos);
+  EXPECT_EQ(plan_exit_code(none), PlanExit::partial);
+}
