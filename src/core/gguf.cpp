@@ -29,6 +29,15 @@ static_assert(
                    std::vector<double>>);
 static_assert(std::variant_size_v<GgufValue::Storage> == 13 && std::variant_size_v<GgufArray::Items> == 13);
 
+namespace detail {
+
+struct GgufStringsFill {
+  static std::string& data(GgufStrings& strings) { return strings.m_data; }
+  static std::vector<std::size_t>& ends(GgufStrings& strings) { return strings.m_ends; }
+};
+
+}  // namespace detail
+
 namespace {
 
 constexpr std::uint64_t k_max_u64 = std::numeric_limits<std::uint64_t>::max();
@@ -130,11 +139,16 @@ class Cursor {
 
   // `n` more bytes must be there.
   bool need(std::uint64_t n, std::string_view what) {
+    if (!m_failed && n <= m_bytes.size() - m_pos) [[likely]] {
+      return true;
+    }
+    return missing(n, what);
+  }
+
+  // `n` more bytes are not there (or an earlier read failed): the error.
+  [[gnu::noinline, gnu::cold]] bool missing(std::uint64_t n, std::string_view what) {
     if (m_failed) {
       return false;
-    }
-    if (n <= m_bytes.size() - m_pos) {
-      return true;
     }
     const std::string where =
         std::string(what) + " (" + std::to_string(n) + " bytes at byte " + std::to_string(m_pos) + ")";
@@ -200,6 +214,11 @@ class Cursor {
     return read_bytes(length, what);
   }
 
+  // `count` gguf strings into `out` at once: a first pass checks every length against the bytes read and
+  // adds them up, a second copies the strings into buffers of the exact size. False (nothing read) when
+  // a string is not all there: the caller then reads them one by one to say which.
+  bool read_strings(std::uint64_t count, GgufStrings& out);
+
   // `count` fixed-size little-endian values.
   template <class T>
   std::vector<T> read_fixed(std::uint64_t count, std::string_view what) {
@@ -237,6 +256,57 @@ class Cursor {
   int m_code = 0;
   std::uint64_t m_needed = 0;
 };
+
+bool Cursor::read_strings(std::uint64_t count, GgufStrings& out) {
+  if (m_failed || count > room_for(sizeof(std::uint64_t))) {
+    return false;
+  }
+  // First pass: the lengths, each checked, their running total kept as the strings' ends.
+  const char* const begin = m_bytes.data() + m_pos;
+  const std::uint64_t avail = m_bytes.size() - m_pos;
+  auto& ends = detail::GgufStringsFill::ends(out);
+  ends.resize(static_cast<std::size_t>(count));
+  std::size_t* const string_end = ends.data();
+  std::uint64_t at = 0;
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < ends.size(); ++i) {
+    if (avail - at < sizeof(std::uint64_t)) {
+      ends = {};
+      return false;
+    }
+    const auto length = load_le<std::uint64_t>(begin + at);
+    at += sizeof(std::uint64_t);
+    if (length > avail - at) {
+      ends = {};
+      return false;
+    }
+    at += length;
+    total += static_cast<std::size_t>(length);
+    string_end[i] = total;
+  }
+  // Second pass: the bytes. String i starts at begin + 8 * (i + 1) + ends[i - 1], so the copies do not
+  // wait on each other. One of up to k_chunk bytes is copied as k_chunk bytes (a fixed-size copy, no
+  // call; the next string's copy overwrites the excess), so the buffer has k_chunk bytes to spare.
+  constexpr std::size_t k_chunk = 16;
+  auto& data = detail::GgufStringsFill::data(out);
+  data.resize(total + k_chunk);
+  char* const dst = data.data();
+  const char* const end = begin + at;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < ends.size(); ++i) {
+    const std::size_t length = ends[i] - start;
+    const char* const src = begin + (i + 1) * sizeof(std::uint64_t) + start;
+    if (length <= k_chunk && static_cast<std::size_t>(end - src) >= k_chunk) {
+      std::memcpy(dst + start, src, k_chunk);
+    } else {
+      std::memcpy(dst + start, src, length);
+    }
+    start = ends[i];
+  }
+  data.resize(total);
+  m_pos += at;
+  return true;
+}
 
 bool known_value_type(std::uint32_t type) {
   return type <= static_cast<std::uint32_t>(GgufValueType::float64);
@@ -322,6 +392,9 @@ GgufArray read_array(Cursor& in, std::size_t depth) {
       if (!in.fits(count, sizeof(std::uint64_t), "an array of strings")) {
         return {};
       }
+      if (in.read_strings(count, out)) {
+        return {std::move(out)};
+      }
       out.reserve(static_cast<std::size_t>(std::min(count, in.room_for(sizeof(std::uint64_t)))),
                   static_cast<std::size_t>(in.room_for(1)));
       for (std::uint64_t i = 0; i < count && in.ok(); ++i) {
@@ -347,7 +420,13 @@ GgufArray read_array(Cursor& in, std::size_t depth) {
 }
 
 std::string tensor_label(std::uint64_t index, std::string_view name) {
-  return "tensor " + std::to_string(index) + (name.empty() ? std::string() : " " + quoted(name)) + ": ";
+  std::string label = "tensor " + std::to_string(index);
+  if (!name.empty()) {
+    label += ' ';
+    label += quoted(name);
+  }
+  label += ": ";
+  return label;
 }
 
 // Reads one tensor info; the errors name neither the tensor nor the source (the caller adds them).
@@ -638,6 +717,260 @@ const GgufTensorInfo* GgufFile::find_tensor(std::string_view name) const {
   return nullptr;
 }
 
+namespace {
+
+constexpr std::uint64_t k_fixed_header = 4 + 4 + 8 + 8;  // magic, version, tensor count, metadata count
+// Each tensor info takes at least 24 bytes (name length, n_dims, type, offset),
+// each key/value at least 13 (key length, type, a one-byte value).
+constexpr std::uint64_t k_least_tensor = 8 + 4 + 4 + 8;
+constexpr std::uint64_t k_least_kv = 8 + 4 + 1;
+constexpr std::uint64_t k_array_head = 4 + 8;  // element type, count
+
+// The bytes of one value of `type`: 0 for a string, an array and an unknown type.
+std::uint64_t fixed_size(std::uint32_t type) {
+  switch (static_cast<GgufValueType>(type)) {
+    case GgufValueType::uint8:
+    case GgufValueType::int8:
+    case GgufValueType::boolean:
+      return 1;
+    case GgufValueType::uint16:
+    case GgufValueType::int16:
+      return 2;
+    case GgufValueType::uint32:
+    case GgufValueType::int32:
+    case GgufValueType::float32:
+      return 4;
+    case GgufValueType::uint64:
+    case GgufValueType::int64:
+    case GgufValueType::float64:
+      return 8;
+    case GgufValueType::string:
+    case GgufValueType::array:
+      break;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> GgufHeaderScan::stop() {
+  m_stage = Stage::stopped;
+  return std::nullopt;
+}
+
+// `unit` bytes from m_pos are not all there yet: the length that holds them, or a stop past the file's end.
+std::optional<std::uint64_t> GgufHeaderScan::short_by(std::uint64_t unit) {
+  const auto needed = saturating_add(m_pos, unit);
+  if (needed > m_file_size) {
+    return stop();
+  }
+  return needed;
+}
+
+// An array's head has been scanned: its elements come next (false: a stop, as parse_gguf refuses it).
+bool GgufHeaderScan::push_array(std::uint32_t element_type, std::uint64_t count) {
+  if (m_depth == k_gguf_max_nesting || !known_value_type(element_type)) {
+    stop();
+    return false;
+  }
+  const auto type = static_cast<GgufValueType>(element_type);
+  const std::uint64_t least = type == GgufValueType::string  ? sizeof(std::uint64_t)
+                              : type == GgufValueType::array ? k_array_head
+                                                             : fixed_size(element_type);
+  if (count > (m_file_size - m_pos) / least) {
+    stop();
+    return false;
+  }
+  m_stack[m_depth++] = Frame{type, count};
+  return true;
+}
+
+// Scans the arrays on the stack until it is empty (0), or returns how many bytes from m_pos the next
+// element needs. A stop sets m_stage (the result is then 0).
+std::uint64_t GgufHeaderScan::scan_arrays(std::string_view bytes) {
+  const char* const data = bytes.data();
+  const std::uint64_t size = bytes.size();
+  while (m_depth > 0) {
+    Frame& top = m_stack[m_depth - 1];
+    if (top.left == 0) {
+      --m_depth;
+      continue;
+    }
+    switch (top.type) {
+      case GgufValueType::string: {
+        std::uint64_t pos = m_pos;
+        std::uint64_t left = top.left;
+        std::uint64_t unit = 0;
+        while (left > 0) {
+          if (size - pos < sizeof(std::uint64_t)) {
+            unit = sizeof(std::uint64_t);
+            break;
+          }
+          const auto length = load_le<std::uint64_t>(data + pos);
+          if (length > size - pos - sizeof(std::uint64_t)) {
+            unit = saturating_add(sizeof(std::uint64_t), length);
+            break;
+          }
+          pos += sizeof(std::uint64_t) + length;
+          --left;
+        }
+        m_pos = pos;
+        top.left = left;
+        if (unit != 0) {
+          return unit;
+        }
+        break;
+      }
+      case GgufValueType::array: {
+        if (m_depth == k_gguf_max_nesting) {  // parse_gguf refuses it before reading its head
+          stop();
+          return 0;
+        }
+        if (size - m_pos < k_array_head) {
+          return k_array_head;
+        }
+        const auto element_type = load_le<std::uint32_t>(data + m_pos);
+        const auto count = load_le<std::uint64_t>(data + m_pos + sizeof(std::uint32_t));
+        m_pos += k_array_head;
+        --top.left;
+        if (!push_array(element_type, count)) {
+          return 0;
+        }
+        break;
+      }
+      default: {  // push_array checked that the elements fit in the file: no overflow
+        const auto unit = top.left * fixed_size(static_cast<std::uint32_t>(top.type));
+        if (size - m_pos < unit) {
+          return unit;
+        }
+        m_pos += unit;
+        top.left = 0;
+        break;
+      }
+    }
+  }
+  return 0;
+}
+
+std::optional<std::uint64_t> GgufHeaderScan::scan(std::string_view bytes) {
+  const char* const data = bytes.data();
+  const std::uint64_t size = bytes.size();
+  m_file_size = std::max(m_file_size, size);
+  for (;;) {
+    const std::uint64_t avail = size - m_pos;
+    const char* const at = data + m_pos;
+    switch (m_stage) {
+      case Stage::stopped:
+        return std::nullopt;
+      case Stage::fixed: {
+        if (avail < k_fixed_header) {
+          return short_by(k_fixed_header);
+        }
+        const auto version = load_le<std::uint32_t>(at + 4);
+        const auto tensors = load_le<std::uint64_t>(at + 8);
+        const auto kvs = load_le<std::uint64_t>(at + 16);
+        const auto left = m_file_size - k_fixed_header;
+        if (std::string_view(at, 4) != "GGUF" || (version != 2 && version != 3) || tensors > left / k_least_tensor ||
+            kvs > left / k_least_kv || tensors + kvs > left / k_least_kv) {
+          return stop();
+        }
+        m_pos = k_fixed_header;
+        m_tensors_left = tensors;
+        m_kv_left = kvs;
+        m_stage = Stage::metadata;
+        break;
+      }
+      case Stage::metadata: {
+        if (m_depth > 0) {
+          const auto unit = scan_arrays(bytes);
+          if (m_stage == Stage::stopped) {
+            return std::nullopt;
+          }
+          if (unit != 0) {
+            return short_by(unit);
+          }
+          break;
+        }
+        if (m_kv_left == 0) {
+          m_stage = Stage::tensors;
+          break;
+        }
+        // The key, the value type, and the value (a string's length, an array's head).
+        if (avail < sizeof(std::uint64_t)) {
+          return short_by(sizeof(std::uint64_t));
+        }
+        const auto key_length = load_le<std::uint64_t>(at);
+        if (key_length > k_gguf_max_key) {
+          return stop();
+        }
+        std::uint64_t unit = sizeof(std::uint64_t) + key_length + sizeof(std::uint32_t);
+        if (avail < unit) {
+          return short_by(unit);
+        }
+        const auto type = load_le<std::uint32_t>(at + unit - sizeof(std::uint32_t));
+        std::uint32_t element_type = 0;
+        std::uint64_t count = 0;
+        if (type == static_cast<std::uint32_t>(GgufValueType::string)) {
+          unit += sizeof(std::uint64_t);
+          if (avail < unit) {
+            return short_by(unit);
+          }
+          unit = saturating_add(unit, load_le<std::uint64_t>(at + unit - sizeof(std::uint64_t)));
+        } else if (type == static_cast<std::uint32_t>(GgufValueType::array)) {
+          unit += k_array_head;
+          if (avail < unit) {
+            return short_by(unit);
+          }
+          element_type = load_le<std::uint32_t>(at + unit - k_array_head);
+          count = load_le<std::uint64_t>(at + unit - sizeof(std::uint64_t));
+        } else if (fixed_size(type) != 0) {
+          unit += fixed_size(type);
+        } else {
+          return stop();
+        }
+        if (avail < unit) {
+          return short_by(unit);
+        }
+        m_pos += unit;
+        --m_kv_left;
+        if (type == static_cast<std::uint32_t>(GgufValueType::array) && !push_array(element_type, count)) {
+          return std::nullopt;
+        }
+        break;
+      }
+      case Stage::tensors: {
+        if (m_tensors_left == 0) {
+          m_header_bytes = m_pos;
+          return stop();
+        }
+        // The name, the number of dimensions, the dimensions, the type and the offset.
+        if (avail < sizeof(std::uint64_t)) {
+          return short_by(sizeof(std::uint64_t));
+        }
+        const auto name_length = load_le<std::uint64_t>(at);
+        if (name_length > k_gguf_max_name) {
+          return stop();
+        }
+        std::uint64_t unit = sizeof(std::uint64_t) + name_length + sizeof(std::uint32_t);
+        if (avail < unit) {
+          return short_by(unit);
+        }
+        const auto n_dims = load_le<std::uint32_t>(at + unit - sizeof(std::uint32_t));
+        if (n_dims == 0 || n_dims > k_gguf_max_dims) {
+          return stop();
+        }
+        unit += n_dims * sizeof(std::uint64_t) + sizeof(std::uint32_t) + sizeof(std::uint64_t);
+        if (avail < unit) {
+          return short_by(unit);
+        }
+        m_pos += unit;
+        --m_tensors_left;
+        break;
+      }
+    }
+  }
+}
+
 Result<GgufFile> parse_gguf(std::string_view bytes, std::string_view source, std::optional<std::uint64_t> file_size,
                             std::uint64_t* bytes_needed) {
   const std::uint64_t limit = std::max<std::uint64_t>(file_size.value_or(0), bytes.size());
@@ -675,11 +1008,7 @@ Result<GgufFile> parse_gguf(std::string_view bytes, std::string_view source, std
   }
   const auto tensor_count = in.read<std::uint64_t>("the tensor count");
   const auto kv_count = in.read<std::uint64_t>("the metadata count");
-  // Each tensor info takes at least 24 bytes (name length, n_dims, type, offset),
-  // each key/value at least 13 (key length, type, a one-byte value): absurd counts fail here,
-  // before anything is allocated.
-  constexpr std::uint64_t k_least_tensor = 8 + 4 + 4 + 8;
-  constexpr std::uint64_t k_least_kv = 8 + 4 + 1;
+  // Absurd counts fail here, before anything is allocated.
   if (!in.fits(tensor_count, k_least_tensor, "the tensor infos") ||
       !in.fits(kv_count, k_least_kv, "the metadata entries") ||
       !in.fits(tensor_count + kv_count, k_least_kv, "the tensor infos and metadata entries")) {

@@ -1,7 +1,9 @@
 // The GGUF header of Llama 3.1 70B Q4_K_M (tests/support/gguf_writer.cpp's preset: 724 tensors, a
-// 128256-token vocabulary and 280147 merges, about 8 MiB):
+// 128256-token vocabulary and 280147 merges: 8.1 MiB):
 //   BM_ParseGguf70B  mw::parse_gguf on the header in memory
+//   BM_ScanGguf70B   mw::GgufHeaderScan over the header in memory, in one call (finds its end, builds nothing)
 //   BM_ReadGguf70B   probes::read_gguf on a sparse 40 GiB file (reads only the header, page cache warm)
+// docs/PERFORMANCE.md ("GGUF header reading") has the figures and the commands.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -31,6 +33,21 @@ void BM_ParseGguf70B(benchmark::State& state) {
   state.counters["header_MiB"] = static_cast<double>(header.size()) / (1024.0 * 1024.0);
 }
 BENCHMARK(BM_ParseGguf70B)->Unit(benchmark::kMillisecond);
+
+void BM_ScanGguf70B(benchmark::State& state) {
+  const auto header = mw::test::gguf_header(mw::test::gguf_preset(mw::test::GgufPreset::llama31_70b_q4_k_m));
+  for (auto _ : state) {
+    mw::GgufHeaderScan scan(header.size());
+    auto needed = scan.scan(header);
+    if (needed || !scan.header_bytes()) {
+      state.SkipWithError("the scan did not find the header's end");
+      return;
+    }
+    benchmark::DoNotOptimize(scan);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(header.size()));
+}
+BENCHMARK(BM_ScanGguf70B)->Unit(benchmark::kMillisecond);
 
 void BM_ReadGguf70B(benchmark::State& state) {
   const auto path = fs::temp_directory_path() / ("mw-bench-gguf-" + std::to_string(::getpid()) + ".gguf");

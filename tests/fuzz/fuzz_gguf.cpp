@@ -3,7 +3,9 @@
 //   - an error is one line; ENODATA comes with a need for more bytes than were given;
 //   - a parsed header is consistent (aligned data offset, sizes that match the types);
 //   - the first half of the input, parsed as the start of a file of the whole size, either parses the
-//     same header or asks for more bytes, never more than the header takes.
+//     same header or asks for more bytes, never more than the header takes;
+//   - GgufHeaderScan (what probes::read_gguf uses to know how much to read), fed the input in two parts,
+//     finds the header's end where the parser does, and never asks for more than the file.
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -60,6 +62,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   } else if (!prefix && prefix.error().code == ENODATA) {
     check(half_needed > half.size() && half_needed <= size, "a prefix asks for more, within the file");
+  }
+
+  mw::GgufHeaderScan scan(size);
+  auto more = scan.scan(half);
+  if (more) {
+    check(*more > half.size() && *more <= size, "the scan asks for more, within the file");
+    more = scan.scan(bytes);
+    check(!more, "with the whole file the scan can decide");
+  }
+  if (whole) {
+    check(scan.header_bytes() == whole->header_bytes, "the scan finds the header's end where the parser does");
   }
   return 0;
 }

@@ -468,3 +468,154 @@ TEST(GgufErrors, CorruptedBytesNeverCrash) {
   }
   EXPECT_GT(failures, 0);
 }
+
+// ---- GgufStrings filled in one go (parse_gguf's fast path) and one by one (a cut-off array)
+
+TEST(GgufStrings, EveryLengthAroundTheCopyChunkRoundTrips) {
+  GgufStrings strings;
+  for (std::size_t length = 0; length <= 40; ++length) {
+    strings.push_back(std::string(length, static_cast<char>('a' + length % 26)));
+  }
+  strings.push_back(std::string(1000, 'z'));
+  strings.push_back("");
+  for (std::size_t length = 1; length <= 17; ++length) {  // short ones at the end of the array
+    strings.push_back(std::string(length, 'e'));
+  }
+  GgufSpec spec;
+  spec.add("tokens", GgufValue{GgufArray{strings}});  // the last bytes of the header
+  const auto parsed = parse_gguf(test::gguf_header(spec), "m");
+  ASSERT_TRUE(parsed) << parsed.error().line();
+  const auto* array = parsed->get_array("tokens");
+  ASSERT_NE(array, nullptr);
+  const auto* got = std::get_if<GgufStrings>(&array->items);
+  ASSERT_NE(got, nullptr);
+  ASSERT_EQ(got->size(), strings.size());
+  for (std::size_t i = 0; i < strings.size(); ++i) {
+    EXPECT_EQ((*got)[i], strings[i]) << i;
+  }
+  EXPECT_EQ(*got, strings);
+}
+
+TEST(GgufStrings, ACutOffArraySaysWhichString) {
+  // Three strings, the third cut off: the error names it and asks for the bytes that hold it.
+  const auto bytes = GgufBytes().header(3, 0, 1).str("tokens").u32(9).u32(8).u64(3).str("ab").str("").u64(5).raw("xy");
+  std::uint64_t needed = 0;
+  const auto parsed = parse_gguf(bytes.bytes(), "m", 1000, &needed);
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().code, ENODATA);
+  EXPECT_NE(parsed.error().message.find("a string in an array"), std::string::npos) << parsed.error().message;
+  EXPECT_EQ(needed, bytes.size() + 3);
+}
+
+// ---- GgufHeaderScan
+
+namespace {
+
+struct ScanRun {
+  std::optional<std::uint64_t> header_bytes;
+  std::uint64_t given = 0;  // the bytes given to the last scan() call
+};
+
+// Scans `file` (all of a file) giving it what the scan asks for, and at least `step` more bytes each time.
+ScanRun scan_in_pieces(std::string_view file, std::uint64_t step) {
+  GgufHeaderScan scan(file.size());
+  std::uint64_t given = std::min<std::uint64_t>(step, file.size());
+  for (;;) {
+    const auto needed = scan.scan(file.substr(0, given));
+    if (!needed) {
+      break;
+    }
+    EXPECT_GT(*needed, given);
+    EXPECT_LE(*needed, file.size());
+    if (*needed <= given || *needed > file.size()) {
+      break;
+    }
+    given = std::min<std::uint64_t>(std::max(*needed, given + step), file.size());
+  }
+  return {scan.header_bytes(), given};
+}
+
+}  // namespace
+
+TEST(GgufHeaderScan, FindsWhereEveryPresetsHeaderEnds) {
+  for (const auto preset : test::all_gguf_presets()) {
+    SCOPED_TRACE(test::to_string(preset));
+    const auto header = test::gguf_header(test::gguf_preset(preset, GgufVocab::compact));
+    const auto parsed = parse_gguf(header, "m");
+    ASSERT_TRUE(parsed) << parsed.error().line();
+    for (const std::uint64_t step : {1ULL, 7ULL, 4096ULL, 1ULL << 20}) {
+      const auto run = scan_in_pieces(header, step);
+      EXPECT_EQ(run.header_bytes, parsed->header_bytes) << step;
+      EXPECT_LT(run.given, parsed->header_bytes + std::max<std::uint64_t>(step, 64)) << step;
+    }
+  }
+  const auto big = test::gguf_header(test::gguf_preset(GgufPreset::llama31_70b_q4_k_m));
+  const auto parsed = parse_gguf(big, "m");
+  ASSERT_TRUE(parsed) << parsed.error().line();
+  const auto run = scan_in_pieces(big, 1ULL << 20);
+  EXPECT_EQ(run.header_bytes, parsed->header_bytes);
+  EXPECT_LT(run.given, parsed->header_bytes + (1ULL << 20));
+}
+
+// Any prefix, scanned from the start, asks for more than it has and no more than the header.
+TEST(GgufHeaderScan, EveryPrefixAsksForNoMoreThanTheHeader) {
+  const auto header = test::gguf_header(small_spec(2));
+  const auto full = parse_gguf(header, "m");
+  ASSERT_TRUE(full);
+  for (std::uint64_t n = 0; n < full->header_bytes; ++n) {
+    GgufHeaderScan scan(header.size());
+    const auto needed = scan.scan(std::string_view(header).substr(0, n));
+    ASSERT_TRUE(needed) << n;
+    EXPECT_GT(*needed, n);
+    EXPECT_LE(*needed, full->header_bytes) << n;
+    EXPECT_FALSE(scan.header_bytes());
+  }
+  GgufHeaderScan scan(header.size());
+  EXPECT_FALSE(scan.scan(header));
+  EXPECT_EQ(scan.header_bytes(), full->header_bytes);
+  EXPECT_FALSE(scan.scan(header)) << "a finished scan stays finished";
+
+  GgufHeaderScan empty(24);
+  EXPECT_FALSE(empty.scan(GgufBytes().header(3, 0, 0).bytes()));
+  EXPECT_EQ(empty.header_bytes(), 24U);
+}
+
+// Where parse_gguf refuses a header, the scan stops (nullopt, no end found) and parse_gguf decides: an
+// error that is not ENODATA.
+TEST(GgufHeaderScan, StopsWhereParseRefuses) {
+  constexpr std::uint64_t k_file = 1ULL << 30;
+  GgufBytes too_deep = GgufBytes().header(3, 0, 1).str("k").u32(9);
+  for (std::size_t i = 0; i < k_gguf_max_nesting; ++i) {
+    too_deep.u32(9).u64(1);
+  }
+  too_deep.u32(4).u64(0);
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"magic", GgufBytes()
+                    .raw("\x7f"
+                         "ELF")
+                    .u32(3)
+                    .u64(0)
+                    .u64(0)
+                    .bytes()},
+      {"version", GgufBytes().header(1, 0, 0).bytes()},
+      {"tensor count", GgufBytes().header(3, k_max_u64 / 2, 0).bytes()},
+      {"metadata count", GgufBytes().header(3, 0, k_max_u64).bytes()},
+      {"key length", GgufBytes().header(3, 0, 1).str(std::string(70000, 'k')).u32(4).u32(1).bytes()},
+      {"value type", GgufBytes().header(3, 0, 1).str("k").u32(13).u64(0).bytes()},
+      {"element type", GgufBytes().header(3, 0, 1).str("k").u32(9).u32(42).u64(1).u64(0).bytes()},
+      {"array length", GgufBytes().header(3, 0, 1).str("k").u32(9).u32(8).u64(k_max_u64 / 4).bytes()},
+      {"nesting", too_deep.bytes()},
+      {"string past the file", GgufBytes().header(3, 0, 1).str("k").u32(8).u64(k_file).raw("abc").bytes()},
+      {"tensor name", GgufBytes().header(3, 1, 0).tensor_info(std::string(64, 'n'), {32}, 0, 0).bytes()},
+      {"no dimensions", GgufBytes().header(3, 1, 0).str("w").u32(0).u32(0).u64(0).bytes()},
+      {"nine dimensions", GgufBytes().header(3, 1, 0).tensor_info("w", std::vector<std::uint64_t>(9, 1), 0, 0).bytes()},
+  };
+  for (const auto& [what, bytes] : cases) {
+    GgufHeaderScan scan(k_file);
+    EXPECT_FALSE(scan.scan(bytes)) << what;
+    EXPECT_FALSE(scan.header_bytes()) << what;
+    const auto parsed = parse_gguf(bytes, "m", k_file);
+    ASSERT_FALSE(parsed) << what;
+    EXPECT_NE(parsed.error().code, ENODATA) << what << ": " << parsed.error().line();
+  }
+}

@@ -19,6 +19,37 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A model whose header (to the end of the tensor infos) is exactly `header_bytes` long: a vocabulary of
+// 8-byte tokens (16 bytes each in the file, so the scan goes a token at a time) and a string to make up
+// the rest.
+test::GgufSpec spec_with_header_of(std::uint64_t header_bytes) {
+  const auto build = [](std::uint64_t tokens, std::uint64_t pad) {
+    test::GgufSpec spec;
+    spec.add("general.architecture", GgufValue{std::string("llama")});
+    GgufStrings vocab;
+    for (std::uint64_t i = 0; i < tokens; ++i) {
+      const auto n = std::to_string(10000000 + i % 10000000);
+      vocab.push_back(n.substr(n.size() - 8));
+    }
+    spec.add("tokenizer.ggml.tokens", GgufValue{GgufArray{std::move(vocab)}});
+    spec.add("pad", GgufValue{std::string(pad, 'p')});
+    spec.tensors.push_back({"w", {8}, ggml_id(GgmlType::f32), std::nullopt});
+    return spec;
+  };
+  const auto size_of = [](const test::GgufSpec& spec) {
+    const auto parsed = parse_gguf(test::gguf_header(spec), "spec");
+    EXPECT_TRUE(parsed);
+    return parsed ? parsed->header_bytes : 0;
+  };
+  const auto base = size_of(build(0, 0));
+  EXPECT_GE(header_bytes, base + 16);
+  const auto tokens = (header_bytes - base) / 16 - 1;
+  const auto without_pad = size_of(build(tokens, 0));
+  auto spec = build(tokens, header_bytes - without_pad);
+  EXPECT_EQ(size_of(spec), header_bytes);
+  return spec;
+}
+
 // Disk blocks the file really occupies (the data section is a hole).
 std::uint64_t allocated_bytes(const fs::path& path) {
   struct stat st {};
@@ -69,6 +100,7 @@ TEST(GgufFile, SeventyBillionHeaderOnlyIsRead) {
   EXPECT_GT(file->header_bytes, 4 * k_mib) << "a real vocabulary and merges: several MiB of header";
   EXPECT_LT(file->bytes_read, 16 * k_mib);
   EXPECT_GE(file->bytes_read, file->header_bytes);
+  EXPECT_LT(file->bytes_read, file->header_bytes + probes::k_gguf_read_step);
   EXPECT_EQ(file->file_size, fs::file_size(path));
 }
 
@@ -157,4 +189,59 @@ TEST(GgufFile, NotAModel) {
   const auto v1 = read_gguf(dir.path() / "v1.gguf");
   ASSERT_FALSE(v1);
   EXPECT_EQ(v1.error().message, "GGUF version 1 is not supported (only versions 2 and 3)");
+}
+
+// Headers that end just before, at and just after the first read and the next ones: one parse, all of
+// the header read, and less than another step more.
+TEST(GgufFile, HeadersAroundEachReadBoundary) {
+  const TempDir dir;
+  const auto path = dir.path() / "m.gguf";
+  const auto first = probes::k_gguf_first_read;
+  const auto step = probes::k_gguf_read_step;
+  for (const std::uint64_t size :
+       {first - 1, first, first + 1, first + step - 1, first + step, first + step + 1, first + 2 * step + 7}) {
+    SCOPED_TRACE(size);
+    const auto spec = spec_with_header_of(size);
+    test::write_gguf(path, spec);
+    const auto file = read_gguf(path);
+    ASSERT_TRUE(file) << file.error().line();
+    EXPECT_EQ(file->header_bytes, size);
+    EXPECT_EQ(file->metadata, spec.metadata);
+    EXPECT_GE(file->bytes_read, size);
+    if (size <= first) {
+      EXPECT_EQ(file->bytes_read, first);
+    } else {
+      EXPECT_LT(file->bytes_read, size + step);
+    }
+  }
+}
+
+TEST(GgufFile, HeaderExactlyAtTheLimit) {
+  const TempDir dir;
+  const auto path = dir.path() / "m.gguf";
+  const std::uint64_t size = 2 * k_mib + 40;
+  test::write_gguf(path, spec_with_header_of(size));
+  const auto at = read_gguf(path, size);
+  ASSERT_TRUE(at) << at.error().line();
+  EXPECT_EQ(at->header_bytes, size);
+  EXPECT_EQ(at->bytes_read, size);
+
+  const auto over = read_gguf(path, size - 1);
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().message, "the GGUF header is larger than the limit of " + std::to_string(size - 1) +
+                                      " bytes (it needs at least " + std::to_string(size) + ")");
+}
+
+// An error within what was read comes before the limit, even one the scan does not look for.
+TEST(GgufFile, AnErrorBeforeTheLimitIsReportedAsSuch) {
+  const TempDir dir;
+  const auto path = dir.path() / "dup.gguf";
+  auto spec = spec_with_header_of(3 * k_mib);
+  spec.metadata.insert(spec.metadata.begin(), spec.metadata.front());  // general.architecture twice
+  test::write_gguf(path, spec);
+  const auto file = read_gguf(path, 2 * k_mib);
+  ASSERT_FALSE(file);
+  EXPECT_EQ(file.error().code, 0);
+  EXPECT_EQ(file.error().line(),
+            path.string() + ": metadata entry 1 'general.architecture': the key appears more than once");
 }

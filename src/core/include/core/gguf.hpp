@@ -3,6 +3,7 @@
 // (probes::read_gguf reads them from a file). Format facts: ggml docs/gguf.md.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -33,6 +34,10 @@ enum class GgufValueType : std::uint32_t {
 };
 
 [[nodiscard]] const char* to_string(GgufValueType type);
+
+namespace detail {
+struct GgufStringsFill;  // parse_gguf fills a GgufStrings in place (gguf.cpp)
+}
 
 // The strings of a string array in one buffer: a vocabulary of 150k tokens is two allocations, not 150k.
 class GgufStrings {
@@ -69,6 +74,7 @@ class GgufStrings {
   [[nodiscard]] Iterator end() const { return {this, size()}; }
 
  private:
+  friend struct detail::GgufStringsFill;
   std::string m_data;               // the strings one after another
   std::vector<std::size_t> m_ends;  // where each one ends in m_data
 };
@@ -226,5 +232,46 @@ struct GgufFile {
 [[nodiscard]] Result<GgufFile> parse_gguf(std::string_view bytes, std::string_view source,
                                           std::optional<std::uint64_t> file_size = std::nullopt,
                                           std::uint64_t* bytes_needed = nullptr);
+
+// Finds where a GGUF header ends without building its values (nothing is allocated), so that a reader can
+// fetch a header in pieces and parse it once (probes::read_gguf). It goes through the same structure as
+// parse_gguf and stops where parse_gguf would refuse a count, a length, a type, a nesting level, a tensor
+// name or a number of dimensions; what it does not check (duplicate keys, tensor types and offsets,
+// general.alignment) is left to parse_gguf.
+class GgufHeaderScan {
+ public:
+  // `file_size`: the size of the whole file.
+  explicit GgufHeaderScan(std::uint64_t file_size) : m_file_size(file_size) {}
+
+  // Goes on from where the previous call stopped. `bytes`: the start of the file, the same bytes as in
+  // the previous call and perhaps more. nullopt: parse_gguf(bytes, ..., file_size) can decide now, as the
+  // header ends within `bytes` (header_bytes() says where) or is malformed there (or runs past the end
+  // of the file). Otherwise the least length of `bytes` with which the scan can go on: more than
+  // bytes.size() and no more than the file size.
+  [[nodiscard]] std::optional<std::uint64_t> scan(std::string_view bytes);
+  // Where the tensor infos end, once scan() found it; nullopt while it has not (or for a malformed header).
+  [[nodiscard]] std::optional<std::uint64_t> header_bytes() const { return m_header_bytes; }
+
+ private:
+  enum class Stage : std::uint8_t { fixed, metadata, tensors, stopped };
+  struct Frame {  // an array being scanned
+    GgufValueType type = GgufValueType::uint8;
+    std::uint64_t left = 0;  // elements still to scan
+  };
+
+  std::optional<std::uint64_t> short_by(std::uint64_t unit);
+  std::optional<std::uint64_t> stop();
+  bool push_array(std::uint32_t element_type, std::uint64_t count);
+  std::uint64_t scan_arrays(std::string_view bytes);
+
+  std::uint64_t m_file_size;
+  std::uint64_t m_pos = 0;  // what has been scanned: whole units only
+  Stage m_stage = Stage::fixed;
+  std::uint64_t m_kv_left = 0;
+  std::uint64_t m_tensors_left = 0;
+  std::array<Frame, k_gguf_max_nesting> m_stack{};  // the arrays of the metadata value being scanned
+  std::size_t m_depth = 0;
+  std::optional<std::uint64_t> m_header_bytes;
+};
 
 }  // namespace mw
