@@ -213,6 +213,15 @@ Result<ContainerMeta> parse_container_inspect(std::string_view text, std::string
       return unexpected(*hf.error());
     }
   }
+  if (const auto* mounts = f.array("Mounts")) {
+    for (const auto& entry : *mounts) {
+      JsonFields mf(entry, std::string(source), "Mounts[].");
+      m.mounts.push_back({mf.string("Type"), mf.string("Name"), mf.string("Source"), mf.string("Destination")});
+      if (mf.error()) {
+        return unexpected(*mf.error());
+      }
+    }
+  }
   if (const auto* state = f.object("State")) {
     JsonFields sf(*state, std::string(source), "State.");
     m.state.status = sf.string("Status");

@@ -281,6 +281,7 @@ int run(int argc, char** argv) {
   std::string p_ctx;
   std::uint64_t p_parallel = 1;
   std::string p_kv = "f16";
+  std::string p_docker_host;
   std::string p_ram;
   std::string p_vram;
   std::string p_reserve = "4G";
@@ -296,8 +297,14 @@ int run(int argc, char** argv) {
                    "A GGUF file, an Ollama model name (deepseek-coder:33b) or a catalog name (llama3.1:70b-q8_0)")
       ->required();
   plan->add_option("--ctx", p_ctx, "Context per request (num_ctx); default: Ollama's default for the VRAM");
-  plan->add_option("--parallel", p_parallel, "Requests served at once (OLLAMA_NUM_PARALLEL)")->capture_default_str();
-  plan->add_option("--kv-type", p_kv, "KV cache type: f16, q8_0 or q4_0 (OLLAMA_KV_CACHE_TYPE)")->capture_default_str();
+  auto* parallel_opt =
+      plan->add_option("--parallel", p_parallel,
+                       "Requests served at once (default: the Ollama container's OLLAMA_NUM_PARALLEL, else 1)");
+  auto* kv_opt = plan->add_option(
+      "--kv-type", p_kv, "KV cache: f16, q8_0 or q4_0 (default: the container's OLLAMA_KV_CACHE_TYPE, else f16)");
+  plan->add_option("--docker-host", p_docker_host,
+                   "Docker address, to find Ollama containers' stores and settings (default: $DOCKER_HOST, else "
+                   "the socket)");
   plan->add_option("--ram", p_ram, "Plan for this much RAM instead of the host's (e.g. 32G)");
   plan->add_option("--vram", p_vram, "Plan for one GPU of this size instead of the host's (0: no GPU)");
   plan->add_option("--reserve", p_reserve, "RAM kept for the other services (the monitoring stack)")
@@ -339,15 +346,20 @@ int run(int argc, char** argv) {
         }
         options.settings.num_ctx = *n;
       }
-      if (p_parallel == 0 || p_parallel > 256) {
-        throw UsageError{mw::Error{"--parallel", "must be 1 to 256"}};
+      if (parallel_opt->count() > 0) {
+        if (p_parallel == 0 || p_parallel > 256) {
+          throw UsageError{mw::Error{"--parallel", "must be 1 to 256"}};
+        }
+        options.parallel = p_parallel;
       }
-      options.settings.parallel = p_parallel;
-      const auto kv = mw::parse_kv_type(p_kv);
-      if (!kv) {
-        throw UsageError{mw::Error{"--kv-type", fmt::format("'{}' is not f16, q8_0 or q4_0", p_kv)}};
+      if (kv_opt->count() > 0) {
+        const auto kv = mw::parse_kv_type(p_kv);
+        if (!kv) {
+          throw UsageError{mw::Error{"--kv-type", fmt::format("'{}' is not f16, q8_0 or q4_0", p_kv)}};
+        }
+        options.kv_type = *kv;
       }
-      options.settings.kv_type = *kv;
+      options.docker_host = mw::adapters::docker_host_address(p_docker_host, std::getenv("DOCKER_HOST"));
       if (p_loading == "mmap") {
         options.settings.loading = mw::WeightLoading::mmap;
       } else if (p_loading == "no-mmap") {

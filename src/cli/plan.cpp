@@ -7,9 +7,11 @@
 #include <filesystem>
 #include <numeric>
 
+#include "adapters/docker.hpp"
 #include "adapters/ollama.hpp"
 #include "core/bytes.hpp"
 #include "core/catalog.hpp"
+#include "core/discovery.hpp"
 #include "core/ollama_name.hpp"
 #include "probes/gguf_file.hpp"
 #include "probes/gpu.hpp"
@@ -90,8 +92,29 @@ probes::OllamaStoreHints store_hints(const PlanOptions& o) {
 
 class Finder {
  public:
-  explicit Finder(const PlanOptions& options)
-      : m_options(options), m_where(probes::find_ollama_model_dirs(options.root, store_hints(options))) {}
+  // `servers`: Ollama containers found through Docker; their stores are searched after --models-dir and
+  // $OLLAMA_MODELS, and their APIs are asked before the catalog.
+  Finder(const PlanOptions& options, const std::vector<PlanServer>& servers)
+      : m_options(options),
+        m_servers(servers),
+        m_where(probes::find_ollama_model_dirs(options.root, store_hints(options))) {
+    auto at = m_where.dirs.begin();
+    if (store_hints(options).ollama_models && at != m_where.dirs.end()) {
+      ++at;
+    }
+    for (const auto& server : servers) {
+      if (!server.store) {
+        continue;
+      }
+      const fs::path path(*server.store);
+      const auto same = [&](const probes::OllamaModelsDir& d) {
+        return d.path.lexically_normal() == path.lexically_normal();
+      };
+      if (std::none_of(m_where.dirs.begin(), m_where.dirs.end(), same)) {
+        at = std::next(m_where.dirs.insert(at, {path, "container " + server.name}));
+      }
+    }
+  }
 
   [[nodiscard]] const probes::OllamaStoreLocations& where() const { return m_where; }
   [[nodiscard]] const std::optional<fs::path>& store_used() const { return m_store_used; }
@@ -103,7 +126,7 @@ class Finder {
       case ModelSource::store:
         return store(arg);
       case ModelSource::server:
-        return server(arg);
+        return server(arg, m_options.ollama_url);
       case ModelSource::catalog:
         return catalog(arg);
       case ModelSource::automatic:
@@ -113,11 +136,20 @@ class Finder {
       return file(arg);
     }
     if (!m_options.ollama_url.empty()) {
-      return server(arg);
+      return server(arg, m_options.ollama_url);
     }
     auto stored = store(arg);
     if (stored || stored.error().code != ENOENT) {
       return stored;
+    }
+    // Not in a store memwarden can read (a volume it may not see): a running Ollama container may have it.
+    for (const auto& s : m_servers) {
+      if (s.api_url) {
+        if (auto asked = server(arg, *s.api_url)) {
+          asked->source += fmt::format(" (container {})", s.name);
+          return asked;
+        }
+      }
     }
     auto known = catalog(arg);
     if (known) {
@@ -161,8 +193,8 @@ class Finder {
     return m;
   }
 
-  Result<PlanModel> server(const std::string& arg) {
-    auto endpoint = adapters::parse_endpoint(m_options.ollama_url, "--ollama");
+  Result<PlanModel> server(const std::string& arg, const std::string& url) {
+    auto endpoint = adapters::parse_endpoint(url, "--ollama");
     if (!endpoint) {
       return unexpected(endpoint.error());
     }
@@ -175,13 +207,13 @@ class Finder {
     if (!dims) {
       return fail(arg, fmt::format("{} /api/show gives no complete {} dimensions (block_count, embedding_length, "
                                    "feed_forward_length, head_count, vocab_size): give the GGUF file instead",
-                                   m_options.ollama_url, show->architecture.empty() ? "model" : show->architecture));
+                                   url, show->architecture.empty() ? "model" : show->architecture));
     }
     const auto quant = known_quantization(show->quantization_level);
     if (!quant) {
       return fail(arg, fmt::format("{} quantization '{}' cannot be laid out from /api/show (memwarden lays out "
                                    "F16, Q8_0, Q4_K_M and Q4_0): give the GGUF file instead",
-                                   m_options.ollama_url, show->quantization_level));
+                                   url, show->quantization_level));
     }
     auto shape = quantized_shape(*dims, *quant, arg);
     if (!shape) {
@@ -189,7 +221,7 @@ class Finder {
     }
     PlanModel m;
     m.name = arg;
-    m.source = fmt::format("server {} (/api/show; tensors laid out from its dimensions)", m_options.ollama_url);
+    m.source = fmt::format("server {} (/api/show; tensors laid out from its dimensions)", url);
     m.shape = std::move(*shape);
     m.dims = dims;
     m.quantization = *quant;
@@ -228,9 +260,93 @@ class Finder {
   }
 
   const PlanOptions& m_options;
+  const std::vector<PlanServer>& m_servers;
   probes::OllamaStoreLocations m_where;
   std::optional<fs::path> m_store_used;
 };
+
+// ---------------------------------------------------------------- Ollama containers
+
+void find_servers(const PlanOptions& o, PlanResult& r) {
+  if (o.docker_host.empty()) {
+    return;
+  }
+  auto endpoint = adapters::parse_endpoint(o.docker_host, "--docker-host");
+  if (!endpoint) {
+    r.host_notes.push_back("Docker: " + endpoint.error().line());
+    return;
+  }
+  auto client = adapters::DockerClient::connect(*endpoint, o.docker_timeout);
+  if (!client) {
+    r.host_notes.push_back(
+        fmt::format("Docker: not reachable ({}); containers' stores and settings are not used", client.error().line()));
+    return;
+  }
+  auto list = client->list_containers(adapters::ListScope::running);
+  if (!list) {
+    r.host_notes.push_back("Docker: " + list.error().line());
+    return;
+  }
+  for (const auto& c : *list) {
+    auto meta = client->inspect(c.id);
+    if (!meta) {
+      r.host_notes.push_back("Docker: " + meta.error().line());
+      continue;
+    }
+    if (!is_inference_server(*meta)) {
+      continue;
+    }
+    PlanServer server;
+    server.name = meta->name;
+    server.memory_limit = meta->memory_limit;
+    server.settings = server_settings_from_env(meta->server_env, meta->name);
+    server.store = host_path_through_mounts(meta->mounts, server.settings.models_dir.value_or("/root/.ollama/models"));
+    if (auto api = ollama_api_address(*meta)) {
+      server.api_url = api->url;
+    }
+    r.servers.push_back(std::move(server));
+  }
+}
+
+// The command line's settings, then the one Ollama container's, then Ollama's defaults.
+PlanSettings resolve_settings(const PlanOptions& o, PlanResult& r) {
+  auto s = o.settings;
+  const ServerSettings* from = r.servers.size() == 1 ? &r.servers.front().settings : nullptr;
+  std::vector<std::string> used;
+  if (!s.num_ctx && from != nullptr && from->num_ctx) {
+    s.num_ctx = from->num_ctx;
+    used.push_back(fmt::format("OLLAMA_CONTEXT_LENGTH={}", *from->num_ctx));
+  }
+  s.parallel = o.parallel.value_or(1);
+  if (!o.parallel && from != nullptr && from->parallel) {
+    s.parallel = *from->parallel;
+    used.push_back(fmt::format("OLLAMA_NUM_PARALLEL={}", *from->parallel));
+  }
+  s.kv_type = o.kv_type.value_or(KvType::f16);
+  if (!o.kv_type && from != nullptr && from->kv_type) {
+    s.kv_type = *from->kv_type;
+    used.push_back(fmt::format("OLLAMA_KV_CACHE_TYPE={}", to_string(*from->kv_type)));
+  }
+  if (!used.empty()) {
+    std::string list;
+    for (const auto& u : used) {
+      list += (list.empty() ? "" : ", ") + u;
+    }
+    r.host_notes.push_back(fmt::format("settings from container {}: {}", r.servers.front().name, list));
+  }
+  if (r.servers.size() > 1) {
+    r.host_notes.push_back(
+        fmt::format("{} Ollama containers: the plan uses Ollama's defaults for what the command "
+                    "line does not set (--ctx, --parallel, --kv-type)",
+                    r.servers.size()));
+  }
+  for (const auto& server : r.servers) {
+    for (const auto& n : server.settings.notes) {
+      r.host_notes.push_back(n);
+    }
+  }
+  return s;
+}
 
 // ---------------------------------------------------------------- the host
 
@@ -360,12 +476,18 @@ void render_host(const PlanResult& r, std::string& out) {
   if (h.disk_available && r.disk_path) {
     out += fmt::format("  disk   {} free at {}\n", format_bytes(*h.disk_available), *r.disk_path);
   }
+  for (const auto& s : r.servers) {
+    out += fmt::format("  Ollama container {}: memory limit {}, store {}\n", s.name,
+                       s.memory_limit ? format_bytes(*s.memory_limit) : std::string("none"),
+                       s.store ? *s.store : std::string("not on a volume or bind mount"));
+  }
   for (const auto& n : r.host_notes) {
     out += "  - " + n + "\n";
   }
 }
 
-void render_model(const ModelPlan& p, const PlanModel& m, const HostBudget& host, std::string& out) {
+void render_model(const ModelPlan& p, const PlanModel& m, const PlanResult& r, std::string& out) {
+  const auto& host = r.host;
   const auto& pl = p.placement;
   out += fmt::format("\n{}\n", p.name);
   out += fmt::format("  from       {}\n", p.source);
@@ -397,6 +519,11 @@ void render_model(const ModelPlan& p, const PlanModel& m, const HostBudget& host
   if (p.verdict != FitVerdict::no_fit) {
     out += fmt::format("  container  memory limit {} (docker run --memory {}; the RAM need + headroom)\n",
                        format_bytes(p.container_limit), docker_memory(p.container_limit));
+    if (r.servers.size() == 1) {
+      const auto& s = r.servers.front();
+      out += fmt::format("             {} has {} now\n", s.name,
+                         s.memory_limit ? "a limit of " + format_bytes(*s.memory_limit) : std::string("no limit"));
+    }
   }
   if (!p.suggestions.empty()) {
     out += "  to fit better:\n";
@@ -442,7 +569,9 @@ nlohmann::json optional_json(const std::optional<T>& v) {
 PlanResult collect_plan(const PlanOptions& options) {
   PlanResult r;
   read_host(options, r);
-  Finder finder(options);
+  find_servers(options, r);
+  const auto settings = resolve_settings(options, r);
+  Finder finder(options, r.servers);
   for (const auto& arg : options.models) {
     auto model = finder.find(arg);
     if (!model) {
@@ -457,7 +586,7 @@ PlanResult collect_plan(const PlanOptions& options) {
   }
   std::vector<PlanModel> sized;
   for (auto& m : r.models) {
-    auto p = plan_model(m, options.settings, r.host);
+    auto p = plan_model(m, settings, r.host);
     if (!p) {
       r.errors.push_back(p.error());
       continue;
@@ -467,7 +596,7 @@ PlanResult collect_plan(const PlanOptions& options) {
   }
   r.models = std::move(sized);
   if (r.plans.size() > 1) {
-    r.together = plan_together(r.models, r.plans, options.settings, r.host);
+    r.together = plan_together(r.models, r.plans, settings, r.host);
   }
   return r;
 }
@@ -488,7 +617,7 @@ std::string render_plan(const PlanResult& r) {
   std::string out;
   render_host(r, out);
   for (std::size_t i = 0; i < r.plans.size(); ++i) {
-    render_model(r.plans[i], r.models[i], r.host, out);
+    render_model(r.plans[i], r.models[i], r, out);
   }
   if (r.together) {
     render_together(r, out);
@@ -569,7 +698,17 @@ nlohmann::json plan_to_json(const PlanResult& r) {
                 {"container_limit_exclusive_bytes", t.container_limit_exclusive},
                 {"advice", t.advice}};
   }
-  return {{"host", host}, {"models", models}, {"together", together}, {"errors", errors}};
+  nlohmann::json servers = nlohmann::json::array();
+  for (const auto& s : r.servers) {
+    servers.push_back({{"name", s.name},
+                       {"store", optional_json(s.store)},
+                       {"memory_limit_bytes", optional_json(s.memory_limit)},
+                       {"api_url", optional_json(s.api_url)},
+                       {"num_ctx", optional_json(s.settings.num_ctx)},
+                       {"parallel", optional_json(s.settings.parallel)},
+                       {"kv_type", s.settings.kv_type ? nlohmann::json(to_string(*s.settings.kv_type)) : nullptr}});
+  }
+  return {{"host", host}, {"servers", servers}, {"models", models}, {"together", together}, {"errors", errors}};
 }
 
 }  // namespace mw::cli

@@ -22,6 +22,42 @@ std::uint64_t HostBudget::vram_total() const {
   return total;
 }
 
+ServerSettings server_settings_from_env(const std::map<std::string, std::string>& env, std::string_view server) {
+  ServerSettings out;
+  const auto get = [&](const char* key) -> const std::string* {
+    const auto it = env.find(key);
+    return it == env.end() || it->second.empty() ? nullptr : &it->second;
+  };
+  const auto count = [&](const char* key, std::uint64_t max) -> std::optional<std::uint64_t> {
+    const auto* text = get(key);
+    if (text == nullptr) {
+      return std::nullopt;
+    }
+    const auto n = parse_u64(*text);
+    if (n && *n > 0 && *n <= max) {
+      return n;
+    }
+    if (n && *n == 0) {
+      return std::nullopt;  // 0 is Ollama's "automatic"
+    }
+    out.notes.push_back(fmt::format("{}: {}='{}' is not a count Ollama uses; ignored", server, key, *text));
+    return std::nullopt;
+  };
+  out.num_ctx = count("OLLAMA_CONTEXT_LENGTH", 1ULL << 24);
+  out.parallel = count("OLLAMA_NUM_PARALLEL", 256);
+  if (const auto* kv = get("OLLAMA_KV_CACHE_TYPE")) {
+    out.kv_type = parse_kv_type(*kv);
+    if (!out.kv_type) {
+      out.notes.push_back(
+          fmt::format("{}: OLLAMA_KV_CACHE_TYPE='{}' is not f16, q8_0 or q4_0; Ollama uses f16", server, *kv));
+    }
+  }
+  if (const auto* dir = get("OLLAMA_MODELS")) {
+    out.models_dir = *dir;
+  }
+  return out;
+}
+
 std::uint64_t ollama_default_ctx(std::uint64_t vram_total) {
   constexpr std::uint64_t k_one_gib = 1ULL << 30;
   if (vram_total >= 47 * k_one_gib) {

@@ -230,3 +230,23 @@ TEST(DockerInspect, NetworkAndServerEnvironment) {
   EXPECT_EQ(parse_container_inspect(doc.dump(), "i").error().line(),
             "i: field NetworkSettings.Ports.11434/tcp[].HostPort: expected a string");
 }
+
+TEST(DockerInspect, Mounts) {
+  auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-unlimited.json"));
+  doc["Mounts"] = nlohmann::json::parse(R"([
+    {"Type":"volume","Name":"ollama","Source":"/var/lib/docker/volumes/ollama/_data","Destination":"/root/.ollama",
+     "Driver":"local","Mode":"z","RW":true,"Propagation":""},
+    {"Type":"bind","Source":"/srv/models","Destination":"/models","Mode":"","RW":false,"Propagation":"rprivate"}])");
+  const auto m = parse_container_inspect(doc.dump(), "i");
+  ASSERT_TRUE(m) << m.error().line();
+  ASSERT_EQ(m->mounts.size(), 2U);
+  EXPECT_EQ(m->mounts[0].type, "volume");
+  EXPECT_EQ(m->mounts[0].name, "ollama");
+  EXPECT_EQ(m->mounts[0].source, "/var/lib/docker/volumes/ollama/_data");
+  EXPECT_EQ(m->mounts[0].destination, "/root/.ollama");
+  EXPECT_EQ(m->mounts[1].type, "bind");
+  EXPECT_EQ(m->mounts[1].name, "");
+  doc["Mounts"][1]["Destination"] = 7;
+  EXPECT_EQ(parse_container_inspect(doc.dump(), "i").error().line(),
+            "i: field Mounts[].Destination: expected a string");
+}

@@ -8,6 +8,7 @@
 
 #include "cli/plan.hpp"
 #include "core/catalog.hpp"
+#include "fake_services.hpp"
 #include "gguf_writer.hpp"
 #include "ollama_store_writer.hpp"
 #include "probes/gguf_file.hpp"
@@ -252,4 +253,57 @@ TEST(PlanCommand, TheJsonHasEveryFigureAndNullForWhatIsUnknown) {
   ASSERT_FALSE(none.errors.empty());
   EXPECT_NE(none.errors[0].source.find("meminfo"), std::string::npos);
   EXPECT_EQ(plan_exit_code(none), PlanExit::partial);
+}
+
+TEST(PlanCommand, AnOllamaContainersStoreAndSettingsAreUsed) {
+  test::TempDir dir;
+  dir.write("proc/meminfo", test::read_fixture(std::string(k_incident) + "/proc/meminfo"));
+  // The container keeps its store on a bind mount: /srv/ollama on the host is /root/.ollama inside.
+  test::OllamaStoreModelSpec spec;
+  spec.name = "mistral:7b";
+  spec.model = test::gguf_preset(test::GgufPreset::mistral_7b_q4_0, test::GgufVocab::compact);
+  test::write_ollama_model(dir.path() / "srv/ollama/models", spec);
+  auto doc = test::inspect_like(std::string(64, 'a'), "ollama-gpu", 4242, 0, "http://127.0.0.1:1");
+  doc["Config"]["Env"] = {"OLLAMA_NUM_PARALLEL=2", "OLLAMA_CONTEXT_LENGTH=8192", "PATH=/bin"};
+  doc["Mounts"] = json::array({{{"Type", "bind"}, {"Source", "/srv/ollama"}, {"Destination", "/root/.ollama"}}});
+  test::FakeEngine engine(dir.path() / "docker.sock", {doc});
+
+  auto o = roomy({"mistral:7b"});
+  o.root = probes::HostRoot(dir.path());
+  o.settings.num_ctx.reset();
+  o.docker_host = engine.address();
+  const auto r = collect_plan(o);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].line();
+  ASSERT_EQ(r.servers.size(), 1U);
+  EXPECT_EQ(r.servers[0].name, "ollama-gpu");
+  EXPECT_EQ(r.servers[0].store, "/srv/ollama/models");
+  EXPECT_FALSE(r.servers[0].memory_limit);
+  EXPECT_EQ(r.plans[0].source, "Ollama store /srv/ollama/models (container ollama-gpu)");
+  EXPECT_EQ(r.plans[0].options.num_ctx, 8192U);
+  EXPECT_EQ(r.plans[0].options.parallel, 2U);
+  const auto said = std::any_of(r.host_notes.begin(), r.host_notes.end(), [](const std::string& n) {
+    return n == "settings from container ollama-gpu: OLLAMA_CONTEXT_LENGTH=8192, OLLAMA_NUM_PARALLEL=2";
+  });
+  EXPECT_TRUE(said);
+  EXPECT_NE(render_plan(r).find("ollama-gpu has no limit now"), std::string::npos);
+  EXPECT_TRUE(plan_to_json(r)["servers"][0]["memory_limit_bytes"].is_null());
+
+  // The command line wins.
+  o.parallel = 1;
+  o.settings.num_ctx = 2048;
+  const auto mine = collect_plan(o);
+  EXPECT_EQ(mine.plans[0].options.parallel, 1U);
+  EXPECT_EQ(mine.plans[0].options.num_ctx, 2048U);
+}
+
+TEST(PlanCommand, WithoutDockerThePlanGoesOnAndSaysWhy) {
+  test::TempDir dir;
+  auto o = roomy({"mistral:7b"});
+  o.docker_host = "unix://" + (dir.path() / "no-docker.sock").string();
+  const auto r = collect_plan(o);
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.plans.size(), 1U);
+  const auto said = std::any_of(r.host_notes.begin(), r.host_notes.end(),
+                                [](const std::string& n) { return n.starts_with("Docker: not reachable"); });
+  EXPECT_TRUE(said);
 }

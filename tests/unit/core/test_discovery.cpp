@@ -88,3 +88,19 @@ TEST(Discovery, ServerFromContainer) {
   EXPECT_TRUE(s.has_memory_limit);
   EXPECT_EQ(s.memory_limit, 8ULL << 30);
 }
+
+TEST(Mounts, AContainerPathMapsToTheHostThroughTheDeepestMount) {
+  const std::vector<ContainerMount> mounts{
+      {"volume", "ollama", "/var/lib/docker/volumes/ollama/_data", "/root/.ollama"},
+      {"bind", "", "/srv/fast/", "/root/.ollama/models/blobs"},
+      {"tmpfs", "", "", "/tmp"},
+  };
+  EXPECT_EQ(host_path_through_mounts(mounts, "/root/.ollama/models"), "/var/lib/docker/volumes/ollama/_data/models");
+  EXPECT_EQ(host_path_through_mounts(mounts, "/root/.ollama"), "/var/lib/docker/volumes/ollama/_data");
+  EXPECT_EQ(host_path_through_mounts(mounts, "/root/.ollama/models/blobs/x"), "/srv/fast/x");
+  // Not a prefix on a path boundary, a tmpfs, and nothing mounted.
+  EXPECT_FALSE(host_path_through_mounts(mounts, "/root/.ollamax"));
+  EXPECT_FALSE(host_path_through_mounts(mounts, "/tmp/models"));
+  EXPECT_FALSE(host_path_through_mounts(mounts, "/usr/share/ollama"));
+  EXPECT_FALSE(host_path_through_mounts({}, "/root/.ollama/models"));
+}

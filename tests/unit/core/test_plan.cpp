@@ -320,3 +320,27 @@ TEST(PlanTogether, TheIncidentsLargeModelsOnlyFitOneAtATime) {
   EXPECT_FALSE(t3.fit);
   EXPECT_NE(t3.advice.find("llama3.1:70b does not fit even alone"), std::string::npos);
 }
+
+TEST(PlanServerSettings, TheServersEnvironmentSaysHowItSizesModels) {
+  const auto s = server_settings_from_env({{"OLLAMA_CONTEXT_LENGTH", "8192"},
+                                           {"OLLAMA_NUM_PARALLEL", "2"},
+                                           {"OLLAMA_KV_CACHE_TYPE", "q8_0"},
+                                           {"OLLAMA_MODELS", "/models"}},
+                                          "ollama-gpu");
+  EXPECT_EQ(s.num_ctx, 8192U);
+  EXPECT_EQ(s.parallel, 2U);
+  EXPECT_EQ(s.kv_type, KvType::q8_0);
+  EXPECT_EQ(s.models_dir, "/models");
+  EXPECT_TRUE(s.notes.empty());
+
+  // 0 is Ollama's "automatic"; junk is left out with a note naming the server and the variable.
+  const auto odd = server_settings_from_env(
+      {{"OLLAMA_CONTEXT_LENGTH", "0"}, {"OLLAMA_NUM_PARALLEL", "lots"}, {"OLLAMA_KV_CACHE_TYPE", "q5_1"}}, "srv");
+  EXPECT_FALSE(odd.num_ctx);
+  EXPECT_FALSE(odd.parallel);
+  EXPECT_FALSE(odd.kv_type);
+  ASSERT_EQ(odd.notes.size(), 2U);
+  EXPECT_EQ(odd.notes[0], "srv: OLLAMA_NUM_PARALLEL='lots' is not a count Ollama uses; ignored");
+  EXPECT_NE(odd.notes[1].find("OLLAMA_KV_CACHE_TYPE='q5_1'"), std::string::npos);
+  EXPECT_FALSE(server_settings_from_env({}, "srv").models_dir);
+}

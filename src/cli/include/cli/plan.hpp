@@ -21,7 +21,14 @@ enum class ModelSource { automatic, file, store, server, catalog };
 struct PlanOptions {
   probes::HostRoot root;
   std::vector<std::string> models;
+  // num_ctx, parallel and kv_type given on the command line win; those left unset come from the one
+  // Ollama container found (its OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, OLLAMA_KV_CACHE_TYPE), else
+  // Ollama's defaults.
   PlanSettings settings;
+  std::optional<std::uint64_t> parallel;
+  std::optional<KvType> kv_type;
+  std::string docker_host;  // "" leaves Docker out
+  std::chrono::milliseconds docker_timeout{2000};
   std::optional<std::uint64_t> ram;   // hypothetical RAM: replaces MemTotal and MemAvailable
   std::optional<std::uint64_t> vram;  // hypothetical GPU of this size, all free (0: no GPU)
   std::uint64_t reserve = 4ULL << 30;
@@ -34,10 +41,21 @@ struct PlanOptions {
   std::string nvml_library;
 };
 
+// An Ollama container found through Docker: where its store is on the host, how it is configured, and
+// its memory limit now.
+struct PlanServer {
+  std::string name;
+  std::optional<std::string> store;           // the host path of its models directory, through its mounts
+  std::optional<std::uint64_t> memory_limit;  // nullopt: none
+  std::optional<std::string> api_url;
+  ServerSettings settings;
+};
+
 struct PlanResult {
   HostBudget host;
   std::vector<std::string> host_notes;   // where each figure came from, and what could not be read
   std::optional<std::string> disk_path;  // where the free disk was measured
+  std::vector<PlanServer> servers;       // Ollama containers found through Docker
   std::vector<PlanModel> models;         // the ones found and sized, in the order given
   std::vector<ModelPlan> plans;          // one per entry of models
   std::vector<Error> errors;             // models that could not be found or sized

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mw {
@@ -39,6 +40,20 @@ struct PortBinding {
   std::string host_port;       // "11434"
 };
 
+// A volume or bind mount (inspect's Mounts[]).
+struct ContainerMount {
+  std::string type;         // "volume", "bind", "tmpfs"
+  std::string name;         // the volume's name ("" for a bind mount)
+  std::string source;       // the host path
+  std::string destination;  // the path inside the container
+};
+
+// The host path behind `container_path` (absolute, inside the container) through the mount with the
+// longest destination that holds it; nullopt when no volume or bind mount does (a tmpfs, or the
+// container's own layer).
+[[nodiscard]] std::optional<std::string> host_path_through_mounts(const std::vector<ContainerMount>& mounts,
+                                                                  std::string_view container_path);
+
 struct ContainerMeta {
   std::string id;  // full 64-hex id
   std::string name;
@@ -58,6 +73,7 @@ struct ContainerMeta {
   // Config.Env entries that tune inference servers (OLLAMA_*, LLAMA_ARG_*, CUDA_VISIBLE_DEVICES);
   // other variables are not kept, since they may hold secrets.
   std::map<std::string, std::string> server_env;
+  std::vector<ContainerMount> mounts;
 };
 
 }  // namespace mw

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -58,6 +59,19 @@ struct PlanSettings {
   // The container limit's margin above the need, in percent.
   std::uint64_t headroom_percent = 20;
 };
+
+// How an Ollama server is configured to size models, from its environment (a container's Config.Env):
+// OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, OLLAMA_KV_CACHE_TYPE, and where its store is
+// (OLLAMA_MODELS). A value that does not parse is left out, with a note naming the server.
+struct ServerSettings {
+  std::optional<std::uint64_t> num_ctx;
+  std::optional<std::uint64_t> parallel;
+  std::optional<KvType> kv_type;
+  std::optional<std::string> models_dir;  // inside the container
+  std::vector<std::string> notes;
+};
+[[nodiscard]] ServerSettings server_settings_from_env(const std::map<std::string, std::string>& env,
+                                                      std::string_view server);
 
 // Ollama's default num_ctx since v0.15.5 when OLLAMA_CONTEXT_LENGTH is unset: 4096 below 24 GiB of VRAM,
 // 32768 below 48 GiB, 262144 above (envconfig; ../shared/reference/ollama.md §3).
