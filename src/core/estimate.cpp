@@ -126,13 +126,18 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
   if (!has_output) {
     if (const auto* embd = file.find_tensor("token_embd.weight")) {
       m.output_bytes += embd->bytes;  // tied: the output layer on the GPU is a copy of token_embd
+      m.output_tied = true;
     }
   }
   return m;
 }
 
 double Placement::gpu_fraction() const {
-  const auto total = vram + ram_resident + ram_page_cache;
+  if (full_offload()) {
+    return 1.0;
+  }
+  const auto cpu = ram_resident + ram_page_cache;
+  const auto total = vram + (cpu > token_embd ? cpu - token_embd : 0);
   return total == 0 ? 0.0 : static_cast<double>(vram) / static_cast<double>(total);
 }
 
@@ -194,7 +199,8 @@ Result<Placement> place_model(const ModelShape& m, const EstimateOptions& o, std
   p.graph = graph_bytes(m, o);
   const auto kv_block = kv_bytes_per_block(m, o);
   p.kv = kv_block * m.block_count;
-  p.weights = m.token_embd_bytes + m.output_bytes;
+  p.token_embd = m.token_embd_bytes;
+  p.weights = m.token_embd_bytes + (m.output_tied ? 0 : m.output_bytes);
   for (const auto b : m.block_bytes) {
     p.weights += b;
   }
@@ -226,9 +232,11 @@ Result<Placement> place_model(const ModelShape& m, const EstimateOptions& o, std
   const bool on_gpu = p.layers_on_gpu > 0;
   const auto graph = p.full_offload() ? p.graph.full : p.graph.partial;
   p.vram = on_gpu ? o.gpu_reserve + graph + gpu_weights + gpu_kv : 0;
-  // CPU side: token_embd always, every block not offloaded, the output layer unless offloaded, their KV,
-  // and the graph when nothing runs on the GPU.
-  const auto cpu_weights = p.weights - gpu_weights;
+  // CPU side: token_embd always, every block not offloaded, the output layer unless offloaded (a tied one is
+  // token_embd itself), their KV, and the graph when nothing runs on the GPU.
+  const bool output_on_gpu = p.full_offload();
+  const auto gpu_block_weights = gpu_weights - (output_on_gpu ? m.output_bytes : 0);
+  const auto cpu_weights = p.weights - gpu_block_weights - (output_on_gpu && !m.output_tied ? m.output_bytes : 0);
   const auto cpu_kv = p.kv - gpu_kv;
   p.ram_resident = cpu_kv + (on_gpu ? 0 : p.graph.partial);
   if (o.loading == WeightLoading::mmap) {

@@ -96,9 +96,10 @@ TEST(Estimate, BlocksGoOnTheGpuFromTheLastDownWhileTheyFit) {
   // 22 blocks, token_embd and the output layer stay on the CPU, mapped from the file.
   EXPECT_EQ(placed->ram_page_cache, 22 * k_gib + 200 * k_mib);
   EXPECT_EQ(placed->ram_resident, 22 * kv);
+  // `ollama ps` leaves token_embd (100 MiB) out of the model's size.
   EXPECT_NEAR(
       placed->gpu_fraction(),
-      static_cast<double>(placed->vram) / static_cast<double>(placed->vram + 22 * k_gib + 200 * k_mib + 22 * kv),
+      static_cast<double>(placed->vram) / static_cast<double>(placed->vram + 22 * k_gib + 100 * k_mib + 22 * kv),
       1e-12);
 
   // A GPU is used only when it holds two of the largest block: with a 20 GiB block it is not used at all.
@@ -194,4 +195,36 @@ TEST(Estimate, ShapeFromGgufRefusesWhatItCannotSize) {
   const auto outside = shape_from_gguf(f, "x.gguf");
   ASSERT_FALSE(outside);
   EXPECT_NE(outside.error().message.find("outside the 2 blocks"), std::string::npos);
+}
+
+TEST(Estimate, ATiedOutputLayerIsInTheFileAndOnTheCpuOnce) {
+  auto tied = mistral_7b();
+  tied.output_bytes = tied.token_embd_bytes;  // shape_from_gguf's copy of token_embd
+  tied.output_tied = true;
+  auto separate = mistral_7b();
+  EstimateOptions o;
+  const auto blocks = 32 * k_gib;
+  // CPU only: the mapped file holds token_embd and the blocks; the tied output layer is token_embd.
+  const auto cpu = place_model(tied, o, 0);
+  ASSERT_TRUE(cpu);
+  EXPECT_EQ(cpu->weights, blocks + tied.token_embd_bytes);
+  EXPECT_EQ(cpu->ram_page_cache, cpu->weights);
+  const auto cpu_separate = place_model(separate, o, 0);
+  EXPECT_EQ(cpu_separate->ram_page_cache, blocks + separate.token_embd_bytes + separate.output_bytes);
+  // Fully offloaded: the GPU holds a copy of it, the CPU side keeps token_embd.
+  const auto gpu = place_model(tied, o, 80 * k_gib);
+  ASSERT_TRUE(gpu && gpu->full_offload());
+  EXPECT_EQ(gpu->ram_page_cache, tied.token_embd_bytes);
+  EXPECT_EQ(gpu->vram, place_model(separate, o, 80 * k_gib)->vram);
+  EXPECT_EQ(gpu->gpu_fraction(), 1.0);
+}
+
+TEST(Estimate, TheSplitLeavesTokenEmbdOutAsOllamaPsDoes) {
+  const auto m = mistral_7b();
+  EstimateOptions o;
+  const auto p = place_model(m, o, 20 * k_gib);
+  ASSERT_TRUE(p);
+  ASSERT_FALSE(p->full_offload());
+  const auto cpu = p->ram_resident + p->ram_page_cache - m.token_embd_bytes;
+  EXPECT_DOUBLE_EQ(p->gpu_fraction(), static_cast<double>(p->vram) / static_cast<double>(p->vram + cpu));
 }

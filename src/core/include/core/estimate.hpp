@@ -31,6 +31,9 @@ struct ModelShape {
   std::vector<std::uint64_t> block_bytes;  // blk.N.*, one entry per block
   std::uint64_t token_embd_bytes = 0;      // token_embd.*: always on the CPU
   std::uint64_t output_bytes = 0;          // output.* and output_norm.* (the output layer)
+  // No output.weight: the output layer reuses token_embd. Its bytes are in output_bytes (the GPU holds a
+  // copy when the layer is offloaded) but are in the file, and on the CPU side, only once.
+  bool output_tied = false;
 };
 
 // The shape from a GGUF header: <arch>.block_count, embedding_length, attention.head_count(_kv),
@@ -72,11 +75,13 @@ struct Placement {
   std::uint64_t vram = 0;            // on the GPU: weights, KV, graph, reserve
   std::uint64_t ram_resident = 0;    // anonymous memory on the CPU side: KV, graph, and weights without mmap
   std::uint64_t ram_page_cache = 0;  // CPU-side weights mapped from the file (reclaimable) with mmap
-  std::uint64_t weights = 0;
+  std::uint64_t weights = 0;         // the file's weights (a tied output layer counted once)
+  std::uint64_t token_embd = 0;      // of those, on the CPU side whatever the split
   std::uint64_t kv = 0;
   GraphBytes graph;
   [[nodiscard]] bool full_offload() const { return layers_total > 0 && layers_on_gpu == layers_total; }
-  // The model's share on the GPU, as `ollama ps` prints "23%/77% CPU/GPU": size_vram / size.
+  // The model's share on the GPU, as `ollama ps` prints "23%/77% CPU/GPU": size_vram / size, where
+  // Ollama's size leaves out token_embd (always on the CPU); 1 with every layer on the GPU.
   [[nodiscard]] double gpu_fraction() const;
 };
 
