@@ -690,12 +690,13 @@ nlohmann::json plan_to_json(const PlanResult& r) {
                           {"placement", placement_json(t.placements[i])}});
     }
     together = {{"fit", t.fit},
-                {"slower", t.slower},
                 {"models", verdicts},
                 {"ram_needed_bytes", t.ram_needed},
                 {"vram_needed_bytes", t.vram_needed},
-                {"container_limit_together_bytes", t.fit ? nlohmann::json(t.container_limit_together) : nullptr},
-                {"container_limit_exclusive_bytes", t.container_limit_exclusive},
+                {"container_limit_together_bytes", optional_json(t.container_limit_together)},
+                {"container_limit_exclusive_bytes", optional_json(t.container_limit_exclusive)},
+                {"disk_needed_bytes", t.disk_needed},
+                {"disk_short", t.disk_short},
                 {"advice", t.advice}};
   }
   nlohmann::json servers = nlohmann::json::array();

@@ -308,6 +308,28 @@ class Suggester {
 
 }  // namespace
 
+namespace {
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) {
+    s += (s.empty() ? "" : ", ") + n;
+  }
+  return s;
+}
+
+// The container limit for a RAM need, cut to what the host has for models (never below the need).
+std::uint64_t capped_limit(std::uint64_t ram_needed, const PlanSettings& s, const HostBudget& host) {
+  constexpr std::uint64_t k_step = 256ULL << 20;
+  const auto limit = container_limit_for(ram_needed, s.headroom_percent);
+  if (limit <= host.ram_usable() || ram_needed > host.ram_usable()) {
+    return limit;
+  }
+  return std::max(container_limit_for(ram_needed, 0), host.ram_usable() / k_step * k_step);
+}
+
+}  // namespace
+
 Result<ModelPlan> plan_model(const PlanModel& model, const PlanSettings& settings, const HostBudget& host) {
   ModelPlan plan;
   plan.name = model.name;
@@ -344,11 +366,8 @@ Result<ModelPlan> plan_model(const PlanModel& model, const PlanSettings& setting
   plan.verdict = outcome->verdict;
   plan.ram_needed = outcome->ram_needed;
   plan.ram_short = plan.ram_needed > host.ram_usable() ? plan.ram_needed - host.ram_usable() : 0;
-  plan.container_limit = container_limit_for(plan.ram_needed, settings.headroom_percent);
-  if (plan.ram_short == 0 && plan.container_limit > host.ram_usable()) {
-    // The headroom would take RAM the other services keep: cut it to what the host has for models.
-    constexpr std::uint64_t k_step = 256ULL << 20;
-    plan.container_limit = std::max(container_limit_for(plan.ram_needed, 0), host.ram_usable() / k_step * k_step);
+  plan.container_limit = capped_limit(plan.ram_needed, settings, host);
+  if (plan.container_limit < container_limit_for(plan.ram_needed, settings.headroom_percent)) {
     plan.notes.push_back(
         fmt::format("the container limit's headroom is cut to the {} the host has for models", gib(host.ram_usable())));
   }
@@ -369,65 +388,65 @@ TogetherPlan plan_together(const std::vector<PlanModel>& models, const std::vect
   TogetherPlan out;
   std::uint64_t gpu_left = gpu_free_of(host);
   std::uint64_t ram_left = host.ram_usable();
-  std::vector<std::string> worse;
+  std::vector<std::string> fit_alone;
+  std::vector<std::string> no_fit_alone;
   std::string blocked;
   for (std::size_t i = 0; i < models.size() && i < alone.size(); ++i) {
-    const auto& o = alone[i].options;
-    auto placed = place(models[i].shape, models[i].extra_weights, o, settings, gpu_left, ram_left);
+    out.disk_needed += alone[i].disk_needed;
+    if (alone[i].verdict == FitVerdict::no_fit) {
+      no_fit_alone.push_back(models[i].name);
+    } else {
+      fit_alone.push_back(models[i].name);
+      out.container_limit_exclusive = std::max(out.container_limit_exclusive.value_or(0), alone[i].container_limit);
+    }
+    auto placed = place(models[i].shape, models[i].extra_weights, alone[i].options, settings, gpu_left, ram_left);
     if (!placed) {
       continue;  // plan_model reported it
     }
-    // Ollama counts its reserve in each estimate but does not allocate it: the next model finds the
-    // GPU's free memory less what this one really took.
-    const auto used_vram = placed->placement.vram > o.gpu_reserve ? placed->placement.vram - o.gpu_reserve : 0;
-    gpu_left = gpu_left > used_vram ? gpu_left - used_vram : 0;
+    // Ollama's scheduler loads a model beside loaded ones only when it fits them entirely on the GPU
+    // (on a host without GPUs: in RAM); otherwise it unloads them first. Each runner is its own process
+    // with its own CUDA context, so its whole estimate, reserve included, is taken from the GPU.
+    const bool beside =
+        i == 0 || (host.gpus.empty() ? placed->verdict != FitVerdict::no_fit : placed->verdict == FitVerdict::gpu);
+    if (!beside && blocked.empty()) {
+      blocked = models[i].name;
+    }
+    gpu_left = gpu_left > placed->placement.vram ? gpu_left - placed->placement.vram : 0;
     ram_left = ram_left > placed->ram_needed ? ram_left - placed->ram_needed : 0;
     out.ram_needed += placed->ram_needed;
     out.vram_needed += placed->placement.vram;
-    if (placed->verdict == FitVerdict::no_fit && blocked.empty()) {
-      blocked = models[i].name;
-    } else if (rank(placed->verdict) < rank(alone[i].verdict) ||
-               placed->placement.layers_on_gpu < alone[i].placement.layers_on_gpu) {
-      worse.push_back(models[i].name);
-    }
     out.placements.push_back(placed->placement);
     out.verdicts.push_back(placed->verdict);
-    out.container_limit_exclusive = std::max(out.container_limit_exclusive, alone[i].container_limit);
   }
-  out.container_limit_together = container_limit_for(out.ram_needed, settings.headroom_percent);
-  out.fit = blocked.empty() && !out.verdicts.empty();
-  out.slower = out.fit && !worse.empty();
+  out.fit = blocked.empty() && no_fit_alone.empty() && !out.verdicts.empty();
+  if (out.fit) {
+    out.container_limit_together = capped_limit(out.ram_needed, settings, host);
+  }
+  out.disk_short = host.disk_available && out.disk_needed > *host.disk_available;
 
-  std::vector<std::string> alone_no_fit;
-  for (const auto& p : alone) {
-    if (p.verdict == FitVerdict::no_fit) {
-      alone_no_fit.push_back(p.name);
+  const auto limit_text = [](const std::optional<std::uint64_t>& v) { return v ? gib(*v) : std::string("-"); };
+  if (!no_fit_alone.empty()) {
+    out.advice = fmt::format("{} {} not fit this host even alone", join_names(no_fit_alone),
+                             no_fit_alone.size() == 1 ? "does" : "do");
+    if (fit_alone.size() > 1) {
+      out.advice += fmt::format("; plan the others ({}) again without it", join_names(fit_alone));
+    } else if (fit_alone.size() == 1) {
+      out.advice += fmt::format("; {} fits alone in a container limited to {}", fit_alone.front(),
+                                limit_text(out.container_limit_exclusive));
     }
-  }
-  const auto join = [](const std::vector<std::string>& names) {
-    std::string s;
-    for (const auto& n : names) {
-      s += (s.empty() ? "" : ", ") + n;
-    }
-    return s;
-  };
-  if (!alone_no_fit.empty()) {
-    out.advice = fmt::format("{} {} not fit even alone; the others: one at a time (OLLAMA_MAX_LOADED_MODELS=1)",
-                             join(alone_no_fit), alone_no_fit.size() == 1 ? "does" : "do");
   } else if (!out.fit) {
     out.advice = fmt::format(
-        "not together: {} does not fit beside the models before it. Load one at a time "
-        "(OLLAMA_MAX_LOADED_MODELS=1, the exclusive large-model mode) in a container limited to {}",
-        blocked, gib(out.container_limit_exclusive));
-  } else if (out.slower) {
-    out.advice = fmt::format(
-        "together they fit in a container limited to {}, but {} then {} fewer layers on the GPU than alone; "
-        "for full speed load one at a time (OLLAMA_MAX_LOADED_MODELS=1, limit {})",
-        gib(out.container_limit_together), join(worse), worse.size() == 1 ? "gets" : "get",
-        gib(out.container_limit_exclusive));
+        "not together: {} does not fit on the GPU beside the models before it, so Ollama would unload them "
+        "to load it. Load one at a time (OLLAMA_MAX_LOADED_MODELS=1, the exclusive large-model mode) in a "
+        "container limited to {}",
+        blocked, limit_text(out.container_limit_exclusive));
   } else {
     out.advice = fmt::format("together they fit: OLLAMA_MAX_LOADED_MODELS={} or more, in a container limited to {}",
-                             out.verdicts.size(), gib(out.container_limit_together));
+                             out.verdicts.size(), limit_text(out.container_limit_together));
+  }
+  if (out.disk_short) {
+    out.advice += fmt::format("; the downloads ({} in all) do not fit the {} free", gib(out.disk_needed),
+                              gib(*host.disk_available));
   }
   return out;
 }

@@ -238,8 +238,21 @@ TEST(PlanCommand, TheJsonHasEveryFigureAndNullForWhatIsUnknown) {
   EXPECT_EQ(m["num_ctx"], 2048);
   EXPECT_EQ(m["placement"]["layers_total"], 49);
   EXPECT_EQ(m["container_limit_bytes"], r.plans[0].container_limit);
-  EXPECT_TRUE(j["together"].is_object());
-  EXPECT_EQ(j["together"]["fit"], r.together->fit);
+  EXPECT_EQ(j["models"][1]["verdict"], "gpu");
+  EXPECT_EQ(j["models"][1]["placement"]["processor"], "100% GPU");
+  // codellama takes the GPU, so mistral cannot be loaded beside it: one at a time.
+  EXPECT_EQ(j["together"]["fit"], false);
+  EXPECT_TRUE(j["together"]["container_limit_together_bytes"].is_null());
+  EXPECT_EQ(j["together"]["container_limit_exclusive_bytes"],
+            std::max(r.plans[0].container_limit, r.plans[1].container_limit));
+
+  // A model that does not fit has no container limit: null, not 0.
+  auto tiny = roomy({"llama3.1:70b"});
+  tiny.ram = 16 * k_gib;
+  const auto jt = plan_to_json(collect_plan(tiny));
+  EXPECT_EQ(jt["models"][0]["verdict"], "no_fit");
+  EXPECT_TRUE(jt["models"][0]["container_limit_bytes"].is_null());
+  EXPECT_TRUE(jt["together"].is_null());
 
   // No meminfo: RAM is null, not 0, and the error says why.
   test::TempDir empty;

@@ -113,14 +113,17 @@ struct ModelPlan {
 // Several models in one server: loaded together (each one placed in what the ones before it left), or
 // only one at a time (OLLAMA_MAX_LOADED_MODELS=1, the exclusive large-model mode).
 struct TogetherPlan {
-  bool fit = false;                   // every model fits while the others stay loaded
-  bool slower = false;                // fits, but some model gets fewer layers on the GPU than alone
-  std::vector<Placement> placements;  // in the order given
+  // Every model fits while the ones before it stay loaded: Ollama loads a model beside others only when
+  // it fits entirely on the GPU in what they left (on a host without GPUs: in RAM), else it unloads them.
+  bool fit = false;
+  std::vector<Placement> placements;  // in the order given, each in what the ones before it left
   std::vector<FitVerdict> verdicts;
   std::uint64_t ram_needed = 0;
   std::uint64_t vram_needed = 0;
-  std::uint64_t container_limit_together = 0;   // the container holding them all
-  std::uint64_t container_limit_exclusive = 0;  // one at a time: the largest model's limit
+  std::optional<std::uint64_t> container_limit_together;   // the container holding them all, when they fit
+  std::optional<std::uint64_t> container_limit_exclusive;  // one at a time: the largest limit of those that fit
+  std::uint64_t disk_needed = 0;                           // all the downloads
+  bool disk_short = false;
   std::string advice;
 };
 
