@@ -4,6 +4,8 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -282,6 +284,7 @@ int run(int argc, char** argv) {
   std::uint64_t p_parallel = 1;
   std::string p_kv = "f16";
   std::string p_docker_host;
+  std::string p_gpu_reserve = "457M";
   std::string p_ram;
   std::string p_vram;
   std::string p_reserve = "4G";
@@ -313,6 +316,9 @@ int run(int argc, char** argv) {
   plan->add_option("--models-dir", p_models_dir, "The Ollama model store to search first (else $OLLAMA_MODELS, ...)");
   plan->add_option("--ollama", p_ollama, "A running Ollama to ask (/api/show), e.g. http://127.0.0.1:11434");
   plan->add_option("--loading", p_loading, "How the weights are loaded: mmap, no-mmap or mlock")->capture_default_str();
+  plan->add_option("--gpu-reserve", p_gpu_reserve,
+                   "VRAM per GPU kept free, as Ollama's minimum (457M; newer releases keep about 1G)")
+      ->capture_default_str();
   plan->add_option("--headroom", p_headroom, "Container limit above the RAM need, in percent")->capture_default_str();
   plan->add_option("--api-timeout", p_api_timeout, "Time-out for each Ollama API request")->capture_default_str();
   plan->add_flag("--json", p_json, "Print the plan as JSON (schema in docs/plan.md)");
@@ -353,7 +359,10 @@ int run(int argc, char** argv) {
         options.parallel = p_parallel;
       }
       if (kv_opt->count() > 0) {
-        const auto kv = mw::parse_kv_type(p_kv);
+        std::string lowered = p_kv;
+        std::transform(lowered.begin(), lowered.end(), lowered.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        const auto kv = mw::parse_kv_type(lowered);
         if (!kv) {
           throw UsageError{mw::Error{"--kv-type", fmt::format("'{}' is not f16, q8_0 or q4_0", p_kv)}};
         }
@@ -399,6 +408,10 @@ int run(int argc, char** argv) {
       options.home = home != nullptr ? home : "";
       options.ollama_url = p_ollama;
       options.api_timeout = duration_or_throw(p_api_timeout, "--api-timeout");
+      if (options.api_timeout.count() <= 0) {
+        throw UsageError{mw::Error{"--api-timeout", "must be longer than 0"}};
+      }
+      options.settings.gpu_reserve = size_or_throw(p_gpu_reserve, "--gpu-reserve");
       options.nvml_library = p_nvml;
       const auto result = mw::cli::collect_plan(options);
       std::cout << (p_json ? mw::cli::plan_to_json(result).dump(2) + "\n" : mw::cli::render_plan(result));

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <filesystem>
@@ -358,12 +359,13 @@ void read_host(const PlanOptions& o, PlanResult& r) {
     h.ram_available = *o.ram;
     r.host_notes.push_back(fmt::format("RAM: hypothetical {} (--ram), all of it available", format_bytes(*o.ram)));
   } else if (auto info = probes::read_meminfo(o.root)) {
-    h.ram_total = info->mem_total;
-    if (info->mem_available) {
+    if (info->mem_total && info->mem_available) {
+      h.ram_total = info->mem_total;
       h.ram_available = *info->mem_available;
     } else {
-      r.errors.push_back(
-          Error{o.root.proc("meminfo").string(), "no MemAvailable (Linux before 3.14?): give the RAM with --ram"});
+      // Without both figures there is nothing to plan against: say so rather than plan for 0 bytes.
+      r.errors.push_back(Error{o.root.proc("meminfo").string(),
+                               "no MemTotal or MemAvailable (Linux before 3.14?): give the RAM with --ram"});
     }
   } else {
     r.errors.push_back(info.error());
@@ -572,7 +574,12 @@ PlanResult collect_plan(const PlanOptions& options) {
   find_servers(options, r);
   const auto settings = resolve_settings(options, r);
   Finder finder(options, r.servers);
+  std::vector<std::string> seen;
   for (const auto& arg : options.models) {
+    if (std::find(seen.begin(), seen.end(), arg) != seen.end()) {
+      continue;  // the same model twice is one model
+    }
+    seen.push_back(arg);
     auto model = finder.find(arg);
     if (!model) {
       r.errors.push_back(model.error());

@@ -29,6 +29,9 @@ const std::vector<std::string>& catalog_quantizations() {
 
 std::optional<std::string> known_quantization(std::string_view text) {
   const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  if (text.size() == 4 && lower(text[0]) == 'f' && lower(text[1]) == 'p' && text.substr(2) == "16") {
+    return "f16";  // Ollama's tags say fp16
+  }
   for (const auto& q : catalog_quantizations()) {
     if (q.size() == text.size() &&
         std::equal(q.begin(), q.end(), text.begin(), [&](char a, char b) { return lower(a) == lower(b); })) {
@@ -98,15 +101,27 @@ std::string known_names() {
 
 }  // namespace
 
-Result<CatalogMatch> catalog_find(std::string_view name) {
-  // "family:size[-variant...][-quant]"
+Result<CatalogMatch> catalog_find(std::string_view given) {
+  // "family:size[-variant...][-quant]", without regard to case (as Ollama's names); "family" and
+  // "family:latest" are what `ollama pull family` gets.
+  std::string lowered(given);
+  std::transform(lowered.begin(), lowered.end(), lowered.begin(),
+                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
+  static const std::vector<std::pair<std::string_view, std::string_view>> k_latest{
+      {"llama3.1", "llama3.1:8b"}, {"qwen2.5", "qwen2.5:7b"}, {"mistral", "mistral:7b"}};
+  for (const auto& [family, latest] : k_latest) {
+    if (lowered == family || lowered == std::string(family) + ":latest") {
+      lowered = latest;
+    }
+  }
+  const std::string_view name = lowered;
   const auto colon = name.find(':');
-  const auto dash = name.find('-', colon == std::string_view::npos ? 0 : colon);
+  const auto dash = colon == std::string_view::npos ? std::string_view::npos : name.find('-', colon);
   const auto base = name.substr(0, dash);
   const auto it =
       std::find_if(catalog().begin(), catalog().end(), [&](const CatalogModel& m) { return m.name == base; });
   if (it == catalog().end()) {
-    return fail(std::string(name), fmt::format("not in the built-in catalog (it knows {})", known_names()));
+    return fail(std::string(given), fmt::format("not in the built-in catalog (it knows {})", known_names()));
   }
   CatalogMatch match{&*it, it->default_quantization};
   if (dash != std::string_view::npos) {
@@ -114,9 +129,9 @@ Result<CatalogMatch> catalog_find(std::string_view name) {
     if (auto quant = known_quantization(tail)) {
       match.quantization = *quant;
     } else if (tail != "instruct" && tail != "text" && tail != "code" && tail != "python") {
-      return fail(std::string(name), fmt::format("the catalog sizes the quantizations f16, q8_0, q4_K_M and q4_0, "
-                                                 "not '{}'",
-                                                 tail));
+      return fail(std::string(given), fmt::format("the catalog sizes the quantizations f16, q8_0, q4_K_M and q4_0, "
+                                                  "not '{}'",
+                                                  given.substr(given.size() - tail.size())));
     }
   }
   return match;
@@ -174,6 +189,15 @@ Result<ModelShape> quantized_shape(const ModelDims& c, std::string_view quant, s
   return m;
 }
 
+namespace {
+
+// A head length the file states agrees with embedding_length / head_count (or none is stated).
+bool plain_heads(std::optional<std::uint64_t> length, const ModelDims& d) {
+  return !length || (d.head_count > 0 && *length * d.head_count == d.embedding_length);
+}
+
+}  // namespace
+
 std::optional<ModelDims> dims_from_gguf(const GgufFile& file) {
   const auto arch = file.architecture();
   if (!arch || (*arch != "llama" && *arch != "qwen2" && *arch != "mistral")) {
@@ -190,6 +214,12 @@ std::optional<ModelDims> dims_from_gguf(const GgufFile& file) {
   d.vocab_size = tokens != nullptr ? tokens->size() : file.arch_u64("vocab_size").value_or(0);
   d.context_length = file.arch_u64("context_length").value_or(0);
   d.qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
+  // A mixture of experts (Mixtral is "llama" with expert_count) or heads not of embedding/heads length
+  // (Mistral-Nemo) are not laid out like a dense llama: leave their other quantizations unsized.
+  if (file.arch_u64("expert_count").value_or(0) > 0 || !plain_heads(file.arch_u64("attention.key_length"), d) ||
+      !plain_heads(file.arch_u64("attention.value_length"), d)) {
+    return std::nullopt;
+  }
   if (d.block_count == 0 || d.embedding_length == 0 || d.feed_forward_length == 0 || d.head_count == 0 ||
       d.vocab_size == 0) {
     return std::nullopt;
@@ -222,6 +252,14 @@ std::optional<ModelDims> dims_from_show(const OllamaShow& show) {
   d.vocab_size = get("vocab_size");
   d.context_length = get("context_length");
   d.qkv_bias = arch == "qwen2";
+  const auto optional = [&](std::string_view suffix) -> std::optional<std::uint64_t> {
+    const auto v = get(suffix);
+    return v == 0 ? std::nullopt : std::optional<std::uint64_t>(v);
+  };
+  if (get("expert_count") > 0 || !plain_heads(optional("attention.key_length"), d) ||
+      !plain_heads(optional("attention.value_length"), d)) {
+    return std::nullopt;
+  }
   if (d.block_count == 0 || d.embedding_length == 0 || d.feed_forward_length == 0 || d.head_count == 0 ||
       d.vocab_size == 0) {
     return std::nullopt;

@@ -172,6 +172,7 @@ EstimateOptions options_for(KvType kv, std::uint64_t num_ctx, const PlanSettings
   o.kv_type = kv;
   o.flash_attention = kv != KvType::f16;
   o.loading = s.loading;
+  o.gpu_reserve = s.gpu_reserve;
   return o;
 }
 

@@ -320,3 +320,25 @@ TEST(PlanCommand, WithoutDockerThePlanGoesOnAndSaysWhy) {
                                 [](const std::string& n) { return n.starts_with("Docker: not reachable"); });
   EXPECT_TRUE(said);
 }
+
+TEST(PlanCommand, AKernelWithoutMemAvailableIsAnErrorNotZeroBytes) {
+  test::TempDir dir;
+  dir.write("proc/meminfo", "MemTotal:       32768000 kB\nMemFree:         1000000 kB\n");
+  auto o = options({"mistral:7b"});
+  o.root = probes::HostRoot(dir.path());
+  const auto r = collect_plan(o);
+  EXPECT_TRUE(r.plans.empty());
+  ASSERT_EQ(r.errors.size(), 1U);
+  EXPECT_NE(r.errors[0].message.find("--ram"), std::string::npos);
+  EXPECT_TRUE(plan_to_json(r)["host"]["ram_available_bytes"].is_null());
+  EXPECT_EQ(plan_exit_code(r), PlanExit::partial);
+  // With --ram it plans.
+  o.ram = 32 * k_gib;
+  EXPECT_EQ(collect_plan(o).plans.size(), 1U);
+}
+
+TEST(PlanCommand, TheSameModelTwiceIsPlannedOnce) {
+  const auto r = collect_plan(roomy({"mistral:7b", "mistral:7b"}));
+  EXPECT_EQ(r.plans.size(), 1U);
+  EXPECT_FALSE(r.together);
+}

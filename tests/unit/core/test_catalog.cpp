@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "core/catalog.hpp"
+#include "gguf_writer.hpp"
 
 using namespace mw;
 
@@ -66,4 +67,46 @@ TEST(Catalog, TheShapeFeedsTheEstimator) {
   EXPECT_GT(placed->layers_on_gpu, 30U);  // most of it on the GPU ...
   EXPECT_LT(placed->layers_on_gpu, 49U);  // ... but not all
   EXPECT_LE(placed->vram, 16ULL << 30);
+}
+
+TEST(Catalog, NamesAreMatchedAsOllamaMatchesThem) {
+  // Without regard to case, fp16 as Ollama's tags spell it, and the plain family name is its latest tag.
+  const auto upper = catalog_find("LLAMA3.1:8B");
+  ASSERT_TRUE(upper) << upper.error().line();
+  EXPECT_EQ(upper->model->name, "llama3.1:8b");
+  const auto fp16 = catalog_find("codellama:34b-instruct-fp16");
+  ASSERT_TRUE(fp16) << fp16.error().line();
+  EXPECT_EQ(fp16->quantization, "f16");
+  for (const auto* name : {"mistral", "mistral:latest", "Mistral:Latest"}) {
+    const auto latest = catalog_find(name);
+    ASSERT_TRUE(latest) << name;
+    EXPECT_EQ(latest->model->name, "mistral:7b");
+  }
+  // deepseek-coder's latest tag is a 1.3B model the catalog does not know: no guess.
+  EXPECT_FALSE(catalog_find("deepseek-coder"));
+  EXPECT_EQ(known_quantization("Q4_K_M"), "q4_K_M");
+  EXPECT_FALSE(known_quantization("q5_K_M"));
+}
+
+TEST(Catalog, OnlyDenseLlamaShapedFilesGetOtherQuantizations) {
+  auto spec = test::gguf_preset(test::GgufPreset::mistral_7b_q4_0, test::GgufVocab::compact);
+  const auto dims_of = [](const test::GgufSpec& s) {
+    const auto file = parse_gguf(test::gguf_header(s), "t");
+    EXPECT_TRUE(file) << file.error().line();
+    return file ? dims_from_gguf(*file) : std::nullopt;
+  };
+  const auto dense = dims_of(spec);
+  ASSERT_TRUE(dense);
+  EXPECT_EQ(dense->feed_forward_length, 14336U);
+  // Mixtral: the same metadata with experts.
+  auto moe = spec;
+  moe.add("llama.expert_count", GgufValue{std::uint32_t{8}});
+  EXPECT_FALSE(dims_of(moe));
+  // Mistral-Nemo: heads of 128 with an embedding of 5120 and 32 heads (160 each).
+  auto nemo = spec;
+  nemo.add("llama.attention.key_length", GgufValue{std::uint32_t{96}});
+  EXPECT_FALSE(dims_of(nemo));
+  auto stated = spec;
+  stated.add("llama.attention.key_length", GgufValue{std::uint32_t{128}});  // 4096 / 32: plain
+  EXPECT_TRUE(dims_of(stated));
 }

@@ -382,3 +382,14 @@ TEST(PlanServerSettings, TheServersEnvironmentSaysHowItSizesModels) {
   EXPECT_NE(odd.notes[1].find("OLLAMA_KV_CACHE_TYPE='q5_1'"), std::string::npos);
   EXPECT_FALSE(server_settings_from_env({}, "srv").models_dir);
 }
+
+TEST(Plan, TheGpuReserveIsASetting) {
+  const auto m = from_catalog("mistral:7b");
+  const auto h = host(32 * k_gib, 16 * k_gib);
+  auto s = ctx(4096);
+  const auto classic = plan(m, s, h);
+  s.gpu_reserve = k_gib;  // what newer Ollama keeps
+  const auto newer = plan(m, s, h);
+  EXPECT_EQ(newer.options.gpu_reserve, k_gib);
+  EXPECT_EQ(newer.placement.vram, classic.placement.vram + k_gib - (457 * k_mib));
+}

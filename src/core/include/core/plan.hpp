@@ -54,6 +54,7 @@ struct PlanSettings {
   std::uint64_t parallel = 1;            // OLLAMA_NUM_PARALLEL
   KvType kv_type = KvType::f16;          // OLLAMA_KV_CACHE_TYPE (q8_0 and q4_0 turn on flash attention)
   WeightLoading loading = WeightLoading::mmap;
+  std::uint64_t gpu_reserve = EstimateOptions{}.gpu_reserve;  // VRAM per GPU Ollama keeps free
   // RAM of the server and runner processes beside their buffers (Go runtime, CUDA host allocations).
   std::uint64_t runtime_ram = 512ULL << 20;
   // The container limit's margin above the need, in percent.
