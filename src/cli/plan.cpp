@@ -371,6 +371,10 @@ void read_host(const PlanOptions& o, PlanResult& r) {
     r.errors.push_back(info.error());
   }
 
+  if (h.ram_total && h.ram_usable() == 0) {
+    r.host_notes.push_back(fmt::format("the reserve ({}) takes all the available RAM ({}): nothing is left for models",
+                                       format_bytes(h.reserve), format_bytes(h.ram_available)));
+  }
   if (o.vram) {
     if (*o.vram > 0) {
       h.gpus.push_back({"hypothetical GPU", *o.vram, *o.vram});
@@ -513,7 +517,8 @@ void render_model(const ModelPlan& p, const PlanModel& m, const PlanResult& r, s
                        format_bytes(host.ram_usable()));
   }
   if (p.disk_needed > 0) {
-    out += fmt::format("  disk       {} to download{}\n", format_bytes(p.disk_needed),
+    out += fmt::format("  disk       {} ({:.1f} GB, as `ollama list` counts) to download{}\n",
+                       format_bytes(p.disk_needed), static_cast<double>(p.disk_needed) / 1e9,
                        host.disk_available ? fmt::format(" ({} free)", format_bytes(*host.disk_available)) : "");
   } else {
     out += fmt::format("  disk       {} on disk already\n", format_bytes(m.file_bytes));
@@ -588,6 +593,12 @@ PlanResult collect_plan(const PlanOptions& options) {
     r.models.push_back(std::move(*model));
   }
   read_disk(options, finder, r);
+  if (!options.models_dir.empty()) {
+    std::error_code ec;
+    if (!fs::is_directory(options.root.root() / fs::path(options.models_dir).relative_path(), ec)) {
+      r.host_notes.push_back(fmt::format("--models-dir {}: no such directory", options.models_dir));
+    }
+  }
   if (!r.host.ram_total && !options.ram) {
     return r;  // without RAM figures there is nothing to plan against; the error says why
   }

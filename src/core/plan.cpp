@@ -252,7 +252,7 @@ class Suggester {
       if (out && better(*out)) {
         add(fmt::format("--kv-type {}", to_string(kv)),
             fmt::format("a {} KV cache ({} instead of {}; Ollama needs OLLAMA_FLASH_ATTENTION=1 and "
-                        "OLLAMA_KV_CACHE_TYPE={})",
+                        "OLLAMA_KV_CACHE_TYPE={}, which applies to every model it serves)",
                         to_string(kv), gib(out->placement.kv), gib(m_plan.placement.kv), to_string(kv)),
             *out);
         return;  // q8_0 loses less quality than q4_0: offer the first that is enough
@@ -260,19 +260,38 @@ class Suggester {
     }
   }
 
+  // The most slots (fewer than now) that give a better verdict: memory only shrinks with fewer slots.
   void fewer_slots() {
     if (m_plan.options.parallel <= 1) {
       return;
     }
-    auto o = m_plan.options;
-    o.parallel = 1;
-    const auto out = try_with(m_model.shape, o);
-    if (out && better(*out)) {
-      add("--parallel 1",
-          fmt::format("one request at a time (OLLAMA_NUM_PARALLEL=1): KV cache {} instead of {}",
-                      gib(out->placement.kv), gib(m_plan.placement.kv)),
-          *out);
+    auto at = [&](std::uint64_t slots) {
+      auto o = m_plan.options;
+      o.parallel = slots;
+      return try_with(m_model.shape, o);
+    };
+    const auto one = at(1);
+    if (!one || !better(*one)) {
+      return;
     }
+    std::uint64_t lo = 1;
+    std::uint64_t hi = m_plan.options.parallel - 1;
+    std::optional<Outcome> best = one;
+    while (lo < hi) {
+      const auto mid = lo + (hi - lo + 1) / 2;
+      auto o = at(mid);
+      if (o && rank(o->verdict) >= rank(one->verdict)) {
+        lo = mid;
+        best = std::move(o);
+      } else {
+        hi = mid - 1;
+      }
+    }
+    add(fmt::format("--parallel {}", lo),
+        fmt::format("{} (OLLAMA_NUM_PARALLEL={}): KV cache {} instead of {}",
+                    lo == 1 ? std::string("one request at a time") : fmt::format("{} requests at a time", lo), lo,
+                    gib(best->placement.kv), gib(m_plan.placement.kv)),
+        *best);
   }
 
   // The largest quantization smaller than the model's that gives a better verdict.
