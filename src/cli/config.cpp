@@ -16,6 +16,7 @@
 #include "adapters/http_server.hpp"
 #include "core/bytes.hpp"
 #include "core/duration.hpp"
+#include "core/text.hpp"
 
 namespace mw::cli {
 
@@ -26,29 +27,12 @@ constexpr std::array<std::string_view, 4> k_notify_kinds{"generic", "ntfy", "dis
 
 // ---- small helpers
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) {
-    row[j] = j;
-  }
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0U : 1U)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 // The known key closest to `key`, when it is close enough to be a typo.
 std::optional<std::string_view> closest(std::string_view key, const std::vector<std::string_view>& known) {
   std::optional<std::string_view> best;
   std::size_t best_distance = std::min<std::size_t>(3, (key.size() + 1) / 2);
   for (auto candidate : known) {
-    const auto distance = edit_distance(key, candidate);
+    const auto distance = edit_distance_ignoring_case(key, candidate);
     if (distance < best_distance) {
       best = candidate;
       best_distance = distance;

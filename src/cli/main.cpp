@@ -4,8 +4,6 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
-#include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -24,6 +22,7 @@
 #include "cli/status.hpp"
 #include "core/bytes.hpp"
 #include "core/duration.hpp"
+#include "core/text.hpp"
 
 namespace {
 
@@ -359,10 +358,7 @@ int run(int argc, char** argv) {
         options.parallel = p_parallel;
       }
       if (kv_opt->count() > 0) {
-        std::string lowered = p_kv;
-        std::transform(lowered.begin(), lowered.end(), lowered.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        const auto kv = mw::parse_kv_type(lowered);
+        const auto kv = mw::parse_kv_type(mw::ascii_lower(p_kv));
         if (!kv) {
           throw UsageError{mw::Error{"--kv-type", fmt::format("'{}' is not f16, q8_0 or q4_0", p_kv)}};
         }

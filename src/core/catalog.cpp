@@ -1,5 +1,7 @@
 #include "core/catalog.hpp"
 
+#include "core/text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -28,13 +30,11 @@ const std::vector<std::string>& catalog_quantizations() {
 }
 
 std::optional<std::string> known_quantization(std::string_view text) {
-  const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-  if (text.size() == 4 && lower(text[0]) == 'f' && lower(text[1]) == 'p' && text.substr(2) == "16") {
+  if (equals_ignoring_case(text, "fp16")) {
     return "f16";  // Ollama's tags say fp16
   }
   for (const auto& q : catalog_quantizations()) {
-    if (q.size() == text.size() &&
-        std::equal(q.begin(), q.end(), text.begin(), [&](char a, char b) { return lower(a) == lower(b); })) {
+    if (equals_ignoring_case(q, text)) {
       return q;
     }
   }
@@ -104,9 +104,7 @@ std::string known_names() {
 Result<CatalogMatch> catalog_find(std::string_view given) {
   // "family:size[-variant...][-quant]", without regard to case (as Ollama's names); "family" and
   // "family:latest" are what `ollama pull family` gets.
-  std::string lowered(given);
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(),
-                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
+  std::string lowered = ascii_lower(given);
   static const std::vector<std::pair<std::string_view, std::string_view>> k_latest{
       {"llama3.1", "llama3.1:8b"}, {"qwen2.5", "qwen2.5:7b"}, {"mistral", "mistral:7b"}};
   for (const auto& [family, latest] : k_latest) {

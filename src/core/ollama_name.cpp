@@ -1,5 +1,7 @@
 #include "core/ollama_name.hpp"
 
+#include "core/text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -25,15 +27,6 @@ const char* part_name(Part part) {
       return "tag";
   }
   return "part";
-}
-
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool equal_ignoring_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
 bool is_alnum_or_underscore(char c) {
@@ -96,10 +89,10 @@ Result<OllamaModelName> checked(OllamaModelName name, const std::string& source)
 }  // namespace
 
 std::string OllamaModelName::display() const {
-  if (!equal_ignoring_case(host, k_ollama_default_host)) {
+  if (!mw::equals_ignoring_case(host, k_ollama_default_host)) {
     return fmt::format("{}/{}/{}:{}", host, ns, model, tag);
   }
-  if (!equal_ignoring_case(ns, k_ollama_default_namespace)) {
+  if (!mw::equals_ignoring_case(ns, k_ollama_default_namespace)) {
     return fmt::format("{}/{}:{}", ns, model, tag);
   }
   return fmt::format("{}:{}", model, tag);
@@ -114,12 +107,12 @@ std::string OllamaModelName::manifest_path() const {
 }
 
 bool OllamaModelName::equals_ignoring_case(const OllamaModelName& other) const {
-  return same_model_ignoring_case(other) && equal_ignoring_case(tag, other.tag);
+  return same_model_ignoring_case(other) && mw::equals_ignoring_case(tag, other.tag);
 }
 
 bool OllamaModelName::same_model_ignoring_case(const OllamaModelName& other) const {
-  return equal_ignoring_case(host, other.host) && equal_ignoring_case(ns, other.ns) &&
-         equal_ignoring_case(model, other.model);
+  return mw::equals_ignoring_case(host, other.host) && mw::equals_ignoring_case(ns, other.ns) &&
+         mw::equals_ignoring_case(model, other.model);
 }
 
 Result<OllamaModelName> parse_ollama_model_name(std::string_view text) {
@@ -191,31 +184,12 @@ Result<OllamaModelName> ollama_model_name_from_parts(std::string_view host, std:
   return checked(std::move(name), source);
 }
 
-std::size_t edit_distance_ignoring_case(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) {
-    row[j] = j;
-  }
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      const std::size_t substitute = diagonal + (lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1);
-      row[j] = std::min({above + 1, row[j - 1] + 1, substitute});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 std::vector<OllamaModelName> suggest_ollama_names(const OllamaModelName& wanted,
                                                   const std::vector<OllamaModelName>& available, std::size_t limit) {
   // Rank 0: the same model, another tag. Rank 1 + d: a model name within d edits (or containing the
   // wanted name, or contained in it), across namespaces and hosts.
   const std::size_t max_edits = std::max<std::size_t>(2, wanted.model.size() / 3);
-  std::string wanted_model;
-  std::transform(wanted.model.begin(), wanted.model.end(), std::back_inserter(wanted_model), lower);
+  const std::string wanted_model = ascii_lower(wanted.model);
 
   std::vector<std::tuple<std::size_t, std::string, const OllamaModelName*>> ranked;
   for (const auto& candidate : available) {
@@ -226,8 +200,7 @@ std::vector<OllamaModelName> suggest_ollama_names(const OllamaModelName& wanted,
     if (candidate.same_model_ignoring_case(wanted)) {
       rank = 0;
     } else {
-      std::string model;
-      std::transform(candidate.model.begin(), candidate.model.end(), std::back_inserter(model), lower);
+      const std::string model = ascii_lower(candidate.model);
       const auto distance = edit_distance_ignoring_case(model, wanted_model);
       if (distance <= max_edits) {
         rank = 1 + distance;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "core/bytes.hpp"
 
@@ -204,40 +205,47 @@ class Suggester {
     m_out.push_back({std::move(change), std::move(why), o.verdict, o.placement, o.ram_needed});
   }
 
-  // The largest context (a multiple of 256, at least 2048) that gives a better verdict. Memory only
-  // shrinks with the context, so the verdict only improves: a binary search finds the edge.
+  // The largest n in [lo, hi] whose outcome is as good as at(lo)'s, when that is better than now. Memory
+  // only grows with n, so the verdict only worsens: a binary search finds the edge.
+  template <class At>
+  std::optional<std::pair<std::uint64_t, Outcome>> largest_better(std::uint64_t lo, std::uint64_t hi, At at) const {
+    auto first = at(lo);
+    if (!first || !better(*first)) {
+      return std::nullopt;
+    }
+    const int target = rank(first->verdict);
+    Outcome best = std::move(*first);
+    while (lo < hi) {
+      const auto mid = lo + (hi - lo + 1) / 2;
+      if (auto o = at(mid); o && rank(o->verdict) >= target) {
+        lo = mid;
+        best = std::move(*o);
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return std::pair{lo, std::move(best)};
+  }
+
+  // The largest context (a multiple of 256, at least 2048) that gives a better verdict.
   void smaller_context() {
     const auto ctx = m_plan.options.num_ctx;
     if (ctx <= k_smallest_ctx) {
       return;
     }
-    std::uint64_t lo = k_smallest_ctx / k_ctx_step;
-    std::uint64_t hi = (ctx - 1) / k_ctx_step;
-    auto at = [&](std::uint64_t steps) {
+    const auto found = largest_better(k_smallest_ctx / k_ctx_step, (ctx - 1) / k_ctx_step, [&](std::uint64_t steps) {
       auto o = m_plan.options;
       o.num_ctx = steps * k_ctx_step;
       return try_with(m_model.shape, o);
-    };
-    const auto smallest = at(lo);
-    if (!smallest || !better(*smallest)) {
+    });
+    if (!found) {
       return;
     }
-    std::optional<Outcome> best = smallest;
-    while (lo < hi) {
-      const auto mid = lo + (hi - lo + 1) / 2;
-      auto o = at(mid);
-      if (o && rank(o->verdict) >= rank(smallest->verdict)) {
-        lo = mid;
-        best = std::move(o);
-      } else {
-        hi = mid - 1;
-      }
-    }
-    const auto new_ctx = lo * k_ctx_step;
+    const auto new_ctx = found->first * k_ctx_step;
     add(fmt::format("--ctx {}", new_ctx),
         fmt::format("a context of {} tokens instead of {}: KV cache {} instead of {}", new_ctx, ctx,
-                    gib(best->placement.kv), gib(m_plan.placement.kv)),
-        *best);
+                    gib(found->second.placement.kv), gib(m_plan.placement.kv)),
+        found->second);
   }
 
   void smaller_kv_cache() {
@@ -260,38 +268,25 @@ class Suggester {
     }
   }
 
-  // The most slots (fewer than now) that give a better verdict: memory only shrinks with fewer slots.
+  // The most slots (fewer than now) that give a better verdict.
   void fewer_slots() {
     if (m_plan.options.parallel <= 1) {
       return;
     }
-    auto at = [&](std::uint64_t slots) {
+    const auto found = largest_better(1, m_plan.options.parallel - 1, [&](std::uint64_t slots) {
       auto o = m_plan.options;
       o.parallel = slots;
       return try_with(m_model.shape, o);
-    };
-    const auto one = at(1);
-    if (!one || !better(*one)) {
+    });
+    if (!found) {
       return;
     }
-    std::uint64_t lo = 1;
-    std::uint64_t hi = m_plan.options.parallel - 1;
-    std::optional<Outcome> best = one;
-    while (lo < hi) {
-      const auto mid = lo + (hi - lo + 1) / 2;
-      auto o = at(mid);
-      if (o && rank(o->verdict) >= rank(one->verdict)) {
-        lo = mid;
-        best = std::move(o);
-      } else {
-        hi = mid - 1;
-      }
-    }
-    add(fmt::format("--parallel {}", lo),
+    const auto slots = found->first;
+    add(fmt::format("--parallel {}", slots),
         fmt::format("{} (OLLAMA_NUM_PARALLEL={}): KV cache {} instead of {}",
-                    lo == 1 ? std::string("one request at a time") : fmt::format("{} requests at a time", lo), lo,
-                    gib(best->placement.kv), gib(m_plan.placement.kv)),
-        *best);
+                    slots == 1 ? std::string("one request at a time") : fmt::format("{} requests at a time", slots),
+                    slots, gib(found->second.placement.kv), gib(m_plan.placement.kv)),
+        found->second);
   }
 
   // The largest quantization smaller than the model's that gives a better verdict.

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/ollama_name.hpp"
+#include "core/text.hpp"
 
 using namespace mw;
 

@@ -52,9 +52,6 @@ struct OllamaModelName {
 [[nodiscard]] Result<OllamaModelName> ollama_model_name_from_parts(std::string_view host, std::string_view ns,
                                                                    std::string_view model, std::string_view tag);
 
-// Levenshtein distance between two strings, ignoring ASCII case.
-[[nodiscard]] std::size_t edit_distance_ignoring_case(std::string_view a, std::string_view b);
-
 // Names in `available` close to `wanted`, best first, at most `limit`: the same model under other
 // tags (or another case), then models whose name contains the wanted one or is within a few edits
 // of it ("deepseek-coder" for "deepseek-coda"). `wanted` itself (ignoring case) is not suggested.
