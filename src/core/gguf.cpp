@@ -32,8 +32,16 @@ static_assert(std::variant_size_v<GgufValue::Storage> == 13 && std::variant_size
 namespace detail {
 
 struct GgufStringsFill {
-  static std::string& data(GgufStrings& strings) { return strings.m_data; }
+  static std::string& data(GgufStrings& strings) { return strings.m_own; }
   static std::vector<std::size_t>& ends(GgufStrings& strings) { return strings.m_ends; }
+  // Makes `strings` a view into `buffer`: string 0 starts at `first`, each next one `gap` bytes after the
+  // previous one's end (its length prefix); ends() must be absolute offsets in the buffer.
+  static void view(GgufStrings& strings, std::shared_ptr<const char[]> buffer, std::size_t first, std::size_t gap) {
+    strings.m_own.clear();
+    strings.m_view = std::move(buffer);
+    strings.m_first = first;
+    strings.m_gap = gap;
+  }
 };
 
 }  // namespace detail
@@ -121,6 +129,8 @@ class Cursor {
  public:
   Cursor(std::string_view bytes, std::uint64_t limit, bool size_known)
       : m_bytes(bytes), m_limit(limit), m_size_known(size_known) {}
+  // String arrays become views into `shared`, which holds `bytes`.
+  void share(std::shared_ptr<const char[]> shared) { m_shared = std::move(shared); }
 
   [[nodiscard]] bool ok() const { return !m_failed; }
   [[nodiscard]] std::uint64_t pos() const { return m_pos; }
@@ -248,6 +258,7 @@ class Cursor {
   }
 
   std::string_view m_bytes;
+  std::shared_ptr<const char[]> m_shared;  // when set, m_bytes lies in it
   std::uint64_t m_limit;
   bool m_size_known;
   std::uint64_t m_pos = 0;
@@ -282,7 +293,13 @@ bool Cursor::read_strings(std::uint64_t count, GgufStrings& out) {
     }
     at += length;
     total += static_cast<std::size_t>(length);
-    string_end[i] = total;
+    string_end[i] = m_shared ? static_cast<std::size_t>(m_pos + at) : total;
+  }
+  if (m_shared) {  // a view: string i starts 8 bytes (its length) after string i - 1 ends
+    detail::GgufStringsFill::view(out, m_shared, static_cast<std::size_t>(m_pos) + sizeof(std::uint64_t),
+                                  sizeof(std::uint64_t));
+    m_pos += at;
+    return true;
   }
   // Second pass: the bytes. String i starts at begin + 8 * (i + 1) + ends[i - 1], so the copies do not
   // wait on each other. One of up to k_chunk bytes is copied as k_chunk bytes (a fixed-size copy, no
@@ -557,13 +574,45 @@ GgufStrings::GgufStrings(std::initializer_list<std::string_view> items) {
 }
 
 void GgufStrings::reserve(std::size_t count, std::size_t bytes) {
+  own();
   m_ends.reserve(count);
-  m_data.reserve(bytes);
+  m_own.reserve(bytes);
+}
+
+void GgufStrings::own() {
+  if (!m_view) {
+    return;
+  }
+  std::string data;
+  std::vector<std::size_t> ends;
+  ends.reserve(m_ends.size());
+  for (const auto item : *this) {
+    data.append(item);
+    ends.push_back(data.size());
+  }
+  m_own = std::move(data);
+  m_ends = std::move(ends);
+  m_view.reset();
+  m_first = 0;
+  m_gap = 0;
 }
 
 void GgufStrings::push_back(std::string_view item) {
-  m_data.append(item);
-  m_ends.push_back(m_data.size());
+  own();
+  m_own.append(item);
+  m_ends.push_back(m_own.size());
+}
+
+bool operator==(const GgufStrings& a, const GgufStrings& b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] != b[i]) {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::size_t GgufArray::size() const {
@@ -971,10 +1020,33 @@ std::optional<std::uint64_t> GgufHeaderScan::scan(std::string_view bytes) {
   }
 }
 
+namespace {
+
+Result<GgufFile> parse_header(std::string_view bytes, std::shared_ptr<const char[]> shared, std::string_view source,
+                              std::optional<std::uint64_t> file_size, std::uint64_t* bytes_needed);
+
+}  // namespace
+
 Result<GgufFile> parse_gguf(std::string_view bytes, std::string_view source, std::optional<std::uint64_t> file_size,
                             std::uint64_t* bytes_needed) {
+  return parse_header(bytes, nullptr, source, file_size, bytes_needed);
+}
+
+Result<GgufFile> parse_gguf(std::shared_ptr<const char[]> buffer, std::size_t size, std::string_view source,
+                            std::optional<std::uint64_t> file_size, std::uint64_t* bytes_needed) {
+  const std::string_view bytes(buffer.get(), size);
+  return parse_header(bytes, std::move(buffer), source, file_size, bytes_needed);
+}
+
+namespace {
+
+Result<GgufFile> parse_header(std::string_view bytes, std::shared_ptr<const char[]> shared, std::string_view source,
+                              std::optional<std::uint64_t> file_size, std::uint64_t* bytes_needed) {
   const std::uint64_t limit = std::max<std::uint64_t>(file_size.value_or(0), bytes.size());
   Cursor in(bytes, limit, file_size.has_value());
+  if (shared) {
+    in.share(std::move(shared));
+  }
   const auto failed = [&]() -> Unexpected<Error> {
     if (bytes_needed != nullptr && in.code() == ENODATA) {
       *bytes_needed = in.needed();
@@ -1100,5 +1172,7 @@ Result<GgufFile> parse_gguf(std::string_view bytes, std::string_view source, std
   }
   return file;
 }
+
+}  // namespace
 
 }  // namespace mw

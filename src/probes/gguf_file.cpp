@@ -32,13 +32,14 @@ class Fd {
 };
 
 // The bytes read from the start of the file: one block, not zeroed, allocated once for a header of up
-// to 16 MiB (larger ones double it, copying).
+// to 16 MiB (larger ones double it, copying). Shared: the parsed file's string arrays point into it.
 class ReadBuffer {
  public:
   explicit ReadBuffer(std::uint64_t capacity)
-      : m_data(std::make_unique_for_overwrite<char[]>(static_cast<std::size_t>(capacity))),
+      : m_data(std::make_shared_for_overwrite<char[]>(static_cast<std::size_t>(capacity))),
         m_capacity(static_cast<std::size_t>(capacity)) {}
 
+  [[nodiscard]] std::shared_ptr<const char[]> shared() const { return m_data; }
   [[nodiscard]] std::string_view view() const { return {m_data.get(), m_size}; }
   [[nodiscard]] std::size_t size() const { return m_size; }
 
@@ -47,7 +48,7 @@ class ReadBuffer {
     const auto want = static_cast<std::size_t>(size);
     if (want > m_capacity) {
       const auto capacity = std::max(want, m_capacity * 2);
-      auto grown = std::make_unique_for_overwrite<char[]>(capacity);
+      auto grown = std::make_shared_for_overwrite<char[]>(capacity);
       std::memcpy(grown.get(), m_data.get(), m_size);
       m_data = std::move(grown);
       m_capacity = capacity;
@@ -71,7 +72,7 @@ class ReadBuffer {
   }
 
  private:
-  std::unique_ptr<char[]> m_data;
+  std::shared_ptr<char[]> m_data;
   std::size_t m_capacity;
   std::size_t m_size = 0;
 };
@@ -142,7 +143,7 @@ Result<GgufFile> read_gguf(const std::filesystem::path& path, std::uint64_t max_
 
   for (;;) {
     std::uint64_t needed = 0;
-    auto parsed = parse_gguf(buffer.view(), path.string(), file_size, &needed);
+    auto parsed = parse_gguf(buffer.shared(), buffer.size(), path.string(), file_size, &needed);
     if (parsed || parsed.error().code != ENODATA) {
       return parsed ? check_data(std::move(parsed).value(), buffer.size(), path) : parsed;
     }

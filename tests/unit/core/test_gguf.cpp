@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstring>
 #include <limits>
+#include <memory>
 
 #include "core/gguf.hpp"
 #include "gguf_writer.hpp"
@@ -618,4 +620,27 @@ TEST(GgufHeaderScan, StopsWhereParseRefuses) {
     ASSERT_FALSE(parsed) << what;
     EXPECT_NE(parsed.error().code, ENODATA) << what << ": " << parsed.error().line();
   }
+}
+
+TEST(GgufStrings, ParsedFromASharedBufferTheyAreViewsThatOutliveIt) {
+  const auto header = test::gguf_header(small_spec(3));
+  auto buffer = std::make_shared_for_overwrite<char[]>(header.size());
+  std::memcpy(buffer.get(), header.data(), header.size());
+  auto file = parse_gguf(buffer, header.size(), "shared");
+  buffer.reset();  // the parsed file keeps it alive
+  ASSERT_TRUE(file) << file.error().line();
+  const auto by_copy = parse_gguf(header, "copied");
+  ASSERT_TRUE(by_copy);
+  EXPECT_EQ(file->metadata, by_copy->metadata);
+  const auto* strings = file->get_array("test.array.string");
+  ASSERT_NE(strings, nullptr);
+  auto copy = std::get<GgufStrings>(strings->items);
+  ASSERT_EQ(copy.size(), 3U);
+  EXPECT_EQ(copy[0], "a");
+  EXPECT_EQ(copy[1], "");
+  EXPECT_EQ(copy[2], "tokens");
+  // Adding to a view makes it its own copy; the parsed array is unchanged.
+  copy.push_back("more");
+  EXPECT_EQ(copy, (GgufStrings{"a", "", "tokens", "more"}));
+  EXPECT_EQ(std::get<GgufStrings>(strings->items), (GgufStrings{"a", "", "tokens"}));
 }

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,7 +40,10 @@ namespace detail {
 struct GgufStringsFill;  // parse_gguf fills a GgufStrings in place (gguf.cpp)
 }
 
-// The strings of a string array in one buffer: a vocabulary of 150k tokens is two allocations, not 150k.
+// The strings of a string array. Built by hand (push_back), they are kept one after another in one
+// buffer: a vocabulary of 150k tokens is two allocations, not 150k. Parsed from a shared header
+// buffer (parse_gguf's shared overload, which probes::read_gguf uses), they are views into it: no
+// bytes are copied, and the buffer lives as long as any array that points into it.
 class GgufStrings {
  public:
   GgufStrings() = default;
@@ -50,10 +54,10 @@ class GgufStrings {
   [[nodiscard]] std::size_t size() const { return m_ends.size(); }
   [[nodiscard]] bool empty() const { return m_ends.empty(); }
   [[nodiscard]] std::string_view operator[](std::size_t i) const {
-    const std::size_t begin = i == 0 ? 0 : m_ends[i - 1];
-    return std::string_view(m_data).substr(begin, m_ends[i] - begin);
+    const std::size_t begin = i == 0 ? m_first : m_ends[i - 1] + m_gap;
+    return {base() + begin, m_ends[i] - begin};
   }
-  friend bool operator==(const GgufStrings&, const GgufStrings&) = default;
+  friend bool operator==(const GgufStrings& a, const GgufStrings& b);
 
   // Range-for over the strings as string_views.
   class Iterator {
@@ -75,8 +79,14 @@ class GgufStrings {
 
  private:
   friend struct detail::GgufStringsFill;
-  std::string m_data;               // the strings one after another
-  std::vector<std::size_t> m_ends;  // where each one ends in m_data
+  [[nodiscard]] const char* base() const { return m_view ? m_view.get() : m_own.data(); }
+  void own();  // a view becomes its own copy (before push_back)
+
+  std::string m_own;                     // the strings one after another, when not a view
+  std::shared_ptr<const char[]> m_view;  // the shared header buffer, when a view
+  std::size_t m_first = 0;               // where string 0 starts
+  std::size_t m_gap = 0;                 // from one string's end to the next one's start (8 in a file)
+  std::vector<std::size_t> m_ends;       // where each one ends
 };
 
 // An array value: one vector of its element type (the alternative's index is the GgufValueType),
@@ -230,6 +240,12 @@ struct GgufFile {
 // read: read that much (or more) and parse again. A header that runs past file_size is corrupt
 // (code 0), as is any other bad header.
 [[nodiscard]] Result<GgufFile> parse_gguf(std::string_view bytes, std::string_view source,
+                                          std::optional<std::uint64_t> file_size = std::nullopt,
+                                          std::uint64_t* bytes_needed = nullptr);
+// The same on a shared buffer of `size` bytes: string arrays are views into it (GgufStrings), so the
+// vocabulary is not copied, and the file keeps the buffer alive.
+[[nodiscard]] Result<GgufFile> parse_gguf(std::shared_ptr<const char[]> buffer, std::size_t size,
+                                          std::string_view source,
                                           std::optional<std::uint64_t> file_size = std::nullopt,
                                           std::uint64_t* bytes_needed = nullptr);
 
