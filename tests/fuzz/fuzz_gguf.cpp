@@ -4,12 +4,15 @@
 //   - a parsed header is consistent (aligned data offset, sizes that match the types);
 //   - the first half of the input, parsed as the start of a file of the whole size, either parses the
 //     same header or asks for more bytes, never more than the header takes;
+//   - parsed from a shared buffer (string arrays as views into it), the header is the same;
 //   - GgufHeaderScan (what probes::read_gguf uses to know how much to read), fed the input in two parts,
 //     finds the header's end where the parser does, and never asks for more than the file.
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string_view>
 
 #include "core/gguf.hpp"
@@ -62,6 +65,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   } else if (!prefix && prefix.error().code == ENODATA) {
     check(half_needed > half.size() && half_needed <= size, "a prefix asks for more, within the file");
+  }
+
+  {
+    auto shared = std::make_shared_for_overwrite<char[]>(size);
+    if (size > 0) {
+      std::memcpy(shared.get(), data, size);
+    }
+    const auto viewed = mw::parse_gguf(std::move(shared), size, "fuzz");
+    check(viewed.has_value() == whole.has_value(), "a shared buffer parses as the bytes do");
+    if (viewed && whole) {
+      check(viewed->metadata == whole->metadata, "the same metadata from a shared buffer");
+      check(viewed->tensors.size() == whole->tensors.size(), "the same tensors from a shared buffer");
+    }
   }
 
   mw::GgufHeaderScan scan(size);

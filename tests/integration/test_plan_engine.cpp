@@ -124,3 +124,32 @@ TEST(PlanEngine, BadOptionsAreOneLineAndExit2) {
   EXPECT_EQ(ctx.exit_code, 2);
   EXPECT_NE(ctx.err.find("--ctx"), std::string::npos);
 }
+
+TEST(PlanEngine, AnOllamaContainersBindMountedStoreAndSettingsAreFound) {
+  // The store on the host at <tmp>/ollama/models, mounted as the container's /root/.ollama.
+  test::TempDir dir;
+  test::OllamaStoreModelSpec spec;
+  spec.name = "deepseek-coder:33b";
+  spec.model = test::gguf_preset(test::GgufPreset::deepseek_coder_33b_q4_0, test::GgufVocab::compact);
+  const auto written = test::write_ollama_model(dir.path() / "ollama/models", spec);
+  const int port = 18802;
+  Container sim("mwit-plan-store",
+                {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:" + std::to_string(port), "-e",
+                 "OLLAMA_NUM_PARALLEL=2", "-v", (dir.path() / "ollama").string() + ":/root/.ollama", "-m", "1g"},
+                {"/bin/ollama-sim", "--model", "small:1=100"}, k_sim_image);
+  ASSERT_TRUE(sim.wait_for_log("ollama-sim: listening")) << sim.logs();
+
+  const auto r = plan({"deepseek-coder:33b", "--docker-host", docker_host(), "--ram", "32G", "--vram", "16G", "--ctx",
+                       "2048", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto j = parse(r);
+  ASSERT_EQ(j["servers"].size(), 1U) << r.out;
+  EXPECT_EQ(j["servers"][0]["name"], "mwit-plan-store");
+  EXPECT_EQ(j["servers"][0]["store"], (dir.path() / "ollama/models").string());
+  EXPECT_EQ(j["servers"][0]["memory_limit_bytes"], std::uint64_t{1} << 30);
+  const auto& m = j["models"][0];
+  EXPECT_EQ(m["source"], "Ollama store " + (dir.path() / "ollama/models").string() + " (container mwit-plan-store)");
+  EXPECT_EQ(m["file_bytes"], written.model_size);
+  EXPECT_EQ(m["parallel"], 2);    // the container's OLLAMA_NUM_PARALLEL
+  EXPECT_EQ(m["num_ctx"], 2048);  // the command line's --ctx
+}
