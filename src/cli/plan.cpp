@@ -532,6 +532,15 @@ void render_model(const ModelPlan& p, const PlanModel& m, const PlanResult& r, s
                          s.memory_limit ? "a limit of " + format_bytes(*s.memory_limit) : std::string("no limit"));
     }
   }
+  if (p.vram_full_offload) {
+    const auto* gpu = host.best_gpu();
+    const auto free = gpu == nullptr ? 0 : gpu->free;
+    out += fmt::format("  all layers on the GPU would take {} of VRAM{}\n", format_bytes(*p.vram_full_offload),
+                       *p.vram_full_offload > free
+                           ? fmt::format(" ({} more than {})", format_bytes(*p.vram_full_offload - free),
+                                         gpu == nullptr ? std::string("this host has") : std::string("is free"))
+                           : std::string());
+  }
   if (!p.suggestions.empty()) {
     out += "  to fit better:\n";
     for (const auto& s : p.suggestions) {
@@ -691,6 +700,7 @@ nlohmann::json plan_to_json(const PlanResult& r) {
          {"disk_short", p.disk_short},
          {"container_limit_bytes",
           p.verdict == FitVerdict::no_fit ? nlohmann::json(nullptr) : nlohmann::json(p.container_limit)},
+         {"vram_full_offload_bytes", optional_json(p.vram_full_offload)},
          {"suggestions", suggestions},
          {"notes", p.notes}});
   }

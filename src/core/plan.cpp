@@ -394,6 +394,11 @@ Result<ModelPlan> plan_model(const PlanModel& model, const PlanSettings& setting
   }
   if (plan.verdict != FitVerdict::gpu) {
     plan.suggestions = Suggester(model, settings, host, plan).run();
+    constexpr std::uint64_t k_unbounded = std::uint64_t{1} << 62;
+    if (auto all = place(model.shape, model.extra_weights, plan.options, settings, k_unbounded, k_unbounded);
+        all && all->placement.full_offload()) {
+      plan.vram_full_offload = all->placement.vram;
+    }
   }
   return plan;
 }

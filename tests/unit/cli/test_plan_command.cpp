@@ -245,6 +245,8 @@ TEST(PlanCommand, TheJsonHasEveryFigureAndNullForWhatIsUnknown) {
   EXPECT_EQ(m["container_limit_bytes"], r.plans[0].container_limit);
   EXPECT_EQ(j["models"][1]["verdict"], "gpu");
   EXPECT_EQ(j["models"][1]["placement"]["processor"], "100% GPU");
+  EXPECT_TRUE(j["models"][1]["vram_full_offload_bytes"].is_null());
+  EXPECT_EQ(j["models"][0]["vram_full_offload_bytes"], *r.plans[0].vram_full_offload);
   // codellama takes the GPU, so mistral cannot be loaded beside it: one at a time.
   EXPECT_EQ(j["together"]["fit"], false);
   EXPECT_TRUE(j["together"]["container_limit_together_bytes"].is_null());

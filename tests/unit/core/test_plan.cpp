@@ -106,6 +106,11 @@ TEST(Plan, Codellama34bOnA16GiBGpuIsSplitAndItsLimitIsFarBelow28GiB) {
   EXPECT_EQ(find(p, "--kv-type"), nullptr);
   // Not downloaded: the whole file is the download.
   EXPECT_EQ(p.disk_needed, m.file_bytes);
+  // All 49 layers would need more than the GPU has: the weights alone are 17.7 GiB.
+  ASSERT_TRUE(p.vram_full_offload);
+  EXPECT_GT(*p.vram_full_offload, p.placement.weights - m.shape.token_embd_bytes);
+  EXPECT_GT(*p.vram_full_offload, 16 * k_gib);
+  EXPECT_EQ(*p.vram_full_offload, plan(m, ctx(2048), host(32 * k_gib, 64 * k_gib)).placement.vram);
 }
 
 TEST(Plan, AModelThatFitsTheGpuGetsNoSuggestions) {
@@ -113,6 +118,7 @@ TEST(Plan, AModelThatFitsTheGpuGetsNoSuggestions) {
   EXPECT_EQ(p.verdict, FitVerdict::gpu);
   EXPECT_TRUE(p.placement.full_offload());
   EXPECT_TRUE(p.suggestions.empty());
+  EXPECT_FALSE(p.vram_full_offload);
   // Only token_embd stays on the CPU side, as mapped page cache.
   EXPECT_EQ(p.placement.ram_page_cache, from_catalog("mistral:7b").shape.token_embd_bytes);
 }

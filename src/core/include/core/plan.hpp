@@ -105,6 +105,8 @@ struct ModelPlan {
   bool disk_short = false;            // the download does not fit the free disk
   std::uint64_t container_limit = 0;  // recommended memory limit for the server's container
   std::vector<Suggestion> suggestions;
+  // When not every layer is on the GPU: the VRAM that would hold them all (with this context and cache).
+  std::optional<std::uint64_t> vram_full_offload;
 };
 
 // The verdict for one model; errors when its shape cannot be sized (a message naming the model).
