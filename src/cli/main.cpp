@@ -397,7 +397,9 @@ int run(int argc, char** argv) {
         throw UsageError{mw::Error{"--source server", "needs --ollama URL"}};
       }
       options.source = *source;
-      options.models_dir = p_models_dir;
+      // A relative --models-dir is relative to where memwarden runs, not to --root.
+      options.models_dir =
+          p_models_dir.empty() ? "" : std::filesystem::absolute(p_models_dir).lexically_normal().string();
       const char* env_models = std::getenv("OLLAMA_MODELS");
       options.ollama_models = env_models != nullptr ? env_models : "";
       const char* home = std::getenv("HOME");

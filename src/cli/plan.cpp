@@ -99,21 +99,34 @@ class Finder {
       : m_options(options),
         m_servers(servers),
         m_where(probes::find_ollama_model_dirs(options.root, store_hints(options))) {
-    auto at = m_where.dirs.begin();
-    if (store_hints(options).ollama_models && at != m_where.dirs.end()) {
-      ++at;
-    }
+    auto& dirs = m_where.dirs;
+    std::size_t at = store_hints(options).ollama_models && !dirs.empty() ? 1 : 0;
+    // Each container's store goes right after --models-dir / $OLLAMA_MODELS, named after the container,
+    // whether or not the volume scan listed it already.
+    const auto normal = [](const fs::path& p) {
+      auto n = p.lexically_normal().string();
+      while (n.size() > 1 && n.ends_with('/')) {
+        n.pop_back();
+      }
+      return n;
+    };
     for (const auto& server : servers) {
       if (!server.store) {
         continue;
       }
-      const fs::path path(*server.store);
-      const auto same = [&](const probes::OllamaModelsDir& d) {
-        return d.path.lexically_normal() == path.lexically_normal();
-      };
-      if (std::none_of(m_where.dirs.begin(), m_where.dirs.end(), same)) {
-        at = std::next(m_where.dirs.insert(at, {path, "container " + server.name}));
+      const auto path = normal(fs::path(*server.store));
+      probes::OllamaModelsDir dir{fs::path(path), "container " + server.name};
+      const auto found = static_cast<std::size_t>(
+          std::find_if(dirs.begin(), dirs.end(), [&](const auto& d) { return normal(d.path) == path; }) - dirs.begin());
+      if (found < at) {
+        continue;  // the command line, $OLLAMA_MODELS or another container named it already
       }
+      if (found < dirs.size()) {
+        dir.origin = dirs[found].origin + ", container " + server.name;
+        dirs.erase(dirs.begin() + static_cast<std::ptrdiff_t>(found));
+      }
+      dirs.insert(dirs.begin() + static_cast<std::ptrdiff_t>(at), std::move(dir));
+      ++at;
     }
   }
 
@@ -301,7 +314,12 @@ void find_servers(const PlanOptions& o, PlanResult& r) {
     server.name = meta->name;
     server.memory_limit = meta->memory_limit;
     server.settings = server_settings_from_env(meta->server_env, meta->name);
-    server.store = host_path_through_mounts(meta->mounts, server.settings.models_dir.value_or("/root/.ollama/models"));
+    // A relative OLLAMA_MODELS is taken from the container's root (its usual working directory).
+    auto inside = server.settings.models_dir.value_or("/root/.ollama/models");
+    if (!inside.starts_with('/')) {
+      inside.insert(0, "/");
+    }
+    server.store = host_path_through_mounts(meta->mounts, inside);
     if (auto api = ollama_api_address(*meta)) {
       server.api_url = api->url;
     }

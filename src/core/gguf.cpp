@@ -293,9 +293,9 @@ bool Cursor::read_strings(std::uint64_t count, GgufStrings& out) {
     }
     at += length;
     total += static_cast<std::size_t>(length);
-    string_end[i] = m_shared ? static_cast<std::size_t>(m_pos + at) : total;
+    string_end[i] = m_shared && count > 0 ? static_cast<std::size_t>(m_pos + at) : total;
   }
-  if (m_shared) {  // a view: string i starts 8 bytes (its length) after string i - 1 ends
+  if (m_shared && count > 0) {  // a view: string i starts 8 bytes (its length) after string i - 1 ends
     detail::GgufStringsFill::view(out, m_shared, static_cast<std::size_t>(m_pos) + sizeof(std::uint64_t),
                                   sizeof(std::uint64_t));
     m_pos += at;

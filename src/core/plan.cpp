@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/bytes.hpp"
+#include "core/text.hpp"
 
 namespace mw {
 
@@ -25,9 +26,29 @@ std::uint64_t HostBudget::vram_total() const {
 
 ServerSettings server_settings_from_env(const std::map<std::string, std::string>& env, std::string_view server) {
   ServerSettings out;
+  // Ollama's envconfig.Var: spaces around the value and quotes around it are dropped.
+  std::map<std::string, std::string> values;
+  for (const auto& [key, raw] : env) {
+    std::string_view v = raw;
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) {
+      v.remove_prefix(1);
+    }
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) {
+      v.remove_suffix(1);
+    }
+    while (!v.empty() && (v.front() == '"' || v.front() == '\'')) {
+      v.remove_prefix(1);
+    }
+    while (!v.empty() && (v.back() == '"' || v.back() == '\'')) {
+      v.remove_suffix(1);
+    }
+    if (!v.empty()) {
+      values.emplace(key, std::string(v));
+    }
+  }
   const auto get = [&](const char* key) -> const std::string* {
-    const auto it = env.find(key);
-    return it == env.end() || it->second.empty() ? nullptr : &it->second;
+    const auto it = values.find(key);
+    return it == values.end() ? nullptr : &it->second;
   };
   const auto count = [&](const char* key, std::uint64_t max) -> std::optional<std::uint64_t> {
     const auto* text = get(key);
@@ -47,11 +68,19 @@ ServerSettings server_settings_from_env(const std::map<std::string, std::string>
   out.num_ctx = count("OLLAMA_CONTEXT_LENGTH", 1ULL << 24);
   out.parallel = count("OLLAMA_NUM_PARALLEL", 256);
   if (const auto* kv = get("OLLAMA_KV_CACHE_TYPE")) {
-    out.kv_type = parse_kv_type(*kv);
+    out.kv_type = parse_kv_type(ascii_lower(*kv));
     if (!out.kv_type) {
       out.notes.push_back(
           fmt::format("{}: OLLAMA_KV_CACHE_TYPE='{}' is not f16, q8_0 or q4_0; Ollama uses f16", server, *kv));
     }
+  }
+  if (const auto* fa = get("OLLAMA_FLASH_ATTENTION"); fa != nullptr && out.kv_type && *out.kv_type != KvType::f16 &&
+                                                      (*fa == "0" || equals_ignoring_case(*fa, "false"))) {
+    out.notes.push_back(
+        fmt::format("{}: OLLAMA_KV_CACHE_TYPE={} without flash attention (OLLAMA_FLASH_ATTENTION={}): "
+                    "Ollama uses f16",
+                    server, to_string(*out.kv_type), *fa));
+    out.kv_type = KvType::f16;
   }
   if (const auto* dir = get("OLLAMA_MODELS")) {
     out.models_dir = *dir;
@@ -396,7 +425,7 @@ Result<ModelPlan> plan_model(const PlanModel& model, const PlanSettings& setting
     plan.suggestions = Suggester(model, settings, host, plan).run();
     constexpr std::uint64_t k_unbounded = std::uint64_t{1} << 62;
     if (auto all = place(model.shape, model.extra_weights, plan.options, settings, k_unbounded, k_unbounded);
-        all && all->placement.full_offload()) {
+        all && all->placement.full_offload() && !plan.placement.full_offload()) {
       plan.vram_full_offload = all->placement.vram;
     }
   }
@@ -411,6 +440,7 @@ TogetherPlan plan_together(const std::vector<PlanModel>& models, const std::vect
   std::vector<std::string> fit_alone;
   std::vector<std::string> no_fit_alone;
   std::string blocked;
+  std::string blocked_why;
   for (std::size_t i = 0; i < models.size() && i < alone.size(); ++i) {
     out.disk_needed += alone[i].disk_needed;
     if (alone[i].verdict == FitVerdict::no_fit) {
@@ -430,6 +460,13 @@ TogetherPlan plan_together(const std::vector<PlanModel>& models, const std::vect
         i == 0 || (host.gpus.empty() ? placed->verdict != FitVerdict::no_fit : placed->verdict == FitVerdict::gpu);
     if (!beside && blocked.empty()) {
       blocked = models[i].name;
+      if (host.gpus.empty()) {
+        blocked_why = "does not fit in the RAM the models before it left";
+      } else if (placed->verdict == FitVerdict::no_fit) {
+        blocked_why = "does not fit beside the models before it, neither on the GPU nor in the RAM they left";
+      } else {
+        blocked_why = "does not fit on the GPU beside the models before it, so Ollama would unload them to load it";
+      }
     }
     gpu_left = gpu_left > placed->placement.vram ? gpu_left - placed->placement.vram : 0;
     ram_left = ram_left > placed->ram_needed ? ram_left - placed->ram_needed : 0;
@@ -456,10 +493,9 @@ TogetherPlan plan_together(const std::vector<PlanModel>& models, const std::vect
     }
   } else if (!out.fit) {
     out.advice = fmt::format(
-        "not together: {} does not fit on the GPU beside the models before it, so Ollama would unload them "
-        "to load it. Load one at a time (OLLAMA_MAX_LOADED_MODELS=1, the exclusive large-model mode) in a "
-        "container limited to {}",
-        blocked, limit_text(out.container_limit_exclusive));
+        "not together: {} {}. Load one at a time (OLLAMA_MAX_LOADED_MODELS=1, the exclusive large-model mode) in "
+        "a container limited to {}",
+        blocked, blocked_why, limit_text(out.container_limit_exclusive));
   } else {
     out.advice = fmt::format("together they fit: OLLAMA_MAX_LOADED_MODELS={} or more, in a container limited to {}",
                              out.verdicts.size(), limit_text(out.container_limit_together));

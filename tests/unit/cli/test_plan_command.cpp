@@ -349,3 +349,29 @@ TEST(PlanCommand, TheSameModelTwiceIsPlannedOnce) {
   EXPECT_EQ(r.plans.size(), 1U);
   EXPECT_FALSE(r.together);
 }
+
+TEST(PlanCommand, AContainersNamedVolumeStoreComesFirstAndNamesTheContainer) {
+  test::TempDir dir;
+  dir.write("proc/meminfo", test::read_fixture(std::string(k_incident) + "/proc/meminfo"));
+  // The documented `-v ollama:/root/.ollama`: the volume scan finds the store too.
+  test::OllamaStoreModelSpec spec;
+  spec.name = "mistral:7b";
+  spec.model = test::gguf_preset(test::GgufPreset::mistral_7b_q4_0, test::GgufVocab::compact);
+  test::write_ollama_model(dir.path() / "var/lib/docker/volumes/ollama/_data/models", spec);
+  test::write_ollama_model(dir.path() / "home/me/.ollama/models", spec);  // an older copy in $HOME
+  auto doc = test::inspect_like(std::string(64, 'b'), "ollama", 4242, 0, "http://127.0.0.1:1");
+  doc["Mounts"] = json::array({{{"Type", "volume"},
+                                {"Name", "ollama"},
+                                {"Source", "/var/lib/docker/volumes/ollama/_data/"},
+                                {"Destination", "/root/.ollama"}}});
+  test::FakeEngine engine(dir.path() / "docker.sock", {doc});
+  auto o = roomy({"mistral:7b"});
+  o.root = probes::HostRoot(dir.path());
+  o.home = "/home/me";
+  o.docker_host = engine.address();
+  const auto r = collect_plan(o);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].line();
+  EXPECT_EQ(r.plans[0].source.rfind("Ollama store /var/lib/docker/volumes/ollama/_data/models (", 0), 0U)
+      << r.plans[0].source;
+  EXPECT_NE(r.plans[0].source.find("container ollama"), std::string::npos) << r.plans[0].source;
+}

@@ -644,3 +644,17 @@ TEST(GgufStrings, ParsedFromASharedBufferTheyAreViewsThatOutliveIt) {
   EXPECT_EQ(copy, (GgufStrings{"a", "", "tokens", "more"}));
   EXPECT_EQ(std::get<GgufStrings>(strings->items), (GgufStrings{"a", "", "tokens"}));
 }
+
+TEST(GgufStrings, AMovedFromArrayIsEmptyAndUsable) {
+  const auto header = test::gguf_header(small_spec(3));
+  auto buffer = std::make_shared_for_overwrite<char[]>(header.size());
+  std::memcpy(buffer.get(), header.data(), header.size());
+  const auto file = parse_gguf(buffer, header.size(), "shared");
+  ASSERT_TRUE(file);
+  auto view = std::get<GgufStrings>(file->get_array("test.array.string")->items);
+  auto taken = std::move(view);
+  EXPECT_EQ(taken.size(), 3U);
+  view.push_back("hello");  // NOLINT(bugprone-use-after-move): a moved-from array must stay usable
+  ASSERT_EQ(view.size(), 1U);
+  EXPECT_EQ(view[0], "hello");
+}

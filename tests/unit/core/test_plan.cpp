@@ -318,6 +318,8 @@ TEST(PlanTogether, WithoutAGpuModelsShareTheRam) {
   const auto t2 = plan_together(models, alone, ctx(4096), tight);
   EXPECT_FALSE(t2.fit);
   EXPECT_EQ(t2.verdicts[1], FitVerdict::no_fit);
+  EXPECT_NE(t2.advice.find("llama3.1:8b does not fit in the RAM the models before it left"), std::string::npos)
+      << t2.advice;
 }
 
 TEST(PlanTogether, TheIncidentsLargeModelsOnlyFitOneAtATime) {
@@ -335,7 +337,10 @@ TEST(PlanTogether, TheIncidentsLargeModelsOnlyFitOneAtATime) {
   const auto two = plan_together({models[0], models[1]}, {alone[0], alone[1]}, ctx(2048), h);
   EXPECT_FALSE(two.fit);
   EXPECT_EQ(two.container_limit_exclusive, std::max(alone[0].container_limit, alone[1].container_limit));
-  EXPECT_NE(two.advice.find("codellama:34b does not fit on the GPU"), std::string::npos) << two.advice;
+  EXPECT_NE(
+      two.advice.find("codellama:34b does not fit beside the models before it, neither on the GPU nor in the RAM"),
+      std::string::npos)
+      << two.advice;
 
   // The 70B model's limit (it does not fit) is no part of the exclusive limit, and the advice names it.
   const auto three = plan_together(models, alone, ctx(2048), h);
@@ -405,4 +410,21 @@ TEST(Plan, TheGpuReserveIsASetting) {
   const auto newer = plan(m, s, h);
   EXPECT_EQ(newer.options.gpu_reserve, k_gib);
   EXPECT_EQ(newer.placement.vram, classic.placement.vram + k_gib - (457 * k_mib));
+}
+
+TEST(PlanServerSettings, ValuesAreReadAsOllamaReadsThem) {
+  // Quotes and spaces from a compose file, an upper-case cache type, and a quantized cache without
+  // flash attention (Ollama falls back to f16).
+  const auto s = server_settings_from_env(
+      {{"OLLAMA_CONTEXT_LENGTH", " \"8192\" "}, {"OLLAMA_KV_CACHE_TYPE", "'Q8_0'"}, {"OLLAMA_MODELS", "\"/models\""}},
+      "srv");
+  EXPECT_EQ(s.num_ctx, 8192U);
+  EXPECT_EQ(s.kv_type, KvType::q8_0);
+  EXPECT_EQ(s.models_dir, "/models");
+  EXPECT_TRUE(s.notes.empty());
+  const auto no_fa =
+      server_settings_from_env({{"OLLAMA_KV_CACHE_TYPE", "q8_0"}, {"OLLAMA_FLASH_ATTENTION", "false"}}, "srv");
+  EXPECT_EQ(no_fa.kv_type, KvType::f16);
+  ASSERT_EQ(no_fa.notes.size(), 1U);
+  EXPECT_NE(no_fa.notes[0].find("Ollama uses f16"), std::string::npos);
 }

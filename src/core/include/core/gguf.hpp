@@ -43,7 +43,8 @@ struct GgufStringsFill;  // parse_gguf fills a GgufStrings in place (gguf.cpp)
 // The strings of a string array. Built by hand (push_back), they are kept one after another in one
 // buffer: a vocabulary of 150k tokens is two allocations, not 150k. Parsed from a shared header
 // buffer (parse_gguf's shared overload, which probes::read_gguf uses), they are views into it: no
-// bytes are copied, and the buffer lives as long as any array that points into it.
+// bytes are copied, and the buffer (read_gguf's: up to 16 MiB) lives as long as any array that points
+// into it, so keep the figures a GgufFile gives, not the file, when reading many.
 class GgufStrings {
  public:
   GgufStrings() = default;
@@ -54,7 +55,7 @@ class GgufStrings {
   [[nodiscard]] std::size_t size() const { return m_ends.size(); }
   [[nodiscard]] bool empty() const { return m_ends.empty(); }
   [[nodiscard]] std::string_view operator[](std::size_t i) const {
-    const std::size_t begin = i == 0 ? m_first : m_ends[i - 1] + m_gap;
+    const std::size_t begin = m_view ? (i == 0 ? m_first : m_ends[i - 1] + m_gap) : (i == 0 ? 0 : m_ends[i - 1]);
     return {base() + begin, m_ends[i] - begin};
   }
   friend bool operator==(const GgufStrings& a, const GgufStrings& b);
