@@ -375,3 +375,33 @@ TEST(PlanCommand, AContainersNamedVolumeStoreComesFirstAndNamesTheContainer) {
       << r.plans[0].source;
   EXPECT_NE(r.plans[0].source.find("container ollama"), std::string::npos) << r.plans[0].source;
 }
+
+TEST(PlanCommand, AServerAnswerThatCannotBeSizedIsAnErrorNamingTheServer) {
+  test::TempDir dir;
+  std::string show;
+  test::FakeHttpServer server(dir.path() / "ollama.sock", [&](const std::string&, const std::string& path) {
+    return path == "/api/show" ? test::FakeHttpServer::Reply{200, show}
+                               : test::FakeHttpServer::Reply{200, R"({"models":[]})"};
+  });
+  auto o = roomy({"some:model"});
+  o.ollama_url = server.address();
+  const auto first_error = [&] {
+    const auto r = collect_plan(o);
+    EXPECT_EQ(r.errors.size(), 1U);
+    return r.errors.empty() ? std::string() : r.errors[0].line();
+  };
+  // An architecture memwarden cannot lay out, a missing dimension, a quantization it does not know, junk.
+  show = R"({"details":{"quantization_level":"Q4_K_M"},"model_info":{"general.architecture":"gemma3"}})";
+  EXPECT_NE(first_error().find("gives no complete gemma3 dimensions"), std::string::npos);
+  show = R"({"details":{"quantization_level":"Q4_K_M"},"model_info":{"general.architecture":"llama",
+    "llama.block_count":32,"llama.embedding_length":4096,"llama.attention.head_count":32,"llama.vocab_size":1000}})";
+  EXPECT_NE(first_error().find("feed_forward_length"), std::string::npos);
+  show = R"({"details":{"quantization_level":"Q5_K_M"},"model_info":{"general.architecture":"llama",
+    "llama.block_count":32,"llama.embedding_length":4096,"llama.feed_forward_length":14336,
+    "llama.attention.head_count":32,"llama.vocab_size":1000}})";
+  const auto quant = first_error();
+  EXPECT_NE(quant.find("'Q5_K_M' cannot be laid out"), std::string::npos) << quant;
+  EXPECT_EQ(quant.rfind("some:model: " + server.address(), 0), 0U) << quant;
+  show = "not json";
+  EXPECT_EQ(first_error().rfind("some:model: ", 0), 0U);
+}
