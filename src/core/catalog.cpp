@@ -43,20 +43,10 @@ std::optional<std::string> known_quantization(std::string_view text) {
 
 namespace {
 
-// ggml type sizes: bytes per block / elements per block (ggml.c type traits).
-struct Quant {
-  std::uint64_t block;
-  std::uint64_t bytes;
-};
-constexpr Quant k_f32{1, 4};
-constexpr Quant k_f16{1, 2};
-constexpr Quant k_q8_0{32, 34};
-constexpr Quant k_q4_0{32, 18};
-constexpr Quant k_q4_k{256, 144};
-constexpr Quant k_q6_k{256, 210};
-
-std::uint64_t bytes_of(Quant q, std::uint64_t elements) {
-  return elements / q.block * q.bytes;
+// Bytes of `elements` values of a ggml type, in whole blocks (core/gguf's type traits).
+std::uint64_t bytes_of(GgmlType type, std::uint64_t elements) {
+  const auto t = *ggml_type_traits(ggml_id(type));
+  return elements / t.block_size * t.type_size;
 }
 
 // llama.cpp quantize (src/llama-quant.cpp, use_more_bits): Q4_K_M gives attn_v and ffn_down Q6_K in the
@@ -66,10 +56,10 @@ bool more_bits(std::uint64_t layer, std::uint64_t layers) {
 }
 
 struct Layout {
-  Quant body;    // most matrices
-  Quant v_down;  // attn_v and ffn_down where more bits are given
-  Quant embd;    // token_embd
-  Quant output;  // output
+  GgmlType body;    // most matrices
+  GgmlType v_down;  // attn_v and ffn_down where more bits are given
+  GgmlType embd;    // token_embd
+  GgmlType output;  // output
   bool mixed = false;
 };
 
@@ -77,16 +67,16 @@ std::optional<Layout> layout_of(std::string_view quant) {
   // Q4_0 and Q4_K_M files keep output.weight at Q6_K (llama.cpp's default for the output tensor);
   // Q8_0 and f16 files keep it at their own type.
   if (quant == "f16") {
-    return Layout{k_f16, k_f16, k_f16, k_f16};
+    return Layout{GgmlType::f16, GgmlType::f16, GgmlType::f16, GgmlType::f16};
   }
   if (quant == "q8_0") {
-    return Layout{k_q8_0, k_q8_0, k_q8_0, k_q8_0};
+    return Layout{GgmlType::q8_0, GgmlType::q8_0, GgmlType::q8_0, GgmlType::q8_0};
   }
   if (quant == "q4_0") {
-    return Layout{k_q4_0, k_q4_0, k_q4_0, k_q6_k};
+    return Layout{GgmlType::q4_0, GgmlType::q4_0, GgmlType::q4_0, GgmlType::q6_k};
   }
   if (quant == "q4_K_M") {
-    return Layout{k_q4_k, k_q6_k, k_q4_k, k_q6_k, true};
+    return Layout{GgmlType::q4_k, GgmlType::q6_k, GgmlType::q4_k, GgmlType::q6_k, true};
   }
   return std::nullopt;
 }
@@ -176,14 +166,14 @@ Result<ModelShape> quantized_shape(const ModelDims& c, std::string_view quant, s
     b += bytes_of(layout->body, q_out * d);                      // attn_output
     b += 2 * bytes_of(layout->body, d * c.feed_forward_length);  // ffn_gate, ffn_up
     b += bytes_of(vd, c.feed_forward_length * d);                // ffn_down
-    b += 2 * bytes_of(k_f32, d);                                 // attn_norm, ffn_norm
+    b += 2 * bytes_of(GgmlType::f32, d);                         // attn_norm, ffn_norm
     if (c.qkv_bias) {
-      b += bytes_of(k_f32, q_out + 2 * kv_out);
+      b += bytes_of(GgmlType::f32, q_out + 2 * kv_out);
     }
     m.block_bytes.push_back(b);
   }
   m.token_embd_bytes = bytes_of(layout->embd, c.vocab_size * d);
-  m.output_bytes = bytes_of(layout->output, c.vocab_size * d) + bytes_of(k_f32, d);  // output, output_norm
+  m.output_bytes = bytes_of(layout->output, c.vocab_size * d) + bytes_of(GgmlType::f32, d);  // output, output_norm
   return m;
 }
 

@@ -32,28 +32,12 @@ std::optional<KvType> parse_kv_type(std::string_view text) {
 
 namespace {
 
-// ggml's block geometry: a row of n elements takes n / block × block_bytes (ggml row_size).
-// f16: 1 element in 2 bytes; q8_0: 32 in 34 (a f16 scale + 32 int8); q4_0: 32 in 18 (a f16 scale + 16 bytes).
-struct Block {
-  std::uint64_t elements;
-  std::uint64_t bytes;
-};
-
-Block block_of(KvType t) {
-  switch (t) {
-    case KvType::f16:
-      return {1, 2};
-    case KvType::q8_0:
-      return {32, 34};
-    case KvType::q4_0:
-      return {32, 18};
-  }
-  return {1, 2};
-}
-
-std::uint64_t row_size(KvType t, std::uint64_t elements) {
-  const auto b = block_of(t);
-  return elements / b.elements * b.bytes;
+// ggml's row_size: a row of n elements takes n / block × block bytes (core/gguf's type traits): f16 is
+// 1 element in 2 bytes; q8_0 32 in 34 (a f16 scale + 32 int8); q4_0 32 in 18 (a f16 scale + 16 bytes).
+std::uint64_t row_size(KvType kv, std::uint64_t elements) {
+  const auto type = kv == KvType::q8_0 ? GgmlType::q8_0 : kv == KvType::q4_0 ? GgmlType::q4_0 : GgmlType::f16;
+  const auto t = *ggml_type_traits(ggml_id(type));
+  return elements / t.block_size * t.type_size;
 }
 
 std::uint64_t pad_to(std::uint64_t n, std::uint64_t multiple) {

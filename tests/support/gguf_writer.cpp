@@ -51,21 +51,21 @@ GgufBytes& GgufBytes::header(std::uint32_t version, std::uint64_t tensor_count, 
   return raw("GGUF").u32(version).u64(tensor_count).u64(kv_count);
 }
 
+template <class T>
+void GgufBytes::element(const T& x) {
+  if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::string_view>) {
+    str(x);
+  } else if constexpr (std::is_same_v<T, GgufArray>) {
+    array(x);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    u8(x ? 1 : 0);
+  } else {
+    append_le(m_bytes, x);
+  }
+}
+
 GgufBytes& GgufBytes::value(const GgufValue& v) {
-  std::visit(
-      [this](const auto& x) {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, std::string>) {
-          str(x);
-        } else if constexpr (std::is_same_v<T, GgufArray>) {
-          array(x);
-        } else if constexpr (std::is_same_v<T, bool>) {
-          u8(x ? 1 : 0);
-        } else {
-          append_le(m_bytes, x);
-        }
-      },
-      v.value);
+  std::visit([this](const auto& x) { element(x); }, v.value);
   return *this;
 }
 
@@ -74,17 +74,8 @@ GgufBytes& GgufBytes::array(const GgufArray& a) {
   u64(a.size());
   std::visit(
       [this](const auto& items) {
-        for (const auto& item : items) {
-          using T = std::decay_t<decltype(item)>;
-          if constexpr (std::is_same_v<T, std::string_view>) {
-            str(item);
-          } else if constexpr (std::is_same_v<T, GgufArray>) {
-            array(item);
-          } else if constexpr (std::is_same_v<T, bool>) {
-            u8(item ? 1 : 0);
-          } else {
-            append_le(m_bytes, item);
-          }
+        for (const auto& item : items) {  // a const vector<bool> gives bools, GgufStrings string_views
+          element(item);
         }
       },
       a.items);

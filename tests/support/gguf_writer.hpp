@@ -36,6 +36,8 @@ class GgufBytes {
   [[nodiscard]] std::size_t size() const { return m_bytes.size(); }
 
  private:
+  template <class T>
+  void element(const T& x);  // one value of any type, as a value or an array element
   std::string m_bytes;
 };
 

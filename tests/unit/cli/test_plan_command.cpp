@@ -40,6 +40,19 @@ PlanOptions roomy(std::vector<std::string> models) {
   return o;
 }
 
+// A host root with the incident's meminfo, for tests that put a model store in it.
+void write_incident_meminfo(const test::TempDir& root) {
+  root.write("proc/meminfo", test::read_fixture(std::string(k_incident) + "/proc/meminfo"));
+}
+
+// mistral:7b (compact vocabulary) in the store at `models_dir`.
+void write_mistral_store(const std::filesystem::path& models_dir) {
+  test::OllamaStoreModelSpec spec;
+  spec.name = "mistral:7b";
+  spec.model = test::gguf_preset(test::GgufPreset::mistral_7b_q4_0, test::GgufVocab::compact);
+  test::write_ollama_model(models_dir, spec);
+}
+
 std::uint64_t tensor_bytes(const std::filesystem::path& gguf) {
   const auto file = probes::read_gguf(gguf);
   EXPECT_TRUE(file) << file.error().line();
@@ -79,7 +92,7 @@ TEST(PlanCommand, AGgufFileIsSizedFromItsRealTensors) {
 TEST(PlanCommand, AnOllamaNameIsFoundInTheStoreWithItsProjector) {
   // The host root holds the store at /models (and the incident's meminfo).
   test::TempDir dir;
-  dir.write("proc/meminfo", test::read_fixture(std::string(k_incident) + "/proc/meminfo"));
+  write_incident_meminfo(dir);
   const auto models = dir.path() / "models";
   test::OllamaStoreModelSpec spec;
   spec.name = "deepseek-coder:33b";
@@ -277,12 +290,9 @@ TEST(PlanCommand, TheJsonHasEveryFigureAndNullForWhatIsUnknown) {
 
 TEST(PlanCommand, AnOllamaContainersStoreAndSettingsAreUsed) {
   test::TempDir dir;
-  dir.write("proc/meminfo", test::read_fixture(std::string(k_incident) + "/proc/meminfo"));
+  write_incident_meminfo(dir);
   // The container keeps its store on a bind mount: /srv/ollama on the host is /root/.ollama inside.
-  test::OllamaStoreModelSpec spec;
-  spec.name = "mistral:7b";
-  spec.model = test::gguf_preset(test::GgufPreset::mistral_7b_q4_0, test::GgufVocab::compact);
-  test::write_ollama_model(dir.path() / "srv/ollama/models", spec);
+  write_mistral_store(dir.path() / "srv/ollama/models");
   auto doc = test::inspect_like(std::string(64, 'a'), "ollama-gpu", 4242, 0, "http://127.0.0.1:1");
   doc["Config"]["Env"] = {"OLLAMA_NUM_PARALLEL=2", "OLLAMA_CONTEXT_LENGTH=8192", "PATH=/bin"};
   doc["Mounts"] = json::array({{{"Type", "bind"}, {"Source", "/srv/ollama"}, {"Destination", "/root/.ollama"}}});
@@ -352,13 +362,10 @@ TEST(PlanCommand, TheSameModelTwiceIsPlannedOnce) {
 
 TEST(PlanCommand, AContainersNamedVolumeStoreComesFirstAndNamesTheContainer) {
   test::TempDir dir;
-  dir.write("proc/meminfo", test::read_fixture(std::string(k_incident) + "/proc/meminfo"));
+  write_incident_meminfo(dir);
   // The documented `-v ollama:/root/.ollama`: the volume scan finds the store too.
-  test::OllamaStoreModelSpec spec;
-  spec.name = "mistral:7b";
-  spec.model = test::gguf_preset(test::GgufPreset::mistral_7b_q4_0, test::GgufVocab::compact);
-  test::write_ollama_model(dir.path() / "var/lib/docker/volumes/ollama/_data/models", spec);
-  test::write_ollama_model(dir.path() / "home/me/.ollama/models", spec);  // an older copy in $HOME
+  write_mistral_store(dir.path() / "var/lib/docker/volumes/ollama/_data/models");
+  write_mistral_store(dir.path() / "home/me/.ollama/models");  // an older copy in $HOME
   auto doc = test::inspect_like(std::string(64, 'b'), "ollama", 4242, 0, "http://127.0.0.1:1");
   doc["Mounts"] = json::array({{{"Type", "volume"},
                                 {"Name", "ollama"},
