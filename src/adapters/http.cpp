@@ -62,6 +62,16 @@ Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source) 
   return ep;
 }
 
+std::string describe_cap(std::size_t bytes) {
+  if (bytes >= (1U << 20) && bytes % (1U << 20) == 0) {
+    return fmt::format("{} MiB", bytes >> 20);
+  }
+  if (bytes >= (1U << 10) && bytes % (1U << 10) == 0) {
+    return fmt::format("{} KiB", bytes >> 10);
+  }
+  return fmt::format("{} bytes", bytes);
+}
+
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
@@ -100,7 +110,7 @@ struct Failure {
     stopped,   // the stream's stop flag
     eof,       // the peer closed the connection
     reset,     // EPIPE or ECONNRESET
-    too_large  // the body passed k_max_body_bytes
+    too_large  // the body passed the request's cap
   };
   Kind kind = Kind::other;
   std::string message;
@@ -795,13 +805,14 @@ const LoadedCurl& curl_library() {
 
 struct CurlBody {
   std::string data;
+  std::size_t max = k_default_max_body_bytes;
   bool overflow = false;
 };
 
 std::size_t on_curl_write(char* ptr, std::size_t size, std::size_t count, void* user) {
   auto* body = static_cast<CurlBody*>(user);
   const std::size_t n = size * count;
-  if (body->data.size() + n > HttpClient::k_max_body_bytes) {
+  if (n > body->max - body->data.size()) {
     body->overflow = true;
     return 0;  // aborts the transfer
   }
@@ -848,17 +859,13 @@ HttpClient::~HttpClient() = default;
 HttpClient::HttpClient(HttpClient&&) noexcept = default;
 HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
-Result<HttpResponse> HttpClient::get(std::string_view path) {
-  return perform("GET", path, {}, m_timeout);
-}
-
-Result<HttpResponse> HttpClient::post(std::string_view path, std::string_view json_body) {
-  return perform("POST", path, json_body, m_timeout);
+Result<HttpResponse> HttpClient::get(std::string_view path, const RequestOptions& options) {
+  return perform("GET", path, {}, options.timeout.value_or(m_timeout), options.max_body_bytes);
 }
 
 Result<HttpResponse> HttpClient::post(std::string_view path, std::string_view json_body,
-                                      std::chrono::milliseconds timeout) {
-  return perform("POST", path, json_body, timeout);
+                                      const RequestOptions& options) {
+  return perform("POST", path, json_body, options.timeout.value_or(m_timeout), options.max_body_bytes);
 }
 
 void HttpClient::close() {
@@ -959,7 +966,7 @@ Result<long> HttpClient::stream(std::string_view path, const std::function<bool(
 }
 
 Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_view path, std::string_view body,
-                                         std::chrono::milliseconds timeout) {
+                                         std::chrono::milliseconds timeout, std::size_t max_body) {
   const std::string source = fmt::format("{} ({} {})", m_endpoint.text, method, path);
   if (!m_handle) {
     m_handle = std::make_unique<Handle>();  // a moved-from client is usable again
@@ -968,9 +975,9 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
     return fail(source, "the request path must start with '/' and hold no spaces or control characters");
   }
   if (is_https(m_endpoint)) {
-    return perform_tls(method, path, body, timeout);
+    return perform_tls(method, path, body, timeout, max_body);
   }
-  const std::string too_large = fmt::format("response larger than {} MiB", k_max_body_bytes >> 20);
+  const std::string too_large = "response larger than " + describe_cap(max_body);
   const Wait wait = wait_until(timeout);
   const Wait connect_wait = wait_until(std::min(timeout, m_timeout));
   const std::string request = build_request(m_endpoint, method, path, body, KeepAlive::ask);
@@ -997,24 +1004,22 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
       }
       HttpResponse out;
       out.status = head->status;
-      const bool declared_too_large =
-          !head->chunked && !head->until_close && !head->no_body && head->content_length > k_max_body_bytes;
-      std::uint64_t seen = 0;
+      if (!head->chunked && !head->until_close && !head->no_body && head->content_length > max_body) {
+        // Not read at all: the connection is closed instead.
+        return unexpected(Failure{Failure::Kind::too_large, too_large, 0});
+      }
       const Sink sink = [&](std::string_view piece) {
-        seen += piece.size();
-        if (seen > k_max_body_bytes) {
+        if (piece.size() > max_body - out.body.size()) {
           return false;
         }
-        if (!declared_too_large) {  // such a body is read (to its cap) and dropped, not kept
-          out.body.append(piece);
-        }
+        out.body.append(piece);
         return true;
       };
       auto ended = read_body(reader, *head, sink);
       if (!ended) {
         return unexpected(std::move(ended).error());
       }
-      if (*ended == BodyEnd::stopped_by_sink || declared_too_large) {
+      if (*ended == BodyEnd::stopped_by_sink) {
         return unexpected(Failure{Failure::Kind::too_large, too_large, 0});
       }
       if (head->close || !reader.buffer().empty()) {
@@ -1039,7 +1044,7 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
 }
 
 Result<HttpResponse> HttpClient::perform_tls(std::string_view method, std::string_view path, std::string_view body,
-                                             std::chrono::milliseconds timeout) {
+                                             std::chrono::milliseconds timeout, std::size_t max_body) {
   const std::string source = fmt::format("{} ({} {})", m_endpoint.text, method, path);
   const LoadedCurl& loaded = curl_library();
   if (!loaded.error.empty()) {
@@ -1056,6 +1061,7 @@ Result<HttpResponse> HttpClient::perform_tls(std::string_view method, std::strin
   api.easy_reset(curl);
   const std::string url = m_endpoint.base_url + std::string(path);
   CurlBody response;
+  response.max = max_body;
   api.easy_setopt(curl, CURLOPT_URL, url.c_str());
   // Only the endpoint's own scheme: no redirect or URL trick can switch protocols.
   api.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
@@ -1078,7 +1084,7 @@ Result<HttpResponse> HttpClient::perform_tls(std::string_view method, std::strin
   const CURLcode code = api.easy_perform(curl);
   api.slist_free_all(headers);
   if (response.overflow) {
-    return fail(source, fmt::format("response larger than {} MiB", k_max_body_bytes >> 20));
+    return fail(source, "response larger than " + describe_cap(max_body));
   }
   if (code != CURLE_OK) {
     long os_errno = 0;

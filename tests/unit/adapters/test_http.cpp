@@ -132,12 +132,35 @@ TEST(HttpClient, GarbageInsteadOfHttp) {
 TEST(HttpClient, OversizedBodyIsRefused) {
   TempDir dir;
   FakeHttpServer server(dir.path() / "s.sock", [](const std::string&, const std::string&) {
-    return FakeHttpServer::Reply{200, std::string(HttpClient::k_max_body_bytes + 1, 'x')};
+    return FakeHttpServer::Reply{200, std::string(k_default_max_body_bytes + 1, 'x')};
   });
   HttpClient client(unix_endpoint(dir.path() / "s.sock"), 10s);
   const auto r = client.get("/containers/json");
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("response larger than 64 MiB"), std::string::npos) << r.error().line();
+}
+
+TEST(HttpClient, ARequestsOwnCapHoldsToTheByte) {
+  TempDir dir;
+  FakeHttpServer server(dir.path() / "s.sock", [](const std::string&, const std::string& path) {
+    return FakeHttpServer::Reply{200, std::string(path == "/fits" ? 1024 : 1025, 'x')};
+  });
+  HttpClient client(unix_endpoint(dir.path() / "s.sock"), 10s);
+  const auto fits = client.get("/fits", RequestOptions::capped(1024));
+  ASSERT_TRUE(fits) << fits.error().line();
+  EXPECT_EQ(fits->body.size(), 1024U);
+  const auto over = client.get("/over", RequestOptions::capped(1024));
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().message, "response larger than 1 KiB");
+  // The default still allows it.
+  EXPECT_TRUE(client.get("/over"));
+}
+
+TEST(HttpClient, DescribesCaps) {
+  EXPECT_EQ(describe_cap(64U << 20), "64 MiB");
+  EXPECT_EQ(describe_cap(256U << 10), "256 KiB");
+  EXPECT_EQ(describe_cap(1000), "1000 bytes");
+  EXPECT_EQ(describe_cap((1U << 20) + 1024), "1025 KiB");
 }
 
 TEST(HttpClient, SpeaksTlsToAnHttpsEndpoint) {
@@ -453,7 +476,7 @@ TEST(HttpClient, OversizedChunkedBodyIsRefused) {
     const std::string piece(1U << 20, 'x');
     std::string chunk = fmt::format("{:x}\r\n{}\r\n", piece.size(), piece);
     std::string all = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-    for (std::size_t i = 0; i <= HttpClient::k_max_body_bytes >> 20; ++i) {
+    for (std::size_t i = 0; i <= k_default_max_body_bytes >> 20; ++i) {
       all += chunk;
     }
     return ScriptedServer::Answer{{all + "0\r\n\r\n"}, true};
@@ -462,6 +485,20 @@ TEST(HttpClient, OversizedChunkedBodyIsRefused) {
   const auto r = client.get("/big");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message, "response larger than 64 MiB");
+}
+
+TEST(HttpClient, DeclaredOversizedBodyIsNotRead) {
+  TempDir dir;
+  // Declares 10 GiB and sends a little: the client must refuse on the header, not wait for the rest.
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    return ScriptedServer::Answer{{"HTTP/1.1 200 OK\r\nContent-Length: 10737418240\r\n\r\nxxxx"}, false};
+  });
+  HttpClient client(server.endpoint(), 10s);
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = client.get("/big", RequestOptions::capped(4096));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "response larger than 4 KiB");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
 }
 
 TEST(HttpClient, StreamDeliversDechunkedPiecesAsTheyArrive) {

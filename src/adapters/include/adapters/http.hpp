@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,29 @@ struct HttpResponse {
   std::string body;
 };
 
+// The most a response body may hold unless a request says otherwise. Each API names its own, smaller cap
+// (adapters/docker.hpp, adapters/ollama.hpp): nothing that comes from outside is read without a bound.
+inline constexpr std::size_t k_default_max_body_bytes = 64U << 20;
+
+struct RequestOptions {
+  std::optional<std::chrono::milliseconds> timeout;  // the whole exchange; the client's time-out when empty
+  std::size_t max_body_bytes = k_default_max_body_bytes;  // a longer body is an error ("response larger than ...")
+
+  [[nodiscard]] static RequestOptions capped(std::size_t max_body) {
+    RequestOptions o;
+    o.max_body_bytes = max_body;
+    return o;
+  }
+  [[nodiscard]] RequestOptions with_timeout(std::chrono::milliseconds t) const {
+    RequestOptions o = *this;
+    o.timeout = t;
+    return o;
+  }
+};
+
+// "64 MiB", "256 KiB", "100 bytes": a cap, for messages.
+[[nodiscard]] std::string describe_cap(std::size_t bytes);
+
 class HttpClient {
  public:
   HttpClient(Endpoint endpoint, std::chrono::milliseconds timeout);
@@ -43,11 +67,9 @@ class HttpClient {
 
   // Errors name the endpoint and say what happened in plain words (no such socket,
   // permission denied, refused, no answer within the time-out, ...).
-  [[nodiscard]] Result<HttpResponse> get(std::string_view path);
-  [[nodiscard]] Result<HttpResponse> post(std::string_view path, std::string_view json_body);
-  // A POST that may take longer than the client's time-out (a container restart).
+  [[nodiscard]] Result<HttpResponse> get(std::string_view path, const RequestOptions& options = {});
   [[nodiscard]] Result<HttpResponse> post(std::string_view path, std::string_view json_body,
-                                          std::chrono::milliseconds timeout);
+                                          const RequestOptions& options = {});
   // A GET whose body arrives over time (the Docker event stream), on its own connection: no overall
   // time-out (the client's time-out bounds the connect only), TCP keep-alive on. `on_open` (may be
   // empty) gets the status once the response headers are in; `on_chunk` gets each piece of a 2xx body
@@ -64,13 +86,11 @@ class HttpClient {
   [[nodiscard]] const Endpoint& endpoint() const { return m_endpoint; }
   [[nodiscard]] std::chrono::milliseconds timeout() const { return m_timeout; }
 
-  static constexpr std::size_t k_max_body_bytes = 64U << 20;
-
  private:
   [[nodiscard]] Result<HttpResponse> perform(std::string_view method, std::string_view path, std::string_view body,
-                                             std::chrono::milliseconds timeout);
+                                             std::chrono::milliseconds timeout, std::size_t max_body);
   [[nodiscard]] Result<HttpResponse> perform_tls(std::string_view method, std::string_view path, std::string_view body,
-                                                 std::chrono::milliseconds timeout);
+                                                 std::chrono::milliseconds timeout, std::size_t max_body);
 
   Endpoint m_endpoint;
   std::chrono::milliseconds m_timeout;
