@@ -55,6 +55,19 @@ Result<OllamaModel> parse_model(const json& item, std::string_view source, std::
   if (f.error()) {
     return unexpected(*f.error());
   }
+  const std::pair<std::string_view, const std::string*> fields[] = {
+      {"name", &m.name},
+      {"model", &m.model},
+      {"digest", &m.digest},
+      {"expires_at", &m.expires_at},
+      {"details.family", &m.family},
+      {"details.parameter_size", &m.parameter_size},
+      {"details.quantization_level", &m.quantization_level}};
+  for (const auto& [field, value] : fields) {
+    if (value->size() > k_max_model_field_bytes) {
+      return fail(src, fmt::format("field {}{}: longer than {} bytes", prefix, field, k_max_model_field_bytes));
+    }
+  }
   if (m.name.empty() && m.model.empty()) {
     return fail(src, fmt::format("models[{}] has no name", index));
   }
@@ -214,8 +227,10 @@ std::string OllamaClient::source(std::string_view method, std::string_view path)
   return fmt::format("{} ({} {})", m_http.endpoint().text, method, path);
 }
 
-Result<std::string> OllamaClient::request(std::string_view method, std::string_view path, std::string_view body) {
-  auto response = method == "POST" ? m_http.post(path, body) : m_http.get(path);
+Result<std::string> OllamaClient::request(std::string_view method, std::string_view path, std::size_t max_body,
+                                          std::string_view body) {
+  const auto options = RequestOptions::capped(max_body);
+  auto response = method == "POST" ? m_http.post(path, body, options) : m_http.get(path, options);
   if (!response) {
     return unexpected(response.error());
   }
@@ -226,7 +241,7 @@ Result<std::string> OllamaClient::request(std::string_view method, std::string_v
 }
 
 Result<std::string> OllamaClient::version() {
-  auto body = request("GET", "/api/version");
+  auto body = request("GET", "/api/version", k_max_version_bytes);
   if (!body) {
     return unexpected(body.error());
   }
@@ -234,7 +249,7 @@ Result<std::string> OllamaClient::version() {
 }
 
 Result<std::vector<OllamaModel>> OllamaClient::ps() {
-  auto body = request("GET", "/api/ps");
+  auto body = request("GET", "/api/ps", k_max_ps_bytes);
   if (!body) {
     return unexpected(body.error());
   }
@@ -242,7 +257,7 @@ Result<std::vector<OllamaModel>> OllamaClient::ps() {
 }
 
 Result<std::vector<OllamaModel>> OllamaClient::tags() {
-  auto body = request("GET", "/api/tags");
+  auto body = request("GET", "/api/tags", k_max_tags_bytes);
   if (!body) {
     return unexpected(body.error());
   }
@@ -255,7 +270,7 @@ Result<OllamaShow> OllamaClient::show(std::string_view model) {
   }
   // "name" is what older servers read; newer ones take "model" and ignore the rest.
   const json body = {{"model", std::string(model)}, {"name", std::string(model)}};
-  auto answer = request("POST", "/api/show", dump(body));
+  auto answer = request("POST", "/api/show", k_max_show_bytes, dump(body));
   if (!answer) {
     return unexpected(answer.error());
   }
@@ -267,7 +282,7 @@ Expected<void, Error> OllamaClient::unload(std::string_view model) {
     return fail(source("POST", "/api/generate"), "no model name given");
   }
   const json body = {{"model", std::string(model)}, {"keep_alive", 0}};
-  auto answer = request("POST", "/api/generate", dump(body));
+  auto answer = request("POST", "/api/generate", k_max_unload_bytes, dump(body));
   if (!answer) {
     return unexpected(answer.error());
   }

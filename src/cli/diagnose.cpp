@@ -72,6 +72,7 @@ ServerSample from_stored(const adapters::StoredSample& row, Timestamp at) {
       all.name = fmt::format("({} models from history)", *row.models_loaded);
       all.size = row.models_bytes.value_or(0);
       all.size_vram = row.models_vram_bytes.value_or(0);
+      all.folded = *row.models_loaded;
       models.push_back(std::move(all));
     }
     s.models = std::move(models);

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <set>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -133,23 +135,30 @@ class Exposition {
   void add(std::string_view family, const Labels& labels, const std::string& value) {
     for (std::size_t i = 0; i < k_families.size(); ++i) {
       if (family == k_families[i].name) {
-        auto& line = m_lines[i];
-        line += family;
+        std::string series;
         if (!labels.empty()) {
-          line += '{';
+          series += '{';
           bool first = true;
           for (const auto& [key, label_value] : labels) {
             if (!first) {
-              line += ',';
+              series += ',';
             }
             first = false;
-            line += key;
-            line += "=\"";
-            append_escaped(line, label_value);
-            line += '"';
+            series += key;
+            series += "=\"";
+            append_escaped(series, label_value);
+            series += '"';
           }
-          line += '}';
+          series += '}';
         }
+        // A label set seen before (a server that lists one model twice) would make Prometheus reject
+        // the whole scrape: the first one stands.
+        if (!m_seen[i].insert(series).second) {
+          return;
+        }
+        auto& line = m_lines[i];
+        line += family;
+        line += series;
         line += ' ';
         line += value;
         line += '\n';
@@ -182,6 +191,7 @@ class Exposition {
 
  private:
   std::array<std::string, k_families.size()> m_lines;
+  std::array<std::set<std::string>, k_families.size()> m_seen;  // label sets written, per family
 };
 
 void render_host(const DaemonSnapshot& s, Exposition& e) {

@@ -14,6 +14,13 @@
 
 namespace mw::cli {
 
+namespace {
+
+// The processes of one server read per sample (of them, k_max_processes_kept are kept).
+constexpr std::size_t k_max_processes_read = 64;
+
+}  // namespace
+
 Timestamp SteadyClock::now() const {
   return std::chrono::duration_cast<Timestamp>(std::chrono::steady_clock::now().time_since_epoch());
 }
@@ -278,16 +285,31 @@ ServerSample Sampler::sample_server(WatchedServer& w) {
       note(p);
     }
     if (auto pids = probes::read_cgroup_pids(*m_layout, *w.cgroup)) {
-      for (const auto pid : *pids) {
-        if (auto process = probes::read_process(m_options.root, pid)) {
+      // A server runs a handful of processes; a cgroup with thousands is read in part.
+      const std::size_t read = std::min(pids->size(), k_max_processes_read);
+      for (std::size_t i = 0; i < read; ++i) {
+        if (auto process = probes::read_process(m_options.root, (*pids)[i])) {
           s.processes.push_back(std::move(process).value());
         }
+      }
+      if (pids->size() > read || keep_largest_processes(s.processes) > 0) {
+        note(Error{w.server.name,
+                   fmt::format("{} processes in its cgroup; a sample keeps the {} of the first {} that hold the most "
+                               "memory",
+                               pids->size() > read ? "more than " + std::to_string(read) : std::to_string(pids->size()),
+                               k_max_processes_kept, read)});
       }
     }
   }
   if (w.api) {
     if (auto models = w.api->ps()) {
       s.models = std::move(models).value();
+      if (fold_models(*s.models) > 0) {
+        note(Error{w.api->source("GET", "/api/ps"),
+                   fmt::format("lists more than {} models; a sample keeps the {} largest one by one and adds up the "
+                               "rest as one entry",
+                               k_max_models_kept, k_max_models_kept - 1)});
+      }
     } else {
       s.api_error = models.error();
     }

@@ -639,13 +639,15 @@ void Daemon::record_history(const DaemonSnapshot& snap) {
     if (s.last && s.last->models) {
       std::uint64_t size = 0;
       std::uint64_t vram = 0;
+      std::uint64_t count = 0;
       for (const auto& m : *s.last->models) {
         size += m.size;
         vram += m.size_vram;
+        count += m.folded > 0 ? m.folded : 1;
       }
       row.models_bytes = size;
       row.models_vram_bytes = vram;
-      row.models_loaded = static_cast<std::uint32_t>(s.last->models->size());
+      row.models_loaded = static_cast<std::uint32_t>(std::min<std::uint64_t>(count, UINT32_MAX));
     }
   };
   const auto fill_memory = [](adapters::StoredSample& row, const CgroupMemory& m) {

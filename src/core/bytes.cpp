@@ -99,6 +99,16 @@ Result<std::uint64_t> parse_size(std::string_view text, std::string_view source)
   return bad(fmt::format("unknown unit '{}'", text.substr(digits)));
 }
 
+std::string format_cap(std::uint64_t bytes) {
+  if (bytes >= k_mib && bytes % k_mib == 0) {
+    return fmt::format("{} MiB", bytes / k_mib);
+  }
+  if (bytes >= k_kib && bytes % k_kib == 0) {
+    return fmt::format("{} KiB", bytes / k_kib);
+  }
+  return fmt::format("{} bytes", bytes);
+}
+
 std::string format_bytes(std::uint64_t bytes) {
   static constexpr std::array<std::string_view, 6> k_units{"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   if (bytes < k_kib) {

@@ -120,16 +120,27 @@ std::string model_list(const std::vector<OllamaModel>& models) {
   }
   std::string out;
   for (const auto& m : models) {
+    const auto name = m.folded > 0 ? fmt::format("{} more models", m.folded) : m.name;
     out += (out.empty() ? "" : ", ") +
-           fmt::format("{} ({} in RAM)", m.name, format_bytes(saturating_sub(m.size, m.size_vram)));
+           fmt::format("{} ({} in RAM)", name, format_bytes(saturating_sub(m.size, m.size_vram)));
   }
   return out;
+}
+
+// Models loaded, the folded ones counted one by one.
+std::size_t model_count(const std::vector<OllamaModel>& models) {
+  std::size_t n = 0;
+  for (const auto& m : models) {
+    n += m.folded > 0 ? m.folded : 1;
+  }
+  return n;
 }
 
 std::set<std::string> model_names(const std::vector<OllamaModel>& models) {
   std::set<std::string> names;
   for (const auto& m : models) {
-    names.insert(m.name);
+    // The folded entry stands for models that change unseen: its count and size tell a change at least.
+    names.insert(m.folded > 0 ? fmt::format("{} x{} {}", m.name, m.folded, m.size) : m.name);
   }
   return names;
 }
@@ -199,13 +210,13 @@ std::vector<Finding> detect_idle_bloat(const InferenceServer& server, const Serv
       "{} more than expected for {}",
       server.name, format_bytes(anon), model_list(*last.models), format_bytes(expected_now),
       format_bytes(t.base_allowance), format_bytes(excess), format_duration(held));
-  f.evidence = {
-      bytes_evidence("anon_bytes", anon),
-      bytes_evidence("expected_bytes", expected_now),
-      bytes_evidence("threshold_bytes", threshold_now),
-      bytes_evidence("excess_bytes", excess),
-      Evidence{"models_loaded", static_cast<double>(last.models->size()), std::to_string(last.models->size())},
-      duration_evidence("held_seconds", held)};
+  f.evidence = {bytes_evidence("anon_bytes", anon),
+                bytes_evidence("expected_bytes", expected_now),
+                bytes_evidence("threshold_bytes", threshold_now),
+                bytes_evidence("excess_bytes", excess),
+                Evidence{"models_loaded", static_cast<double>(model_count(*last.models)),
+                         std::to_string(model_count(*last.models))},
+                duration_evidence("held_seconds", held)};
   if (idle) {
     f.remedy = Remedy::restart_server;
     f.action = fmt::format("restart {}: no model is loaded, so a restart loses nothing and returns about {}",

@@ -20,6 +20,9 @@ namespace {
 constexpr std::size_t k_comm_length = 15;
 // Deeper cgroup trees than this are not walked (a guard, not a real limit).
 constexpr int k_max_cgroup_depth = 32;
+// What is read of a process's command line (its first arguments are what matters) and environment.
+constexpr std::size_t k_max_cmdline_bytes = 4096;
+constexpr std::size_t k_max_environ_bytes = 1U << 20;
 
 using SizeField = std::optional<std::uint64_t> ProcessInfo::*;
 constexpr std::pair<std::string_view, SizeField> k_status_sizes[] = {
@@ -208,11 +211,12 @@ Result<ProcessInfo> read_process(const HostRoot& root, std::int64_t pid) {
   }
   info->comm = std::string(strip_newline(*comm));
 
-  auto cmdline = read_file(dir / "cmdline");
+  auto cmdline = read_file(dir / "cmdline", k_max_cmdline_bytes, Overflow::truncate);
   if (!cmdline) {
     return vanished(cmdline.error()) ? gone() : unexpected(cmdline.error());
   }
   info->argv = parse_cmdline(*cmdline);
+  bound_argv(info->argv);
   return info;
 }
 
@@ -239,7 +243,7 @@ Result<std::optional<std::string>> read_environ_value(const HostRoot& root, std:
   if (pid <= 0) {
     return fail(dir.string(), fmt::format("{} is not a process id", pid), ENOENT);
   }
-  auto text = read_file(dir / "environ");
+  auto text = read_file(dir / "environ", k_max_environ_bytes, Overflow::truncate);
   if (!text) {
     if (vanished(text.error())) {
       return fail(dir.string(), fmt::format("no process {} (it has exited)", pid), ENOENT);

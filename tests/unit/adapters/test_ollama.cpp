@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -588,4 +589,39 @@ TEST(OllamaClient, TcpEndpointNamesTheUrl) {
   ASSERT_FALSE(ps);
   EXPECT_EQ(ps.error().source, url + " (GET /api/ps)");
   EXPECT_EQ(ps.error().message, "connection refused");
+}
+
+TEST(OllamaParse, OverlongFieldsAreMalformed) {
+  const std::string long_name(k_max_model_field_bytes + 1, 'n');
+  const auto r = parse_ollama_ps(R"({"models":[{"name":")" + long_name + R"(","size":1}]})", "ps");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().line(), "ps: field models[0].name: longer than 256 bytes");
+  const std::string fits(k_max_model_field_bytes, 'n');
+  EXPECT_TRUE(parse_ollama_ps(R"({"models":[{"name":")" + fits + R"(","size":1}]})", "ps"));
+  const auto family =
+      parse_ollama_ps(R"({"models":[{"name":"a","details":{"family":")" + std::string(300, 'f') + R"("}}]})", "ps");
+  ASSERT_FALSE(family);
+  EXPECT_EQ(family.error().line(), "ps: field models[0].details.family: longer than 256 bytes");
+}
+
+TEST(OllamaClient, AnAnswerOverItsCapIsRefusedNotParsed) {
+  TempDir dir;
+  // /api/ps with about 7,700 models (1 MiB), as a hostile or broken server might send.
+  std::string many = R"({"models":[)";
+  for (int i = 0; many.size() < (1U << 20); ++i) {
+    many += fmt::format(R"({}{{"name":"m{}:latest","size":1000}})", i == 0 ? "" : ",", i % 50);
+  }
+  many += "]}";
+  FakeHttpServer server(dir.path() / "o.sock", [&](const std::string&, const std::string& path) {
+    if (path == "/api/ps") {
+      return FakeHttpServer::Reply{200, many};
+    }
+    return FakeHttpServer::Reply{200, R"({"models":[]})"};
+  });
+  OllamaClient client(endpoint_of(server));
+  const auto ps = client.ps();
+  ASSERT_FALSE(ps);
+  EXPECT_EQ(ps.error().message, "response larger than 256 KiB");
+  EXPECT_NE(ps.error().source.find("(GET /api/ps)"), std::string::npos);
+  EXPECT_TRUE(client.tags()) << "the next request works on a fresh connection";
 }

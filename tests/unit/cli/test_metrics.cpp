@@ -1,4 +1,5 @@
 // /metrics: the Prometheus text exposition of a daemon snapshot built in code.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -359,4 +360,42 @@ TEST(Metrics, PromtoolAcceptsTheExposition) {
       {"sh", "-c", "exec promtool check metrics < \"$1\"", "sh", (dir.path() / "metrics.txt").string()});
   EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
   EXPECT_EQ(result.out + result.err, "") << "promtool lint findings";
+}
+
+TEST(Metrics, RepeatedModelNamesMakeOneSeriesAndPromtoolAcceptsIt) {
+  auto s = sample_snapshot();
+  auto& models = *s.servers.front().last->models;
+  const auto first = models.front();
+  for (int i = 0; i < 3; ++i) {
+    auto again = first;
+    again.size = first.size + static_cast<std::uint64_t>(i) + 1;
+    models.push_back(again);
+  }
+  const auto text = render_metrics(s);
+  const auto series = samples_of(text, "memwarden_model_size_bytes");
+  ASSERT_EQ(series.size(), 1U);
+  EXPECT_EQ(series.front(), "memwarden_model_size_bytes{server=\"ollama\",model=\"llama3.1:8b\"} 6000000000");
+  if (test::run_process({"promtool", "--version"}).exit_code != 0) {
+    GTEST_SKIP() << "promtool is not installed";
+  }
+  test::TempDir dir;
+  dir.write("metrics.txt", text);
+  const auto result = test::run_process(
+      {"sh", "-c", "exec promtool check metrics < \"$1\"", "sh", (dir.path() / "metrics.txt").string()});
+  EXPECT_EQ(result.exit_code, 0) << result.out << result.err;
+}
+
+TEST(Metrics, FoldedModelsAreOneStableSeries) {
+  auto s = sample_snapshot();
+  auto& models = *s.servers.front().last->models;
+  for (int i = 0; i < 40; ++i) {
+    OllamaModel m;
+    m.name = fmt::format("flood-{}:latest", i);
+    m.size = 1000;
+    models.push_back(m);
+  }
+  EXPECT_EQ(fold_models(models), 26U);  // 41 models: 15 kept, 26 folded into one
+  const auto text = render_metrics(s);
+  EXPECT_EQ(samples_of(text, "memwarden_model_size_bytes").size(), 16U);
+  EXPECT_TRUE(has_line(text, "memwarden_model_size_bytes{server=\"ollama\",model=\"(other models)\"} 26000"));
 }

@@ -1,7 +1,11 @@
 // The daemon's rounds on the incident fixture: a fake engine and Ollama, a real
 // journal and sample store in a temp dir, scripted actions, a fake clock, and
 // notifications captured instead of sent. HTTP routes are called directly.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+
+#include <set>
+#include <sstream>
 
 #include "adapters/sample_store.hpp"
 #include "cli/serve.hpp"
@@ -309,4 +313,46 @@ TEST(Serve, TokenFilesAreOneLine) {
   EXPECT_FALSE(read_token_file((d.path() / "two").string()));
   EXPECT_FALSE(read_token_file((d.path() / "missing").string()));
   EXPECT_EQ(read_token_file((d.path() / "ok").string()).value(), "abc");
+}
+
+TEST(Serve, AServerListingThousandsOfModelsIsKeptToABoundedSample) {
+  Warden w(json::object(), [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
+  // About 1,800 entries (under the 256 KiB cap), with names repeated: each sample keeps 16 entries.
+  std::string body = R"({"models":[)";
+  for (int i = 0; i < 1800; ++i) {
+    body +=
+        fmt::format(R"({}{{"name":"flood-{}:latest","size":{},"size_vram":0}})", i == 0 ? "" : ",", i % 100, 1000 + i);
+  }
+  body += "]}";
+  ASSERT_LT(body.size(), adapters::k_max_ps_bytes);
+  w.scene.ollama->set_ps(body);
+  w.ticks(3);
+  const auto snap = w.daemon->snapshot();
+  ASSERT_EQ(snap->servers.size(), 1U);
+  ASSERT_TRUE(snap->servers[0].last && snap->servers[0].last->models);
+  const auto& models = *snap->servers[0].last->models;
+  ASSERT_EQ(models.size(), k_max_models_kept);
+  EXPECT_EQ(models.back().folded, 1800U - (k_max_models_kept - 1));
+  std::uint64_t total = 0;
+  for (const auto& m : models) {
+    total += m.size;
+  }
+  EXPECT_EQ(total, 1800ULL * 1000 + 1800ULL * 1799 / 2);  // nothing the server said is lost from the sums
+  EXPECT_EQ(
+      std::count_if(w.lines.begin(), w.lines.end(),
+                    [](const std::string& l) { return l.find("lists more than 16 models") != std::string::npos; }),
+      1);  // said once, not every round
+  // /metrics has one series per distinct model name: the repeated names are not repeated series.
+  const auto metrics = w.get("/metrics").body;
+  std::set<std::string> series;
+  std::size_t lines = 0;
+  std::istringstream in(metrics);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("memwarden_model_size_bytes{")) {
+      ++lines;
+      series.insert(line.substr(0, line.rfind(' ')));
+    }
+  }
+  EXPECT_EQ(lines, series.size());
+  EXPECT_LE(lines, k_max_models_kept);
 }

@@ -1,6 +1,7 @@
 // The detectors on synthetic series. Timestamps are explicit: no clock is read.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/bytes.hpp"
@@ -367,4 +368,96 @@ TEST(Ring, KeepsTheNewest) {
   EXPECT_EQ(r.front(), 3);
   EXPECT_EQ(r.back(), 5);
   EXPECT_EQ(r[1], 4);
+}
+
+// ---- what a sample keeps ------------------------------------------------------------------------
+
+TEST(FoldModels, KeepsTheLargestAndAddsUpTheRest) {
+  std::vector<OllamaModel> models;
+  for (int i = 0; i < 100; ++i) {
+    models.push_back(model("m" + std::to_string(i), static_cast<std::uint64_t>(i + 1) * k_mib_u,
+                           static_cast<std::uint64_t>(i) * k_mib_u / 2));
+  }
+  const auto before_ram = expected_ram(models, k_gib_u);
+  EXPECT_EQ(fold_models(models, 16), 85U);
+  ASSERT_EQ(models.size(), 16U);
+  EXPECT_EQ(models.front().name, "m99");  // the largest first
+  EXPECT_EQ(models[14].name, "m85");
+  EXPECT_EQ(models.back().name, k_folded_models_name);
+  EXPECT_EQ(models.back().folded, 85U);
+  EXPECT_EQ(models.back().size, 85U * 86U / 2U * k_mib_u);  // m0..m84: 1..85 MiB
+  // What the server said it holds is still what the detectors expect.
+  EXPECT_EQ(expected_ram(models, k_gib_u), before_ram);
+}
+
+TEST(FoldModels, LeavesShortListsAloneAndIsStableForTheSameAnswer) {
+  std::vector<OllamaModel> few{model("a", 1, 0), model("b", 2, 0)};
+  EXPECT_EQ(fold_models(few, 16), 0U);
+  EXPECT_EQ(few.size(), 2U);
+  EXPECT_EQ(few.front().name, "a");  // order untouched
+
+  std::vector<OllamaModel> same_size;
+  for (int i = 0; i < 20; ++i) {
+    same_size.push_back(model("x" + std::to_string(19 - i), 5, 0));
+  }
+  auto again = same_size;
+  fold_models(same_size, 4);
+  fold_models(again, 4);
+  ASSERT_EQ(same_size.size(), 4U);
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(same_size[i].name, again[i].name);
+  }
+  EXPECT_EQ(same_size.front().name, "x0");  // ties by name
+}
+
+TEST(FoldModels, AnIdleBloatFindingCountsTheFoldedModels) {
+  std::vector<OllamaModel> models;
+  for (int i = 0; i < 40; ++i) {
+    models.push_back(model("m" + std::to_string(i), k_gib_u, 0));
+  }
+  fold_models(models);
+  // 40 GiB of models explain 40 GiB of anon: no bloat.
+  const auto h = series(
+      20, 1s, [](std::size_t) { return 40 * k_gib_u; }, models);
+  EXPECT_TRUE(detect_idle_bloat(server(), h, DiagnoseThresholds{}).empty());
+  // 80 GiB is bloat (threshold 41 GiB + 50%), and the evidence counts 40 models, not 16 entries.
+  const auto bloated = series(
+      20, 1s, [](std::size_t) { return 80 * k_gib_u; }, models);
+  const auto found = detect_idle_bloat(server(), bloated, DiagnoseThresholds{});
+  ASSERT_EQ(found.size(), 1U);
+  const auto it = std::find_if(found.front().evidence.begin(), found.front().evidence.end(),
+                               [](const Evidence& e) { return e.name == "models_loaded"; });
+  ASSERT_NE(it, found.front().evidence.end());
+  EXPECT_EQ(it->value, 40.0);
+  EXPECT_NE(found.front().summary.find("25 more models"), std::string::npos) << found.front().summary;
+}
+
+TEST(KeepLargestProcesses, KeepsTheHungriestInTheirOrder) {
+  std::vector<ProcessInfo> procs;
+  for (int i = 0; i < 40; ++i) {
+    ProcessInfo p;
+    p.pid = i + 1;
+    p.rss_bytes = static_cast<std::uint64_t>((i * 7) % 40) * k_mib_u;
+    procs.push_back(p);
+  }
+  EXPECT_EQ(keep_largest_processes(procs, 16), 24U);
+  ASSERT_EQ(procs.size(), 16U);
+  for (std::size_t i = 1; i < procs.size(); ++i) {
+    EXPECT_LT(procs[i - 1].pid, procs[i].pid);  // original order kept
+  }
+  for (const auto& p : procs) {
+    EXPECT_GE(*p.rss_bytes, 24 * k_mib_u);  // the 16 largest of 0..39 MiB
+  }
+}
+
+TEST(BoundArgv, CutsCountAndLength) {
+  std::vector<std::string> argv(20, std::string(1000, 'a'));
+  bound_argv(argv);
+  ASSERT_EQ(argv.size(), k_max_argv_kept);
+  for (const auto& a : argv) {
+    EXPECT_EQ(a.size(), k_max_arg_bytes);
+  }
+  std::vector<std::string> small{"/usr/bin/ollama", "runner"};
+  bound_argv(small);
+  EXPECT_EQ(small, (std::vector<std::string>{"/usr/bin/ollama", "runner"}));
 }

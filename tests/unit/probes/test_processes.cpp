@@ -354,3 +354,18 @@ TEST(FindProcesses, NoProcIsAnError) {
   EXPECT_EQ(pids.error().code, ENOENT);
   EXPECT_EQ(pids.error().source, (root.path() / "proc").string());
 }
+
+TEST(ReadProcess, KeepsTheFirstArgumentsOfAHugeCommandLine) {
+  TempDir root;
+  std::string cmdline = "/usr/bin/ollama\0runner\0"s;
+  for (int i = 0; i < 5000; ++i) {
+    cmdline += std::string(300, 'x') + '\0';
+  }
+  add_process(root, 77, k_runner_status, "ollama\n", cmdline);
+  const auto info = read_process(HostRoot(root.path()), 77);
+  ASSERT_TRUE(info) << info.error().line();
+  ASSERT_EQ(info->argv.size(), k_max_argv_kept);
+  EXPECT_EQ(info->argv[0], "/usr/bin/ollama");
+  EXPECT_EQ(info->argv[1], "runner");
+  EXPECT_EQ(info->argv[2].size(), k_max_arg_bytes);
+}

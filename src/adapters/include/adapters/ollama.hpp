@@ -31,6 +31,14 @@ inline constexpr std::string_view k_default_ollama_host = "http://127.0.0.1:1143
 // answer is judged by its last object.
 [[nodiscard]] Expected<void, Error> parse_ollama_unload(std::string_view json, std::string_view source);
 
+// The most memwarden reads of each answer (docs/serve.md, "Limits"): a server that says more is
+// malformed ("response larger than 256 KiB"), and its answer is not parsed.
+inline constexpr std::size_t k_max_version_bytes = 4U << 10;
+inline constexpr std::size_t k_max_ps_bytes = 256U << 10;  // about 600 models; a real server loads a few
+inline constexpr std::size_t k_max_tags_bytes = 4U << 20;  // about 10,000 installed models
+inline constexpr std::size_t k_max_show_bytes = 4U << 20;  // license, template and model_info (not verbose)
+inline constexpr std::size_t k_max_unload_bytes = 64U << 10;
+
 class OllamaClient {
  public:
   explicit OllamaClient(Endpoint endpoint, std::chrono::milliseconds timeout = std::chrono::seconds(2));
@@ -48,9 +56,12 @@ class OllamaClient {
   // Drops the kept-alive connection, so that memwarden is not counted as a client while draining.
   void close() { m_http.close(); }
 
- private:
-  [[nodiscard]] Result<std::string> request(std::string_view method, std::string_view path, std::string_view body = {});
+  // "http://127.0.0.1:11434 (GET /api/ps)": how errors name a request.
   [[nodiscard]] std::string source(std::string_view method, std::string_view path) const;
+
+ private:
+  [[nodiscard]] Result<std::string> request(std::string_view method, std::string_view path, std::size_t max_body,
+                                            std::string_view body = {});
 
   HttpClient m_http;
 };

@@ -21,6 +21,8 @@ inline constexpr std::uint64_t k_tib = 1024 * k_gib;
 
 // Bytes in the largest binary unit that keeps the number >= 1: "25.2 GiB", "624 KiB", "0 B".
 [[nodiscard]] std::string format_bytes(std::uint64_t bytes);
+// A cap, exactly: "64 MiB", "256 KiB", "1000 bytes" (whole MiB or KiB only when it divides).
+[[nodiscard]] std::string format_cap(std::uint64_t bytes);
 
 // Decimal unsigned integer, the whole string, no sign, no spaces.
 [[nodiscard]] std::optional<std::uint64_t> parse_u64(std::string_view text);

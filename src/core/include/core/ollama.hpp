@@ -1,10 +1,12 @@
 // What an Ollama server says about its models (GET /api/ps, /api/tags, POST /api/show).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mw {
@@ -20,7 +22,23 @@ struct OllamaModel {
   std::string family;                           // details.family
   std::string parameter_size;                   // details.parameter_size, e.g. "8.0B"
   std::string quantization_level;               // details.quantization_level, e.g. "Q4_K_M"
+  // Not a model: how many models the server listed beyond what a sample keeps, summed up in this one
+  // entry (its sizes are theirs added up). 0 for a real model.
+  std::uint32_t folded = 0;
 };
+
+// What one sample keeps of a server's /api/ps (docs/serve.md, "Memory"): the `k_max_models_kept - 1`
+// largest models one by one, the rest as one folded entry, so that expected RAM still counts them.
+inline constexpr std::size_t k_max_models_kept = 16;
+// The longest string field of a model entry that is accepted (a longer one makes the answer malformed).
+inline constexpr std::size_t k_max_model_field_bytes = 256;
+
+// The name of the folded entry (a stable label in /metrics).
+inline constexpr std::string_view k_folded_models_name = "(other models)";
+
+// Folds `models` down to at most `max` entries (max >= 2): the largest (by size, then name) stay, the
+// rest become one entry named k_folded_models_name with folded = N. Returns N (0 when nothing was folded).
+std::size_t fold_models(std::vector<OllamaModel>& models, std::size_t max = k_max_models_kept);
 
 // POST /api/show: the parts memwarden uses.
 struct OllamaShow {

@@ -3,6 +3,7 @@
 // host's /proc and /sys mounted there.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -28,12 +29,37 @@ class HostRoot {
 // Trims ASCII spaces and tabs at both ends.
 [[nodiscard]] std::string_view trim(std::string_view text);
 
-// Reads a whole file (proc files report size 0, so it reads to EOF). The error
+// The most any file is read to, unless a reader says otherwise: nothing from outside is unbounded.
+inline constexpr std::size_t k_max_file_bytes = 16U << 20;
+
+// What a read does with a file longer than its cap.
+enum class Overflow {
+  fail,     // an error "larger than N" (code EFBIG)
+  truncate  // the first N bytes are the text
+};
+
+// Reads a whole file (proc files report size 0, so it reads to EOF), at most `max_bytes`. The error
 // names the path and carries errno in Error::code.
-[[nodiscard]] Result<std::string> read_file(const std::filesystem::path& path);
+[[nodiscard]] Result<std::string> read_file(const std::filesystem::path& path, std::size_t max_bytes = k_max_file_bytes,
+                                            Overflow overflow = Overflow::fail);
 
 // Like read_file, into a caller-owned buffer that is reused between reads.
-[[nodiscard]] Expected<void, Error> read_file_into(const std::filesystem::path& path, std::string& buffer);
+[[nodiscard]] Expected<void, Error> read_file_into(const std::filesystem::path& path, std::string& buffer,
+                                                   std::size_t max_bytes = k_max_file_bytes,
+                                                   Overflow overflow = Overflow::fail);
+
+// A file named by a person or a configuration (a config, a token, a model): it must be a regular file
+// (a FIFO, a device or a directory is refused at once, without blocking: the open is non-blocking and
+// the type is checked on the open descriptor) no larger than `max_bytes`.
+[[nodiscard]] Result<std::string> read_regular_file(const std::filesystem::path& path, std::size_t max_bytes);
+
+// Opens a regular file for reading without blocking on a FIFO or a device: the descriptor (O_CLOEXEC,
+// blocking again once the type is checked), or an error naming the path ("is a FIFO, not a regular
+// file"). The caller closes it.
+[[nodiscard]] Result<int> open_regular_file(const std::filesystem::path& path);
+
+// "a FIFO", "a directory", "a character device", ... for st_mode.
+[[nodiscard]] std::string describe_file_type(unsigned mode);
 
 // Reads `path` and hands its text to `parse(text, source)`, with the path as the source.
 template <class Parse>
