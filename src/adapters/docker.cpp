@@ -365,7 +365,8 @@ Expected<void, Error> DockerClient::restart(std::string_view id, std::chrono::se
   }
   const std::string path = fmt::format("/v{}/containers/{}/restart?t={}", m_api.text(), id, stop_timeout.count());
   // The engine answers when the container runs again: allow the stop time-out and then some.
-  auto response = m_http.post(path, "", RequestOptions{}.with_timeout(std::chrono::milliseconds(stop_timeout) + std::chrono::seconds(60)));
+  auto response = m_http.post(
+      path, "", RequestOptions{}.with_timeout(std::chrono::milliseconds(stop_timeout) + std::chrono::seconds(60)));
   if (!response) {
     return unexpected(response.error());
   }
