@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "adapters/json_fields.hpp"
@@ -89,6 +90,9 @@ std::vector<std::string> read_strings(const json& array, JsonFields& f, std::str
   return out;
 }
 
+// A container id is 64 hex characters.
+constexpr std::size_t k_max_id_bytes = 128;
+
 bool is_server_env(std::string_view key) {
   return key.starts_with("OLLAMA_") || key.starts_with("LLAMA_ARG_") || key == "CUDA_VISIBLE_DEVICES" ||
          key == "NVIDIA_VISIBLE_DEVICES";
@@ -129,11 +133,15 @@ Result<std::vector<ContainerSummary>> parse_container_list(std::string_view text
     c.image = f.string("Image");
     c.state = f.string("State");
     c.labels = read_labels(f, "Labels");
+    c.name.resize(std::min(c.name.size(), ContainerBounds::text_bytes));
+    c.image.resize(std::min(c.image.size(), ContainerBounds::text_bytes));
+    (void)bound_labels(c.labels);
     if (f.error()) {
       return unexpected(*f.error());
     }
-    if (c.id.empty()) {
-      return fail(std::string(source), fmt::format("element {} has no Id", index - 1));
+    if (c.id.empty() || c.id.size() > k_max_id_bytes) {
+      return fail(std::string(source),
+                  fmt::format("element {} has {} Id", index - 1, c.id.empty() ? "no" : "an overlong"));
     }
     out.push_back(std::move(c));
   }
@@ -268,9 +276,11 @@ Result<ContainerMeta> parse_container_inspect(std::string_view text, std::string
   if (f.error()) {
     return unexpected(*f.error());
   }
-  if (m.id.empty()) {
-    return fail(std::string(source), "no Id in the container's JSON");
+  if (m.id.empty() || m.id.size() > k_max_id_bytes) {
+    return fail(std::string(source),
+                m.id.empty() ? "no Id in the container's JSON" : "an overlong Id in the container's JSON");
   }
+  (void)bound_container(m);
   return m;
 }
 
@@ -299,7 +309,7 @@ std::string error_message(const HttpResponse& response) {
 
 Result<DockerClient> DockerClient::connect(const Endpoint& endpoint, std::chrono::milliseconds timeout) {
   HttpClient http(endpoint, timeout);
-  auto response = http.get("/version");
+  auto response = http.get("/version", RequestOptions::capped(k_max_docker_version_bytes));
   if (!response) {
     return unexpected(response.error());
   }
@@ -318,9 +328,9 @@ Result<DockerClient> DockerClient::connect(const Endpoint& endpoint, std::chrono
   return DockerClient(std::move(http), *api, version->engine_version);
 }
 
-Result<std::string> DockerClient::get_json(const std::string& path) {
+Result<std::string> DockerClient::get_json(const std::string& path, std::size_t max_body) {
   const std::string full = "/v" + m_api.text() + path;
-  auto response = m_http.get(full);
+  auto response = m_http.get(full, RequestOptions::capped(max_body));
   if (!response) {
     return unexpected(response.error());
   }
@@ -333,7 +343,7 @@ Result<std::string> DockerClient::get_json(const std::string& path) {
 
 Result<std::vector<ContainerSummary>> DockerClient::list_containers(ListScope scope) {
   const std::string path = scope == ListScope::all ? "/containers/json?all=1" : "/containers/json";
-  auto body = get_json(path);
+  auto body = get_json(path, k_max_container_list_bytes);
   if (!body) {
     return unexpected(body.error());
   }
@@ -365,8 +375,9 @@ Expected<void, Error> DockerClient::restart(std::string_view id, std::chrono::se
   }
   const std::string path = fmt::format("/v{}/containers/{}/restart?t={}", m_api.text(), id, stop_timeout.count());
   // The engine answers when the container runs again: allow the stop time-out and then some.
-  auto response = m_http.post(
-      path, "", RequestOptions{}.with_timeout(std::chrono::milliseconds(stop_timeout) + std::chrono::seconds(60)));
+  auto response = m_http.post(path, "",
+                              RequestOptions::capped(k_max_docker_action_bytes)
+                                  .with_timeout(std::chrono::milliseconds(stop_timeout) + std::chrono::seconds(60)));
   if (!response) {
     return unexpected(response.error());
   }
@@ -382,7 +393,7 @@ Result<ContainerMeta> DockerClient::inspect(std::string_view id) {
     return unexpected(ok.error());
   }
   const std::string path = "/containers/" + std::string(id) + "/json";
-  auto body = get_json(path);
+  auto body = get_json(path, k_max_inspect_bytes);
   if (!body) {
     return unexpected(body.error());
   }

@@ -29,6 +29,8 @@ namespace {
 constexpr Duration k_refresh_every{60'000};      // containers are listed again at least this often
 constexpr Duration k_retry_docker_every{5'000};  // while the engine is unreachable
 constexpr std::int64_t k_maintain_every_ms = 60'000;
+// The most running containers a daemon watches (docs/serve.md, "Memory").
+constexpr std::size_t k_max_containers = 500;
 
 ServerResponse json_response(int status, const json& body) {
   ServerResponse r;
@@ -323,7 +325,25 @@ void Daemon::refresh_containers() {
   }
   st.reachable = true;
   st.api_version = m_docker->api_version().text();
+  if (list->size() > k_max_containers && !m_said_too_many_containers) {
+    log(fmt::format("docker: {} containers run; memwarden watches the first {} of them", list->size(),
+                    k_max_containers));
+  }
+  m_said_too_many_containers = list->size() > k_max_containers;
+  if (list->size() > k_max_containers) {
+    // Inference servers (by image or label, as the list shows them) are watched first.
+    const auto server_like = [](const adapters::ContainerSummary& c) {
+      ContainerMeta meta;
+      meta.image = c.image;
+      meta.labels = c.labels;
+      return is_inference_server(meta);
+    };
+    std::stable_partition(list->begin(), list->end(), server_like);
+  }
   for (const auto& summary : *list) {
+    if (running.size() >= k_max_containers) {
+      break;
+    }
     auto meta = m_docker->inspect(summary.id);
     if (meta) {
       running.push_back(std::move(meta).value());

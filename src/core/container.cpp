@@ -4,6 +4,100 @@
 
 namespace mw {
 
+namespace {
+
+std::size_t cut(std::string& text, std::size_t max = ContainerBounds::text_bytes) {
+  if (text.size() <= max) {
+    return 0;
+  }
+  text.resize(max);
+  text.shrink_to_fit();
+  return 1;
+}
+
+template <class T>
+std::size_t cut(std::vector<T>& list, std::size_t max = ContainerBounds::list_entries) {
+  if (list.size() <= max) {
+    return 0;
+  }
+  const auto dropped = list.size() - max;
+  list.resize(max);
+  list.shrink_to_fit();
+  return dropped;
+}
+
+}  // namespace
+
+std::size_t bound_labels(std::map<std::string, std::string>& labels) {
+  std::size_t changed = 0;
+  for (const auto& [key, value] : labels) {
+    const auto max_value =
+        key.starts_with("memwarden.") ? ContainerBounds::label_value_bytes : ContainerBounds::other_label_value_bytes;
+    if (key.size() > ContainerBounds::label_key_bytes || value.size() > max_value) {
+      ++changed;
+    }
+  }
+  if (changed == 0 && labels.size() <= ContainerBounds::labels) {
+    return 0;
+  }
+  changed = 0;
+  std::map<std::string, std::string> kept;
+  const auto keep = [&](bool ours) {
+    for (auto& [key, value] : labels) {
+      if (key.starts_with("memwarden.") != ours) {
+        continue;
+      }
+      const auto max_value = ours ? ContainerBounds::label_value_bytes : ContainerBounds::other_label_value_bytes;
+      if (key.size() > ContainerBounds::label_key_bytes || value.size() > max_value ||
+          kept.size() >= ContainerBounds::labels) {
+        ++changed;
+        continue;
+      }
+      kept.emplace(key, std::move(value));
+    }
+  };
+  keep(true);
+  keep(false);
+  labels = std::move(kept);
+  return changed;
+}
+
+std::size_t bound_container(ContainerMeta& meta) {
+  std::size_t changed = bound_labels(meta.labels);
+  changed += cut(meta.name) + cut(meta.image) + cut(meta.network_mode) + cut(meta.state.status) +
+             cut(meta.state.started_at) + cut(meta.restart_policy.name);
+  if (meta.server_env.size() > ContainerBounds::server_env) {
+    changed += meta.server_env.size() - ContainerBounds::server_env;
+    meta.server_env.erase(std::next(meta.server_env.begin(), ContainerBounds::server_env), meta.server_env.end());
+  }
+  for (auto& [key, value] : meta.server_env) {
+    changed += cut(value);
+  }
+  changed += cut(meta.mounts) + cut(meta.ports) + cut(meta.ip_addresses) + cut(meta.device_requests);
+  for (auto& m : meta.mounts) {
+    changed += cut(m.type) + cut(m.name) + cut(m.source) + cut(m.destination);
+  }
+  for (auto& p : meta.ports) {
+    changed += cut(p.container_port) + cut(p.host_ip) + cut(p.host_port);
+  }
+  for (auto& a : meta.ip_addresses) {
+    changed += cut(a);
+  }
+  for (auto& d : meta.device_requests) {
+    changed += cut(d.driver) + cut(d.device_ids) + cut(d.capabilities);
+    for (auto& id : d.device_ids) {
+      changed += cut(id);
+    }
+    for (auto& set : d.capabilities) {
+      changed += cut(set);
+      for (auto& c : set) {
+        changed += cut(c);
+      }
+    }
+  }
+  return changed;
+}
+
 bool DeviceRequest::requests_gpu() const {
   if (driver == "nvidia") {
     return true;

@@ -250,3 +250,58 @@ TEST(DockerInspect, Mounts) {
   EXPECT_EQ(parse_container_inspect(doc.dump(), "i").error().line(),
             "i: field Mounts[].Destination: expected a string");
 }
+
+TEST(DockerInspect, WhatIsKeptOfAContainerIsBounded) {
+  auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-limited.json"));
+  auto& labels = doc["Config"]["Labels"];
+  labels = nlohmann::json::object();
+  for (int i = 0; i < 500; ++i) {
+    labels["com.example.label" + std::to_string(i)] = "v";
+  }
+  labels["memwarden.enable"] = "true";
+  labels["memwarden.ollama.url"] = "http://127.0.0.1:11434";
+  labels["zzz.long"] = std::string(5000, 'x');
+  labels[std::string(300, 'k')] = "v";
+  auto& env = doc["Config"]["Env"];
+  for (int i = 0; i < 100; ++i) {
+    env.push_back("OLLAMA_X" + std::to_string(i) + "=" + std::string(3000, 'e'));
+  }
+  doc["Mounts"] = nlohmann::json::array();
+  for (int i = 0; i < 100; ++i) {
+    doc["Mounts"].push_back({{"Type", "bind"}, {"Source", std::string(5000, 's')}, {"Destination", "/d"}});
+  }
+  const auto m = parse_container_inspect(doc.dump(), "i");
+  ASSERT_TRUE(m) << m.error().line();
+  EXPECT_EQ(m->labels.size(), ContainerBounds::labels);
+  EXPECT_EQ(m->labels.at("memwarden.enable"), "true");  // the ones memwarden reads come first
+  EXPECT_EQ(m->labels.at("memwarden.ollama.url"), "http://127.0.0.1:11434");
+  EXPECT_EQ(m->labels.count("zzz.long"), 0U);
+  EXPECT_EQ(m->server_env.size(), ContainerBounds::server_env);
+  for (const auto& [key, value] : m->server_env) {
+    EXPECT_LE(value.size(), ContainerBounds::text_bytes) << key;
+  }
+  ASSERT_EQ(m->mounts.size(), ContainerBounds::list_entries);
+  EXPECT_EQ(m->mounts.front().source.size(), ContainerBounds::text_bytes);
+  // An ordinary container is kept whole.
+  const auto plain = parse_container_inspect(test::read_fixture("docker/inspect-limited.json"), "i");
+  ASSERT_TRUE(plain);
+  auto copy = *plain;
+  EXPECT_EQ(bound_container(copy), 0U);
+}
+
+TEST(DockerClient, AnswersOverTheirCapsAreRefused) {
+  TempDir dir;
+  const std::string huge_list = "[" + std::string(k_max_container_list_bytes, ' ') + "]";
+  FakeHttpServer server(dir.path() / "d.sock", [&](const std::string& m, const std::string& p) {
+    if (p.find("/containers/json") != std::string::npos) {
+      return FakeHttpServer::Reply{200, huge_list};
+    }
+    return captured_engine(m, p, "docker/version-20.10.json");
+  });
+  auto client = DockerClient::connect(*parse_endpoint(server.address(), "t"), 5s);
+  ASSERT_TRUE(client) << client.error().line();
+  const auto list = client->list_containers(ListScope::running);
+  ASSERT_FALSE(list);
+  EXPECT_EQ(list.error().message, "response larger than 4 MiB");
+  EXPECT_TRUE(client->inspect("lim")) << "inspect has its own cap and works";
+}

@@ -55,6 +55,12 @@ enum class ListScope { running, all };
 [[nodiscard]] std::string docker_host_address(std::string_view flag, const char* env_docker_host);
 inline constexpr std::string_view k_default_docker_host = "unix:///var/run/docker.sock";
 
+// The most memwarden reads of each answer of the engine (docs/serve.md, "Limits").
+inline constexpr std::size_t k_max_docker_version_bytes = 64U << 10;
+inline constexpr std::size_t k_max_container_list_bytes = 4U << 20;  // about 1,500 containers
+inline constexpr std::size_t k_max_inspect_bytes = 1U << 20;         // one container; a typical one is 10 KiB
+inline constexpr std::size_t k_max_docker_action_bytes = 64U << 10;  // the answer to a restart
+
 class DockerClient {
  public:
   // Connects and negotiates the API version with GET /version.
@@ -72,7 +78,7 @@ class DockerClient {
  private:
   DockerClient(HttpClient http, ApiVersion api, std::string engine_version)
       : m_http(std::move(http)), m_api(api), m_engine_version(std::move(engine_version)) {}
-  [[nodiscard]] Result<std::string> get_json(const std::string& path);
+  [[nodiscard]] Result<std::string> get_json(const std::string& path, std::size_t max_body);
 
   HttpClient m_http;
   ApiVersion m_api;

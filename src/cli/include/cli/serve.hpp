@@ -120,6 +120,7 @@ class Daemon {
   Timestamp m_last_refresh{0};
   bool m_refreshed_once = false;
   bool m_refresh_next = false;  // a container's cgroup vanished: list again next round
+  bool m_said_too_many_containers = false;
   std::string m_own_container_id;
   std::atomic<bool> m_acting{false};
   std::atomic<bool> m_stopping{false};

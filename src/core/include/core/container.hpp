@@ -1,6 +1,7 @@
 // What the container engine says about a container (from `docker inspect`).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -75,5 +76,22 @@ struct ContainerMeta {
   std::map<std::string, std::string> server_env;
   std::vector<ContainerMount> mounts;
 };
+
+// What memwarden keeps of a container the engine describes (docs/serve.md, "Memory"): a daemon holds
+// this for every running container, so each part has a count and a length.
+struct ContainerBounds {
+  static constexpr std::size_t labels = 64;               // memwarden.* labels first, then by key
+  static constexpr std::size_t label_key_bytes = 256;     // a longer key is dropped
+  static constexpr std::size_t label_value_bytes = 4096;  // memwarden.* labels; a longer value is dropped
+  static constexpr std::size_t other_label_value_bytes = 1024;
+  static constexpr std::size_t server_env = 32;
+  static constexpr std::size_t list_entries = 16;  // mounts, ports, addresses, device requests
+  static constexpr std::size_t text_bytes = 1024;  // a longer name, image, path or env value is cut
+};
+
+// Drops and cuts what is over ContainerBounds; returns how many entries were dropped or cut.
+std::size_t bound_container(ContainerMeta& meta);
+// The same for the labels of a container list entry.
+std::size_t bound_labels(std::map<std::string, std::string>& labels);
 
 }  // namespace mw
