@@ -17,6 +17,7 @@
 #include "core/bytes.hpp"
 #include "core/duration.hpp"
 #include "core/text.hpp"
+#include "probes/host_root.hpp"
 
 namespace mw::cli {
 
@@ -369,6 +370,7 @@ void read_history(Reader& r, const Reader::Entry& section, ServeConfig& c) {
                 {"raw_retention", [&](const E& e) { r.duration(e, c.raw_retention, Bound::positive); }},
                 {"aggregate_retention", [&](const E& e) { r.duration(e, c.aggregate_retention, Bound::positive); }},
                 {"max_size", [&](const E& e) { r.size(e, c.history_max_bytes, Bound::positive); }},
+                {"min_free", [&](const E& e) { r.size(e, c.history_min_free, Bound::any); }},
             });
 }
 
@@ -689,15 +691,18 @@ fix:
                      to_string(c.auto_fix), list_text(p.allowlist), duration_text(p.cooldown), p.restart_budget,
                      duration_text(p.budget_window), duration_text(p.drain_timeout), duration_text(p.health_timeout),
                      duration_text(p.stop_timeout), duration_text(p.settle), yaml_quoted(c.systemd_unit));
-  out +=
-      fmt::format(R"(
+  out += fmt::format(R"(
 # Sample history in <state_dir>: raw samples, then per-minute aggregates, within a size cap.
 history:
   raw_retention: {}
   aggregate_retention: {}
   max_size: {}
+  # Stop writing samples while the file system of <state_dir> has less than this free, so that the
+  # journal of actions can always be written.
+  min_free: {}
 )",
-                  duration_text(c.raw_retention), duration_text(c.aggregate_retention), size_text(c.history_max_bytes));
+                     duration_text(c.raw_retention), duration_text(c.aggregate_retention),
+                     size_text(c.history_max_bytes), size_text(c.history_min_free));
   out += fmt::format(R"(
 # Webhook alerts for new findings.
 notify:
@@ -762,22 +767,12 @@ ConfigResult parse_config(std::string_view yaml, const std::string& file_name) {
 }
 
 ConfigResult load_config(const std::filesystem::path& file) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(file, ec)) {
-    return unexpected(std::vector<ConfigError>{ConfigError{file.string(), 0, 0, "cannot read: is a directory"}});
+  auto text = probes::read_regular_file(file, k_max_config_bytes);
+  if (!text) {
+    return unexpected(
+        std::vector<ConfigError>{ConfigError{file.string(), 0, 0, "cannot read: " + text.error().message}});
   }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    const int code = errno;
-    return unexpected(std::vector<ConfigError>{
-        ConfigError{file.string(), 0, 0, fmt::format("cannot read: {}", std::strerror(code != 0 ? code : ENOENT))}});
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    return unexpected(std::vector<ConfigError>{ConfigError{file.string(), 0, 0, "cannot read: I/O error"}});
-  }
-  return parse_config(text.str(), file.string());
+  return parse_config(*text, file.string());
 }
 
 std::string example_config() {

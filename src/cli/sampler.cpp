@@ -9,6 +9,7 @@
 
 #include "adapters/docker.hpp"
 #include "core/discovery.hpp"
+#include "core/text.hpp"
 #include "probes/host_memory.hpp"
 #include "probes/processes.hpp"
 
@@ -151,9 +152,11 @@ std::unique_ptr<WatchedServer> Sampler::take_previous(const InferenceServer& ser
 void Sampler::add_server(InferenceServer server, std::optional<probes::CgroupLocation> where) {
   if (auto known = take_previous(server)) {
     const bool same_api = known->server.api_url == server.api_url;
+    auto problem = std::move(known->server.api_url_problem);
     known->server = std::move(server);
     known->cgroup = std::move(where);
     if (same_api) {
+      known->server.api_url_problem = std::move(problem);  // the same address, the same verdict
       m_servers.push_back(std::move(known));
       return;
     }
@@ -177,7 +180,7 @@ void Sampler::connect_api(WatchedServer& w) {
   auto endpoint = adapters::parse_endpoint(w.server.api_url, w.server.name + " API address");
   if (!endpoint) {
     note(endpoint.error());
-    w.server.api_url.clear();
+    w.server.api_url_problem = escape_control(endpoint.error().message);
     return;
   }
   w.api = std::make_unique<adapters::OllamaClient>(*endpoint, m_options.api_timeout);

@@ -1,11 +1,15 @@
 #include "cli/serve.hpp"
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cli/diagnose.hpp"
@@ -15,6 +19,7 @@
 #include "core/bytes.hpp"
 #include "core/discovery.hpp"
 #include "core/duration.hpp"
+#include "core/text.hpp"
 #include "probes/gpu.hpp"
 #include "probes/host_memory.hpp"
 
@@ -110,12 +115,28 @@ std::optional<Severity> worse(std::optional<Severity> a, Severity b) {
   return a;
 }
 
+// Memory a burst took (a large answer parsed, a big scrape rendered) goes back to the system once the
+// allocator holds more than this unused.
+constexpr std::size_t k_trim_above_bytes = 2U << 20;
+
+void give_back_memory() {
+  const auto info = ::mallinfo2();
+  if (info.fordblks > k_trim_above_bytes) {
+    ::malloc_trim(0);
+  }
+}
+
 }  // namespace
 
 Result<std::string> read_token_file(const std::string& path) {
-  auto text = probes::read_file(path);
+  auto text = probes::read_regular_file(path, k_max_token_file_bytes);
   if (!text) {
     return unexpected(text.error());
+  }
+  std::error_code ec;
+  const auto perms = std::filesystem::status(path, ec).permissions();
+  if (!ec && (perms & std::filesystem::perms::others_read) != std::filesystem::perms::none) {
+    return fail(path, "the token file can be read by every user; make it private (chmod 600)");
   }
   const auto first = text->find_first_not_of(" \t\r\n");
   const auto last = text->find_last_not_of(" \t\r\n");
@@ -141,6 +162,8 @@ ServeEnvironment with_defaults(ServeEnvironment env) {
   if (!env.log) {
     env.log = [](const std::string& line) { fmt::print(stderr, "memwarden: {}\n", line); };
   }
+  // Every line goes out as one line: names, labels and answers from outside cannot forge another.
+  env.log = [inner = std::move(env.log)](const std::string& line) { inner(escape_control(line)); };
   return env;
 }
 
@@ -726,6 +749,9 @@ bool Daemon::notify(adapters::Notification n, const std::string& key, RateLimite
   }
   n.at_ms = m_env.wall_ms();
   n.host = m_env.hostname;
+  n.subject = escape_control(n.subject);
+  n.title = escape_control(n.title);
+  n.message = escape_control(n.message);
   if (!limiter.allow(key, n.at_ms)) {
     for (const auto& t : m_config.notify_targets) {
       ++m_notifications[{t.name, "suppressed"}];
@@ -1071,6 +1097,9 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
   ::signal(SIGPIPE, SIG_IGN);
   ::signal(SIGXFSZ, SIG_IGN);  // past a file size limit, writes fail (EFBIG) and history says so; no death
 
+  // Two malloc arenas instead of one per thread and core: the HTTP and event threads allocate little,
+  // and every arena keeps its own free memory.
+  ::mallopt(M_ARENA_MAX, 2);
   Daemon daemon(config, env);
   daemon.open_storage();
   adapters::HttpServerOptions http;
@@ -1098,8 +1127,44 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
     events->start();
   }
 
+  // SIGHUP: the file is read and parsed on a thread of its own, so that a slow or odd file never holds
+  // up sampling, and the signal thread always hears SIGTERM. The main loop applies what it produced.
   std::atomic<bool> stop{false};
-  std::atomic<bool> reload{false};
+  std::mutex reload_mutex;
+  std::condition_variable reload_cv;
+  bool reload_wanted = false;
+  std::optional<ConfigResult> reloaded;  // read, waiting to be applied
+  std::atomic<bool> reload_ready{false};
+  std::thread reloader([&] {
+    for (;;) {
+      {
+        std::unique_lock lock(reload_mutex);
+        reload_cv.wait(lock, [&] { return reload_wanted || stop.load(); });
+        if (stop) {
+          return;
+        }
+        reload_wanted = false;
+      }
+      auto loaded = load_config(config_path);
+      if (loaded && apply_overrides) {
+        apply_overrides(*loaded);  // the command line still wins over the file
+      }
+      {
+        std::lock_guard lock(reload_mutex);
+        reloaded = std::move(loaded);
+      }
+      reload_ready = true;
+      daemon.wake();
+    }
+  });
+  const auto stop_all = [&] {
+    {
+      std::lock_guard lock(reload_mutex);
+      stop = true;
+    }
+    reload_cv.notify_all();
+    daemon.request_stop();
+  };
   std::thread waiter([&] {
     for (;;) {
       int sig = 0;
@@ -1107,12 +1172,18 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
         continue;
       }
       if (sig == SIGHUP) {
-        reload = true;
-        daemon.wake();
+        if (config_path.empty()) {
+          env.log("reload: no configuration file was given; nothing to reload");
+          continue;
+        }
+        {
+          std::lock_guard lock(reload_mutex);
+          reload_wanted = true;
+        }
+        reload_cv.notify_all();
         continue;
       }
-      stop = true;
-      daemon.request_stop();
+      stop_all();
       return;
     }
   });
@@ -1120,17 +1191,17 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
   auto next = env.clock.now();
   bool woken = false;
   while (!stop) {
-    if (reload.exchange(false)) {
-      if (config_path.empty()) {
-        env.log("reload: no configuration file was given; nothing to reload");
-      } else if (auto loaded = load_config(config_path)) {
-        if (apply_overrides) {
-          apply_overrides(*loaded);  // the command line still wins over the file
-        }
-        daemon.reload(std::move(loaded).value());
+    if (reload_ready.exchange(false)) {
+      std::optional<ConfigResult> loaded;
+      {
+        std::lock_guard lock(reload_mutex);
+        loaded.swap(reloaded);
+      }
+      if (loaded && *loaded) {
+        daemon.reload(std::move(*loaded).value());
         env.log("reload: configuration " + config_path + " applied");
-      } else {
-        for (const auto& e : loaded.error()) {
+      } else if (loaded) {
+        for (const auto& e : loaded->error()) {
           env.log(e.text());
         }
         env.log("reload: keeping the previous configuration");
@@ -1141,13 +1212,14 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
     } catch (const std::exception& e) {
       env.log(fmt::format("internal error in a round, going on: {}", e.what()));
     }
+    give_back_memory();
     const auto now = env.clock.now();
     next = woken ? now + daemon.config().interval : next + daemon.config().interval;
     if (next <= now) {
       next = now + daemon.config().interval;  // a slow round (an action) does not cause a burst of samples
     }
     woken = false;
-    while (!stop && !reload && env.clock.now() < next) {
+    while (!stop && !reload_ready && env.clock.now() < next) {
       if (daemon.wait_until(next)) {
         woken = true;  // an event or a request: sample now, then a whole interval from then
         break;
@@ -1156,6 +1228,7 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
   }
   env.log("stopping");
   waiter.join();
+  reloader.join();
   if (events) {
     events->stop();
   }

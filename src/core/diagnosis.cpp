@@ -494,7 +494,11 @@ std::vector<Finding> detect_api_unreachable(const InferenceServer& server, const
   f.detector = "api-unreachable";
   f.subject = server.name;
   f.severity = Severity::warning;
-  if (server.api_url.empty()) {
+  if (!server.api_url_problem.empty()) {
+    f.summary = fmt::format("{}: its API address from the {} cannot be used: {}; judging from cgroup data alone",
+                            server.name, server.api_url_source, server.api_url_problem);
+    f.action = fmt::format("correct the {} (e.g. memwarden.ollama.url=http://HOST:PORT)", server.api_url_source);
+  } else if (server.api_url.empty()) {
     f.summary = fmt::format(
         "{}: no way to reach its Ollama API was found (no published 11434/tcp, no container "
         "address, no label memwarden.ollama.url); judging from cgroup data alone",

@@ -1,6 +1,9 @@
 // parse_config / load_config / example_config: defaults, every section, and
 // every kind of mistake with its exact line:column.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
 
 #include <fstream>
 #include <sstream>
@@ -525,5 +528,37 @@ TEST(ServeConfigFile, DirectoryIsNotAConfig) {
   TempDir dir;
   const auto c = load_config(dir.path());
   ASSERT_FALSE(c.has_value());
-  EXPECT_EQ(c.error()[0].text(), dir.path().string() + ": cannot read: is a directory");
+  EXPECT_EQ(c.error()[0].text(), dir.path().string() + ": cannot read: is a directory, not a regular file");
+}
+
+TEST(ServeConfigFile, FifosDevicesAndHugeFilesAreRefusedAtOnce) {
+  TempDir dir;
+  const auto fifo = dir.path() / "config.yaml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const auto started = std::chrono::steady_clock::now();
+  const auto from_fifo = load_config(fifo);
+  ASSERT_FALSE(from_fifo);
+  EXPECT_EQ(from_fifo.error()[0].text(), fifo.string() + ": cannot read: is a FIFO, not a regular file");
+  const auto from_zero = load_config("/dev/zero");
+  ASSERT_FALSE(from_zero);
+  EXPECT_EQ(from_zero.error()[0].text(), "/dev/zero: cannot read: is a character device, not a regular file");
+  std::string big = "interval: 1s\n";
+  big += "# " + std::string(k_max_config_bytes, 'x') + "\n";
+  dir.write("big.yaml", big);
+  const auto from_big = load_config(dir.path() / "big.yaml");
+  ASSERT_FALSE(from_big);
+  EXPECT_EQ(from_big.error()[0].text(),
+            (dir.path() / "big.yaml").string() + ": cannot read: larger than 1 MiB, the most memwarden reads of it");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
+}
+
+TEST(ServeConfig, HistoryMinFree) {
+  const auto c = parse_config("history:\n  min_free: 128MiB\n", "c.yaml");
+  ASSERT_TRUE(c) << c.error()[0].text();
+  EXPECT_EQ(c->history_min_free, 128ULL << 20);
+  EXPECT_EQ(ServeConfig{}.history_min_free, 64ULL << 20);
+  const auto off = parse_config("history:\n  min_free: 0\n", "c.yaml");
+  ASSERT_TRUE(off);
+  EXPECT_EQ(off->history_min_free, 0U);
+  EXPECT_FALSE(parse_config("history:\n  min_free: -1G\n", "c.yaml"));
 }

@@ -4,6 +4,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -182,6 +185,7 @@ TEST(Serve, TheFixEndpointExistsOnlyWithATokenAndRequiresIt) {
   test::TempDir secrets;
   secrets.write("token", "s3cret-token\n");
   const auto token_file = (secrets.path() / "token").string();
+  std::filesystem::permissions(token_file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   Warden w({{"memwarden.enable", "true"}}, [&](ServeConfig& c) {
     c.auto_fix = AutoFix::off;
     c.token_file = token_file;
@@ -304,14 +308,29 @@ TEST(Serve, HistoryOutlivesTheDaemon) {
   }
 }
 
-TEST(Serve, TokenFilesAreOneLine) {
+TEST(Serve, TokenFilesAreOnePrivateLine) {
   test::TempDir d;
   d.write("empty", "  \n");
   d.write("two", "a b\n");
   d.write("ok", "\n abc \n");
-  EXPECT_FALSE(read_token_file((d.path() / "empty").string()));
-  EXPECT_FALSE(read_token_file((d.path() / "two").string()));
-  EXPECT_FALSE(read_token_file((d.path() / "missing").string()));
+  d.write("big", std::string(k_max_token_file_bytes + 1, 'a'));
+  for (const char* name : {"empty", "two", "ok", "big"}) {
+    std::filesystem::permissions(d.path() / name, std::filesystem::perms::owner_read);
+  }
+  d.write("public", "abc\n");
+  std::filesystem::permissions(d.path() / "public",
+                               std::filesystem::perms::owner_read | std::filesystem::perms::others_read);
+  ASSERT_EQ(::mkfifo((d.path() / "fifo").c_str(), 0600), 0);
+  const auto error_of = [&](const char* name) {
+    const auto r = read_token_file((d.path() / name).string());
+    return r ? std::string("accepted") : r.error().message;
+  };
+  EXPECT_EQ(error_of("empty"), "the token file is empty");
+  EXPECT_EQ(error_of("two"), "the token must be one line without spaces");
+  EXPECT_EQ(error_of("missing"), "No such file or directory");
+  EXPECT_EQ(error_of("big"), "larger than 4 KiB, the most memwarden reads of it");
+  EXPECT_EQ(error_of("public"), "the token file can be read by every user; make it private (chmod 600)");
+  EXPECT_EQ(error_of("fifo"), "is a FIFO, not a regular file");  // at once, not waiting for a writer
   EXPECT_EQ(read_token_file((d.path() / "ok").string()).value(), "abc");
 }
 
@@ -355,4 +374,26 @@ TEST(Serve, AServerListingThousandsOfModelsIsKeptToABoundedSample) {
   }
   EXPECT_EQ(lines, series.size());
   EXPECT_LE(lines, k_max_models_kept);
+}
+
+TEST(Serve, AMalformedUrlLabelIsSaidAsSuchAndCannotForgeLogLines) {
+  Warden w({{"memwarden.ollama.url", "http://127.0.0.1:11434\nmemwarden: forged line"}},
+           [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
+  w.ticks(2);
+  for (const auto& line : w.lines) {
+    EXPECT_EQ(line.find('\n'), std::string::npos) << line;
+  }
+  EXPECT_TRUE(w.logged("11434\\nmemwarden: forged line"));
+  const auto snap = w.daemon->snapshot();
+  const auto it = std::find_if(snap->findings.begin(), snap->findings.end(),
+                               [](const Finding& f) { return f.detector == "api-unreachable"; });
+  ASSERT_NE(it, snap->findings.end());
+  EXPECT_NE(it->summary.find("its API address from the label memwarden.ollama.url cannot be used"), std::string::npos)
+      << it->summary;
+  EXPECT_EQ(it->summary.find('\n'), std::string::npos);
+  // What goes to the webhooks is one line too.
+  for (const auto& n : w.sent) {
+    EXPECT_EQ(n.message.find('\n'), std::string::npos) << n.message;
+    EXPECT_EQ(n.title.find('\n'), std::string::npos) << n.title;
+  }
 }

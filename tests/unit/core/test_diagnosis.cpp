@@ -6,6 +6,7 @@
 
 #include "core/bytes.hpp"
 #include "core/diagnosis.hpp"
+#include "core/text.hpp"
 
 using namespace mw;
 using namespace std::chrono_literals;
@@ -460,4 +461,12 @@ TEST(BoundArgv, CutsCountAndLength) {
   std::vector<std::string> small{"/usr/bin/ollama", "runner"};
   bound_argv(small);
   EXPECT_EQ(small, (std::vector<std::string>{"/usr/bin/ollama", "runner"}));
+}
+
+TEST(EscapeControl, OneLineWhateverComesIn) {
+  EXPECT_EQ(escape_control("plain text"), "plain text");
+  EXPECT_EQ(escape_control("a\nb\rc\td\x1b[31m\x7f"), "a\\nb\\rc\\td\\x1b[31m\\x7f");
+  EXPECT_EQ(escape_control("utf-8 \xc3\xa9 stays"), "utf-8 \xc3\xa9 stays");
+  const Error e{"label", "bad\nforged: line"};
+  EXPECT_EQ(e.line(), "label: bad\\nforged: line");
 }

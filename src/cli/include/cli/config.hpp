@@ -52,6 +52,7 @@ struct ServeConfig {
   Duration raw_retention{48LL * 3'600'000};
   Duration aggregate_retention{30LL * 86'400'000};
   std::uint64_t history_max_bytes = 256ULL << 20;
+  std::uint64_t history_min_free = 64ULL << 20;  // samples stop before the file system is this full
 
   // section `notify:`
   std::vector<NotifyTargetConfig> notify_targets;
@@ -70,6 +71,9 @@ struct ConfigError {
 };
 
 using ConfigResult = Expected<ServeConfig, std::vector<ConfigError>>;
+
+// The largest configuration file memwarden reads.
+inline constexpr std::size_t k_max_config_bytes = 1U << 20;
 
 // Parses a configuration; `file_name` names it in errors and becomes ServeConfig::source.
 // Every error is collected (unknown keys, wrong types, bad values), in document order.

@@ -160,7 +160,9 @@ class Daemon {
   std::optional<adapters::SampleStore> m_reader_store;
 };
 
-// Reads a bearer token file: one line, surrounding whitespace ignored, not empty.
+// Reads a bearer token file: a regular file of at most 4 KiB that other users cannot read, one line,
+// surrounding whitespace ignored, not empty. check-config and serve use it alike.
+inline constexpr std::size_t k_max_token_file_bytes = 4096;
 [[nodiscard]] Result<std::string> read_token_file(const std::string& path);
 
 // The process: signal handling (SIGHUP reloads `config_path`, SIGTERM/SIGINT stop cleanly),

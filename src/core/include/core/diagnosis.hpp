@@ -25,10 +25,11 @@ enum class ServerKind { container, host_process };
 struct InferenceServer {
   std::string name;  // container name, or "ollama (host, pid N)"
   ServerKind kind = ServerKind::container;
-  std::string container_id;    // containers only
-  std::int64_t pid = 0;        // main process, host pid
-  std::string api_url;         // "http://127.0.0.1:11434"; "" when memwarden found no way to reach it
-  std::string api_url_source;  // how it was found: "label memwarden.ollama.url", "published port 11434/tcp", ...
+  std::string container_id;     // containers only
+  std::int64_t pid = 0;         // main process, host pid
+  std::string api_url;          // "http://127.0.0.1:11434"; "" when memwarden found no way to reach it
+  std::string api_url_source;   // how it was found: "label memwarden.ollama.url", "published port 11434/tcp", ...
+  std::string api_url_problem;  // why api_url cannot be used (a malformed label), one escaped line; "" when it can
   std::map<std::string, std::string> labels;  // containers: memwarden.enable, memwarden.protect, ...
   bool has_memory_limit = false;              // from the engine (HostConfig.Memory > 0)
   std::optional<std::uint64_t> memory_limit;  // bytes, when limited

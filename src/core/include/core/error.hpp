@@ -13,7 +13,8 @@ struct Error {
   std::string message;  // what went wrong, in plain words
   int code = 0;         // errno where a system call failed (ENOENT tells "absent" from "broken")
 
-  [[nodiscard]] std::string line() const { return source.empty() ? message : source + ": " + message; }
+  // One line, always: control characters from outside (a label, a server's answer) are escaped.
+  [[nodiscard]] std::string line() const;
 };
 
 template <class T>

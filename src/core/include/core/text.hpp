@@ -17,4 +17,8 @@ namespace mw {
 // Levenshtein distance between two strings, ignoring ASCII case.
 [[nodiscard]] std::size_t edit_distance_ignoring_case(std::string_view a, std::string_view b);
 
+// Text from outside (a label, a container name, a server's answer) made safe for one log line or a
+// notification: control characters become \n, \r, \t or \xNN, so a value cannot start a forged line.
+[[nodiscard]] std::string escape_control(std::string_view text);
+
 }  // namespace mw
