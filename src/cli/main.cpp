@@ -633,50 +633,29 @@ int run(int argc, char** argv) {
       return 0;
     }
 
-    const std::size_t h_limit = history->parsed() ? whole_or_throw(limit, "--limit", k_limit_range) : 0;
-    if (history->parsed() && !h_samples.empty()) {
-      const auto since = duration_or_throw(h_since, "--since");
-      if (since.count() <= 0) {
+    if (history->parsed()) {
+      mw::cli::HistoryOptions options;
+      options.state_dir = h_state_dir;
+      options.format = h_json ? mw::cli::HistoryFormat::json : mw::cli::HistoryFormat::table;
+      options.limit = whole_or_throw(limit, "--limit", k_limit_range);
+      if (!h_server.empty()) {
+        options.server = h_server;
+      }
+      options.since = duration_or_throw(h_since, "--since");
+      if (options.since.count() <= 0) {
         throw UsageError{mw::Error{"--since", "must be longer than 0"}};
       }
-      const auto file = std::filesystem::path(h_state_dir) / mw::adapters::SampleStore::k_file_name;
-      if (!std::filesystem::exists(file)) {
-        fmt::print(stderr, "memwarden: {}: no sample history (memwarden serve keeps it)\n", file.string());
-        return k_exit_internal;
+      if (!h_samples.empty()) {
+        options.samples_subject = h_samples;
       }
-      auto store = mw::adapters::SampleStore::open(h_state_dir, {});
-      if (!store) {
-        fmt::print(stderr, "memwarden: {}\n", store.error().line());
-        return k_exit_internal;
+      options.now_wall_ms = wall_ms();
+      const auto output = mw::cli::run_history(options);
+      std::cout << output.out;
+      std::cout.flush();
+      if (!output.err.empty()) {
+        fmt::print(stderr, "memwarden: {}\n", output.err);
       }
-      const auto now = wall_ms();
-      auto window = mw::cli::read_samples(*store, h_samples, now - since.count(), now);
-      if (!window) {
-        fmt::print(stderr, "memwarden: {}\n", window.error().line());
-        return k_exit_internal;
-      }
-      std::cout << (h_json ? mw::cli::samples_to_json(*window).dump(2) + "\n" : mw::cli::render_samples(*window));
-      return 0;
-    }
-
-    if (history->parsed()) {
-      if (!std::filesystem::exists(std::filesystem::path(h_state_dir) / "memwarden.db")) {
-        std::cout << (h_json ? mw::cli::history_to_json({}).dump(2) + "\n"
-                             : fmt::format("no actions recorded (no journal in {})\n", h_state_dir));
-        return 0;
-      }
-      auto journal = mw::adapters::Journal::open(h_state_dir);
-      if (!journal) {
-        fmt::print(stderr, "memwarden: {}\n", journal.error().line());
-        return k_exit_internal;
-      }
-      auto records = journal->list(h_limit, h_server.empty() ? std::nullopt : std::optional<std::string>(h_server));
-      if (!records) {
-        fmt::print(stderr, "memwarden: {}\n", records.error().line());
-        return k_exit_internal;
-      }
-      std::cout << (h_json ? mw::cli::history_to_json(*records).dump(2) + "\n" : mw::cli::render_history(*records));
-      return 0;
+      return static_cast<int>(output.exit);
     }
   } catch (const UsageError& e) {
     fmt::print(stderr, "memwarden: {}\n", e.error.line());
