@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
+#include <system_error>
 
 #include "core/bytes.hpp"
 
@@ -162,6 +164,105 @@ std::string render_samples(const SampleWindow& window, std::size_t raw_rows) {
     }
   }
   return out;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+HistoryOutput failed(HistoryExit exit, std::string line) {
+  return HistoryOutput{exit, "", std::move(line)};
+}
+
+// Is the state directory there? nullopt when it is (a directory); else what to say and the exit code.
+std::optional<HistoryOutput> check_state_dir(const fs::path& dir) {
+  std::error_code ec;
+  const auto status = fs::status(dir, ec);
+  if (status.type() == fs::file_type::not_found) {
+    return failed(HistoryExit::missing,
+                  fmt::format("{}: no such state directory (memwarden fix and memwarden serve create it; "
+                              "--state-dir names another)",
+                              dir.string()));
+  }
+  if (ec) {
+    return failed(HistoryExit::unusable,
+                  fmt::format("{}: cannot read the state directory: {}", dir.string(), ec.message()));
+  }
+  if (status.type() != fs::file_type::directory) {
+    return failed(HistoryExit::unusable, fmt::format("{}: is not a directory", dir.string()));
+  }
+  return std::nullopt;
+}
+
+// Is `file` (in a state directory that exists) there? true, false, or an error when it cannot be told.
+Result<bool> file_exists(const fs::path& file) {
+  std::error_code ec;
+  const auto status = fs::status(file, ec);
+  if (status.type() == fs::file_type::not_found) {
+    return false;
+  }
+  if (ec) {
+    return fail(file.string(), fmt::format("cannot read: {}", ec.message()), ec.value());
+  }
+  return true;
+}
+
+HistoryOutput run_samples(const HistoryOptions& options, const std::string& subject) {
+  const auto file = options.state_dir / adapters::SampleStore::k_file_name;
+  auto exists = file_exists(file);
+  if (!exists) {
+    return failed(HistoryExit::unusable, exists.error().line());
+  }
+  if (!*exists) {
+    return failed(HistoryExit::missing, fmt::format("{}: no sample history (memwarden serve keeps it)", file.string()));
+  }
+  auto store = adapters::SampleStore::open(options.state_dir, {});
+  if (!store) {
+    return failed(HistoryExit::unusable, store.error().line());
+  }
+  auto window = read_samples(*store, subject, options.now_wall_ms - options.since.count(), options.now_wall_ms);
+  if (!window) {
+    return failed(HistoryExit::unusable, window.error().line());
+  }
+  return HistoryOutput{
+      HistoryExit::ok,
+      options.format == HistoryFormat::json ? samples_to_json(*window).dump(2) + "\n" : render_samples(*window), ""};
+}
+
+HistoryOutput run_journal(const HistoryOptions& options) {
+  const auto file = options.state_dir / adapters::Journal::k_file_name;
+  auto exists = file_exists(file);
+  if (!exists) {
+    return failed(HistoryExit::unusable, exists.error().line());
+  }
+  if (!*exists) {
+    // No fix has run with this state directory yet: nothing to show, and nothing wrong.
+    return HistoryOutput{HistoryExit::ok,
+                         options.format == HistoryFormat::json
+                             ? history_to_json({}).dump(2) + "\n"
+                             : fmt::format("no actions recorded (no journal in {})\n", options.state_dir.string()),
+                         ""};
+  }
+  auto journal = adapters::Journal::open(options.state_dir);
+  if (!journal) {
+    return failed(HistoryExit::unusable, journal.error().line());
+  }
+  auto records = journal->list(options.limit, options.server);
+  if (!records) {
+    return failed(HistoryExit::unusable, records.error().line());
+  }
+  return HistoryOutput{
+      HistoryExit::ok,
+      options.format == HistoryFormat::json ? history_to_json(*records).dump(2) + "\n" : render_history(*records), ""};
+}
+
+}  // namespace
+
+HistoryOutput run_history(const HistoryOptions& options) {
+  if (auto missing = check_state_dir(options.state_dir)) {
+    return std::move(*missing);
+  }
+  return options.samples_subject ? run_samples(options, *options.samples_subject) : run_journal(options);
 }
 
 }  // namespace mw::cli

@@ -50,6 +50,39 @@ std::uint64_t size_or_throw(const std::string& text, const char* option) {
   return *s;
 }
 
+// The numeric options and their ranges (docs/cli.md). Decimal digits only: no sign, no "0x", no exponent,
+// no nan or inf; "010" is 10.
+struct WholeRange {
+  std::uint64_t min;
+  std::uint64_t max;
+};
+struct NumberRange {
+  double min;
+  double max;
+};
+constexpr WholeRange k_budget_range{0, 1000};            // fix --budget: restarts per server per hour
+constexpr WholeRange k_limit_range{0, 1'000'000};        // history --limit: records; 0 is all
+constexpr WholeRange k_ctx_range{1, 1ULL << 24};         // plan --ctx: tokens
+constexpr WholeRange k_parallel_range{1, 256};           // plan --parallel: slots
+constexpr WholeRange k_headroom_range{0, 1000};          // plan --headroom: percent
+constexpr NumberRange k_growth_min_range{0.1, 1048576};  // diagnose/fix --growth-min: MiB per hour
+
+std::uint64_t whole_or_throw(const std::string& text, const char* option, WholeRange range) {
+  auto n = mw::parse_unsigned(text, range.min, range.max, option);
+  if (!n) {
+    throw UsageError{n.error()};
+  }
+  return *n;
+}
+
+double number_or_throw(const std::string& text, const char* option, NumberRange range) {
+  auto n = mw::parse_finite_double(text, range.min, range.max, option);
+  if (!n) {
+    throw UsageError{n.error()};
+  }
+  return *n;
+}
+
 std::int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -68,7 +101,7 @@ struct DiagnoseFlags {
   std::string reserve = "4G";
   std::string hold = "10s";
   std::string bloat_margin = "2G";
-  double growth_min = 256.0;
+  std::string growth_min = "256";
   std::string lookback;
   std::string state_dir = "/var/lib/memwarden";
 
@@ -85,9 +118,9 @@ struct DiagnoseFlags {
     app->add_option("--hold", hold, "How long bloat must last before it is reported")->capture_default_str();
     app->add_option("--bloat-margin", bloat_margin, "Anon memory allowed above expected (or 50% of it, if larger)")
         ->capture_default_str();
-    app->add_option("--growth-min", growth_min, "Slowest anon growth reported, in MiB per hour")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+    app->add_option("--growth-min", growth_min, "Slowest anon growth reported, in MiB per hour (0.1 to 1048576)")
+        ->type_name("FLOAT")
+        ->capture_default_str();
     app->add_option("--lookback", lookback,
                     "Start with this much of the samples memwarden serve stored (e.g. 30m), then sample live");
     app->add_option("--state-dir", state_dir, "Where the journal and the sample history live")->capture_default_str();
@@ -109,7 +142,7 @@ struct DiagnoseFlags {
     o.thresholds.base_allowance = size_or_throw(base, "--base-allowance");
     o.thresholds.reserve = size_or_throw(reserve, "--reserve");
     o.thresholds.bloat_margin = size_or_throw(bloat_margin, "--bloat-margin");
-    o.thresholds.growth_min_mib_per_hour = growth_min;
+    o.thresholds.growth_min_mib_per_hour = number_or_throw(growth_min, "--growth-min", k_growth_min_range);
     if (!lookback.empty()) {
       o.lookback.span = duration_or_throw(lookback, "--lookback");
       o.lookback.state_dir = state_dir;
@@ -206,7 +239,7 @@ int run(int argc, char** argv) {
   bool dry_run = false;
   bool yes = false;
   std::string cooldown = "10m";
-  std::size_t budget = 3;
+  std::string budget = "3";
   std::string drain_timeout = "120s";
   std::string health_timeout = "120s";
   std::string stop_timeout = "10s";
@@ -218,7 +251,9 @@ int run(int argc, char** argv) {
   fix->add_flag("--yes", yes, "Act on named servers that did not opt in, without asking");
   fix->add_option("--cooldown", cooldown, "Pause after an action on a server (doubles per restart)")
       ->capture_default_str();
-  fix->add_option("--budget", budget, "Restarts per server per hour")->capture_default_str();
+  fix->add_option("--budget", budget, "Restarts per server per hour (0 to 1000)")
+      ->type_name("UINT")
+      ->capture_default_str();
   fix->add_option("--drain-timeout", drain_timeout, "Wait this long for clients to finish before a restart")
       ->capture_default_str();
   fix->add_option("--health-timeout", health_timeout, "Wait this long for the API after a restart")
@@ -231,11 +266,13 @@ int run(int argc, char** argv) {
   // ---- history
   auto* history = app.add_subcommand("history", "Actions memwarden took, newest first");
   bool h_json = false;
-  std::size_t limit = 50;
+  std::string limit = "50";
   std::string h_server;
   std::string h_state_dir = "/var/lib/memwarden";
   history->add_flag("--json", h_json, "Print JSON");
-  history->add_option("--limit", limit, "How many records")->capture_default_str();
+  history->add_option("--limit", limit, "How many records (0: all, at most 1000000)")
+      ->type_name("UINT")
+      ->capture_default_str();
   history->add_option("--server", h_server, "Only this server");
   history->add_option("--state-dir", h_state_dir, "Where the journal lives")->capture_default_str();
   std::string h_samples;
@@ -280,7 +317,7 @@ int run(int argc, char** argv) {
   auto* plan = app.add_subcommand("plan", "Will a model fit, split or not, and how big must its container be");
   std::vector<std::string> p_models;
   std::string p_ctx;
-  std::uint64_t p_parallel = 1;
+  std::string p_parallel;
   std::string p_kv = "f16";
   std::string p_docker_host;
   std::string p_gpu_reserve = "457M";
@@ -291,17 +328,21 @@ int run(int argc, char** argv) {
   std::string p_models_dir;
   std::string p_ollama;
   std::string p_loading = "mmap";
-  std::uint64_t p_headroom = 20;
+  std::string p_headroom = "20";
   std::string p_api_timeout = "5s";
   bool p_json = false;
   std::string p_nvml;
   plan->add_option("MODEL", p_models,
                    "A GGUF file, an Ollama model name (deepseek-coder:33b) or a catalog name (llama3.1:70b-q8_0)")
       ->required();
-  plan->add_option("--ctx", p_ctx, "Context per request (num_ctx); default: Ollama's default for the VRAM");
+  plan->add_option("--ctx", p_ctx,
+                   "Context per request (num_ctx), 1 to 16777216; default: Ollama's default for the VRAM")
+      ->type_name("UINT");
   auto* parallel_opt =
       plan->add_option("--parallel", p_parallel,
-                       "Requests served at once (default: the Ollama container's OLLAMA_NUM_PARALLEL, else 1)");
+                       "Requests served at once, 1 to 256 (default: the Ollama container's OLLAMA_NUM_PARALLEL, "
+                       "else 1)")
+          ->type_name("UINT");
   auto* kv_opt = plan->add_option(
       "--kv-type", p_kv, "KV cache: f16, q8_0 or q4_0 (default: the container's OLLAMA_KV_CACHE_TYPE, else f16)");
   plan->add_option("--docker-host", p_docker_host,
@@ -318,7 +359,9 @@ int run(int argc, char** argv) {
   plan->add_option("--gpu-reserve", p_gpu_reserve,
                    "VRAM per GPU kept free, as Ollama's minimum (457M; newer releases keep about 1G)")
       ->capture_default_str();
-  plan->add_option("--headroom", p_headroom, "Container limit above the RAM need, in percent")->capture_default_str();
+  plan->add_option("--headroom", p_headroom, "Container limit above the RAM need, in percent (0 to 1000)")
+      ->type_name("UINT")
+      ->capture_default_str();
   plan->add_option("--api-timeout", p_api_timeout, "Time-out for each Ollama API request")->capture_default_str();
   plan->add_flag("--json", p_json, "Print the plan as JSON (schema in docs/plan.md)");
   plan->add_option("--nvml-library", p_nvml, "NVML library to load (default libnvidia-ml.so.1)");
@@ -344,18 +387,10 @@ int run(int argc, char** argv) {
       options.root = mw::probes::HostRoot(root);
       options.models = p_models;
       if (!p_ctx.empty()) {
-        const auto n = mw::parse_u64(p_ctx);
-        if (!n || *n == 0 || *n > (1ULL << 24)) {
-          throw UsageError{
-              mw::Error{"--ctx", fmt::format("'{}' is not a context length (1 to 16777216 tokens)", p_ctx)}};
-        }
-        options.settings.num_ctx = *n;
+        options.settings.num_ctx = whole_or_throw(p_ctx, "--ctx", k_ctx_range);
       }
       if (parallel_opt->count() > 0) {
-        if (p_parallel == 0 || p_parallel > 256) {
-          throw UsageError{mw::Error{"--parallel", "must be 1 to 256"}};
-        }
-        options.parallel = p_parallel;
+        options.parallel = whole_or_throw(p_parallel, "--parallel", k_parallel_range);
       }
       if (kv_opt->count() > 0) {
         const auto kv = mw::parse_kv_type(mw::ascii_lower(p_kv));
@@ -374,10 +409,7 @@ int run(int argc, char** argv) {
       } else {
         throw UsageError{mw::Error{"--loading", fmt::format("'{}' is not mmap, no-mmap or mlock", p_loading)}};
       }
-      if (p_headroom > 1000) {
-        throw UsageError{mw::Error{"--headroom", "must be 0 to 1000 (percent)"}};
-      }
-      options.settings.headroom_percent = p_headroom;
+      options.settings.headroom_percent = whole_or_throw(p_headroom, "--headroom", k_headroom_range);
       if (!p_ram.empty()) {
         options.ram = size_or_throw(p_ram, "--ram");
         if (*options.ram == 0) {
@@ -458,7 +490,7 @@ int run(int argc, char** argv) {
       options.selection = f_all ? mw::Selection::automatic : mw::Selection::named;
       options.mode = dry_run ? mw::cli::RunMode::dry_run : mw::cli::RunMode::live;
       options.policy.cooldown = duration_or_throw(cooldown, "--cooldown");
-      options.policy.restart_budget = budget;
+      options.policy.restart_budget = whole_or_throw(budget, "--budget", k_budget_range);
       options.policy.drain_timeout = duration_or_throw(drain_timeout, "--drain-timeout");
       options.policy.health_timeout = duration_or_throw(health_timeout, "--health-timeout");
       options.policy.stop_timeout = duration_or_throw(stop_timeout, "--stop-timeout");
@@ -601,49 +633,29 @@ int run(int argc, char** argv) {
       return 0;
     }
 
-    if (history->parsed() && !h_samples.empty()) {
-      const auto since = duration_or_throw(h_since, "--since");
-      if (since.count() <= 0) {
+    if (history->parsed()) {
+      mw::cli::HistoryOptions options;
+      options.state_dir = h_state_dir;
+      options.format = h_json ? mw::cli::HistoryFormat::json : mw::cli::HistoryFormat::table;
+      options.limit = whole_or_throw(limit, "--limit", k_limit_range);
+      if (!h_server.empty()) {
+        options.server = h_server;
+      }
+      options.since = duration_or_throw(h_since, "--since");
+      if (options.since.count() <= 0) {
         throw UsageError{mw::Error{"--since", "must be longer than 0"}};
       }
-      const auto file = std::filesystem::path(h_state_dir) / mw::adapters::SampleStore::k_file_name;
-      if (!std::filesystem::exists(file)) {
-        fmt::print(stderr, "memwarden: {}: no sample history (memwarden serve keeps it)\n", file.string());
-        return k_exit_internal;
+      if (!h_samples.empty()) {
+        options.samples_subject = h_samples;
       }
-      auto store = mw::adapters::SampleStore::open(h_state_dir, {});
-      if (!store) {
-        fmt::print(stderr, "memwarden: {}\n", store.error().line());
-        return k_exit_internal;
+      options.now_wall_ms = wall_ms();
+      const auto output = mw::cli::run_history(options);
+      std::cout << output.out;
+      std::cout.flush();
+      if (!output.err.empty()) {
+        fmt::print(stderr, "memwarden: {}\n", output.err);
       }
-      const auto now = wall_ms();
-      auto window = mw::cli::read_samples(*store, h_samples, now - since.count(), now);
-      if (!window) {
-        fmt::print(stderr, "memwarden: {}\n", window.error().line());
-        return k_exit_internal;
-      }
-      std::cout << (h_json ? mw::cli::samples_to_json(*window).dump(2) + "\n" : mw::cli::render_samples(*window));
-      return 0;
-    }
-
-    if (history->parsed()) {
-      if (!std::filesystem::exists(std::filesystem::path(h_state_dir) / "memwarden.db")) {
-        std::cout << (h_json ? mw::cli::history_to_json({}).dump(2) + "\n"
-                             : fmt::format("no actions recorded (no journal in {})\n", h_state_dir));
-        return 0;
-      }
-      auto journal = mw::adapters::Journal::open(h_state_dir);
-      if (!journal) {
-        fmt::print(stderr, "memwarden: {}\n", journal.error().line());
-        return k_exit_internal;
-      }
-      auto records = journal->list(limit, h_server.empty() ? std::nullopt : std::optional<std::string>(h_server));
-      if (!records) {
-        fmt::print(stderr, "memwarden: {}\n", records.error().line());
-        return k_exit_internal;
-      }
-      std::cout << (h_json ? mw::cli::history_to_json(*records).dump(2) + "\n" : mw::cli::render_history(*records));
-      return 0;
+      return static_cast<int>(output.exit);
     }
   } catch (const UsageError& e) {
     fmt::print(stderr, "memwarden: {}\n", e.error.line());

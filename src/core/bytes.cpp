@@ -5,9 +5,14 @@
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <limits>
 
 namespace mw {
+
+namespace {
+
+constexpr double k_size_limit = 9223372036854775808.0;  // 2^63
+
+}  // namespace
 
 std::optional<std::uint64_t> parse_u64(std::string_view text) {
   std::uint64_t value = 0;
@@ -60,9 +65,14 @@ Result<std::uint64_t> parse_size(std::string_view text, std::string_view source)
   if (digits == 0) {
     return bad("no number");
   }
-  const auto number = parse_double(text.substr(0, digits));
+  const auto number_text = text.substr(0, digits);
+  const auto number = parse_double(number_text);
   if (!number) {
-    return bad("not a number");
+    // Well formed, yet beyond a double ("1" and 400 zeros): too large rather than malformed.
+    const bool one_point = number_text.find('.') == number_text.rfind('.');
+    const auto integer_part = number_text.substr(0, number_text.find('.'));
+    const bool above_one = integer_part.find_first_not_of('0') != std::string_view::npos;
+    return bad(one_point && above_one ? "too large" : "not a number");
   }
   std::string unit;
   for (char c : text.substr(digits)) {
@@ -89,8 +99,9 @@ Result<std::uint64_t> parse_size(std::string_view text, std::string_view source)
                                                       {"BYTES", 1}}};
   for (const auto& suffix : k_suffixes) {
     if (unit == suffix.name) {
+      // Below 2^63 (8 EiB): llround's long long holds it, and so does an SQLite integer or a JSON number.
       const double bytes = *number * static_cast<double>(suffix.factor);
-      if (bytes >= static_cast<double>(std::numeric_limits<std::uint64_t>::max())) {
+      if (bytes >= k_size_limit) {
         return bad("too large");
       }
       return static_cast<std::uint64_t>(std::llround(bytes));

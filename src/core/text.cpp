@@ -1,6 +1,10 @@
 #include "core/text.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <vector>
 
 namespace mw {
@@ -55,6 +59,49 @@ std::string escape_control(std::string_view text) {
     }
   }
   return out;
+
+namespace {
+
+[[nodiscard]] constexpr bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+}  // namespace
+
+Result<std::uint64_t> parse_unsigned(std::string_view text, std::uint64_t min, std::uint64_t max,
+                                     std::string_view source) {
+  const auto refuse = [&] {
+    return fail(std::string(source), fmt::format("'{}' is not a whole number from {} to {}", text, min, max));
+  };
+  // from_chars alone would do, but says nothing of what it accepts; the rule is spelled out here.
+  if (text.empty() || !std::all_of(text.begin(), text.end(), is_digit)) {
+    return refuse();
+  }
+  std::uint64_t value = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value, 10);
+  if (ec != std::errc{} || ptr != end || value < min || value > max) {
+    return refuse();  // std::errc::result_out_of_range: more than 2^64 - 1
+  }
+  return value;
+}
+
+Result<double> parse_finite_double(std::string_view text, double min, double max, std::string_view source) {
+  const auto refuse = [&] {
+    return fail(std::string(source), fmt::format("'{}' is not a number from {} to {}", text, min, max));
+  };
+  const auto digits = std::count_if(text.begin(), text.end(), is_digit);
+  const auto points = std::count(text.begin(), text.end(), '.');
+  if (digits == 0 || points > 1 || static_cast<std::size_t>(digits + points) != text.size()) {
+    return refuse();
+  }
+  double value = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value, std::chars_format::fixed);
+  if (ec != std::errc{} || ptr != end || !std::isfinite(value) || value < min || value > max) {
+    return refuse();
+  }
+  return value;
 }
 
 }  // namespace mw

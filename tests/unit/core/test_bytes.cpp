@@ -55,7 +55,7 @@ TEST(ParseDuration, UnitsAndErrors) {
   EXPECT_EQ(parse_duration("1h", "t").value().count(), 3600000);
   const auto bad = parse_duration("2 weeks", "--timeout");
   ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().line(), "--timeout: invalid duration '2 weeks' (use e.g. 2s, 500ms, 5m, 1h)");
+  EXPECT_EQ(bad.error().line(), "--timeout: invalid duration '2 weeks' (use e.g. 2s, 500ms, 5m, 1h, 1d)");
   EXPECT_FALSE(parse_duration("", "t"));
   EXPECT_FALSE(parse_duration("s", "t"));
 }

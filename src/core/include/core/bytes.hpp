@@ -16,7 +16,8 @@ inline constexpr std::uint64_t k_gib = 1024 * k_mib;
 inline constexpr std::uint64_t k_tib = 1024 * k_gib;
 
 // "4G", "4GiB", "4gb", "512M", "1.5G", "1048576" -> bytes. Suffixes are binary
-// (K = 1024), as in `docker run -m`. The error names `source` (e.g. "--reserve").
+// (K = 1024), as in `docker run -m`. The error names `source` (e.g. "--reserve"). Refused: empty, a sign,
+// an exponent, "nan", "inf", an unknown unit, and 8 EiB (2^63 bytes) or more.
 [[nodiscard]] Result<std::uint64_t> parse_size(std::string_view text, std::string_view source);
 
 // Bytes in the largest binary unit that keeps the number >= 1: "25.2 GiB", "624 KiB", "0 B".
