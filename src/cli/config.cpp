@@ -57,22 +57,6 @@ const char* describe(const YAML::Node& node) {
   return "no value";
 }
 
-// Durations as parse_duration reads them, plus days ("30d"), which it lacks.
-std::optional<Duration> duration_from(const std::string& text) {
-  if (text.size() > 1 && text.back() == 'd') {
-    const auto days = parse_double(std::string_view(text).substr(0, text.size() - 1));
-    if (!days || *days * static_cast<double>(k_day_ms) > 1e12) {
-      return std::nullopt;
-    }
-    return Duration(static_cast<std::int64_t>(*days * static_cast<double>(k_day_ms) + 0.5));
-  }
-  auto parsed = parse_duration(text, "");
-  if (!parsed) {
-    return std::nullopt;
-  }
-  return *parsed;
-}
-
 // ---- the reader: walks the document, collects every error
 
 enum class Bound { any, positive };
@@ -167,7 +151,7 @@ class Reader {
     if (!text) {
       return;
     }
-    const auto parsed = duration_from(*text);
+    const auto parsed = parse_duration(*text, "");
     if (!parsed) {
       error(mark_of(e), fmt::format("{}: '{}' is not a duration (use e.g. 500ms, 10s, 5m, 1h, 30d)", e.path, *text));
     } else if (bound == Bound::positive && parsed->count() <= 0) {

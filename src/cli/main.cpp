@@ -585,6 +585,13 @@ int run(int argc, char** argv) {
         }
         return k_exit_usage;
       }
+      // The files the configuration names must be usable too: serve would run without its fix endpoint.
+      if (!loaded->token_file.empty()) {
+        if (auto token = mw::cli::read_token_file(loaded->token_file); !token) {
+          fmt::print(stderr, "{}: token_file: {}\n", check_path, token.error().line());
+          return k_exit_usage;
+        }
+      }
       fmt::print("{}: ok\n", check_path);
       return 0;
     }

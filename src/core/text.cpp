@@ -59,6 +59,7 @@ std::string escape_control(std::string_view text) {
     }
   }
   return out;
+}
 
 namespace {
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -281,4 +282,50 @@ TEST(HistoryExitCodes, ReadOnlyJournalIs6NotAnInternalError) {
   EXPECT_EQ(r->out, "");
   EXPECT_EQ(r->err.find("memwarden: " + (state / "memwarden.db").string() + ": "), 0U) << r->err;
   EXPECT_EQ(std::count(r->err.begin(), r->err.end(), '\n'), 1) << r->err;
+}
+
+// ---- files named on the command line or in a configuration
+
+TEST(ConfigFiles, FifoDevZeroAndHugeConfigsAreRefusedWithinASecond) {
+  TempDir dir;
+  const auto fifo = dir.path() / "fifo.yaml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  dir.write("huge.yaml", "# " + std::string(50U << 20, 'x') + "\n");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {fifo.string(), fifo.string() + ": cannot read: is a FIFO, not a regular file"},
+      {"/dev/zero", "/dev/zero: cannot read: is a character device, not a regular file"},
+      {(dir.path() / "huge.yaml").string(),
+       (dir.path() / "huge.yaml").string() + ": cannot read: larger than 1 MiB, the most memwarden reads of it"}};
+  for (const auto& [path, line] : cases) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = memwarden({"check-config", path});
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1)) << path;
+    EXPECT_EQ(r.exit_code, 2) << path << r.err;
+    EXPECT_EQ(r.err, line + "\n") << path;
+  }
+}
+
+TEST(ConfigFiles, CheckConfigValidatesTheTokenFile) {
+  TempDir dir;
+  const auto token = dir.path() / "token";
+  const auto config = dir.path() / "c.yaml";
+  dir.write("c.yaml", "token_file: " + token.string() + "\n");
+  auto r = memwarden({"check-config", config.string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, config.string() + ": token_file: " + token.string() + ": No such file or directory\n");
+  dir.write("token", "s3cret\n");
+  fs::permissions(token, fs::perms::owner_read | fs::perms::owner_write | fs::perms::others_read);
+  r = memwarden({"check-config", config.string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, config.string() + ": token_file: " + token.string() +
+                       ": the token file can be read by every user; make it private (chmod 600)\n");
+  fs::permissions(token, fs::perms::owner_read | fs::perms::owner_write);
+  dir.write("token", "\n");
+  r = memwarden({"check-config", config.string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, config.string() + ": token_file: " + token.string() + ": the token file is empty\n");
+  dir.write("token", "s3cret\n");
+  r = memwarden({"check-config", config.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, config.string() + ": ok\n");
 }

@@ -1,4 +1,4 @@
-// One duration syntax everywhere: what the configuration file reads (its own wrapper, which once added the
+// One duration syntax everywhere: what the configuration file reads (once its own wrapper, which added the
 // days that parse_duration lacked) and what parse_duration reads for --since, --lookback and ?since= are
 // the same number of milliseconds, and the same texts are refused.
 #include <gtest/gtest.h>
