@@ -38,7 +38,7 @@ struct HttpResponse {
 inline constexpr std::size_t k_default_max_body_bytes = 64U << 20;
 
 struct RequestOptions {
-  std::optional<std::chrono::milliseconds> timeout;  // the whole exchange; the client's time-out when empty
+  std::optional<std::chrono::milliseconds> timeout;       // the whole exchange; the client's time-out when empty
   std::size_t max_body_bytes = k_default_max_body_bytes;  // a longer body is an error ("response larger than ...")
 
   [[nodiscard]] static RequestOptions capped(std::size_t max_body) {
