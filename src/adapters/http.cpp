@@ -25,6 +25,57 @@
 
 namespace mw::adapters {
 
+namespace {
+
+// What is wrong with "host", "host:port" or "[v6]:port" (the part of a URL after the scheme), if anything: a
+// port, when there is one, is a number from 1 to 65535, and an IPv6 address is in brackets.
+std::optional<std::string> check_authority(std::string_view authority) {
+  std::string_view host = authority;
+  std::optional<std::string_view> port;
+  if (authority.starts_with('[')) {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) {
+      return "missing ']' after the IPv6 address";
+    }
+    host = authority.substr(1, close - 1);
+    const auto after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') {
+        return fmt::format("expected :port after ']', not '{}'", after);
+      }
+      port = after.substr(1);
+    }
+  } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return "put an IPv6 address in brackets, e.g. [::1]:11434";
+    }
+  }
+  if (host.empty()) {
+    return "missing host before the port";
+  }
+  if (!port) {
+    return std::nullopt;
+  }
+  if (port->empty()) {
+    return "no port after ':' (expected a number from 1 to 65535)";
+  }
+  if (!std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return fmt::format("port '{}' is not a number from 1 to 65535", *port);
+  }
+  std::uint32_t value = 0;
+  for (const char c : *port) {
+    value = std::min<std::uint32_t>(value * 10 + static_cast<std::uint32_t>(c - '0'), 65536);
+  }
+  if (value < 1 || value > 65535) {
+    return fmt::format("port {} is not from 1 to 65535", *port);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source) {
   const std::string src(source);
   Endpoint ep;
@@ -56,6 +107,9 @@ Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source) 
   }
   if (rest.empty() || rest.find_first_of(" /?#@") != std::string_view::npos) {
     return fail(src, fmt::format("'{}': expected host:port after the scheme", text));
+  }
+  if (const auto why = check_authority(rest)) {
+    return fail(src, fmt::format("'{}': {}", text, *why));
   }
   ep.kind = Endpoint::Kind::tcp;
   ep.base_url = scheme + std::string(rest);

@@ -49,6 +49,38 @@ TEST(Endpoint, RejectsWhatItCannotUse) {
   }
 }
 
+TEST(Endpoint, PortsAreFromOneTo65535) {
+  EXPECT_EQ(parse_endpoint("http://127.0.0.1:65535", "x")->base_url, "http://127.0.0.1:65535");
+  EXPECT_EQ(parse_endpoint("tcp://docker:1", "x")->base_url, "http://docker:1");
+  EXPECT_EQ(parse_endpoint("http://[::1]:11434", "x")->base_url, "http://[::1]:11434");
+  EXPECT_EQ(parse_endpoint("http://[::1]", "x")->base_url, "http://[::1]");
+  EXPECT_EQ(parse_endpoint("https://ntfy.example.org:8443/", "x")->base_url, "https://ntfy.example.org:8443");
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"http://127.0.0.1:99999", "port 99999 is not from 1 to 65535"},
+      {"tcp://127.0.0.1:99999", "port 99999 is not from 1 to 65535"},
+      {"tcp://127.0.0.1:65536", "port 65536 is not from 1 to 65535"},
+      {"http://127.0.0.1:0", "port 0 is not from 1 to 65535"},
+      {"http://127.0.0.1:18446744073709551617", "port 18446744073709551617 is not from 1 to 65535"},
+      {"http://[::1]:99999", "port 99999 is not from 1 to 65535"},
+      {"https://ntfy.example.org:70000", "port 70000 is not from 1 to 65535"},
+      {"http://127.0.0.1:", "no port after ':' (expected a number from 1 to 65535)"},
+      {"http://[::1]:", "no port after ':' (expected a number from 1 to 65535)"},
+      {"http://127.0.0.1:11434x", "port '11434x' is not a number from 1 to 65535"},
+      {"tcp://127.0.0.1:-1", "port '-1' is not a number from 1 to 65535"},
+      {"tcp://127.0.0.1:+80", "port '+80' is not a number from 1 to 65535"},
+      {"http://[::1]x", "expected :port after ']', not 'x'"},
+      {"http://[::1:11434", "missing ']' after the IPv6 address"},
+      {"http://::1:11434", "put an IPv6 address in brackets, e.g. [::1]:11434"},
+      {"http://:11434", "missing host before the port"},
+      {"http://[]:11434", "missing host before the port"},
+  };
+  for (const auto& [text, why] : bad) {
+    const auto ep = parse_endpoint(text, "DOCKER_HOST");
+    ASSERT_FALSE(ep) << text << " -> " << ep->base_url;
+    EXPECT_EQ(ep.error().line(), fmt::format("DOCKER_HOST: '{}': {}", text, why));
+  }
+}
+
 namespace {
 
 Endpoint unix_endpoint(const std::filesystem::path& socket) {

@@ -24,8 +24,9 @@ struct Endpoint {
   std::string text;         // as given, for messages: "unix:///var/run/docker.sock"
 };
 
-// "unix:///path", "tcp://host:port", "http://host:port". `source` names where the
-// text came from in errors (e.g. "DOCKER_HOST").
+// "unix:///path", "tcp://host:port", "http://host:port", "https://host"; an IPv6 host in brackets
+// ("http://[::1]:11434"). A port, when given, is a number from 1 to 65535. `source` names where the
+// text came from in errors (e.g. "DOCKER_HOST: 'tcp://127.0.0.1:99999': port 99999 is not from 1 to 65535").
 [[nodiscard]] Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source);
 
 struct HttpResponse {
