@@ -23,6 +23,8 @@
 #include <optional>
 #include <utility>
 
+#include "http_parse.hpp"
+
 namespace mw::adapters {
 
 namespace {
@@ -157,23 +159,24 @@ std::string no_answer_within(std::chrono::milliseconds timeout) {
 
 // ---- Failures below the request level --------------------------------------------------------------------------
 
-struct Failure {
-  enum class Kind {
-    other,
-    timeout,
-    stopped,   // the stream's stop flag
-    eof,       // the peer closed the connection
-    reset,     // EPIPE or ECONNRESET
-    too_large  // the body passed the request's cap
-  };
-  Kind kind = Kind::other;
-  std::string message;
-  int code = 0;
-};
+using detail::response::Failure;
+using detail::response::read_answer;
+using detail::response::read_body;
+using detail::response::read_head;
+using detail::response::Reader;
+using detail::response::Sink;
 
 Failure os_failure(std::string_view what, int err) {
   const Failure::Kind kind = err == EPIPE || err == ECONNRESET ? Failure::Kind::reset : Failure::Kind::other;
   return Failure{kind, fmt::format("{}: {}", what, std::strerror(err)), err};
+}
+
+// The server closed the connection after `received` bytes of the answer.
+Failure closed_by_server(std::size_t received) {
+  return Failure{Failure::Kind::eof,
+                 received == 0 ? "empty reply (the server closed the connection without answering)"
+                               : "the server closed the connection in the middle of the answer",
+                 0};
 }
 
 Failure bad_answer(std::string_view why) {
@@ -213,12 +216,7 @@ std::string describe_connect_error(int err, const Endpoint& ep) {
 
 // ---- Waiting -----------------------------------------------------------------------------------------------------
 
-// When to give up waiting on a socket: a deadline (requests), a stop flag checked every 100 ms (streams).
-struct Wait {
-  std::optional<SteadyClock::time_point> deadline;
-  std::chrono::milliseconds reported{0};  // the time-out named in "no answer within"
-  const std::atomic<bool>* stop = nullptr;
-};
+using detail::response::Wait;
 
 Wait wait_until(std::chrono::milliseconds timeout, const std::atomic<bool>* stop = nullptr) {
   return Wait{SteadyClock::now() + timeout, timeout, stop};
@@ -449,60 +447,47 @@ std::optional<Failure> send_all(int fd, std::string_view data, const Wait& w) {
   return std::nullopt;
 }
 
-// ---- Receiving ---------------------------------------------------------------------------------------------------
+}  // namespace
 
-// Reads from the socket into a buffer (which keeps what one step has not consumed yet).
-class Reader {
- public:
-  Reader(int fd, std::string& buffer, const Wait& wait) : m_fd(fd), m_buffer(buffer), m_wait(wait) {}
+// ---- Receiving (declared in http_parse.hpp) ------------------------------------------------------------------------
 
-  [[nodiscard]] std::string& buffer() { return m_buffer; }
-  // Bytes received for this answer (0: the server has said nothing yet).
-  [[nodiscard]] std::size_t received() const { return m_received; }
+namespace detail::response {
 
-  // Appends what arrives next to the buffer; nullopt when something did.
-  [[nodiscard]] std::optional<Failure> more() {
-    char chunk[k_read_bytes];
-    for (;;) {
-      const ssize_t n = ::recv(m_fd, chunk, sizeof chunk, 0);
-      if (n > 0) {
-        m_buffer.append(chunk, static_cast<std::size_t>(n));
-        m_received += static_cast<std::size_t>(n);
-        return std::nullopt;
-      }
-      if (n == 0) {
-        return Failure{Failure::Kind::eof,
-                       m_received == 0 ? "empty reply (the server closed the connection without answering)"
-                                       : "the server closed the connection in the middle of the answer",
-                       0};
-      }
-      if (errno == EINTR) {
-        continue;
-      }
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        return os_failure("the connection broke", errno);
-      }
-      if (auto failed = wait_for(m_fd, POLLIN, m_wait)) {
-        return failed;
-      }
+std::optional<Failure> Reader::more() {
+  if (m_wait == nullptr) {  // from memory
+    if (m_source.empty()) {
+      return closed_by_server(m_received);
+    }
+    const std::size_t n = std::min(m_piece, m_source.size());
+    m_buffer.append(m_source.substr(0, n));
+    m_source.remove_prefix(n);
+    m_received += n;
+    return std::nullopt;
+  }
+  char chunk[k_read_bytes];
+  for (;;) {
+    const ssize_t n = ::recv(m_fd, chunk, sizeof chunk, 0);
+    if (n > 0) {
+      m_buffer.append(chunk, static_cast<std::size_t>(n));
+      m_received += static_cast<std::size_t>(n);
+      return std::nullopt;
+    }
+    if (n == 0) {
+      return closed_by_server(m_received);
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      return os_failure("the connection broke", errno);
+    }
+    if (auto failed = wait_for(m_fd, POLLIN, *m_wait)) {
+      return failed;
     }
   }
+}
 
- private:
-  int m_fd;
-  std::string& m_buffer;
-  const Wait& m_wait;
-  std::size_t m_received = 0;
-};
-
-struct Head {
-  long status = 0;
-  bool chunked = false;
-  bool until_close = false;  // no length given: the body ends when the server closes
-  bool no_body = false;      // 204, 304: never a body
-  bool close = false;        // the server will not keep the connection
-  std::uint64_t content_length = 0;
-};
+namespace {
 
 std::string lower(std::string_view text) {
   std::string out(text);
@@ -547,6 +532,8 @@ std::optional<std::uint64_t> parse_decimal(std::string_view text) {
   }
   return value;
 }
+
+}  // namespace
 
 // The status line and headers of one answer, `text` without the blank line that ends them.
 Expected<Head, Failure> parse_head(std::string_view text) {
@@ -647,11 +634,6 @@ Expected<Head, Failure> read_head(Reader& reader) {
     }
   }
 }
-
-// Where the body's pieces go: returns false to end the transfer early.
-using Sink = std::function<bool(std::string_view)>;
-
-enum class BodyEnd { complete, stopped_by_sink };
 
 // Passes up to `count` bytes of the body to the sink, reading as needed.
 Expected<bool, Failure> pass_exactly(Reader& reader, std::uint64_t count, const Sink& sink) {
@@ -781,6 +763,41 @@ Expected<BodyEnd, Failure> read_body(Reader& reader, const Head& head, const Sin
     }
   }
 }
+
+Expected<Answer, Failure> read_answer(Reader& reader, std::size_t max_body) {
+  auto head = read_head(reader);
+  if (!head) {
+    return unexpected(std::move(head).error());
+  }
+  const auto too_large = [max_body] {
+    return Failure{Failure::Kind::too_large, "response larger than " + describe_cap(max_body), 0};
+  };
+  Answer out;
+  out.status = head->status;
+  if (!head->chunked && !head->until_close && !head->no_body && head->content_length > max_body) {
+    return unexpected(too_large());  // not read at all: the connection is closed instead
+  }
+  const Sink sink = [&](std::string_view piece) {
+    if (piece.size() > max_body - out.body.size()) {
+      return false;
+    }
+    out.body.append(piece);
+    return true;
+  };
+  auto ended = read_body(reader, *head, sink);
+  if (!ended) {
+    return unexpected(std::move(ended).error());
+  }
+  if (*ended == BodyEnd::stopped_by_sink) {
+    return unexpected(too_large());
+  }
+  out.close = head->close;
+  return out;
+}
+
+}  // namespace detail::response
+
+namespace {
 
 // ---- libcurl, for https:// only ----------------------------------------------------------------------------------
 
@@ -1031,7 +1048,6 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
   if (is_https(m_endpoint)) {
     return perform_tls(method, path, body, timeout, max_body);
   }
-  const std::string too_large = "response larger than " + describe_cap(max_body);
   const Wait wait = wait_until(timeout);
   const Wait connect_wait = wait_until(std::min(timeout, m_timeout));
   const std::string request = build_request(m_endpoint, method, path, body, KeepAlive::ask);
@@ -1052,34 +1068,14 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
       if (auto sent = send_all(fd, request, wait)) {
         return unexpected(std::move(*sent));
       }
-      auto head = read_head(reader);
-      if (!head) {
-        return unexpected(std::move(head).error());
+      auto answer = read_answer(reader, max_body);
+      if (!answer) {
+        return unexpected(std::move(answer).error());
       }
-      HttpResponse out;
-      out.status = head->status;
-      if (!head->chunked && !head->until_close && !head->no_body && head->content_length > max_body) {
-        // Not read at all: the connection is closed instead.
-        return unexpected(Failure{Failure::Kind::too_large, too_large, 0});
-      }
-      const Sink sink = [&](std::string_view piece) {
-        if (piece.size() > max_body - out.body.size()) {
-          return false;
-        }
-        out.body.append(piece);
-        return true;
-      };
-      auto ended = read_body(reader, *head, sink);
-      if (!ended) {
-        return unexpected(std::move(ended).error());
-      }
-      if (*ended == BodyEnd::stopped_by_sink) {
-        return unexpected(Failure{Failure::Kind::too_large, too_large, 0});
-      }
-      if (head->close || !reader.buffer().empty()) {
+      if (answer->close || !reader.buffer().empty()) {
         handle.close_socket();
       }
-      return out;
+      return HttpResponse{answer->status, std::move(answer->body)};
     };
     auto result = exchange();
     if (result) {

@@ -22,6 +22,8 @@
 #include <thread>
 #include <variant>
 
+#include "http_parse.hpp"
+
 namespace mw::adapters {
 
 namespace {
@@ -133,18 +135,10 @@ ServerResponse error_response(int status, std::string_view message) {
   return r;
 }
 
-struct ParseFailure {
-  int status;
-  std::string message;
-};
+}  // namespace
 
-struct ParsedHead {
-  ServerRequest request;
-  std::size_t content_length = 0;
-  bool expect_continue = false;
-};
+namespace detail::request {
 
-// Parses the request line and headers (`head` excludes the blank line that ends them).
 std::variant<ParsedHead, ParseFailure> parse_head(std::string_view head, const HttpServerOptions& options) {
   ParsedHead out;
   auto next_line = [&head]() {
@@ -228,8 +222,6 @@ std::variant<ParsedHead, ParseFailure> parse_head(std::string_view head, const H
   return out;
 }
 
-// Where the header section ends: the offset of the first body byte and the length of the head
-// without its blank line; nullopt when not yet complete. Accepts CRLF and bare LF line ends.
 std::optional<std::pair<std::size_t, std::size_t>> find_head_end(std::string_view data) {
   for (std::size_t nl = data.find('\n'); nl != std::string_view::npos; nl = data.find('\n', nl + 1)) {
     const std::size_t after = nl + 1;
@@ -243,6 +235,36 @@ std::optional<std::pair<std::size_t, std::size_t>> find_head_end(std::string_vie
   return std::nullopt;
 }
 
+std::variant<NeedMore, HeadDone, ParseFailure> scan_head(std::string_view received, const HttpServerOptions& options) {
+  const std::string_view window = received.substr(0, std::min(received.size(), options.max_header_bytes + 4));
+  const auto end = find_head_end(window);
+  if (!end) {
+    if (received.size() > options.max_header_bytes) {
+      return ParseFailure{431, "request header section too large"};
+    }
+    return NeedMore{};
+  }
+  if (end->second > options.max_header_bytes) {
+    return ParseFailure{431, "request header section too large"};
+  }
+  auto parsed = parse_head(received.substr(0, end->second), options);
+  if (auto* failure = std::get_if<ParseFailure>(&parsed)) {
+    return std::move(*failure);
+  }
+  return HeadDone{std::move(std::get<ParsedHead>(parsed)), end->first};
+}
+
+std::optional<std::string_view> complete_body(std::string_view received, const HeadDone& head) {
+  if (received.size() - head.body_offset < head.head.content_length) {
+    return std::nullopt;
+  }
+  return received.substr(head.body_offset, head.head.content_length);
+}
+
+}  // namespace detail::request
+
+namespace {
+
 enum class Phase { reading, writing, lingering };
 
 struct Connection {
@@ -252,8 +274,7 @@ struct Connection {
   SteadyClock::time_point deadline;
   bool counted = true;  // false: an over-the-limit connection that only gets its 503
   std::string in;
-  std::optional<ParsedHead> head;
-  std::size_t body_offset = 0;
+  std::optional<detail::request::HeadDone> head;
   std::string out;
   std::size_t out_pos = 0;
 };
@@ -536,38 +557,30 @@ void HttpServer::Impl::on_readable(Connection& c) {
 }
 
 void HttpServer::Impl::process_input(Connection& c) {
+  using detail::request::HeadDone;
+  using detail::request::ParseFailure;
   if (!c.head) {
-    const std::string_view window =
-        std::string_view(c.in).substr(0, std::min(c.in.size(), options.max_header_bytes + 4));
-    const auto end = find_head_end(window);
-    if (!end) {
-      if (c.in.size() > options.max_header_bytes) {
-        respond(c, error_response(431, "request header section too large"), false);
-      }
-      return;
-    }
-    if (end->second > options.max_header_bytes) {
-      respond(c, error_response(431, "request header section too large"), false);
-      return;
-    }
-    auto parsed = parse_head(std::string_view(c.in).substr(0, end->second), options);
-    if (auto* failure = std::get_if<ParseFailure>(&parsed)) {
+    auto scanned = detail::request::scan_head(c.in, options);
+    if (auto* failure = std::get_if<ParseFailure>(&scanned)) {
       respond(c, error_response(failure->status, failure->message), false);
       return;
     }
-    c.head = std::move(std::get<ParsedHead>(parsed));
-    c.body_offset = end->first;
-    c.head->request.peer = c.peer;
-    if (c.head->expect_continue && c.in.size() - c.body_offset < c.head->content_length) {
+    if (!std::holds_alternative<HeadDone>(scanned)) {
+      return;
+    }
+    c.head = std::move(std::get<HeadDone>(scanned));
+    c.head->head.request.peer = c.peer;
+    if (c.head->head.expect_continue && c.in.size() - c.head->body_offset < c.head->head.content_length) {
       static constexpr std::string_view k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
       (void)::send(c.fd, k_continue.data(), k_continue.size(), MSG_NOSIGNAL);  // best effort
     }
   }
-  if (c.in.size() - c.body_offset < c.head->content_length) {
+  const auto body = detail::request::complete_body(c.in, *c.head);
+  if (!body) {
     return;
   }
-  ServerRequest& req = c.head->request;
-  req.body = c.in.substr(c.body_offset, c.head->content_length);
+  ServerRequest& req = c.head->head.request;
+  req.body = std::string(*body);
   ServerResponse response;
   try {
     response = handler(req);
