@@ -39,11 +39,15 @@ struct ParsedHead {
                                                                 const HttpServerOptions& options);
 
 // Where the header section ends: the offset of the first body byte and the length of the head without its
-// blank line; nullopt when not yet complete. Accepts CRLF and bare LF line ends.
-[[nodiscard]] std::optional<std::pair<std::size_t, std::size_t>> find_head_end(std::string_view data);
+// blank line; nullopt when not yet complete. Accepts CRLF and bare LF line ends. Line ends before `from` are
+// not looked at (see NeedMore::searched).
+[[nodiscard]] std::optional<std::pair<std::size_t, std::size_t>> find_head_end(std::string_view data,
+                                                                               std::size_t from = 0);
 
 // The head is not complete yet: read more.
-struct NeedMore {};
+struct NeedMore {
+  std::size_t searched = 0;  // no head ends before this offset: where the next scan_head may start looking
+};
 
 struct HeadDone {
   ParsedHead head;
@@ -51,9 +55,12 @@ struct HeadDone {
 };
 
 // Looks at what a connection has received so far (from its first byte): the head, a failure (431 when the
-// header section passes options.max_header_bytes, or what parse_head says), or not yet.
+// header section passes options.max_header_bytes, or what parse_head says), or not yet. `from`: the
+// NeedMore::searched of the previous look at the same bytes (fewer of them), so that a head sent a byte at a
+// time is not searched again from its start after each byte.
 [[nodiscard]] std::variant<NeedMore, HeadDone, ParseFailure> scan_head(std::string_view received,
-                                                                       const HttpServerOptions& options);
+                                                                       const HttpServerOptions& options,
+                                                                       std::size_t from = 0);
 
 // The body, once all of it has been received: content_length bytes from body_offset; nullopt before.
 [[nodiscard]] std::optional<std::string_view> complete_body(std::string_view received, const HeadDone& head);

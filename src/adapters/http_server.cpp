@@ -15,6 +15,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -222,8 +223,8 @@ std::variant<ParsedHead, ParseFailure> parse_head(std::string_view head, const H
   return out;
 }
 
-std::optional<std::pair<std::size_t, std::size_t>> find_head_end(std::string_view data) {
-  for (std::size_t nl = data.find('\n'); nl != std::string_view::npos; nl = data.find('\n', nl + 1)) {
+std::optional<std::pair<std::size_t, std::size_t>> find_head_end(std::string_view data, std::size_t from) {
+  for (std::size_t nl = data.find('\n', from); nl != std::string_view::npos; nl = data.find('\n', nl + 1)) {
     const std::size_t after = nl + 1;
     if (after < data.size() && data[after] == '\n') {
       return std::pair{after + 1, nl};
@@ -235,14 +236,18 @@ std::optional<std::pair<std::size_t, std::size_t>> find_head_end(std::string_vie
   return std::nullopt;
 }
 
-std::variant<NeedMore, HeadDone, ParseFailure> scan_head(std::string_view received, const HttpServerOptions& options) {
-  const std::string_view window = received.substr(0, std::min(received.size(), options.max_header_bytes + 4));
-  const auto end = find_head_end(window);
+std::variant<NeedMore, HeadDone, ParseFailure> scan_head(std::string_view received, const HttpServerOptions& options,
+                                                         std::size_t from) {
+  // A head of max_header_bytes ends (with CR LF CR LF, or LF CR LF) within the first max_header_bytes + 3 bytes:
+  // with that many and no end, it cannot fit; with fewer, its end may still come, however the bytes were split.
+  const std::size_t window_size = options.max_header_bytes > SIZE_MAX - 3 ? SIZE_MAX : options.max_header_bytes + 3;
+  const std::string_view window = received.substr(0, std::min(received.size(), window_size));
+  const auto end = find_head_end(window, from);
   if (!end) {
-    if (received.size() > options.max_header_bytes) {
+    if (received.size() >= window_size) {
       return ParseFailure{431, "request header section too large"};
     }
-    return NeedMore{};
+    return NeedMore{window.size() < 2 ? 0 : window.size() - 2};  // a line end in the last 2 bytes may go on
   }
   if (end->second > options.max_header_bytes) {
     return ParseFailure{431, "request header section too large"};
@@ -274,6 +279,7 @@ struct Connection {
   SteadyClock::time_point deadline;
   bool counted = true;  // false: an over-the-limit connection that only gets its 503
   std::string in;
+  std::size_t searched = 0;  // no head ends before this offset of `in`
   std::optional<detail::request::HeadDone> head;
   std::string out;
   std::size_t out_pos = 0;
@@ -560,12 +566,13 @@ void HttpServer::Impl::process_input(Connection& c) {
   using detail::request::HeadDone;
   using detail::request::ParseFailure;
   if (!c.head) {
-    auto scanned = detail::request::scan_head(c.in, options);
+    auto scanned = detail::request::scan_head(c.in, options, c.searched);
     if (auto* failure = std::get_if<ParseFailure>(&scanned)) {
       respond(c, error_response(failure->status, failure->message), false);
       return;
     }
-    if (!std::holds_alternative<HeadDone>(scanned)) {
+    if (const auto* more = std::get_if<detail::request::NeedMore>(&scanned)) {
+      c.searched = more->searched;
       return;
     }
     c.head = std::move(std::get<HeadDone>(scanned));

@@ -118,11 +118,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(bytes.size() <= s.options.max_header_bytes + 3, "read more only while the head may still fit");
   }
 
-  // As the server receives it: look again after each piece, stop at the first answer.
+  // As the server receives it: look again after each piece (from where the last look left off), stop at the
+  // first answer.
+  std::size_t searched = 0;
   for (std::size_t have = std::min(s.piece, bytes.size());; have = std::min(have + s.piece, bytes.size())) {
-    const auto partial = scan_head(bytes.substr(0, have), s.options);
-    if (std::holds_alternative<NeedMore>(partial)) {
+    const auto partial = scan_head(bytes.substr(0, have), s.options, searched);
+    if (const auto* more = std::get_if<NeedMore>(&partial)) {
       check(have < bytes.size() || std::holds_alternative<NeedMore>(whole), "the whole input needs more too");
+      check(more->searched >= searched && more->searched <= have, "the search goes on from within the bytes");
+      searched = more->searched;
       if (have == bytes.size()) {
         break;
       }

@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
     save(request_dir / (name + "-small"), std::string("\x07\x20\x04", 3) + bytes);
     written += 2;
   }
+  // Found by the fuzzer: a head of exactly max_header_bytes (8), read a byte at a time, was a 431 once its
+  // first 9 bytes were in.
+  save(request_dir / "found-head-at-the-limit-split", std::string("\x00\x00\x0a\x0b\x00h2e\x00+\r\n\r\n", 14));
+  ++written;
   // fuzz_http_response: byte 0 (the body cap), byte 1 (the piece size).
   for (const auto& [name, bytes] : responses()) {
     save(response_dir / (name + "-defaults"), std::string("\x80\x0f", 2) + bytes);
