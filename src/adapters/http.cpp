@@ -134,6 +134,7 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::size_t k_error_body_bytes = 512;
 constexpr std::size_t k_max_head_bytes = 64U << 10;
+constexpr std::size_t k_max_line_bytes = 4U << 10;  // a chunk size line or a trailer
 constexpr std::size_t k_read_bytes = 16U << 10;
 constexpr int k_stop_poll_ms = 100;
 
@@ -595,30 +596,36 @@ Expected<Head, Failure> parse_head(std::string_view text) {
 // Reads the head of the answer off the front of the buffer, skipping interim 1xx answers.
 Expected<Head, Failure> read_head(Reader& reader) {
   std::string& buf = reader.buffer();
+  // A head of k_max_head_bytes ends within the first k_max_head_bytes + 3 bytes: only those are searched, so
+  // that whether a head is too long does not depend on how much of the answer one read brought.
+  constexpr std::size_t k_window = k_max_head_bytes + 3;
+  std::size_t searched = 0;  // no head ends before this offset of the buffer
   for (;;) {
     constexpr std::string_view k_magic = "HTTP/";
     if (buf.compare(0, std::min(buf.size(), k_magic.size()), k_magic.substr(0, std::min(buf.size(), k_magic.size()))) !=
         0) {
       return unexpected(bad_answer(fmt::format("it starts with '{}'", printable(buf))));
     }
+    const std::string_view window = std::string_view(buf).substr(0, k_window);
     std::size_t end = std::string::npos;
     std::size_t skip = 0;
-    for (std::size_t at = buf.find('\n'); at != std::string::npos; at = buf.find('\n', at + 1)) {
-      if (at + 1 < buf.size() && buf[at + 1] == '\n') {
+    for (std::size_t at = window.find('\n', searched); at != std::string::npos; at = window.find('\n', at + 1)) {
+      if (at + 1 < window.size() && window[at + 1] == '\n') {
         end = at;
         skip = 2;
         break;
       }
-      if (at + 2 < buf.size() && buf[at + 1] == '\r' && buf[at + 2] == '\n') {
+      if (at + 2 < window.size() && window[at + 1] == '\r' && window[at + 2] == '\n') {
         end = at;
         skip = 3;
         break;
       }
     }
     if (end == std::string::npos) {
-      if (buf.size() > k_max_head_bytes) {
+      if (window.size() >= k_window) {
         return unexpected(bad_answer(fmt::format("headers longer than {} KiB", k_max_head_bytes >> 10)));
       }
+      searched = window.size() < 2 ? 0 : window.size() - 2;  // a line end at the last 2 bytes may go on
       if (auto failed = reader.more()) {
         return unexpected(std::move(*failed));
       }
@@ -626,6 +633,7 @@ Expected<Head, Failure> read_head(Reader& reader) {
     }
     auto head = parse_head(std::string_view(buf).substr(0, end));
     buf.erase(0, end + skip);
+    searched = 0;
     if (!head) {
       return head;
     }
@@ -658,8 +666,12 @@ Expected<bool, Failure> pass_exactly(Reader& reader, std::uint64_t count, const 
 // One line (up to '\n') off the front of the buffer, without its line end.
 Expected<std::string, Failure> take_line(Reader& reader) {
   std::string& buf = reader.buffer();
+  // Only the first k_max_line_bytes + 1 bytes are searched, so that whether a line is too long does not depend
+  // on how much of the answer one read brought.
+  std::size_t searched = 0;
   for (;;) {
-    if (const auto eol = buf.find('\n'); eol != std::string::npos) {
+    const std::string_view window = std::string_view(buf).substr(0, k_max_line_bytes + 1);
+    if (const auto eol = window.find('\n', searched); eol != std::string::npos) {
       std::string line = buf.substr(0, eol);
       buf.erase(0, eol + 1);
       if (!line.empty() && line.back() == '\r') {
@@ -667,9 +679,10 @@ Expected<std::string, Failure> take_line(Reader& reader) {
       }
       return line;
     }
-    if (buf.size() > 4096) {
+    if (window.size() > k_max_line_bytes) {
       return unexpected(bad_answer("a chunk line longer than 4 KiB"));
     }
+    searched = window.size();
     if (auto failed = reader.more()) {
       return unexpected(std::move(*failed));
     }

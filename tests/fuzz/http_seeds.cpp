@@ -66,6 +66,10 @@ std::vector<Seed> responses() {
       {"big-declared", "HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\nx"},
       {"gzip-then-chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"},
       {"two-answers", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"},
+      // Past the client's limits (a 4 KiB chunk line or trailer, a 64 KiB head): refused however they arrive.
+      {"long-trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-T: " +
+                           std::string(5000, 'a') + "\r\n\r\n"},
+      {"long-head", "HTTP/1.1 200 OK\r\nX-Big: " + std::string(66000, 'a') + "\r\nContent-Length: 1\r\n\r\nx"},
       {"events-stream",
        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
        "1c\r\n{\"status\":\"start\",\"id\":\"a\"}\n\r\n"},

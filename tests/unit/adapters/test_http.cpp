@@ -491,6 +491,28 @@ TEST(HttpClient, BrokenAnswersAreErrors) {
   }
 }
 
+TEST(HttpClient, LineAndHeadLimitsHoldHoweverTheAnswerArrives) {
+  // A trailer over 4 KiB and a head over 64 KiB passed when one read brought them whole, and failed when they
+  // came in smaller reads (found with tests/fuzz/fuzz_http_response.cpp, which checks that splits never matter).
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-Trailer: " + std::string(5000, 'a') +
+           "\r\n\r\n",
+       "not an HTTP answer (a chunk line longer than 4 KiB)"},
+      {"HTTP/1.1 200 OK\r\nX-Big: " + std::string(66000, 'a') + "\r\nContent-Length: 1\r\n\r\nx",
+       "not an HTTP answer (headers longer than 64 KiB)"},
+  };
+  for (const auto& [answer, message] : cases) {
+    TempDir dir;
+    ScriptedServer server(dir.path() / "s.sock", [&](int, const std::string&) {
+      return ScriptedServer::Answer{{answer}, true};
+    });
+    HttpClient client(server.endpoint(), 5s);
+    const auto r = client.get("/x");
+    ASSERT_FALSE(r) << message;
+    EXPECT_EQ(r.error().message, message);
+  }
+}
+
 TEST(HttpClient, AnswerCutShortIsAnError) {
   TempDir dir;
   ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
