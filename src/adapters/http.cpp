@@ -23,7 +23,60 @@
 #include <optional>
 #include <utility>
 
+#include "http_parse.hpp"
+
 namespace mw::adapters {
+
+namespace {
+
+// What is wrong with "host", "host:port" or "[v6]:port" (the part of a URL after the scheme), if anything: a
+// port, when there is one, is a number from 1 to 65535, and an IPv6 address is in brackets.
+std::optional<std::string> check_authority(std::string_view authority) {
+  std::string_view host = authority;
+  std::optional<std::string_view> port;
+  if (authority.starts_with('[')) {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) {
+      return "missing ']' after the IPv6 address";
+    }
+    host = authority.substr(1, close - 1);
+    const auto after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') {
+        return fmt::format("expected :port after ']', not '{}'", after);
+      }
+      port = after.substr(1);
+    }
+  } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return "put an IPv6 address in brackets, e.g. [::1]:11434";
+    }
+  }
+  if (host.empty()) {
+    return "missing host before the port";
+  }
+  if (!port) {
+    return std::nullopt;
+  }
+  if (port->empty()) {
+    return "no port after ':' (expected a number from 1 to 65535)";
+  }
+  if (!std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return fmt::format("port '{}' is not a number from 1 to 65535", *port);
+  }
+  std::uint32_t value = 0;
+  for (const char c : *port) {
+    value = std::min<std::uint32_t>(value * 10 + static_cast<std::uint32_t>(c - '0'), 65536);
+  }
+  if (value < 1 || value > 65535) {
+    return fmt::format("port {} is not from 1 to 65535", *port);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source) {
   const std::string src(source);
@@ -57,6 +110,9 @@ Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source) 
   if (rest.empty() || rest.find_first_of(" /?#@") != std::string_view::npos) {
     return fail(src, fmt::format("'{}': expected host:port after the scheme", text));
   }
+  if (const auto why = check_authority(rest)) {
+    return fail(src, fmt::format("'{}': {}", text, *why));
+  }
   ep.kind = Endpoint::Kind::tcp;
   ep.base_url = scheme + std::string(rest);
   return ep;
@@ -78,6 +134,7 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::size_t k_error_body_bytes = 512;
 constexpr std::size_t k_max_head_bytes = 64U << 10;
+constexpr std::size_t k_max_line_bytes = 4U << 10;  // a chunk size line or a trailer
 constexpr std::size_t k_read_bytes = 16U << 10;
 constexpr int k_stop_poll_ms = 100;
 
@@ -103,23 +160,24 @@ std::string no_answer_within(std::chrono::milliseconds timeout) {
 
 // ---- Failures below the request level --------------------------------------------------------------------------
 
-struct Failure {
-  enum class Kind {
-    other,
-    timeout,
-    stopped,   // the stream's stop flag
-    eof,       // the peer closed the connection
-    reset,     // EPIPE or ECONNRESET
-    too_large  // the body passed the request's cap
-  };
-  Kind kind = Kind::other;
-  std::string message;
-  int code = 0;
-};
+using detail::response::Failure;
+using detail::response::read_answer;
+using detail::response::read_body;
+using detail::response::read_head;
+using detail::response::Reader;
+using detail::response::Sink;
 
 Failure os_failure(std::string_view what, int err) {
   const Failure::Kind kind = err == EPIPE || err == ECONNRESET ? Failure::Kind::reset : Failure::Kind::other;
   return Failure{kind, fmt::format("{}: {}", what, std::strerror(err)), err};
+}
+
+// The server closed the connection after `received` bytes of the answer.
+Failure closed_by_server(std::size_t received) {
+  return Failure{Failure::Kind::eof,
+                 received == 0 ? "empty reply (the server closed the connection without answering)"
+                               : "the server closed the connection in the middle of the answer",
+                 0};
 }
 
 Failure bad_answer(std::string_view why) {
@@ -159,12 +217,7 @@ std::string describe_connect_error(int err, const Endpoint& ep) {
 
 // ---- Waiting -----------------------------------------------------------------------------------------------------
 
-// When to give up waiting on a socket: a deadline (requests), a stop flag checked every 100 ms (streams).
-struct Wait {
-  std::optional<SteadyClock::time_point> deadline;
-  std::chrono::milliseconds reported{0};  // the time-out named in "no answer within"
-  const std::atomic<bool>* stop = nullptr;
-};
+using detail::response::Wait;
 
 Wait wait_until(std::chrono::milliseconds timeout, const std::atomic<bool>* stop = nullptr) {
   return Wait{SteadyClock::now() + timeout, timeout, stop};
@@ -395,60 +448,47 @@ std::optional<Failure> send_all(int fd, std::string_view data, const Wait& w) {
   return std::nullopt;
 }
 
-// ---- Receiving ---------------------------------------------------------------------------------------------------
+}  // namespace
 
-// Reads from the socket into a buffer (which keeps what one step has not consumed yet).
-class Reader {
- public:
-  Reader(int fd, std::string& buffer, const Wait& wait) : m_fd(fd), m_buffer(buffer), m_wait(wait) {}
+// ---- Receiving (declared in http_parse.hpp) ------------------------------------------------------------------------
 
-  [[nodiscard]] std::string& buffer() { return m_buffer; }
-  // Bytes received for this answer (0: the server has said nothing yet).
-  [[nodiscard]] std::size_t received() const { return m_received; }
+namespace detail::response {
 
-  // Appends what arrives next to the buffer; nullopt when something did.
-  [[nodiscard]] std::optional<Failure> more() {
-    char chunk[k_read_bytes];
-    for (;;) {
-      const ssize_t n = ::recv(m_fd, chunk, sizeof chunk, 0);
-      if (n > 0) {
-        m_buffer.append(chunk, static_cast<std::size_t>(n));
-        m_received += static_cast<std::size_t>(n);
-        return std::nullopt;
-      }
-      if (n == 0) {
-        return Failure{Failure::Kind::eof,
-                       m_received == 0 ? "empty reply (the server closed the connection without answering)"
-                                       : "the server closed the connection in the middle of the answer",
-                       0};
-      }
-      if (errno == EINTR) {
-        continue;
-      }
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        return os_failure("the connection broke", errno);
-      }
-      if (auto failed = wait_for(m_fd, POLLIN, m_wait)) {
-        return failed;
-      }
+std::optional<Failure> Reader::more() {
+  if (m_wait == nullptr) {  // from memory
+    if (m_source.empty()) {
+      return closed_by_server(m_received);
+    }
+    const std::size_t n = std::min(m_piece, m_source.size());
+    m_buffer.append(m_source.substr(0, n));
+    m_source.remove_prefix(n);
+    m_received += n;
+    return std::nullopt;
+  }
+  char chunk[k_read_bytes];
+  for (;;) {
+    const ssize_t n = ::recv(m_fd, chunk, sizeof chunk, 0);
+    if (n > 0) {
+      m_buffer.append(chunk, static_cast<std::size_t>(n));
+      m_received += static_cast<std::size_t>(n);
+      return std::nullopt;
+    }
+    if (n == 0) {
+      return closed_by_server(m_received);
+    }
+    if (errno == EINTR) {
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      return os_failure("the connection broke", errno);
+    }
+    if (auto failed = wait_for(m_fd, POLLIN, *m_wait)) {
+      return failed;
     }
   }
+}
 
- private:
-  int m_fd;
-  std::string& m_buffer;
-  const Wait& m_wait;
-  std::size_t m_received = 0;
-};
-
-struct Head {
-  long status = 0;
-  bool chunked = false;
-  bool until_close = false;  // no length given: the body ends when the server closes
-  bool no_body = false;      // 204, 304: never a body
-  bool close = false;        // the server will not keep the connection
-  std::uint64_t content_length = 0;
-};
+namespace {
 
 std::string lower(std::string_view text) {
   std::string out(text);
@@ -493,6 +533,8 @@ std::optional<std::uint64_t> parse_decimal(std::string_view text) {
   }
   return value;
 }
+
+}  // namespace
 
 // The status line and headers of one answer, `text` without the blank line that ends them.
 Expected<Head, Failure> parse_head(std::string_view text) {
@@ -554,30 +596,36 @@ Expected<Head, Failure> parse_head(std::string_view text) {
 // Reads the head of the answer off the front of the buffer, skipping interim 1xx answers.
 Expected<Head, Failure> read_head(Reader& reader) {
   std::string& buf = reader.buffer();
+  // A head of k_max_head_bytes ends within the first k_max_head_bytes + 3 bytes: only those are searched, so
+  // that whether a head is too long does not depend on how much of the answer one read brought.
+  constexpr std::size_t k_window = k_max_head_bytes + 3;
+  std::size_t searched = 0;  // no head ends before this offset of the buffer
   for (;;) {
     constexpr std::string_view k_magic = "HTTP/";
     if (buf.compare(0, std::min(buf.size(), k_magic.size()), k_magic.substr(0, std::min(buf.size(), k_magic.size()))) !=
         0) {
       return unexpected(bad_answer(fmt::format("it starts with '{}'", printable(buf))));
     }
+    const std::string_view window = std::string_view(buf).substr(0, k_window);
     std::size_t end = std::string::npos;
     std::size_t skip = 0;
-    for (std::size_t at = buf.find('\n'); at != std::string::npos; at = buf.find('\n', at + 1)) {
-      if (at + 1 < buf.size() && buf[at + 1] == '\n') {
+    for (std::size_t at = window.find('\n', searched); at != std::string::npos; at = window.find('\n', at + 1)) {
+      if (at + 1 < window.size() && window[at + 1] == '\n') {
         end = at;
         skip = 2;
         break;
       }
-      if (at + 2 < buf.size() && buf[at + 1] == '\r' && buf[at + 2] == '\n') {
+      if (at + 2 < window.size() && window[at + 1] == '\r' && window[at + 2] == '\n') {
         end = at;
         skip = 3;
         break;
       }
     }
     if (end == std::string::npos) {
-      if (buf.size() > k_max_head_bytes) {
+      if (window.size() >= k_window) {
         return unexpected(bad_answer(fmt::format("headers longer than {} KiB", k_max_head_bytes >> 10)));
       }
+      searched = window.size() < 2 ? 0 : window.size() - 2;  // a line end at the last 2 bytes may go on
       if (auto failed = reader.more()) {
         return unexpected(std::move(*failed));
       }
@@ -585,6 +633,7 @@ Expected<Head, Failure> read_head(Reader& reader) {
     }
     auto head = parse_head(std::string_view(buf).substr(0, end));
     buf.erase(0, end + skip);
+    searched = 0;
     if (!head) {
       return head;
     }
@@ -593,11 +642,6 @@ Expected<Head, Failure> read_head(Reader& reader) {
     }
   }
 }
-
-// Where the body's pieces go: returns false to end the transfer early.
-using Sink = std::function<bool(std::string_view)>;
-
-enum class BodyEnd { complete, stopped_by_sink };
 
 // Passes up to `count` bytes of the body to the sink, reading as needed.
 Expected<bool, Failure> pass_exactly(Reader& reader, std::uint64_t count, const Sink& sink) {
@@ -622,8 +666,12 @@ Expected<bool, Failure> pass_exactly(Reader& reader, std::uint64_t count, const 
 // One line (up to '\n') off the front of the buffer, without its line end.
 Expected<std::string, Failure> take_line(Reader& reader) {
   std::string& buf = reader.buffer();
+  // Only the first k_max_line_bytes + 1 bytes are searched, so that whether a line is too long does not depend
+  // on how much of the answer one read brought.
+  std::size_t searched = 0;
   for (;;) {
-    if (const auto eol = buf.find('\n'); eol != std::string::npos) {
+    const std::string_view window = std::string_view(buf).substr(0, k_max_line_bytes + 1);
+    if (const auto eol = window.find('\n', searched); eol != std::string::npos) {
       std::string line = buf.substr(0, eol);
       buf.erase(0, eol + 1);
       if (!line.empty() && line.back() == '\r') {
@@ -631,9 +679,10 @@ Expected<std::string, Failure> take_line(Reader& reader) {
       }
       return line;
     }
-    if (buf.size() > 4096) {
+    if (window.size() > k_max_line_bytes) {
       return unexpected(bad_answer("a chunk line longer than 4 KiB"));
     }
+    searched = window.size();
     if (auto failed = reader.more()) {
       return unexpected(std::move(*failed));
     }
@@ -727,6 +776,41 @@ Expected<BodyEnd, Failure> read_body(Reader& reader, const Head& head, const Sin
     }
   }
 }
+
+Expected<Answer, Failure> read_answer(Reader& reader, std::size_t max_body) {
+  auto head = read_head(reader);
+  if (!head) {
+    return unexpected(std::move(head).error());
+  }
+  const auto too_large = [max_body] {
+    return Failure{Failure::Kind::too_large, "response larger than " + describe_cap(max_body), 0};
+  };
+  Answer out;
+  out.status = head->status;
+  if (!head->chunked && !head->until_close && !head->no_body && head->content_length > max_body) {
+    return unexpected(too_large());  // not read at all: the connection is closed instead
+  }
+  const Sink sink = [&](std::string_view piece) {
+    if (piece.size() > max_body - out.body.size()) {
+      return false;
+    }
+    out.body.append(piece);
+    return true;
+  };
+  auto ended = read_body(reader, *head, sink);
+  if (!ended) {
+    return unexpected(std::move(ended).error());
+  }
+  if (*ended == BodyEnd::stopped_by_sink) {
+    return unexpected(too_large());
+  }
+  out.close = head->close;
+  return out;
+}
+
+}  // namespace detail::response
+
+namespace {
 
 // ---- libcurl, for https:// only ----------------------------------------------------------------------------------
 
@@ -977,7 +1061,6 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
   if (is_https(m_endpoint)) {
     return perform_tls(method, path, body, timeout, max_body);
   }
-  const std::string too_large = "response larger than " + describe_cap(max_body);
   const Wait wait = wait_until(timeout);
   const Wait connect_wait = wait_until(std::min(timeout, m_timeout));
   const std::string request = build_request(m_endpoint, method, path, body, KeepAlive::ask);
@@ -998,34 +1081,14 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
       if (auto sent = send_all(fd, request, wait)) {
         return unexpected(std::move(*sent));
       }
-      auto head = read_head(reader);
-      if (!head) {
-        return unexpected(std::move(head).error());
+      auto answer = read_answer(reader, max_body);
+      if (!answer) {
+        return unexpected(std::move(answer).error());
       }
-      HttpResponse out;
-      out.status = head->status;
-      if (!head->chunked && !head->until_close && !head->no_body && head->content_length > max_body) {
-        // Not read at all: the connection is closed instead.
-        return unexpected(Failure{Failure::Kind::too_large, too_large, 0});
-      }
-      const Sink sink = [&](std::string_view piece) {
-        if (piece.size() > max_body - out.body.size()) {
-          return false;
-        }
-        out.body.append(piece);
-        return true;
-      };
-      auto ended = read_body(reader, *head, sink);
-      if (!ended) {
-        return unexpected(std::move(ended).error());
-      }
-      if (*ended == BodyEnd::stopped_by_sink) {
-        return unexpected(Failure{Failure::Kind::too_large, too_large, 0});
-      }
-      if (head->close || !reader.buffer().empty()) {
+      if (answer->close || !reader.buffer().empty()) {
         handle.close_socket();
       }
-      return out;
+      return HttpResponse{answer->status, std::move(answer->body)};
     };
     auto result = exchange();
     if (result) {

@@ -15,12 +15,16 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <list>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <variant>
+
+#include "http_parse.hpp"
 
 namespace mw::adapters {
 
@@ -133,18 +137,10 @@ ServerResponse error_response(int status, std::string_view message) {
   return r;
 }
 
-struct ParseFailure {
-  int status;
-  std::string message;
-};
+}  // namespace
 
-struct ParsedHead {
-  ServerRequest request;
-  std::size_t content_length = 0;
-  bool expect_continue = false;
-};
+namespace detail::request {
 
-// Parses the request line and headers (`head` excludes the blank line that ends them).
 std::variant<ParsedHead, ParseFailure> parse_head(std::string_view head, const HttpServerOptions& options) {
   ParsedHead out;
   auto next_line = [&head]() {
@@ -228,10 +224,8 @@ std::variant<ParsedHead, ParseFailure> parse_head(std::string_view head, const H
   return out;
 }
 
-// Where the header section ends: the offset of the first body byte and the length of the head
-// without its blank line; nullopt when not yet complete. Accepts CRLF and bare LF line ends.
-std::optional<std::pair<std::size_t, std::size_t>> find_head_end(std::string_view data) {
-  for (std::size_t nl = data.find('\n'); nl != std::string_view::npos; nl = data.find('\n', nl + 1)) {
+std::optional<std::pair<std::size_t, std::size_t>> find_head_end(std::string_view data, std::size_t from) {
+  for (std::size_t nl = data.find('\n', from); nl != std::string_view::npos; nl = data.find('\n', nl + 1)) {
     const std::size_t after = nl + 1;
     if (after < data.size() && data[after] == '\n') {
       return std::pair{after + 1, nl};
@@ -243,17 +237,61 @@ std::optional<std::pair<std::size_t, std::size_t>> find_head_end(std::string_vie
   return std::nullopt;
 }
 
+std::variant<NeedMore, HeadDone, ParseFailure> scan_head(std::string_view received, const HttpServerOptions& options,
+                                                         std::size_t from) {
+  // A head of max_header_bytes ends (with CR LF CR LF, or LF CR LF) within the first max_header_bytes + 3 bytes:
+  // with that many and no end, it cannot fit; with fewer, its end may still come, however the bytes were split.
+  const std::size_t window_size = options.max_header_bytes > SIZE_MAX - 3 ? SIZE_MAX : options.max_header_bytes + 3;
+  const std::string_view window = received.substr(0, std::min(received.size(), window_size));
+  const auto end = find_head_end(window, from);
+  if (!end) {
+    if (received.size() >= window_size) {
+      return ParseFailure{431, "request header section too large"};
+    }
+    return NeedMore{window.size() < 2 ? 0 : window.size() - 2};  // a line end in the last 2 bytes may go on
+  }
+  if (end->second > options.max_header_bytes) {
+    return ParseFailure{431, "request header section too large"};
+  }
+  auto parsed = parse_head(received.substr(0, end->second), options);
+  if (auto* failure = std::get_if<ParseFailure>(&parsed)) {
+    return std::move(*failure);
+  }
+  return HeadDone{std::move(std::get<ParsedHead>(parsed)), end->first};
+}
+
+std::optional<std::string_view> complete_body(std::string_view received, const HeadDone& head) {
+  if (received.size() - head.body_offset < head.head.content_length) {
+    return std::nullopt;
+  }
+  return received.substr(head.body_offset, head.head.content_length);
+}
+
+}  // namespace detail::request
+
+namespace {
+
 enum class Phase { reading, writing, lingering };
+
+// What a connection counts against.
+enum class Slot {
+  none,     // closed
+  regular,  // one of max_connections, and of its client's max_connections_per_client
+  reserve,  // one of reserved_connections: served only for reserve_paths
+  closing   // outside the slots: answered (or being told 503), waiting for the client to close
+};
 
 struct Connection {
   int fd = -1;
-  std::string peer;
+  std::string peer;    // "127.0.0.1:54321", for the handler
+  std::string client;  // the per-client key (client_key)
+  Slot slot = Slot::none;
   Phase phase = Phase::reading;
+  SteadyClock::time_point accepted;
   SteadyClock::time_point deadline;
-  bool counted = true;  // false: an over-the-limit connection that only gets its 503
   std::string in;
-  std::optional<ParsedHead> head;
-  std::size_t body_offset = 0;
+  std::size_t searched = 0;  // no head ends before this offset of `in`
+  std::optional<detail::request::HeadDone> head;
   std::string out;
   std::size_t out_pos = 0;
 };
@@ -287,6 +325,23 @@ class Fd {
 constexpr std::chrono::milliseconds k_max_linger{2000};
 constexpr std::chrono::milliseconds k_accept_pause{100};
 
+// The per-client key: an IPv4 address (also written ::ffff:a.b.c.d), or the /64 of an IPv6 address (a host
+// usually has a whole /64 to pick addresses from), as bytes.
+std::string client_key(const sockaddr_storage& addr) {
+  if (addr.ss_family == AF_INET) {
+    sockaddr_in in{};
+    std::memcpy(&in, &addr, sizeof in);
+    return std::string(reinterpret_cast<const char*>(&in.sin_addr), sizeof in.sin_addr);
+  }
+  if (addr.ss_family == AF_INET6) {
+    sockaddr_in6 in6{};
+    std::memcpy(&in6, &addr, sizeof in6);
+    const auto* bytes = reinterpret_cast<const char*>(in6.sin6_addr.s6_addr);
+    return IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr) ? std::string(bytes + 12, 4) : std::string(bytes, 8);
+  }
+  return {};
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -299,23 +354,40 @@ struct HttpServer::Impl {
   std::atomic<std::thread::id> worker_id{};
   std::mutex stop_mutex;
   std::thread worker;
-  std::list<Connection> connections;
-  std::size_t counted = 0;
+  std::list<Connection> connections;  // oldest first
+  std::size_t regular = 0;            // connections in each slot
+  std::size_t reserved = 0;
+  std::size_t closing = 0;
+  std::unordered_map<std::string, std::size_t> per_client;  // regular slots by client key
+  std::uint64_t accepted_total = 0;
+  std::uint64_t evicted_total = 0;
+  std::uint64_t refused_total = 0;
   SteadyClock::time_point accept_paused_until{};
+  // What stats() reads, published by the worker each time before it waits.
+  std::atomic<std::size_t> stat_regular{0};
+  std::atomic<std::size_t> stat_reserved{0};
+  std::atomic<std::size_t> stat_closing{0};
+  std::atomic<std::uint64_t> stat_accepted{0};
+  std::atomic<std::uint64_t> stat_evicted{0};
+  std::atomic<std::uint64_t> stat_refused{0};
 
   void run();
   void accept_all();
+  void admit(Connection connection);
+  void make_room(SteadyClock::time_point now);
+  void evict_from_reserve(const std::string& client);
+  [[nodiscard]] std::size_t eviction_threshold() const;
+  [[nodiscard]] bool is_reserve_request(const detail::request::ParsedHead& head) const;
   void on_readable(Connection& c);
   void on_writable(Connection& c);
   void process_input(Connection& c);
   void respond(Connection& c, const ServerResponse& response, bool head_only);
+  void refuse(Connection& c);
+  [[nodiscard]] bool room_to_close();
   void on_deadline(Connection& c);
-  static void close_connection(Connection& c) {
-    if (c.fd >= 0) {
-      ::close(c.fd);
-      c.fd = -1;
-    }
-  }
+  void set_slot(Connection& c, Slot slot);
+  void close_connection(Connection& c);
+  void publish();
 };
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
@@ -326,6 +398,17 @@ HttpServer::~HttpServer() {
 
 std::uint16_t HttpServer::port() const {
   return m_impl->port;
+}
+
+HttpServerStats HttpServer::stats() const {
+  HttpServerStats out;
+  out.connections = m_impl->stat_regular.load();
+  out.reserved = m_impl->stat_reserved.load();
+  out.closing = m_impl->stat_closing.load();
+  out.accepted = m_impl->stat_accepted.load();
+  out.evicted = m_impl->stat_evicted.load();
+  out.refused = m_impl->stat_refused.load();
+  return out;
 }
 
 void HttpServer::stop() {
@@ -349,6 +432,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
   }
   if (options.max_connections == 0) {
     return fail(source, "max_connections must be at least 1");
+  }
+  if (options.max_connections_per_client == 0) {
+    return fail(source, "max_connections_per_client must be at least 1");
   }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -418,23 +504,32 @@ void HttpServer::Impl::run() {
   std::vector<Connection*> polled;
   while (!stopping.load()) {
     const auto now = SteadyClock::now();
+    make_room(now);
     fds.clear();
     polled.clear();
     fds.push_back({wake_fd.get(), POLLIN, 0});
     const bool accepting = now >= accept_paused_until;
     fds.push_back({accepting ? listen_fd.get() : -1, POLLIN, 0});
     auto next_wake = accepting ? SteadyClock::time_point::max() : accept_paused_until;
+    const bool evicting = regular > eviction_threshold();
     for (auto& c : connections) {
+      if (c.fd < 0) {
+        continue;  // evicted by make_room
+      }
       const short events = c.phase == Phase::writing ? POLLOUT : POLLIN;
       fds.push_back({c.fd, events, 0});
       polled.push_back(&c);
       next_wake = std::min(next_wake, c.deadline);
+      if (evicting && c.slot == Slot::regular && c.phase == Phase::reading) {
+        next_wake = std::min(next_wake, c.accepted + options.evict_idle_after);  // when it may be evicted
+      }
     }
     int timeout_ms = -1;
     if (next_wake != SteadyClock::time_point::max()) {
       const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_wake - now);
       timeout_ms = static_cast<int>(std::clamp<std::chrono::milliseconds::rep>(wait.count(), 0, 60'000));
     }
+    publish();
     const int ready = ::poll(fds.data(), fds.size(), timeout_ms);
     if (ready < 0 && errno != EINTR) {
       break;  // cannot happen with valid descriptors; leave rather than spin
@@ -465,22 +560,13 @@ void HttpServer::Impl::run() {
         on_deadline(c);
       }
     }
-    for (auto it = connections.begin(); it != connections.end();) {
-      if (it->fd < 0) {
-        if (it->counted) {
-          --counted;
-        }
-        it = connections.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    std::erase_if(connections, [](const Connection& c) { return c.fd < 0; });
   }
   for (auto& c : connections) {
     close_connection(c);
   }
   connections.clear();
-  counted = 0;
+  publish();
   listen_fd.reset();
 }
 
@@ -495,24 +581,169 @@ void HttpServer::Impl::accept_all() {
       }
       return;  // EAGAIN, or an aborted connection
     }
+    ++accepted_total;
     Connection c;
     c.fd = fd;
     c.peer = peer_text(addr);
-    c.deadline = SteadyClock::now() + options.io_timeout;
-    if (counted >= options.max_connections) {
-      // Over the limit: answer 503 at once; allow as many of these as real connections, close the rest.
-      if (connections.size() - counted >= options.max_connections) {
-        ::close(fd);
-        continue;
-      }
-      c.counted = false;
-      connections.push_back(std::move(c));
-      respond(connections.back(), error_response(503, "too many connections"), false);
+    c.client = client_key(addr);
+    c.accepted = SteadyClock::now();
+    c.deadline = c.accepted + options.io_timeout;
+    admit(std::move(c));
+  }
+}
+
+// A regular slot if there is one (after evicting idle connections) and the client has not used up its own;
+// else the reserve; else a 503.
+void HttpServer::Impl::admit(Connection connection) {
+  const auto now = connection.accepted;
+  make_room(now);
+  const auto mine = per_client.find(connection.client);
+  const bool client_full = mine != per_client.end() && mine->second >= options.max_connections_per_client;
+  connections.push_back(std::move(connection));
+  Connection& c = connections.back();
+  if (regular < options.max_connections && !client_full) {
+    set_slot(c, Slot::regular);
+  } else if (options.reserved_connections > 0) {
+    if (reserved >= options.reserved_connections) {
+      evict_from_reserve(c.client);
+    }
+    set_slot(c, Slot::reserve);
+    c.deadline = now + std::min(options.io_timeout, options.evict_idle_after);
+  } else {
+    refuse(c);
+    return;
+  }
+  // A client that sent its request with the connection (a scraper, a probe) is answered now, before a burst of
+  // later connections could turn it out of the reserve.
+  on_readable(c);
+}
+
+// Past 3/4 of max_connections (rounded down), idle connections may be evicted.
+std::size_t HttpServer::Impl::eviction_threshold() const {
+  const std::size_t max = options.max_connections;
+  return max - (max / 4 + (max % 4 != 0 ? 1 : 0));
+}
+
+// Above the threshold, closes regular connections that have not sent their whole request within
+// evict_idle_after of being accepted, oldest first, until it is reached.
+void HttpServer::Impl::make_room(SteadyClock::time_point now) {
+  const std::size_t threshold = eviction_threshold();
+  for (auto& c : connections) {
+    if (regular <= threshold) {
+      return;
+    }
+    if (c.fd >= 0 && c.slot == Slot::regular && c.phase == Phase::reading &&
+        now - c.accepted >= options.evict_idle_after) {
+      close_connection(c);
+      ++evicted_total;
+    }
+  }
+}
+
+// Makes room in the full reserve: closes the oldest connection there that is still reading its request, of
+// `client` if it has one (a client that floods turns over its own), else anyone's; failing that, the oldest
+// being answered.
+void HttpServer::Impl::evict_from_reserve(const std::string& client) {
+  Connection* victim = nullptr;
+  int best = 4;
+  for (auto& c : connections) {
+    if (c.fd < 0 || c.slot != Slot::reserve) {
       continue;
     }
-    ++counted;
-    connections.push_back(std::move(c));
+    const int rank = (c.phase == Phase::reading ? 0 : 2) + (c.client == client ? 0 : 1);
+    if (rank < best) {
+      best = rank;
+      victim = &c;
+    }
   }
+  if (victim != nullptr) {
+    close_connection(*victim);
+    ++evicted_total;
+  }
+}
+
+bool HttpServer::Impl::is_reserve_request(const detail::request::ParsedHead& head) const {
+  const auto& req = head.request;
+  return (req.method == "GET" || req.method == "HEAD") && head.content_length == 0 &&
+         std::find(options.reserve_paths.begin(), options.reserve_paths.end(), req.path) != options.reserve_paths.end();
+}
+
+// 503 "too many connections", outside the slots (or a close, when max_connections are being answered).
+void HttpServer::Impl::refuse(Connection& c) {
+  ++refused_total;
+  if (c.slot != Slot::closing && !room_to_close()) {
+    close_connection(c);
+    return;
+  }
+  set_slot(c, Slot::closing);
+  respond(c, error_response(503, "too many connections"), false);
+}
+
+// Room for one more connection in `closing`: past max_connections, the oldest lingering one is closed (its
+// answer is out; lingering only spares a client that is still sending a reset). False when all are still
+// being written to.
+bool HttpServer::Impl::room_to_close() {
+  if (closing < options.max_connections) {
+    return true;
+  }
+  for (auto& c : connections) {
+    if (c.fd >= 0 && c.slot == Slot::closing && c.phase == Phase::lingering) {
+      close_connection(c);
+      return true;
+    }
+  }
+  return false;
+}
+
+void HttpServer::Impl::set_slot(Connection& c, Slot slot) {
+  switch (c.slot) {
+    case Slot::regular:
+      --regular;
+      if (const auto it = per_client.find(c.client); it != per_client.end() && --it->second == 0) {
+        per_client.erase(it);
+      }
+      break;
+    case Slot::reserve:
+      --reserved;
+      break;
+    case Slot::closing:
+      --closing;
+      break;
+    case Slot::none:
+      break;
+  }
+  c.slot = slot;
+  switch (slot) {
+    case Slot::regular:
+      ++regular;
+      ++per_client[c.client];
+      break;
+    case Slot::reserve:
+      ++reserved;
+      break;
+    case Slot::closing:
+      ++closing;
+      break;
+    case Slot::none:
+      break;
+  }
+}
+
+void HttpServer::Impl::close_connection(Connection& c) {
+  if (c.fd >= 0) {
+    ::close(c.fd);
+    c.fd = -1;
+  }
+  set_slot(c, Slot::none);
+}
+
+void HttpServer::Impl::publish() {
+  stat_regular.store(regular);
+  stat_reserved.store(reserved);
+  stat_closing.store(closing);
+  stat_accepted.store(accepted_total);
+  stat_evicted.store(evicted_total);
+  stat_refused.store(refused_total);
 }
 
 void HttpServer::Impl::on_readable(Connection& c) {
@@ -536,38 +767,35 @@ void HttpServer::Impl::on_readable(Connection& c) {
 }
 
 void HttpServer::Impl::process_input(Connection& c) {
+  using detail::request::HeadDone;
+  using detail::request::ParseFailure;
   if (!c.head) {
-    const std::string_view window =
-        std::string_view(c.in).substr(0, std::min(c.in.size(), options.max_header_bytes + 4));
-    const auto end = find_head_end(window);
-    if (!end) {
-      if (c.in.size() > options.max_header_bytes) {
-        respond(c, error_response(431, "request header section too large"), false);
-      }
-      return;
-    }
-    if (end->second > options.max_header_bytes) {
-      respond(c, error_response(431, "request header section too large"), false);
-      return;
-    }
-    auto parsed = parse_head(std::string_view(c.in).substr(0, end->second), options);
-    if (auto* failure = std::get_if<ParseFailure>(&parsed)) {
+    auto scanned = detail::request::scan_head(c.in, options, c.searched);
+    if (auto* failure = std::get_if<ParseFailure>(&scanned)) {
       respond(c, error_response(failure->status, failure->message), false);
       return;
     }
-    c.head = std::move(std::get<ParsedHead>(parsed));
-    c.body_offset = end->first;
-    c.head->request.peer = c.peer;
-    if (c.head->expect_continue && c.in.size() - c.body_offset < c.head->content_length) {
+    if (const auto* more = std::get_if<detail::request::NeedMore>(&scanned)) {
+      c.searched = more->searched;
+      return;
+    }
+    c.head = std::move(std::get<HeadDone>(scanned));
+    c.head->head.request.peer = c.peer;
+    if (c.slot == Slot::reserve && !is_reserve_request(c.head->head)) {
+      refuse(c);
+      return;
+    }
+    if (c.head->head.expect_continue && c.in.size() - c.head->body_offset < c.head->head.content_length) {
       static constexpr std::string_view k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
       (void)::send(c.fd, k_continue.data(), k_continue.size(), MSG_NOSIGNAL);  // best effort
     }
   }
-  if (c.in.size() - c.body_offset < c.head->content_length) {
+  const auto body = detail::request::complete_body(c.in, *c.head);
+  if (!body) {
     return;
   }
-  ServerRequest& req = c.head->request;
-  req.body = c.in.substr(c.body_offset, c.head->content_length);
+  ServerRequest& req = c.head->head.request;
+  req.body = std::string(*body);
   ServerResponse response;
   try {
     response = handler(req);
@@ -608,10 +836,20 @@ void HttpServer::Impl::on_writable(Connection& c) {
   ::shutdown(c.fd, SHUT_WR);
   c.phase = Phase::lingering;
   c.deadline = SteadyClock::now() + std::min(options.io_timeout, k_max_linger);
+  // Answered: the slot is free for the next request.
+  if (c.slot != Slot::closing) {
+    if (!room_to_close()) {
+      close_connection(c);
+      return;
+    }
+    set_slot(c, Slot::closing);
+  }
 }
 
 void HttpServer::Impl::on_deadline(Connection& c) {
-  if (c.phase == Phase::reading) {
+  if (c.phase == Phase::reading && c.slot == Slot::reserve) {
+    close_connection(c);  // the reserve waits for no one
+  } else if (c.phase == Phase::reading) {
     respond(c, error_response(408, "request not received in time"), false);
   } else {
     close_connection(c);  // a client that does not read its answer, or lingers

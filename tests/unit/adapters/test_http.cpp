@@ -49,6 +49,38 @@ TEST(Endpoint, RejectsWhatItCannotUse) {
   }
 }
 
+TEST(Endpoint, PortsAreFromOneTo65535) {
+  EXPECT_EQ(parse_endpoint("http://127.0.0.1:65535", "x")->base_url, "http://127.0.0.1:65535");
+  EXPECT_EQ(parse_endpoint("tcp://docker:1", "x")->base_url, "http://docker:1");
+  EXPECT_EQ(parse_endpoint("http://[::1]:11434", "x")->base_url, "http://[::1]:11434");
+  EXPECT_EQ(parse_endpoint("http://[::1]", "x")->base_url, "http://[::1]");
+  EXPECT_EQ(parse_endpoint("https://ntfy.example.org:8443/", "x")->base_url, "https://ntfy.example.org:8443");
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"http://127.0.0.1:99999", "port 99999 is not from 1 to 65535"},
+      {"tcp://127.0.0.1:99999", "port 99999 is not from 1 to 65535"},
+      {"tcp://127.0.0.1:65536", "port 65536 is not from 1 to 65535"},
+      {"http://127.0.0.1:0", "port 0 is not from 1 to 65535"},
+      {"http://127.0.0.1:18446744073709551617", "port 18446744073709551617 is not from 1 to 65535"},
+      {"http://[::1]:99999", "port 99999 is not from 1 to 65535"},
+      {"https://ntfy.example.org:70000", "port 70000 is not from 1 to 65535"},
+      {"http://127.0.0.1:", "no port after ':' (expected a number from 1 to 65535)"},
+      {"http://[::1]:", "no port after ':' (expected a number from 1 to 65535)"},
+      {"http://127.0.0.1:11434x", "port '11434x' is not a number from 1 to 65535"},
+      {"tcp://127.0.0.1:-1", "port '-1' is not a number from 1 to 65535"},
+      {"tcp://127.0.0.1:+80", "port '+80' is not a number from 1 to 65535"},
+      {"http://[::1]x", "expected :port after ']', not 'x'"},
+      {"http://[::1:11434", "missing ']' after the IPv6 address"},
+      {"http://::1:11434", "put an IPv6 address in brackets, e.g. [::1]:11434"},
+      {"http://:11434", "missing host before the port"},
+      {"http://[]:11434", "missing host before the port"},
+  };
+  for (const auto& [text, why] : bad) {
+    const auto ep = parse_endpoint(text, "DOCKER_HOST");
+    ASSERT_FALSE(ep) << text << " -> " << ep->base_url;
+    EXPECT_EQ(ep.error().line(), fmt::format("DOCKER_HOST: '{}': {}", text, why));
+  }
+}
+
 namespace {
 
 Endpoint unix_endpoint(const std::filesystem::path& socket) {
@@ -456,6 +488,28 @@ TEST(HttpClient, BrokenAnswersAreErrors) {
     const auto r = client.get("/x");
     ASSERT_FALSE(r) << pieces.front();
     EXPECT_TRUE(r.error().message.starts_with("not an HTTP answer (")) << r.error().line();
+  }
+}
+
+TEST(HttpClient, LineAndHeadLimitsHoldHoweverTheAnswerArrives) {
+  // A trailer over 4 KiB and a head over 64 KiB passed when one read brought them whole, and failed when they
+  // came in smaller reads (found with tests/fuzz/fuzz_http_response.cpp, which checks that splits never matter).
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-Trailer: " + std::string(5000, 'a') +
+           "\r\n\r\n",
+       "not an HTTP answer (a chunk line longer than 4 KiB)"},
+      {"HTTP/1.1 200 OK\r\nX-Big: " + std::string(66000, 'a') + "\r\nContent-Length: 1\r\n\r\nx",
+       "not an HTTP answer (headers longer than 64 KiB)"},
+  };
+  for (const auto& [answer, message] : cases) {
+    TempDir dir;
+    ScriptedServer server(dir.path() / "s.sock", [&](int, const std::string&) {
+      return ScriptedServer::Answer{{answer}, true};
+    });
+    HttpClient client(server.endpoint(), 5s);
+    const auto r = client.get("/x");
+    ASSERT_FALSE(r) << message;
+    EXPECT_EQ(r.error().message, message);
   }
 }
 

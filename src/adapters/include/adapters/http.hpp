@@ -24,8 +24,9 @@ struct Endpoint {
   std::string text;         // as given, for messages: "unix:///var/run/docker.sock"
 };
 
-// "unix:///path", "tcp://host:port", "http://host:port". `source` names where the
-// text came from in errors (e.g. "DOCKER_HOST").
+// "unix:///path", "tcp://host:port", "http://host:port", "https://host"; an IPv6 host in brackets
+// ("http://[::1]:11434"). A port, when given, is a number from 1 to 65535. `source` names where the
+// text came from in errors (e.g. "DOCKER_HOST: 'tcp://127.0.0.1:99999': port 99999 is not from 1 to 65535").
 [[nodiscard]] Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source);
 
 struct HttpResponse {
@@ -38,7 +39,7 @@ struct HttpResponse {
 inline constexpr std::size_t k_default_max_body_bytes = 64U << 20;
 
 struct RequestOptions {
-  std::optional<std::chrono::milliseconds> timeout;  // the whole exchange; the client's time-out when empty
+  std::optional<std::chrono::milliseconds> timeout;       // the whole exchange; the client's time-out when empty
   std::size_t max_body_bytes = k_default_max_body_bytes;  // a longer body is an error ("response larger than ...")
 
   [[nodiscard]] static RequestOptions capped(std::size_t max_body) {

@@ -1,6 +1,7 @@
 // A small embedded HTTP/1.1 server for memwarden serve (/metrics and the JSON API):
 // POSIX sockets and poll() on one worker thread, many connections at once, one
-// request per connection (every response carries Content-Length and Connection: close).
+// request per connection (every response carries Content-Length and Connection: close),
+// limits per client and a reserve that keep /metrics and /healthz answerable under a flood.
 #pragma once
 
 #include <chrono>
@@ -39,18 +40,44 @@ struct ServerResponse {
 // Runs on the server's thread; an exception becomes a 500.
 using RequestHandler = std::function<ServerResponse(const ServerRequest&)>;
 
+// Limits that keep the server answerable when clients hold connections open without finishing their
+// requests (docs/serve.md, "HTTP endpoint"). A connection is in one of three places:
+//   - a regular slot: max_connections of them, max_connections_per_client of those per client address
+//     (an IPv6 address by its /64). Once more than 3/4 of the slots are taken (48 of 64), a connection that
+//     has not sent its whole request within evict_idle_after of being accepted is closed, oldest first,
+//     until only 3/4 are; on a quieter server it has io_timeout (408).
+//   - the reserve, for connections that find no regular slot (all taken, or their client's share): they are
+//     answered only for GET or HEAD of reserve_paths (/metrics, /healthz), anything else gets 503, and a
+//     request must arrive within min(io_timeout, evict_idle_after). When the reserve is full, a new
+//     connection turns out the oldest one still waiting for its request (its own address's first).
+//   - closing: answered, until the client closes (up to 2 s); at most max_connections of them.
+// With reserved_connections = 0, a connection that finds no regular slot gets 503 at once.
 struct HttpServerOptions {
-  std::string host = "127.0.0.1";              // an address or a host name ("localhost" binds 127.0.0.1)
-  std::uint16_t port = 0;                      // 0: any free port (see HttpServer::port())
-  std::size_t max_header_bytes = 16U << 10;    // request line + headers; more: 431
-  std::size_t max_body_bytes = 64U << 10;      // Content-Length above it: 413 (the body is not read)
-  std::chrono::milliseconds io_timeout{5000};  // to send the whole request (else 408) and to read the answer
-  std::size_t max_connections = 64;            // more at once: 503
+  std::string host = "127.0.0.1";                    // an address or a host name ("localhost" binds 127.0.0.1)
+  std::uint16_t port = 0;                            // 0: any free port (see HttpServer::port())
+  std::size_t max_header_bytes = 16U << 10;          // request line + headers; more: 431
+  std::size_t max_body_bytes = 64U << 10;            // Content-Length above it: 413 (the body is not read)
+  std::chrono::milliseconds io_timeout{5000};        // to send the whole request (else 408) and to read the answer
+  std::size_t max_connections = 64;                  // regular slots: requests being read or answered at once
+  std::size_t max_connections_per_client = 8;        // regular slots one client address may take
+  std::chrono::milliseconds evict_idle_after{1000};  // past 3/4 of the slots: an unfinished request's time
+  std::size_t reserved_connections = 4;              // for reserve_paths when the slots are taken
+  std::vector<std::string> reserve_paths = {"/metrics", "/healthz"};
+};
+
+// What the server holds now, and has done since it started (HttpServer::stats()).
+struct HttpServerStats {
+  std::size_t connections = 0;  // regular slots taken
+  std::size_t reserved = 0;     // reserve slots taken
+  std::size_t closing = 0;      // answered, waiting for their clients to close
+  std::uint64_t accepted = 0;   // connections accepted
+  std::uint64_t evicted = 0;    // closed before their request was complete, to make room (idle, reserve)
+  std::uint64_t refused = 0;    // answered 503 (too many connections) or closed at once for the limits
 };
 
 // Statuses answered by the server itself: 400 malformed request, 408 request not sent within
 // io_timeout, 411 Transfer-Encoding on a request (send Content-Length), 413, 431, 500 handler
-// threw, 503 too many connections.
+// threw, 503 too many connections (a request other than reserve_paths when no regular slot was free).
 class HttpServer {
  public:
   // Binds and listens (SO_REUSEADDR, CLOEXEC), then starts the worker thread. Errors name the
@@ -69,6 +96,9 @@ class HttpServer {
 
   // The bound port (the one the kernel chose when options.port was 0).
   [[nodiscard]] std::uint16_t port() const;
+
+  // Thread-safe; the worker updates it each time before it waits, so a moment after what a client sees.
+  [[nodiscard]] HttpServerStats stats() const;
 
   struct Impl;
 
