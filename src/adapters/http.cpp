@@ -23,6 +23,7 @@
 #include <optional>
 #include <utility>
 
+#include "core/bytes.hpp"
 #include "http_parse.hpp"
 
 namespace mw::adapters {
@@ -116,16 +117,6 @@ Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source) 
   ep.kind = Endpoint::Kind::tcp;
   ep.base_url = scheme + std::string(rest);
   return ep;
-}
-
-std::string describe_cap(std::size_t bytes) {
-  if (bytes >= (1U << 20) && bytes % (1U << 20) == 0) {
-    return fmt::format("{} MiB", bytes >> 20);
-  }
-  if (bytes >= (1U << 10) && bytes % (1U << 10) == 0) {
-    return fmt::format("{} KiB", bytes >> 10);
-  }
-  return fmt::format("{} bytes", bytes);
 }
 
 namespace {
@@ -783,7 +774,7 @@ Expected<Answer, Failure> read_answer(Reader& reader, std::size_t max_body) {
     return unexpected(std::move(head).error());
   }
   const auto too_large = [max_body] {
-    return Failure{Failure::Kind::too_large, "response larger than " + describe_cap(max_body), 0};
+    return Failure{Failure::Kind::too_large, "response larger than " + format_cap(max_body), 0};
   };
   Answer out;
   out.status = head->status;
@@ -1147,7 +1138,7 @@ Result<HttpResponse> HttpClient::perform_tls(std::string_view method, std::strin
   const CURLcode code = api.easy_perform(curl);
   api.slist_free_all(headers);
   if (response.overflow) {
-    return fail(source, "response larger than " + describe_cap(max_body));
+    return fail(source, "response larger than " + format_cap(max_body));
   }
   if (code != CURLE_OK) {
     long os_errno = 0;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "adapters/http.hpp"
+#include "core/bytes.hpp"
 #include "recording_server.hpp"
 #include "test_support.hpp"
 
@@ -188,11 +189,11 @@ TEST(HttpClient, ARequestsOwnCapHoldsToTheByte) {
   EXPECT_TRUE(client.get("/over"));
 }
 
-TEST(HttpClient, DescribesCaps) {
-  EXPECT_EQ(describe_cap(64U << 20), "64 MiB");
-  EXPECT_EQ(describe_cap(256U << 10), "256 KiB");
-  EXPECT_EQ(describe_cap(1000), "1000 bytes");
-  EXPECT_EQ(describe_cap((1U << 20) + 1024), "1025 KiB");
+TEST(HttpClient, CapsAreSaidExactly) {
+  EXPECT_EQ(format_cap(64U << 20), "64 MiB");
+  EXPECT_EQ(format_cap(256U << 10), "256 KiB");
+  EXPECT_EQ(format_cap(1000), "1000 bytes");
+  EXPECT_EQ(format_cap((1U << 20) + 1024), "1025 KiB");
 }
 
 TEST(HttpClient, SpeaksTlsToAnHttpsEndpoint) {

@@ -54,9 +54,6 @@ struct RequestOptions {
   }
 };
 
-// "64 MiB", "256 KiB", "100 bytes": a cap, for messages.
-[[nodiscard]] std::string describe_cap(std::size_t bytes);
-
 class HttpClient {
  public:
   HttpClient(Endpoint endpoint, std::chrono::milliseconds timeout);
