@@ -22,6 +22,7 @@
 #include "core/text.hpp"
 #include "probes/gpu.hpp"
 #include "probes/host_memory.hpp"
+#include "probes/ollama_store.hpp"
 
 namespace mw::cli {
 
@@ -650,8 +651,28 @@ void Daemon::act(const std::vector<Finding>& findings, const std::set<std::strin
 
 // ---------------------------------------------------------------- history and notifications
 
+bool Daemon::history_has_room() {
+  if (m_config.history_min_free == 0) {
+    return true;
+  }
+  // The state directory is memwarden's own, not a path under the host root.
+  auto space = probes::read_disk_space(probes::HostRoot("/"), m_config.state_dir);
+  if (!space || space->available >= m_config.history_min_free) {
+    return true;  // unknown: the write itself will tell
+  }
+  const Error paused{m_config.state_dir,
+                     fmt::format("less than {} free on its file system (history.min_free): samples are not written, "
+                                 "so that the journal of actions keeps its room",
+                                 format_bytes(m_config.history_min_free))};
+  if (!m_history_error || m_history_error->message != paused.message) {
+    log("history: " + paused.line());
+  }
+  m_history_error = paused;
+  return false;
+}
+
 void Daemon::record_history(const DaemonSnapshot& snap) {
-  if (!m_store) {
+  if (!m_store || !history_has_room()) {
     return;
   }
   const auto at = snap.taken_at_ms;

@@ -397,3 +397,43 @@ TEST(Serve, AMalformedUrlLabelIsSaidAsSuchAndCannotForgeLogLines) {
     EXPECT_EQ(n.title.find('\n'), std::string::npos) << n.title;
   }
 }
+
+TEST(Serve, SamplesStopBeforeTheJournalsRoomIsGoneAndFixesStillJournal) {
+  // More free space asked for than any disk has: the history pauses from the first round.
+  Warden w({{"memwarden.enable", "true"}}, [](ServeConfig& c) { c.history_min_free = 1ULL << 60; });
+  w.scene.actions.on_restart = [&] {
+    w.scene.set_anon(26ULL << 20);
+    return Expected<void, Error>{};
+  };
+  w.ticks(15);
+  const auto snap = w.daemon->snapshot();
+  EXPECT_FALSE(snap->history_ok);
+  ASSERT_TRUE(snap->history_error.has_value());
+  EXPECT_NE(snap->history_error->message.find("history.min_free"), std::string::npos);
+  EXPECT_EQ(std::count_if(w.lines.begin(), w.lines.end(),
+                          [](const std::string& l) { return l.find("history.min_free") != std::string::npos; }),
+            1);
+  const auto state = w.daemon->config().state_dir;
+  {
+    auto store = adapters::SampleStore::open(state, {});
+    ASSERT_TRUE(store);
+    const auto rows = store->raw("host", 0, k_wall + w.scene.clock.now().count());
+    ASSERT_TRUE(rows);
+    EXPECT_TRUE(rows->empty());
+  }
+  // The fix ran and is in the journal.
+  EXPECT_EQ(w.scene.actions.restarts, 1);
+  const auto history = json::parse(w.get("/api/v1/history").body);
+  ASSERT_EQ(history["records"].size(), 1U) << history.dump();
+  // Room again: samples are written again, and it is said.
+  auto next = w.daemon->config();
+  next.history_min_free = 0;
+  w.daemon->reload(next);
+  w.ticks(2);
+  EXPECT_TRUE(w.daemon->snapshot()->history_ok);
+  EXPECT_TRUE(w.logged("history: writing again"));
+  auto store = adapters::SampleStore::open(state, {});
+  const auto rows = store->raw("host", 0, k_wall + w.scene.clock.now().count());
+  ASSERT_TRUE(rows);
+  EXPECT_EQ(rows->size(), 2U);
+}

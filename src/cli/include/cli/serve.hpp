@@ -97,6 +97,8 @@ class Daemon {
   void sample_containers(DaemonSnapshot& snap);
   void act(const std::vector<Finding>& findings, const std::set<std::string>& requested);
   void record_history(const DaemonSnapshot& snap);
+  // False (said once) while the state directory's file system has less than history.min_free free.
+  [[nodiscard]] bool history_has_room();
   void notify_changes(const DaemonSnapshot& snap);
   // True when it went out to every target (or there are none); false when suppressed or failed.
   bool notify(adapters::Notification n, const std::string& key, RateLimiter& limiter);
