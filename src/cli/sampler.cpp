@@ -19,6 +19,8 @@ namespace {
 
 // The processes of one server read per sample (of them, k_max_processes_kept are kept).
 constexpr std::size_t k_max_processes_read = 64;
+// The most of an API error's source and message a sample keeps.
+constexpr std::size_t k_max_error_bytes = 512;
 
 }  // namespace
 
@@ -314,7 +316,15 @@ ServerSample Sampler::sample_server(WatchedServer& w) {
                                k_max_models_kept, k_max_models_kept - 1)});
       }
     } else {
-      s.api_error = models.error();
+      // Kept for the whole window: an error that quotes a long answer is cut.
+      Error e = models.error();
+      for (auto* text : {&e.source, &e.message}) {
+        if (text->size() > k_max_error_bytes) {
+          text->resize(k_max_error_bytes);
+          *text += "...";
+        }
+      }
+      s.api_error = std::move(e);
     }
   }
   return s;

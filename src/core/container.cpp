@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/footprint.hpp"
+
 namespace mw {
 
 namespace {
@@ -137,6 +139,39 @@ std::optional<std::string> host_path_through_mounts(const std::vector<ContainerM
     out += rest.starts_with('/') ? std::string(rest) : "/" + std::string(rest);
   }
   return out;
+}
+
+std::size_t footprint(const ContainerMeta& m) {
+  using owned::heap;
+  using owned::heap_block;
+  std::size_t n = sizeof m + heap(m.id) + heap(m.name) + heap(m.image) + heap(m.labels) + heap(m.network_mode) +
+                  heap(m.state.status) + heap(m.state.started_at) + heap(m.restart_policy.name) + heap(m.server_env) +
+                  heap(m.ip_addresses);
+  if (m.device_requests.capacity() > 0) {
+    n += heap_block(m.device_requests.capacity() * sizeof(DeviceRequest));
+  }
+  for (const auto& d : m.device_requests) {
+    n += heap(d.driver) + heap(d.device_ids);
+    if (d.capabilities.capacity() > 0) {
+      n += heap_block(d.capabilities.capacity() * sizeof(std::vector<std::string>));
+    }
+    for (const auto& set : d.capabilities) {
+      n += heap(set);
+    }
+  }
+  if (m.ports.capacity() > 0) {
+    n += heap_block(m.ports.capacity() * sizeof(PortBinding));
+  }
+  for (const auto& p : m.ports) {
+    n += heap(p.container_port) + heap(p.host_ip) + heap(p.host_port);
+  }
+  if (m.mounts.capacity() > 0) {
+    n += heap_block(m.mounts.capacity() * sizeof(ContainerMount));
+  }
+  for (const auto& mount : m.mounts) {
+    n += heap(mount.type) + heap(mount.name) + heap(mount.source) + heap(mount.destination);
+  }
+  return n;
 }
 
 }  // namespace mw

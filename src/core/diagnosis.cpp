@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/bytes.hpp"
+#include "core/footprint.hpp"
 
 namespace mw {
 
@@ -601,6 +602,31 @@ std::vector<Finding> run_detectors(const std::vector<ServerState>& servers, cons
     return a.subject < b.subject;
   });
   return all;
+}
+
+std::size_t footprint(const ServerSample& s) {
+  using owned::heap;
+  using owned::heap_block;
+  std::size_t n = sizeof s;
+  if (s.models) {
+    if (s.models->capacity() > 0) {
+      n += heap_block(s.models->capacity() * sizeof(OllamaModel));
+    }
+    for (const auto& m : *s.models) {
+      n += heap(m.name) + heap(m.model) + heap(m.digest) + heap(m.expires_at) + heap(m.family) +
+           heap(m.parameter_size) + heap(m.quantization_level);
+    }
+  }
+  if (s.api_error) {
+    n += heap(s.api_error->source) + heap(s.api_error->message);
+  }
+  if (s.processes.capacity() > 0) {
+    n += heap_block(s.processes.capacity() * sizeof(ProcessInfo));
+  }
+  for (const auto& p : s.processes) {
+    n += heap(p.comm) + heap(p.argv);
+  }
+  return n;
 }
 
 }  // namespace mw

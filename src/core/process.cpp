@@ -9,6 +9,7 @@ void bound_argv(std::vector<std::string>& argv) {
   if (argv.size() > k_max_argv_kept) {
     argv.resize(k_max_argv_kept);
   }
+  argv.shrink_to_fit();
   for (auto& arg : argv) {
     if (arg.size() > k_max_arg_bytes) {
       arg.resize(k_max_arg_bytes);

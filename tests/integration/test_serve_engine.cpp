@@ -9,9 +9,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -86,7 +89,11 @@ class Warden {
 
   void write_config(const std::string& yaml, int port) const {
     std::ofstream out(m_config);
-    out << "listen: 127.0.0.1:" << port << "\nstate_dir: " << (m_dir.path() / "state").string() << "\n" << yaml;
+    out << "listen: 127.0.0.1:" << port << "\n";
+    if (yaml.find("state_dir:") == std::string::npos) {
+      out << "state_dir: " << (m_dir.path() / "state").string() << "\n";
+    }
+    out << yaml;
   }
 
   [[nodiscard]] bool healthy(std::chrono::seconds limit = 30s) const {
@@ -100,6 +107,7 @@ class Warden {
   [[nodiscard]] std::string state_dir() const { return (m_dir.path() / "state").string(); }
   [[nodiscard]] BackgroundProcess& process() { return *m_process; }
   [[nodiscard]] std::string log() const { return m_process->output(); }
+  [[nodiscard]] std::filesystem::path config_path() const { return m_config; }
 
  private:
   TempDir m_dir;
@@ -346,4 +354,176 @@ TEST(ServeEngine, SigtermDuringAFixFinishesTheActionFirst) {
   ASSERT_FALSE(doc.is_discarded()) << history.out << history.err;
   ASSERT_EQ(doc["records"].size(), 1U) << doc.dump(2);
   EXPECT_EQ(doc["records"][0]["outcome"], "refused") << doc.dump(2);  // finished, not left in progress
+}
+
+// ---- never the leak, never stopped (issue 11)
+
+namespace {
+
+// VmRSS of a process, in bytes.
+std::optional<std::uint64_t> resident_bytes(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("VmRSS:")) {
+      return std::stoull(line.substr(6)) * 1024;
+    }
+  }
+  return std::nullopt;
+}
+
+// docs/serve.md, "Memory": the bound on serve's resident memory for `containers` watched containers,
+// `servers` inference servers and a window of `window` samples per server.
+std::uint64_t documented_bound(std::uint64_t containers, std::uint64_t servers, std::uint64_t window) {
+  constexpr std::uint64_t k_base = 24ULL << 20;
+  constexpr std::uint64_t k_per_container = 4 * (96ULL << 10);
+  constexpr std::uint64_t k_per_sample = 40ULL << 10;
+  constexpr std::uint64_t k_transient = 24ULL << 20;
+  return k_base + containers * k_per_container + servers * window * k_per_sample + k_transient;
+}
+
+std::size_t count_of(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST(ServeEngine, AServerListingThousandsOfModelsCannotGrowIt) {
+  // One server lists 1,800 models (under the 256 KiB cap for /api/ps), the other 8,000 (over it); names
+  // repeat every 100 and the sizes change every second.
+  Container under("mwit-flood-under", {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18731", "-m", "256m"},
+                  {"/bin/ollama-sim", "--model", "small:1=10", "--ps-flood", "1800", "--no-request-log"}, k_sim_image);
+  Container over("mwit-flood-over", {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18732", "-m", "256m"},
+                 {"/bin/ollama-sim", "--model", "small:1=10", "--ps-flood", "8000", "--no-request-log"}, k_sim_image);
+  ASSERT_TRUE(under.wait_for_log("ollama-sim: listening"));
+  ASSERT_TRUE(over.wait_for_log("ollama-sim: listening"));
+  Warden warden(18733, k_detect + "fix:\n  auto: off\n");
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto text = warden.metrics();
+        return metric(text, "memwarden_server_up{server=\"mwit-flood-under\"}") == 1.0 &&
+               metric(text, "memwarden_server_up{server=\"mwit-flood-over\"}") == 0.0;
+      },
+      30s))
+      << warden.metrics() << warden.log();
+  std::this_thread::sleep_for(5s);  // past start-up
+  const auto first = resident_bytes(warden.process().pid());
+  ASSERT_TRUE(first.has_value());
+  std::uint64_t peak = *first;
+  std::uint64_t last = *first;
+  for (int i = 0; i < 55; ++i) {
+    std::this_thread::sleep_for(1s);
+    last = resident_bytes(warden.process().pid()).value_or(last);
+    peak = std::max(peak, last);
+  }
+  const auto text = warden.metrics();
+  const auto containers = count_of(text, "memwarden_container_anon_bytes{");
+  const auto bound = documented_bound(containers, 2, 600);
+  RecordProperty("rss_first_kib", static_cast<int>(*first >> 10));
+  RecordProperty("rss_peak_kib", static_cast<int>(peak >> 10));
+  RecordProperty("rss_last_kib", static_cast<int>(last >> 10));
+  EXPECT_LE(peak, bound) << "peak " << (peak >> 10) << " KiB, bound " << (bound >> 10) << " KiB";
+  // Before the caps it grew by about 0.5 MiB a second here; now the window is full of bounded samples.
+  EXPECT_LT(last, *first + (4ULL << 20)) << "from " << (*first >> 10) << " KiB to " << (last >> 10) << " KiB";
+
+  // Each sample keeps 16 entries; the scrape has one series per name and Prometheus accepts it.
+  EXPECT_LE(count_of(text, "memwarden_model_size_bytes{server=\"mwit-flood-under\""), 16U);
+  TempDir dir;
+  dir.write("metrics.txt", text);
+  const auto check =
+      run_process({"sh", "-c", "exec promtool check metrics < \"$1\"", "sh", (dir.path() / "metrics.txt").string()});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  const auto log = warden.log();
+  EXPECT_EQ(count_of(log, "lists more than 16 models"), 1U) << log;
+  EXPECT_NE(log.find("(GET /api/ps): response larger than 256 KiB"), std::string::npos) << log;
+}
+
+TEST(ServeEngine, ABadReloadOrAConnectionFloodNeverStopsTheWatch) {
+  Warden warden(18734, k_detect + "fix:\n  auto: off\n");
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+  const auto samples = [&] { return metric(warden.metrics(), "memwarden_samples_total").value_or(0); };
+
+  // 80 connections that send nothing: /metrics and /healthz still answer, and quickly.
+  std::vector<int> idle;
+  for (int i = 0; i < 80; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(18734);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+    idle.push_back(fd);
+  }
+  std::this_thread::sleep_for(200ms);
+  for (const char* path : {"/metrics", "/healthz"}) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = http_get(warden.base() + path);
+    const auto took = std::chrono::steady_clock::now() - started;
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_LT(took, 100ms + 50ms) << path << " (curl's own start-up included)";
+  }
+  for (const int fd : idle) {
+    ::close(fd);
+  }
+
+  // The configuration file becomes a FIFO, then a 50 MB file: each reload is refused at once, and sampling
+  // never stops.
+  const auto config = warden.config_path();
+  std::filesystem::remove(config);
+  ASSERT_EQ(::mkfifo(config.c_str(), 0600), 0);
+  const auto before_fifo = samples();
+  warden.process().signal(SIGHUP);
+  EXPECT_TRUE(eventually([&] { return warden.log().find("is a FIFO, not a regular file") != std::string::npos; }, 5s))
+      << warden.log();
+  EXPECT_TRUE(eventually([&] { return samples() >= before_fifo + 3; }, 10s)) << warden.log();
+  std::filesystem::remove(config);
+  {
+    std::ofstream out(config);
+    out << "# " << std::string(50U << 20, 'x') << "\n";
+  }
+  const auto before_big = samples();
+  warden.process().signal(SIGHUP);
+  EXPECT_TRUE(eventually([&] { return warden.log().find("larger than 1 MiB") != std::string::npos; }, 5s))
+      << warden.log();
+  EXPECT_TRUE(eventually([&] { return samples() >= before_big + 3; }, 10s)) << warden.log();
+  EXPECT_EQ(http_get(warden.base() + "/healthz").status, 200);
+
+  // SIGTERM is honoured within an interval or so.
+  const auto signalled = std::chrono::steady_clock::now();
+  warden.process().signal(SIGTERM);
+  EXPECT_EQ(warden.process().wait(), 0) << warden.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 3s);
+}
+
+TEST(ServeEngine, OnAFullFileSystemSamplesStopFirstAndAFixStillJournals) {
+  // A tmpfs of 384 KiB holds the state directory; samples stop while less than 256 KiB is free.
+  TempDir mount_point;
+  const auto mounted = run_process({"mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", mount_point.path().string()});
+  if (mounted.exit_code != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << mounted.err;
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { (void)run_process({"umount", "-l", path}); }
+  } unmount{mount_point.path().string()};
+  BloatedServer server("mwit-full-fs", 18735, {"memwarden.enable=true"});
+  Warden warden(18736, k_detect + "state_dir: " + (mount_point.path() / "state").string() +
+                           "\nhistory:\n  min_free: 256k\nfix:\n  auto: on\n  settle: 1s\n");
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+  // The samples fill the file system until the history stops...
+  EXPECT_TRUE(eventually([&] { return metric(warden.metrics(), "memwarden_history_ok") == 0.0; }, 120s))
+      << warden.log();
+  EXPECT_NE(warden.log().find("history.min_free"), std::string::npos) << warden.log();
+  // ... and only then does the server bloat: its fix must still find room in the journal.
+  ASSERT_TRUE(server.bloat());
+  const auto fixed = [&] {
+    const auto h = warden.api("/api/v1/history?server=mwit-full-fs");
+    return !h.is_discarded() && !h["records"].empty() && h["records"][0]["outcome"] == "succeeded";
+  };
+  ASSERT_TRUE(eventually(fixed, 120s)) << warden.log();
+  EXPECT_EQ(warden.log().find("disk is full"), std::string::npos) << "neither store ran out of room: " << warden.log();
 }

@@ -96,6 +96,7 @@ struct Options {
   std::string runner_argv0 = "/usr/bin/ollama";
   bool no_chunked = false;
   bool request_log = true;
+  uint64_t ps_flood = 0;  // fake entries appended to /api/ps, names repeating every 100
 };
 
 Options g_opt;
@@ -2130,6 +2131,16 @@ std::string ps_json() {
       o += ",\"context_length\":" + std::to_string(m->ctx);
     o += '}';
   }
+  // A broken or hostile server: thousands of "loaded" models, the same names again and again, and a
+  // list that changes every second (the sizes follow the clock).
+  const uint64_t tick = static_cast<uint64_t>(time(nullptr));
+  for (uint64_t i = 0; i < g_opt.ps_flood; ++i) {
+    if (!first)
+      o += ',';
+    first = false;
+    o += "{\"name\":\"flood-" + std::to_string(i % 100) + ":latest\",\"size\":" +
+         std::to_string(1000 + i + tick % 7) + ",\"size_vram\":0}";
+  }
   o += "]}";
   return o;
 }
@@ -2534,6 +2545,7 @@ void usage(FILE* f) {
       "  --idle-timeout-ms N           close idle keep-alive connections after N ms (120000)\n"
       "  --load-timeout-ms N           give up on a runner that is not ready (300000)\n"
       "  --runner-argv0 PATH           argv[0] of runner children (default /usr/bin/ollama)\n"
+      "  --ps-flood N                  append N fake entries to /api/ps (names repeat every 100)\n"
       "  --no-chunked                  never use chunked transfer encoding in answers\n"
       "  --no-request-log              do not log one line per HTTP request\n"
       "  --help                        this text\n",
@@ -2731,6 +2743,10 @@ void parse_args(int argc, char** argv) {
       g_opt.runner_argv0 = need();
       if (g_opt.runner_argv0.empty())
         die(2, "--runner-argv0 needs a value");
+    } else if (a == "--ps-flood") {
+      std::string v = need();
+      if (!parse_u64(v, 1000000, g_opt.ps_flood))
+        die(2, "--ps-flood '%s': expected 0..1000000", sanitize(v).c_str());
     } else if (a == "--no-chunked") {
       flag();
       g_opt.no_chunked = true;

@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -302,6 +303,34 @@ TEST(DockerClient, AnswersOverTheirCapsAreRefused) {
   ASSERT_TRUE(client) << client.error().line();
   const auto list = client->list_containers(ListScope::running);
   ASSERT_FALSE(list);
-  EXPECT_EQ(list.error().message, "response larger than 4 MiB");
+  EXPECT_EQ(list.error().message, "response larger than 2 MiB");
   EXPECT_TRUE(client->inspect("lim")) << "inspect has its own cap and works";
+}
+
+TEST(DockerInspect, TheWorstBoundedContainerStaysUnderItsDocumentedSize) {
+  auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-limited.json"));
+  doc["Name"] = "/" + std::string(5000, 'n');
+  doc["Config"]["Image"] = std::string(5000, 'i');
+  auto& labels = doc["Config"]["Labels"];
+  for (int i = 0; i < 200; ++i) {
+    labels[fmt::format("memwarden.{}{}", std::string(100, 'k'), i)] = std::string(1000, 'v');
+  }
+  for (int i = 0; i < 100; ++i) {
+    doc["Config"]["Env"].push_back(fmt::format("OLLAMA_{}{}={}", std::string(100, 'K'), i, std::string(5000, 'e')));
+  }
+  doc["Mounts"] = nlohmann::json::array();
+  for (int i = 0; i < 100; ++i) {
+    doc["Mounts"].push_back({{"Type", std::string(600, 't')},
+                             {"Name", std::string(600, 'n')},
+                             {"Source", std::string(5000, 's')},
+                             {"Destination", std::string(5000, 'd')}});
+  }
+  const auto m = parse_container_inspect(doc.dump(), "i");
+  ASSERT_TRUE(m) << m.error().line();
+  EXPECT_LE(footprint(*m), k_max_container_footprint) << footprint(*m);
+  const auto plain = parse_container_inspect(test::read_fixture("docker/inspect-limited.json"), "i");
+  ASSERT_TRUE(plain);
+  RecordProperty("worst_container_bytes", static_cast<int>(footprint(*m)));
+  RecordProperty("typical_container_bytes", static_cast<int>(footprint(*plain)));
+  EXPECT_LT(footprint(*plain), 8192U) << footprint(*plain);
 }

@@ -470,3 +470,46 @@ TEST(EscapeControl, OneLineWhateverComesIn) {
   const Error e{"label", "bad\nforged: line"};
   EXPECT_EQ(e.line(), "label: bad\\nforged: line");
 }
+
+TEST(Footprint, TheWorstBoundedSampleStaysUnderItsDocumentedSize) {
+  // Every field at its cap, every list at its count, then bounded as the sampler bounds a sample.
+  ServerSample s;
+  std::vector<OllamaModel> models;
+  for (int i = 0; i < 1000; ++i) {
+    OllamaModel m;
+    m.name = std::string(k_max_model_name_bytes - 4, 'n') + std::to_string(1000 + i);
+    m.model = m.name;
+    m.digest = std::string(k_max_model_detail_bytes, 'd');
+    m.expires_at = std::string(k_max_model_detail_bytes, 'e');
+    m.family = std::string(k_max_model_detail_bytes, 'f');
+    m.parameter_size = std::string(k_max_model_detail_bytes, 'p');
+    m.quantization_level = std::string(k_max_model_detail_bytes, 'q');
+    m.size = static_cast<std::uint64_t>(i);
+    models.push_back(std::move(m));
+  }
+  fold_models(models);
+  s.models = std::move(models);
+  for (int i = 0; i < 64; ++i) {
+    ProcessInfo p;
+    p.pid = i + 1;
+    p.comm = "ollama_llama_se";
+    p.argv = std::vector<std::string>(100, std::string(1000, 'a'));
+    bound_argv(p.argv);
+    p.rss_bytes = static_cast<std::uint64_t>(i);
+    s.processes.push_back(std::move(p));
+  }
+  keep_largest_processes(s.processes);
+  s.api_error = Error{std::string(515, 's'), std::string(515, 'm')};
+  const auto bytes = footprint(s);
+  EXPECT_LE(bytes, k_max_sample_footprint) << bytes;
+  RecordProperty("worst_sample_bytes", static_cast<int>(bytes));
+  EXPECT_GT(bytes, k_max_sample_footprint / 2) << "the worst case is near the bound, or the bound is loose";
+  // A typical sample: one model, two processes.
+  ServerSample typical;
+  typical.models = std::vector<OllamaModel>{model("llama3.1:8b", 6 * k_gib_u, 5 * k_gib_u)};
+  ProcessInfo server_process;
+  server_process.argv = {"/bin/ollama", "serve"};
+  typical.processes = {server_process, server_process};
+  EXPECT_LT(footprint(typical), 2048U) << footprint(typical);
+  RecordProperty("typical_sample_bytes", static_cast<int>(footprint(typical)));
+}

@@ -80,18 +80,22 @@ struct ContainerMeta {
 // What memwarden keeps of a container the engine describes (docs/serve.md, "Memory"): a daemon holds
 // this for every running container, so each part has a count and a length.
 struct ContainerBounds {
-  static constexpr std::size_t labels = 64;               // memwarden.* labels first, then by key
-  static constexpr std::size_t label_key_bytes = 256;     // a longer key is dropped
-  static constexpr std::size_t label_value_bytes = 4096;  // memwarden.* labels; a longer value is dropped
-  static constexpr std::size_t other_label_value_bytes = 1024;
-  static constexpr std::size_t server_env = 32;
+  static constexpr std::size_t labels = 32;               // memwarden.* labels first, then by key
+  static constexpr std::size_t label_key_bytes = 128;     // a longer key is dropped
+  static constexpr std::size_t label_value_bytes = 1024;  // memwarden.* labels; a longer value is dropped
+  static constexpr std::size_t other_label_value_bytes = 256;
+  static constexpr std::size_t server_env = 16;
   static constexpr std::size_t list_entries = 16;  // mounts, ports, addresses, device requests
-  static constexpr std::size_t text_bytes = 1024;  // a longer name, image, path or env value is cut
+  static constexpr std::size_t text_bytes = 512;   // a longer name, image, path or env value is cut
 };
 
 // Drops and cuts what is over ContainerBounds; returns how many entries were dropped or cut.
 std::size_t bound_container(ContainerMeta& meta);
 // The same for the labels of a container list entry.
 std::size_t bound_labels(std::map<std::string, std::string>& labels);
+// Bytes one ContainerMeta takes with what it owns (core/footprint.hpp).
+[[nodiscard]] std::size_t footprint(const ContainerMeta& meta);
+// The most a bounded ContainerMeta can take (held by unit tests; docs/serve.md).
+inline constexpr std::size_t k_max_container_footprint = 96U << 10;
 
 }  // namespace mw

@@ -30,8 +30,10 @@ struct OllamaModel {
 // What one sample keeps of a server's /api/ps (docs/serve.md, "Memory"): the `k_max_models_kept - 1`
 // largest models one by one, the rest as one folded entry, so that expected RAM still counts them.
 inline constexpr std::size_t k_max_models_kept = 16;
-// The longest string field of a model entry that is accepted (a longer one makes the answer malformed).
-inline constexpr std::size_t k_max_model_field_bytes = 256;
+// The longest string fields of a model entry that are accepted (a longer one makes the answer malformed):
+// name and model; digest ("sha256:" and 64 hex digits), expires_at and the details.
+inline constexpr std::size_t k_max_model_name_bytes = 256;
+inline constexpr std::size_t k_max_model_detail_bytes = 128;
 
 // The name of the folded entry (a stable label in /metrics).
 inline constexpr std::string_view k_folded_models_name = "(other models)";

@@ -22,9 +22,9 @@ struct ProcessInfo {
 
 // What a sample keeps of a server's processes (docs/serve.md, "Memory"): the processes that hold the
 // most memory, and of each the first arguments, each cut to a length.
-inline constexpr std::size_t k_max_processes_kept = 16;
-inline constexpr std::size_t k_max_argv_kept = 8;
-inline constexpr std::size_t k_max_arg_bytes = 256;
+inline constexpr std::size_t k_max_processes_kept = 8;
+inline constexpr std::size_t k_max_argv_kept = 4;
+inline constexpr std::size_t k_max_arg_bytes = 128;
 
 // Cuts argv to k_max_argv_kept arguments of at most k_max_arg_bytes each.
 void bound_argv(std::vector<std::string>& argv);
