@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include <cerrno>
-#include <tuple>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "adapters/json_fields.hpp"
 

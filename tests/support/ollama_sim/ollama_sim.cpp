@@ -2138,8 +2138,8 @@ std::string ps_json() {
     if (!first)
       o += ',';
     first = false;
-    o += "{\"name\":\"flood-" + std::to_string(i % 100) + ":latest\",\"size\":" +
-         std::to_string(1000 + i + tick % 7) + ",\"size_vram\":0}";
+    o += "{\"name\":\"flood-" + std::to_string(i % 100) + ":latest\",\"size\":" + std::to_string(1000 + i + tick % 7) +
+         ",\"size_vram\":0}";
   }
   o += "]}";
   return o;
