@@ -3,7 +3,7 @@
 # errors, and run the whole suite through ctest. The integration tests start a
 # private Docker engine themselves (scripts/integration-fixture.sh) and stop
 # it by pid. Then the unit tests run again under ASan and UBSan, and libFuzzer
-# fuzzes the GGUF header parser for 60 s (scripts/fuzz.sh).
+# fuzzes the GGUF header parser and the HTTP parsers for 60 s in all (scripts/fuzz.sh).
 #   scripts/test.sh            # everything
 #   scripts/test.sh --no-asan  # skip the sanitizer build
 set -euo pipefail
@@ -29,5 +29,5 @@ if [[ $asan -eq 1 ]]; then
     ctest --preset asan -j "$jobs"
 fi
 
-echo "== fuzz the GGUF header parser (libFuzzer, ASan, UBSan)"
+echo "== fuzz the GGUF and HTTP parsers (libFuzzer, ASan, UBSan)"
 scripts/fuzz.sh 60

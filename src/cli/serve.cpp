@@ -1035,7 +1035,7 @@ ServerResponse Daemon::api_samples(const ServerRequest& request) {
   if (auto text = query_param(request.query, "since")) {
     auto d = parse_duration(*text, "since");
     if (!d || d->count() <= 0) {
-      return error_response(400, "since: expected a duration such as 30m or 2h");
+      return error_response(400, "since: expected a duration such as 30m, 2h or 1d");
     }
     since = *d;
   }

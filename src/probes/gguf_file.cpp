@@ -1,5 +1,7 @@
 #include "probes/gguf_file.hpp"
 
+#include "probes/host_root.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -91,18 +93,16 @@ Result<GgufFile> check_data(GgufFile file, std::uint64_t bytes_read, const std::
 }  // namespace
 
 Result<GgufFile> read_gguf(const std::filesystem::path& path, std::uint64_t max_header_bytes) {
-  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
-    const int err = errno;
-    return fail(path.string(), std::strerror(err), err);
+  // Non-blocking open and the type checked on the descriptor: a FIFO named x.gguf is refused at once.
+  auto opened = open_regular_file(path);
+  if (!opened) {
+    return unexpected(opened.error());
   }
+  const Fd fd(*opened);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) {
     const int err = errno;
     return fail(path.string(), std::strerror(err), err);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return fail(path.string(), "not a regular file");
   }
   const auto file_size = static_cast<std::uint64_t>(st.st_size);
   if (file_size == 0) {

@@ -94,19 +94,7 @@ Result<OllamaLayer> parse_layer(const json& j, std::string_view source, const st
 // Reads a small JSON file (a manifest or a config blob), refusing anything that is not a regular
 // file or is larger than k_ollama_max_json_bytes.
 Result<std::string> read_small_file(const fs::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    const int err = errno;
-    return fail(path.string(), std::strerror(err), err);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return fail(path.string(), "not a regular file");
-  }
-  if (static_cast<std::uint64_t>(st.st_size) > k_ollama_max_json_bytes) {
-    return fail(path.string(), fmt::format("{} bytes is too large for an Ollama manifest or config (at most {})",
-                                           st.st_size, k_ollama_max_json_bytes));
-  }
-  return read_file(path);
+  return read_regular_file(path, k_ollama_max_json_bytes);
 }
 
 bool directory_exists(const fs::path& path) {

@@ -329,3 +329,25 @@ TEST(ConfigFiles, CheckConfigValidatesTheTokenFile) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, config.string() + ": ok\n");
 }
+
+TEST(ConfigFiles, PlanRefusesAFifoNamedLikeAModelAtOnce) {
+  TempDir dir;
+  const auto fifo = dir.path() / "x.gguf";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = memwarden({"plan", fifo.string(), "--ram", "32G", "--vram", "16G"});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("is a FIFO, not a regular file"), std::string::npos) << r.out << r.err;
+}
+
+TEST(UrlOptions, PortsOutsideTheRangeAreRefused) {
+  const auto r =
+      memwarden({"plan", "llama3.1:8b", "--ram", "32G", "--vram", "16G", "--ollama", "http://127.0.0.1:99999"});
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;  // plan: a source could not be used
+  EXPECT_NE((r.out + r.err).find("--ollama: 'http://127.0.0.1:99999': port 99999 is not from 1 to 65535"),
+            std::string::npos)
+      << r.out << r.err;
+  const auto status = memwarden({"status", "--docker-host", "tcp://127.0.0.1:99999"});
+  EXPECT_NE(status.out.find("port 99999 is not from 1 to 65535"), std::string::npos) << status.out << status.err;
+}

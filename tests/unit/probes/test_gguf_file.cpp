@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 
 #include "core/bytes.hpp"
@@ -178,7 +179,15 @@ TEST(GgufFile, NotAModel) {
 
   const auto directory = read_gguf(dir.path());
   ASSERT_FALSE(directory);
-  EXPECT_EQ(directory.error().message, "not a regular file");
+  EXPECT_EQ(directory.error().message, "is a directory, not a regular file");
+
+  // A FIFO is refused at once, not waited on (a blocking open would wait for a writer).
+  ASSERT_EQ(::mkfifo((dir.path() / "x.gguf").c_str(), 0600), 0);
+  const auto started = std::chrono::steady_clock::now();
+  const auto fifo = read_gguf(dir.path() / "x.gguf");
+  ASSERT_FALSE(fifo);
+  EXPECT_EQ(fifo.error().message, "is a FIFO, not a regular file");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
 
   dir.write("empty.gguf", "");
   const auto empty = read_gguf(dir.path() / "empty.gguf");
