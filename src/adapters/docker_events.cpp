@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "adapters/json_fields.hpp"
+#include "core/container.hpp"
 
 namespace mw::adapters {
 
@@ -42,6 +43,14 @@ Result<DockerEvent> parse_docker_event(std::string_view text, std::string_view s
           af.wrong_type("Attributes." + k, "a string");
         }
       }
+      // Events wait in a queue while a round is busy: keep them small. The attributes hold every label of
+      // the container; what memwarden reads is its name, image, exit code and signal, and its own labels.
+      std::erase_if(ev.attributes, [](const auto& kv) {
+        const auto& key = kv.first;
+        return key != "name" && key != "image" && key != "exitCode" && key != "signal" &&
+               !key.starts_with("memwarden.");
+      });
+      (void)bound_labels(ev.attributes);
     }
     if (af.error()) {
       return unexpected(*af.error());
@@ -57,7 +66,10 @@ Result<DockerEvent> parse_docker_event(std::string_view text, std::string_view s
     return fail(src, "not a Docker event (no Type or Action)");
   }
   if (const auto it = ev.attributes.find("name"); it != ev.attributes.end()) {
-    ev.name = it->second;
+    ev.name = it->second.substr(0, ContainerBounds::text_bytes);
+  }
+  if (ev.id.size() > 128) {
+    return fail(src, "an overlong Actor.ID");
   }
   return ev;
 }

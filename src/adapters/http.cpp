@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "core/bytes.hpp"
+#include "core/text.hpp"
 #include "http_parse.hpp"
 
 namespace mw::adapters {
@@ -81,6 +82,12 @@ std::optional<std::string> check_authority(std::string_view authority) {
 
 Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source) {
   const std::string src(source);
+  if (std::any_of(text.begin(), text.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte < 0x20 || byte == 0x7f;
+      })) {
+    return fail(src, fmt::format("'{}': an address holds no control characters", escape_control(text)));
+  }
   Endpoint ep;
   ep.text = std::string(text);
   if (text.starts_with("unix://")) {
@@ -224,7 +231,7 @@ std::optional<Failure> wait_for(int fd, short events, const Wait& w) {
     if (w.deadline) {
       const auto now = SteadyClock::now();
       if (now >= *w.deadline) {
-        return Failure{Failure::Kind::timeout, no_answer_within(w.reported), 0};
+        return Failure{Failure::Kind::timeout, no_answer_within(w.reported), ETIMEDOUT};
       }
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(*w.deadline - now).count();
       slice = static_cast<int>(std::min<std::int64_t>(left, INT_MAX));
@@ -303,7 +310,7 @@ Connected connect_unix(const Endpoint& ep, const Wait& w) {
   } while (rc != 0 && errno == EINTR);
   if (rc != 0) {
     if (errno == EAGAIN || errno == EINPROGRESS) {
-      return unexpected(Failure{Failure::Kind::timeout, no_answer_within(w.reported), 0});
+      return unexpected(Failure{Failure::Kind::timeout, no_answer_within(w.reported), ETIMEDOUT});
     }
     return unexpected(Failure{Failure::Kind::other, describe_connect_error(errno, ep), errno});
   }

@@ -359,6 +359,7 @@ struct HttpServer::Impl {
   std::size_t reserved = 0;
   std::size_t closing = 0;
   std::unordered_map<std::string, std::size_t> per_client;  // regular slots by client key
+  std::size_t unsent = 0;                                   // bytes of answers not yet sent
   std::uint64_t accepted_total = 0;
   std::uint64_t evicted_total = 0;
   std::uint64_t refused_total = 0;
@@ -734,6 +735,9 @@ void HttpServer::Impl::close_connection(Connection& c) {
     ::close(c.fd);
     c.fd = -1;
   }
+  unsent -= c.out.size();  // an answer never sent whole
+  c.out.clear();
+  c.out.shrink_to_fit();
   set_slot(c, Slot::none);
 }
 
@@ -806,7 +810,15 @@ void HttpServer::Impl::process_input(Connection& c) {
 }
 
 void HttpServer::Impl::respond(Connection& c, const ServerResponse& response, bool head_only) {
+  unsent -= c.out.size();
   c.out = render_response(response, head_only);
+  // Answers wait in memory until their clients read them: clients that never read cannot make them pile up.
+  constexpr std::size_t k_small_answer = 4096;
+  if (c.out.size() > k_small_answer && unsent + c.out.size() > options.max_unsent_bytes) {
+    c.out = render_response(error_response(503, "busy: too many answers are waiting for their clients to read them"),
+                            head_only);
+  }
+  unsent += c.out.size();
   c.out_pos = 0;
   c.phase = Phase::writing;
   c.in.clear();
@@ -831,6 +843,7 @@ void HttpServer::Impl::on_writable(Connection& c) {
   }
   // All sent: half-close and read until the client closes, so that a body we did not read
   // does not turn our close into a reset that could discard the answer on the client's side.
+  unsent -= c.out.size();
   c.out.clear();
   c.out.shrink_to_fit();
   ::shutdown(c.fd, SHUT_WR);

@@ -56,19 +56,6 @@ Result<OllamaModel> parse_model(const json& item, std::string_view source, std::
   if (f.error()) {
     return unexpected(*f.error());
   }
-  const std::tuple<std::string_view, const std::string*, std::size_t> fields[] = {
-      {"name", &m.name, k_max_model_name_bytes},
-      {"model", &m.model, k_max_model_name_bytes},
-      {"digest", &m.digest, k_max_model_detail_bytes},
-      {"expires_at", &m.expires_at, k_max_model_detail_bytes},
-      {"details.family", &m.family, k_max_model_detail_bytes},
-      {"details.parameter_size", &m.parameter_size, k_max_model_detail_bytes},
-      {"details.quantization_level", &m.quantization_level, k_max_model_detail_bytes}};
-  for (const auto& [field, value, max] : fields) {
-    if (value->size() > max) {
-      return fail(src, fmt::format("field {}{}: longer than {} bytes", prefix, field, max));
-    }
-  }
   if (m.name.empty() && m.model.empty()) {
     return fail(src, fmt::format("models[{}] has no name", index));
   }

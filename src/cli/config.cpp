@@ -192,16 +192,15 @@ class Reader {
     }
   }
 
-  void count(const Entry& e, std::size_t& out, std::size_t min) {
+  void count(const Entry& e, std::size_t& out, std::size_t min, std::size_t max) {
     const auto text = scalar(e, "a whole number");
     if (!text) {
       return;
     }
-    const auto parsed = parse_u64(*text);
+    // As the command line reads numbers: decimal digits only, within the range.
+    const auto parsed = parse_unsigned(*text, min, max, e.path);
     if (!parsed) {
-      error(mark_of(e), fmt::format("{}: '{}' is not a whole number", e.path, *text));
-    } else if (*parsed < min) {
-      error(mark_of(e), fmt::format("{}: must be at least {}", e.path, min));
+      error(mark_of(e), parsed.error().line());
     } else {
       out = static_cast<std::size_t>(*parsed);
     }
@@ -290,7 +289,7 @@ void read_detect(Reader& r, const Reader::Entry& section, DiagnoseThresholds& t)
           {"bloat_margin", [&](const E& e) { r.size(e, t.bloat_margin, Bound::any); }},
           {"bloat_margin_fraction", [&](const E& e) { r.number(e, t.bloat_margin_fraction, 0, std::nullopt); }},
           {"bloat_hold", [&](const E& e) { r.duration(e, t.bloat_hold, Bound::any); }},
-          {"growth_min_samples", [&](const E& e) { r.count(e, t.growth_min_samples, 2); }},
+          {"growth_min_samples", [&](const E& e) { r.count(e, t.growth_min_samples, 2, 3600); }},
           {"growth_min_span", [&](const E& e) { r.duration(e, t.growth_min_span, Bound::any); }},
           {"growth_min_mib_per_hour",
            [&](const E& e) {
@@ -337,7 +336,7 @@ void read_fix(Reader& r, const Reader::Entry& section, ServeConfig& c) {
                           }},
                          {"allow", [&](const E& e) { r.strings(e, p.allowlist); }},
                          {"cooldown", [&](const E& e) { r.duration(e, p.cooldown, Bound::any); }},
-                         {"budget", [&](const E& e) { r.count(e, p.restart_budget, 0); }},
+                         {"budget", [&](const E& e) { r.count(e, p.restart_budget, 0, 1000); }},
                          {"budget_window", [&](const E& e) { r.duration(e, p.budget_window, Bound::positive); }},
                          {"drain_timeout", [&](const E& e) { r.duration(e, p.drain_timeout, Bound::any); }},
                          {"health_timeout", [&](const E& e) { r.duration(e, p.health_timeout, Bound::positive); }},

@@ -227,7 +227,7 @@ std::string render_diagnosis(const DiagnoseResult& r) {
       std::string models = "-";
       std::string expected = "-";
       if (last && last->models) {
-        models = std::to_string(last->models->size());
+        models = std::to_string(model_count(*last->models));
         expected = format_bytes(expected_ram(*last->models, r.base_allowance));
       }
       std::string api = s.server.api_url.empty() ? "not found" : s.server.api_url;
@@ -296,7 +296,8 @@ json models_json(const std::optional<std::vector<OllamaModel>>& models) {
                    {"size_bytes", m.size},
                    {"size_vram_bytes", m.size_vram},
                    {"context_length", m.context_length ? json(*m.context_length) : json(nullptr)},
-                   {"expires_at", m.expires_at}});
+                   {"expires_at", m.expires_at},
+                   {"folded", m.folded}});
   }
   return out;
 }

@@ -293,8 +293,8 @@ class Ladder {
       return false;
     }
     const auto began = m_env.clock.now();
-    if (m_w.server.api_url.empty()) {
-      step("health_wait", "no API address known: not waiting", began, true);
+    if (m_w.server.api_url.empty() || !m_w.server.api_url_problem.empty()) {
+      step("health_wait", "no usable API address known: not waiting", began, true);
       return true;
     }
     auto endpoint = adapters::parse_endpoint(m_w.server.api_url, "api");

@@ -183,17 +183,20 @@ void Sampler::connect_api(WatchedServer& w) {
   if (!endpoint) {
     note(endpoint.error());
     w.server.api_url_problem = escape_control(endpoint.error().message);
+    w.server.api_url = escape_control(w.server.api_url);  // shown in reports: one line
     return;
   }
   w.api = std::make_unique<adapters::OllamaClient>(*endpoint, m_options.api_timeout);
-  if (auto version = w.api->version()) {
-    w.api_version = *version;
-  }
 }
 
 void Sampler::discover_containers(const std::vector<ContainerMeta>& running) {
   std::vector<std::string> found_targets;
   for (const auto& m : running) {
+    if (m_servers.size() >= k_max_servers) {
+      note(Error{"docker", fmt::format("more than {} inference servers run; memwarden watches the first {}",
+                                       k_max_servers, k_max_servers)});
+      break;
+    }
     const bool targeted = !m_options.targets.empty() && matches_target(m, m_options.targets);
     if (m_options.targets.empty() ? !is_inference_server(m) : !targeted) {
       continue;
@@ -229,10 +232,16 @@ void Sampler::discover_host_processes() {
     note(pids.error());
     return;
   }
+  std::size_t found = 0;
   for (const auto pid : *pids) {
     auto process = probes::read_process(m_options.root, pid);
     if (!process || process->argv.size() < 2 || process->argv[1] != "serve") {
       continue;  // runners are children of a server; they are sampled with it
+    }
+    if (found >= k_max_host_servers || m_servers.size() >= k_max_servers) {
+      note(Error{"/proc", fmt::format("more than {} 'ollama serve' processes on the host; memwarden watches {}",
+                                      k_max_host_servers, found)});
+      break;
     }
     const auto path = m_options.root.proc(std::to_string(pid) + "/cgroup");
     auto text = probes::read_file(path);
@@ -265,6 +274,7 @@ void Sampler::discover_host_processes() {
     server.api_url = fmt::format("http://{}:{}", address.host, address.port);
     server.api_url_source = "OLLAMA_HOST of the process, or Ollama's default";
     add_server(std::move(server), std::move(where));
+    ++found;
   }
 }
 
@@ -306,14 +316,38 @@ ServerSample Sampler::sample_server(WatchedServer& w) {
       }
     }
   }
-  if (w.api) {
-    if (auto models = w.api->ps()) {
+  if (w.api && s.at < w.api_retry_at) {
+    s.api_error = Error{w.api->source("GET", "/api/ps"),
+                        fmt::format("not asked this sample: it did not answer within the time-out; asking again in "
+                                    "{} s",
+                                    (w.api_retry_at - s.at).count() / 1000 + 1),
+                        ETIMEDOUT};
+  } else if (w.api && m_waited_this_round) {
+    s.api_error = Error{w.api->source("GET", "/api/ps"),
+                        "not asked this sample: another server's API used up this sample's wait", ETIMEDOUT};
+  } else if (w.api) {
+    auto models = w.api->ps();
+    if (!models && models.error().code == ETIMEDOUT) {
+      // One wait per sample at most, and a server that keeps not answering is asked less and less often.
+      m_waited_this_round = true;
+      ++w.api_timeouts;
+      const auto backoff = std::min<std::int64_t>(1000LL << std::min(w.api_timeouts - 1, 6U), 60'000);
+      w.api_retry_at = m_clock.now() + Duration(backoff);
+    } else if (models) {
+      w.api_timeouts = 0;
+      if (w.api_version.empty()) {
+        if (auto version = w.api->version()) {
+          w.api_version = *version;
+        }
+      }
+    }
+    if (models) {
       s.models = std::move(models).value();
       if (fold_models(*s.models) > 0) {
         note(Error{w.api->source("GET", "/api/ps"),
-                   fmt::format("lists more than {} models; a sample keeps the {} largest one by one and adds up the "
-                               "rest as one entry",
-                               k_max_models_kept, k_max_models_kept - 1)});
+                   fmt::format("lists more than {} models, or a name longer than {} bytes; a sample keeps the largest "
+                               "one by one and adds up the rest as one entry",
+                               k_max_models_kept, k_max_model_name_bytes)});
       }
     } else {
       // Kept for the whole window: an error that quotes a long answer is cut.
@@ -344,9 +378,15 @@ void Sampler::sample() {
     note(psi.error());
   }
   m_host.push(std::move(host));
-  for (auto& w : m_servers) {
-    w->history.push(sample_server(*w));
+  m_waited_this_round = false;
+  // Each sample starts with another server, so that one that does not answer cannot keep the others
+  // from being asked (only one API wait per sample).
+  const std::size_t n = m_servers.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& w = *m_servers[(m_rounds + i) % n];
+    w.history.push(sample_server(w));
   }
+  ++m_rounds;
 }
 
 std::vector<ServerState> Sampler::states() const {

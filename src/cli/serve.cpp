@@ -35,6 +35,10 @@ namespace {
 constexpr Duration k_refresh_every{60'000};      // containers are listed again at least this often
 constexpr Duration k_retry_docker_every{5'000};  // while the engine is unreachable
 constexpr std::int64_t k_maintain_every_ms = 60'000;
+// What one JSON answer may hold (docs/serve.md, "HTTP endpoint"): it is built whole in memory.
+constexpr std::size_t k_max_api_records = 1000;
+constexpr Duration k_max_api_window{86'400'000};
+constexpr std::size_t k_max_api_raw_rows = 900;
 // The most running containers a daemon watches (docs/serve.md, "Memory").
 constexpr std::size_t k_max_containers = 500;
 
@@ -120,10 +124,16 @@ std::optional<Severity> worse(std::optional<Severity> a, Severity b) {
 // allocator holds more than this unused.
 constexpr std::size_t k_trim_above_bytes = 2U << 20;
 
+// After a trim the free chunks stay counted (their pages are given back, not the chunks), so what matters
+// is how much more lies free than after the last trim.
 void give_back_memory() {
-  const auto info = ::mallinfo2();
-  if (info.fordblks > k_trim_above_bytes) {
+  static std::size_t free_after_last_trim = 0;
+  const auto free_now = ::mallinfo2().fordblks;
+  if (free_now > free_after_last_trim + k_trim_above_bytes) {
     ::malloc_trim(0);
+    free_after_last_trim = ::mallinfo2().fordblks;
+  } else if (free_now < free_after_last_trim) {
+    free_after_last_trim = free_now;  // the free memory was used again
   }
 }
 
@@ -1012,8 +1022,8 @@ ServerResponse Daemon::api_history(const ServerRequest& request) {
   std::size_t limit = 50;
   if (auto text = query_param(request.query, "limit")) {
     const auto n = parse_u64(*text);
-    if (!n || *n == 0 || *n > 10'000) {
-      return error_response(400, "limit: expected a number from 1 to 10000");
+    if (!n || *n == 0 || *n > k_max_api_records) {
+      return error_response(400, fmt::format("limit: expected a number from 1 to {}", k_max_api_records));
     }
     limit = static_cast<std::size_t>(*n);
   }
@@ -1044,11 +1054,27 @@ ServerResponse Daemon::api_samples(const ServerRequest& request) {
   if (!m_reader_store) {
     return error_response(503, "no history (see the daemon's log)");
   }
+  // An answer is built whole in memory: a window of at most a day of minutes and the newest raw rows.
+  const auto asked = since;
+  since = std::min(since, k_max_api_window);
   auto window = read_samples(*m_reader_store, subject, now - since.count(), now);
   if (!window) {
     return error_response(503, window.error().line());
   }
-  return json_response(200, samples_to_json(*window));
+  std::size_t raw_dropped = 0;
+  if (window->raw.size() > k_max_api_raw_rows) {
+    raw_dropped = window->raw.size() - k_max_api_raw_rows;
+    window->raw.erase(window->raw.begin(), window->raw.begin() + static_cast<std::ptrdiff_t>(raw_dropped));
+  }
+  auto body = samples_to_json(*window);
+  if (asked > since || raw_dropped > 0) {
+    body["truncated"] = {{"window_ms", since.count()},
+                         {"raw_rows_left_out", raw_dropped},
+                         {"note",
+                          "the API answers at most a day of 1-minute aggregates and the newest raw rows; "
+                          "memwarden history --samples reads all of it"}};
+  }
+  return json_response(200, body);
 }
 
 ServerResponse Daemon::api_fix(const ServerRequest& request) {
@@ -1126,6 +1152,7 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
   adapters::HttpServerOptions http;
   http.host = listen->first;
   http.port = listen->second;
+  http.max_body_bytes = 8U << 10;  // the only body is POST /api/v1/fix's {"server": "NAME"}
   auto server = adapters::HttpServer::start(http, [&daemon](const ServerRequest& r) { return daemon.handle(r); });
   if (!server) {
     fmt::print(stderr, "memwarden: {}\n", server.error().line());
@@ -1149,41 +1176,52 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
   }
 
   // SIGHUP: the file is read and parsed on a thread of its own, so that a slow or odd file never holds
-  // up sampling, and the signal thread always hears SIGTERM. The main loop applies what it produced.
+  // up sampling, and the signal thread always hears SIGTERM. The main loop applies what it produced. The
+  // thread's state is shared, so that a read stuck on a hung file system does not hold up the exit either:
+  // at SIGTERM a busy reload thread is left behind, and what it reads later is dropped.
+  struct ReloadState {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool wanted = false;
+    bool stop = false;
+    bool busy = false;
+    std::optional<ConfigResult> result;  // read, waiting to be applied
+    std::atomic<bool> ready{false};      // result holds something
+    std::function<void()> wake;          // cleared at the exit
+  };
+  auto reload = std::make_shared<ReloadState>();
+  reload->wake = [&daemon] { daemon.wake(); };
   std::atomic<bool> stop{false};
-  std::mutex reload_mutex;
-  std::condition_variable reload_cv;
-  bool reload_wanted = false;
-  std::optional<ConfigResult> reloaded;  // read, waiting to be applied
-  std::atomic<bool> reload_ready{false};
-  std::thread reloader([&] {
+  std::thread reloader([reload, path = config_path, overrides = apply_overrides] {
     for (;;) {
       {
-        std::unique_lock lock(reload_mutex);
-        reload_cv.wait(lock, [&] { return reload_wanted || stop.load(); });
-        if (stop) {
+        std::unique_lock lock(reload->mutex);
+        reload->cv.wait(lock, [&] { return reload->wanted || reload->stop; });
+        if (reload->stop) {
           return;
         }
-        reload_wanted = false;
+        reload->wanted = false;
+        reload->busy = true;
       }
-      auto loaded = load_config(config_path);
-      if (loaded && apply_overrides) {
-        apply_overrides(*loaded);  // the command line still wins over the file
+      auto loaded = load_config(path);
+      if (loaded && overrides) {
+        overrides(*loaded);  // the command line still wins over the file
       }
-      {
-        std::lock_guard lock(reload_mutex);
-        reloaded = std::move(loaded);
+      std::lock_guard lock(reload->mutex);
+      reload->busy = false;
+      if (reload->stop) {
+        return;  // the process is leaving: nobody is there to apply it
       }
-      reload_ready = true;
-      daemon.wake();
+      reload->result = std::move(loaded);
+      reload->ready = true;
+      reload->wake();
     }
   });
   const auto stop_all = [&] {
     {
-      std::lock_guard lock(reload_mutex);
+      std::lock_guard lock(reload->mutex);
       stop = true;
     }
-    reload_cv.notify_all();
     daemon.request_stop();
   };
   std::thread waiter([&] {
@@ -1198,10 +1236,10 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
           continue;
         }
         {
-          std::lock_guard lock(reload_mutex);
-          reload_wanted = true;
+          std::lock_guard lock(reload->mutex);
+          reload->wanted = true;
         }
-        reload_cv.notify_all();
+        reload->cv.notify_all();
         continue;
       }
       stop_all();
@@ -1212,11 +1250,11 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
   auto next = env.clock.now();
   bool woken = false;
   while (!stop) {
-    if (reload_ready.exchange(false)) {
+    if (reload->ready.exchange(false)) {
       std::optional<ConfigResult> loaded;
       {
-        std::lock_guard lock(reload_mutex);
-        loaded.swap(reloaded);
+        std::lock_guard lock(reload->mutex);
+        loaded.swap(reload->result);
       }
       if (loaded && *loaded) {
         daemon.reload(std::move(*loaded).value());
@@ -1240,7 +1278,7 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
       next = now + daemon.config().interval;  // a slow round (an action) does not cause a burst of samples
     }
     woken = false;
-    while (!stop && !reload_ready && env.clock.now() < next) {
+    while (!stop && !reload->ready && env.clock.now() < next) {
       if (daemon.wait_until(next)) {
         woken = true;  // an event or a request: sample now, then a whole interval from then
         break;
@@ -1249,7 +1287,20 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
   }
   env.log("stopping");
   waiter.join();
-  reloader.join();
+  bool reload_busy = false;
+  {
+    std::lock_guard lock(reload->mutex);
+    reload->stop = true;
+    reload->wake = nullptr;
+    reload_busy = reload->busy;
+  }
+  reload->cv.notify_all();
+  if (reload_busy) {
+    env.log("stopping without waiting for the configuration being read");
+    reloader.detach();
+  } else {
+    reloader.join();
+  }
   if (events) {
     events->stop();
   }

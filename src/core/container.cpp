@@ -1,6 +1,8 @@
 #include "core/container.hpp"
 
 #include <algorithm>
+#include <array>
+#include <string_view>
 
 #include "core/footprint.hpp"
 
@@ -30,50 +32,75 @@ std::size_t cut(std::vector<T>& list, std::size_t max = ContainerBounds::list_en
 
 }  // namespace
 
+namespace {
+
+// Labels and variables memwarden reads: kept before any other, so that no number of other entries can
+// push out memwarden.protect or OLLAMA_HOST.
+constexpr std::array<std::string_view, 5> k_labels_read = {"memwarden.protect", "memwarden.enable", "memwarden.kind",
+                                                           "memwarden.ollama.url", "memwarden.profile"};
+constexpr std::array<std::string_view, 10> k_env_read = {
+    "OLLAMA_HOST",          "OLLAMA_MODELS",          "OLLAMA_CONTEXT_LENGTH",    "OLLAMA_NUM_PARALLEL",
+    "OLLAMA_KV_CACHE_TYPE", "OLLAMA_FLASH_ATTENTION", "OLLAMA_MAX_LOADED_MODELS", "OLLAMA_KEEP_ALIVE",
+    "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"};
+
+template <std::size_t N>
+bool listed(const std::array<std::string_view, N>& names, std::string_view key) {
+  return std::find(names.begin(), names.end(), key) != names.end();
+}
+
+// Keeps at most `max` entries of `map` that `fits`, by rank (0 first), each rank in key order.
+template <class Fits, class Rank>
+std::size_t keep_entries(std::map<std::string, std::string>& map, std::size_t max, Fits fits, Rank rank) {
+  std::size_t dropped = 0;
+  std::map<std::string, std::string> kept;
+  for (int pass = 0; pass <= 2; ++pass) {
+    for (const auto& [key, value] : map) {
+      if (rank(key) != pass) {
+        continue;
+      }
+      if (!fits(key, value) || kept.size() >= max) {
+        ++dropped;
+        continue;
+      }
+      kept.emplace(key, value);
+    }
+  }
+  map = std::move(kept);
+  return dropped;
+}
+
+}  // namespace
+
 std::size_t bound_labels(std::map<std::string, std::string>& labels) {
-  std::size_t changed = 0;
-  for (const auto& [key, value] : labels) {
+  const auto fits = [](const std::string& key, const std::string& value) {
     const auto max_value =
         key.starts_with("memwarden.") ? ContainerBounds::label_value_bytes : ContainerBounds::other_label_value_bytes;
-    if (key.size() > ContainerBounds::label_key_bytes || value.size() > max_value) {
-      ++changed;
-    }
-  }
-  if (changed == 0 && labels.size() <= ContainerBounds::labels) {
+    return key.size() <= ContainerBounds::label_key_bytes && value.size() <= max_value;
+  };
+  const bool all_fit =
+      labels.size() <= ContainerBounds::labels &&
+      std::all_of(labels.begin(), labels.end(), [&](const auto& kv) { return fits(kv.first, kv.second); });
+  if (all_fit) {
     return 0;
   }
-  changed = 0;
-  std::map<std::string, std::string> kept;
-  const auto keep = [&](bool ours) {
-    for (auto& [key, value] : labels) {
-      if (key.starts_with("memwarden.") != ours) {
-        continue;
-      }
-      const auto max_value = ours ? ContainerBounds::label_value_bytes : ContainerBounds::other_label_value_bytes;
-      if (key.size() > ContainerBounds::label_key_bytes || value.size() > max_value ||
-          kept.size() >= ContainerBounds::labels) {
-        ++changed;
-        continue;
-      }
-      kept.emplace(key, std::move(value));
-    }
-  };
-  keep(true);
-  keep(false);
-  labels = std::move(kept);
-  return changed;
+  // The labels memwarden reads first, then its other labels, then everything else.
+  return keep_entries(labels, ContainerBounds::labels, fits, [](const std::string& key) {
+    return listed(k_labels_read, key) ? 0 : key.starts_with("memwarden.") ? 1 : 2;
+  });
 }
 
 std::size_t bound_container(ContainerMeta& meta) {
   std::size_t changed = bound_labels(meta.labels);
   changed += cut(meta.name) + cut(meta.image) + cut(meta.network_mode) + cut(meta.state.status) +
              cut(meta.state.started_at) + cut(meta.restart_policy.name);
-  if (meta.server_env.size() > ContainerBounds::server_env) {
-    changed += meta.server_env.size() - ContainerBounds::server_env;
-    meta.server_env.erase(std::next(meta.server_env.begin(), ContainerBounds::server_env), meta.server_env.end());
-  }
   for (auto& [key, value] : meta.server_env) {
     changed += cut(value);
+  }
+  if (meta.server_env.size() > ContainerBounds::server_env) {
+    changed += keep_entries(
+        meta.server_env, ContainerBounds::server_env,
+        [](const std::string& key, const std::string&) { return key.size() <= ContainerBounds::label_key_bytes; },
+        [](const std::string& key) { return listed(k_env_read, key) ? 0 : 1; });
   }
   changed += cut(meta.mounts) + cut(meta.ports) + cut(meta.ip_addresses) + cut(meta.device_requests);
   for (auto& m : meta.mounts) {

@@ -128,15 +128,6 @@ std::string model_list(const std::vector<OllamaModel>& models) {
   return out;
 }
 
-// Models loaded, the folded ones counted one by one.
-std::size_t model_count(const std::vector<OllamaModel>& models) {
-  std::size_t n = 0;
-  for (const auto& m : models) {
-    n += m.folded > 0 ? m.folded : 1;
-  }
-  return n;
-}
-
 std::set<std::string> model_names(const std::vector<OllamaModel>& models) {
   std::set<std::string> names;
   for (const auto& m : models) {
@@ -319,7 +310,9 @@ std::vector<Finding> detect_growth(const InferenceServer& server, const ServerHi
   f.severity = soonest && *soonest < static_cast<double>(t.growth_critical_forecast.count()) ? Severity::critical
                                                                                              : Severity::warning;
   const std::string models_text =
-      models ? (models->empty() ? std::string("no model loaded") : fmt::format("{} model(s) loaded", models->size()))
+      models ? (models->empty()
+                    ? std::string("no model loaded")
+                    : fmt::format("{} model(s) loaded", last.models ? model_count(*last.models) : models->size()))
              : std::string("the loaded models unknown");
   f.summary = fmt::format("{}: anonymous memory grows {:.0f} MiB/h with the same models loaded ({}), now {} over {}{}",
                           server.name, mib_per_hour, models_text, format_bytes(static_cast<std::uint64_t>(anon)),

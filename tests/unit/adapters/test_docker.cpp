@@ -303,7 +303,7 @@ TEST(DockerClient, AnswersOverTheirCapsAreRefused) {
   ASSERT_TRUE(client) << client.error().line();
   const auto list = client->list_containers(ListScope::running);
   ASSERT_FALSE(list);
-  EXPECT_EQ(list.error().message, "response larger than 2 MiB");
+  EXPECT_EQ(list.error().message, "response larger than 4 MiB");
   EXPECT_TRUE(client->inspect("lim")) << "inspect has its own cap and works";
 }
 
@@ -333,4 +333,28 @@ TEST(DockerInspect, TheWorstBoundedContainerStaysUnderItsDocumentedSize) {
   RecordProperty("worst_container_bytes", static_cast<int>(footprint(*m)));
   RecordProperty("typical_container_bytes", static_cast<int>(footprint(*plain)));
   EXPECT_LT(footprint(*plain), 8192U) << footprint(*plain);
+}
+
+TEST(DockerInspect, NoNumberOfOtherLabelsPushesOutTheOnesMemwardenReads) {
+  auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-limited.json"));
+  auto& labels = doc["Config"]["Labels"];
+  labels = nlohmann::json::object();
+  for (int i = 0; i < 100; ++i) {
+    labels[fmt::format("memwarden.a{:03}", i)] = "x";  // sort before memwarden.protect
+  }
+  labels["memwarden.protect"] = "true";
+  labels["memwarden.enable"] = "true";
+  for (int i = 0; i < 100; ++i) {
+    doc["Config"]["Env"].push_back(fmt::format("OLLAMA_A{:03}=x", i));  // sort before OLLAMA_HOST
+  }
+  doc["Config"]["Env"].push_back("OLLAMA_HOST=0.0.0.0:11435");
+  doc["Config"]["Env"].push_back("OLLAMA_NUM_PARALLEL=4");
+  const auto m = parse_container_inspect(doc.dump(), "i");
+  ASSERT_TRUE(m) << m.error().line();
+  EXPECT_EQ(m->labels.size(), ContainerBounds::labels);
+  EXPECT_EQ(m->labels.count("memwarden.protect"), 1U);
+  EXPECT_EQ(m->labels.count("memwarden.enable"), 1U);
+  EXPECT_EQ(m->server_env.size(), ContainerBounds::server_env);
+  EXPECT_EQ(m->server_env.at("OLLAMA_HOST"), "0.0.0.0:11435");
+  EXPECT_EQ(m->server_env.at("OLLAMA_NUM_PARALLEL"), "4");
 }

@@ -626,3 +626,42 @@ TEST(ListenAddress, LoopbackHosts) {
     EXPECT_FALSE(is_loopback_host(no)) << no;
   }
 }
+
+TEST(HttpServer, AnswersThatNobodyReadsCannotPileUp) {
+  // Answers larger than any kernel socket buffer (tcp_wmem's 4 MiB at most), so that an answer nobody reads
+  // stays in the server; an answer counts until it is sent whole.
+  HttpServerOptions options;
+  options.max_unsent_bytes = 24U << 20;
+  const std::string big(16U << 20, 'x');
+  auto server = HttpServer::start(options, [&](const ServerRequest& r) {
+    ServerResponse out;
+    out.body = r.path == "/big" ? big : "small";
+    return out;
+  });
+  ASSERT_TRUE(server) << server.error().line();
+  const auto port = (*server)->port();
+  std::vector<int> readers;
+  for (int i = 0; i < 4; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+    const std::string request = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+    ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+    readers.push_back(fd);
+    char head[16] = {};
+    pollfd p{fd, POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 5000), 1);
+    ASSERT_GT(::recv(fd, head, sizeof head - 1, MSG_PEEK), 0);
+    // The first answer waits for its reader; the next ones would pass 24 MiB: 503, small, at once.
+    EXPECT_TRUE(std::string(head).starts_with(i == 0 ? "HTTP/1.1 200" : "HTTP/1.1 503")) << i << ": " << head;
+  }
+  // Small answers still go out.
+  const auto small = exchange(port, "GET /small HTTP/1.1\r\nHost: x\r\n\r\n", "127.0.0.2");
+  EXPECT_TRUE(small.starts_with("HTTP/1.1 200")) << small;
+  for (const int fd : readers) {
+    ::close(fd);
+  }
+}

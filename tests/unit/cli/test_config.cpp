@@ -393,7 +393,7 @@ TEST(ServeConfigErrors, WrongTypes) {
   EXPECT_EQ(one_error("detect: 4G\n"), "test.yaml:1:9: detect: expected a mapping of settings, got a single value");
   EXPECT_EQ(one_error("allow_remote: maybe\n"), "test.yaml:1:15: allow_remote: 'maybe' is not true or false");
   EXPECT_EQ(one_error("detect:\n  growth_min_samples: 2.5\n"),
-            "test.yaml:2:23: detect.growth_min_samples: '2.5' is not a whole number");
+            "test.yaml:2:23: detect.growth_min_samples: '2.5' is not a whole number from 2 to 3600");
   EXPECT_EQ(one_error("detect:\n  page_cache_fraction: 1.5\n"),
             "test.yaml:2:24: detect.page_cache_fraction: 1.5 is out of range (0 to 1)");
   EXPECT_EQ(one_error("fix:\n  auto: yes-please\n"), "test.yaml:2:9: fix.auto: 'yes-please' is not off, dry-run or on");
@@ -473,7 +473,7 @@ history:
                 "other hosts (and protect POST /api/v1/fix with token_file)",
                 "test.yaml:5:12: detect.reserve: 'lots' is not a size (use e.g. 4G, 512MiB, 1.5GiB)",
                 "test.yaml:6:15: detect.bloat_hold: 'forever' is not a duration (use e.g. 500ms, 10s, 5m, 1h, 30d)",
-                "test.yaml:8:11: fix.budget: 'many' is not a whole number",
+                "test.yaml:8:11: fix.budget: 'many' is not a whole number from 0 to 1000",
                 "test.yaml:9:3: unknown key 'cooldwn' in fix; did you mean 'cooldown'?",
                 "test.yaml:11:13: history.max_size: must be larger than 0",
             }));

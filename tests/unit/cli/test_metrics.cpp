@@ -394,8 +394,8 @@ TEST(Metrics, FoldedModelsAreOneStableSeries) {
     m.size = 1000;
     models.push_back(m);
   }
-  EXPECT_EQ(fold_models(models), 26U);  // 41 models: 15 kept, 26 folded into one
+  EXPECT_EQ(fold_models(models), 34U);  // 41 models: 7 kept, 34 folded into one
   const auto text = render_metrics(s);
-  EXPECT_EQ(samples_of(text, "memwarden_model_size_bytes").size(), 16U);
-  EXPECT_TRUE(has_line(text, "memwarden_model_size_bytes{server=\"ollama\",model=\"(other models)\"} 26000"));
+  EXPECT_EQ(samples_of(text, "memwarden_model_size_bytes").size(), k_max_models_kept);
+  EXPECT_TRUE(has_line(text, "memwarden_model_size_bytes{server=\"ollama\",model=\"(other models)\"} 34000"));
 }

@@ -336,7 +336,7 @@ TEST(Serve, TokenFilesAreOnePrivateLine) {
 
 TEST(Serve, AServerListingThousandsOfModelsIsKeptToABoundedSample) {
   Warden w(json::object(), [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
-  // About 1,800 entries (under the 256 KiB cap), with names repeated: each sample keeps 16 entries.
+  // About 1,800 entries (under the 256 KiB cap), with names repeated: each sample keeps 8 entries.
   std::string body = R"({"models":[)";
   for (int i = 0; i < 1800; ++i) {
     body +=
@@ -357,10 +357,9 @@ TEST(Serve, AServerListingThousandsOfModelsIsKeptToABoundedSample) {
     total += m.size;
   }
   EXPECT_EQ(total, 1800ULL * 1000 + 1800ULL * 1799 / 2);  // nothing the server said is lost from the sums
-  EXPECT_EQ(
-      std::count_if(w.lines.begin(), w.lines.end(),
-                    [](const std::string& l) { return l.find("lists more than 16 models") != std::string::npos; }),
-      1);  // said once, not every round
+  EXPECT_EQ(std::count_if(w.lines.begin(), w.lines.end(),
+                          [](const std::string& l) { return l.find("lists more than 8 models") != std::string::npos; }),
+            1);  // said once, not every round
   // /metrics has one series per distinct model name: the repeated names are not repeated series.
   const auto metrics = w.get("/metrics").body;
   std::set<std::string> series;
@@ -436,4 +435,68 @@ TEST(Serve, SamplesStopBeforeTheJournalsRoomIsGoneAndFixesStillJournal) {
   const auto rows = store->raw("host", 0, k_wall + w.scene.clock.now().count());
   ASSERT_TRUE(rows);
   EXPECT_EQ(rows->size(), 2U);
+}
+
+TEST(Serve, JsonAnswersAreBoundedAndSaySo) {
+  Warden w(json::object(), [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
+  w.ticks(3);
+  EXPECT_EQ(w.get("/api/v1/history?limit=5000").status, 400);
+  EXPECT_EQ(w.get("/api/v1/history?limit=1000").status, 200);
+  const auto day = json::parse(w.get("/api/v1/samples?subject=host&since=1d").body);
+  EXPECT_FALSE(day.contains("truncated")) << day.dump();
+  const auto month = json::parse(w.get("/api/v1/samples?subject=host&since=30d").body);
+  ASSERT_TRUE(month.contains("truncated")) << month.dump();
+  EXPECT_EQ(month["truncated"]["window_ms"], 86'400'000);
+  EXPECT_EQ(month["raw"].size(), 3U);
+}
+
+TEST(Sampler, ServersThatNeverAnswerCostOneWaitASampleAtMost) {
+  test::TempDir root;
+  test::copy_fixture("hosts/v2-systemd-incident", root);
+  test::TempDir sockets;
+  std::vector<std::unique_ptr<test::FakeHttpServer>> silent;
+  std::vector<json> containers;
+  for (int i = 0; i < 3; ++i) {
+    silent.push_back(std::make_unique<test::FakeHttpServer>(sockets.path() / fmt::format("silent{}.sock", i),
+                                                            [](const std::string&, const std::string&) {
+                                                              return test::FakeHttpServer::Reply{200, "", true};
+                                                            }));
+    containers.push_back(
+        test::inspect_like(fmt::format("{:064x}", i + 1), fmt::format("silent-{}", i), 0, 0, silent.back()->address()));
+  }
+  test::FakeEngine engine(sockets.path() / "docker.sock", containers);
+  test::FakeClock clock;
+  SamplerOptions o;
+  o.root = probes::HostRoot(root.path());
+  o.docker_host = engine.address();
+  o.api_timeout = 100ms;
+  Sampler sampler(o, clock);
+  sampler.discover();
+  ASSERT_EQ(sampler.servers().size(), 3U);
+  std::set<std::string> asked;
+  for (int round = 0; round < 12; ++round) {
+    const auto started = std::chrono::steady_clock::now();
+    sampler.sample();
+    const auto took = std::chrono::steady_clock::now() - started;
+    EXPECT_LT(took, 250ms) << "round " << round << ": at most one wait of 100 ms";
+    for (const auto& w : sampler.servers()) {
+      const auto& e = w->history.back().api_error;
+      ASSERT_TRUE(e.has_value());
+      EXPECT_EQ(e->code, ETIMEDOUT);
+      if (e->message.find("not asked") == std::string::npos) {
+        asked.insert(w->server.name);
+      }
+    }
+    clock.advance(1s);
+  }
+  EXPECT_EQ(asked.size(), 3U) << "every server gets its turn";
+  // By now each has failed a few times and is asked less and less often: most samples wait for nobody.
+  int waited = 0;
+  for (int round = 0; round < 28; ++round) {
+    const auto started = std::chrono::steady_clock::now();
+    sampler.sample();
+    waited += std::chrono::steady_clock::now() - started >= 90ms ? 1 : 0;
+    clock.advance(1s);
+  }
+  EXPECT_LE(waited, 9) << "of 28 samples";
 }

@@ -1,4 +1,5 @@
 // The detectors on synthetic series. Timestamps are explicit: no clock is read.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -411,6 +412,20 @@ TEST(FoldModels, LeavesShortListsAloneAndIsStableForTheSameAnswer) {
   EXPECT_EQ(same_size.front().name, "x0");  // ties by name
 }
 
+TEST(FoldModels, AnOverlongNameIsFoldedAndLongTextsAreCut) {
+  std::vector<OllamaModel> models{model("small:1", 10, 0), model(std::string(k_max_model_name_bytes + 1, 'n'), 5, 0),
+                                  model(std::string(k_max_model_name_bytes, 'k'), 7, 0)};
+  models[0].family = std::string(1000, 'f');
+  EXPECT_EQ(fold_models(models), 1U);
+  ASSERT_EQ(models.size(), 3U);
+  EXPECT_EQ(models[0].name, "small:1");
+  EXPECT_EQ(models[0].family.size(), k_max_model_detail_bytes);
+  EXPECT_EQ(models[1].name.size(), k_max_model_name_bytes);  // as long as Ollama allows: kept
+  EXPECT_EQ(models[2].name, k_folded_models_name);
+  EXPECT_EQ(models[2].size, 5U);
+  EXPECT_EQ(expected_ram(models, 0), 22U);
+}
+
 TEST(FoldModels, AnIdleBloatFindingCountsTheFoldedModels) {
   std::vector<OllamaModel> models;
   for (int i = 0; i < 40; ++i) {
@@ -430,7 +445,8 @@ TEST(FoldModels, AnIdleBloatFindingCountsTheFoldedModels) {
                                [](const Evidence& e) { return e.name == "models_loaded"; });
   ASSERT_NE(it, found.front().evidence.end());
   EXPECT_EQ(it->value, 40.0);
-  EXPECT_NE(found.front().summary.find("25 more models"), std::string::npos) << found.front().summary;
+  EXPECT_NE(found.front().summary.find(fmt::format("{} more models", 40 - (k_max_models_kept - 1))), std::string::npos)
+      << found.front().summary;
 }
 
 TEST(KeepLargestProcesses, KeepsTheHungriestInTheirOrder) {

@@ -57,7 +57,7 @@ inline constexpr std::string_view k_default_docker_host = "unix:///var/run/docke
 
 // The most memwarden reads of each answer of the engine (docs/serve.md, "Limits").
 inline constexpr std::size_t k_max_docker_version_bytes = 64U << 10;
-inline constexpr std::size_t k_max_container_list_bytes = 2U << 20;  // 700 to 3,000 containers
+inline constexpr std::size_t k_max_container_list_bytes = 4U << 20;  // 1,500 to 6,000 containers
 inline constexpr std::size_t k_max_inspect_bytes = 1U << 20;         // one container; a typical one is 10 KiB
 inline constexpr std::size_t k_max_docker_action_bytes = 64U << 10;  // the answer to a restart
 

@@ -63,7 +63,7 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // Errors name the endpoint and say what happened in plain words (no such socket,
+  // Errors name the endpoint and say what happened in plain words (a time-out carries code ETIMEDOUT; no such socket,
   // permission denied, refused, no answer within the time-out, ...).
   [[nodiscard]] Result<HttpResponse> get(std::string_view path, const RequestOptions& options = {});
   [[nodiscard]] Result<HttpResponse> post(std::string_view path, std::string_view json_body,

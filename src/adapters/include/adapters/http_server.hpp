@@ -63,6 +63,7 @@ struct HttpServerOptions {
   std::chrono::milliseconds evict_idle_after{1000};  // past 3/4 of the slots: an unfinished request's time
   std::size_t reserved_connections = 4;              // for reserve_paths when the slots are taken
   std::vector<std::string> reserve_paths = {"/metrics", "/healthz"};
+  std::size_t max_unsent_bytes = 8U << 20;  // answers built and not yet read by their clients; past it: 503
 };
 
 // What the server holds now, and has done since it started (HttpServer::stats()).

@@ -26,6 +26,11 @@ class SteadyClock final : public Clock {
   void sleep_until(Timestamp until) override;
 };
 
+// The most inference servers one sampler watches (containers and host processes), and of them host
+// processes (anything on the host can be named `ollama serve`).
+inline constexpr std::size_t k_max_servers = 32;
+inline constexpr std::size_t k_max_host_servers = 8;
+
 struct SamplerOptions {
   probes::HostRoot root;
   std::string docker_host;
@@ -40,8 +45,12 @@ struct WatchedServer {
   InferenceServer server;
   std::optional<probes::CgroupLocation> cgroup;
   std::unique_ptr<adapters::OllamaClient> api;  // null when no address is known
-  std::string api_version;                      // from /api/version at discovery
+  std::string api_version;                      // from /api/version, asked once the API answers
   ServerHistory history;
+  // A server whose API did not answer within the time-out is not asked again until api_retry_at (monotonic),
+  // 1 s after the first time-out, doubling up to 60 s: a server that never answers costs one wait a minute.
+  unsigned api_timeouts = 0;
+  Timestamp api_retry_at{0};
 
   explicit WatchedServer(std::size_t capacity) : history(capacity) {}
 };
@@ -84,6 +93,8 @@ class Sampler {
 
   SamplerOptions m_options;
   Clock& m_clock;
+  bool m_waited_this_round = false;  // an API request already ran into its time-out this sample
+  std::size_t m_rounds = 0;          // samples taken: where the next one starts
   std::optional<probes::CgroupLayout> m_layout;
   std::vector<std::unique_ptr<WatchedServer>> m_servers;
   std::vector<std::unique_ptr<WatchedServer>> m_previous;  // during a discovery only

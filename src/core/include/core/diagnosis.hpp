@@ -54,7 +54,7 @@ struct HostSample {
 // sampler bounds it can take (k_max_models_kept, k_max_processes_kept and the field caps; held by unit
 // tests; docs/serve.md).
 [[nodiscard]] std::size_t footprint(const ServerSample& sample);
-inline constexpr std::size_t k_max_sample_footprint = 40U << 10;
+inline constexpr std::size_t k_max_sample_footprint = 32U << 10;
 
 using ServerHistory = Ring<ServerSample>;
 using HostHistory = Ring<HostSample>;

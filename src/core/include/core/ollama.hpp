@@ -29,18 +29,24 @@ struct OllamaModel {
 
 // What one sample keeps of a server's /api/ps (docs/serve.md, "Memory"): the `k_max_models_kept - 1`
 // largest models one by one, the rest as one folded entry, so that expected RAM still counts them.
-inline constexpr std::size_t k_max_models_kept = 16;
-// The longest string fields of a model entry that are accepted (a longer one makes the answer malformed):
-// name and model; digest ("sha256:" and 64 hex digits), expires_at and the details.
-inline constexpr std::size_t k_max_model_name_bytes = 256;
+inline constexpr std::size_t k_max_models_kept = 8;
+// The longest texts a sample keeps of a model entry: a name or model (Ollama allows host 350 + namespace 80
+// + model 80 + tag 80 bytes and separators) and the others (a digest is "sha256:" and 64 hex digits). An
+// entry with a longer name is added to the folded entry; a longer other text is cut.
+inline constexpr std::size_t k_max_model_name_bytes = 640;
 inline constexpr std::size_t k_max_model_detail_bytes = 128;
 
 // The name of the folded entry (a stable label in /metrics).
 inline constexpr std::string_view k_folded_models_name = "(other models)";
 
-// Folds `models` down to at most `max` entries (max >= 2): the largest (by size, then name) stay, the
-// rest become one entry named k_folded_models_name with folded = N. Returns N (0 when nothing was folded).
+// Bounds what a sample keeps of /api/ps: at most `max` entries (max >= 2), the largest (by size, then name)
+// one by one and the rest, with any entry whose name is longer than k_max_model_name_bytes, as one entry
+// named k_folded_models_name with folded = N; other texts are cut to k_max_model_detail_bytes. Returns N
+// (0 when nothing was folded).
 std::size_t fold_models(std::vector<OllamaModel>& models, std::size_t max = k_max_models_kept);
+
+// How many models a list stands for: the folded entry counts as the models it adds up.
+[[nodiscard]] std::size_t model_count(const std::vector<OllamaModel>& models);
 
 // POST /api/show: the parts memwarden uses.
 struct OllamaShow {
