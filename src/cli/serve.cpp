@@ -577,6 +577,8 @@ FixOptions Daemon::fix_options() const {
 
 void Daemon::act(const std::vector<Finding>& findings, const std::set<std::string>& requested) {
   const auto options = fix_options();
+  // Holds that ran out (also of servers that are gone): the map stays as small as the servers held now.
+  std::erase_if(m_hold_until, [now = m_env.clock.now()](const auto& hold) { return now >= hold.second; });
   for (const auto& w : m_sampler->servers()) {
     const auto& name = w->server.name;
     const auto models =
