@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Static checks run by ctest:
-#   scripts/lint.sh layers   # includes point only down the layers (cli → adapters → probes → core)
+#   scripts/lint.sh layers   # includes point only down the layers (cli → engine → actions → adapters → probes → core)
 #   scripts/lint.sh format   # sources match .clang-format (exit 77 = skipped when clang-format is absent)
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,15 +14,16 @@ case "${1:-}" in
       [probes]="core probes"
       [adapters]="core probes adapters"
       [actions]="core probes adapters actions"
-      [cli]="core probes adapters actions cli"
+      [engine]="core probes adapters actions engine"
+      [cli]="core probes adapters actions engine cli"
     )
     bad=0
-    for layer in core probes adapters actions cli; do
+    for layer in core probes adapters actions engine cli; do
       while IFS= read -r hit; do
         file=${hit%%:*}
         included=$(sed -E 's/.*#include "([a-z_]+)\/.*/\1/' <<<"${hit#*:}")
         if [[ " ${allowed[$layer]} " != *" $included "* ]]; then
-          echo "$file: layer '$layer' must not include '$included/' (dependencies point down: cli → adapters → probes → core)"
+          echo "$file: layer '$layer' must not include '$included/' (dependencies point down: cli → engine → actions, adapters → probes → core)"
           bad=1
         fi
       done < <(grep -rnE '^#include "[a-z_]+/' "src/$layer" | sed -E 's/^([^:]+):[0-9]+:/\1:/')

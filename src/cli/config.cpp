@@ -704,18 +704,6 @@ notify:
   return out;
 }
 
-const char* to_string(AutoFix mode) {
-  switch (mode) {
-    case AutoFix::off:
-      return "off";
-    case AutoFix::dry_run:
-      return "dry-run";
-    case AutoFix::on:
-      return "on";
-  }
-  return "on";
-}
-
 std::string ConfigError::text() const {
   if (line <= 0) {
     return file.empty() ? message : fmt::format("{}: {}", file, message);

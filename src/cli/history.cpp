@@ -11,6 +11,7 @@
 
 namespace mw::cli {
 
+using engine::SampleWindow;
 using nlohmann::json;
 
 namespace {
@@ -80,23 +81,6 @@ json history_to_json(const std::vector<adapters::JournalRecord>& records) {
                    {"writer_pid", r.pid_of_writer}});
   }
   return {{"schema", "memwarden.history/1"}, {"records", out}};
-}
-
-Result<SampleWindow> read_samples(adapters::SampleStore& store, const std::string& subject, std::int64_t since_ms,
-                                  std::int64_t until_ms) {
-  SampleWindow w{subject, since_ms, until_ms, {}, {}};
-  const auto raw_since = std::max(since_ms, until_ms - 3'600'000);
-  auto raw = store.raw(subject, raw_since, until_ms);
-  if (!raw) {
-    return unexpected(raw.error());
-  }
-  auto aggregates = store.aggregates(subject, since_ms, until_ms);
-  if (!aggregates) {
-    return unexpected(aggregates.error());
-  }
-  w.raw = std::move(raw).value();
-  w.aggregates = std::move(aggregates).value();
-  return w;
 }
 
 json samples_to_json(const SampleWindow& window) {
@@ -220,7 +204,7 @@ HistoryOutput run_samples(const HistoryOptions& options, const std::string& subj
   if (!store) {
     return failed(HistoryExit::unusable, store.error().line());
   }
-  auto window = read_samples(*store, subject, options.now_wall_ms - options.since.count(), options.now_wall_ms);
+  auto window = engine::read_samples(*store, subject, options.now_wall_ms - options.since.count(), options.now_wall_ms);
   if (!window) {
     return failed(HistoryExit::unusable, window.error().line());
   }

@@ -126,8 +126,8 @@ struct DiagnoseFlags {
     app->add_option("--state-dir", state_dir, "Where the journal and the sample history live")->capture_default_str();
   }
 
-  [[nodiscard]] mw::cli::DiagnoseOptions options(const std::string& root) const {
-    mw::cli::DiagnoseOptions o;
+  [[nodiscard]] mw::engine::DiagnoseOptions options(const std::string& root) const {
+    mw::engine::DiagnoseOptions o;
     o.sampler.root = mw::probes::HostRoot(root);
     o.sampler.docker_host = mw::adapters::docker_host_address(docker_host, std::getenv("DOCKER_HOST"));
     o.sampler.targets = targets;
@@ -383,7 +383,7 @@ int run(int argc, char** argv) {
 
   try {
     if (plan->parsed()) {
-      mw::cli::PlanOptions options;
+      mw::engine::PlanOptions options;
       options.root = mw::probes::HostRoot(root);
       options.models = p_models;
       if (!p_ctx.empty()) {
@@ -420,12 +420,12 @@ int run(int argc, char** argv) {
         options.vram = size_or_throw(p_vram, "--vram");
       }
       options.reserve = size_or_throw(p_reserve, "--reserve");
-      const auto source = mw::cli::parse_model_source(p_source);
+      const auto source = mw::engine::parse_model_source(p_source);
       if (!source) {
         throw UsageError{
             mw::Error{"--source", fmt::format("'{}' is not auto, file, store, server or catalog", p_source)}};
       }
-      if (*source == mw::cli::ModelSource::server && p_ollama.empty()) {
+      if (*source == mw::engine::ModelSource::server && p_ollama.empty()) {
         throw UsageError{mw::Error{"--source server", "needs --ollama URL"}};
       }
       options.source = *source;
@@ -443,24 +443,24 @@ int run(int argc, char** argv) {
       }
       options.settings.gpu_reserve = size_or_throw(p_gpu_reserve, "--gpu-reserve");
       options.nvml_library = p_nvml;
-      const auto result = mw::cli::collect_plan(options);
+      const auto result = mw::engine::collect_plan(options);
       std::cout << (p_json ? mw::cli::plan_to_json(result).dump(2) + "\n" : mw::cli::render_plan(result));
       std::cout.flush();
-      return static_cast<int>(mw::cli::plan_exit_code(result));
+      return static_cast<int>(mw::engine::plan_exit_code(result));
     }
 
     if (status->parsed()) {
-      mw::cli::StatusOptions options;
+      mw::engine::StatusOptions options;
       options.root = mw::probes::HostRoot(root);
       options.docker_host = mw::adapters::docker_host_address(s_docker_host, std::getenv("DOCKER_HOST"));
       options.scope = all ? mw::adapters::ListScope::all : mw::adapters::ListScope::running;
       options.nvml_library = nvml_library;
       options.docker_timeout = duration_or_throw(s_timeout, "--timeout");
       options.thresholds.reserve_bytes = size_or_throw(s_reserve, "--reserve");
-      const auto result = mw::cli::collect_status(options);
+      const auto result = mw::engine::collect_status(options);
       std::cout << (s_json ? mw::cli::status_to_json(result).dump(2) + "\n" : mw::cli::render_status_table(result));
       std::cout.flush();
-      return static_cast<int>(mw::cli::status_exit_code(result));
+      return static_cast<int>(mw::engine::status_exit_code(result));
     }
 
     if (diagnose->parsed()) {
@@ -470,12 +470,12 @@ int run(int argc, char** argv) {
       } else if (stop_on == "critical") {
         options.stop_on = mw::Severity::critical;
       }
-      mw::cli::SteadyClock clock;
-      const auto result = mw::cli::run_diagnose(options, clock);
+      mw::engine::SteadyClock clock;
+      const auto result = mw::engine::run_diagnose(options, clock);
       std::cout << (d_flags.json ? mw::cli::diagnosis_to_json(result).dump(2) + "\n"
                                  : mw::cli::render_diagnosis(result));
       std::cout.flush();
-      return static_cast<int>(mw::cli::diagnose_exit_code(result));
+      return static_cast<int>(mw::engine::diagnose_exit_code(result));
     }
 
     if (fix->parsed()) {
@@ -485,10 +485,10 @@ int run(int argc, char** argv) {
       if (!f_flags.targets.empty() && f_all) {
         throw UsageError{mw::Error{"fix", "name servers or use --all, not both"}};
       }
-      mw::cli::FixOptions options;
+      mw::engine::FixOptions options;
       options.diagnose = f_flags.options(root);
       options.selection = f_all ? mw::Selection::automatic : mw::Selection::named;
-      options.mode = dry_run ? mw::cli::RunMode::dry_run : mw::cli::RunMode::live;
+      options.mode = dry_run ? mw::engine::RunMode::dry_run : mw::engine::RunMode::live;
       options.policy.cooldown = duration_or_throw(cooldown, "--cooldown");
       options.policy.restart_budget = whole_or_throw(budget, "--budget", k_budget_range);
       options.policy.drain_timeout = duration_or_throw(drain_timeout, "--drain-timeout");
@@ -496,7 +496,7 @@ int run(int argc, char** argv) {
       options.policy.stop_timeout = duration_or_throw(stop_timeout, "--stop-timeout");
       options.policy.settle = duration_or_throw(settle, "--settle");
       options.policy.allowlist = allowlist;
-      options.own_container_id = mw::cli::own_container_id(mw::probes::HostRoot(root));
+      options.own_container_id = mw::engine::own_container_id(mw::probes::HostRoot(root));
 
       // Live runs need the journal first: no record, no action.
       std::optional<mw::adapters::Journal> journal;
@@ -509,7 +509,7 @@ int run(int argc, char** argv) {
         }
       } else if (!dry_run) {
         fmt::print(stderr, "memwarden: {}\nmemwarden: not acting without a journal\n", opened.error().line());
-        return static_cast<int>(mw::cli::FixExit::journal);
+        return static_cast<int>(mw::engine::FixExit::journal);
       }
       // Docker for restarts; its absence is reported by the diagnosis and the restart step.
       std::optional<mw::adapters::DockerClient> docker;
@@ -522,16 +522,16 @@ int run(int argc, char** argv) {
       mw::actions::LiveActions live(docker ? &*docker : nullptr, runner, systemd_unit,
                                     options.diagnose.sampler.api_timeout);
       mw::actions::DryRunActions dry(systemd_unit);
-      mw::cli::SteadyClock clock;
-      mw::cli::FixEnvironment env{clock, wall_ms, dry_run ? static_cast<mw::actions::ServerActions&>(dry) : live,
-                                  journal ? &*journal : nullptr,
-                                  yes ? std::function<bool(const std::string&)>([](const std::string&) { return true; })
-                                      : std::function<bool(const std::string&)>(ask_on_terminal)};
-      const auto result = mw::cli::run_fix(options, env);
+      mw::engine::SteadyClock clock;
+      mw::engine::FixEnvironment env{
+          clock, wall_ms, dry_run ? static_cast<mw::actions::ServerActions&>(dry) : live, journal ? &*journal : nullptr,
+          yes ? std::function<bool(const std::string&)>([](const std::string&) { return true; })
+              : std::function<bool(const std::string&)>(ask_on_terminal)};
+      const auto result = mw::engine::run_fix(options, env);
       std::cout << (f_flags.json ? mw::cli::fix_to_json(result, options.mode).dump(2) + "\n"
                                  : mw::cli::render_fix(result, options.mode));
       std::cout.flush();
-      return static_cast<int>(mw::cli::fix_exit_code(result));
+      return static_cast<int>(mw::engine::fix_exit_code(result));
     }
 
     if (serve->parsed()) {
@@ -567,7 +567,7 @@ int run(int argc, char** argv) {
       };
       auto [config, path] = resolve_config(config_flag);
       overrides(config);
-      mw::cli::SteadyClock clock;
+      mw::engine::SteadyClock clock;
       mw::cli::ServeEnvironment env{mw::probes::HostRoot(root),    clock, wall_ms, {}, {}, nullptr, host_name(),
                                     std::string(MEMWARDEN_VERSION)};
       return mw::cli::run_serve(std::move(config), path, std::move(env), overrides);

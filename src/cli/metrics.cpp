@@ -16,6 +16,8 @@
 
 namespace mw::cli {
 
+using engine::DaemonSnapshot;
+
 namespace {
 
 struct FamilySpec {

@@ -18,10 +18,10 @@
 namespace mw::test {
 
 using namespace std::chrono_literals;
-using cli::FixEnvironment;
-using cli::FixOptions;
-using cli::FixResult;
-using cli::RunMode;
+using engine::FixEnvironment;
+using engine::FixOptions;
+using engine::FixResult;
+using engine::RunMode;
 
 inline const std::string k_id = "3f1c9a7e5b2d4c6f8a0e1d3b5c7f9a2e4d6b8c0a1e3f5d7b9c2a4e6f8d0b1c3a";
 inline const std::string k_stat = "sys/fs/cgroup/system.slice/docker-" + k_id + ".scope/memory.stat";
@@ -94,7 +94,7 @@ struct Scene {
                          questions.push_back(q);
                          return answer;
                        }};
-    return cli::run_fix(o, env);
+    return engine::run_fix(o, env);
   }
 };
 

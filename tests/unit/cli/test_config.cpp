@@ -13,6 +13,7 @@
 
 using namespace mw;
 using namespace mw::cli;
+using namespace mw::engine;
 using namespace std::chrono_literals;
 using test::TempDir;
 

@@ -11,6 +11,7 @@
 
 using namespace mw;
 using namespace mw::cli;
+using namespace mw::engine;
 using namespace std::chrono_literals;
 using mw::test::FakeClock;
 using mw::test::FakeEngine;

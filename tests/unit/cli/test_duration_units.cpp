@@ -10,6 +10,7 @@
 
 using namespace mw;
 using namespace mw::cli;
+using namespace mw::engine;
 
 namespace {
 

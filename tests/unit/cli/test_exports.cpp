@@ -12,6 +12,7 @@
 
 using namespace mw;
 using namespace mw::cli;
+using namespace mw::engine;
 using namespace std::chrono_literals;
 
 namespace {

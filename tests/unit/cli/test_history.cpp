@@ -6,6 +6,7 @@
 
 using namespace mw;
 using namespace mw::cli;
+using namespace mw::engine;
 
 namespace {
 

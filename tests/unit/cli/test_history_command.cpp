@@ -9,6 +9,7 @@
 
 using namespace mw;
 using namespace mw::cli;
+using namespace mw::engine;
 using test::TempDir;
 namespace fs = std::filesystem;
 

@@ -17,6 +17,7 @@
 
 using namespace mw;
 using namespace mw::cli;
+using namespace mw::engine;
 using json = nlohmann::json;
 
 namespace {

@@ -16,6 +16,7 @@
 
 using namespace mw;
 using namespace mw::cli;
+using namespace mw::engine;
 using namespace std::chrono_literals;
 using adapters::ActionOutcome;
 using adapters::ServerRequest;

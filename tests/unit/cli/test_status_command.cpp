@@ -12,6 +12,7 @@
 
 using namespace mw;
 using namespace mw::cli;
+using namespace mw::engine;
 using mw::test::FakeHttpServer;
 using mw::test::TempDir;
 using nlohmann::json;

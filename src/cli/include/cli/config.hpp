@@ -13,52 +13,15 @@
 #include "core/diagnosis.hpp"
 #include "core/expected.hpp"
 #include "core/remediation.hpp"
+#include "engine/config.hpp"
 
 namespace mw::cli {
 
-// What the daemon does about fixable findings. It only ever acts on opted-in servers.
-enum class AutoFix { off, dry_run, on };  // YAML: off | dry-run | on
-[[nodiscard]] const char* to_string(AutoFix mode);
-
-struct NotifyTargetConfig {
-  std::string name;
-  std::string kind;  // generic | ntfy | discord | slack
-  std::string url;   // http:// or https://
-};
-
-struct ServeConfig {
-  std::string source;  // the file it came from; "" = built-in defaults
-
-  // top level
-  Duration interval{1000};                // sample interval, > 0
-  std::string listen = "127.0.0.1:9490";  // host:port of the HTTP endpoint
-  bool allow_remote = false;              // needed to listen on a non-loopback address
-  std::string token_file;                 // "" = no mutating endpoint (POST /api/v1/fix)
-  std::string state_dir = "/var/lib/memwarden";
-  std::string docker_host;  // "" = $DOCKER_HOST, else unix:///var/run/docker.sock
-  Duration docker_timeout{2000};
-  Duration api_timeout{2000};
-  std::string nvml_library;          // "" = libnvidia-ml.so.1
-  std::vector<std::string> servers;  // watch only these (names or id prefixes); empty = every inference server
-
-  DiagnoseThresholds thresholds;  // section `detect:`
-
-  // section `fix:`
-  FixPolicy policy;  // allow list included
-  AutoFix auto_fix = AutoFix::on;
-  std::string systemd_unit = "ollama.service";
-
-  // section `history:`
-  Duration raw_retention{48LL * 3'600'000};
-  Duration aggregate_retention{30LL * 86'400'000};
-  std::uint64_t history_max_bytes = 256ULL << 20;
-  std::uint64_t history_min_free = 64ULL << 20;  // samples stop before the file system is this full
-
-  // section `notify:`
-  std::vector<NotifyTargetConfig> notify_targets;
-  Duration notify_min_interval{600'000};
-  Severity notify_min_severity = Severity::warning;
-};
+// The settings themselves live with the daemon that uses them (engine/config.hpp); this file reads and
+// writes them as YAML.
+using engine::AutoFix;
+using engine::NotifyTargetConfig;
+using engine::ServeConfig;
 
 struct ConfigError {
   std::string file;

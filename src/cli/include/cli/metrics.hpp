@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/serve_state.hpp"
+#include "engine/snapshot.hpp"
 
 namespace mw::cli {
 
@@ -14,7 +14,7 @@ inline constexpr const char* k_metrics_content_type = "text/plain; version=0.0.4
 
 // Every family, in order, each with HELP and TYPE; samples grouped by family. A value the
 // snapshot does not know is left out, never printed as 0.
-[[nodiscard]] std::string render_metrics(const DaemonSnapshot& s);
+[[nodiscard]] std::string render_metrics(const engine::DaemonSnapshot& s);
 
 // The name of every family render_metrics can emit, in the order it emits them.
 [[nodiscard]] const std::vector<std::string>& metric_families();

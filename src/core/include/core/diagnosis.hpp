@@ -47,7 +47,8 @@ struct ServerSample {
 struct HostSample {
   Timestamp at{0};
   std::optional<MemInfo> meminfo;
-  std::optional<Pressure> pressure;
+  std::optional<Pressure> pressure;  // nullopt: no PSI on this kernel, or unreadable this sample
+  bool pressure_supported = true;    // false only when the kernel has no PSI
 };
 
 // Bytes one sample takes with what it owns (core/footprint.hpp), and the most a sample bounded as the

@@ -13,7 +13,7 @@
 #include "core/diagnosis.hpp"
 #include "core/status.hpp"
 
-namespace mw::cli {
+namespace mw::engine {
 
 // An inference server the daemon watches, with its newest sample.
 struct ServedServer {
@@ -36,7 +36,8 @@ struct DaemonSnapshot {
   double sample_seconds = 0;  // how long the last sample took
   std::uint64_t reserve_bytes = 0;
 
-  StatusReport status;  // host, Docker, every container (running), GPUs
+  StatusReport status;      // host, Docker, every container (running), GPUs
+  std::string cgroup_mode;  // "v1", "hybrid", "v2"; "" before the layout is known
   std::vector<ServedServer> servers;
   std::vector<Finding> findings;  // active now, as run_detectors orders them
   std::vector<DetectorState> detectors;
@@ -51,4 +52,4 @@ struct DaemonSnapshot {
   std::optional<Error> history_error;  // why not (disk full, ...)
 };
 
-}  // namespace mw::cli
+}  // namespace mw::engine

@@ -1,4 +1,4 @@
-#include "cli/sampler.hpp"
+#include "engine/sampler.hpp"
 
 #include <fmt/format.h>
 
@@ -7,13 +7,12 @@
 #include <functional>
 #include <thread>
 
-#include "adapters/docker.hpp"
 #include "core/discovery.hpp"
 #include "core/text.hpp"
 #include "probes/host_memory.hpp"
 #include "probes/processes.hpp"
 
-namespace mw::cli {
+namespace mw::engine {
 
 namespace {
 
@@ -58,56 +57,36 @@ bool matches_target(const ContainerMeta& c, const std::vector<std::string>& targ
 
 }  // namespace
 
-namespace {
-
-// Running containers as the engine lists them; problems are noted.
-std::vector<ContainerMeta> list_running(const SamplerOptions& options, const std::function<void(const Error&)>& note) {
-  std::vector<ContainerMeta> running;
-  auto endpoint = adapters::parse_endpoint(options.docker_host, "docker host");
-  if (!endpoint) {
-    note(endpoint.error());
-    return running;
-  }
-  auto docker = adapters::DockerClient::connect(*endpoint, options.docker_timeout);
-  if (!docker) {
-    Error e = docker.error();
-    e.message += "; " + adapters::docker_error_hint(docker.error(), *endpoint);
-    note(e);
-    return running;
-  }
-  auto list = docker->list_containers(adapters::ListScope::running);
-  if (!list) {
-    note(list.error());
-    return running;
-  }
-  for (const auto& summary : *list) {
-    auto meta = docker->inspect(summary.id);
-    if (!meta) {
-      if (meta.error().code != ENOENT) {
-        note(meta.error());
-      }
-      continue;
-    }
-    running.push_back(std::move(meta).value());
-  }
-  return running;
-}
-
-}  // namespace
-
 void Sampler::discover() {
-  rediscover(list_running(m_options, [this](const Error& e) { note(e); }));
+  InventoryOptions io;
+  io.root = m_options.root;
+  io.docker_host = m_options.docker_host;
+  io.timeout = m_options.docker_timeout;
+  const auto inv = read_inventory(io);
+  if (!inv.docker.reachable && inv.docker.error) {
+    Error e = *inv.docker.error;
+    if (!inv.docker.hint.empty()) {
+      e.message += "; " + inv.docker.hint;
+    }
+    note(e);
+  }
+  for (const auto& p : inv.problems) {
+    note(p);
+  }
+  rediscover(inv);
 }
 
-void Sampler::rediscover(const std::vector<ContainerMeta>& running) {
+void Sampler::rediscover(const Inventory& inventory) {
   m_previous = std::move(m_servers);
   m_servers.clear();
-  if (auto layout = probes::detect_cgroup_layout(m_options.root)) {
+  if (inventory.layout) {
+    m_layout = inventory.layout;
+  } else if (auto layout = probes::detect_cgroup_layout(m_options.root)) {
     m_layout = *layout;
   } else {
     note(layout.error());
   }
-  discover_containers(running);
+  discover_containers(inventory);
   discover_host_processes();
   m_previous.clear();
 }
@@ -189,9 +168,9 @@ void Sampler::connect_api(WatchedServer& w) {
   w.api = std::make_unique<adapters::OllamaClient>(*endpoint, m_options.api_timeout);
 }
 
-void Sampler::discover_containers(const std::vector<ContainerMeta>& running) {
+void Sampler::discover_containers(const Inventory& inventory) {
   std::vector<std::string> found_targets;
-  for (const auto& m : running) {
+  for (const auto& m : inventory.containers) {
     if (m_servers.size() >= k_max_servers) {
       note(Error{"docker", fmt::format("more than {} inference servers run; memwarden watches the first {}",
                                        k_max_servers, k_max_servers)});
@@ -207,12 +186,10 @@ void Sampler::discover_containers(const std::vector<ContainerMeta>& running) {
       }
     }
     std::optional<probes::CgroupLocation> where;
-    if (m_layout) {
-      if (auto located = probes::locate_container_cgroup(m_options.root, *m_layout, m.state.pid, m.id)) {
-        where = *located;
-      } else {
-        note(located.error());
-      }
+    if (const auto it = inventory.cgroups.find(m.id); it != inventory.cgroups.end()) {
+      where = it->second;
+    } else if (const auto why = inventory.cgroup_errors.find(m.id); why != inventory.cgroup_errors.end()) {
+      note(why->second);
     }
     add_server(server_from_container(m), std::move(where));
   }
@@ -374,8 +351,9 @@ void Sampler::sample() {
   }
   if (auto psi = probes::read_host_pressure(m_options.root)) {
     host.pressure = *psi;
+    host.pressure_supported = psi->has_value();
   } else {
-    note(psi.error());
+    note(psi.error());  // there, but unreadable this time: still supported
   }
   m_host.push(std::move(host));
   m_waited_this_round = false;
@@ -397,4 +375,4 @@ std::vector<ServerState> Sampler::states() const {
   return out;
 }
 
-}  // namespace mw::cli
+}  // namespace mw::engine

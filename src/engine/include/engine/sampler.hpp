@@ -14,10 +14,11 @@
 #include "core/container.hpp"
 #include "core/diagnosis.hpp"
 #include "core/error.hpp"
+#include "engine/inventory.hpp"
 #include "probes/cgroup.hpp"
 #include "probes/host_root.hpp"
 
-namespace mw::cli {
+namespace mw::engine {
 
 // The real monotonic clock (CLOCK_MONOTONIC).
 class SteadyClock final : public Clock {
@@ -62,9 +63,9 @@ class Sampler {
   // Finds inference servers: containers (through Docker) and `ollama serve` processes on the host.
   // Problems (Docker unreachable, a named target not found) are recorded, not fatal.
   void discover();
-  // The same from running containers the caller already inspected (the daemon keeps that list).
-  // Servers found again keep their history and API client; servers gone are dropped.
-  void rediscover(const std::vector<ContainerMeta>& running);
+  // The same from an inventory the caller already read (the daemon keeps one): its running containers
+  // and their cgroups. Servers found again keep their history and API client; servers gone are dropped.
+  void rediscover(const Inventory& inventory);
   // Adds older samples (oldest first) in front of what is sampled next: a look-back from the history.
   void seed(const std::string& server_name, const std::vector<ServerSample>& samples);
   void seed_host(const std::vector<HostSample>& samples);
@@ -82,7 +83,7 @@ class Sampler {
   [[nodiscard]] std::vector<ServerState> states() const;
 
  private:
-  void discover_containers(const std::vector<ContainerMeta>& running);
+  void discover_containers(const Inventory& inventory);
   void discover_host_processes();
   void add_server(InferenceServer server, std::optional<probes::CgroupLocation> where);
   void connect_api(WatchedServer& w);
@@ -102,4 +103,4 @@ class Sampler {
   std::vector<Error> m_problems;
 };
 
-}  // namespace mw::cli
+}  // namespace mw::engine

@@ -1,0 +1,454 @@
+#include "engine/fix.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "adapters/ollama.hpp"
+#include "core/bytes.hpp"
+#include "core/discovery.hpp"
+#include "probes/cgroup.hpp"
+#include "probes/connections.hpp"
+
+namespace mw::engine {
+
+using adapters::ActionOutcome;
+using nlohmann::json;
+
+std::string own_container_id(const probes::HostRoot& root) {
+  const auto path = root.proc("self/cgroup");
+  auto text = probes::read_file(path);
+  if (!text) {
+    return "";
+  }
+  auto entries = probes::parse_proc_cgroup(*text, path.string());
+  if (!entries) {
+    return "";
+  }
+  for (const auto& e : *entries) {
+    if (auto id = probes::container_id_from_cgroup_path(e.path)) {
+      return *id;
+    }
+  }
+  return "";
+}
+
+namespace {
+
+std::optional<std::uint64_t> last_anon(const WatchedServer& w) {
+  if (w.history.empty() || !w.history.back().memory) {
+    return std::nullopt;
+  }
+  return w.history.back().memory->anon;
+}
+
+std::vector<OllamaModel> last_models(const WatchedServer& w) {
+  if (w.history.empty() || !w.history.back().models) {
+    return {};
+  }
+  return *w.history.back().models;
+}
+
+// The TCP port of an http:// API address; nullopt for unix:// or unparsable addresses.
+std::optional<std::uint16_t> api_port(const std::string& url) {
+  if (!url.starts_with("http://")) {
+    return std::nullopt;
+  }
+  auto rest = std::string_view(url).substr(7);
+  const auto slash = rest.find('/');
+  rest = rest.substr(0, slash);
+  const auto colon = rest.rfind(':');
+  if (colon == std::string_view::npos) {
+    return std::uint16_t{80};
+  }
+  const auto port = parse_u64(rest.substr(colon + 1));
+  if (!port || *port == 0 || *port > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<std::uint16_t>(*port);
+}
+
+std::string reduction_text(std::optional<std::uint64_t> before, std::optional<std::uint64_t> after) {
+  if (!before || !after) {
+    return "";
+  }
+  const double pct = *before == 0 ? 0.0
+                                  : 100.0 * (static_cast<double>(*before) - static_cast<double>(*after)) /
+                                        static_cast<double>(*before);
+  return fmt::format("anon {} → {} ({:+.1f}%)", format_bytes(*before), format_bytes(*after), -pct);
+}
+
+json evidence_json(const std::vector<Finding>& findings) {
+  json out = json::array();
+  for (const auto& f : findings) {
+    json ev = json::object();
+    for (const auto& e : f.evidence) {
+      ev[e.name] = e.value;
+    }
+    out.push_back(
+        {{"detector", f.detector}, {"severity", to_string(f.severity)}, {"summary", f.summary}, {"evidence", ev}});
+  }
+  return out;
+}
+
+// Runs the ladder on one server; every step is journaled when `journal` is set.
+class Ladder {
+ public:
+  Ladder(const FixOptions& options, FixEnvironment& env, Sampler& sampler, WatchedServer& watched,
+         ServerFixReport& report)
+      : m_options(options),
+        m_env(env),
+        m_sampler(sampler),
+        m_w(watched),
+        m_report(report),
+        m_seen_log(env.actions.log().size()) {}
+
+  void run(FixStep first) {
+    const bool live = m_options.mode == RunMode::live;
+    m_report.before_anon = last_anon(m_w);
+    m_report.kind = first == FixStep::unload ? "unload" : "restart";
+    const auto started = m_env.clock.now();
+    if (live) {
+      adapters::JournalRecord record;
+      record.started_at_ms = m_env.wall_ms();
+      record.server = m_w.server.name;
+      record.container_id = m_w.server.container_id;
+      record.kind = m_report.kind;
+      record.reason = m_report.findings.empty()
+                          ? std::string("requested")
+                          : m_report.findings.front().detector + ": " + m_report.findings.front().summary;
+      record.evidence_json = evidence_json(m_report.findings).dump();
+      record.before_bytes = m_report.before_anon;
+      auto id = m_env.journal->begin(record);
+      if (!id) {
+        finish(ActionOutcome::failed, "not acting: the journal could not record the action: " + id.error().line());
+        m_report.journal_unavailable = true;
+        return;
+      }
+      m_report.journal_id = *id;
+    }
+    bool restart_needed = first == FixStep::restart;
+    if (first == FixStep::unload) {
+      restart_needed = !unload_and_measure();
+      if (m_done) {
+        return finalize(started);
+      }
+    }
+    if (restart_needed) {
+      m_report.kind = "restart";
+      if (drain() && restart() && wait_for_health()) {
+        verify();
+      }
+    }
+    finalize(started);
+  }
+
+ private:
+  // In a dry run the plan says what would happen; steps are only what did happen.
+  void note_plan() {
+    const auto& log = m_env.actions.log();
+    while (m_seen_log < log.size()) {
+      if (m_options.mode == RunMode::dry_run) {
+        m_report.plan.push_back(log[m_seen_log]);
+      }
+      ++m_seen_log;
+    }
+  }
+
+  void step(std::string name, std::string detail, Timestamp began, bool ok) {
+    note_plan();
+    if (m_options.mode == RunMode::dry_run) {
+      return;
+    }
+    FixStepReport s{std::move(name), std::move(detail), m_env.clock.now() - began, ok};
+    if (m_report.journal_id && m_env.journal != nullptr) {
+      adapters::JournalStep js{s.name, s.detail, m_env.wall_ms() - s.took.count(), s.took.count(), s.ok};
+      if (auto ok_write = m_env.journal->add_step(*m_report.journal_id, js); !ok_write) {
+        m_journal_problem = ok_write.error();
+      }
+    }
+    m_report.steps.push_back(std::move(s));
+  }
+
+  void finish(ActionOutcome outcome, std::string message) {
+    m_report.outcome = outcome;
+    m_report.message = std::move(message);
+    m_done = true;
+  }
+
+  void finalize(Timestamp started) {
+    m_report.total = m_env.clock.now() - started;
+    if (!m_done) {
+      finish(m_options.mode == RunMode::dry_run ? ActionOutcome::dry_run : ActionOutcome::succeeded,
+             m_options.mode == RunMode::dry_run ? "dry run: nothing was changed" : "fixed");
+    }
+    note_plan();
+    if (m_report.journal_id && m_env.journal != nullptr) {
+      auto ok = m_env.journal->finish(*m_report.journal_id, m_report.outcome, m_report.message, m_report.after_anon,
+                                      m_env.wall_ms());
+      if (!ok) {
+        m_journal_problem = ok.error();
+      }
+    }
+    if (m_journal_problem) {
+      m_report.message += "; journal: " + m_journal_problem->line();
+    }
+  }
+
+  // Unloads every loaded model, waits for the memory to settle and measures again.
+  // True when that cured the bloat (no restart needed).
+  bool unload_and_measure() {
+    for (const auto& model : last_models(m_w)) {
+      if (model.folded > 0) {
+        // Not a model the server knows by that name: the ones beyond what a sample keeps one by one.
+        step("unload",
+             fmt::format("{} more models were listed than a sample keeps; not unloaded one by one", model.folded),
+             m_env.clock.now(), false);
+        continue;
+      }
+      const auto began = m_env.clock.now();
+      auto ok = m_env.actions.unload_model(m_w.server, model.name);
+      step("unload", ok ? fmt::format("unloaded {}", model.name) : ok.error().line(), began, ok.has_value());
+    }
+    if (m_options.mode == RunMode::dry_run) {
+      note_plan();
+      m_report.plan.push_back("would measure again and restart if anon memory stays high");
+      return false;
+    }
+    const auto began = m_env.clock.now();
+    m_env.clock.sleep_until(began + m_options.policy.settle);
+    m_sampler.sample();
+    const auto anon = last_anon(m_w);
+    const auto threshold = bloat_threshold(last_models(m_w), m_options.diagnose.thresholds);
+    const bool cured = anon && *anon <= threshold;
+    step("settle",
+         fmt::format("anon {} after unloading (threshold {})", anon ? format_bytes(*anon) : "-",
+                     format_bytes(threshold)),
+         began, cured);
+    if (cured) {
+      m_report.after_anon = anon;
+      finish(ActionOutcome::succeeded,
+             fmt::format("unloading cured it, no restart: {}", reduction_text(m_report.before_anon, anon)));
+    }
+    return cured;
+  }
+
+  bool drain() {
+    const auto began = m_env.clock.now();
+    if (m_w.api) {
+      m_w.api->close();  // memwarden's own connection is not a client to wait for
+    }
+    const auto port = api_port(m_w.server.api_url);
+    if (!port || m_w.server.pid <= 0) {
+      step("drain", "no TCP API port or pid known: not waiting for clients", began, true);
+      return true;
+    }
+    if (m_options.mode == RunMode::dry_run) {
+      note_plan();
+      m_report.plan.push_back(fmt::format("would wait up to {} s until no client is connected to port {}",
+                                          m_options.policy.drain_timeout.count() / 1000, *port));
+      return true;
+    }
+    const auto deadline = began + m_options.policy.drain_timeout;
+    std::size_t clients = 0;
+    for (;;) {
+      auto connections = probes::read_connections(m_options.diagnose.sampler.root, m_w.server.pid);
+      if (!connections) {
+        step("drain", "connections unreadable, not waiting: " + connections.error().line(), began, true);
+        return true;
+      }
+      clients = probes::count_established_clients(*connections, *port);
+      if (clients == 0) {
+        step("drain", fmt::format("no client connected to port {}", *port), began, true);
+        return true;
+      }
+      const auto now = m_env.clock.now();
+      if (now >= deadline) {
+        break;
+      }
+      m_env.clock.sleep_until(std::min(deadline, now + Duration(250)));
+    }
+    const auto text = fmt::format("{} client{} still connected to port {} after {} s", clients, clients == 1 ? "" : "s",
+                                  *port, m_options.policy.drain_timeout.count() / 1000);
+    step("drain", text, began, false);
+    finish(ActionOutcome::refused, "not restarting: " + text);
+    return false;
+  }
+
+  bool restart() {
+    const auto began = m_env.clock.now();
+    auto ok = m_env.actions.restart(m_w.server, m_options.policy.stop_timeout);
+    step("restart", ok ? "restarted" : ok.error().line(), began, ok.has_value());
+    if (!ok) {
+      finish(ActionOutcome::failed, "restart failed: " + ok.error().line());
+    }
+    return ok.has_value();
+  }
+
+  bool wait_for_health() {
+    if (m_options.mode == RunMode::dry_run) {
+      note_plan();
+      m_report.plan.push_back(fmt::format("would wait up to {} s for {}/api/version to answer",
+                                          m_options.policy.health_timeout.count() / 1000, m_w.server.api_url));
+      return false;
+    }
+    const auto began = m_env.clock.now();
+    if (m_w.server.api_url.empty() || !m_w.server.api_url_problem.empty()) {
+      step("health_wait", "no usable API address known: not waiting", began, true);
+      return true;
+    }
+    auto endpoint = adapters::parse_endpoint(m_w.server.api_url, "api");
+    if (!endpoint) {
+      step("health_wait", endpoint.error().line(), began, false);
+      finish(ActionOutcome::failed, "restarted, but the API address is unusable");
+      return false;
+    }
+    const auto deadline = began + m_options.policy.health_timeout;
+    std::string last_error;
+    for (;;) {
+      adapters::OllamaClient client(*endpoint, std::chrono::milliseconds(1000));
+      auto version = client.version();
+      if (version) {
+        step("health_wait", fmt::format("{}/api/version answered {}", m_w.server.api_url, *version), began, true);
+        return true;
+      }
+      last_error = version.error().line();
+      const auto now = m_env.clock.now();
+      if (now >= deadline) {
+        break;
+      }
+      m_env.clock.sleep_until(std::min(deadline, now + Duration(200)));
+    }
+    step("health_wait", "no answer: " + last_error, began, false);
+    finish(ActionOutcome::failed, fmt::format("restarted, but the API did not answer within {} s: {}",
+                                              m_options.policy.health_timeout.count() / 1000, last_error));
+    return false;
+  }
+
+  void verify() {
+    const auto began = m_env.clock.now();
+    m_sampler.sample();
+    const auto after = last_anon(m_w);
+    m_report.after_anon = after;
+    const bool ok = after.has_value();
+    step("verify", ok ? reduction_text(m_report.before_anon, after) : "memory after the restart unreadable", began, ok);
+    if (!ok) {
+      finish(ActionOutcome::failed, "restarted, but its memory could not be read afterwards");
+      return;
+    }
+    finish(ActionOutcome::succeeded, "restarted: " + reduction_text(m_report.before_anon, after));
+  }
+
+  const FixOptions& m_options;
+  FixEnvironment& m_env;
+  Sampler& m_sampler;
+  WatchedServer& m_w;
+  ServerFixReport& m_report;
+  std::size_t m_seen_log;
+  bool m_done = false;
+  std::optional<Error> m_journal_problem;
+};
+
+}  // namespace
+
+std::optional<ServerFixReport> fix_server(const FixOptions& options, FixEnvironment& env, Sampler& sampler,
+                                          WatchedServer& w, const std::vector<Finding>& findings,
+                                          std::vector<Error>& problems) {
+  ServerFixReport report;
+  report.server = w.server;
+  std::optional<FixStep> first;
+  for (const auto& f : findings) {
+    if (f.subject != w.server.name) {
+      continue;
+    }
+    if (const auto step = first_step(f, last_models(w))) {
+      report.findings.push_back(f);
+      first = first ? std::max(*first, *step) : *step;  // restart wins over unload
+    }
+  }
+  if (!first) {
+    return std::nullopt;
+  }
+  report.kind = *first == FixStep::unload ? "unload" : "restart";
+  const ServerIdentity identity{w.server.name, w.server.container_id, w.server.labels};
+  std::vector<PastAction> past;
+  if (env.journal != nullptr) {
+    auto since = env.journal->actions_since(w.server.name, env.wall_ms() - options.policy.budget_window.count());
+    if (since) {
+      for (const auto& r : *since) {
+        const bool counted = r.outcome != ActionOutcome::dry_run && r.outcome != ActionOutcome::refused;
+        past.push_back({r.started_at_ms, r.kind, counted});
+      }
+    } else {
+      problems.push_back(since.error());
+    }
+  }
+  report.verdict =
+      check_eligibility(identity, options.selection, past, env.wall_ms(), options.policy, options.own_container_id);
+  if (report.verdict.eligibility == Eligibility::needs_confirmation) {
+    const auto question =
+        fmt::format("{} has not opted in (label memwarden.enable=true). {} it now? [y/N] ", w.server.name,
+                    *first == FixStep::unload ? "Unload its models and fix" : "Restart");
+    if (env.confirm && env.confirm(question)) {
+      report.verdict.eligibility = Eligibility::allowed;
+      report.verdict.reason = "confirmed by the operator";
+    } else {
+      report.verdict.reason += "; not confirmed (use --yes)";
+    }
+  }
+  if (report.verdict.eligibility != Eligibility::allowed) {
+    report.outcome = ActionOutcome::refused;
+    report.message = "left alone: " + report.verdict.reason;
+    return report;
+  }
+  if (options.mode == RunMode::live && env.journal == nullptr) {
+    report.outcome = ActionOutcome::failed;
+    report.message = "not acting: no journal";
+    report.journal_unavailable = true;
+    return report;
+  }
+  Ladder ladder(options, env, sampler, w, report);
+  ladder.run(*first);
+  return report;
+}
+
+FixResult run_fix(const FixOptions& options, FixEnvironment& env) {
+  FixResult result;
+  SamplerOptions sampler_options = options.diagnose.sampler;
+  sampler_options.capacity = std::max<std::size_t>(samples_for(options.diagnose) + 4, 8);
+  Sampler sampler(sampler_options, env.clock);
+  sampler.discover();
+  observe(sampler, options.diagnose, env.clock, result.diagnosis);
+  summarise(sampler, result.diagnosis);
+
+  for (const auto& w : sampler.servers()) {
+    if (auto report = fix_server(options, env, sampler, *w, result.diagnosis.findings, result.problems)) {
+      result.servers.push_back(std::move(*report));
+    }
+  }
+  for (const auto& p : sampler.problems()) {
+    result.problems.push_back(p);
+  }
+  return result;
+}
+
+FixExit fix_exit_code(const FixResult& result) {
+  FixExit worst = FixExit::ok;
+  const auto raise = [&](FixExit e) { worst = static_cast<int>(e) > static_cast<int>(worst) ? e : worst; };
+  for (const auto& s : result.servers) {
+    if (s.journal_unavailable) {
+      raise(FixExit::journal);
+    } else if (s.outcome == ActionOutcome::failed) {
+      raise(FixExit::failed);
+    } else if (s.outcome == ActionOutcome::refused) {
+      raise(FixExit::left_alone);
+    }
+  }
+  if (worst == FixExit::ok && result.servers.empty() && !result.problems.empty()) {
+    return FixExit::partial;
+  }
+  return worst;
+}
+
+}  // namespace mw::engine
