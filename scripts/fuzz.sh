@@ -24,14 +24,16 @@ mkdir -p "$out/corpus" "$out/seeds" "$out/corpus-http-request" "$out/corpus-http
 echo "== fuzz: build the targets and the seed corpora ($cxx)"
 flags=(-std=c++20 -g -Isrc/core/include -Isrc/adapters/include -Isrc/adapters -Itests/support)
 fuzz=(-O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
-"$cxx" "${flags[@]}" "${fuzz[@]}" tests/fuzz/fuzz_gguf.cpp src/core/gguf.cpp -o "$out/fuzz_gguf"
+# The few core files every target needs: errors as one line, text and byte helpers.
+core=(src/core/error.cpp src/core/text.cpp src/core/bytes.cpp)
+"$cxx" "${flags[@]}" "${fuzz[@]}" tests/fuzz/fuzz_gguf.cpp src/core/gguf.cpp "${core[@]}" -lfmt -o "$out/fuzz_gguf"
 "$cxx" "${flags[@]}" "${fuzz[@]}" -pthread tests/fuzz/fuzz_http_request.cpp src/adapters/http_server.cpp \
-  -lfmt -o "$out/fuzz_http_request"
+  "${core[@]}" -lfmt -o "$out/fuzz_http_request"
 # http.cpp takes libcurl's types from its header only (libcurl itself is dlopened for https).
-"$cxx" "${flags[@]}" "${fuzz[@]}" tests/fuzz/fuzz_http_response.cpp src/adapters/http.cpp -lfmt -ldl \
+"$cxx" "${flags[@]}" "${fuzz[@]}" tests/fuzz/fuzz_http_response.cpp src/adapters/http.cpp "${core[@]}" -lfmt -ldl \
   -o "$out/fuzz_http_response"
-"$cxx" "${flags[@]}" -O2 tests/fuzz/gguf_seeds.cpp tests/support/gguf_writer.cpp src/core/gguf.cpp \
-  -o "$out/gguf_seeds"
+"$cxx" "${flags[@]}" -O2 tests/fuzz/gguf_seeds.cpp tests/support/gguf_writer.cpp src/core/gguf.cpp "${core[@]}" \
+  -lfmt -o "$out/gguf_seeds"
 "$cxx" "${flags[@]}" -O2 tests/fuzz/http_seeds.cpp -o "$out/http_seeds"
 "$out/gguf_seeds" "$out/seeds"
 "$out/http_seeds" "$out/seeds-http-request" "$out/seeds-http-response"
