@@ -85,97 +85,6 @@ Error db_error(const fs::path& path, sqlite3* db, int rc, std::string_view doing
   return sqlite_error(path, db, rc, doing, "journal", Journal::k_busy_timeout_ms);
 }
 
-// A prepared statement, finalized on scope exit. Text is bound without copying:
-// the bound strings must outlive the last step().
-class Statement {
- public:
-  Statement(sqlite3* db, const fs::path& path) : m_db(db), m_path(path) {}
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  ~Statement() { sqlite3_finalize(m_stmt); }
-
-  [[nodiscard]] Expected<void, Error> prepare(std::string_view sql, std::string_view doing) {
-    m_doing = doing;
-    const int rc = sqlite3_prepare_v2(m_db, sql.data(), static_cast<int>(sql.size()), &m_stmt, nullptr);
-    if (rc != SQLITE_OK) {
-      return unexpected(db_error(m_path, m_db, rc, m_doing));
-    }
-    return {};
-  }
-
-  void bind(int index, std::int64_t value) { m_bind_rc = keep(sqlite3_bind_int64(m_stmt, index, value)); }
-  void bind(int index, std::string_view text) {
-    if (text.size() > static_cast<std::size_t>(INT_MAX)) {
-      m_bind_rc = SQLITE_TOOBIG;
-      return;
-    }
-    // A null destructor is SQLITE_STATIC (the macro is an old-style cast).
-    m_bind_rc = keep(sqlite3_bind_text(m_stmt, index, text.data(), static_cast<int>(text.size()), nullptr));
-  }
-  void bind(int index, std::optional<std::int64_t> value) {
-    m_bind_rc = keep(value ? sqlite3_bind_int64(m_stmt, index, *value) : sqlite3_bind_null(m_stmt, index));
-  }
-
-  // True while there is a row; an error once the statement fails.
-  [[nodiscard]] Result<bool> step() {
-    if (m_bind_rc != SQLITE_OK) {
-      return unexpected(db_error(m_path, m_db, m_bind_rc, m_doing));
-    }
-    const int rc = sqlite3_step(m_stmt);
-    if (rc == SQLITE_ROW) {
-      return true;
-    }
-    if (rc == SQLITE_DONE) {
-      return false;
-    }
-    return unexpected(db_error(m_path, m_db, rc, m_doing));
-  }
-
-  // Runs a statement that returns no rows (or ignores them).
-  [[nodiscard]] Expected<void, Error> run() {
-    for (;;) {
-      auto more = step();
-      if (!more) {
-        return unexpected(more.error());
-      }
-      if (!*more) {
-        return {};
-      }
-    }
-  }
-
-  [[nodiscard]] bool is_null(int column) const { return sqlite3_column_type(m_stmt, column) == SQLITE_NULL; }
-  [[nodiscard]] std::int64_t int64(int column) const { return sqlite3_column_int64(m_stmt, column); }
-  [[nodiscard]] std::optional<std::int64_t> optional_int64(int column) const {
-    return is_null(column) ? std::nullopt : std::optional<std::int64_t>(int64(column));
-  }
-  [[nodiscard]] std::string text(int column) const {
-    const auto* data = sqlite3_column_text(m_stmt, column);
-    if (data == nullptr) {
-      return {};
-    }
-    const int size = sqlite3_column_bytes(m_stmt, column);
-    return std::string(reinterpret_cast<const char*>(data), static_cast<std::size_t>(size));
-  }
-
- private:
-  int keep(int rc) const { return m_bind_rc != SQLITE_OK ? m_bind_rc : rc; }
-
-  sqlite3* m_db;
-  const fs::path& m_path;
-  sqlite3_stmt* m_stmt = nullptr;
-  std::string m_doing;
-  int m_bind_rc = SQLITE_OK;
-};
-
-Expected<void, Error> exec(sqlite3* db, const fs::path& path, const char* sql, std::string_view doing) {
-  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) {
-    return unexpected(db_error(path, db, rc, doing));
-  }
-  return {};
-}
-
 // Bytes are unsigned; SQLite integers are signed 64-bit. Stored bit for bit, so every value round-trips.
 std::optional<std::int64_t> to_column(std::optional<std::uint64_t> bytes) {
   return bytes ? std::optional<std::int64_t>(static_cast<std::int64_t>(*bytes)) : std::nullopt;
@@ -341,8 +250,9 @@ Result<Journal> Journal::open(const fs::path& state_dir) {
 
   // Check before writing anything: a corrupt file is left exactly as it was found.
   {
-    Statement check(raw, path);
-    if (auto ok = check.prepare("PRAGMA quick_check(3)", "cannot check the journal database"); !ok) {
+    Statement check;
+    if (auto ok = check.prepare(raw, path, db_error, "PRAGMA quick_check(3)", "cannot check the journal database");
+        !ok) {
       return unexpected(ok.error());
     }
     std::string problems;
@@ -365,19 +275,20 @@ Result<Journal> Journal::open(const fs::path& state_dir) {
     }
   }
 
-  if (auto ok = exec(raw, path, "PRAGMA journal_mode=WAL", "cannot switch the journal to WAL mode"); !ok) {
+  if (auto ok = exec(raw, path, db_error, "PRAGMA journal_mode=WAL", "cannot switch the journal to WAL mode"); !ok) {
     return unexpected(ok.error());
   }
-  if (auto ok = exec(raw, path, "PRAGMA cache_size=-128", "cannot set up the journal"); !ok) {
+  if (auto ok = exec(raw, path, db_error, "PRAGMA cache_size=-128", "cannot set up the journal"); !ok) {
     return unexpected(ok.error());  // a few records a day: SQLite's default 2 MiB page cache would be waste
   }
-  if (auto ok = exec(raw, path, "PRAGMA synchronous=FULL", "cannot make journal writes durable"); !ok) {
+  if (auto ok = exec(raw, path, db_error, "PRAGMA synchronous=FULL", "cannot make journal writes durable"); !ok) {
     return unexpected(ok.error());
   }
 
   auto read_version = [&]() -> Result<std::int64_t> {
-    Statement version(raw, path);
-    if (auto ok = version.prepare("PRAGMA user_version", "cannot read the journal schema version"); !ok) {
+    Statement version;
+    if (auto ok = version.prepare(raw, path, db_error, "PRAGMA user_version", "cannot read the journal schema version");
+        !ok) {
       return unexpected(ok.error());
     }
     auto row = version.step();
@@ -397,7 +308,7 @@ Result<Journal> Journal::open(const fs::path& state_dir) {
   }
   if (*version < k_schema_version) {
     // Migrations run in one write transaction; another process may have migrated meanwhile.
-    if (auto ok = exec(raw, path, "BEGIN IMMEDIATE", "cannot create the journal schema"); !ok) {
+    if (auto ok = exec(raw, path, db_error, "BEGIN IMMEDIATE", "cannot create the journal schema"); !ok) {
       return unexpected(ok.error());
     }
     auto migrate = [&]() -> Expected<void, Error> {
@@ -406,17 +317,17 @@ Result<Journal> Journal::open(const fs::path& state_dir) {
         return unexpected(current.error());
       }
       if (*current < 1) {
-        if (auto ok = exec(raw, path, k_schema_v1, "cannot create the journal schema"); !ok) {
+        if (auto ok = exec(raw, path, db_error, k_schema_v1, "cannot create the journal schema"); !ok) {
           return ok;
         }
       }
       if (*current < k_schema_version) {
         const auto set = fmt::format("PRAGMA user_version={}", k_schema_version);
-        if (auto ok = exec(raw, path, set.c_str(), "cannot record the journal schema version"); !ok) {
+        if (auto ok = exec(raw, path, db_error, set.c_str(), "cannot record the journal schema version"); !ok) {
           return ok;
         }
       }
-      return exec(raw, path, "COMMIT", "cannot create the journal schema");
+      return exec(raw, path, db_error, "COMMIT", "cannot create the journal schema");
     };
     if (auto ok = migrate(); !ok) {
       static_cast<void>(sqlite3_exec(raw, "ROLLBACK", nullptr, nullptr, nullptr));
@@ -460,8 +371,9 @@ Result<std::int64_t> Journal::begin(const JournalRecord& record) {
   const auto pid = ::getpid();
   const auto token = process_start_token(pid);
 
-  Statement insert(m_db, m_path);
+  Statement insert;
   if (auto ok = insert.prepare(
+          m_db, m_path, db_error,
           "INSERT INTO actions (started_at_ms, server, container_id, kind, reason, evidence_json, steps_json, "
           "outcome, message, before_bytes, pid_of_writer, writer_start) "
           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -492,9 +404,10 @@ Result<std::int64_t> Journal::begin(const JournalRecord& record) {
 
 Expected<void, Error> Journal::add_step(std::int64_t id, const JournalStep& step) {
   const auto step_text = dump(step_to_json(step));
-  Statement update(m_db, m_path);
+  Statement update;
   // Unreadable stored steps are replaced rather than blocking the journal of a running action.
   if (auto ok = update.prepare(
+          m_db, m_path, db_error,
           "UPDATE actions SET steps_json = json_insert("
           "CASE WHEN json_valid(steps_json) THEN CASE WHEN json_type(steps_json) = 'array' THEN steps_json "
           "ELSE '[]' END ELSE '[]' END, '$[#]', json(?2)) WHERE id = ?1",
@@ -518,8 +431,9 @@ Expected<void, Error> Journal::finish(std::int64_t id, ActionOutcome outcome, st
   if (outcome == ActionOutcome::in_progress) {
     return fail(m_path.string(), fmt::format("cannot finish action #{} as in_progress: give its final outcome", id));
   }
-  Statement update(m_db, m_path);
-  if (auto ok = update.prepare("UPDATE actions SET outcome = ?2, message = ?3, after_bytes = ?4, ended_at_ms = ?5 "
+  Statement update;
+  if (auto ok = update.prepare(m_db, m_path, db_error,
+                               "UPDATE actions SET outcome = ?2, message = ?3, after_bytes = ?4, ended_at_ms = ?5 "
                                "WHERE id = ?1 AND outcome = 'in_progress' AND ended_at_ms IS NULL",
                                "cannot record the end of the action");
       !ok) {
@@ -536,8 +450,9 @@ Expected<void, Error> Journal::finish(std::int64_t id, ActionOutcome outcome, st
   if (sqlite3_changes(m_db) != 0) {
     return {};
   }
-  Statement query(m_db, m_path);
-  if (auto ok = query.prepare("SELECT outcome FROM actions WHERE id = ?1", "cannot record the end of the action");
+  Statement query;
+  if (auto ok = query.prepare(m_db, m_path, db_error, "SELECT outcome FROM actions WHERE id = ?1",
+                              "cannot record the end of the action");
       !ok) {
     return ok;
   }
@@ -556,8 +471,8 @@ Expected<void, Error> Journal::finish(std::int64_t id, ActionOutcome outcome, st
 Result<std::vector<JournalRecord>> Journal::list(std::size_t limit, std::optional<std::string> server) {
   const auto sql = fmt::format("SELECT {} FROM actions {} ORDER BY started_at_ms DESC, id DESC LIMIT ?1", k_columns,
                                server ? "WHERE server = ?2" : "");
-  Statement query(m_db, m_path);
-  if (auto ok = query.prepare(sql, "cannot read the journal"); !ok) {
+  Statement query;
+  if (auto ok = query.prepare(m_db, m_path, db_error, sql, "cannot read the journal"); !ok) {
     return unexpected(ok.error());
   }
   query.bind(1, limit == 0 || limit > static_cast<std::size_t>(INT64_MAX) ? std::int64_t{-1}
@@ -572,8 +487,8 @@ Result<std::vector<JournalRecord>> Journal::actions_since(const std::string& ser
   const auto sql = fmt::format(
       "SELECT {} FROM actions WHERE server = ?1 AND started_at_ms >= ?2 ORDER BY started_at_ms DESC, id DESC",
       k_columns);
-  Statement query(m_db, m_path);
-  if (auto ok = query.prepare(sql, "cannot read the journal"); !ok) {
+  Statement query;
+  if (auto ok = query.prepare(m_db, m_path, db_error, sql, "cannot read the journal"); !ok) {
     return unexpected(ok.error());
   }
   query.bind(1, server);
@@ -589,8 +504,9 @@ Expected<void, Error> Journal::mark_interrupted_stale() {
   };
   std::vector<Pending> pending;
   {
-    Statement query(m_db, m_path);
+    Statement query;
     if (auto ok = query.prepare(
+            m_db, m_path, db_error,
             "SELECT id, pid_of_writer, writer_start FROM actions WHERE outcome = 'in_progress' AND ended_at_ms IS NULL",
             "cannot look for interrupted actions");
         !ok) {
@@ -613,8 +529,9 @@ Expected<void, Error> Journal::mark_interrupted_stale() {
       continue;
     }
     const auto message = fmt::format("memwarden stopped before this action finished (pid {})", p.pid);
-    Statement update(m_db, m_path);
+    Statement update;
     if (auto ok = update.prepare(
+            m_db, m_path, db_error,
             "UPDATE actions SET outcome = 'interrupted', message = ?2 WHERE id = ?1 AND outcome = 'in_progress'",
             "cannot mark an interrupted action");
         !ok) {

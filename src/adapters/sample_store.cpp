@@ -109,154 +109,6 @@ std::int64_t floor_minute(std::int64_t ms) {
   return ms - rem;
 }
 
-// A prepared statement, finalized on destruction. Text is bound without copying: the
-// bound strings must outlive the last step() before reset().
-class Statement {
- public:
-  Statement() = default;
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  ~Statement() { sqlite3_finalize(m_stmt); }
-
-  [[nodiscard]] Expected<void, Error> prepare(sqlite3* db, const fs::path& path, std::string_view sql,
-                                              std::string_view doing, unsigned flags = 0) {
-    m_db = db;
-    m_path = &path;
-    m_doing = doing;
-    const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), flags, &m_stmt, nullptr);
-    if (rc != SQLITE_OK) {
-      return unexpected(db_error(path, db, rc, m_doing));
-    }
-    return {};
-  }
-
-  void bind(int index, std::int64_t value) { keep(sqlite3_bind_int64(m_stmt, index, value)); }
-  void bind(int index, std::string_view text) {
-    if (text.size() > static_cast<std::size_t>(INT_MAX)) {
-      keep(SQLITE_TOOBIG);
-      return;
-    }
-    // A null destructor is SQLITE_STATIC (the macro is an old-style cast).
-    keep(sqlite3_bind_text(m_stmt, index, text.data(), static_cast<int>(text.size()), nullptr));
-  }
-  void bind(int index, std::optional<std::int64_t> value) {
-    keep(value ? sqlite3_bind_int64(m_stmt, index, *value) : sqlite3_bind_null(m_stmt, index));
-  }
-  void bind(int index, std::optional<double> value) {
-    keep(value && !std::isnan(*value) ? sqlite3_bind_double(m_stmt, index, *value) : sqlite3_bind_null(m_stmt, index));
-  }
-
-  // True while there is a row; an error once the statement fails.
-  [[nodiscard]] Result<bool> step() {
-    if (m_bind_rc != SQLITE_OK) {
-      return unexpected(db_error(*m_path, m_db, m_bind_rc, m_doing));
-    }
-    const int rc = sqlite3_step(m_stmt);
-    if (rc == SQLITE_ROW) {
-      return true;
-    }
-    if (rc == SQLITE_DONE) {
-      return false;
-    }
-    return unexpected(db_error(*m_path, m_db, rc, m_doing));
-  }
-
-  // Runs a statement that returns no rows (or ignores them), then resets it.
-  [[nodiscard]] Expected<void, Error> run() {
-    for (;;) {
-      auto more = step();
-      if (!more || !*more) {
-        reset();
-        if (!more) {
-          return unexpected(more.error());
-        }
-        return {};
-      }
-    }
-  }
-
-  // Ready to run again, bindings cleared.
-  void reset() {
-    sqlite3_reset(m_stmt);
-    sqlite3_clear_bindings(m_stmt);
-    m_bind_rc = SQLITE_OK;
-  }
-
-  [[nodiscard]] bool is_null(int column) const { return sqlite3_column_type(m_stmt, column) == SQLITE_NULL; }
-  [[nodiscard]] std::int64_t int64(int column) const { return sqlite3_column_int64(m_stmt, column); }
-  [[nodiscard]] std::optional<std::int64_t> optional_int64(int column) const {
-    return is_null(column) ? std::nullopt : std::optional<std::int64_t>(int64(column));
-  }
-  [[nodiscard]] std::optional<std::uint64_t> bytes(int column) const {
-    return is_null(column) ? std::nullopt : std::optional<std::uint64_t>(static_cast<std::uint64_t>(int64(column)));
-  }
-  [[nodiscard]] std::optional<double> real(int column) const {
-    return is_null(column) ? std::nullopt : std::optional<double>(sqlite3_column_double(m_stmt, column));
-  }
-  [[nodiscard]] std::optional<std::uint32_t> count(int column) const {
-    const auto v = optional_int64(column);
-    if (!v || *v < 0 || *v > std::int64_t{UINT32_MAX}) {
-      return std::nullopt;  // written by something else than memwarden: unknown
-    }
-    return static_cast<std::uint32_t>(*v);
-  }
-  [[nodiscard]] std::string text(int column) const {
-    const auto* data = sqlite3_column_text(m_stmt, column);
-    if (data == nullptr) {
-      return {};
-    }
-    const int size = sqlite3_column_bytes(m_stmt, column);
-    return std::string(reinterpret_cast<const char*>(data), static_cast<std::size_t>(size));
-  }
-
- private:
-  void keep(int rc) {
-    if (m_bind_rc == SQLITE_OK) {
-      m_bind_rc = rc;
-    }
-  }
-
-  sqlite3* m_db = nullptr;
-  const fs::path* m_path = nullptr;
-  sqlite3_stmt* m_stmt = nullptr;
-  std::string_view m_doing;
-  int m_bind_rc = SQLITE_OK;
-};
-
-// Resets a statement that was stepped through only in part.
-class ResetOnExit {
- public:
-  explicit ResetOnExit(Statement& stmt) : m_stmt(stmt) {}
-  ResetOnExit(const ResetOnExit&) = delete;
-  ResetOnExit& operator=(const ResetOnExit&) = delete;
-  ~ResetOnExit() { m_stmt.reset(); }
-
- private:
-  Statement& m_stmt;
-};
-
-Expected<void, Error> exec(sqlite3* db, const fs::path& path, const char* sql, std::string_view doing) {
-  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) {
-    return unexpected(db_error(path, db, rc, doing));
-  }
-  return {};
-}
-
-// The first column of the first row, or nullopt (no row, or NULL).
-Result<std::optional<std::int64_t>> query_int(sqlite3* db, const fs::path& path, std::string_view sql,
-                                              std::string_view doing) {
-  Statement stmt;
-  if (auto ok = stmt.prepare(db, path, sql, doing); !ok) {
-    return unexpected(ok.error());
-  }
-  auto row = stmt.step();
-  if (!row) {
-    return unexpected(row.error());
-  }
-  return *row ? stmt.optional_int64(0) : std::nullopt;
-}
-
 struct TimeRange {
   std::int64_t first = 0;
   std::int64_t last = 0;
@@ -291,7 +143,7 @@ struct SampleStore::Impl {
                   "models_loaded) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                   "cannot write samples"},
          }) {
-      if (auto ok = stmt->prepare(db, path, sql, doing, persistent); !ok) {
+      if (auto ok = stmt->prepare(db, path, db_error, sql, doing, persistent); !ok) {
         return ok;
       }
     }
@@ -351,7 +203,8 @@ struct SampleStore::Impl {
 
   [[nodiscard]] Result<std::vector<std::int64_t>> subject_ids_in_db() {
     Statement stmt;
-    if (auto ok = stmt.prepare(db, path, "SELECT id FROM subjects ORDER BY id", "cannot list subjects"); !ok) {
+    if (auto ok = stmt.prepare(db, path, db_error, "SELECT id FROM subjects ORDER BY id", "cannot list subjects");
+        !ok) {
       return unexpected(ok.error());
     }
     std::vector<std::int64_t> out;
@@ -368,11 +221,11 @@ struct SampleStore::Impl {
   }
 
   [[nodiscard]] Result<std::uint64_t> size() {
-    auto pages = query_int(db, path, "PRAGMA page_count", "cannot read the size of the sample database");
+    auto pages = query_int(db, path, db_error, "PRAGMA page_count", "cannot read the size of the sample database");
     if (!pages) {
       return unexpected(pages.error());
     }
-    auto page_size = query_int(db, path, "PRAGMA page_size", "cannot read the size of the sample database");
+    auto page_size = query_int(db, path, db_error, "PRAGMA page_size", "cannot read the size of the sample database");
     if (!page_size) {
       return unexpected(page_size.error());
     }
@@ -382,7 +235,7 @@ struct SampleStore::Impl {
   [[nodiscard]] Expected<void, Error> roll_up(std::int64_t now_ms) {
     const auto until = floor_minute(saturating_sub(now_ms, k_rollup_delay_ms));
     return in_transaction([&]() -> Expected<void, Error> {
-      auto mark = query_int(db, path, "SELECT value FROM meta WHERE key = 'rolled_up_to_ms'",
+      auto mark = query_int(db, path, db_error, "SELECT value FROM meta WHERE key = 'rolled_up_to_ms'",
                             "cannot read how far samples are rolled up");
       if (!mark) {
         return unexpected(mark.error());
@@ -402,7 +255,7 @@ struct SampleStore::Impl {
             "ON CONFLICT (subject_id, minute_ms) DO NOTHING",
             k_minute_of_at_ms);
         Statement insert;
-        if (auto ok = insert.prepare(db, path, sql, "cannot roll up samples into minutes"); !ok) {
+        if (auto ok = insert.prepare(db, path, db_error, sql, "cannot roll up samples into minutes"); !ok) {
           return ok;
         }
         insert.bind(1, from);
@@ -413,8 +266,9 @@ struct SampleStore::Impl {
       }
       // Also when the clock went back: minutes rolled up already are kept (DO NOTHING above).
       Statement set;
-      if (auto ok = set.prepare(db, path, "INSERT OR REPLACE INTO meta (key, value) VALUES ('rolled_up_to_ms', ?1)",
-                                "cannot record how far samples are rolled up");
+      if (auto ok =
+              set.prepare(db, path, db_error, "INSERT OR REPLACE INTO meta (key, value) VALUES ('rolled_up_to_ms', ?1)",
+                          "cannot record how far samples are rolled up");
           !ok) {
         return ok;
       }
@@ -435,7 +289,7 @@ struct SampleStore::Impl {
         "DELETE FROM subjects WHERE NOT EXISTS (SELECT 1 FROM minutes WHERE subject_id = subjects.id) "
         "AND NOT EXISTS (SELECT 1 FROM raw WHERE at_ms >= {} AND subject_id = subjects.id)",
         recent_ms);
-    auto ok = exec(db, path, sql.c_str(), "cannot forget subjects without samples");
+    auto ok = exec(db, path, db_error, sql.c_str(), "cannot forget subjects without samples");
     if (ok && sqlite3_changes(db) > 0) {
       subject_ids.clear();
     }
@@ -447,7 +301,8 @@ struct SampleStore::Impl {
     return in_transaction([&]() -> Expected<void, Error> {
       Statement drop;
       if (table == Table::raw) {
-        if (auto ok = drop.prepare(db, path, "DELETE FROM raw WHERE at_ms < ?1", "cannot drop old samples"); !ok) {
+        if (auto ok = drop.prepare(db, path, db_error, "DELETE FROM raw WHERE at_ms < ?1", "cannot drop old samples");
+            !ok) {
           return ok;
         }
         drop.bind(1, before);
@@ -458,7 +313,7 @@ struct SampleStore::Impl {
       if (!ids) {
         return unexpected(ids.error());
       }
-      if (auto ok = drop.prepare(db, path, "DELETE FROM minutes WHERE subject_id = ?1 AND minute_ms < ?2",
+      if (auto ok = drop.prepare(db, path, db_error, "DELETE FROM minutes WHERE subject_id = ?1 AND minute_ms < ?2",
                                  "cannot drop old minute aggregates");
           !ok) {
         return ok;
@@ -482,7 +337,7 @@ struct SampleStore::Impl {
                             "(SELECT min(minute_ms) FROM minutes WHERE subject_id = s.id) AS f, "
                             "(SELECT max(minute_ms) FROM minutes WHERE subject_id = s.id) AS l FROM subjects s)";
     Statement stmt;
-    if (auto ok = stmt.prepare(db, path, sql, "cannot read the time span of the samples"); !ok) {
+    if (auto ok = stmt.prepare(db, path, db_error, sql, "cannot read the time span of the samples"); !ok) {
       return unexpected(ok.error());
     }
     auto row = stmt.step();
@@ -496,7 +351,7 @@ struct SampleStore::Impl {
   }
 
   [[nodiscard]] Expected<void, Error> give_back_space() {
-    return exec(db, path, "PRAGMA incremental_vacuum", "cannot give freed space back");
+    return exec(db, path, db_error, "PRAGMA incremental_vacuum", "cannot give freed space back");
   }
 
   // Drops the oldest rows until the database is under 90 % of max_bytes.
@@ -584,14 +439,15 @@ Error moved_from() {
 }
 
 Expected<void, Error> migrate(sqlite3* db, const fs::path& path) {
-  auto has_meta = query_int(db, path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
-                            "cannot read the sample database schema");
+  auto has_meta =
+      query_int(db, path, db_error, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                "cannot read the sample database schema");
   if (!has_meta) {
     return unexpected(has_meta.error());
   }
   std::int64_t version = 0;
   if (has_meta->value_or(0) > 0) {
-    auto stored = query_int(db, path, "SELECT value FROM meta WHERE key = 'schema_version'",
+    auto stored = query_int(db, path, db_error, "SELECT value FROM meta WHERE key = 'schema_version'",
                             "cannot read the sample database schema version");
     if (!stored) {
       return unexpected(stored.error());
@@ -608,19 +464,19 @@ Expected<void, Error> migrate(sqlite3* db, const fs::path& path) {
   }
   // Migrations run in one write transaction; another process may have migrated meanwhile,
   // hence IF NOT EXISTS and OR REPLACE.
-  if (auto ok = exec(db, path, "BEGIN IMMEDIATE", "cannot create the sample database schema"); !ok) {
+  if (auto ok = exec(db, path, db_error, "BEGIN IMMEDIATE", "cannot create the sample database schema"); !ok) {
     return ok;
   }
   auto run = [&]() -> Expected<void, Error> {
-    if (auto ok = exec(db, path, k_schema_v1, "cannot create the sample database schema"); !ok) {
+    if (auto ok = exec(db, path, db_error, k_schema_v1, "cannot create the sample database schema"); !ok) {
       return ok;
     }
     const auto set = fmt::format("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', {})",
                                  SampleStore::k_schema_version);
-    if (auto ok = exec(db, path, set.c_str(), "cannot record the sample database schema version"); !ok) {
+    if (auto ok = exec(db, path, db_error, set.c_str(), "cannot record the sample database schema version"); !ok) {
       return ok;
     }
-    return exec(db, path, "COMMIT", "cannot create the sample database schema");
+    return exec(db, path, db_error, "COMMIT", "cannot create the sample database schema");
   };
   if (auto ok = run(); !ok) {
     if (sqlite3_get_autocommit(db) == 0) {
@@ -665,12 +521,12 @@ Result<SampleStore> SampleStore::open(const fs::path& state_dir, SampleStoreOpti
            // keeps its resident memory small.
            Pragma{"PRAGMA cache_size=-256", "cannot set up the sample database"},
        }) {
-    if (auto ok = exec(raw, path, sql, doing); !ok) {
+    if (auto ok = exec(raw, path, db_error, sql, doing); !ok) {
       return unexpected(ok.error());
     }
   }
   const auto limit_wal = fmt::format("PRAGMA journal_size_limit={}", k_wal_size_limit);
-  if (auto ok = exec(raw, path, limit_wal.c_str(), "cannot set up the sample database"); !ok) {
+  if (auto ok = exec(raw, path, db_error, limit_wal.c_str(), "cannot set up the sample database"); !ok) {
     return unexpected(ok.error());
   }
   if (auto ok = migrate(raw, path); !ok) {
@@ -767,7 +623,7 @@ Result<std::vector<StoredSample>> SampleStore::raw(const std::string& subject, s
       "AND r.subject_id = (SELECT id FROM subjects WHERE name = ?1) ORDER BY r.at_ms",
       k_raw_columns);
   Statement query;
-  if (auto ok = query.prepare(s.db, s.path, sql, "cannot read samples"); !ok) {
+  if (auto ok = query.prepare(s.db, s.path, db_error, sql, "cannot read samples"); !ok) {
     return unexpected(ok.error());
   }
   query.bind(1, subject);
@@ -809,7 +665,7 @@ Result<std::vector<AggregateSample>> SampleStore::aggregates(const std::string& 
   auto& s = *m_impl;
   const std::lock_guard lock(s.mutex);
   Statement query;
-  if (auto ok = query.prepare(s.db, s.path,
+  if (auto ok = query.prepare(s.db, s.path, db_error,
                               "SELECT m.minute_ms, m.count, m.anon_min, m.anon_avg, m.anon_max, m.working_set_avg, "
                               "m.working_set_max, m.mem_available_min, m.psi_full_avg10_max "
                               "FROM minutes m JOIN subjects s ON s.id = m.subject_id "
@@ -853,7 +709,7 @@ Result<std::vector<std::string>> SampleStore::subjects() {
   const std::lock_guard lock(s.mutex);
   Statement query;
   if (auto ok =
-          query.prepare(s.db, s.path,
+          query.prepare(s.db, s.path, db_error,
                         // Minutes cover the raw samples before the roll-up mark; after it, few are left to scan.
                         "SELECT name FROM subjects s WHERE EXISTS (SELECT 1 FROM minutes WHERE subject_id = s.id) "
                         "OR s.id IN (SELECT subject_id FROM raw WHERE at_ms >= (SELECT coalesce(max(value), "
@@ -890,7 +746,7 @@ Result<std::uint64_t> SampleStore::set_page_limit_for_testing(std::uint64_t page
   auto& s = *m_impl;
   const std::lock_guard lock(s.mutex);
   const auto sql = fmt::format("PRAGMA max_page_count={}", pages);
-  auto cap = query_int(s.db, s.path, sql, "cannot cap the sample database");
+  auto cap = query_int(s.db, s.path, db_error, sql, "cannot cap the sample database");
   if (!cap) {
     return unexpected(cap.error());
   }
