@@ -280,83 +280,6 @@ class Reader {
   std::vector<ConfigError> m_errors;
 };
 
-void read_detect(Reader& r, const Reader::Entry& section, DiagnoseThresholds& t) {
-  using E = Reader::Entry;
-  r.section(
-      section,
-      {
-          {"base_allowance", [&](const E& e) { r.size(e, t.base_allowance, Bound::any); }},
-          {"bloat_margin", [&](const E& e) { r.size(e, t.bloat_margin, Bound::any); }},
-          {"bloat_margin_fraction", [&](const E& e) { r.number(e, t.bloat_margin_fraction, 0, std::nullopt); }},
-          {"bloat_hold", [&](const E& e) { r.duration(e, t.bloat_hold, Bound::any); }},
-          {"growth_min_samples", [&](const E& e) { r.count(e, t.growth_min_samples, 2, 3600); }},
-          {"growth_min_span", [&](const E& e) { r.duration(e, t.growth_min_span, Bound::any); }},
-          {"growth_min_mib_per_hour",
-           [&](const E& e) {
-             double v = t.growth_min_mib_per_hour;
-             r.number(e, v, 0, std::nullopt);
-             if (v <= 0) {
-               r.error(Reader::mark_of(e), fmt::format("{}: must be larger than 0", e.path));
-             } else {
-               t.growth_min_mib_per_hour = v;
-             }
-           }},
-          {"growth_min_rise", [&](const E& e) { r.size(e, t.growth_min_rise, Bound::any); }},
-          {"growth_critical_forecast", [&](const E& e) { r.duration(e, t.growth_critical_forecast, Bound::any); }},
-          {"orphan_min_rss", [&](const E& e) { r.size(e, t.orphan_min_rss, Bound::any); }},
-          {"orphan_hold", [&](const E& e) { r.duration(e, t.orphan_hold, Bound::any); }},
-          {"reserve", [&](const E& e) { r.size(e, t.reserve, Bound::any); }},
-          {"swap_warn", [&](const E& e) { r.size(e, t.swap_warn, Bound::any); }},
-          {"psi_full_avg10_pct", [&](const E& e) { r.number(e, t.psi_full_avg10_pct, 0, 100); }},
-          {"page_cache_fraction", [&](const E& e) { r.number(e, t.page_cache_fraction, 0, 1); }},
-          {"page_cache_min", [&](const E& e) { r.size(e, t.page_cache_min, Bound::any); }},
-      });
-}
-
-void read_fix(Reader& r, const Reader::Entry& section, ServeConfig& c) {
-  using E = Reader::Entry;
-  auto& p = c.policy;
-  r.section(section, {
-                         {"auto",
-                          [&](const E& e) {
-                            const auto text = r.scalar(e, "off, dry-run or on");
-                            if (!text) {
-                              return;
-                            }
-                            if (*text == "off") {
-                              c.auto_fix = AutoFix::off;
-                            } else if (*text == "dry-run") {
-                              c.auto_fix = AutoFix::dry_run;
-                            } else if (*text == "on") {
-                              c.auto_fix = AutoFix::on;
-                            } else {
-                              r.error(Reader::mark_of(e),
-                                      fmt::format("{}: '{}' is not off, dry-run or on", e.path, *text));
-                            }
-                          }},
-                         {"allow", [&](const E& e) { r.strings(e, p.allowlist); }},
-                         {"cooldown", [&](const E& e) { r.duration(e, p.cooldown, Bound::any); }},
-                         {"budget", [&](const E& e) { r.count(e, p.restart_budget, 0, 1000); }},
-                         {"budget_window", [&](const E& e) { r.duration(e, p.budget_window, Bound::positive); }},
-                         {"drain_timeout", [&](const E& e) { r.duration(e, p.drain_timeout, Bound::any); }},
-                         {"health_timeout", [&](const E& e) { r.duration(e, p.health_timeout, Bound::positive); }},
-                         {"stop_timeout", [&](const E& e) { r.duration(e, p.stop_timeout, Bound::any); }},
-                         {"settle", [&](const E& e) { r.duration(e, p.settle, Bound::any); }},
-                         {"systemd_unit", [&](const E& e) { r.string(e, c.systemd_unit, Reader::Empty::refused); }},
-                     });
-}
-
-void read_history(Reader& r, const Reader::Entry& section, ServeConfig& c) {
-  using E = Reader::Entry;
-  r.section(section,
-            {
-                {"raw_retention", [&](const E& e) { r.duration(e, c.raw_retention, Bound::positive); }},
-                {"aggregate_retention", [&](const E& e) { r.duration(e, c.aggregate_retention, Bound::positive); }},
-                {"max_size", [&](const E& e) { r.size(e, c.history_max_bytes, Bound::positive); }},
-                {"min_free", [&](const E& e) { r.size(e, c.history_min_free, Bound::any); }},
-            });
-}
-
 void read_targets(Reader& r, const Reader::Entry& list, std::vector<NotifyTargetConfig>& out) {
   using E = Reader::Entry;
   if (list.value.IsNull()) {
@@ -440,73 +363,6 @@ void read_targets(Reader& r, const Reader::Entry& list, std::vector<NotifyTarget
   out = std::move(targets);
 }
 
-void read_notify(Reader& r, const Reader::Entry& section, ServeConfig& c) {
-  using E = Reader::Entry;
-  r.section(section, {
-                         {"min_interval", [&](const E& e) { r.duration(e, c.notify_min_interval, Bound::any); }},
-                         {"min_severity",
-                          [&](const E& e) {
-                            const auto text = r.scalar(e, "info, warning or critical");
-                            if (!text) {
-                              return;
-                            }
-                            if (*text == "info") {
-                              c.notify_min_severity = Severity::info;
-                            } else if (*text == "warning") {
-                              c.notify_min_severity = Severity::warning;
-                            } else if (*text == "critical") {
-                              c.notify_min_severity = Severity::critical;
-                            } else {
-                              r.error(Reader::mark_of(e),
-                                      fmt::format("{}: '{}' is not info, warning or critical", e.path, *text));
-                            }
-                          }},
-                         {"targets", [&](const E& e) { read_targets(r, e, c.notify_targets); }},
-                     });
-}
-
-void read_top(Reader& r, const YAML::Node& root, ServeConfig& c) {
-  using E = Reader::Entry;
-  std::optional<E> listen_entry;
-  std::string listen_host;
-  r.mapping(root, "",
-            {
-                {"interval", [&](const E& e) { r.duration(e, c.interval, Bound::positive); }},
-                {"listen",
-                 [&](const E& e) {
-                   const auto text = r.scalar(e, "host:port");
-                   if (!text) {
-                     return;
-                   }
-                   if (auto parsed = adapters::parse_listen_address(*text, e.path); !parsed) {
-                     r.error(Reader::mark_of(e), parsed.error().line());
-                   } else {
-                     c.listen = *text;
-                     listen_entry = e;
-                     listen_host = parsed->first;
-                   }
-                 }},
-                {"allow_remote", [&](const E& e) { r.flag(e, c.allow_remote); }},
-                {"token_file", [&](const E& e) { r.string(e, c.token_file, Reader::Empty::allowed); }},
-                {"state_dir", [&](const E& e) { r.string(e, c.state_dir, Reader::Empty::refused); }},
-                {"docker_host", [&](const E& e) { r.string(e, c.docker_host, Reader::Empty::allowed); }},
-                {"docker_timeout", [&](const E& e) { r.duration(e, c.docker_timeout, Bound::positive); }},
-                {"api_timeout", [&](const E& e) { r.duration(e, c.api_timeout, Bound::positive); }},
-                {"nvml_library", [&](const E& e) { r.string(e, c.nvml_library, Reader::Empty::allowed); }},
-                {"servers", [&](const E& e) { r.strings(e, c.servers); }},
-                {"detect", [&](const E& e) { read_detect(r, e, c.thresholds); }},
-                {"fix", [&](const E& e) { read_fix(r, e, c); }},
-                {"history", [&](const E& e) { read_history(r, e, c); }},
-                {"notify", [&](const E& e) { read_notify(r, e, c); }},
-            });
-  if (listen_entry && !c.allow_remote && !adapters::is_loopback_host(listen_host)) {
-    r.error(Reader::mark_of(*listen_entry),
-            fmt::format("listen: '{}' is not a loopback address; set allow_remote: true to serve other hosts "
-                        "(and protect POST /api/v1/fix with token_file)",
-                        c.listen));
-  }
-}
-
 // ---- rendering
 
 std::string yaml_quoted(std::string_view text) {
@@ -579,128 +435,451 @@ std::string targets_text(const std::vector<NotifyTargetConfig>& targets) {
   return out;
 }
 
+// ---- the key table: every setting once, with how it is read, written and documented
+
+enum class SectionId { top, detect, fix, history, notify };
+
+struct SectionSpec {
+  SectionId id;
+  std::string_view name;     // "" for the top level
+  std::string_view comment;  // above the section in --print-default
+};
+
+constexpr std::array<SectionSpec, 5> k_sections{{
+    {SectionId::top, "", ""},
+    {SectionId::detect, "detect", "The detectors' thresholds (docs/diagnose.md)."},
+    {SectionId::fix, "fix",
+     "What to do about fixable findings (docs/fix.md). Only opted-in servers are ever touched:\n"
+     "label memwarden.enable=true, or listed in allow. Protected servers and memwarden itself never are."},
+    {SectionId::history, "history",
+     "Sample history in <state_dir>: raw samples, then per-minute aggregates, within a size cap."},
+    {SectionId::notify, "notify", "Webhook alerts for new findings."},
+}};
+
+// What the reader remembers across keys (a check that needs two of them).
+struct ReadState {
+  std::optional<YAML::Mark> listen_mark;
+  std::string listen_host;
+};
+
+using E = Reader::Entry;
+
+struct KeySpec {
+  SectionId section;
+  std::string_view name;
+  std::string_view comment;  // above the key in --print-default; "" when the one above covers it
+  std::string_view meaning;  // its row in docs/config.md
+  void (*read)(Reader&, const E&, ServeConfig&, ReadState&);
+  std::string (*value)(const ServeConfig&);  // what follows "key:" in --print-default, with its space
+};
+
+std::string spaced(std::string text) {
+  return " " + text;
+}
+
+void read_auto(Reader& r, const E& e, ServeConfig& c, ReadState&) {
+  const auto text = r.scalar(e, "off, dry-run or on");
+  if (!text) {
+    return;
+  }
+  if (*text == "off") {
+    c.auto_fix = AutoFix::off;
+  } else if (*text == "dry-run") {
+    c.auto_fix = AutoFix::dry_run;
+  } else if (*text == "on") {
+    c.auto_fix = AutoFix::on;
+  } else {
+    r.error(Reader::mark_of(e), fmt::format("{}: '{}' is not off, dry-run or on", e.path, *text));
+  }
+}
+
+void read_min_severity(Reader& r, const E& e, ServeConfig& c, ReadState&) {
+  const auto text = r.scalar(e, "info, warning or critical");
+  if (!text) {
+    return;
+  }
+  if (*text == "info") {
+    c.notify_min_severity = Severity::info;
+  } else if (*text == "warning") {
+    c.notify_min_severity = Severity::warning;
+  } else if (*text == "critical") {
+    c.notify_min_severity = Severity::critical;
+  } else {
+    r.error(Reader::mark_of(e), fmt::format("{}: '{}' is not info, warning or critical", e.path, *text));
+  }
+}
+
+void read_listen(Reader& r, const E& e, ServeConfig& c, ReadState& state) {
+  const auto text = r.scalar(e, "host:port");
+  if (!text) {
+    return;
+  }
+  if (auto parsed = adapters::parse_listen_address(*text, e.path); !parsed) {
+    r.error(Reader::mark_of(e), parsed.error().line());
+  } else {
+    c.listen = *text;
+    state.listen_mark = Reader::mark_of(e);
+    state.listen_host = parsed->first;
+  }
+}
+
+void read_growth_min(Reader& r, const E& e, ServeConfig& c, ReadState&) {
+  double v = c.thresholds.growth_min_mib_per_hour;
+  r.number(e, v, 0, std::nullopt);
+  if (v <= 0) {
+    r.error(Reader::mark_of(e), fmt::format("{}: must be larger than 0", e.path));
+  } else {
+    c.thresholds.growth_min_mib_per_hour = v;
+  }
+}
+
+// clang-format off
+const std::array k_keys{
+    // top level
+    KeySpec{SectionId::top, "interval", "Time between samples.",
+            "Time between samples. Must be longer than 0.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.duration(e, c.interval, Bound::positive); },
+            [](const ServeConfig& c) { return spaced(duration_text(c.interval)); }},
+    KeySpec{SectionId::top, "listen", "host:port of the HTTP endpoint (/metrics and the JSON API).",
+            "`host:port` of the HTTP endpoint (`/metrics`, the JSON API). An IPv6 address goes in brackets: "
+            "`[::1]:9490`.",
+            read_listen, [](const ServeConfig& c) { return spaced(yaml_quoted(c.listen)); }},
+    KeySpec{SectionId::top, "allow_remote",
+            "Must be true to listen on an address other than loopback (127.0.0.0/8, ::1, localhost).",
+            "Must be `true` for a `listen` address that is not loopback (127.0.0.0/8, `::1`, `localhost`); "
+            "otherwise such an address is an error. Protect `POST /api/v1/fix` with `token_file` when you set it.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.flag(e, c.allow_remote); },
+            [](const ServeConfig& c) { return spaced(c.allow_remote ? "true" : "false"); }},
+    KeySpec{SectionId::top, "token_file",
+            "File holding the bearer token of POST /api/v1/fix; \"\" turns that endpoint off.",
+            "File holding the bearer token of `POST /api/v1/fix`: a regular file of at most 4 KiB that other "
+            "users cannot read (`chmod 600`), one line. `\"\"`: that endpoint does not exist; everything else is "
+            "read-only. `check-config` checks the file too.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.string(e, c.token_file, Reader::Empty::allowed);
+            },
+            [](const ServeConfig& c) { return spaced(yaml_quoted(c.token_file)); }},
+    KeySpec{SectionId::top, "state_dir", "Where the action journal and the sample history live.",
+            "Where the action journal (`memwarden.db`) and the sample history (`samples.db`) live. Must not be "
+            "empty.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.string(e, c.state_dir, Reader::Empty::refused);
+            },
+            [](const ServeConfig& c) { return spaced(yaml_quoted(c.state_dir)); }},
+    KeySpec{SectionId::top, "docker_host",
+            "Docker address, unix:///path or tcp://host:port; \"\" = $DOCKER_HOST, else "
+            "unix:///var/run/docker.sock.",
+            "Docker address, `unix:///path` or `tcp://host:port`. `\"\"`: `$DOCKER_HOST`, else "
+            "`unix:///var/run/docker.sock`.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.string(e, c.docker_host, Reader::Empty::allowed);
+            },
+            [](const ServeConfig& c) { return spaced(yaml_quoted(c.docker_host)); }},
+    KeySpec{SectionId::top, "docker_timeout", "Time-out of each Docker request, and of each Ollama API request.",
+            "Time-out of each Docker request. Must be longer than 0.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.docker_timeout, Bound::positive);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.docker_timeout)); }},
+    KeySpec{SectionId::top, "api_timeout", "", "Time-out of each Ollama API request. Must be longer than 0.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.duration(e, c.api_timeout, Bound::positive); },
+            [](const ServeConfig& c) { return spaced(duration_text(c.api_timeout)); }},
+    KeySpec{SectionId::top, "nvml_library", "NVML library to load; \"\" = libnvidia-ml.so.1.",
+            "NVML library to load. `\"\"`: `libnvidia-ml.so.1`.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.string(e, c.nvml_library, Reader::Empty::allowed);
+            },
+            [](const ServeConfig& c) { return spaced(yaml_quoted(c.nvml_library)); }},
+    KeySpec{SectionId::top, "servers",
+            "Watch only these servers (container names or id prefixes); [] = every inference server.",
+            "Watch only these servers (container names or id prefixes). `[]`: every inference server "
+            "([diagnose.md](diagnose.md#which-servers)).",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.strings(e, c.servers); },
+            [](const ServeConfig& c) { return spaced(list_text(c.servers)); }},
+    // detect:
+    KeySpec{SectionId::detect, "base_allowance", "RAM an idle server may hold beyond its loaded models.",
+            "RAM an idle server may hold beyond its loaded models (part of *expected*).",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.size(e, c.thresholds.base_allowance, Bound::any);
+            },
+            [](const ServeConfig& c) { return spaced(size_text(c.thresholds.base_allowance)); }},
+    KeySpec{SectionId::detect, "bloat_margin",
+            "idle-bloat: anon above expected + max(bloat_margin, bloat_margin_fraction x expected) for "
+            "bloat_hold.",
+            "idle-bloat: anon memory allowed above expected ...",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.size(e, c.thresholds.bloat_margin, Bound::any); },
+            [](const ServeConfig& c) { return spaced(size_text(c.thresholds.bloat_margin)); }},
+    KeySpec{SectionId::detect, "bloat_margin_fraction", "",
+            "... or this share of expected, whichever is larger. At least 0.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.number(e, c.thresholds.bloat_margin_fraction, 0, std::nullopt);
+            },
+            [](const ServeConfig& c) { return spaced(fmt::format("{}", c.thresholds.bloat_margin_fraction)); }},
+    KeySpec{SectionId::detect, "bloat_hold", "", "idle-bloat: how long the excess must last.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.thresholds.bloat_hold, Bound::any);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.thresholds.bloat_hold)); }},
+    KeySpec{SectionId::detect, "growth_min_samples",
+            "growth: a rising anon trend with the same models loaded, over at least these samples and this span,\n"
+            "rising at least growth_min_rise, faster than growth_min_mib_per_hour.",
+            "growth: fewest samples in the fit. From 2 to 3600.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.count(e, c.thresholds.growth_min_samples, 2, 3600);
+            },
+            [](const ServeConfig& c) { return spaced(fmt::format("{}", c.thresholds.growth_min_samples)); }},
+    KeySpec{SectionId::detect, "growth_min_span", "", "growth: shortest time the fit covers.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.thresholds.growth_min_span, Bound::any);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.thresholds.growth_min_span)); }},
+    KeySpec{SectionId::detect, "growth_min_mib_per_hour", "",
+            "growth: slowest rise reported, MiB per hour. Larger than 0.", read_growth_min,
+            [](const ServeConfig& c) { return spaced(fmt::format("{}", c.thresholds.growth_min_mib_per_hour)); }},
+    KeySpec{SectionId::detect, "growth_min_rise", "", "growth: the fit must rise at least this much over its span.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.size(e, c.thresholds.growth_min_rise, Bound::any);
+            },
+            [](const ServeConfig& c) { return spaced(size_text(c.thresholds.growth_min_rise)); }},
+    KeySpec{SectionId::detect, "growth_critical_forecast", "growth is critical when memory would run out sooner than this.",
+            "growth is critical when memory would run out sooner than this.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.thresholds.growth_critical_forecast, Bound::any);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.thresholds.growth_critical_forecast)); }},
+    KeySpec{SectionId::detect, "orphan_min_rss",
+            "orphan-runner: runner processes holding at least this much while no model is loaded, for orphan_hold.",
+            "orphan-runner: runner processes holding at least this much with no model loaded ...",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.size(e, c.thresholds.orphan_min_rss, Bound::any);
+            },
+            [](const ServeConfig& c) { return spaced(size_text(c.thresholds.orphan_min_rss)); }},
+    KeySpec{SectionId::detect, "orphan_hold", "", "... for at least this long.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.thresholds.orphan_hold, Bound::any);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.thresholds.orphan_hold)); }},
+    KeySpec{SectionId::detect, "reserve",
+            "host-pressure: RAM the host keeps for itself, swap in use, PSI \"full\" avg10 in percent.",
+            "host-pressure: RAM the host keeps for itself; MemAvailable below it warns (below half, critical).",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.size(e, c.thresholds.reserve, Bound::any); },
+            [](const ServeConfig& c) { return spaced(size_text(c.thresholds.reserve)); }},
+    KeySpec{SectionId::detect, "swap_warn", "", "host-pressure: swap in use above this warns.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.size(e, c.thresholds.swap_warn, Bound::any); },
+            [](const ServeConfig& c) { return spaced(size_text(c.thresholds.swap_warn)); }},
+    KeySpec{SectionId::detect, "psi_full_avg10_pct", "",
+            "host-pressure: PSI memory \"full\" avg10 above this percentage warns. 0 to 100.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.number(e, c.thresholds.psi_full_avg10_pct, 0, 100);
+            },
+            [](const ServeConfig& c) { return spaced(fmt::format("{}", c.thresholds.psi_full_avg10_pct)); }},
+    KeySpec{SectionId::detect, "page_cache_fraction",
+            "page-cache: explains usage when page cache is at least this share of it and this large.",
+            "page-cache: explains a server's usage when page cache is at least this share of it ... 0 to 1.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.number(e, c.thresholds.page_cache_fraction, 0, 1);
+            },
+            [](const ServeConfig& c) { return spaced(fmt::format("{}", c.thresholds.page_cache_fraction)); }},
+    KeySpec{SectionId::detect, "page_cache_min", "", "... and at least this large.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.size(e, c.thresholds.page_cache_min, Bound::any);
+            },
+            [](const ServeConfig& c) { return spaced(size_text(c.thresholds.page_cache_min)); }},
+    // fix:
+    KeySpec{SectionId::fix, "auto", "on: unload or restart; dry-run: log what would be done; off: only report.",
+            "`on`: unload or restart opted-in servers that need it. `dry-run`: log what would be done, change "
+            "nothing. `off`: only observe and alert.",
+            read_auto, [](const ServeConfig& c) { return spaced(to_string(c.auto_fix)); }},
+    KeySpec{SectionId::fix, "allow", "Servers that opted in without the label (container names).",
+            "Servers (container names) that opted in without the label.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.strings(e, c.policy.allowlist); },
+            [](const ServeConfig& c) { return spaced(list_text(c.policy.allowlist)); }},
+    KeySpec{SectionId::fix, "cooldown", "Pause after an action on a server; doubles with each restart in the budget window.",
+            "Pause after an action on a server; doubles with each restart in the budget window.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.duration(e, c.policy.cooldown, Bound::any); },
+            [](const ServeConfig& c) { return spaced(duration_text(c.policy.cooldown)); }},
+    KeySpec{SectionId::fix, "budget", "At most this many restarts per server per budget_window.",
+            "Most restarts per server per `budget_window` (a failed one counts too), from 0 to 1000 (as "
+            "`fix --budget`). 0: never restart.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.count(e, c.policy.restart_budget, 0, 1000); },
+            [](const ServeConfig& c) { return spaced(fmt::format("{}", c.policy.restart_budget)); }},
+    KeySpec{SectionId::fix, "budget_window", "", "The window of `budget`. Must be longer than 0.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.policy.budget_window, Bound::positive);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.policy.budget_window)); }},
+    KeySpec{SectionId::fix, "drain_timeout", "Wait for clients to finish before a restart, and for the API after it.",
+            "Wait this long for clients to finish before a restart.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.policy.drain_timeout, Bound::any);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.policy.drain_timeout)); }},
+    KeySpec{SectionId::fix, "health_timeout", "",
+            "Wait this long for the API to answer after a restart. Must be longer than 0.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.policy.health_timeout, Bound::positive);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.policy.health_timeout)); }},
+    KeySpec{SectionId::fix, "stop_timeout", "Docker's stop time-out for the restart.",
+            "Docker's stop time-out for the restart.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.duration(e, c.policy.stop_timeout, Bound::any); },
+            [](const ServeConfig& c) { return spaced(duration_text(c.policy.stop_timeout)); }},
+    KeySpec{SectionId::fix, "settle", "After unloading, wait this long before measuring again.",
+            "After unloading, wait this long before measuring again.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.duration(e, c.policy.settle, Bound::any); },
+            [](const ServeConfig& c) { return spaced(duration_text(c.policy.settle)); }},
+    KeySpec{SectionId::fix, "systemd_unit", "The systemd unit of an Ollama running on the host.",
+            "The unit of an Ollama running on the host (`systemctl restart -- <unit>`). Must not be empty.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.string(e, c.systemd_unit, Reader::Empty::refused);
+            },
+            [](const ServeConfig& c) { return spaced(yaml_quoted(c.systemd_unit)); }},
+    // history:
+    KeySpec{SectionId::history, "raw_retention", "", "Keep every sample this long. Must be longer than 0.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.raw_retention, Bound::positive);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.raw_retention)); }},
+    KeySpec{SectionId::history, "aggregate_retention", "",
+            "Keep the 1-minute aggregates this long. Must be longer than 0.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.aggregate_retention, Bound::positive);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.aggregate_retention)); }},
+    KeySpec{SectionId::history, "max_size", "",
+            "Keep the history file under this size; the oldest rows go first. Must be larger than 0.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.size(e, c.history_max_bytes, Bound::positive);
+            },
+            [](const ServeConfig& c) { return spaced(size_text(c.history_max_bytes)); }},
+    KeySpec{SectionId::history, "min_free",
+            "Stop writing samples while the file system of <state_dir> has less than this free, so that the\n"
+            "journal of actions can always be written.",
+            "Stop writing samples while the file system of `state_dir` has less than this free (said once in the "
+            "log, `memwarden_history_ok 0`), and start again when there is room: the journal of actions lives on "
+            "the same file system and must always be writable. `0` turns the check off.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { r.size(e, c.history_min_free, Bound::any); },
+            [](const ServeConfig& c) { return spaced(size_text(c.history_min_free)); }},
+    // notify:
+    KeySpec{SectionId::notify, "min_severity", "Findings below this severity are not sent: info, warning or critical.",
+            "Findings below this are not sent: `info`, `warning` or `critical`.", read_min_severity,
+            [](const ServeConfig& c) { return spaced(to_string(c.notify_min_severity)); }},
+    KeySpec{SectionId::notify, "min_interval",
+            "At most one alert per server and detector in this time (and 30 an hour in all).",
+            "At most one alert per subject and detector in this time (and 30 an hour in all). `0s`: no "
+            "per-subject limit.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.notify_min_interval, Bound::any);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.notify_min_interval)); }},
+    KeySpec{SectionId::notify, "targets",
+            "Where to send them; kind is generic, ntfy, discord or slack. For example:\n"
+            "  targets:\n"
+            "    - name: phone\n"
+            "      kind: ntfy\n"
+            "      url: https://ntfy.sh/my-memwarden-topic",
+            "Where to send alerts: a list of `{name, kind, url}`.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) { read_targets(r, e, c.notify_targets); },
+            [](const ServeConfig& c) {
+              auto text = targets_text(c.notify_targets);
+              text.pop_back();  // the line end comes with the key
+              return text;
+            }},
+};
+// clang-format on
+
+// "# text" for each line of `text`, indented; "" for no text.
+std::string comment_lines(std::string_view text, std::string_view indent) {
+  std::string out;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    out += fmt::format("{}# {}\n", indent, text.substr(0, nl));
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+  }
+  return out;
+}
+
+// The keys of one section, as the reader's mapping wants them.
+std::vector<Reader::Key> keys_of(SectionId section, Reader& r, ServeConfig& c, ReadState& state) {
+  std::vector<Reader::Key> out;
+  for (const auto& key : k_keys) {
+    if (key.section == section) {
+      out.push_back({key.name, [&r, &c, &state, read = key.read](const E& e) { read(r, e, c, state); }});
+    }
+  }
+  return out;
+}
+
+void read_document(Reader& r, const YAML::Node& root, ServeConfig& c) {
+  ReadState state;
+  auto top = keys_of(SectionId::top, r, c, state);
+  for (const auto& section : k_sections) {
+    if (!section.name.empty()) {
+      top.push_back(
+          {section.name, [&r, &c, &state, id = section.id](const E& e) { r.section(e, keys_of(id, r, c, state)); }});
+    }
+  }
+  r.mapping(root, "", top);
+  if (state.listen_mark && !c.allow_remote && !adapters::is_loopback_host(state.listen_host)) {
+    r.error(*state.listen_mark,
+            fmt::format("listen: '{}' is not a loopback address; set allow_remote: true to serve other hosts "
+                        "(and protect POST /api/v1/fix with token_file)",
+                        c.listen));
+  }
+}
+
 }  // namespace
 
 std::string config_to_yaml(const ServeConfig& c) {
-  const auto& t = c.thresholds;
-  const auto& p = c.policy;
-  std::string out;
-  out += R"(# memwarden serve configuration. Every key is optional; the values below are
+  std::string out = R"(# memwarden serve configuration. Every key is optional; the values below are
 # the defaults. Reference: docs/config.md.
 #   sizes:     4G, 512MiB, 1.5GiB (binary units; a bare number is bytes)
 #   durations: 500ms, 10s, 5m, 1h, 30d (a bare number is seconds)
-
 )";
-  out += fmt::format(R"(# Time between samples.
-interval: {}
-# host:port of the HTTP endpoint (/metrics and the JSON API).
-listen: {}
-# Must be true to listen on an address other than loopback (127.0.0.0/8, ::1, localhost).
-allow_remote: {}
-# File holding the bearer token of POST /api/v1/fix; "" turns that endpoint off.
-token_file: {}
-# Where the action journal and the sample history live.
-state_dir: {}
-# Docker address, unix:///path or tcp://host:port; "" = $DOCKER_HOST, else unix:///var/run/docker.sock.
-docker_host: {}
-# Time-out of each Docker request, and of each Ollama API request.
-docker_timeout: {}
-api_timeout: {}
-# NVML library to load; "" = libnvidia-ml.so.1.
-nvml_library: {}
-# Watch only these servers (container names or id prefixes); [] = every inference server.
-servers: {}
-)",
-                     duration_text(c.interval), yaml_quoted(c.listen), c.allow_remote ? "true" : "false",
-                     yaml_quoted(c.token_file), yaml_quoted(c.state_dir), yaml_quoted(c.docker_host),
-                     duration_text(c.docker_timeout), duration_text(c.api_timeout), yaml_quoted(c.nvml_library),
-                     list_text(c.servers));
-  out += fmt::format(R"(
-# The detectors' thresholds (docs/diagnose.md).
-detect:
-  # RAM an idle server may hold beyond its loaded models.
-  base_allowance: {}
-  # idle-bloat: anon above expected + max(bloat_margin, bloat_margin_fraction x expected) for bloat_hold.
-  bloat_margin: {}
-  bloat_margin_fraction: {}
-  bloat_hold: {}
-  # growth: a rising anon trend with the same models loaded, over at least these samples and this span,
-  # rising at least growth_min_rise, faster than growth_min_mib_per_hour.
-  growth_min_samples: {}
-  growth_min_span: {}
-  growth_min_mib_per_hour: {}
-  growth_min_rise: {}
-  # growth is critical when memory would run out sooner than this.
-  growth_critical_forecast: {}
-  # orphan-runner: runner processes holding at least this much while no model is loaded, for orphan_hold.
-  orphan_min_rss: {}
-  orphan_hold: {}
-  # host-pressure: RAM the host keeps for itself, swap in use, PSI "full" avg10 in percent.
-  reserve: {}
-  swap_warn: {}
-  psi_full_avg10_pct: {}
-  # page-cache: explains usage when page cache is at least this share of it and this large.
-  page_cache_fraction: {}
-  page_cache_min: {}
-)",
-                     size_text(t.base_allowance), size_text(t.bloat_margin), t.bloat_margin_fraction,
-                     duration_text(t.bloat_hold), t.growth_min_samples, duration_text(t.growth_min_span),
-                     t.growth_min_mib_per_hour, size_text(t.growth_min_rise), duration_text(t.growth_critical_forecast),
-                     size_text(t.orphan_min_rss), duration_text(t.orphan_hold), size_text(t.reserve),
-                     size_text(t.swap_warn), t.psi_full_avg10_pct, t.page_cache_fraction, size_text(t.page_cache_min));
-  out += fmt::format(R"(
-# What to do about fixable findings (docs/fix.md). Only opted-in servers are ever touched:
-# label memwarden.enable=true, or listed in allow. Protected servers and memwarden itself never are.
-fix:
-  # on: unload or restart; dry-run: log what would be done; off: only report.
-  auto: {}
-  # Servers that opted in without the label (container names).
-  allow: {}
-  # Pause after an action on a server; doubles with each restart in the budget window.
-  cooldown: {}
-  # At most this many restarts per server per budget_window.
-  budget: {}
-  budget_window: {}
-  # Wait for clients to finish before a restart, and for the API after it.
-  drain_timeout: {}
-  health_timeout: {}
-  # Docker's stop time-out for the restart.
-  stop_timeout: {}
-  # After unloading, wait this long before measuring again.
-  settle: {}
-  # The systemd unit of an Ollama running on the host.
-  systemd_unit: {}
-)",
-                     to_string(c.auto_fix), list_text(p.allowlist), duration_text(p.cooldown), p.restart_budget,
-                     duration_text(p.budget_window), duration_text(p.drain_timeout), duration_text(p.health_timeout),
-                     duration_text(p.stop_timeout), duration_text(p.settle), yaml_quoted(c.systemd_unit));
-  out += fmt::format(R"(
-# Sample history in <state_dir>: raw samples, then per-minute aggregates, within a size cap.
-history:
-  raw_retention: {}
-  aggregate_retention: {}
-  max_size: {}
-  # Stop writing samples while the file system of <state_dir> has less than this free, so that the
-  # journal of actions can always be written.
-  min_free: {}
-)",
-                     duration_text(c.raw_retention), duration_text(c.aggregate_retention),
-                     size_text(c.history_max_bytes), size_text(c.history_min_free));
-  out += fmt::format(R"(
-# Webhook alerts for new findings.
-notify:
-  # Findings below this severity are not sent: info, warning or critical.
-  min_severity: {}
-  # At most one alert per server and detector in this time (and 30 an hour in all).
-  min_interval: {}
-  # Where to send them; kind is generic, ntfy, discord or slack. For example:
-  #   targets:
-  #     - name: phone
-  #       kind: ntfy
-  #       url: https://ntfy.sh/my-memwarden-topic
-  targets:{})",
-                     to_string(c.notify_min_severity), duration_text(c.notify_min_interval),
-                     targets_text(c.notify_targets));
+  for (const auto& section : k_sections) {
+    out += '\n';
+    std::string indent;
+    if (!section.name.empty()) {
+      out += comment_lines(section.comment, "");
+      out += fmt::format("{}:\n", section.name);
+      indent = "  ";
+    }
+    for (const auto& key : k_keys) {
+      if (key.section != section.id) {
+        continue;
+      }
+      out += comment_lines(key.comment, indent);
+      out += fmt::format("{}{}:{}\n", indent, key.name, key.value(c));
+    }
+  }
+  return out;
+}
+
+std::string config_reference_table(std::string_view section_name) {
+  const auto section =
+      std::find_if(k_sections.begin(), k_sections.end(), [&](const SectionSpec& s) { return s.name == section_name; });
+  if (section == k_sections.end()) {
+    return "";
+  }
+  const ServeConfig defaults;
+  std::string out = "| key | default | meaning |\n|---|---|---|\n";
+  for (const auto& key : k_keys) {
+    if (key.section == section->id) {
+      auto value = key.value(defaults);
+      value.erase(0, value.find_first_not_of(' '));
+      out += fmt::format("| `{}` | `{}` | {} |\n", key.name, value, key.meaning);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> config_keys() {
+  std::vector<std::string> out;
+  for (const auto& key : k_keys) {
+    const auto section =
+        std::find_if(k_sections.begin(), k_sections.end(), [&](const SectionSpec& s) { return s.id == key.section; });
+    out.push_back(section->name.empty() ? std::string(key.name) : fmt::format("{}.{}", section->name, key.name));
+  }
   return out;
 }
 
@@ -723,7 +902,7 @@ ConfigResult parse_config(std::string_view yaml, const std::string& file_name) {
     if (!documents.empty()) {
       const auto& root = documents.front();
       if (root.IsMap()) {
-        read_top(reader, root, config);
+        read_document(reader, root, config);
       } else if (!root.IsNull()) {
         reader.error(root.Mark(), fmt::format("expected a mapping of settings (key: value), got {}", describe(root)));
       }

@@ -563,3 +563,29 @@ TEST(ServeConfig, HistoryMinFree) {
   EXPECT_EQ(off->history_min_free, 0U);
   EXPECT_FALSE(parse_config("history:\n  min_free: -1G\n", "c.yaml"));
 }
+
+TEST(ServeConfigDocs, EveryKeyIsDocumentedAsTheTableSays) {
+  std::ifstream in(std::string(MEMWARDEN_DOCS_DIR) + "/config.md");
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto docs = text.str();
+  ASSERT_FALSE(docs.empty());
+  for (const auto* section : {"", "detect", "fix", "history", "notify"}) {
+    const auto table = config_reference_table(section);
+    ASSERT_FALSE(table.empty()) << section;
+    EXPECT_NE(docs.find(table), std::string::npos)
+        << "docs/config.md lacks the generated table of section '" << section << "':\n"
+        << table;
+  }
+  EXPECT_EQ(config_reference_table("nope"), "");
+}
+
+TEST(ServeConfigDocs, EveryKeyIsReadAndWritten) {
+  // Each key the table knows is in --print-default and is read back.
+  const auto yaml = example_config();
+  for (const auto& key : config_keys()) {
+    const auto name = key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);
+    EXPECT_NE(yaml.find(name + ":"), std::string::npos) << key;
+  }
+  EXPECT_EQ(config_keys().size(), 43U);
+}
