@@ -1,5 +1,7 @@
 #include "adapters/http_server.hpp"
 
+#include "core/text.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -31,23 +33,6 @@ namespace mw::adapters {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 // RFC 9110 token characters (method, header names).
 bool is_token(std::string_view text) {
@@ -98,25 +83,13 @@ std::string peer_text(const sockaddr_storage& addr) {
   return "unknown";
 }
 
-std::optional<std::uint64_t> parse_decimal(std::string_view text) {
-  if (text.empty() || text.size() > 19) {
-    return std::nullopt;
-  }
-  std::uint64_t value = 0;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size()) {
-    return std::nullopt;
-  }
-  return value;
-}
-
 std::string render_response(const ServerResponse& response, bool head_only) {
   std::string out = fmt::format("HTTP/1.1 {} {}\r\n", response.status, http_reason_phrase(response.status));
   if (!response.content_type.empty() && !has_line_break(response.content_type)) {
     out += fmt::format("Content-Type: {}\r\n", response.content_type);
   }
   for (const auto& [name, value] : response.headers) {
-    const auto key = lower(name);
+    const auto key = ascii_lower(name);
     if (!is_token(name) || has_line_break(value) || key == "content-length" || key == "connection" ||
         key == "transfer-encoding") {
       continue;
@@ -193,7 +166,7 @@ std::variant<ParsedHead, ParseFailure> parse_head(std::string_view head, const H
     if (std::any_of(value.begin(), value.end(), [](char c) { return c == '\0' || c == '\r'; })) {
       return ParseFailure{400, "malformed header value"};
     }
-    const auto name = lower(line.substr(0, colon));
+    const auto name = ascii_lower(line.substr(0, colon));
     auto [it, inserted] = req.headers.emplace(name, std::string(value));
     if (!inserted) {
       if (name == "content-length" && it->second != value) {
@@ -209,7 +182,7 @@ std::variant<ParsedHead, ParseFailure> parse_head(std::string_view head, const H
     return ParseFailure{411, "Transfer-Encoding on a request is not supported; send Content-Length"};
   }
   if (const auto it = req.headers.find("content-length"); it != req.headers.end()) {
-    const auto length = parse_decimal(it->second);
+    const auto length = parse_u64(it->second);
     if (!length) {
       return ParseFailure{400, "malformed Content-Length"};
     }
@@ -219,7 +192,7 @@ std::variant<ParsedHead, ParseFailure> parse_head(std::string_view head, const H
     out.content_length = static_cast<std::size_t>(*length);
   }
   if (const auto it = req.headers.find("expect"); it != req.headers.end()) {
-    out.expect_continue = lower(it->second) == "100-continue";
+    out.expect_continue = ascii_lower(it->second) == "100-continue";
   }
   return out;
 }
@@ -426,7 +399,7 @@ void HttpServer::stop() {
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options, RequestHandler handler) {
-  const std::string bind_host = lower(options.host) == "localhost" ? std::string("127.0.0.1") : options.host;
+  const std::string bind_host = ascii_lower(options.host) == "localhost" ? std::string("127.0.0.1") : options.host;
   const std::string source = "listen " + host_port_text(options.host, options.port);
   if (!handler) {
     return fail(source, "no request handler");
@@ -912,7 +885,7 @@ Result<std::pair<std::string, std::uint16_t>> parse_listen_address(std::string_v
       return usage("not a host name or address");
     }
   }
-  const auto port = parse_decimal(port_text);
+  const auto port = parse_u64(port_text);
   if (!port || *port > 65535) {
     return usage(fmt::format("port '{}' is not a number from 0 to 65535", port_text));
   }
@@ -923,7 +896,7 @@ bool is_loopback_host(std::string_view host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  if (lower(host) == "localhost") {
+  if (ascii_lower(host) == "localhost") {
     return true;
   }
   const std::string text(host);

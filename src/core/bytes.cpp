@@ -14,45 +14,6 @@ constexpr double k_size_limit = 9223372036854775808.0;  // 2^63
 
 }  // namespace
 
-std::optional<std::uint64_t> parse_u64(std::string_view text) {
-  std::uint64_t value = 0;
-  if (text.empty()) {
-    return std::nullopt;
-  }
-  const auto* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc{} || ptr != end) {
-    return std::nullopt;
-  }
-  return value;
-}
-
-std::optional<std::int64_t> parse_i64(std::string_view text) {
-  std::int64_t value = 0;
-  if (text.empty()) {
-    return std::nullopt;
-  }
-  const auto* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc{} || ptr != end) {
-    return std::nullopt;
-  }
-  return value;
-}
-
-std::optional<double> parse_double(std::string_view text) {
-  double value = 0;
-  if (text.empty() || text.front() == '+' || text.front() == '-') {
-    return std::nullopt;
-  }
-  const auto* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc{} || ptr != end || !std::isfinite(value)) {
-    return std::nullopt;
-  }
-  return value;
-}
-
 Result<std::uint64_t> parse_size(std::string_view text, std::string_view source) {
   const std::string src(source);
   const auto bad = [&](std::string_view why) {

@@ -8,6 +8,8 @@
 
 #include "core/error.hpp"
 
+#include "core/text.hpp"  // parse_u64, parse_double: most callers of the byte helpers want them too
+
 namespace mw {
 
 inline constexpr std::uint64_t k_kib = 1024;
@@ -24,12 +26,6 @@ inline constexpr std::uint64_t k_tib = 1024 * k_gib;
 [[nodiscard]] std::string format_bytes(std::uint64_t bytes);
 // A cap, exactly: "64 MiB", "256 KiB", "1000 bytes" (whole MiB or KiB only when it divides).
 [[nodiscard]] std::string format_cap(std::uint64_t bytes);
-
-// Decimal unsigned integer, the whole string, no sign, no spaces.
-[[nodiscard]] std::optional<std::uint64_t> parse_u64(std::string_view text);
-[[nodiscard]] std::optional<std::int64_t> parse_i64(std::string_view text);
-// Finite decimal number, the whole string.
-[[nodiscard]] std::optional<double> parse_double(std::string_view text);
 
 // a - b, or 0 when b > a (kernel counters are sampled non-atomically).
 [[nodiscard]] constexpr std::uint64_t saturating_sub(std::uint64_t a, std::uint64_t b) {

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,16 @@ namespace mw {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 [[nodiscard]] std::string ascii_lower(std::string_view text);
+
+// Without the spaces and tabs at both ends, and a carriage return at the end (a line read from a file or a
+// header).
+[[nodiscard]] std::string_view trim(std::string_view text);
+
+// The whole text as a decimal number; nullopt for anything else (empty, a sign where none belongs, spaces,
+// trailing characters, out of range). parse_double also refuses a sign, NaN and infinities.
+[[nodiscard]] std::optional<std::uint64_t> parse_u64(std::string_view text);
+[[nodiscard]] std::optional<std::int64_t> parse_i64(std::string_view text);
+[[nodiscard]] std::optional<double> parse_double(std::string_view text);
 [[nodiscard]] bool equals_ignoring_case(std::string_view a, std::string_view b);
 
 // Levenshtein distance between two strings, ignoring ASCII case.

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/error.hpp"
+#include "core/text.hpp"
 
 namespace mw::probes {
 
@@ -26,8 +27,8 @@ class HostRoot {
   std::filesystem::path m_root;
 };
 
-// Trims ASCII spaces and tabs at both ends.
-[[nodiscard]] std::string_view trim(std::string_view text);
+// Lines are trimmed with mw::trim (core/text).
+using mw::trim;
 
 // The most any file is read to, unless a reader says otherwise: nothing from outside is unbounded.
 inline constexpr std::size_t k_max_file_bytes = 16U << 20;
