@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "adapters/state_dir.hpp"
 #include "core/error.hpp"
 
 struct sqlite3;
@@ -56,7 +57,7 @@ struct JournalRecord {
 // SQLite message itself. Movable, not copyable; closes the database on destruction.
 class Journal {
  public:
-  static constexpr const char* k_file_name = "memwarden.db";
+  static constexpr const char* k_file_name = StateDir::k_journal_file;
   static constexpr int k_schema_version = 1;
   static constexpr int k_busy_timeout_ms = 2000;
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "adapters/state_dir.hpp"
 #include "core/clock.hpp"
 #include "core/diagnosis.hpp"
 #include "core/remediation.hpp"
@@ -30,7 +31,7 @@ struct ServeConfig {
   std::string listen = "127.0.0.1:9490";  // host:port of the HTTP endpoint
   bool allow_remote = false;              // needed to listen on a non-loopback address
   std::string token_file;                 // "" = no mutating endpoint (POST /api/v1/fix)
-  std::string state_dir = "/var/lib/memwarden";
+  std::string state_dir = adapters::StateDir::k_default_path;
   std::string docker_host;  // "" = $DOCKER_HOST, else unix:///var/run/docker.sock
   Duration docker_timeout{2000};
   Duration api_timeout{2000};

@@ -1,0 +1,872 @@
+// The command line as data (command.hpp): CLI11 reads the words into texts, and each command's texts are
+// converted, in a fixed order, into the engine's option structs. Nothing here touches the host.
+#include "cli/command.hpp"
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <array>
+#include <sstream>
+#include <utility>
+
+#include "adapters/docker.hpp"
+#include "core/bytes.hpp"
+#include "core/duration.hpp"
+#include "core/estimate.hpp"
+#include "core/text.hpp"
+
+namespace mw::cli {
+
+std::string_view program_version() {
+  return MEMWARDEN_VERSION;
+}
+
+engine::FixOptions default_fix_options() {
+  engine::FixOptions o;
+  o.diagnose.window = Duration{12'000};
+  return o;
+}
+
+HistoryOptions default_history_options() {
+  HistoryOptions o;
+  o.state_dir = adapters::StateDir().path();
+  return o;
+}
+
+void apply_overrides(const ServeOverrides& overrides, ServeConfig& config) {
+  if (overrides.listen) {
+    config.listen = *overrides.listen;
+  }
+  if (overrides.state_dir) {
+    config.state_dir = *overrides.state_dir;
+  }
+  if (overrides.interval) {
+    config.interval = *overrides.interval;
+  }
+  if (overrides.auto_fix) {
+    config.auto_fix = *overrides.auto_fix;
+  }
+  config.docker_host = adapters::docker_host_address(
+      overrides.docker_host.empty() ? std::string_view(config.docker_host) : std::string_view(overrides.docker_host),
+      overrides.env_docker_host.c_str());
+}
+
+std::string option_duration(Duration d) {
+  const auto ms = d.count() < 0 ? 0 : d.count();
+  // Seconds below ten minutes, as time-outs are written ("120s"); whole minutes and hours above.
+  if (ms != 0 && ms % 3'600'000 == 0) {
+    return fmt::format("{}h", ms / 3'600'000);
+  }
+  if (ms >= 600'000 && ms % 60'000 == 0) {
+    return fmt::format("{}m", ms / 60'000);
+  }
+  if (ms % 1000 == 0) {
+    return fmt::format("{}s", ms / 1000);
+  }
+  return fmt::format("{}ms", ms);
+}
+
+std::string option_size(std::uint64_t bytes) {
+  constexpr std::array<char, 6> k_units = {'K', 'M', 'G', 'T', 'P', 'E'};
+  if (bytes == 0 || bytes % 1024 != 0) {
+    return fmt::format("{}", bytes);
+  }
+  std::size_t unit = 0;
+  bytes /= 1024;
+  while (unit + 1 < k_units.size() && bytes % 1024 == 0) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return fmt::format("{}{}", bytes, k_units[unit]);
+}
+
+namespace {
+
+// The numeric options and their ranges (docs/cli.md). Decimal digits only: no sign, no "0x", no exponent,
+// no nan or inf; "010" is 10.
+struct WholeRange {
+  std::uint64_t min;
+  std::uint64_t max;
+};
+struct NumberRange {
+  double min;
+  double max;
+};
+constexpr WholeRange k_budget_range{0, 1000};            // fix --budget: restarts per server per hour
+constexpr WholeRange k_limit_range{0, 1'000'000};        // history --limit: records; 0 is all
+constexpr WholeRange k_ctx_range{1, 1ULL << 24};         // plan --ctx: tokens
+constexpr WholeRange k_parallel_range{1, 256};           // plan --parallel: slots
+constexpr WholeRange k_headroom_range{0, 1000};          // plan --headroom: percent
+constexpr NumberRange k_growth_min_range{0.1, 1048576};  // diagnose/fix --growth-min: MiB per hour
+
+struct LoadingName {
+  const char* name;
+  WeightLoading loading;
+};
+constexpr std::array<LoadingName, 3> k_loadings = {
+    {{"mmap", WeightLoading::mmap}, {"no-mmap", WeightLoading::no_mmap}, {"mlock", WeightLoading::mlock}}};
+constexpr std::array<const char*, 5> k_model_sources = {"auto", "file", "store", "server", "catalog"};
+
+std::string loading_name(WeightLoading loading) {
+  for (const auto& l : k_loadings) {
+    if (l.loading == loading) {
+      return l.name;
+    }
+  }
+  return "";
+}
+
+std::string model_source_name(engine::ModelSource source) {
+  for (const char* name : k_model_sources) {
+    if (engine::parse_model_source(name) == source) {
+      return name;
+    }
+  }
+  return "";
+}
+
+// Converts option texts in the order they are checked. The first failure is kept and every later
+// conversion is skipped, so the usage error names the first bad option.
+class Conversions {
+ public:
+  template <class Out>
+  void duration(std::string_view text, const char* option, Out& out) {
+    if (m_error) {
+      return;
+    }
+    if (auto d = parse_duration(text, option)) {
+      out = *d;
+    } else {
+      m_error = d.error();
+    }
+  }
+  // A duration that must be longer than 0 (an interval, a time-out).
+  template <class Out>
+  void positive_duration(std::string_view text, const char* option, Out& out) {
+    Duration d{0};
+    duration(text, option, d);
+    if (!m_error && d.count() <= 0) {
+      fail(option, "must be longer than 0");
+    }
+    if (!m_error) {
+      out = d;
+    }
+  }
+  template <class Out>
+  void size(std::string_view text, const char* option, Out& out) {
+    if (m_error) {
+      return;
+    }
+    if (auto s = parse_size(text, option)) {
+      out = *s;
+    } else {
+      m_error = s.error();
+    }
+  }
+  template <class Out>
+  void whole(std::string_view text, const char* option, WholeRange range, Out& out) {
+    if (m_error) {
+      return;
+    }
+    if (auto n = parse_unsigned(text, range.min, range.max, option)) {
+      out = *n;
+    } else {
+      m_error = n.error();
+    }
+  }
+  void number(std::string_view text, const char* option, NumberRange range, double& out) {
+    if (m_error) {
+      return;
+    }
+    if (auto n = parse_finite_double(text, range.min, range.max, option)) {
+      out = *n;
+    } else {
+      m_error = n.error();
+    }
+  }
+  void fail(std::string source, std::string message) {
+    if (!m_error) {
+      m_error = Error{std::move(source), std::move(message)};
+    }
+  }
+
+  [[nodiscard]] bool failed() const { return m_error.has_value(); }
+  // "memwarden: <option>: <why>", one line.
+  [[nodiscard]] UsageError usage_error() const {
+    return UsageError{fmt::format("memwarden: {}\n", m_error ? m_error->line() : std::string("bad command line"))};
+  }
+
+ private:
+  std::optional<Error> m_error;
+};
+
+// The command, or the first conversion that failed.
+template <class C>
+Expected<Command, UsageError> finish(const Conversions& conversions, C command) {
+  if (conversions.failed()) {
+    return unexpected(conversions.usage_error());
+  }
+  return Command{std::move(command)};
+}
+
+[[nodiscard]] bool given(const CLI::App* app, const std::string& option) {
+  return app->count(option) > 0;
+}
+
+// The options diagnose and fix share, as typed.
+struct DiagnoseTexts {
+  CLI::App* app = nullptr;
+  std::vector<std::string> targets;
+  bool json = false;
+  std::string docker_host;
+  std::string timeout;
+  std::string api_timeout;
+  std::string window;
+  std::string interval;
+  std::string base;
+  std::string reserve;
+  std::string hold;
+  std::string bloat_margin;
+  std::string growth_min;
+  std::string lookback;
+  std::string state_dir;
+
+  void add_to(CLI::App* sub, const engine::DiagnoseOptions& defaults) {
+    app = sub;
+    const auto& t = defaults.thresholds;
+    sub->add_option("CONTAINER", targets, "Containers (names or id prefixes); default: every inference server");
+    sub->add_flag("--json", json, "Print JSON (schemas in docs/)");
+    sub->add_option("--window", window, "How long to sample; 0 takes one sample")
+        ->default_str(option_duration(defaults.window));
+    sub->add_option("--interval", interval, "Time between samples")->default_str(option_duration(defaults.interval));
+    sub->add_option("--docker-host", docker_host, "Docker address (default: $DOCKER_HOST, else the socket)");
+    sub->add_option("--timeout", timeout, "Time-out for each Docker request")
+        ->default_str(option_duration(defaults.sampler.docker_timeout));
+    sub->add_option("--api-timeout", api_timeout, "Time-out for each Ollama API request")
+        ->default_str(option_duration(defaults.sampler.api_timeout));
+    sub->add_option("--base-allowance", base, "RAM an idle server may hold beyond its models")
+        ->default_str(option_size(t.base_allowance));
+    sub->add_option("--reserve", reserve, "RAM the host keeps for its monitoring stack")
+        ->default_str(option_size(t.reserve));
+    sub->add_option("--hold", hold, "How long bloat must last before it is reported")
+        ->default_str(option_duration(t.bloat_hold));
+    sub->add_option("--bloat-margin", bloat_margin, "Anon memory allowed above expected (or 50% of it, if larger)")
+        ->default_str(option_size(t.bloat_margin));
+    sub->add_option("--growth-min", growth_min, "Slowest anon growth reported, in MiB per hour (0.1 to 1048576)")
+        ->type_name("FLOAT")
+        ->default_str(fmt::format("{}", t.growth_min_mib_per_hour));
+    sub->add_option("--lookback", lookback,
+                    "Start with this much of the samples memwarden serve stored (e.g. 30m), then sample live");
+    sub->add_option("--state-dir", state_dir, "Where the journal and the sample history live")
+        ->default_str(adapters::StateDir().path().string());
+  }
+
+  // Into `o` (which holds the defaults), in the order the options are checked.
+  void convert(const probes::HostRoot& root, const Environment& env, Conversions& c, engine::DiagnoseOptions& o) const {
+    o.sampler.root = root;
+    o.sampler.docker_host = adapters::docker_host_address(docker_host, env.docker_host.c_str());
+    o.sampler.targets = targets;
+    if (given(app, "--timeout")) {
+      c.duration(timeout, "--timeout", o.sampler.docker_timeout);
+    }
+    if (given(app, "--api-timeout")) {
+      c.duration(api_timeout, "--api-timeout", o.sampler.api_timeout);
+    }
+    if (given(app, "--window")) {
+      c.duration(window, "--window", o.window);
+    }
+    if (given(app, "--interval")) {
+      c.positive_duration(interval, "--interval", o.interval);
+    }
+    auto& t = o.thresholds;
+    if (given(app, "--hold")) {
+      c.duration(hold, "--hold", t.bloat_hold);
+    }
+    if (given(app, "--base-allowance")) {
+      c.size(base, "--base-allowance", t.base_allowance);
+    }
+    if (given(app, "--reserve")) {
+      c.size(reserve, "--reserve", t.reserve);
+    }
+    if (given(app, "--bloat-margin")) {
+      c.size(bloat_margin, "--bloat-margin", t.bloat_margin);
+    }
+    if (given(app, "--growth-min")) {
+      c.number(growth_min, "--growth-min", k_growth_min_range, t.growth_min_mib_per_hour);
+    }
+    if (!lookback.empty()) {
+      c.duration(lookback, "--lookback", o.lookback.span);
+      o.lookback.state_dir = state_dir_or_default();
+      o.lookback.now_wall_ms = env.now_wall_ms;
+    }
+  }
+
+  [[nodiscard]] std::string state_dir_or_default() const {
+    return given(app, "--state-dir") ? state_dir : adapters::StateDir().path().string();
+  }
+};
+
+class CommandLine {
+ public:
+  explicit CommandLine(const Environment& env) : m_env(env) {
+    m_app.set_version_flag("--version", fmt::format("memwarden {}", program_version()));
+    m_app.require_subcommand(1);
+    m_app.add_option("--root", m_root, "Host root holding proc/ and sys/ (for a containerised memwarden: /host)")
+        ->default_str(probes::HostRoot().root().string());
+    add_status();
+    add_diagnose();
+    add_fix();
+    add_history();
+    add_serve();
+    add_check_config();
+    add_notify();
+    add_plan();
+    add_export();
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> parse(const std::vector<std::string>& args) {
+    std::vector<const char*> argv;
+    argv.push_back(args.empty() ? "memwarden" : args.front().c_str());
+    for (std::size_t i = 1; i < args.size(); ++i) {
+      argv.push_back(args[i].c_str());
+    }
+    try {
+      m_app.parse(static_cast<int>(argv.size()), argv.data());
+    } catch (const CLI::ParseError& e) {
+      std::ostringstream out;
+      std::ostringstream err;
+      if (m_app.exit(e, out, err) == 0) {
+        return Command{HelpCommand{out.str()}};
+      }
+      return unexpected(UsageError{err.str()});
+    }
+    if (m_plan.app->parsed()) {
+      return plan();
+    }
+    if (m_status.app->parsed()) {
+      return status();
+    }
+    if (m_diagnose.app->parsed()) {
+      return diagnose();
+    }
+    if (m_fix.flags.app->parsed()) {
+      return fix();
+    }
+    if (m_serve.app->parsed()) {
+      return serve();
+    }
+    if (m_check.app->parsed()) {
+      return check_config();
+    }
+    if (m_notify.app->parsed()) {
+      return Command{NotifyTestCommand{m_notify.config_file}};
+    }
+    if (m_export.rules->parsed()) {
+      return prometheus_rules();
+    }
+    if (m_export.grafana->parsed()) {
+      return Command{GrafanaCommand{}};
+    }
+    if (m_history.app->parsed()) {
+      return history();
+    }
+    return unexpected(UsageError{"memwarden: a command is required\n"});  // require_subcommand rules this out
+  }
+
+ private:
+  [[nodiscard]] probes::HostRoot root() const {
+    return given(&m_app, "--root") ? probes::HostRoot(m_root) : probes::HostRoot();
+  }
+
+  // ---- status
+  struct {
+    CLI::App* app = nullptr;
+    bool json = false;
+    bool all = false;
+    std::string docker_host;
+    std::string timeout;
+    std::string reserve;
+    std::string nvml_library;
+  } m_status;
+
+  void add_status() {
+    const StatusCommand defaults;
+    auto& s = m_status;
+    s.app = m_app.add_subcommand("status", "Host, container and GPU memory at a glance");
+    s.app->add_flag("--json", s.json, "Print the facts as JSON (schema in docs/status-json.md)");
+    s.app->add_flag("--all", s.all, "Include stopped containers");
+    s.app->add_option("--docker-host", s.docker_host,
+                      fmt::format("Docker address: unix:///path or tcp://host:port (default: $DOCKER_HOST, else {})",
+                                  adapters::k_default_docker_host));
+    s.app->add_option("--timeout", s.timeout, "Time-out for each Docker request")
+        ->default_str(option_duration(defaults.options.docker_timeout));
+    s.app->add_option("--reserve", s.reserve, "RAM the host keeps for its monitoring stack; warn below it")
+        ->default_str(option_size(defaults.options.thresholds.reserve_bytes));
+    s.app->add_option("--nvml-library", s.nvml_library, "NVML library to load (default libnvidia-ml.so.1)");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> status() const {
+    const auto& s = m_status;
+    StatusCommand command;
+    auto& o = command.options;
+    Conversions c;
+    o.root = root();
+    o.docker_host = adapters::docker_host_address(s.docker_host, m_env.docker_host.c_str());
+    o.scope = s.all ? adapters::ListScope::all : adapters::ListScope::running;
+    o.nvml_library = s.nvml_library;
+    if (given(s.app, "--timeout")) {
+      c.duration(s.timeout, "--timeout", o.docker_timeout);
+    }
+    if (given(s.app, "--reserve")) {
+      c.size(s.reserve, "--reserve", o.thresholds.reserve_bytes);
+    }
+    command.format = s.json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
+  }
+
+  // ---- diagnose
+  struct {
+    CLI::App* app = nullptr;
+    DiagnoseTexts flags;
+    std::string stop_on;
+  } m_diagnose;
+
+  void add_diagnose() {
+    const DiagnoseCommand defaults;
+    auto& d = m_diagnose;
+    d.app = m_app.add_subcommand("diagnose", "Find leaks, bloat and pressure in inference servers");
+    d.flags.add_to(d.app, defaults.options);
+    d.app->add_option("--stop-on", d.stop_on, "End early at the first finding this severe: warning or critical")
+        ->check(CLI::IsMember({"warning", "critical"}));
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> diagnose() const {
+    const auto& d = m_diagnose;
+    DiagnoseCommand command;
+    Conversions c;
+    d.flags.convert(root(), m_env, c, command.options);
+    if (d.stop_on == "warning") {
+      command.options.stop_on = Severity::warning;
+    } else if (d.stop_on == "critical") {
+      command.options.stop_on = Severity::critical;
+    }
+    command.format = d.flags.json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
+  }
+
+  // ---- fix
+  struct {
+    DiagnoseTexts flags;
+    bool all = false;
+    bool dry_run = false;
+    bool yes = false;
+    std::string cooldown;
+    std::string budget;
+    std::string drain_timeout;
+    std::string health_timeout;
+    std::string stop_timeout;
+    std::string settle;
+    std::vector<std::string> allowlist;
+    std::string systemd_unit;
+  } m_fix;
+
+  void add_fix() {
+    const FixCommand defaults;
+    const auto& p = defaults.options.policy;
+    auto& f = m_fix;
+    auto* app = m_app.add_subcommand("fix", "Diagnose, then unload or restart bloated servers, safely and journaled");
+    f.flags.add_to(app, defaults.options.diagnose);
+    app->add_flag("--all", f.all, "Every opted-in server (label memwarden.enable=true or --allow)");
+    app->add_flag("--dry-run", f.dry_run, "Print exactly what would be done; change nothing");
+    app->add_flag("--yes", f.yes, "Act on named servers that did not opt in, without asking");
+    app->add_option("--cooldown", f.cooldown, "Pause after an action on a server (doubles per restart)")
+        ->default_str(option_duration(p.cooldown));
+    app->add_option("--budget", f.budget, "Restarts per server per hour (0 to 1000)")
+        ->type_name("UINT")
+        ->default_str(fmt::format("{}", p.restart_budget));
+    app->add_option("--drain-timeout", f.drain_timeout, "Wait this long for clients to finish before a restart")
+        ->default_str(option_duration(p.drain_timeout));
+    app->add_option("--health-timeout", f.health_timeout, "Wait this long for the API after a restart")
+        ->default_str(option_duration(p.health_timeout));
+    app->add_option("--stop-timeout", f.stop_timeout, "Docker's stop time-out for the restart")
+        ->default_str(option_duration(p.stop_timeout));
+    app->add_option("--settle", f.settle, "After unloading, wait this long before measuring again")
+        ->default_str(option_duration(p.settle));
+    app->add_option("--allow", f.allowlist, "A server that may be fixed automatically without its label");
+    app->add_option("--systemd-unit", f.systemd_unit, "The unit of an Ollama running on the host")
+        ->default_str(defaults.systemd_unit);
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> fix() const {
+    const auto& f = m_fix;
+    const auto* app = f.flags.app;
+    FixCommand command;
+    Conversions c;
+    if (f.flags.targets.empty() && !f.all) {
+      c.fail("fix", "name the servers to fix, or --all for every opted-in server");
+    }
+    if (!f.flags.targets.empty() && f.all) {
+      c.fail("fix", "name servers or use --all, not both");
+    }
+    auto& o = command.options;
+    f.flags.convert(root(), m_env, c, o.diagnose);
+    o.selection = f.all ? Selection::automatic : Selection::named;
+    o.mode = f.dry_run ? engine::RunMode::dry_run : engine::RunMode::live;
+    auto& p = o.policy;
+    if (given(app, "--cooldown")) {
+      c.duration(f.cooldown, "--cooldown", p.cooldown);
+    }
+    if (given(app, "--budget")) {
+      c.whole(f.budget, "--budget", k_budget_range, p.restart_budget);
+    }
+    if (given(app, "--drain-timeout")) {
+      c.duration(f.drain_timeout, "--drain-timeout", p.drain_timeout);
+    }
+    if (given(app, "--health-timeout")) {
+      c.duration(f.health_timeout, "--health-timeout", p.health_timeout);
+    }
+    if (given(app, "--stop-timeout")) {
+      c.duration(f.stop_timeout, "--stop-timeout", p.stop_timeout);
+    }
+    if (given(app, "--settle")) {
+      c.duration(f.settle, "--settle", p.settle);
+    }
+    p.allowlist = f.allowlist;
+    command.state_dir = adapters::StateDir(f.flags.state_dir_or_default());
+    command.confirmation = f.yes ? Confirmation::assume_yes : Confirmation::ask_on_terminal;
+    if (given(app, "--systemd-unit")) {
+      command.systemd_unit = f.systemd_unit;
+    }
+    command.format = f.flags.json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
+  }
+
+  // ---- history
+  struct {
+    CLI::App* app = nullptr;
+    bool json = false;
+    std::string limit;
+    std::string server;
+    std::string state_dir;
+    std::string samples;
+    std::string since;
+  } m_history;
+
+  void add_history() {
+    const HistoryCommand defaults;
+    auto& h = m_history;
+    h.app = m_app.add_subcommand("history", "Actions memwarden took, newest first");
+    h.app->add_flag("--json", h.json, "Print JSON");
+    h.app->add_option("--limit", h.limit, "How many records (0: all, at most 1000000)")
+        ->type_name("UINT")
+        ->default_str(fmt::format("{}", defaults.options.limit));
+    h.app->add_option("--server", h.server, "Only this server");
+    h.app->add_option("--state-dir", h.state_dir, "Where the journal lives")
+        ->default_str(defaults.options.state_dir.string());
+    h.app->add_option("--samples", h.samples,
+                      "Show the samples memwarden serve stored for this server, container or 'host' instead");
+    h.app->add_option("--since", h.since, "With --samples: how far back")
+        ->default_str(option_duration(defaults.options.since));
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> history() const {
+    const auto& h = m_history;
+    HistoryCommand command;
+    auto& o = command.options;
+    Conversions c;
+    if (given(h.app, "--state-dir")) {
+      o.state_dir = h.state_dir;
+    }
+    o.format = h.json ? HistoryFormat::json : HistoryFormat::table;
+    if (given(h.app, "--limit")) {
+      c.whole(h.limit, "--limit", k_limit_range, o.limit);
+    }
+    if (!h.server.empty()) {
+      o.server = h.server;
+    }
+    if (given(h.app, "--since")) {
+      c.positive_duration(h.since, "--since", o.since);
+    }
+    if (!h.samples.empty()) {
+      o.samples_subject = h.samples;
+    }
+    o.now_wall_ms = m_env.now_wall_ms;
+    return finish(c, std::move(command));
+  }
+
+  // ---- serve
+  struct {
+    CLI::App* app = nullptr;
+    std::string config_file;
+    std::string listen;
+    std::string state_dir;
+    std::string docker_host;
+    std::string interval;
+    bool dry_run = false;
+    bool no_fix = false;
+  } m_serve;
+
+  void add_serve() {
+    const ServeConfig defaults;
+    auto& s = m_serve;
+    s.app = m_app.add_subcommand("serve", "Run always: sample, detect, fix opted-in servers, alert, serve /metrics");
+    s.app->add_option("--config", s.config_file,
+                      fmt::format("Configuration file (default {} if present)", k_default_config_file));
+    s.app->add_option("--listen", s.listen, fmt::format("HTTP address host:port (default {})", defaults.listen));
+    s.app->add_option("--state-dir", s.state_dir, "Where the journal and the history live");
+    s.app->add_option("--docker-host", s.docker_host, "Docker address (default: $DOCKER_HOST, else the socket)");
+    s.app->add_option("--interval", s.interval, "Time between samples");
+    s.app->add_flag("--dry-run", s.dry_run, "Say what fix would do; change nothing");
+    s.app->add_flag("--no-fix", s.no_fix, "Observe and alert only");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> serve() const {
+    const auto& s = m_serve;
+    ServeCommand command;
+    auto& o = command.overrides;
+    Conversions c;
+    if (s.dry_run && s.no_fix) {
+      c.fail("serve", "--dry-run and --no-fix exclude each other");
+    }
+    if (!s.interval.empty()) {
+      c.positive_duration(s.interval, "--interval", o.interval);
+    }
+    command.root = root();
+    command.config_file = s.config_file;
+    if (!s.listen.empty()) {
+      o.listen = s.listen;
+    }
+    if (!s.state_dir.empty()) {
+      o.state_dir = s.state_dir;
+    }
+    if (s.dry_run) {
+      o.auto_fix = AutoFix::dry_run;
+    } else if (s.no_fix) {
+      o.auto_fix = AutoFix::off;
+    }
+    o.docker_host = s.docker_host;
+    o.env_docker_host = m_env.docker_host;
+    return finish(c, std::move(command));
+  }
+
+  // ---- check-config
+  struct {
+    CLI::App* app = nullptr;
+    std::string file;
+    bool print_default = false;
+  } m_check;
+
+  void add_check_config() {
+    const CheckConfigCommand defaults;
+    auto& k = m_check;
+    k.app = m_app.add_subcommand("check-config", "Validate a configuration file");
+    k.app->add_option("FILE", k.file, "The file")->default_str(defaults.file);
+    k.app->add_flag("--print-default", k.print_default, "Print a documented configuration with every default");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> check_config() const {
+    CheckConfigCommand command;
+    if (given(m_check.app, "FILE")) {
+      command.file = m_check.file;
+    }
+    command.mode = m_check.print_default ? CheckConfigMode::print_default : CheckConfigMode::validate;
+    return Command{std::move(command)};
+  }
+
+  // ---- notify
+  struct {
+    CLI::App* app = nullptr;
+    bool test = false;
+    std::string config_file;
+  } m_notify;
+
+  void add_notify() {
+    auto& n = m_notify;
+    n.app = m_app.add_subcommand("notify", "Notifications");
+    n.app->add_flag("--test", n.test, "Send a test notification to every configured target")->required();
+    n.app->add_option("--config", n.config_file, fmt::format("Configuration file (default {})", k_default_config_file));
+  }
+
+  // ---- plan
+  struct {
+    CLI::App* app = nullptr;
+    std::vector<std::string> models;
+    std::string ctx;
+    std::string parallel;
+    std::string kv_type;
+    std::string docker_host;
+    std::string gpu_reserve;
+    std::string ram;
+    std::string vram;
+    std::string reserve;
+    std::string source;
+    std::string models_dir;
+    std::string ollama;
+    std::string loading;
+    std::string headroom;
+    std::string api_timeout;
+    bool json = false;
+    std::string nvml_library;
+  } m_plan;
+
+  void add_plan() {
+    const PlanCommand defaults;
+    const auto& o = defaults.options;
+    auto& p = m_plan;
+    p.app = m_app.add_subcommand("plan", "Will a model fit, split or not, and how big must its container be");
+    p.app
+        ->add_option("MODEL", p.models,
+                     "A GGUF file, an Ollama model name (deepseek-coder:33b) or a catalog name (llama3.1:70b-q8_0)")
+        ->required();
+    p.app
+        ->add_option("--ctx", p.ctx,
+                     "Context per request (num_ctx), 1 to 16777216; default: Ollama's default for the VRAM")
+        ->type_name("UINT");
+    p.app
+        ->add_option("--parallel", p.parallel,
+                     fmt::format("Requests served at once, 1 to 256 (default: the Ollama container's "
+                                 "OLLAMA_NUM_PARALLEL, else {})",
+                                 o.settings.parallel))
+        ->type_name("UINT");
+    p.app->add_option(
+        "--kv-type", p.kv_type,
+        fmt::format("KV cache: f16, q8_0 or q4_0 (default: the container's OLLAMA_KV_CACHE_TYPE, else {})",
+                    to_string(o.settings.kv_type)));
+    p.app->add_option("--docker-host", p.docker_host,
+                      "Docker address, to find Ollama containers' stores and settings (default: $DOCKER_HOST, else "
+                      "the socket)");
+    p.app->add_option("--ram", p.ram, "Plan for this much RAM instead of the host's (e.g. 32G)");
+    p.app->add_option("--vram", p.vram, "Plan for one GPU of this size instead of the host's (0: no GPU)");
+    p.app->add_option("--reserve", p.reserve, "RAM kept for the other services (the monitoring stack)")
+        ->default_str(option_size(o.reserve));
+    p.app->add_option("--source", p.source, "Where to look: auto, file, store, server or catalog")
+        ->default_str(model_source_name(o.source));
+    p.app->add_option("--models-dir", p.models_dir,
+                      "The Ollama model store to search first (else $OLLAMA_MODELS, ...)");
+    p.app->add_option("--ollama", p.ollama, "A running Ollama to ask (/api/show), e.g. http://127.0.0.1:11434");
+    p.app->add_option("--loading", p.loading, "How the weights are loaded: mmap, no-mmap or mlock")
+        ->default_str(loading_name(o.settings.loading));
+    p.app
+        ->add_option("--gpu-reserve", p.gpu_reserve,
+                     fmt::format("VRAM per GPU kept free, as Ollama's minimum ({}; newer releases keep about 1G)",
+                                 option_size(o.settings.gpu_reserve)))
+        ->default_str(option_size(o.settings.gpu_reserve));
+    p.app->add_option("--headroom", p.headroom, "Container limit above the RAM need, in percent (0 to 1000)")
+        ->type_name("UINT")
+        ->default_str(fmt::format("{}", o.settings.headroom_percent));
+    p.app->add_option("--api-timeout", p.api_timeout, "Time-out for each Ollama API request")
+        ->default_str(option_duration(o.api_timeout));
+    p.app->add_flag("--json", p.json, "Print the plan as JSON (schema in docs/plan.md)");
+    p.app->add_option("--nvml-library", p.nvml_library, "NVML library to load (default libnvidia-ml.so.1)");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> plan() const {
+    const auto& p = m_plan;
+    PlanCommand command;
+    auto& o = command.options;
+    Conversions c;
+    o.root = root();
+    o.models = p.models;
+    if (!p.ctx.empty()) {
+      c.whole(p.ctx, "--ctx", k_ctx_range, o.settings.num_ctx);
+    }
+    if (given(p.app, "--parallel")) {
+      c.whole(p.parallel, "--parallel", k_parallel_range, o.parallel);
+    }
+    if (given(p.app, "--kv-type")) {
+      if (const auto kv = parse_kv_type(ascii_lower(p.kv_type))) {
+        o.kv_type = *kv;
+      } else {
+        c.fail("--kv-type", fmt::format("'{}' is not f16, q8_0 or q4_0", p.kv_type));
+      }
+    }
+    o.docker_host = adapters::docker_host_address(p.docker_host, m_env.docker_host.c_str());
+    if (given(p.app, "--loading")) {
+      const auto* it =
+          std::find_if(k_loadings.begin(), k_loadings.end(), [&](const LoadingName& l) { return p.loading == l.name; });
+      if (it != k_loadings.end()) {
+        o.settings.loading = it->loading;
+      } else {
+        c.fail("--loading", fmt::format("'{}' is not mmap, no-mmap or mlock", p.loading));
+      }
+    }
+    if (given(p.app, "--headroom")) {
+      c.whole(p.headroom, "--headroom", k_headroom_range, o.settings.headroom_percent);
+    }
+    if (!p.ram.empty()) {
+      c.size(p.ram, "--ram", o.ram);
+      if (o.ram && *o.ram == 0) {
+        c.fail("--ram", "must be more than 0");
+      }
+    }
+    if (!p.vram.empty()) {
+      c.size(p.vram, "--vram", o.vram);
+    }
+    if (given(p.app, "--reserve")) {
+      c.size(p.reserve, "--reserve", o.reserve);
+    }
+    if (given(p.app, "--source")) {
+      if (const auto source = engine::parse_model_source(p.source)) {
+        o.source = *source;
+      } else {
+        c.fail("--source", fmt::format("'{}' is not auto, file, store, server or catalog", p.source));
+      }
+    }
+    if (o.source == engine::ModelSource::server && p.ollama.empty()) {
+      c.fail("--source server", "needs --ollama URL");
+    }
+    // A relative --models-dir is relative to where memwarden runs, not to --root.
+    o.models_dir = p.models_dir.empty() ? "" : (m_env.working_dir / p.models_dir).lexically_normal().string();
+    o.ollama_models = m_env.ollama_models;
+    o.home = m_env.home;
+    o.ollama_url = p.ollama;
+    if (given(p.app, "--api-timeout")) {
+      c.positive_duration(p.api_timeout, "--api-timeout", o.api_timeout);
+    }
+    if (given(p.app, "--gpu-reserve")) {
+      c.size(p.gpu_reserve, "--gpu-reserve", o.settings.gpu_reserve);
+    }
+    o.nvml_library = p.nvml_library;
+    command.format = p.json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
+  }
+
+  // ---- export
+  struct {
+    CLI::App* rules = nullptr;
+    CLI::App* grafana = nullptr;
+    std::string pending;
+  } m_export;
+
+  void add_export() {
+    auto& e = m_export;
+    auto* app = m_app.add_subcommand("export", "Files for the monitoring stack");
+    app->require_subcommand(1);
+    e.rules = app->add_subcommand("prometheus-rules", "Prometheus alerting rules on memwarden's metrics");
+    e.rules->add_option("--pending", e.pending, "Replace every alert's `for:` duration (e.g. 0s)");
+    e.grafana = app->add_subcommand("grafana", "A Grafana dashboard on memwarden's metrics (JSON)");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> prometheus_rules() const {
+    PrometheusRulesCommand command;
+    Conversions c;
+    if (!m_export.pending.empty()) {
+      c.duration(m_export.pending, "--pending", command.options.pending_override);
+    }
+    return finish(c, std::move(command));
+  }
+
+  const Environment& m_env;
+  CLI::App m_app{"memwarden: keeps the memory of a local-LLM host healthy"};
+  std::string m_root;
+};
+
+}  // namespace
+
+Expected<Command, UsageError> parse_command_line(const std::vector<std::string>& args, const Environment& env) {
+  CommandLine command_line(env);
+  return command_line.parse(args);
+}
+
+}  // namespace mw::cli
