@@ -80,6 +80,7 @@ class Sampler {
   [[nodiscard]] const HostHistory& host() const { return m_host; }
   [[nodiscard]] const std::vector<Error>& problems() const { return m_problems; }
   [[nodiscard]] std::optional<probes::CgroupMode> cgroup_mode() const;
+  [[nodiscard]] const std::optional<probes::CgroupLayout>& layout() const { return m_layout; }
   [[nodiscard]] std::vector<ServerState> states() const;
 
  private:
