@@ -17,8 +17,10 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -244,7 +246,7 @@ std::optional<std::string_view> complete_body(std::string_view received, const H
 
 namespace {
 
-enum class Phase { reading, writing, lingering };
+enum class Phase { reading, offloaded, writing, lingering };  // offloaded: the second thread answers it
 
 // What a connection counts against.
 enum class Slot {
@@ -255,6 +257,7 @@ enum class Slot {
 };
 
 struct Connection {
+  std::uint64_t id = 0;  // matches an offloaded answer to its connection
   int fd = -1;
   std::string peer;    // "127.0.0.1:54321", for the handler
   std::string client;  // the per-client key (client_key)
@@ -267,6 +270,7 @@ struct Connection {
   std::optional<detail::request::HeadDone> head;
   std::string out;
   std::size_t out_pos = 0;
+  bool head_only = false;  // an offloaded HEAD request: answered without the body
 };
 
 class Fd {
@@ -337,6 +341,21 @@ struct HttpServer::Impl {
   std::uint64_t evicted_total = 0;
   std::uint64_t refused_total = 0;
   SteadyClock::time_point accept_paused_until{};
+  std::uint64_t next_id = 0;
+  // The offload thread (options.offload_paths): requests in, answers out, done_fd says an answer is there.
+  struct Work {
+    std::uint64_t id;
+    ServerRequest request;
+  };
+  Fd done_fd;
+  std::thread offload;
+  std::atomic<std::thread::id> offload_id{};
+  std::mutex work_mutex;
+  std::condition_variable work_cv;
+  std::deque<Work> work;
+  std::deque<std::pair<std::uint64_t, ServerResponse>> answered;
+  bool work_stop = false;
+  std::size_t offloaded = 0;  // poll thread: requests handed over and not yet answered
   // What stats() reads, published by the worker each time before it waits.
   std::atomic<std::size_t> stat_regular{0};
   std::atomic<std::size_t> stat_reserved{0};
@@ -346,6 +365,9 @@ struct HttpServer::Impl {
   std::atomic<std::uint64_t> stat_refused{0};
 
   void run();
+  void run_offload();
+  void take_answers();
+  [[nodiscard]] bool is_offloaded(const std::string& path) const;
   void accept_all();
   void admit(Connection connection);
   void make_room(SteadyClock::time_point now);
@@ -389,12 +411,21 @@ void HttpServer::stop() {
   m_impl->stopping.store(true);
   const std::uint64_t one = 1;
   (void)!::write(m_impl->wake_fd.get(), &one, sizeof one);
-  if (m_impl->worker_id.load() == std::this_thread::get_id()) {
+  if (m_impl->worker_id.load() == std::this_thread::get_id() ||
+      m_impl->offload_id.load() == std::this_thread::get_id()) {
     return;  // from the handler: the worker leaves its loop after this request
   }
   std::lock_guard lock(m_impl->stop_mutex);
   if (m_impl->worker.joinable()) {
     m_impl->worker.join();
+  }
+  {
+    std::lock_guard work_lock(m_impl->work_mutex);
+    m_impl->work_stop = true;
+  }
+  m_impl->work_cv.notify_all();
+  if (m_impl->offload.joinable()) {
+    m_impl->offload.join();
   }
 }
 
@@ -461,14 +492,23 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
     const int err = errno;
     return fail(source, "eventfd: " + describe_errno(err), err);
   }
+  Fd done_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (done_fd.get() < 0) {
+    const int err = errno;
+    return fail(source, "eventfd: " + describe_errno(err), err);
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   impl->handler = std::move(handler);
   impl->listen_fd = std::move(listen_fd);
   impl->wake_fd = std::move(wake_fd);
+  impl->done_fd = std::move(done_fd);
   impl->port = port;
   Impl* raw = impl.get();
   impl->worker = std::thread([raw] { raw->run(); });
+  if (!raw->options.offload_paths.empty()) {
+    raw->offload = std::thread([raw] { raw->run_offload(); });
+  }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
@@ -484,6 +524,7 @@ void HttpServer::Impl::run() {
     fds.push_back({wake_fd.get(), POLLIN, 0});
     const bool accepting = now >= accept_paused_until;
     fds.push_back({accepting ? listen_fd.get() : -1, POLLIN, 0});
+    fds.push_back({done_fd.get(), POLLIN, 0});
     auto next_wake = accepting ? SteadyClock::time_point::max() : accept_paused_until;
     const bool evicting = regular > eviction_threshold();
     for (auto& c : connections) {
@@ -514,9 +555,12 @@ void HttpServer::Impl::run() {
     if ((fds[1].revents & POLLIN) != 0) {
       accept_all();
     }
+    if ((fds[2].revents & POLLIN) != 0) {
+      take_answers();
+    }
     for (std::size_t i = 0; i < polled.size(); ++i) {
       Connection& c = *polled[i];
-      const short revents = fds[i + 2].revents;
+      const short revents = fds[i + 3].revents;
       if (c.fd < 0 || revents == 0) {
         continue;
       }
@@ -544,6 +588,59 @@ void HttpServer::Impl::run() {
   listen_fd.reset();
 }
 
+// The offload thread: answers offload_paths' requests one after another.
+void HttpServer::Impl::run_offload() {
+  offload_id.store(std::this_thread::get_id());
+  for (;;) {
+    Work next;
+    {
+      std::unique_lock lock(work_mutex);
+      work_cv.wait(lock, [&] { return work_stop || !work.empty(); });
+      if (work_stop) {
+        return;
+      }
+      next = std::move(work.front());
+      work.pop_front();
+    }
+    ServerResponse response;
+    try {
+      response = handler(next.request);
+    } catch (...) {
+      response = error_response(500, "internal error");
+    }
+    {
+      std::lock_guard lock(work_mutex);
+      answered.emplace_back(next.id, std::move(response));
+    }
+    const std::uint64_t one = 1;
+    (void)!::write(done_fd.get(), &one, sizeof one);
+  }
+}
+
+// Poll thread: sends the offload thread's answers to connections still waiting for them.
+void HttpServer::Impl::take_answers() {
+  std::uint64_t count = 0;
+  (void)!::read(done_fd.get(), &count, sizeof count);
+  std::deque<std::pair<std::uint64_t, ServerResponse>> ready;
+  {
+    std::lock_guard lock(work_mutex);
+    ready.swap(answered);
+  }
+  for (auto& [id, response] : ready) {
+    --offloaded;
+    const auto it = std::find_if(connections.begin(), connections.end(), [id = id](const Connection& c) {
+      return c.id == id && c.fd >= 0 && c.phase == Phase::offloaded;
+    });
+    if (it != connections.end()) {
+      respond(*it, response, it->head_only);
+    }  // else: closed by its client or answered 503 meanwhile
+  }
+}
+
+bool HttpServer::Impl::is_offloaded(const std::string& path) const {
+  return std::find(options.offload_paths.begin(), options.offload_paths.end(), path) != options.offload_paths.end();
+}
+
 void HttpServer::Impl::accept_all() {
   for (int i = 0; i < 64; ++i) {
     sockaddr_storage addr{};
@@ -557,6 +654,7 @@ void HttpServer::Impl::accept_all() {
     }
     ++accepted_total;
     Connection c;
+    c.id = ++next_id;
     c.fd = fd;
     c.peer = peer_text(addr);
     c.client = client_key(addr);
@@ -736,8 +834,8 @@ void HttpServer::Impl::on_readable(Connection& c) {
     close_connection(c);  // the client went away (or finished reading our answer)
     return;
   }
-  if (c.phase == Phase::lingering) {
-    return;  // discard what a client sends after its answer (an unread body)
+  if (c.phase == Phase::lingering || c.phase == Phase::offloaded) {
+    return;  // discard what a client sends after its request (an unread body)
   }
   c.in.append(buf, static_cast<std::size_t>(n));
   process_input(c);
@@ -773,6 +871,22 @@ void HttpServer::Impl::process_input(Connection& c) {
   }
   ServerRequest& req = c.head->head.request;
   req.body = std::string(*body);
+  if (is_offloaded(req.path)) {
+    if (offloaded >= options.max_offloaded) {
+      respond(c, error_response(503, "busy: too many slow requests are waiting"), req.method == "HEAD");
+      return;
+    }
+    ++offloaded;
+    c.phase = Phase::offloaded;
+    c.head_only = req.method == "HEAD";
+    c.deadline = SteadyClock::now() + options.io_timeout;
+    {
+      std::lock_guard lock(work_mutex);
+      work.push_back({c.id, std::move(req)});
+    }
+    work_cv.notify_one();
+    return;
+  }
   ServerResponse response;
   try {
     response = handler(req);
@@ -837,6 +951,8 @@ void HttpServer::Impl::on_deadline(Connection& c) {
     close_connection(c);  // the reserve waits for no one
   } else if (c.phase == Phase::reading) {
     respond(c, error_response(408, "request not received in time"), false);
+  } else if (c.phase == Phase::offloaded) {
+    respond(c, error_response(503, "busy: the answer was not ready in time"), c.head_only);
   } else {
     close_connection(c);  // a client that does not read its answer, or lingers
   }

@@ -232,14 +232,17 @@ ServerResponse Daemon::handle(const ServerRequest& request) {
     if (snap->samples_total == 0) {
       return json_response(503, json{{"status", "starting"}});
     }
+    // Fixes run beside the rounds, so samples stay fresh while one drains or waits: fresh samples are health.
     const auto age_ms = m_watch.wall_ms() - snap->taken_at_ms;
     const auto stale_after = std::max<std::int64_t>(3 * interval.count(), 5'000);
-    if (age_ms > stale_after && !m_watch.acting()) {
-      return json_response(503, json{{"status", "stale"}, {"last_sample_age_ms", age_ms}});
+    const auto jobs = m_watch.jobs_running();
+    if (age_ms > stale_after) {
+      return json_response(503, json{{"status", "stale"}, {"last_sample_age_ms", age_ms}, {"jobs", jobs}});
     }
     return json_response(200, json{{"status", "ok"},
                                    {"last_sample_age_ms", age_ms},
-                                   {"acting", m_watch.acting()},
+                                   {"acting", jobs > 0},
+                                   {"jobs", jobs},
                                    {"docker", snap->status.docker.reachable},
                                    {"history", snap->history_ok}});
   }
@@ -411,6 +414,9 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
   http.host = listen->first;
   http.port = listen->second;
   http.max_body_bytes = 8U << 10;  // the only body is POST /api/v1/fix's {"server": "NAME"}
+  // The routes that read SQLite are answered on the server's offload thread: /metrics and /healthz never
+  // wait behind a database read.
+  http.offload_paths = {"/api/v1/history", "/api/v1/samples"};
   auto server = adapters::HttpServer::start(http, [&daemon](const ServerRequest& r) { return daemon.handle(r); });
   if (!server) {
     fmt::print(stderr, "memwarden: {}\n", server.error().line());
@@ -505,9 +511,18 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
     }
   });
 
+  // After SIGTERM no new fix starts; the rounds go on until the running fixes have ended (each bounded by
+  // its own time-outs), so that they are journaled, reported and notified, and /metrics stays fresh.
+  const auto running = [&] { return !stop || daemon.jobs_running() > 0; };
   auto next = env.clock.now();
   bool woken = false;
-  while (!stop) {
+  bool said_waiting = false;
+  while (running()) {
+    if (stop && !said_waiting) {
+      said_waiting = true;
+      env.log(fmt::format("stopping: waiting for {} running fix{} to end", daemon.jobs_running(),
+                          daemon.jobs_running() == 1 ? "" : "es"));
+    }
     if (reload->ready.exchange(false)) {
       std::optional<ConfigResult> loaded;
       {
@@ -536,7 +551,7 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
       next = now + daemon.config().interval;  // a slow round (an action) does not cause a burst of samples
     }
     woken = false;
-    while (!stop && !reload->ready && env.clock.now() < next) {
+    while (running() && !reload->ready && env.clock.now() < next) {
       if (daemon.wait_until(next)) {
         woken = true;  // an event or a request: sample now, then a whole interval from then
         break;
@@ -544,6 +559,7 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
     }
   }
   env.log("stopping");
+  daemon.finish_jobs();  // none by now; kept so that no job can outlive the loop
   waiter.join();
   bool reload_busy = false;
   {

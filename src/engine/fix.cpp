@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <nlohmann/json.hpp>
 
 #include "adapters/ollama.hpp"
 #include "core/bytes.hpp"
 #include "core/discovery.hpp"
+#include "core/ollama.hpp"
 #include "probes/cgroup.hpp"
 #include "probes/connections.hpp"
 
@@ -35,20 +37,6 @@ std::string own_container_id(const probes::HostRoot& root) {
 }
 
 namespace {
-
-std::optional<std::uint64_t> last_anon(const WatchedServer& w) {
-  if (w.history.empty() || !w.history.back().memory) {
-    return std::nullopt;
-  }
-  return w.history.back().memory->anon;
-}
-
-std::vector<OllamaModel> last_models(const WatchedServer& w) {
-  if (w.history.empty() || !w.history.back().models) {
-    return {};
-  }
-  return *w.history.back().models;
-}
 
 // The TCP port of an http:// API address; nullopt for unix:// or unparsable addresses.
 std::optional<std::uint16_t> api_port(const std::string& url) {
@@ -95,25 +83,25 @@ json evidence_json(const std::vector<Finding>& findings) {
 // Runs the ladder on one server; every step is journaled when `journal` is set.
 class Ladder {
  public:
-  Ladder(const FixOptions& options, FixEnvironment& env, Sampler& sampler, WatchedServer& watched,
+  Ladder(const FixOptions& options, FixEnvironment& env, ServerGauge& gauge, const std::vector<OllamaModel>& loaded,
          ServerFixReport& report)
       : m_options(options),
         m_env(env),
-        m_sampler(sampler),
-        m_w(watched),
+        m_gauge(gauge),
+        m_server(report.server),
+        m_loaded(loaded),
         m_report(report),
         m_seen_log(env.actions.log().size()) {}
 
   void run(FixStep first) {
     const bool live = m_options.mode == RunMode::live;
-    m_report.before_anon = last_anon(m_w);
     m_report.kind = first == FixStep::unload ? "unload" : "restart";
     const auto started = m_env.clock.now();
     if (live) {
       adapters::JournalRecord record;
       record.started_at_ms = m_env.wall_ms();
-      record.server = m_w.server.name;
-      record.container_id = m_w.server.container_id;
+      record.server = m_server.name;
+      record.container_id = m_server.container_id;
       record.kind = m_report.kind;
       record.reason = m_report.findings.empty()
                           ? std::string("requested")
@@ -199,7 +187,7 @@ class Ladder {
   // Unloads every loaded model, waits for the memory to settle and measures again.
   // True when that cured the bloat (no restart needed).
   bool unload_and_measure() {
-    for (const auto& model : last_models(m_w)) {
+    for (const auto& model : m_loaded) {
       if (model.folded > 0) {
         // Not a model the server knows by that name: the ones beyond what a sample keeps one by one.
         step("unload",
@@ -208,7 +196,7 @@ class Ladder {
         continue;
       }
       const auto began = m_env.clock.now();
-      auto ok = m_env.actions.unload_model(m_w.server, model.name);
+      auto ok = m_env.actions.unload_model(m_server, model.name);
       step("unload", ok ? fmt::format("unloaded {}", model.name) : ok.error().line(), began, ok.has_value());
     }
     if (m_options.mode == RunMode::dry_run) {
@@ -218,29 +206,27 @@ class Ladder {
     }
     const auto began = m_env.clock.now();
     m_env.clock.sleep_until(began + m_options.policy.settle);
-    m_sampler.sample();
-    const auto anon = last_anon(m_w);
-    const auto threshold = bloat_threshold(last_models(m_w), m_options.diagnose.thresholds);
-    const bool cured = anon && *anon <= threshold;
+    const auto now = m_gauge.measure();
+    const auto threshold =
+        bloat_threshold(now.models.value_or(std::vector<OllamaModel>{}), m_options.diagnose.thresholds);
+    const bool cured = now.anon && *now.anon <= threshold;
     step("settle",
-         fmt::format("anon {} after unloading (threshold {})", anon ? format_bytes(*anon) : "-",
+         fmt::format("anon {} after unloading (threshold {})", now.anon ? format_bytes(*now.anon) : "-",
                      format_bytes(threshold)),
          began, cured);
     if (cured) {
-      m_report.after_anon = anon;
+      m_report.after_anon = now.anon;
       finish(ActionOutcome::succeeded,
-             fmt::format("unloading cured it, no restart: {}", reduction_text(m_report.before_anon, anon)));
+             fmt::format("unloading cured it, no restart: {}", reduction_text(m_report.before_anon, now.anon)));
     }
     return cured;
   }
 
   bool drain() {
     const auto began = m_env.clock.now();
-    if (m_w.api) {
-      m_w.api->close();  // memwarden's own connection is not a client to wait for
-    }
-    const auto port = api_port(m_w.server.api_url);
-    if (!port || m_w.server.pid <= 0) {
+    m_gauge.disconnect();  // memwarden's own connection is not a client to wait for
+    const auto port = api_port(m_server.api_url);
+    if (!port || m_server.pid <= 0) {
       step("drain", "no TCP API port or pid known: not waiting for clients", began, true);
       return true;
     }
@@ -253,7 +239,7 @@ class Ladder {
     const auto deadline = began + m_options.policy.drain_timeout;
     std::size_t clients = 0;
     for (;;) {
-      auto connections = probes::read_connections(m_options.diagnose.sampler.root, m_w.server.pid);
+      auto connections = probes::read_connections(m_options.diagnose.sampler.root, m_server.pid);
       if (!connections) {
         step("drain", "connections unreadable, not waiting: " + connections.error().line(), began, true);
         return true;
@@ -278,7 +264,7 @@ class Ladder {
 
   bool restart() {
     const auto began = m_env.clock.now();
-    auto ok = m_env.actions.restart(m_w.server, m_options.policy.stop_timeout);
+    auto ok = m_env.actions.restart(m_server, m_options.policy.stop_timeout);
     step("restart", ok ? "restarted" : ok.error().line(), began, ok.has_value());
     if (!ok) {
       finish(ActionOutcome::failed, "restart failed: " + ok.error().line());
@@ -290,15 +276,15 @@ class Ladder {
     if (m_options.mode == RunMode::dry_run) {
       note_plan();
       m_report.plan.push_back(fmt::format("would wait up to {} s for {}/api/version to answer",
-                                          m_options.policy.health_timeout.count() / 1000, m_w.server.api_url));
+                                          m_options.policy.health_timeout.count() / 1000, m_server.api_url));
       return false;
     }
     const auto began = m_env.clock.now();
-    if (m_w.server.api_url.empty() || !m_w.server.api_url_problem.empty()) {
+    if (m_server.api_url.empty() || !m_server.api_url_problem.empty()) {
       step("health_wait", "no usable API address known: not waiting", began, true);
       return true;
     }
-    auto endpoint = adapters::parse_endpoint(m_w.server.api_url, "api");
+    auto endpoint = adapters::parse_endpoint(m_server.api_url, "api");
     if (!endpoint) {
       step("health_wait", endpoint.error().line(), began, false);
       finish(ActionOutcome::failed, "restarted, but the API address is unusable");
@@ -310,7 +296,7 @@ class Ladder {
       adapters::OllamaClient client(*endpoint, std::chrono::milliseconds(1000));
       auto version = client.version();
       if (version) {
-        step("health_wait", fmt::format("{}/api/version answered {}", m_w.server.api_url, *version), began, true);
+        step("health_wait", fmt::format("{}/api/version answered {}", m_server.api_url, *version), began, true);
         return true;
       }
       last_error = version.error().line();
@@ -328,8 +314,7 @@ class Ladder {
 
   void verify() {
     const auto began = m_env.clock.now();
-    m_sampler.sample();
-    const auto after = last_anon(m_w);
+    const auto after = m_gauge.measure().anon;
     m_report.after_anon = after;
     const bool ok = after.has_value();
     step("verify", ok ? reduction_text(m_report.before_anon, after) : "memory after the restart unreadable", began, ok);
@@ -342,8 +327,9 @@ class Ladder {
 
   const FixOptions& m_options;
   FixEnvironment& m_env;
-  Sampler& m_sampler;
-  WatchedServer& m_w;
+  ServerGauge& m_gauge;
+  const InferenceServer& m_server;
+  const std::vector<OllamaModel>& m_loaded;
   ServerFixReport& m_report;
   std::size_t m_seen_log;
   bool m_done = false;
@@ -352,17 +338,65 @@ class Ladder {
 
 }  // namespace
 
-std::optional<ServerFixReport> fix_server(const FixOptions& options, FixEnvironment& env, Sampler& sampler,
-                                          WatchedServer& w, const std::vector<Finding>& findings,
-                                          std::vector<Error>& problems) {
-  ServerFixReport report;
-  report.server = w.server;
+LiveGauge::LiveGauge(probes::HostRoot root, std::optional<probes::CgroupLayout> layout, InferenceServer server,
+                     std::optional<probes::CgroupLocation> cgroup, std::chrono::milliseconds api_timeout)
+    : m_root(std::move(root)), m_layout(std::move(layout)), m_server(std::move(server)), m_cgroup(std::move(cgroup)) {
+  if (!m_layout) {
+    if (auto detected = probes::detect_cgroup_layout(m_root)) {
+      m_layout = *detected;
+    }
+  }
+  if (!m_server.api_url.empty() && m_server.api_url_problem.empty()) {
+    if (auto endpoint = adapters::parse_endpoint(m_server.api_url, m_server.name + " API address")) {
+      m_api = std::make_unique<adapters::OllamaClient>(*endpoint, api_timeout);
+    }
+  }
+}
+
+ServerReading LiveGauge::measure() {
+  ServerReading out;
+  if (m_layout && m_cgroup) {
+    std::vector<Error> problems;  // optional files missing: what a reading needs is anon
+    auto memory = probes::read_cgroup_memory(*m_layout, *m_cgroup, problems);
+    if (!memory && memory.error().code == ENOENT && m_server.kind == ServerKind::container) {
+      // Restarted or recreated: find the cgroup again.
+      if (auto again = probes::locate_container_cgroup(m_root, *m_layout, 0, m_server.container_id)) {
+        m_cgroup = *again;
+        memory = probes::read_cgroup_memory(*m_layout, *m_cgroup, problems);
+      }
+    }
+    if (memory) {
+      out.anon = memory->anon;
+    }
+  }
+  if (m_api) {
+    if (auto models = m_api->ps()) {
+      out.models = std::move(models).value();
+      (void)fold_models(*out.models);
+    }
+  }
+  return out;
+}
+
+void LiveGauge::disconnect() {
+  if (m_api) {
+    m_api->close();
+  }
+}
+
+std::optional<FixDecision> decide_fix(const FixOptions& options, FixEnvironment& env, const InferenceServer& server,
+                                      const ServerReading& last, const std::vector<Finding>& findings,
+                                      std::vector<Error>& problems) {
+  FixDecision decision;
+  auto& report = decision.report;
+  report.server = server;
+  decision.loaded = last.models.value_or(std::vector<OllamaModel>{});
   std::optional<FixStep> first;
   for (const auto& f : findings) {
-    if (f.subject != w.server.name) {
+    if (f.subject != server.name) {
       continue;
     }
-    if (const auto step = first_step(f, last_models(w))) {
+    if (const auto step = first_step(f, decision.loaded)) {
       report.findings.push_back(f);
       first = first ? std::max(*first, *step) : *step;  // restart wins over unload
     }
@@ -371,10 +405,10 @@ std::optional<ServerFixReport> fix_server(const FixOptions& options, FixEnvironm
     return std::nullopt;
   }
   report.kind = *first == FixStep::unload ? "unload" : "restart";
-  const ServerIdentity identity{w.server.name, w.server.container_id, w.server.labels};
+  const ServerIdentity identity{server.name, server.container_id, server.labels};
   std::vector<PastAction> past;
   if (env.journal != nullptr) {
-    auto since = env.journal->actions_since(w.server.name, env.wall_ms() - options.policy.budget_window.count());
+    auto since = env.journal->actions_since(server.name, env.wall_ms() - options.policy.budget_window.count());
     if (since) {
       for (const auto& r : *since) {
         const bool counted = r.outcome != ActionOutcome::dry_run && r.outcome != ActionOutcome::refused;
@@ -387,9 +421,8 @@ std::optional<ServerFixReport> fix_server(const FixOptions& options, FixEnvironm
   report.verdict =
       check_eligibility(identity, options.selection, past, env.wall_ms(), options.policy, options.own_container_id);
   if (report.verdict.eligibility == Eligibility::needs_confirmation) {
-    const auto question =
-        fmt::format("{} has not opted in (label memwarden.enable=true). {} it now? [y/N] ", w.server.name,
-                    *first == FixStep::unload ? "Unload its models and fix" : "Restart");
+    const auto question = fmt::format("{} has not opted in (label memwarden.enable=true). {} it now? [y/N] ",
+                                      server.name, *first == FixStep::unload ? "Unload its models and fix" : "Restart");
     if (env.confirm && env.confirm(question)) {
       report.verdict.eligibility = Eligibility::allowed;
       report.verdict.reason = "confirmed by the operator";
@@ -400,17 +433,50 @@ std::optional<ServerFixReport> fix_server(const FixOptions& options, FixEnvironm
   if (report.verdict.eligibility != Eligibility::allowed) {
     report.outcome = ActionOutcome::refused;
     report.message = "left alone: " + report.verdict.reason;
-    return report;
+    return decision;
   }
   if (options.mode == RunMode::live && env.journal == nullptr) {
     report.outcome = ActionOutcome::failed;
     report.message = "not acting: no journal";
     report.journal_unavailable = true;
-    return report;
+    return decision;
   }
-  Ladder ladder(options, env, sampler, w, report);
-  ladder.run(*first);
-  return report;
+  decision.first = first;
+  report.before_anon = last.anon;
+  return decision;
+}
+
+void run_ladder(const FixOptions& options, FixEnvironment& env, ServerGauge& gauge, FixDecision& decision) {
+  if (!decision.first) {
+    return;
+  }
+  Ladder ladder(options, env, gauge, decision.loaded, decision.report);
+  ladder.run(*decision.first);
+}
+
+std::optional<ServerFixReport> fix_server(const FixOptions& options, FixEnvironment& env, Sampler& sampler,
+                                          WatchedServer& w, const std::vector<Finding>& findings,
+                                          std::vector<Error>& problems) {
+  ServerReading last;
+  if (!w.history.empty()) {
+    if (w.history.back().memory) {
+      last.anon = w.history.back().memory->anon;
+    }
+    last.models = w.history.back().models;
+  }
+  auto decision = decide_fix(options, env, w.server, last, findings, problems);
+  if (!decision) {
+    return std::nullopt;
+  }
+  if (decision->first) {
+    if (w.api) {
+      w.api->close();  // the sampler's kept-alive connection is memwarden's, not a client to wait for
+    }
+    LiveGauge gauge(options.diagnose.sampler.root, sampler.layout(), w.server, w.cgroup,
+                    options.diagnose.sampler.api_timeout);
+    run_ladder(options, env, gauge, *decision);
+  }
+  return std::move(decision->report);
 }
 
 FixResult run_fix(const FixOptions& options, FixEnvironment& env) {

@@ -293,7 +293,11 @@ ServerSample Sampler::sample_server(WatchedServer& w) {
       }
     }
   }
-  if (w.api && s.at < w.api_retry_at) {
+  if (w.api && m_fixing.count(w.server.name) > 0) {
+    w.api->close();  // a fix job owns the API until it ends
+    s.api_error =
+        Error{w.api->source("GET", "/api/ps"), "not asked this sample: a fix is working on the server", EBUSY};
+  } else if (w.api && s.at < w.api_retry_at) {
     s.api_error = Error{w.api->source("GET", "/api/ps"),
                         fmt::format("not asked this sample: it did not answer within the time-out; asking again in "
                                     "{} s",

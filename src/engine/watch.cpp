@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <thread>
 
 #include "core/bytes.hpp"
@@ -23,6 +24,18 @@ constexpr Duration k_retry_docker_every{5'000};  // while the engine is unreacha
 constexpr std::int64_t k_maintain_every_ms = 60'000;
 // The most running containers a daemon watches (docs/serve.md, "Memory").
 constexpr std::size_t k_max_containers = 500;
+
+// What a server's newest sample said, for the policy.
+ServerReading last_reading(const WatchedServer& w) {
+  ServerReading out;
+  if (!w.history.empty()) {
+    if (w.history.back().memory) {
+      out.anon = w.history.back().memory->anon;
+    }
+    out.models = w.history.back().models;
+  }
+  return out;
+}
 
 std::optional<Severity> worse(std::optional<Severity> a, Severity b) {
   if (!a || static_cast<int>(b) > static_cast<int>(*a)) {
@@ -48,8 +61,102 @@ WatchEnvironment with_defaults(WatchEnvironment env) {
   return env;
 }
 
+// ---------------------------------------------------------------- job runners
+
+ThreadJobRunner::~ThreadJobRunner() {
+  wait_all();
+}
+
+void ThreadJobRunner::start(std::function<void()> job) {
+  std::erase_if(m_running, [](Running& r) {
+    if (!r.ended->load()) {
+      return false;
+    }
+    r.thread.join();
+    return true;
+  });
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  std::thread thread([job = std::move(job), ended] {
+    job();
+    ended->store(true);
+  });
+  m_running.push_back({std::move(thread), std::move(ended)});
+}
+
+void ThreadJobRunner::wait_all() {
+  for (auto& r : m_running) {
+    r.thread.join();
+  }
+  m_running.clear();
+}
+
+namespace {
+
+// Everything a fix job needs, copied from the main loop when it starts: it shares nothing with the rounds.
+struct JobSetup {
+  FixOptions options;
+  FixDecision decision;
+  std::optional<probes::CgroupLayout> layout;
+  std::optional<probes::CgroupLocation> cgroup;
+  std::string state_dir;
+  std::string docker_host;
+  std::chrono::milliseconds docker_timeout{2000};
+  std::string systemd_unit;
+  actions::ServerActions* actions = nullptr;  // injected by tests; null: its own live or dry-run actions
+};
+
+// The ladder with the job's own journal connection, Docker client, Ollama client and gauge.
+void run_job(JobSetup& job, Clock& clock, const std::function<std::int64_t()>& wall_ms, std::vector<Error>& problems) {
+  auto& report = job.decision.report;
+  const bool live = job.options.mode == RunMode::live;
+  std::optional<adapters::Journal> journal;
+  if (live) {
+    auto opened = adapters::Journal::open(job.state_dir);
+    if (!opened) {
+      report.outcome = adapters::ActionOutcome::failed;
+      report.message = "not acting: the journal could not be opened: " + opened.error().line();
+      report.journal_unavailable = true;
+      return;
+    }
+    journal = std::move(opened).value();
+  }
+  const auto api_timeout = job.options.diagnose.sampler.api_timeout;
+  actions::ProcessRunner runner;
+  std::optional<adapters::DockerClient> docker;
+  std::optional<actions::LiveActions> live_actions;
+  std::optional<actions::DryRunActions> dry_actions;
+  actions::ServerActions* chosen = job.actions;
+  if (chosen == nullptr && !live) {
+    chosen = &dry_actions.emplace(job.systemd_unit);
+  } else if (chosen == nullptr) {
+    if (report.server.kind == ServerKind::container && job.decision.first) {
+      if (auto endpoint = adapters::parse_endpoint(job.docker_host, "docker host")) {
+        if (auto client = adapters::DockerClient::connect(*endpoint, job.docker_timeout)) {
+          docker = std::move(client).value();
+        } else {
+          problems.push_back(client.error());
+        }
+      }
+    }
+    chosen = &live_actions.emplace(docker ? &*docker : nullptr, runner, job.systemd_unit, api_timeout);
+  }
+  LiveGauge gauge(job.options.diagnose.sampler.root, job.layout, report.server, job.cgroup, api_timeout);
+  FixEnvironment env{clock, wall_ms, *chosen, journal ? &*journal : nullptr, {}};
+  run_ladder(job.options, env, gauge, job.decision);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- the watch
+
 Watch::Watch(ServeConfig config, WatchEnvironment env)
     : m_config(std::move(config)), m_env(with_defaults(std::move(env))) {
+  if (m_env.jobs != nullptr) {
+    m_runner = m_env.jobs;
+  } else {
+    m_own_runner = std::make_unique<ThreadJobRunner>();
+    m_runner = m_own_runner.get();
+  }
   m_limiter = std::make_unique<RateLimiter>(m_config.notify_min_interval.count(), 30);
   m_action_limiter = std::make_unique<RateLimiter>(0, 30);
   m_interval = m_config.interval;
@@ -62,7 +169,9 @@ Watch::Watch(ServeConfig config, WatchEnvironment env)
   m_snapshot = std::move(empty);
 }
 
-Watch::~Watch() = default;
+Watch::~Watch() {
+  m_runner->wait_all();  // jobs hand their reports to this object: it outlives them
+}
 
 void Watch::log(const std::string& line) const {
   m_env.log(line);
@@ -290,6 +399,14 @@ void Watch::tick() {
   snap->reserve_bytes = m_config.thresholds.reserve;
   snap->taken_at_ms = m_env.wall_ms();
 
+  collect_jobs();
+  {
+    std::set<std::string> fixing;
+    for (const auto& [name, job] : m_jobs) {
+      fixing.insert(name);
+    }
+    m_sampler->set_fixing(std::move(fixing));
+  }
   m_sampler->sample();
   auto& host = snap->status.host;
   if (!m_sampler->host().empty()) {
@@ -317,7 +434,9 @@ void Watch::tick() {
   snap->status.gpu = m_gpu->read(m_env.root);
 
   auto findings = run_detectors(m_sampler->states(), m_sampler->host(), m_config.thresholds);
+  hold_findings_of_jobs(findings);
   act(findings, requested);
+  collect_jobs();  // jobs that ended at once (inline in tests; a dry run)
   if (m_refresh_next) {
     m_refresh_next = false;
     std::lock_guard lock(m_mutex);
@@ -398,6 +517,12 @@ void Watch::act(const std::vector<Finding>& findings, const std::set<std::string
       return f.subject == name && first_step(f, models).has_value();
     });
     const bool was_requested = requested.count(name) > 0;
+    if (m_jobs.count(name) > 0) {
+      if (was_requested) {
+        log(fmt::format("fix requested for {}: a fix of it is already running", name));
+      }
+      continue;  // one job per server: its findings start nothing more while it runs
+    }
     if (!fixable) {
       m_announced.erase(name);  // the episode is over
       if (was_requested) {
@@ -417,59 +542,154 @@ void Watch::act(const std::vector<Finding>& findings, const std::set<std::string
       }
       m_hold_until.erase(hold);
     }
-    actions::ProcessRunner runner;
-    actions::LiveActions live(m_inventory->client(), runner, m_config.systemd_unit, m_config.api_timeout);
-    actions::DryRunActions dry(m_config.systemd_unit);
-    actions::ServerActions* chosen = m_env.actions;
-    if (chosen == nullptr) {
-      chosen = options.mode == RunMode::dry_run ? static_cast<actions::ServerActions*>(&dry) : &live;
+    if (m_jobs.size() >= k_max_fix_jobs) {
+      continue;  // its turn comes when a job ends; the finding is still there then
     }
-    FixEnvironment fenv{m_env.clock, m_env.wall_ms, *chosen, m_journal ? &*m_journal : nullptr, {}};
+    // The policy only: decide_fix acts on nothing (the job brings its own actions).
+    actions::DryRunActions unused(m_config.systemd_unit);
+    FixEnvironment fenv{m_env.clock, m_env.wall_ms, unused, m_journal ? &*m_journal : nullptr, {}};
     std::vector<Error> problems;
-    m_acting = true;
-    auto report = fix_server(options, fenv, *m_sampler, *w, findings, problems);
-    m_acting = false;
+    auto decision = decide_fix(options, fenv, w->server, last_reading(*w), findings, problems);
     for (const auto& p : problems) {
       log(p.line());
     }
-    if (!report) {
+    if (!decision) {
       continue;
     }
-    const bool ran = report->journal_id.has_value() || report->journal_unavailable;
-    const bool succeeded = report->outcome == adapters::ActionOutcome::succeeded;
-    if (ran && !succeeded) {
-      m_hold_until[name] = m_env.clock.now() + m_config.policy.cooldown;
+    if (!decision->first) {
+      take_report(name, decision->report);  // left alone, or no journal
+      continue;
     }
-    const bool quiet_repeat = (report->outcome == adapters::ActionOutcome::refused && !ran) ||
-                              report->outcome == adapters::ActionOutcome::dry_run || report->journal_unavailable;
-    if (quiet_repeat && !m_announced.insert(name).second) {
-      continue;  // said once per episode: the finding is still there and so is the reason
-    }
-    ++m_actions[{report->kind, adapters::to_string(report->outcome)}];
-    log(fmt::format("fix {}: {} {}: {}", name, report->kind, adapters::to_string(report->outcome), report->message));
-    adapters::Notification n;
-    n.event = "action";
-    n.subject = name;
-    n.what = report->kind;
-    n.severity = report->outcome == adapters::ActionOutcome::failed    ? Severity::critical
-                 : report->outcome == adapters::ActionOutcome::refused ? Severity::warning
-                                                                       : Severity::info;
-    n.title = fmt::format("{}: {} {}", name, report->kind, adapters::to_string(report->outcome));
-    n.message = report->message;
-    n.details = json{{"outcome", adapters::to_string(report->outcome)},
-                     {"before_anon_bytes", report->before_anon ? json(*report->before_anon) : json(nullptr)},
-                     {"after_anon_bytes", report->after_anon ? json(*report->after_anon) : json(nullptr)},
-                     {"journal_id", report->journal_id ? json(*report->journal_id) : json(nullptr)}};
-    (void)notify(std::move(n), name + "|action|" + report->kind + "|" + adapters::to_string(report->outcome),
-                 *m_action_limiter);
-    const bool restarted = report->kind == "restart" && !report->steps.empty() &&
-                           std::any_of(report->steps.begin(), report->steps.end(),
-                                       [](const FixStepReport& st) { return st.name == "restart" && st.ok; });
-    if (restarted) {
-      m_sampler->forget_history(name);  // a new process: its predecessor's samples say nothing about it
-      m_refresh_next = true;
-    }
+    start_job(*w, std::move(*decision), findings);
   }
+}
+
+void Watch::start_job(WatchedServer& w, FixDecision decision, const std::vector<Finding>& findings) {
+  const auto name = w.server.name;
+  Job job;
+  std::copy_if(findings.begin(), findings.end(), std::back_inserter(job.findings),
+               [&](const Finding& f) { return f.subject == name; });
+  if (w.api) {
+    w.api->close();  // the sampler's connection is memwarden's, not a client for the drain to wait for
+  }
+  auto setup = std::make_shared<JobSetup>();
+  setup->options = fix_options();
+  setup->decision = std::move(decision);
+  setup->layout = m_sampler->layout();
+  setup->cgroup = w.cgroup;
+  setup->state_dir = m_config.state_dir;
+  setup->docker_host = m_config.docker_host;
+  setup->docker_timeout = m_config.docker_timeout;
+  setup->systemd_unit = m_config.systemd_unit;
+  setup->actions = m_env.actions;
+  if (setup->options.mode == RunMode::live) {
+    const auto& report = setup->decision.report;
+    log(fmt::format("fix {}: {} starting ({})", name, report.kind,
+                    report.findings.empty() ? std::string("requested") : report.findings.front().detector));
+  }
+  m_jobs.emplace(name, std::move(job));
+  ++m_jobs_running;
+  // The sampler leaves the server's API to the job from the next sample on (tick() tells it).
+  auto body = [this, name, setup, loop = std::this_thread::get_id()] {
+    std::vector<Error> problems;
+    try {
+      run_job(*setup, m_env.clock, m_env.wall_ms, problems);
+    } catch (const std::exception& e) {
+      setup->decision.report.outcome = adapters::ActionOutcome::failed;
+      setup->decision.report.message = fmt::format("internal error in the fix: {}", e.what());
+    }
+    {
+      std::lock_guard lock(m_mutex);
+      m_job_results.push_back({name, std::move(setup->decision.report), std::move(problems)});
+      // From another thread: the loop takes the report in at once. Within the round it is taken in anyway.
+      m_pending.woken = m_pending.woken || std::this_thread::get_id() != loop;
+    }
+    m_cv.notify_all();
+  };
+  // A dry run changes nothing and waits for nothing: it runs within the round.
+  JobRunner& runner = setup->options.mode == RunMode::dry_run ? static_cast<JobRunner&>(m_in_round) : *m_runner;
+  try {
+    runner.start(std::move(body));
+  } catch (const std::exception& e) {  // no thread to be had: nothing ran
+    m_jobs.erase(name);
+    --m_jobs_running;
+    ServerFixReport failed = std::move(setup->decision.report);
+    failed.outcome = adapters::ActionOutcome::failed;
+    failed.message = fmt::format("not acting: the fix could not be started: {}", e.what());
+    m_hold_until[name] = m_env.clock.now() + m_config.policy.cooldown;
+    take_report(name, failed);
+  }
+}
+
+void Watch::collect_jobs() {
+  std::deque<JobResult> ended;
+  {
+    std::lock_guard lock(m_mutex);
+    ended.swap(m_job_results);
+  }
+  for (auto& r : ended) {
+    m_jobs.erase(r.server);
+    --m_jobs_running;
+    for (const auto& p : r.problems) {
+      log(p.line());
+    }
+    take_report(r.server, r.report);
+  }
+}
+
+void Watch::finish_jobs() {
+  if (!m_jobs.empty()) {
+    log(fmt::format("waiting for {} fix{} to end", m_jobs.size(), m_jobs.size() == 1 ? "" : "es"));
+  }
+  m_runner->wait_all();
+  collect_jobs();
+}
+
+void Watch::hold_findings_of_jobs(std::vector<Finding>& findings) const {
+  if (m_jobs.empty()) {
+    return;
+  }
+  std::erase_if(findings, [&](const Finding& f) { return m_jobs.count(f.subject) > 0; });
+  for (const auto& [name, job] : m_jobs) {
+    findings.insert(findings.end(), job.findings.begin(), job.findings.end());
+  }
+}
+
+void Watch::take_report(const std::string& name, const ServerFixReport& report) {
+  const bool ran = report.journal_id.has_value() || report.journal_unavailable;
+  const bool succeeded = report.outcome == adapters::ActionOutcome::succeeded;
+  if (ran && !succeeded) {
+    m_hold_until[name] = m_env.clock.now() + m_config.policy.cooldown;
+  }
+  const bool restarted =
+      report.kind == "restart" && std::any_of(report.steps.begin(), report.steps.end(),
+                                              [](const FixStepReport& st) { return st.name == "restart" && st.ok; });
+  if (restarted) {
+    m_sampler->forget_history(name);  // a new process: its predecessor's samples say nothing about it
+    m_refresh_next = true;
+  }
+  const bool quiet_repeat = (report.outcome == adapters::ActionOutcome::refused && !ran) ||
+                            report.outcome == adapters::ActionOutcome::dry_run || report.journal_unavailable;
+  if (quiet_repeat && !m_announced.insert(name).second) {
+    return;  // said once per episode: the finding is still there and so is the reason
+  }
+  ++m_actions[{report.kind, adapters::to_string(report.outcome)}];
+  log(fmt::format("fix {}: {} {}: {}", name, report.kind, adapters::to_string(report.outcome), report.message));
+  adapters::Notification n;
+  n.event = "action";
+  n.subject = name;
+  n.what = report.kind;
+  n.severity = report.outcome == adapters::ActionOutcome::failed    ? Severity::critical
+               : report.outcome == adapters::ActionOutcome::refused ? Severity::warning
+                                                                    : Severity::info;
+  n.title = fmt::format("{}: {} {}", name, report.kind, adapters::to_string(report.outcome));
+  n.message = report.message;
+  n.details = json{{"outcome", adapters::to_string(report.outcome)},
+                   {"before_anon_bytes", report.before_anon ? json(*report.before_anon) : json(nullptr)},
+                   {"after_anon_bytes", report.after_anon ? json(*report.after_anon) : json(nullptr)},
+                   {"journal_id", report.journal_id ? json(*report.journal_id) : json(nullptr)}};
+  (void)notify(std::move(n), name + "|action|" + report.kind + "|" + adapters::to_string(report.outcome),
+               *m_action_limiter);
 }
 
 // ---------------------------------------------------------------- history and notifications

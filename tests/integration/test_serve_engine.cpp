@@ -2,8 +2,9 @@
 // simulator: a real Prometheus scrapes it and fires the exported leak alert;
 // the engine is stopped and started under it; it fixes an opted-in bloated
 // server with no manual step and leaves one that did not opt in alone, telling
-// a webhook receiver; it reloads on SIGHUP, stops on SIGTERM, rejects bad HTTP
-// requests, and keeps serving when its history cannot be written.
+// a webhook receiver; while one fix waits in its drain, the rounds go on and a
+// second server is fixed beside it; it reloads on SIGHUP, stops on SIGTERM, rejects
+// bad HTTP requests, and keeps serving when its history cannot be written.
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -354,6 +355,127 @@ TEST(ServeEngine, SigtermDuringAFixFinishesTheActionFirst) {
   ASSERT_FALSE(doc.is_discarded()) << history.out << history.err;
   ASSERT_EQ(doc["records"].size(), 1U) << doc.dump(2);
   EXPECT_EQ(doc["records"][0]["outcome"], "refused") << doc.dump(2);  // finished, not left in progress
+}
+
+// ---- fixes run beside the watch (issue 12)
+
+namespace {
+
+// A client connection to 127.0.0.1:`port`, closed when it goes: what a drain waits for.
+class HeldClient {
+ public:
+  explicit HeldClient(int port) : m_fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    m_connected = m_fd >= 0 && ::connect(m_fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~HeldClient() { close(); }
+  HeldClient(const HeldClient&) = delete;
+  HeldClient& operator=(const HeldClient&) = delete;
+  [[nodiscard]] bool connected() const { return m_connected; }
+  void close() {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+      m_fd = -1;
+    }
+  }
+
+ private:
+  int m_fd;
+  bool m_connected = false;
+};
+
+std::string newest_outcome(const Warden& warden, const std::string& server) {
+  const auto h = warden.api("/api/v1/history?server=" + server);
+  if (h.is_discarded() || !h.contains("records") || h["records"].empty()) {
+    return "";
+  }
+  return h["records"][0].value("outcome", "");
+}
+
+}  // namespace
+
+TEST(ServeEngine, FixesRunBesideTheWatch) {
+  // `held`'s fix waits in its drain for a client that stays connected; meanwhile the rounds go on: a
+  // container's memory changes and /metrics follows within 2 intervals, /healthz answers 200, and a second
+  // server that bloats meanwhile is fixed beside it.
+  BloatedServer held("mwit-jobs-held", 18741, {"memwarden.enable=true"});
+  BloatedServer beside("mwit-jobs-beside", 18742, {"memwarden.enable=true"});
+  Container hog("mwit-jobs-hog", {"-m", "512m"}, {"/bin/memhog", "--mib", "16"});
+  ASSERT_TRUE(hog.wait_for_log("memhog: ready anon_mib=16"));
+  ASSERT_TRUE(held.bloat());
+  HeldClient client(18741);
+  ASSERT_TRUE(client.connected());
+  Warden warden(18743, k_detect + "fix:\n  auto: on\n  settle: 1s\n  drain_timeout: 90s\n");
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+  // The fix of `held` has started and waits in its drain.
+  ASSERT_TRUE(eventually([&] { return warden.api("/healthz").value("acting", false); }, 30s)) << warden.log();
+  const auto drain_began = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([&] { return newest_outcome(warden, "mwit-jobs-held") == "in_progress"; }, 5s))
+      << warden.log();
+  const auto started = held.started_at();
+
+  bool always_healthy = true;
+  const auto check_health = [&] {
+    const auto r = http_get(warden.base() + "/healthz");
+    if (r.status != 200) {
+      always_healthy = false;
+      ADD_FAILURE() << "/healthz answered " << r.status << " during the drain: " << r.body;
+    }
+  };
+
+  // A container's memory changes: /metrics shows it within 2 intervals (1 s each) of its being resident.
+  const std::string series = "memwarden_container_anon_bytes{name=\"mwit-jobs-hog\"}";
+  BackgroundProcess more({"docker", "-H", docker_host(), "exec", "mwit-jobs-hog", "/bin/memhog", "--mib", "200"});
+  std::optional<std::chrono::steady_clock::time_point> resident;
+  std::optional<std::chrono::steady_clock::time_point> shown;
+  const auto change_deadline = std::chrono::steady_clock::now() + 20s;
+  while (!shown && std::chrono::steady_clock::now() < change_deadline) {
+    if (!resident && more.output().find("memhog: ready anon_mib=200") != std::string::npos) {
+      resident = std::chrono::steady_clock::now();
+    }
+    const auto anon = metric(warden.metrics(), series);
+    if (resident && anon && *anon >= 200.0 * k_mib) {
+      shown = std::chrono::steady_clock::now();
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(resident.has_value()) << more.output();
+  ASSERT_TRUE(shown.has_value()) << warden.metrics();
+  const auto lag = std::chrono::duration_cast<std::chrono::milliseconds>(*shown - *resident);
+  RecordProperty("metrics_lag_ms", static_cast<int>(lag.count()));
+  EXPECT_LE(lag, 2s) << "/metrics followed the change " << lag.count() << " ms later, with a fix in progress";
+  check_health();
+
+  // A second server bloats now, and is fixed while the first fix still drains.
+  ASSERT_TRUE(beside.bloat());
+  EXPECT_TRUE(eventually(
+      [&] {
+        check_health();
+        return newest_outcome(warden, "mwit-jobs-beside") == "succeeded";
+      },
+      60s))
+      << warden.log();
+  EXPECT_EQ(newest_outcome(warden, "mwit-jobs-held"), "in_progress") << "the first fix is still draining";
+  EXPECT_TRUE(warden.api("/healthz").value("acting", false));
+
+  // The drain holds for 30 s; the rounds go on all along.
+  while (std::chrono::steady_clock::now() - drain_began < 30s) {
+    check_health();
+    std::this_thread::sleep_for(1s);
+  }
+  EXPECT_TRUE(always_healthy);
+  EXPECT_EQ(held.started_at(), started) << "not restarted while a client is connected";
+  EXPECT_EQ(newest_outcome(warden, "mwit-jobs-held"), "in_progress");
+
+  // The client goes: the first fix completes.
+  client.close();
+  EXPECT_TRUE(eventually([&] { return newest_outcome(warden, "mwit-jobs-held") == "succeeded"; }, 60s)) << warden.log();
+  EXPECT_TRUE(held.api_healthy());
+  EXPECT_EQ(metric(warden.metrics(), "memwarden_actions_total{kind=\"restart\",outcome=\"succeeded\"}"), 2.0);
+  EXPECT_TRUE(eventually([&] { return !warden.api("/healthz").value("acting", true); }, 10s)) << warden.log();
 }
 
 // ---- never the leak, never stopped (issue 11)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -664,4 +665,76 @@ TEST(HttpServer, AnswersThatNobodyReadsCannotPileUp) {
   for (const int fd : readers) {
     ::close(fd);
   }
+}
+
+TEST(HttpServer, AnOffloadedSlowRouteDoesNotHoldUpTheOthers) {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool release = false;
+  auto options = patient();
+  options.offload_paths = {"/slow"};
+  options.max_offloaded = 2;
+  auto server = start_server(
+      [&](const ServerRequest& req) {
+        if (req.path == "/slow") {  // a database read that takes its time
+          std::unique_lock lock(mutex);
+          cv.wait_for(lock, 10s, [&] { return release; });
+        }
+        ServerResponse r;
+        r.body = "hello " + req.path + "\n";
+        return r;
+      },
+      options);
+  Client slow(server->port());
+  slow.send("GET /slow HTTP/1.1\r\n\r\n");
+  Client slow_head(server->port());
+  slow_head.send("HEAD /slow HTTP/1.1\r\n\r\n");
+  wait_accepted(*server, 2);
+  std::this_thread::sleep_for(50ms);  // both handed to the offload thread, the first one held there
+  // A third is one too many for the offload thread: 503 at once.
+  EXPECT_EQ(status_of(exchange(server->port(), "GET /slow HTTP/1.1\r\n\r\n")), 503);
+  for (const char* path : {"/metrics", "/healthz"}) {
+    const auto r = timed_exchange(server->port(), fmt::format("GET {} HTTP/1.1\r\n\r\n", path));
+    EXPECT_EQ(status_of(r.response), 200) << path << ": " << r.response;
+    EXPECT_LT(r.took, 500ms) << path << " waited behind /slow";
+  }
+  {
+    std::lock_guard lock(mutex);
+    release = true;
+  }
+  cv.notify_all();
+  const auto answer = slow.read_all();
+  EXPECT_EQ(status_of(answer), 200) << answer;
+  EXPECT_EQ(body_of(answer), "hello /slow\n");
+  const auto head = slow_head.read_all();
+  EXPECT_EQ(status_of(head), 200) << head;
+  EXPECT_TRUE(head.ends_with("\r\n\r\n")) << head;
+  server->stop();
+}
+
+TEST(HttpServer, AnOffloadedAnswerThatComesTooLateIs503) {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool release = false;
+  auto options = patient();
+  options.io_timeout = 300ms;
+  options.offload_paths = {"/slow"};
+  auto server = start_server(
+      [&](const ServerRequest&) {
+        std::unique_lock lock(mutex);
+        cv.wait_for(lock, 10s, [&] { return release; });
+        return ServerResponse{};
+      },
+      options);
+  const auto late = timed_exchange(server->port(), "GET /slow HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(status_of(late.response), 503) << late.response;
+  EXPECT_LT(late.took, 3s);
+  {
+    std::lock_guard lock(mutex);
+    release = true;
+  }
+  cv.notify_all();
+  // The late answer went nowhere; the offload thread is free again.
+  EXPECT_EQ(status_of(exchange(server->port(), "GET /slow HTTP/1.1\r\n\r\n")), 200);
+  server->stop();
 }

@@ -6,7 +6,9 @@
 
 #include <sys/stat.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -26,15 +28,40 @@ using test::Scene;
 
 namespace {
 
+// Fix jobs held until the test runs them: a fix stays "in progress" for as many rounds as the test likes,
+// and runs on the test's thread (the fake clock is never used by two threads).
+class HeldJobs final : public JobRunner {
+ public:
+  void start(std::function<void()> job) override { m_held.push_back(std::move(job)); }
+  void wait_all() override { run_all(); }
+  void run_all() {
+    while (!m_held.empty()) {
+      auto job = std::move(m_held.front());
+      m_held.erase(m_held.begin());
+      job();
+    }
+  }
+  [[nodiscard]] std::size_t held() const { return m_held.size(); }
+
+ private:
+  std::vector<std::function<void()>> m_held;
+};
+
+// How the Warden's fix jobs run: at once, inside the round that starts them, or held (HeldJobs).
+enum class Jobs { at_once, held };
+
 // A daemon over a Scene, with its log and notifications captured.
 struct Warden {
   Scene scene;
   std::vector<std::string> lines;
   std::vector<adapters::Notification> sent;
+  InlineJobRunner at_once;
+  HeldJobs held;
   std::unique_ptr<Daemon> daemon;
 
-  explicit Warden(json labels = {{"memwarden.enable", "true"}}, std::function<void(ServeConfig&)> tune = {})
-      : scene(std::move(labels)) {
+  explicit Warden(json labels = {{"memwarden.enable", "true"}}, std::function<void(ServeConfig&)> tune = {},
+                  Jobs jobs = Jobs::at_once, test::Servers servers = test::Servers::one)
+      : scene(std::move(labels), servers) {
     scene.journal.reset();  // the daemon opens its own
     ServeConfig c;
     c.docker_host = scene.engine->address();
@@ -56,7 +83,8 @@ struct Warden {
                          },
                          &scene.actions,
                          "testhost",
-                         "9.9.9"};
+                         "9.9.9",
+                         jobs == Jobs::held ? static_cast<JobRunner*>(&held) : &at_once};
     daemon = std::make_unique<Daemon>(std::move(c), std::move(env));
     daemon->open_storage();
   }
@@ -449,6 +477,138 @@ TEST(Serve, JsonAnswersAreBoundedAndSaySo) {
   ASSERT_TRUE(month.contains("truncated")) << month.dump();
   EXPECT_EQ(month["truncated"]["window_ms"], 86'400'000);
   EXPECT_EQ(month["raw"].size(), 3U);
+}
+
+// ---- fixes run beside the watch (issue 12): a fix is a job; the rounds go on while it drains or waits
+
+namespace {
+
+std::size_t count_of(const std::vector<std::string>& lines, const std::string& line) {
+  return static_cast<std::size_t>(std::count(lines.begin(), lines.end(), line));
+}
+
+bool has_finding(const DaemonSnapshot& snap, const std::string& subject, const std::string& detector) {
+  return std::any_of(snap.findings.begin(), snap.findings.end(),
+                     [&](const Finding& f) { return f.subject == subject && f.detector == detector; });
+}
+
+// A restart cures the server it restarts: 25 GiB -> 26 MiB.
+void restarts_cure(Warden& w) {
+  w.scene.actions.on_restart = [&w] {
+    w.scene.set_anon(26ULL << 20, w.scene.actions.restarted.back() == "ollama-cpu" ? test::k_id2 : test::k_id);
+    return Expected<void, Error>{};
+  };
+}
+
+}  // namespace
+
+TEST(Serve, AFixInProgressDoesNotStopTheRounds) {
+  Warden w({{"memwarden.enable", "true"}}, {}, Jobs::held);
+  restarts_cure(w);
+  w.ticks(15);  // past the 10 s hold: the fix starts, and stays in progress until the test runs it
+  ASSERT_EQ(w.held.held(), 1U);
+  EXPECT_EQ(w.scene.actions.restarts, 0);
+  EXPECT_TRUE(w.logged("fix ollama-gpu: restart starting"));
+  const auto samples = w.daemon->snapshot()->samples_total;
+  const auto asked = count_of(w.scene.ollama->requests(), "GET /api/ps");
+
+  w.scene.set_anon(30ULL << 30);  // the server's memory changes while its fix is in progress
+  w.ticks(5);
+  const auto snap = w.daemon->snapshot();
+  EXPECT_EQ(snap->samples_total, samples + 5) << "a round every interval";
+  EXPECT_NE(w.get("/metrics").body.find("memwarden_container_anon_bytes{name=\"ollama-gpu\"} 32212254720"),
+            std::string::npos)
+      << "/metrics follows the server being fixed";
+  const auto health = w.get("/healthz");
+  EXPECT_EQ(health.status, 200);
+  const auto body = json::parse(health.body);
+  EXPECT_EQ(body["acting"], true);
+  EXPECT_EQ(body["jobs"], 1);
+  EXPECT_EQ(count_of(w.scene.ollama->requests(), "GET /api/ps"), asked) << "its API is the fix's while it runs";
+  EXPECT_TRUE(has_finding(*snap, "ollama-gpu", "idle-bloat")) << "the finding the fix started from stays";
+  EXPECT_EQ(w.count_sent("resolved"), 0U);
+  EXPECT_EQ(w.held.held(), 1U) << "no second fix of the same server";
+  EXPECT_EQ(w.daemon->jobs_running(), 1U);
+
+  w.held.run_all();  // the fix ends (the drain, restart and health wait are over)
+  EXPECT_EQ(w.scene.actions.restarts, 1);
+  w.ticks(1);  // the next round takes in its report
+  const auto after = w.daemon->snapshot();
+  EXPECT_EQ(w.daemon->jobs_running(), 0U);
+  ASSERT_EQ(after->actions.count({"restart", "succeeded"}), 1U);
+  EXPECT_EQ(after->actions.at({"restart", "succeeded"}), 1U);
+  EXPECT_EQ(w.count_sent("action"), 1U);
+  EXPECT_EQ(json::parse(w.get("/healthz").body)["acting"], false);
+  const auto history = json::parse(w.get("/api/v1/history").body);
+  ASSERT_EQ(history["records"].size(), 1U) << history.dump();
+  EXPECT_EQ(history["records"][0]["outcome"], "succeeded");
+  EXPECT_GT(count_of(w.scene.ollama->requests(), "GET /api/ps"), asked) << "asked again after the fix";
+  w.ticks(3);
+  EXPECT_FALSE(has_finding(*w.daemon->snapshot(), "ollama-gpu", "idle-bloat"));
+  EXPECT_EQ(w.scene.actions.restarts, 1);
+}
+
+TEST(Serve, TwoServersAreFixedAtOnce) {
+  Warden w({{"memwarden.enable", "true"}}, {}, Jobs::held, test::Servers::two);
+  restarts_cure(w);
+  w.ticks(15);
+  ASSERT_EQ(w.daemon->snapshot()->servers.size(), 2U);
+  ASSERT_EQ(w.held.held(), 2U) << "both fixes in progress at the same time";
+  EXPECT_EQ(json::parse(w.get("/healthz").body)["jobs"], 2);
+  w.held.run_all();
+  w.ticks(1);
+  EXPECT_EQ(w.scene.actions.restarted.size(), 2U);
+  for (const char* server : {"ollama-gpu", "ollama-cpu"}) {
+    const auto history = json::parse(w.get(fmt::format("/api/v1/history?server={}", server)).body);
+    ASSERT_EQ(history["records"].size(), 1U) << server << history.dump();
+    EXPECT_EQ(history["records"][0]["outcome"], "succeeded") << server;
+  }
+  EXPECT_EQ(w.daemon->snapshot()->actions.at({"restart", "succeeded"}), 2U);
+  EXPECT_EQ(w.daemon->jobs_running(), 0U);
+}
+
+TEST(Serve, StopWaitsForTheRunningFixAndJournalsItButStartsNoOther) {
+  Warden w({{"memwarden.enable", "true"}}, {}, Jobs::held, test::Servers::two);
+  restarts_cure(w);
+  w.scene.set_anon(26ULL << 20, test::k_id2);  // the second server is fine for now
+  w.ticks(15);
+  ASSERT_EQ(w.held.held(), 1U);
+  w.daemon->request_stop();                       // SIGTERM
+  w.scene.set_anon(26843545600ULL, test::k_id2);  // ... and now the second one bloats too
+  w.ticks(15);                                    // rounds go on while the fix runs
+  EXPECT_TRUE(has_finding(*w.daemon->snapshot(), "ollama-cpu", "idle-bloat"));
+  EXPECT_EQ(w.held.held(), 1U) << "no new fix after SIGTERM";
+  EXPECT_EQ(w.daemon->jobs_running(), 1U);
+  w.daemon->finish_jobs();  // waits for the running fix and takes in its report
+  EXPECT_EQ(w.daemon->jobs_running(), 0U);
+  EXPECT_EQ(w.scene.actions.restarted, std::vector<std::string>{"ollama-gpu"});
+  EXPECT_TRUE(w.logged("fix ollama-gpu: restart succeeded"));
+  const auto fixed = json::parse(w.get("/api/v1/history?server=ollama-gpu").body);
+  ASSERT_EQ(fixed["records"].size(), 1U) << fixed.dump();
+  EXPECT_EQ(fixed["records"][0]["outcome"], "succeeded");
+  EXPECT_EQ(fixed["records"][0]["steps"].size(), 4U);
+  EXPECT_TRUE(json::parse(w.get("/api/v1/history?server=ollama-cpu").body)["records"].empty());
+}
+
+TEST(Serve, ThreadedFixJobsRunAtTheSameTime) {
+  ThreadJobRunner runner;
+  std::mutex mutex;
+  std::condition_variable cv;
+  int started = 0;
+  int saw_both = 0;
+  for (int i = 0; i < 2; ++i) {
+    runner.start([&] {
+      std::unique_lock lock(mutex);
+      ++started;
+      cv.notify_all();
+      if (cv.wait_for(lock, 5s, [&] { return started == 2; })) {
+        ++saw_both;  // the other job started while this one was still running
+      }
+    });
+  }
+  runner.wait_all();
+  EXPECT_EQ(started, 2);
+  EXPECT_EQ(saw_both, 2);
 }
 
 TEST(Sampler, ServersThatNeverAnswerCostOneWaitASampleAtMost) {

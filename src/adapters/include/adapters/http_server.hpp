@@ -1,5 +1,5 @@
 // A small embedded HTTP/1.1 server for memwarden serve (/metrics and the JSON API):
-// POSIX sockets and poll() on one worker thread, many connections at once, one
+// POSIX sockets and poll() on one worker thread (and a second one for slow routes), many connections at once, one
 // request per connection (every response carries Content-Length and Connection: close),
 // limits per client and a reserve that keep /metrics and /healthz answerable under a flood.
 #pragma once
@@ -64,6 +64,12 @@ struct HttpServerOptions {
   std::size_t reserved_connections = 4;              // for reserve_paths when the slots are taken
   std::vector<std::string> reserve_paths = {"/metrics", "/healthz"};
   std::size_t max_unsent_bytes = 8U << 20;  // answers built and not yet read by their clients; past it: 503
+  // Requests for these paths are answered by the handler on a second thread of the server's, one after
+  // another, so that a slow answer (a database read) never holds up the others: the handler must be safe
+  // to call from both threads. At most max_offloaded of them are waiting or being answered there; more get
+  // 503 at once, and one not answered within io_timeout gets 503 (its late answer is dropped).
+  std::vector<std::string> offload_paths;
+  std::size_t max_offloaded = 8;
 };
 
 // What the server holds now, and has done since it started (HttpServer::stats()).

@@ -1,8 +1,9 @@
 // `memwarden serve`: the always-on warden (engine/watch.hpp) served over HTTP: /metrics and a JSON API
 // from the newest snapshot, and the process around it (signals, the event stream, reloads).
 //
-// Threads: the main loop owns the watch and does all sampling and acting; the HTTP server's thread only
-// reads snapshots (and queues fix requests); the Docker event thread only queues events.
+// Threads: the main loop owns the watch and does all sampling and policy, fixes run as jobs on threads of
+// their own (engine/watch.hpp); the HTTP server's thread only reads snapshots (and queues fix requests),
+// its worker thread answers the routes that read SQLite; the Docker event thread only queues events.
 // docs/serve.md describes the behaviour.
 #pragma once
 
@@ -37,6 +38,10 @@ class Daemon {
   void on_docker_event(const adapters::DockerEvent& event) { m_watch.on_docker_event(event); }
   void on_docker_stream(bool connected, const std::optional<Error>& why) { m_watch.on_docker_stream(connected, why); }
   void request_stop() { m_watch.request_stop(); }
+  // Main loop: waits for running fix jobs to end and takes in their reports (engine::Watch::finish_jobs).
+  void finish_jobs() { m_watch.finish_jobs(); }
+  // Thread-safe: fix jobs started and not yet taken in by a round.
+  [[nodiscard]] std::size_t jobs_running() const { return m_watch.jobs_running(); }
   void wake() { m_watch.wake(); }
   bool wait_until(Timestamp deadline) { return m_watch.wait_until(deadline); }
   [[nodiscard]] std::shared_ptr<const engine::DaemonSnapshot> snapshot() const { return m_watch.snapshot(); }

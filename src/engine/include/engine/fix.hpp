@@ -2,16 +2,20 @@
 // health wait, verify) on the servers that may be touched, each action journaled.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "actions/server_actions.hpp"
 #include "adapters/journal.hpp"
+#include "adapters/ollama.hpp"
 #include "core/remediation.hpp"
 #include "engine/diagnose.hpp"
+#include "probes/cgroup.hpp"
 
 namespace mw::engine {
 
@@ -57,6 +61,50 @@ struct ServerFixReport {
   Duration total{0};
 };
 
+// A decision of the policy on one server (decide_fix). With `first` set the policy allows a fix and
+// run_ladder acts on the report; without it the report is final (left alone, no journal).
+struct FixDecision {
+  ServerFixReport report;
+  std::optional<FixStep> first;     // the ladder's first step: unload, or straight to the restart
+  std::vector<OllamaModel> loaded;  // the models the newest sample listed: the ones to unload
+};
+
+// What the ladder reads again of the server it works on.
+struct ServerReading {
+  std::optional<std::uint64_t> anon;               // nullopt: the cgroup could not be read
+  std::optional<std::vector<OllamaModel>> models;  // nullopt: the API did not answer
+};
+
+// The ladder's only way to look at its server (settle, verify). `memwarden fix` and a job of
+// `memwarden serve` alike give it a LiveGauge: the cgroup through probes and /api/ps through a client
+// of its own, never a Sampler that another thread uses.
+class ServerGauge {
+ public:
+  virtual ~ServerGauge() = default;
+  // The server's anonymous memory and loaded models now.
+  [[nodiscard]] virtual ServerReading measure() = 0;
+  // Drops its kept-alive API connection, so that the drain does not count memwarden as a client.
+  virtual void disconnect() = 0;
+};
+
+// Reads the server's cgroup (located again when the container's cgroup is gone: restarted, recreated) and
+// asks its /api/ps through a client of its own.
+class LiveGauge final : public ServerGauge {
+ public:
+  // Without a layout, the host's is detected from `root`.
+  LiveGauge(probes::HostRoot root, std::optional<probes::CgroupLayout> layout, InferenceServer server,
+            std::optional<probes::CgroupLocation> cgroup, std::chrono::milliseconds api_timeout);
+  [[nodiscard]] ServerReading measure() override;
+  void disconnect() override;
+
+ private:
+  probes::HostRoot m_root;
+  std::optional<probes::CgroupLayout> m_layout;
+  InferenceServer m_server;
+  std::optional<probes::CgroupLocation> m_cgroup;
+  std::unique_ptr<adapters::OllamaClient> m_api;  // null without a usable address
+};
+
 struct FixResult {
   DiagnoseResult diagnosis;
   std::vector<ServerFixReport> servers;  // servers with a fixable finding
@@ -75,8 +123,17 @@ enum class FixExit : int {
 };
 
 [[nodiscard]] FixResult run_fix(const FixOptions& options, FixEnvironment& env);
-// The policy and the ladder for one server, given the findings of the moment (the daemon calls this after
-// each sample). nullopt when no finding of the server is one fix can act on.
+// The policy for one server, given the findings of the moment and its newest sample (`last`): opt-in,
+// protect, self, cooldown and budget from env.journal's past actions, the question for servers that did
+// not opt in (env.confirm). Acts on nothing. nullopt when no finding of the server is one a fix acts on.
+[[nodiscard]] std::optional<FixDecision> decide_fix(const FixOptions& options, FixEnvironment& env,
+                                                    const InferenceServer& server, const ServerReading& last,
+                                                    const std::vector<Finding>& findings, std::vector<Error>& problems);
+// The ladder for a decision with `first` set: unload, settle, drain, restart, health wait, verify; each
+// step journaled in env.journal (a live run needs one). `gauge` measures the server again.
+void run_ladder(const FixOptions& options, FixEnvironment& env, ServerGauge& gauge, FixDecision& decision);
+// decide_fix, then run_ladder with a LiveGauge, for a server of `sampler` (whose own API connection to it is
+// closed first, so that the drain does not wait for it).
 [[nodiscard]] std::optional<ServerFixReport> fix_server(const FixOptions& options, FixEnvironment& env,
                                                         Sampler& sampler, WatchedServer& watched,
                                                         const std::vector<Finding>& findings,

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,9 @@ class Sampler {
   void seed_host(const std::vector<HostSample>& samples);
   // Forgets a server's samples (after a restart its old memory says nothing about the new process).
   void forget_history(const std::string& server_name);
+  // Servers a fix job of the daemon works on: their API is not asked (the job unloads, drains and restarts
+  // them, and its drain must not count memwarden's connection as a client); their cgroup still is read.
+  void set_fixing(std::set<std::string> server_names) { m_fixing = std::move(server_names); }
   // Problems seen so far; the daemon clears them after reporting.
   void clear_problems() { m_problems.clear(); }
   // Takes one sample of the host and of every server, stamped with the clock's time.
@@ -80,6 +84,7 @@ class Sampler {
   [[nodiscard]] const HostHistory& host() const { return m_host; }
   [[nodiscard]] const std::vector<Error>& problems() const { return m_problems; }
   [[nodiscard]] std::optional<probes::CgroupMode> cgroup_mode() const;
+  [[nodiscard]] const std::optional<probes::CgroupLayout>& layout() const { return m_layout; }
   [[nodiscard]] std::vector<ServerState> states() const;
 
  private:
@@ -101,6 +106,7 @@ class Sampler {
   std::vector<std::unique_ptr<WatchedServer>> m_previous;  // during a discovery only
   HostHistory m_host;
   std::vector<Error> m_problems;
+  std::set<std::string> m_fixing;
 };
 
 }  // namespace mw::engine

@@ -3,8 +3,11 @@
 // notifications, and publishes a snapshot after every round. cli/serve.hpp puts the HTTP routes and the
 // process (signals, threads) around it.
 //
-// Threads: the main loop owns the Watch and does all sampling and acting; other threads only read
-// snapshots, queue fix requests and Docker events, and wake the loop.
+// Threads: the main loop owns the Watch and does all sampling, detection and policy; a fix the policy allows
+// runs as a job (JobRunner: a thread of its own in the daemon) with its own journal connection, Docker client,
+// Ollama client and gauge, and hands its report back to the main loop, so that rounds go on at the interval
+// while a fix drains or waits. Other threads only read snapshots, queue fix requests and Docker events, and
+// wake the loop.
 #pragma once
 
 #include <atomic>
@@ -17,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "actions/server_actions.hpp"
@@ -36,6 +40,45 @@
 
 namespace mw::engine {
 
+// Where fix jobs run: the daemon gives each its own thread (ThreadJobRunner); unit tests run them inline
+// or when they choose, so that a fake clock is only ever used by one thread at a time.
+class JobRunner {
+ public:
+  virtual ~JobRunner() = default;
+  // Runs `job` exactly once: now, later, or on another thread. The job hands in its own result.
+  virtual void start(std::function<void()> job) = 0;
+  // Returns when every job started has ended.
+  virtual void wait_all() = 0;
+};
+
+// Runs each job at once, on the caller's thread.
+class InlineJobRunner final : public JobRunner {
+ public:
+  void start(std::function<void()> job) override { job(); }
+  void wait_all() override {}
+};
+
+// A thread per job; threads that ended are joined when the next job starts, and all at wait_all().
+class ThreadJobRunner final : public JobRunner {
+ public:
+  ThreadJobRunner() = default;
+  ~ThreadJobRunner() override;
+  ThreadJobRunner(const ThreadJobRunner&) = delete;
+  ThreadJobRunner& operator=(const ThreadJobRunner&) = delete;
+  void start(std::function<void()> job) override;
+  void wait_all() override;
+
+ private:
+  struct Running {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> ended;
+  };
+  std::vector<Running> m_running;
+};
+
+// The most fix jobs at once (one per server at most).
+inline constexpr std::size_t k_max_fix_jobs = 4;
+
 // What the daemon needs from the world; tests inject fakes.
 struct WatchEnvironment {
   probes::HostRoot root;
@@ -47,6 +90,7 @@ struct WatchEnvironment {
   actions::ServerActions* actions = nullptr;  // tests; null: live (or dry-run) actions built per fix
   std::string hostname;
   std::string version;
+  JobRunner* jobs = nullptr;  // tests; null: a thread per fix job
 };
 
 class Watch {
@@ -66,15 +110,20 @@ class Watch {
   // Thread-safe: from the Docker event thread.
   void on_docker_event(const adapters::DockerEvent& event);
   void on_docker_stream(bool connected, const std::optional<Error>& why);
-  // Thread-safe: no new action starts after this (the one in progress finishes).
+  // Thread-safe: no new fix job starts after this (running ones go on; see finish_jobs).
   void request_stop();
+  // Main loop: waits until every running fix job has ended and takes in their reports (journaled by the
+  // jobs themselves; logged, counted and notified here). Rounds may go on meanwhile instead: tick() takes in
+  // the reports of jobs that ended.
+  void finish_jobs();
   // Thread-safe: the newest snapshot (never null after construction).
   [[nodiscard]] std::shared_ptr<const DaemonSnapshot> snapshot() const;
   // Thread-safe: queues a fix of the server named (POST /api/v1/fix); false when too many are queued.
   [[nodiscard]] bool request_fix(const std::string& server);
-  // Thread-safe: the sample interval now, whether an action is running, the wall clock.
+  // Thread-safe: the sample interval now, the fix jobs running (acting: at least one), the wall clock.
   [[nodiscard]] Duration interval() const;
-  [[nodiscard]] bool acting() const { return m_acting.load(); }
+  [[nodiscard]] std::size_t jobs_running() const { return m_jobs_running.load(); }
+  [[nodiscard]] bool acting() const { return jobs_running() > 0; }
   [[nodiscard]] std::int64_t wall_ms() const { return m_env.wall_ms(); }
   // Writes one line to the log (one line: control characters are escaped).
   void log(const std::string& line) const;
@@ -97,11 +146,31 @@ class Watch {
     bool woken = false;
   };
 
+  // A fix job's report, handed in by the job's thread.
+  struct JobResult {
+    std::string server;
+    ServerFixReport report;
+    std::vector<Error> problems;
+  };
+  // A fix job running, as the main loop knows it.
+  struct Job {
+    std::vector<Finding> findings;  // the server's findings when it started: shown until it ends
+  };
+
   void make_sampler();
   void make_inventory();
   [[nodiscard]] std::set<std::string> handle_pending();  // returns the servers a fix was requested for
   void sample_containers(DaemonSnapshot& snap);
   void act(const std::vector<Finding>& findings, const std::set<std::string>& requested);
+  // Starts a fix job for a decision the policy allowed.
+  void start_job(WatchedServer& watched, FixDecision decision, const std::vector<Finding>& findings);
+  // Main loop: takes in the reports of jobs that ended.
+  void collect_jobs();
+  // Logs, counts and notifies a fix's report; after a restart the server's samples are forgotten.
+  void take_report(const std::string& name, const ServerFixReport& report);
+  // The findings of servers a job works on are those it started from: its samples say nothing while the
+  // job owns the server (its API is not asked).
+  void hold_findings_of_jobs(std::vector<Finding>& findings) const;
   void record_history(const DaemonSnapshot& snap);
   // False (said once) while the state directory's file system has less than history.min_free free.
   [[nodiscard]] bool history_has_room();
@@ -127,12 +196,18 @@ class Watch {
   bool m_refresh_next = false;  // a container's cgroup vanished: list again next round
   bool m_said_too_many_containers = false;
   std::string m_own_container_id;
-  std::atomic<bool> m_acting{false};
   std::atomic<bool> m_stopping{false};
   std::atomic<bool> m_stream_connected{false};
   // After an action that ran and did not succeed (or could not be journaled), the server is left alone
   // until this time (monotonic), so a refused drain does not unload and wait again every round.
-  std::map<std::string, Timestamp> m_hold_until;  // a fix is running (the main loop is busy, /healthz stays ok)
+  std::map<std::string, Timestamp> m_hold_until;
+
+  // Fix jobs: at most one per server and k_max_fix_jobs in all.
+  std::unique_ptr<JobRunner> m_own_runner;  // when the environment gives none
+  JobRunner* m_runner = nullptr;
+  InlineJobRunner m_in_round;         // dry runs
+  std::map<std::string, Job> m_jobs;  // main loop: running, by server name
+  std::atomic<std::size_t> m_jobs_running{0};
 
   std::unique_ptr<probes::GpuReader> m_gpu;  // NVML stays loaded; without it, tried again every 5 minutes
   Timestamp m_gpu_retry{0};
@@ -157,6 +232,7 @@ class Watch {
   mutable std::mutex m_mutex;
   std::condition_variable m_cv;
   Pending m_pending;
+  std::deque<JobResult> m_job_results;  // ended jobs' reports, not yet taken in
   std::shared_ptr<const DaemonSnapshot> m_snapshot;
   Duration m_interval{1000};
 };
