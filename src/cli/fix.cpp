@@ -52,10 +52,12 @@ std::string render_fix(const FixResult& r, RunMode mode) {
       out += fmt::format("  journal record #{}\n", *s.journal_id);
     }
   }
-  if (!r.problems.empty()) {
+  if (!r.diagnosis.problems.empty() || !r.problems.empty()) {
     out += "\nPROBLEMS\n";
-    for (const auto& p : r.problems) {
-      out += fmt::format("  {}\n", p.line());
+    for (const auto* list : {&r.diagnosis.problems, &r.problems}) {
+      for (const auto& p : *list) {
+        out += fmt::format("  {}\n", p.line());
+      }
     }
   }
   return out;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <memory>
 
 #include "adapters/sample_store.hpp"
 
@@ -147,19 +148,25 @@ void summarise(const Sampler& sampler, DiagnoseResult& result) {
   }
 }
 
-DiagnoseResult run_diagnose(const DiagnoseOptions& options, Clock& clock) {
+std::unique_ptr<Sampler> diagnose_window(const DiagnoseOptions& options, Clock& clock, DiagnoseResult& result,
+                                         std::size_t spare_samples) {
   SamplerOptions sampler_options = options.sampler;
   // Room for the look-back too (one sample a second at most, capped at an hour of them).
   const auto stored = static_cast<std::size_t>(std::clamp<std::int64_t>(options.lookback.span.count() / 1000, 0, 3600));
-  sampler_options.capacity = std::max<std::size_t>(samples_for(options) + 1 + stored, 4);
-  Sampler sampler(sampler_options, clock);
-  DiagnoseResult result;
-  sampler.discover();
-  seed_from_history(sampler, options, clock, result);
+  sampler_options.capacity = std::max<std::size_t>(samples_for(options) + spare_samples + stored, 4);
+  auto sampler = std::make_unique<Sampler>(sampler_options, clock);
+  sampler->discover();
+  seed_from_history(*sampler, options, clock, result);
   auto seeded_problems = result.problems;
-  observe(sampler, options, clock, result);
-  summarise(sampler, result);
+  observe(*sampler, options, clock, result);
+  summarise(*sampler, result);
   result.problems.insert(result.problems.begin(), seeded_problems.begin(), seeded_problems.end());
+  return sampler;
+}
+
+DiagnoseResult run_diagnose(const DiagnoseOptions& options, Clock& clock) {
+  DiagnoseResult result;
+  (void)diagnose_window(options, clock, result, 1);
   return result;
 }
 

@@ -481,20 +481,12 @@ std::optional<ServerFixReport> fix_server(const FixOptions& options, FixEnvironm
 
 FixResult run_fix(const FixOptions& options, FixEnvironment& env) {
   FixResult result;
-  SamplerOptions sampler_options = options.diagnose.sampler;
-  sampler_options.capacity = std::max<std::size_t>(samples_for(options.diagnose) + 4, 8);
-  Sampler sampler(sampler_options, env.clock);
-  sampler.discover();
-  observe(sampler, options.diagnose, env.clock, result.diagnosis);
-  summarise(sampler, result.diagnosis);
-
-  for (const auto& w : sampler.servers()) {
-    if (auto report = fix_server(options, env, sampler, *w, result.diagnosis.findings, result.problems)) {
+  // The same window as `memwarden diagnose`, --lookback included; its problems are the diagnosis's.
+  auto sampler = diagnose_window(options.diagnose, env.clock, result.diagnosis, 4);
+  for (const auto& w : sampler->servers()) {
+    if (auto report = fix_server(options, env, *sampler, *w, result.diagnosis.findings, result.problems)) {
       result.servers.push_back(std::move(*report));
     }
-  }
-  for (const auto& p : sampler.problems()) {
-    result.problems.push_back(p);
   }
   return result;
 }
@@ -511,7 +503,8 @@ FixExit fix_exit_code(const FixResult& result) {
       raise(FixExit::left_alone);
     }
   }
-  if (worst == FixExit::ok && result.servers.empty() && !result.problems.empty()) {
+  if (worst == FixExit::ok && result.servers.empty() &&
+      (!result.problems.empty() || !result.diagnosis.problems.empty())) {
     return FixExit::partial;
   }
   return worst;

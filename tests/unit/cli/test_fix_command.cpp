@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include "adapters/sample_store.hpp"
 #include "cli/fix.hpp"
 #include "fix_scene.hpp"
 
@@ -229,4 +230,53 @@ TEST(FixCommand, HealthyServersNeedNothing) {
   EXPECT_TRUE(result.servers.empty());
   EXPECT_EQ(fix_exit_code(result), FixExit::ok);
   EXPECT_NE(render_fix(result, RunMode::live).find("nothing to fix"), std::string::npos);
+}
+
+TEST(FixCommand, LookbackStartsTheWindowWithTheStoredHistory) {
+  Scene scene;
+  // The server was bloated for the last 30 minutes that memwarden serve stored; the window itself is one sample.
+  {
+    auto store = adapters::SampleStore::open(scene.state.path() / "state", {});
+    ASSERT_TRUE(store) << store.error().line();
+    std::vector<adapters::StoredSample> rows;
+    for (int i = 0; i < 180; ++i) {
+      adapters::StoredSample s;
+      s.at_ms = k_wall - 1'800'000 + i * 10'000LL;
+      s.subject = "ollama-gpu";
+      s.anon = 26843545600;
+      s.usage = s.anon;
+      s.models_loaded = 0;
+      rows.push_back(s);
+    }
+    ASSERT_TRUE(store->append(rows));
+  }
+  auto o = scene.options();
+  o.diagnose.window = 0s;  // one live sample: without the history the 10 s hold is not met
+  const auto without = scene.run(o);
+  EXPECT_TRUE(without.servers.empty()) << fix_to_json(without, RunMode::live).dump(2);
+  o.diagnose.lookback = {30min, (scene.state.path() / "state").string(), k_wall};
+  scene.actions.on_restart = [&] {
+    scene.set_anon(26ULL << 20);
+    return Expected<void, Error>{};
+  };
+  const auto with = scene.run(o);
+  EXPECT_EQ(with.diagnosis.stored_samples, 180U);
+  ASSERT_EQ(with.servers.size(), 1U) << fix_to_json(with, RunMode::live).dump(2);
+  EXPECT_EQ(with.servers[0].outcome, ActionOutcome::succeeded);
+}
+
+TEST(FixCommand, ProblemsAreListedOnce) {
+  Scene scene;
+  auto o = scene.options();
+  o.diagnose.lookback = {30min, (scene.state.path() / "nowhere").string(), k_wall};  // one problem: no history
+  const auto result = scene.run(o);
+  const auto doc = fix_to_json(result, RunMode::live);
+  std::size_t mentions = 0;
+  const auto text = doc.dump();
+  for (auto at = text.find("no sample history"); at != std::string::npos; at = text.find("no sample history", at + 1)) {
+    ++mentions;
+  }
+  EXPECT_EQ(mentions, 1U) << doc.dump(2);
+  EXPECT_EQ(render_fix(result, RunMode::live).find("no sample history"),
+            render_fix(result, RunMode::live).rfind("no sample history"));
 }

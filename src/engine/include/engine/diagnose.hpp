@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,6 +54,12 @@ struct DiagnoseResult {
 enum class DiagnoseExit : int { healthy = 0, internal = 1, usage = 2, partial = 3, warning = 4, critical = 5 };
 
 [[nodiscard]] DiagnoseResult run_diagnose(const DiagnoseOptions& options, Clock& clock);
+
+// What run_diagnose does, keeping the sampler for what comes next (`memwarden fix`): discover, take the
+// look-back from the stored history, observe the window, summarise. `spare_samples` leaves room in each ring
+// beyond the window.
+[[nodiscard]] std::unique_ptr<Sampler> diagnose_window(const DiagnoseOptions& options, Clock& clock,
+                                                       DiagnoseResult& result, std::size_t spare_samples);
 
 // Samples `sampler` (already discovered) for the window, running the detectors after every sample;
 // fills samples, findings, first_detected, started and ended. Shared with `memwarden fix`.
