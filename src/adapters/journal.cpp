@@ -22,34 +22,6 @@ namespace mw::adapters {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const char* to_string(ActionOutcome outcome) {
-  switch (outcome) {
-    case ActionOutcome::in_progress:
-      return "in_progress";
-    case ActionOutcome::succeeded:
-      return "succeeded";
-    case ActionOutcome::failed:
-      return "failed";
-    case ActionOutcome::dry_run:
-      return "dry_run";
-    case ActionOutcome::refused:
-      return "refused";
-    case ActionOutcome::interrupted:
-      return "interrupted";
-  }
-  return "unknown";
-}
-
-std::optional<ActionOutcome> parse_action_outcome(std::string_view text) {
-  for (const auto outcome : {ActionOutcome::in_progress, ActionOutcome::succeeded, ActionOutcome::failed,
-                             ActionOutcome::dry_run, ActionOutcome::refused, ActionOutcome::interrupted}) {
-    if (text == to_string(outcome)) {
-      return outcome;
-    }
-  }
-  return std::nullopt;
-}
-
 namespace {
 
 // Version 1. Steps are a JSON array column, appended to with SQLite's json_insert.

@@ -89,9 +89,9 @@ constexpr std::array k_families{
 
 // Counters the alert rules take increase() of: present from the start so the first event is an increase.
 constexpr std::array k_action_kinds{"unload", "restart"};
-constexpr std::array k_action_outcomes{adapters::ActionOutcome::succeeded, adapters::ActionOutcome::failed,
-                                       adapters::ActionOutcome::dry_run, adapters::ActionOutcome::refused,
-                                       adapters::ActionOutcome::interrupted};
+constexpr std::array k_action_outcomes{ActionOutcome::succeeded, ActionOutcome::failed,
+                                       ActionOutcome::dry_run, ActionOutcome::refused,
+                                       ActionOutcome::interrupted};
 
 using Labels = std::vector<std::pair<std::string_view, std::string_view>>;
 
@@ -339,7 +339,7 @@ void render_actions(const DaemonSnapshot& s, Exposition& e) {
   auto actions = s.actions;
   for (const char* kind : k_action_kinds) {
     for (const auto outcome : k_action_outcomes) {
-      actions.try_emplace({kind, adapters::to_string(outcome)}, 0);
+      actions.try_emplace({kind, to_string(outcome)}, 0);
     }
   }
   for (const auto& [key, count] : actions) {

@@ -103,4 +103,60 @@ std::optional<FixStep> first_step(const Finding& finding, const std::vector<Olla
   return std::nullopt;
 }
 
+const char* to_string(FixStep step) {
+  switch (step) {
+    case FixStep::unload:
+      return "unload";
+    case FixStep::restart:
+      return "restart";
+  }
+  return "unknown";
+}
+
+const char* to_string(LadderStep step) {
+  switch (step) {
+    case LadderStep::unload:
+      return "unload";
+    case LadderStep::settle:
+      return "settle";
+    case LadderStep::drain:
+      return "drain";
+    case LadderStep::restart:
+      return "restart";
+    case LadderStep::health_wait:
+      return "health_wait";
+    case LadderStep::verify:
+      return "verify";
+  }
+  return "unknown";
+}
+
+const char* to_string(ActionOutcome outcome) {
+  switch (outcome) {
+    case ActionOutcome::in_progress:
+      return "in_progress";
+    case ActionOutcome::succeeded:
+      return "succeeded";
+    case ActionOutcome::failed:
+      return "failed";
+    case ActionOutcome::dry_run:
+      return "dry_run";
+    case ActionOutcome::refused:
+      return "refused";
+    case ActionOutcome::interrupted:
+      return "interrupted";
+  }
+  return "unknown";
+}
+
+std::optional<ActionOutcome> parse_action_outcome(std::string_view text) {
+  for (const auto outcome : {ActionOutcome::in_progress, ActionOutcome::succeeded, ActionOutcome::failed,
+                             ActionOutcome::dry_run, ActionOutcome::refused, ActionOutcome::interrupted}) {
+    if (text == to_string(outcome)) {
+      return outcome;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace mw

@@ -15,7 +15,6 @@
 
 namespace mw::engine {
 
-using adapters::ActionOutcome;
 using nlohmann::json;
 
 std::string own_container_id(const probes::HostRoot& root) {

@@ -113,7 +113,7 @@ void run_job(JobSetup& job, Clock& clock, const std::function<std::int64_t()>& w
   if (live) {
     auto opened = adapters::Journal::open(job.state_dir);
     if (!opened) {
-      report.outcome = adapters::ActionOutcome::failed;
+      report.outcome = ActionOutcome::failed;
       report.message = "not acting: the journal could not be opened: " + opened.error().line();
       report.journal_unavailable = true;
       return;
@@ -595,7 +595,7 @@ void Watch::start_job(WatchedServer& w, FixDecision decision, const std::vector<
     try {
       run_job(*setup, m_env.clock, m_env.wall_ms, problems);
     } catch (const std::exception& e) {
-      setup->decision.report.outcome = adapters::ActionOutcome::failed;
+      setup->decision.report.outcome = ActionOutcome::failed;
       setup->decision.report.message = fmt::format("internal error in the fix: {}", e.what());
     }
     {
@@ -614,7 +614,7 @@ void Watch::start_job(WatchedServer& w, FixDecision decision, const std::vector<
     m_jobs.erase(name);
     --m_jobs_running;
     ServerFixReport failed = std::move(setup->decision.report);
-    failed.outcome = adapters::ActionOutcome::failed;
+    failed.outcome = ActionOutcome::failed;
     failed.message = fmt::format("not acting: the fix could not be started: {}", e.what());
     m_hold_until[name] = m_env.clock.now() + m_config.policy.cooldown;
     take_report(name, failed);
@@ -657,7 +657,7 @@ void Watch::hold_findings_of_jobs(std::vector<Finding>& findings) const {
 
 void Watch::take_report(const std::string& name, const ServerFixReport& report) {
   const bool ran = report.journal_id.has_value() || report.journal_unavailable;
-  const bool succeeded = report.outcome == adapters::ActionOutcome::succeeded;
+  const bool succeeded = report.outcome == ActionOutcome::succeeded;
   if (ran && !succeeded) {
     m_hold_until[name] = m_env.clock.now() + m_config.policy.cooldown;
   }
@@ -668,27 +668,27 @@ void Watch::take_report(const std::string& name, const ServerFixReport& report) 
     m_sampler->forget_history(name);  // a new process: its predecessor's samples say nothing about it
     m_refresh_next = true;
   }
-  const bool quiet_repeat = (report.outcome == adapters::ActionOutcome::refused && !ran) ||
-                            report.outcome == adapters::ActionOutcome::dry_run || report.journal_unavailable;
+  const bool quiet_repeat = (report.outcome == ActionOutcome::refused && !ran) ||
+                            report.outcome == ActionOutcome::dry_run || report.journal_unavailable;
   if (quiet_repeat && !m_announced.insert(name).second) {
     return;  // said once per episode: the finding is still there and so is the reason
   }
-  ++m_actions[{report.kind, adapters::to_string(report.outcome)}];
-  log(fmt::format("fix {}: {} {}: {}", name, report.kind, adapters::to_string(report.outcome), report.message));
+  ++m_actions[{report.kind, to_string(report.outcome)}];
+  log(fmt::format("fix {}: {} {}: {}", name, report.kind, to_string(report.outcome), report.message));
   adapters::Notification n;
   n.event = "action";
   n.subject = name;
   n.what = report.kind;
-  n.severity = report.outcome == adapters::ActionOutcome::failed    ? Severity::critical
-               : report.outcome == adapters::ActionOutcome::refused ? Severity::warning
+  n.severity = report.outcome == ActionOutcome::failed    ? Severity::critical
+               : report.outcome == ActionOutcome::refused ? Severity::warning
                                                                     : Severity::info;
-  n.title = fmt::format("{}: {} {}", name, report.kind, adapters::to_string(report.outcome));
+  n.title = fmt::format("{}: {} {}", name, report.kind, to_string(report.outcome));
   n.message = report.message;
-  n.details = json{{"outcome", adapters::to_string(report.outcome)},
+  n.details = json{{"outcome", to_string(report.outcome)},
                    {"before_anon_bytes", report.before_anon ? json(*report.before_anon) : json(nullptr)},
                    {"after_anon_bytes", report.after_anon ? json(*report.after_anon) : json(nullptr)},
                    {"journal_id", report.journal_id ? json(*report.journal_id) : json(nullptr)}};
-  (void)notify(std::move(n), name + "|action|" + report.kind + "|" + adapters::to_string(report.outcome),
+  (void)notify(std::move(n), name + "|action|" + report.kind + "|" + to_string(report.outcome),
                *m_action_limiter);
 }
 

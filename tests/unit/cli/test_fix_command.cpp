@@ -11,7 +11,6 @@ using namespace mw;
 using namespace mw::cli;
 using namespace mw::engine;
 using namespace std::chrono_literals;
-using adapters::ActionOutcome;
 using nlohmann::json;
 using test::FakeClock;
 using test::FakeEngine;

@@ -20,7 +20,6 @@ using namespace mw;
 using namespace mw::cli;
 using namespace mw::engine;
 using namespace std::chrono_literals;
-using adapters::ActionOutcome;
 using adapters::ServerRequest;
 using nlohmann::json;
 using test::k_wall;

@@ -14,15 +14,11 @@
 
 #include "adapters/state_dir.hpp"
 #include "core/error.hpp"
+#include "core/remediation.hpp"
 
 struct sqlite3;
 
 namespace mw::adapters {
-
-enum class ActionOutcome { in_progress, succeeded, failed, dry_run, refused, interrupted };
-
-[[nodiscard]] const char* to_string(ActionOutcome outcome);
-[[nodiscard]] std::optional<ActionOutcome> parse_action_outcome(std::string_view text);
 
 struct JournalStep {
   std::string name;              // "drain", "unload", "restart", "health_wait", "verify"

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,16 @@ struct ServerIdentity {
 // The first step of the ladder a finding calls for: unload when models are loaded and unloading
 // could help, else restart; nullopt when the finding is not for fix (unlimited, page cache, host).
 enum class FixStep { unload, restart };
+[[nodiscard]] const char* to_string(FixStep step);  // "unload", "restart": the kind of an action
+
+// The steps of the fix ladder, as a report and the journal name them.
+enum class LadderStep { unload, settle, drain, restart, health_wait, verify };
+[[nodiscard]] const char* to_string(LadderStep step);  // "unload", "settle", "drain", "restart", "health_wait", "verify"
+
+// How an action ended, as the journal records it.
+enum class ActionOutcome { in_progress, succeeded, failed, dry_run, refused, interrupted };
+[[nodiscard]] const char* to_string(ActionOutcome outcome);
+[[nodiscard]] std::optional<ActionOutcome> parse_action_outcome(std::string_view text);
 [[nodiscard]] std::optional<FixStep> first_step(const Finding& finding, const std::vector<OllamaModel>& loaded);
 
 }  // namespace mw

@@ -49,7 +49,7 @@ struct ServerFixReport {
   InferenceServer server;
   std::vector<Finding> findings;  // the fixable ones
   Verdict verdict;
-  adapters::ActionOutcome outcome = adapters::ActionOutcome::refused;
+  ActionOutcome outcome = ActionOutcome::refused;
   std::string kind;     // "restart" or "unload" (the deepest step taken or planned)
   std::string message;  // one sentence for people
   std::optional<std::uint64_t> before_anon;

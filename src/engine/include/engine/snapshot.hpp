@@ -43,7 +43,7 @@ struct DaemonSnapshot {
   std::vector<DetectorState> detectors;
 
   // Actions since the daemon started: (kind, outcome) -> count; kind "restart", "unload";
-  // outcome as adapters::to_string(ActionOutcome): "succeeded", "failed", "refused", "dry_run", ...
+  // outcome as to_string(ActionOutcome): "succeeded", "failed", "refused", "dry_run", ...
   std::map<std::pair<std::string, std::string>, std::uint64_t> actions;
   // Notifications since start: (target name, "sent" | "failed" | "suppressed") -> count.
   std::map<std::pair<std::string, std::string>, std::uint64_t> notifications;
