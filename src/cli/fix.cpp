@@ -41,7 +41,7 @@ std::string render_fix(const FixResult& r, RunMode mode) {
       out += fmt::format("  finding: {} ({}): {}\n", f.detector, to_string(f.severity), f.summary);
     }
     for (const auto& step : s.steps) {
-      out += fmt::format("  {:<11} {:>7}  {}{}\n", step.name, seconds_text(step.took),
+      out += fmt::format("  {:<11} {:>7}  {}{}\n", to_string(step.step), seconds_text(step.took),
                          step.ok ? "" : "FAILED: ", step.detail);
     }
     for (const auto& line : s.plan) {
@@ -68,7 +68,8 @@ json fix_to_json(const FixResult& r, RunMode mode) {
   for (const auto& s : r.servers) {
     json steps = json::array();
     for (const auto& step : s.steps) {
-      steps.push_back({{"name", step.name}, {"detail", step.detail}, {"ms", step.took.count()}, {"ok", step.ok}});
+      steps.push_back(
+          {{"name", to_string(step.step)}, {"detail", step.detail}, {"ms", step.took.count()}, {"ok", step.ok}});
     }
     json findings = json::array();
     for (const auto& f : s.findings) {
@@ -82,7 +83,7 @@ json fix_to_json(const FixResult& r, RunMode mode) {
                        {"verdict", s.verdict.reason},
                        {"retry_at_ms", s.verdict.retry_at_ms ? json(*s.verdict.retry_at_ms) : json(nullptr)},
                        {"outcome", to_string(s.outcome)},
-                       {"kind", s.kind.empty() ? json(nullptr) : json(s.kind)},
+                       {"kind", s.kind ? json(to_string(*s.kind)) : json(nullptr)},
                        {"message", s.message},
                        {"before_anon_bytes", n(s.before_anon)},
                        {"after_anon_bytes", n(s.after_anon)},

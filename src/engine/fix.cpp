@@ -94,14 +94,14 @@ class Ladder {
 
   void run(FixStep first) {
     const bool live = m_options.mode == RunMode::live;
-    m_report.kind = first == FixStep::unload ? "unload" : "restart";
+    m_report.kind = first;
     const auto started = m_env.clock.now();
     if (live) {
       adapters::JournalRecord record;
       record.started_at_ms = m_env.wall_ms();
       record.server = m_server.name;
       record.container_id = m_server.container_id;
-      record.kind = m_report.kind;
+      record.kind = to_string(first);
       record.reason = m_report.findings.empty()
                           ? std::string("requested")
                           : m_report.findings.front().detector + ": " + m_report.findings.front().summary;
@@ -123,7 +123,7 @@ class Ladder {
       }
     }
     if (restart_needed) {
-      m_report.kind = "restart";
+      m_report.kind = FixStep::restart;
       if (drain() && restart() && wait_for_health()) {
         verify();
       }
@@ -143,14 +143,14 @@ class Ladder {
     }
   }
 
-  void step(std::string name, std::string detail, Timestamp began, bool ok) {
+  void step(LadderStep name, std::string detail, Timestamp began, bool ok) {
     note_plan();
     if (m_options.mode == RunMode::dry_run) {
       return;
     }
-    FixStepReport s{std::move(name), std::move(detail), m_env.clock.now() - began, ok};
+    FixStepReport s{name, std::move(detail), m_env.clock.now() - began, ok};
     if (m_report.journal_id && m_env.journal != nullptr) {
-      adapters::JournalStep js{s.name, s.detail, m_env.wall_ms() - s.took.count(), s.took.count(), s.ok};
+      adapters::JournalStep js{to_string(s.step), s.detail, m_env.wall_ms() - s.took.count(), s.took.count(), s.ok};
       if (auto ok_write = m_env.journal->add_step(*m_report.journal_id, js); !ok_write) {
         m_journal_problem = ok_write.error();
       }
@@ -189,14 +189,14 @@ class Ladder {
     for (const auto& model : m_loaded) {
       if (model.folded > 0) {
         // Not a model the server knows by that name: the ones beyond what a sample keeps one by one.
-        step("unload",
+        step(LadderStep::unload,
              fmt::format("{} more models were listed than a sample keeps; not unloaded one by one", model.folded),
              m_env.clock.now(), false);
         continue;
       }
       const auto began = m_env.clock.now();
       auto ok = m_env.actions.unload_model(m_server, model.name);
-      step("unload", ok ? fmt::format("unloaded {}", model.name) : ok.error().line(), began, ok.has_value());
+      step(LadderStep::unload, ok ? fmt::format("unloaded {}", model.name) : ok.error().line(), began, ok.has_value());
     }
     if (m_options.mode == RunMode::dry_run) {
       note_plan();
@@ -209,7 +209,7 @@ class Ladder {
     const auto threshold =
         bloat_threshold(now.models.value_or(std::vector<OllamaModel>{}), m_options.diagnose.thresholds);
     const bool cured = now.anon && *now.anon <= threshold;
-    step("settle",
+    step(LadderStep::settle,
          fmt::format("anon {} after unloading (threshold {})", now.anon ? format_bytes(*now.anon) : "-",
                      format_bytes(threshold)),
          began, cured);
@@ -226,7 +226,7 @@ class Ladder {
     m_gauge.disconnect();  // memwarden's own connection is not a client to wait for
     const auto port = api_port(m_server.api_url);
     if (!port || m_server.pid <= 0) {
-      step("drain", "no TCP API port or pid known: not waiting for clients", began, true);
+      step(LadderStep::drain, "no TCP API port or pid known: not waiting for clients", began, true);
       return true;
     }
     if (m_options.mode == RunMode::dry_run) {
@@ -240,12 +240,12 @@ class Ladder {
     for (;;) {
       auto connections = probes::read_connections(m_options.diagnose.sampler.root, m_server.pid);
       if (!connections) {
-        step("drain", "connections unreadable, not waiting: " + connections.error().line(), began, true);
+        step(LadderStep::drain, "connections unreadable, not waiting: " + connections.error().line(), began, true);
         return true;
       }
       clients = probes::count_established_clients(*connections, *port);
       if (clients == 0) {
-        step("drain", fmt::format("no client connected to port {}", *port), began, true);
+        step(LadderStep::drain, fmt::format("no client connected to port {}", *port), began, true);
         return true;
       }
       const auto now = m_env.clock.now();
@@ -256,7 +256,7 @@ class Ladder {
     }
     const auto text = fmt::format("{} client{} still connected to port {} after {} s", clients, clients == 1 ? "" : "s",
                                   *port, m_options.policy.drain_timeout.count() / 1000);
-    step("drain", text, began, false);
+    step(LadderStep::drain, text, began, false);
     finish(ActionOutcome::refused, "not restarting: " + text);
     return false;
   }
@@ -264,7 +264,7 @@ class Ladder {
   bool restart() {
     const auto began = m_env.clock.now();
     auto ok = m_env.actions.restart(m_server, m_options.policy.stop_timeout);
-    step("restart", ok ? "restarted" : ok.error().line(), began, ok.has_value());
+    step(LadderStep::restart, ok ? "restarted" : ok.error().line(), began, ok.has_value());
     if (!ok) {
       finish(ActionOutcome::failed, "restart failed: " + ok.error().line());
     }
@@ -280,12 +280,12 @@ class Ladder {
     }
     const auto began = m_env.clock.now();
     if (m_server.api_url.empty() || !m_server.api_url_problem.empty()) {
-      step("health_wait", "no usable API address known: not waiting", began, true);
+      step(LadderStep::health_wait, "no usable API address known: not waiting", began, true);
       return true;
     }
     auto endpoint = adapters::parse_endpoint(m_server.api_url, "api");
     if (!endpoint) {
-      step("health_wait", endpoint.error().line(), began, false);
+      step(LadderStep::health_wait, endpoint.error().line(), began, false);
       finish(ActionOutcome::failed, "restarted, but the API address is unusable");
       return false;
     }
@@ -295,7 +295,8 @@ class Ladder {
       adapters::OllamaClient client(*endpoint, std::chrono::milliseconds(1000));
       auto version = client.version();
       if (version) {
-        step("health_wait", fmt::format("{}/api/version answered {}", m_server.api_url, *version), began, true);
+        step(LadderStep::health_wait, fmt::format("{}/api/version answered {}", m_server.api_url, *version), began,
+             true);
         return true;
       }
       last_error = version.error().line();
@@ -305,7 +306,7 @@ class Ladder {
       }
       m_env.clock.sleep_until(std::min(deadline, now + Duration(200)));
     }
-    step("health_wait", "no answer: " + last_error, began, false);
+    step(LadderStep::health_wait, "no answer: " + last_error, began, false);
     finish(ActionOutcome::failed, fmt::format("restarted, but the API did not answer within {} s: {}",
                                               m_options.policy.health_timeout.count() / 1000, last_error));
     return false;
@@ -316,7 +317,8 @@ class Ladder {
     const auto after = m_gauge.measure().anon;
     m_report.after_anon = after;
     const bool ok = after.has_value();
-    step("verify", ok ? reduction_text(m_report.before_anon, after) : "memory after the restart unreadable", began, ok);
+    step(LadderStep::verify, ok ? reduction_text(m_report.before_anon, after) : "memory after the restart unreadable",
+         began, ok);
     if (!ok) {
       finish(ActionOutcome::failed, "restarted, but its memory could not be read afterwards");
       return;
@@ -403,7 +405,7 @@ std::optional<FixDecision> decide_fix(const FixOptions& options, FixEnvironment&
   if (!first) {
     return std::nullopt;
   }
-  report.kind = *first == FixStep::unload ? "unload" : "restart";
+  report.kind = *first;
   const ServerIdentity identity{server.name, server.container_id, server.labels};
   std::vector<PastAction> past;
   if (env.journal != nullptr) {

@@ -19,6 +19,10 @@ using nlohmann::json;
 
 namespace {
 
+std::string kind_text(const ServerFixReport& report) {
+  return report.kind ? to_string(*report.kind) : "fix";
+}
+
 constexpr Duration k_refresh_every{60'000};      // containers are listed again at least this often
 constexpr Duration k_retry_docker_every{5'000};  // while the engine is unreachable
 constexpr std::int64_t k_maintain_every_ms = 60'000;
@@ -584,7 +588,7 @@ void Watch::start_job(WatchedServer& w, FixDecision decision, const std::vector<
   setup->actions = m_env.actions;
   if (setup->options.mode == RunMode::live) {
     const auto& report = setup->decision.report;
-    log(fmt::format("fix {}: {} starting ({})", name, report.kind,
+    log(fmt::format("fix {}: {} starting ({})", name, kind_text(report),
                     report.findings.empty() ? std::string("requested") : report.findings.front().detector));
   }
   m_jobs.emplace(name, std::move(job));
@@ -661,9 +665,9 @@ void Watch::take_report(const std::string& name, const ServerFixReport& report) 
   if (ran && !succeeded) {
     m_hold_until[name] = m_env.clock.now() + m_config.policy.cooldown;
   }
-  const bool restarted =
-      report.kind == "restart" && std::any_of(report.steps.begin(), report.steps.end(),
-                                              [](const FixStepReport& st) { return st.name == "restart" && st.ok; });
+  const bool restarted = report.kind == FixStep::restart &&
+                         std::any_of(report.steps.begin(), report.steps.end(),
+                                     [](const FixStepReport& st) { return st.step == LadderStep::restart && st.ok; });
   if (restarted) {
     m_sampler->forget_history(name);  // a new process: its predecessor's samples say nothing about it
     m_refresh_next = true;
@@ -673,22 +677,22 @@ void Watch::take_report(const std::string& name, const ServerFixReport& report) 
   if (quiet_repeat && !m_announced.insert(name).second) {
     return;  // said once per episode: the finding is still there and so is the reason
   }
-  ++m_actions[{report.kind, to_string(report.outcome)}];
-  log(fmt::format("fix {}: {} {}: {}", name, report.kind, to_string(report.outcome), report.message));
+  ++m_actions[{kind_text(report), to_string(report.outcome)}];
+  log(fmt::format("fix {}: {} {}: {}", name, kind_text(report), to_string(report.outcome), report.message));
   adapters::Notification n;
   n.event = "action";
   n.subject = name;
-  n.what = report.kind;
+  n.what = kind_text(report);
   n.severity = report.outcome == ActionOutcome::failed    ? Severity::critical
                : report.outcome == ActionOutcome::refused ? Severity::warning
-                                                                    : Severity::info;
-  n.title = fmt::format("{}: {} {}", name, report.kind, to_string(report.outcome));
+                                                          : Severity::info;
+  n.title = fmt::format("{}: {} {}", name, kind_text(report), to_string(report.outcome));
   n.message = report.message;
   n.details = json{{"outcome", to_string(report.outcome)},
                    {"before_anon_bytes", report.before_anon ? json(*report.before_anon) : json(nullptr)},
                    {"after_anon_bytes", report.after_anon ? json(*report.after_anon) : json(nullptr)},
                    {"journal_id", report.journal_id ? json(*report.journal_id) : json(nullptr)}};
-  (void)notify(std::move(n), name + "|action|" + report.kind + "|" + to_string(report.outcome),
+  (void)notify(std::move(n), name + "|action|" + kind_text(report) + "|" + to_string(report.outcome),
                *m_action_limiter);
 }
 

@@ -28,7 +28,7 @@ namespace {
 std::vector<std::string> step_names(const ServerFixReport& r) {
   std::vector<std::string> out;
   for (const auto& s : r.steps) {
-    out.push_back(s.name);
+    out.emplace_back(to_string(s.step));
   }
   return out;
 }
@@ -91,7 +91,7 @@ TEST(FixCommand, UnloadThatDoesNotHelpEndsInARestart) {
   const auto& r = result.servers[0];
   EXPECT_EQ(scene.actions.restarts, 1);
   EXPECT_EQ(step_names(r), (std::vector<std::string>{"unload", "settle", "drain", "restart", "health_wait", "verify"}));
-  EXPECT_EQ(r.kind, "restart");
+  EXPECT_EQ(r.kind, FixStep::restart);
 }
 
 TEST(FixCommand, NotOptedInIsNeverTouchedByAll) {

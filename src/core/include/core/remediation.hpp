@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.hpp"
@@ -77,7 +77,8 @@ enum class FixStep { unload, restart };
 
 // The steps of the fix ladder, as a report and the journal name them.
 enum class LadderStep { unload, settle, drain, restart, health_wait, verify };
-[[nodiscard]] const char* to_string(LadderStep step);  // "unload", "settle", "drain", "restart", "health_wait", "verify"
+[[nodiscard]] const char* to_string(
+    LadderStep step);  // "unload", "settle", "drain", "restart", "health_wait", "verify"
 
 // How an action ended, as the journal records it.
 enum class ActionOutcome { in_progress, succeeded, failed, dry_run, refused, interrupted };

@@ -39,7 +39,7 @@ struct FixEnvironment {
 };
 
 struct FixStepReport {
-  std::string name;    // drain, unload, settle, restart, health_wait, verify
+  LadderStep step = LadderStep::unload;
   std::string detail;  // what happened, with numbers
   Duration took{0};
   bool ok = true;
@@ -50,8 +50,8 @@ struct ServerFixReport {
   std::vector<Finding> findings;  // the fixable ones
   Verdict verdict;
   ActionOutcome outcome = ActionOutcome::refused;
-  std::string kind;     // "restart" or "unload" (the deepest step taken or planned)
-  std::string message;  // one sentence for people
+  std::optional<FixStep> kind;  // the deepest step taken or planned; nullopt before one is known
+  std::string message;          // one sentence for people
   std::optional<std::uint64_t> before_anon;
   std::optional<std::uint64_t> after_anon;
   std::vector<FixStepReport> steps;
