@@ -77,7 +77,7 @@ std::string render_diagnosis(const DiagnoseResult& r) {
                              : "HEALTHY  no findings: every server's memory is explained by its loaded models\n";
   }
   for (const auto& f : r.findings) {
-    out += fmt::format("{:<8} {}  {}\n", upper(to_string(f.severity)), f.detector, f.subject);
+    out += fmt::format("{:<8} {}  {}\n", upper(to_string(f.severity)), to_string(f.detector), f.subject);
     out += fmt::format("  {}\n", f.summary);
     std::string evidence;
     for (const auto& e : f.evidence) {
@@ -176,7 +176,7 @@ json diagnosis_to_json(const DiagnoseResult& r) {
     if (const auto it = r.first_detected.find({f.detector, f.subject}); it != r.first_detected.end()) {
       first = it->second.count();
     }
-    findings.push_back({{"detector", f.detector},
+    findings.push_back({{"detector", to_string(f.detector)},
                         {"severity", to_string(f.severity)},
                         {"subject", f.subject},
                         {"summary", f.summary},

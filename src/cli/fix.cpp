@@ -38,7 +38,7 @@ std::string render_fix(const FixResult& r, RunMode mode) {
   for (const auto& s : r.servers) {
     out += fmt::format("\n{}  {}\n", s.server.name, to_string(s.outcome));
     for (const auto& f : s.findings) {
-      out += fmt::format("  finding: {} ({}): {}\n", f.detector, to_string(f.severity), f.summary);
+      out += fmt::format("  finding: {} ({}): {}\n", to_string(f.detector), to_string(f.severity), f.summary);
     }
     for (const auto& step : s.steps) {
       out += fmt::format("  {:<11} {:>7}  {}{}\n", to_string(step.step), seconds_text(step.took),
@@ -73,7 +73,8 @@ json fix_to_json(const FixResult& r, RunMode mode) {
     }
     json findings = json::array();
     for (const auto& f : s.findings) {
-      findings.push_back({{"detector", f.detector}, {"severity", to_string(f.severity)}, {"summary", f.summary}});
+      findings.push_back(
+          {{"detector", to_string(f.detector)}, {"severity", to_string(f.severity)}, {"summary", f.summary}});
     }
     const auto n = [](const std::optional<std::uint64_t>& v) { return v ? json(*v) : json(nullptr); };
     servers.push_back({{"name", s.server.name},

@@ -89,9 +89,8 @@ constexpr std::array k_families{
 
 // Counters the alert rules take increase() of: present from the start so the first event is an increase.
 constexpr std::array k_action_kinds{"unload", "restart"};
-constexpr std::array k_action_outcomes{ActionOutcome::succeeded, ActionOutcome::failed,
-                                       ActionOutcome::dry_run, ActionOutcome::refused,
-                                       ActionOutcome::interrupted};
+constexpr std::array k_action_outcomes{ActionOutcome::succeeded, ActionOutcome::failed, ActionOutcome::dry_run,
+                                       ActionOutcome::refused, ActionOutcome::interrupted};
 
 using Labels = std::vector<std::pair<std::string_view, std::string_view>>;
 
@@ -324,7 +323,8 @@ std::uint64_t severity_level(const std::optional<Severity>& severity) {
 
 void render_detectors(const DaemonSnapshot& s, Exposition& e) {
   for (const auto& d : s.detectors) {
-    e.add("memwarden_detector_state", {{"subject", d.subject}, {"detector", d.detector}}, severity_level(d.severity));
+    e.add("memwarden_detector_state", {{"subject", d.subject}, {"detector", to_string(d.detector)}},
+          severity_level(d.severity));
   }
   for (const auto severity : {Severity::info, Severity::warning, Severity::critical}) {
     std::uint64_t count = 0;

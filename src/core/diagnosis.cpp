@@ -194,7 +194,7 @@ std::vector<Finding> detect_idle_bloat(const InferenceServer& server, const Serv
   const std::uint64_t excess = anon - expected_now;
   const bool idle = last.models->empty();
   Finding f;
-  f.detector = "idle-bloat";
+  f.detector = Detector::idle_bloat;
   f.subject = server.name;
   f.severity = anon > 2 * threshold_now ? Severity::critical : Severity::warning;
   f.summary = fmt::format(
@@ -282,7 +282,7 @@ std::vector<Finding> detect_growth(const InferenceServer& server, const ServerHi
     to_host_ms = static_cast<double>(*host.back().meminfo->mem_available) / *slope;
   }
   Finding f;
-  f.detector = "growth";
+  f.detector = Detector::growth;
   f.subject = server.name;
   f.evidence = {Evidence{"slope_mib_per_hour", mib_per_hour, fmt::format("{:.0f} MiB/h", mib_per_hour)},
                 bytes_evidence("anon_bytes", static_cast<std::uint64_t>(anon)),
@@ -367,7 +367,7 @@ std::vector<Finding> detect_orphan_runners(const InferenceServer& server, const 
     list += (list.empty() ? "" : ", ") + fmt::format("pid {} ({})", p->pid, format_bytes(process_memory(*p)));
   }
   Finding f;
-  f.detector = "orphan-runner";
+  f.detector = Detector::orphan_runner;
   f.subject = server.name;
   f.severity = Severity::warning;
   f.summary = fmt::format("{}: {} runner process{} hold{} {} while /api/ps lists no model: {}", server.name, now.size(),
@@ -420,7 +420,7 @@ std::vector<Finding> detect_unlimited(const InferenceServer& server, const Serve
     }
   }
   Finding f;
-  f.detector = "unlimited";
+  f.detector = Detector::unlimited;
   f.subject = server.name;
   f.severity = Severity::warning;
   f.summary = fmt::format("{} has no memory limit: a leak in it can take the whole host{}", server.name, cap);
@@ -454,7 +454,7 @@ std::vector<Finding> detect_page_cache(const InferenceServer& server, const Serv
     return {};
   }
   Finding f;
-  f.detector = "page-cache";
+  f.detector = Detector::page_cache;
   f.subject = server.name;
   f.severity = Severity::info;
   f.summary = fmt::format(
@@ -485,7 +485,7 @@ std::vector<Finding> detect_api_unreachable(const InferenceServer& server, const
     return {};
   }
   Finding f;
-  f.detector = "api-unreachable";
+  f.detector = Detector::api_unreachable;
   f.subject = server.name;
   f.severity = Severity::warning;
   if (!server.api_url_problem.empty()) {
@@ -519,7 +519,7 @@ std::vector<Finding> detect_host_pressure(const HostHistory& host, const Diagnos
   const auto& last = host.back();
   std::vector<std::string> reasons;
   Finding f;
-  f.detector = "host-pressure";
+  f.detector = Detector::host_pressure;
   f.subject = "host";
   f.severity = Severity::info;
   const auto raise = [&](Severity s) { f.severity = std::max(f.severity, s); };
@@ -562,10 +562,33 @@ std::vector<Finding> detect_host_pressure(const HostHistory& host, const Diagnos
 
 // ---- all ---------------------------------------------------------------------------------------
 
-const std::vector<std::string>& detector_names() {
-  static const std::vector<std::string> names{"idle-bloat", "growth",          "orphan-runner", "unlimited",
-                                              "page-cache", "api-unreachable", "host-pressure"};
-  return names;
+const char* to_string(Detector detector) {
+  switch (detector) {
+    case Detector::idle_bloat:
+      return "idle-bloat";
+    case Detector::growth:
+      return "growth";
+    case Detector::orphan_runner:
+      return "orphan-runner";
+    case Detector::unlimited:
+      return "unlimited";
+    case Detector::page_cache:
+      return "page-cache";
+    case Detector::api_unreachable:
+      return "api-unreachable";
+    case Detector::host_pressure:
+      return "host-pressure";
+  }
+  return "unknown";
+}
+
+std::optional<Detector> parse_detector(std::string_view name) {
+  for (const auto d : k_detectors) {
+    if (name == to_string(d)) {
+      return d;
+    }
+  }
+  return std::nullopt;
 }
 
 std::vector<Finding> run_detectors(const std::vector<ServerState>& servers, const HostHistory& host,

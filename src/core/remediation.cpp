@@ -94,10 +94,10 @@ Verdict check_eligibility(const ServerIdentity& server, Selection selection, con
 }
 
 std::optional<FixStep> first_step(const Finding& finding, const std::vector<OllamaModel>& loaded) {
-  if (finding.detector == "idle-bloat") {
+  if (finding.detector == Detector::idle_bloat) {
     return loaded.empty() ? FixStep::restart : FixStep::unload;
   }
-  if (finding.detector == "growth" || finding.detector == "orphan-runner") {
+  if (finding.detector == Detector::growth || finding.detector == Detector::orphan_runner) {
     return FixStep::restart;
   }
   return std::nullopt;

@@ -73,8 +73,10 @@ json evidence_json(const std::vector<Finding>& findings) {
     for (const auto& e : f.evidence) {
       ev[e.name] = e.value;
     }
-    out.push_back(
-        {{"detector", f.detector}, {"severity", to_string(f.severity)}, {"summary", f.summary}, {"evidence", ev}});
+    out.push_back({{"detector", to_string(f.detector)},
+                   {"severity", to_string(f.severity)},
+                   {"summary", f.summary},
+                   {"evidence", ev}});
   }
   return out;
 }
@@ -102,9 +104,9 @@ class Ladder {
       record.server = m_server.name;
       record.container_id = m_server.container_id;
       record.kind = to_string(first);
-      record.reason = m_report.findings.empty()
-                          ? std::string("requested")
-                          : m_report.findings.front().detector + ": " + m_report.findings.front().summary;
+      record.reason = m_report.findings.empty() ? std::string("requested")
+                                                : std::string(to_string(m_report.findings.front().detector)) + ": " +
+                                                      m_report.findings.front().summary;
       record.evidence_json = evidence_json(m_report.findings).dump();
       record.before_bytes = m_report.before_anon;
       auto id = m_env.journal->begin(record);

@@ -450,13 +450,13 @@ void Watch::tick() {
   for (const auto& w : m_sampler->servers()) {
     snap->servers.push_back({w->server, w->api_version,
                              w->history.empty() ? std::nullopt : std::optional<ServerSample>(w->history.back())});
-    for (const auto& detector : detector_names()) {
-      if (detector != "host-pressure") {
+    for (const auto detector : k_detectors) {
+      if (detector != Detector::host_pressure) {
         snap->detectors.push_back({w->server.name, detector, std::nullopt});
       }
     }
   }
-  snap->detectors.push_back({"host", "host-pressure", std::nullopt});
+  snap->detectors.push_back({"host", Detector::host_pressure, std::nullopt});
   for (const auto& f : findings) {
     for (auto& d : snap->detectors) {
       if (d.subject == f.subject && d.detector == f.detector) {
@@ -589,7 +589,7 @@ void Watch::start_job(WatchedServer& w, FixDecision decision, const std::vector<
   if (setup->options.mode == RunMode::live) {
     const auto& report = setup->decision.report;
     log(fmt::format("fix {}: {} starting ({})", name, kind_text(report),
-                    report.findings.empty() ? std::string("requested") : report.findings.front().detector));
+                    report.findings.empty() ? "requested" : to_string(report.findings.front().detector)));
   }
   m_jobs.emplace(name, std::move(job));
   ++m_jobs_running;
@@ -848,7 +848,7 @@ bool Watch::notify(adapters::Notification n, const std::string& key, RateLimiter
 }
 
 void Watch::notify_changes(const DaemonSnapshot& snap) {
-  std::map<std::pair<std::string, std::string>, const Finding*> now;
+  std::map<std::pair<std::string, Detector>, const Finding*> now;
   for (const auto& f : snap.findings) {
     const auto key = std::make_pair(f.subject, f.detector);
     if (const auto it = now.find(key); it == now.end() || f.severity > it->second->severity) {
@@ -859,12 +859,13 @@ void Watch::notify_changes(const DaemonSnapshot& snap) {
   for (const auto& [key, f] : now) {
     const auto old = m_active.find(key);
     if (old == m_active.end() || f->severity > old->second) {
-      log(fmt::format("finding: {} {} ({}): {}", f->subject, f->detector, to_string(f->severity), f->summary));
+      log(fmt::format("finding: {} {} ({}): {}", f->subject, to_string(f->detector), to_string(f->severity),
+                      f->summary));
     }
   }
   for (const auto& [key, severity] : m_active) {
     if (now.count(key) == 0) {
-      log(fmt::format("resolved: {} {}", key.first, key.second));
+      log(fmt::format("resolved: {} {}", key.first, to_string(key.second)));
     }
   }
   m_active.clear();
@@ -887,15 +888,15 @@ void Watch::notify_changes(const DaemonSnapshot& snap) {
     n.event = "finding";
     n.severity = f->severity;
     n.subject = f->subject;
-    n.what = f->detector;
-    n.title = fmt::format("{}: {} ({})", f->subject, f->detector, to_string(f->severity));
+    n.what = to_string(f->detector);
+    n.title = fmt::format("{}: {} ({})", f->subject, n.what, to_string(f->severity));
     n.message = f->action.empty() ? f->summary : f->summary + " " + f->action;
     json evidence = json::object();
     for (const auto& e : f->evidence) {
       evidence[e.name] = {{"value", e.value}, {"text", e.text}};
     }
     n.details = json{{"evidence", evidence}, {"remedy", to_string(f->remedy)}};
-    if (notify(std::move(n), key.first + "|" + key.second, *m_limiter)) {
+    if (notify(std::move(n), key.first + "|" + to_string(key.second), *m_limiter)) {
       m_told[key] = f->severity;
     }
   }
@@ -909,10 +910,11 @@ void Watch::notify_changes(const DaemonSnapshot& snap) {
     n.event = "resolved";
     n.severity = Severity::info;
     n.subject = key.first;
-    n.what = key.second;
-    n.title = fmt::format("{}: {} resolved", key.first, key.second);
-    n.message = fmt::format("{} no longer reports {}.", key.first, key.second);
-    it = notify(std::move(n), key.first + "|" + key.second, *m_limiter) ? m_told.erase(it) : std::next(it);
+    n.what = to_string(key.second);
+    n.title = fmt::format("{}: {} resolved", key.first, n.what);
+    n.message = fmt::format("{} no longer reports {}.", key.first, n.what);
+    const auto limiter_key = key.first + "|" + n.what;
+    it = notify(std::move(n), limiter_key, *m_limiter) ? m_told.erase(it) : std::next(it);
   }
 }
 

@@ -36,7 +36,7 @@ DiagnoseOptions options_for(const std::filesystem::path& root, const std::string
   return o;
 }
 
-const Finding* find(const DiagnoseResult& r, const std::string& detector) {
+const Finding* find(const DiagnoseResult& r, Detector detector) {
   for (const auto& f : r.findings) {
     if (f.detector == detector) {
       return &f;
@@ -65,16 +65,17 @@ TEST(DiagnoseCommand, TheSeedIncidentIsIdleBloat) {
   ASSERT_EQ(result.servers[0].last->processes.size(), 1U);
   EXPECT_EQ(result.servers[0].last->processes[0].argv, (std::vector<std::string>{"/bin/ollama", "serve"}));
 
-  const auto* bloat = find(result, "idle-bloat");
+  const auto* bloat = find(result, Detector::idle_bloat);
   ASSERT_NE(bloat, nullptr);
   EXPECT_EQ(bloat->severity, Severity::critical);
   EXPECT_EQ(bloat->subject, "ollama-gpu");
   EXPECT_EQ(bloat->remedy, Remedy::restart_server);
-  EXPECT_EQ(result.first_detected.at({"idle-bloat", "ollama-gpu"}) - started, 10s) << "reported when the hold is met";
-  EXPECT_NE(find(result, "unlimited"), nullptr);
-  ASSERT_NE(find(result, "host-pressure"), nullptr);
-  EXPECT_EQ(find(result, "growth"), nullptr) << "a constant 25 GiB is bloat, not growth";
-  EXPECT_EQ(find(result, "orphan-runner"), nullptr) << "the only process is `ollama serve`";
+  EXPECT_EQ(result.first_detected.at({Detector::idle_bloat, "ollama-gpu"}) - started, 10s)
+      << "reported when the hold is met";
+  EXPECT_NE(find(result, Detector::unlimited), nullptr);
+  ASSERT_NE(find(result, Detector::host_pressure), nullptr);
+  EXPECT_EQ(find(result, Detector::growth), nullptr) << "a constant 25 GiB is bloat, not growth";
+  EXPECT_EQ(find(result, Detector::orphan_runner), nullptr) << "the only process is `ollama serve`";
   EXPECT_EQ(result.findings[0].severity, Severity::critical) << "ordered by severity";
   EXPECT_EQ(diagnose_exit_code(result), DiagnoseExit::critical);
 
@@ -129,7 +130,7 @@ TEST(DiagnoseCommand, AFastLeakIsGrowthWithItsSlope) {
     root.write(stat_path, text);
   });
   const auto result = run_diagnose(options_for(root.path(), engine.address(), 30s), clock);
-  const auto* growth = find(result, "growth");
+  const auto* growth = find(result, Detector::growth);
   ASSERT_NE(growth, nullptr) << render_diagnosis(result);
   double slope = 0;
   double hours_to_limit = -1;
@@ -141,7 +142,7 @@ TEST(DiagnoseCommand, AFastLeakIsGrowthWithItsSlope) {
   // at 30 s anon is 900 MiB; (2048 - 900) MiB at 20 MiB/s = 57.4 s
   EXPECT_NEAR(hours_to_limit * 3600, (2048.0 - 900.0) / 20.0, 1.0);
   EXPECT_EQ(growth->severity, Severity::critical);
-  EXPECT_EQ(find(result, "idle-bloat"), nullptr) << "900 MiB is within 200 MiB + 1 GiB + 2 GiB";
+  EXPECT_EQ(find(result, Detector::idle_bloat), nullptr) << "900 MiB is within 200 MiB + 1 GiB + 2 GiB";
 }
 
 TEST(DiagnoseCommand, UnreachableApiIsAFindingAndCgroupAnalysisGoesOn) {
@@ -152,11 +153,11 @@ TEST(DiagnoseCommand, UnreachableApiIsAFindingAndCgroupAnalysisGoesOn) {
   FakeClock clock;
   const auto result =
       run_diagnose(options_for(test::fixture_path("hosts/v2-systemd-incident"), engine.address(), 3s), clock);
-  const auto* api = find(result, "api-unreachable");
+  const auto* api = find(result, Detector::api_unreachable);
   ASSERT_NE(api, nullptr);
   EXPECT_NE(api->summary.find(url + " (GET /api/ps): no such socket"), std::string::npos) << api->summary;
-  EXPECT_NE(find(result, "unlimited"), nullptr) << "cgroup analysis went on";
-  EXPECT_EQ(find(result, "idle-bloat"), nullptr) << "no model list, no expectation, no bloat verdict";
+  EXPECT_NE(find(result, Detector::unlimited), nullptr) << "cgroup analysis went on";
+  EXPECT_EQ(find(result, Detector::idle_bloat), nullptr) << "no model list, no expectation, no bloat verdict";
   ASSERT_TRUE(result.servers[0].last->memory);
   EXPECT_EQ(result.servers[0].last->memory->anon, 26843545600U);
 }
@@ -185,7 +186,7 @@ TEST(DiagnoseCommand, SlowAndBrokenApis) {
   ASSERT_EQ(result.servers.size(), 2U);
   std::vector<std::string> summaries;
   for (const auto& f : result.findings) {
-    if (f.detector == "api-unreachable") {
+    if (f.detector == Detector::api_unreachable) {
       summaries.push_back(f.summary);
     }
   }
@@ -217,7 +218,7 @@ TEST(DiagnoseCommand, OrphanRunnerHoldingMemory) {
   FakeEngine engine(dir.path() / "docker.sock", containers);
   FakeClock clock;
   const auto result = run_diagnose(options_for(root.path(), engine.address(), 5s), clock);
-  const auto* orphan = find(result, "orphan-runner");
+  const auto* orphan = find(result, Detector::orphan_runner);
   ASSERT_NE(orphan, nullptr) << render_diagnosis(result);
   EXPECT_NE(orphan->summary.find("pid 4300 (600 MiB)"), std::string::npos) << orphan->summary;
 }
@@ -232,7 +233,7 @@ TEST(DiagnoseCommand, WithoutDockerTheHostIsStillJudged) {
   ASSERT_FALSE(result.problems.empty());
   EXPECT_NE(result.problems[0].line().find("no such socket; is the Docker engine running?"), std::string::npos)
       << result.problems[0].line();
-  ASSERT_NE(find(result, "host-pressure"), nullptr);
+  ASSERT_NE(find(result, Detector::host_pressure), nullptr);
   EXPECT_NE(render_diagnosis(result).find("no inference server found"), std::string::npos);
 }
 
@@ -293,11 +294,11 @@ TEST(DiagnoseCommand, OllamaServeOnTheHostIsFoundThroughProc) {
   ASSERT_TRUE(s.last && s.last->memory);
   EXPECT_EQ(s.last->memory->anon, 629145600U);
   ASSERT_EQ(s.last->processes.size(), 1U);
-  const auto* api = find(result, "api-unreachable");
+  const auto* api = find(result, Detector::api_unreachable);
   ASSERT_NE(api, nullptr);
   EXPECT_NE(api->summary.find("http://127.0.0.1:1 (GET /api/ps): connection refused"), std::string::npos)
       << api->summary;
-  EXPECT_EQ(find(result, "unlimited"), nullptr) << "a host process is not a container";
+  EXPECT_EQ(find(result, Detector::unlimited), nullptr) << "a host process is not a container";
 }
 
 TEST(DiagnoseCommand, LookbackFindsALeakInTheStoredHistoryAtOnce) {
@@ -329,7 +330,7 @@ TEST(DiagnoseCommand, LookbackFindsALeakInTheStoredHistoryAtOnce) {
   const auto result = run_diagnose(o, clock);
   EXPECT_EQ(result.samples, 1U);  // one live sample
   EXPECT_EQ(result.stored_samples, 180U);
-  const auto* growth = find(result, "growth");
+  const auto* growth = find(result, Detector::growth);
   ASSERT_NE(growth, nullptr) << diagnosis_to_json(result).dump(2);
   const auto slope = std::find_if(growth->evidence.begin(), growth->evidence.end(),
                                   [](const Evidence& e) { return e.name == "slope_mib_per_hour"; });

@@ -111,18 +111,18 @@ DaemonSnapshot sample_snapshot() {
   s.servers.push_back(fresh);
 
   Finding bloat;
-  bloat.detector = "idle-bloat";
+  bloat.detector = Detector::idle_bloat;
   bloat.severity = Severity::warning;
   bloat.subject = "ollama";
   Finding cache;
-  cache.detector = "page-cache";
+  cache.detector = Detector::page_cache;
   cache.severity = Severity::info;
   cache.subject = "ollama";
   s.findings = {bloat, cache};
-  s.detectors = {{"ollama", "idle-bloat", Severity::warning},
-                 {"ollama", "growth", std::nullopt},
-                 {"ollama", "page-cache", Severity::info},
-                 {"host", "host-pressure", std::nullopt}};
+  s.detectors = {{"ollama", Detector::idle_bloat, Severity::warning},
+                 {"ollama", Detector::growth, std::nullopt},
+                 {"ollama", Detector::page_cache, Severity::info},
+                 {"host", Detector::host_pressure, std::nullopt}};
 
   s.actions[{"restart", "succeeded"}] = 1;
   s.actions[{"unload", "failed"}] = 2;

@@ -145,7 +145,7 @@ TEST(Serve, ARoundPublishesHostContainersAndServers) {
   ASSERT_EQ(snap->servers.size(), 1U);
   EXPECT_EQ(snap->servers[0].server.name, "ollama-gpu");
   // every detector for the server, and host-pressure for the host
-  EXPECT_EQ(snap->detectors.size(), detector_names().size());
+  EXPECT_EQ(snap->detectors.size(), k_detectors.size());
 
   const auto metrics = w.get("/metrics");
   EXPECT_EQ(metrics.status, 200);
@@ -169,7 +169,7 @@ TEST(Serve, IdleBloatOfAnOptedInServerIsFixedWithNoManualStep) {
   ASSERT_NE(it, snap->actions.end());
   EXPECT_EQ(it->second, 1U);
   for (const auto& f : snap->findings) {  // the restart cured the bloat; host pressure and no limit remain
-    EXPECT_NE(f.detector, "idle-bloat") << f.summary;
+    EXPECT_NE(f.detector, Detector::idle_bloat) << f.summary;
   }
   EXPECT_GE(w.count_sent("finding"), 1U);
   EXPECT_EQ(w.count_sent("action"), 1U);
@@ -191,7 +191,7 @@ TEST(Serve, ABloatedServerThatDidNotOptInIsReportedOnceAndLeftAlone) {
   EXPECT_EQ(it->second, 1U);  // once per episode, not once per round
   EXPECT_EQ(w.count_sent("action"), 1U);
   ASSERT_FALSE(snap->findings.empty());
-  EXPECT_EQ(snap->findings.front().detector, "idle-bloat");
+  EXPECT_EQ(snap->findings.front().detector, Detector::idle_bloat);
   EXPECT_NE(w.get("/metrics").body.find("memwarden_detector_state{subject=\"ollama-gpu\",detector=\"idle-bloat\"} 3"),
             std::string::npos);
 }
@@ -413,7 +413,7 @@ TEST(Serve, AMalformedUrlLabelIsSaidAsSuchAndCannotForgeLogLines) {
   EXPECT_TRUE(w.logged("11434\\nmemwarden: forged line"));
   const auto snap = w.daemon->snapshot();
   const auto it = std::find_if(snap->findings.begin(), snap->findings.end(),
-                               [](const Finding& f) { return f.detector == "api-unreachable"; });
+                               [](const Finding& f) { return f.detector == Detector::api_unreachable; });
   ASSERT_NE(it, snap->findings.end());
   EXPECT_NE(it->summary.find("its API address from the label memwarden.ollama.url cannot be used"), std::string::npos)
       << it->summary;
@@ -486,7 +486,7 @@ std::size_t count_of(const std::vector<std::string>& lines, const std::string& l
   return static_cast<std::size_t>(std::count(lines.begin(), lines.end(), line));
 }
 
-bool has_finding(const DaemonSnapshot& snap, const std::string& subject, const std::string& detector) {
+bool has_finding(const DaemonSnapshot& snap, const std::string& subject, Detector detector) {
   return std::any_of(snap.findings.begin(), snap.findings.end(),
                      [&](const Finding& f) { return f.subject == subject && f.detector == detector; });
 }
@@ -524,7 +524,7 @@ TEST(Serve, AFixInProgressDoesNotStopTheRounds) {
   EXPECT_EQ(body["acting"], true);
   EXPECT_EQ(body["jobs"], 1);
   EXPECT_EQ(count_of(w.scene.ollama->requests(), "GET /api/ps"), asked) << "its API is the fix's while it runs";
-  EXPECT_TRUE(has_finding(*snap, "ollama-gpu", "idle-bloat")) << "the finding the fix started from stays";
+  EXPECT_TRUE(has_finding(*snap, "ollama-gpu", Detector::idle_bloat)) << "the finding the fix started from stays";
   EXPECT_EQ(w.count_sent("resolved"), 0U);
   EXPECT_EQ(w.held.held(), 1U) << "no second fix of the same server";
   EXPECT_EQ(w.daemon->jobs_running(), 1U);
@@ -543,7 +543,7 @@ TEST(Serve, AFixInProgressDoesNotStopTheRounds) {
   EXPECT_EQ(history["records"][0]["outcome"], "succeeded");
   EXPECT_GT(count_of(w.scene.ollama->requests(), "GET /api/ps"), asked) << "asked again after the fix";
   w.ticks(3);
-  EXPECT_FALSE(has_finding(*w.daemon->snapshot(), "ollama-gpu", "idle-bloat"));
+  EXPECT_FALSE(has_finding(*w.daemon->snapshot(), "ollama-gpu", Detector::idle_bloat));
   EXPECT_EQ(w.scene.actions.restarts, 1);
 }
 
@@ -575,7 +575,7 @@ TEST(Serve, StopWaitsForTheRunningFixAndJournalsItButStartsNoOther) {
   w.daemon->request_stop();                       // SIGTERM
   w.scene.set_anon(26843545600ULL, test::k_id2);  // ... and now the second one bloats too
   w.ticks(15);                                    // rounds go on while the fix runs
-  EXPECT_TRUE(has_finding(*w.daemon->snapshot(), "ollama-cpu", "idle-bloat"));
+  EXPECT_TRUE(has_finding(*w.daemon->snapshot(), "ollama-cpu", Detector::idle_bloat));
   EXPECT_EQ(w.held.held(), 1U) << "no new fix after SIGTERM";
   EXPECT_EQ(w.daemon->jobs_running(), 1U);
   w.daemon->finish_jobs();  // waits for the running fix and takes in its report

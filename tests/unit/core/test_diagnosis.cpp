@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
+#include <string>
 
 #include "core/bytes.hpp"
 #include "core/diagnosis.hpp"
@@ -111,7 +113,7 @@ TEST(IdleBloat, TheSeedIncidentIsCritical) {
   const auto found = detect_idle_bloat(server("ollama-gpu"), h, {});
   ASSERT_EQ(found.size(), 1U);
   const auto& f = found[0];
-  EXPECT_EQ(f.detector, "idle-bloat");
+  EXPECT_EQ(f.detector, Detector::idle_bloat);
   EXPECT_EQ(f.severity, Severity::critical);
   EXPECT_EQ(f.remedy, Remedy::restart_server);
   EXPECT_EQ(evidence(f, "expected_bytes").value, static_cast<double>(k_gib_u));
@@ -354,7 +356,7 @@ TEST(RunDetectors, OrderedBySeverity) {
   const auto found =
       run_detectors({{server("z-big"), &bloated}, {server("a-quiet"), &quiet}}, host, DiagnoseThresholds{});
   ASSERT_GE(found.size(), 3U);
-  EXPECT_EQ(found[0].detector, "idle-bloat");
+  EXPECT_EQ(found[0].detector, Detector::idle_bloat);
   EXPECT_EQ(found[0].severity, Severity::critical);
   for (std::size_t i = 1; i < found.size(); ++i) {
     EXPECT_LE(found[i].severity, found[i - 1].severity);
@@ -528,4 +530,16 @@ TEST(Footprint, TheWorstBoundedSampleStaysUnderItsDocumentedSize) {
   typical.processes = {server_process, server_process};
   EXPECT_LT(footprint(typical), 2048U) << footprint(typical);
   RecordProperty("typical_sample_bytes", static_cast<int>(footprint(typical)));
+}
+
+TEST(Detectors, NamesAreDistinctAndReadBack) {
+  std::set<std::string> names;
+  for (const auto d : k_detectors) {
+    const std::string name = to_string(d);
+    EXPECT_TRUE(names.insert(name).second) << name << " twice";
+    EXPECT_EQ(parse_detector(name), d) << name;
+  }
+  EXPECT_EQ(names.size(), k_detectors.size());
+  EXPECT_FALSE(parse_detector("idle_bloat").has_value()) << "the names use dashes";
+  EXPECT_FALSE(parse_detector("").has_value());
 }

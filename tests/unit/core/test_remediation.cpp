@@ -87,15 +87,15 @@ TEST(Eligibility, RestartBudgetPerHour) {
 
 TEST(FirstStep, LadderStartsWithTheLeastDisruptiveStep) {
   Finding bloat;
-  bloat.detector = "idle-bloat";
+  bloat.detector = Detector::idle_bloat;
   OllamaModel m;
   m.name = "llama3.1:8b";
   EXPECT_EQ(first_step(bloat, {}), FixStep::restart) << "nothing loaded: nothing to unload";
   EXPECT_EQ(first_step(bloat, {m}), FixStep::unload);
   Finding growth;
-  growth.detector = "growth";
+  growth.detector = Detector::growth;
   EXPECT_EQ(first_step(growth, {m}), FixStep::restart);
   Finding unlimited;
-  unlimited.detector = "unlimited";
+  unlimited.detector = Detector::unlimited;
   EXPECT_FALSE(first_step(unlimited, {}));
 }

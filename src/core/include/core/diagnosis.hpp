@@ -3,10 +3,12 @@
 // and a recommended action come out. Pure: timestamps come from the caller.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/cgroup_memory.hpp"
@@ -75,6 +77,17 @@ enum class Remedy {
 };
 [[nodiscard]] const char* to_string(Remedy remedy);
 
+// The detectors, in the order they run.
+enum class Detector { idle_bloat, growth, orphan_runner, unlimited, page_cache, api_unreachable, host_pressure };
+// "idle-bloat", "growth", "orphan-runner", "unlimited", "page-cache", "api-unreachable", "host-pressure": the
+// names in reports, metrics, alerts and the journal.
+[[nodiscard]] const char* to_string(Detector detector);
+[[nodiscard]] std::optional<Detector> parse_detector(std::string_view name);
+// Every detector, in the order they run.
+inline constexpr std::array<Detector, 7> k_detectors{
+    Detector::idle_bloat, Detector::growth,          Detector::orphan_runner, Detector::unlimited,
+    Detector::page_cache, Detector::api_unreachable, Detector::host_pressure};
+
 struct Evidence {
   std::string name;  // "anon_bytes", "slope_mib_per_hour", ...
   double value = 0;
@@ -82,7 +95,7 @@ struct Evidence {
 };
 
 struct Finding {
-  std::string detector;  // "idle-bloat", "growth", ...
+  Detector detector = Detector::idle_bloat;
   Severity severity = Severity::info;
   std::string subject;  // a server's name, or "host"
   std::string summary;  // one sentence with the numbers
@@ -158,8 +171,5 @@ struct ServerState {
 };
 [[nodiscard]] std::vector<Finding> run_detectors(const std::vector<ServerState>& servers, const HostHistory& host,
                                                  const DiagnoseThresholds& t);
-
-// The detectors' names, in the order they run.
-[[nodiscard]] const std::vector<std::string>& detector_names();
 
 }  // namespace mw

@@ -38,7 +38,7 @@ struct DiagnoseResult {
   std::vector<DiagnoseServerSummary> servers;
   std::vector<Finding> findings;
   // (detector, subject) -> when a finding of it was first produced during the window.
-  std::map<std::pair<std::string, std::string>, Timestamp> first_detected;
+  std::map<std::pair<Detector, std::string>, Timestamp> first_detected;
   std::vector<Error> problems;
   std::size_t samples = 0;
   std::size_t stored_samples = 0;  // taken from the history by --lookback

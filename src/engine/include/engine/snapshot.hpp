@@ -25,7 +25,7 @@ struct ServedServer {
 // One detector's verdict on one subject, for every (server, detector) pair and ("host", "host-pressure").
 struct DetectorState {
   std::string subject;
-  std::string detector;
+  Detector detector = Detector::idle_bloat;
   std::optional<Severity> severity;  // nullopt: nothing found
 };
 

@@ -218,11 +218,11 @@ class Watch {
   std::int64_t m_last_maintain_ms = 0;
 
   // Notification and action state across ticks.
-  std::map<std::pair<std::string, std::string>, Severity> m_active;  // (subject, detector) -> severity
+  std::map<std::pair<std::string, Detector>, Severity> m_active;  // (subject, detector) -> severity
   std::set<std::string> m_announced;              // servers whose refusal or dry run was already reported this episode
   std::unique_ptr<RateLimiter> m_limiter;         // findings: once per subject and detector per min_interval
   std::unique_ptr<RateLimiter> m_action_limiter;  // actions and OOM events: their own hourly cap
-  std::map<std::pair<std::string, std::string>, Severity> m_told;  // what the receivers last heard, per finding
+  std::map<std::pair<std::string, Detector>, Severity> m_told;  // what the receivers last heard, per finding
   std::map<std::pair<std::string, std::string>, std::uint64_t> m_actions;
   std::map<std::pair<std::string, std::string>, std::uint64_t> m_notifications;
   std::uint64_t m_samples_total = 0;
