@@ -83,6 +83,14 @@ class DockerClient {
   // "20.10.24+dfsg1", from the Server header (or /version); empty when the engine did not say.
   [[nodiscard]] const std::string& engine_version() const { return m_engine_version; }
   [[nodiscard]] const Endpoint& endpoint() const { return m_http.endpoint(); }
+  [[nodiscard]] std::chrono::milliseconds timeout() const { return m_http.timeout(); }
+  // Closes the kept-alive connection; the next request opens another.
+  void close_connection() { m_http.close(); }
+  // Another client for the same engine and API version on a connection of its own (opened on its first request),
+  // for requests in parallel.
+  [[nodiscard]] DockerClient another_connection() const {
+    return DockerClient(HttpClient(m_http.endpoint(), m_http.timeout()), m_api, m_engine_version);
+  }
 
   [[nodiscard]] Result<std::vector<ContainerSummary>> list_containers(ListScope scope);
   [[nodiscard]] Result<ContainerMeta> inspect(std::string_view id);

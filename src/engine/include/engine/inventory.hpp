@@ -39,6 +39,13 @@ struct Inventory {
   std::size_t left_out = 0;                               // containers over max_containers, not inspected
 };
 
+// Containers are inspected on up to k_max_inspect_connections connections at once: one per
+// k_containers_per_connection containers listed, so that 8 or fewer take only the kept connection (and no thread)
+// and 25 or more take 4. Each answer keeps its cap (adapters::k_max_inspect_bytes).
+inline constexpr std::size_t k_max_inspect_connections = 4;
+inline constexpr std::size_t k_containers_per_connection = 8;
+[[nodiscard]] std::size_t inspect_connections(std::size_t containers);
+
 // One rule for a container that changes while it is read: one that is gone by the time it is inspected
 // (the engine answers 404) is left out without a word, as if the list had been taken a moment later; any
 // other failure to inspect is a problem naming the container, and it is left out too. A running container
