@@ -19,13 +19,19 @@ namespace {
 struct Inspected {
   Result<ContainerMeta> meta = fail("docker", "not inspected");
   std::optional<Result<probes::CgroupLocation>> cgroup;  // a running container's, when the layout is known
+  std::optional<MemoryRead> memory;                      // with read_memory, when its cgroup was found
 };
 
 void inspect_one(adapters::DockerClient& client, const adapters::ContainerSummary& summary,
-                 const probes::HostRoot& root, const std::optional<probes::CgroupLayout>& layout, Inspected& out) {
+                 const InventoryOptions& options, const std::optional<probes::CgroupLayout>& layout, Inspected& out) {
   out.meta = client.inspect(summary.id);
   if (out.meta && out.meta->state.running && layout) {
-    out.cgroup = probes::locate_container_cgroup(root, *layout, out.meta->state.pid, out.meta->id);
+    out.cgroup = probes::locate_container_cgroup(options.root, *layout, out.meta->state.pid, out.meta->id);
+    if (options.read_memory && *out.cgroup) {
+      std::vector<Error> problems;
+      auto memory = probes::read_cgroup_memory(*layout, **out.cgroup, problems);
+      out.memory = MemoryRead{std::move(memory), std::move(problems)};
+    }
   }
 }
 
@@ -35,19 +41,19 @@ void inspect_one(adapters::DockerClient& client, const adapters::ContainerSummar
 // is closed as soon as nothing is left for it, so that a server that serves one connection at a time (a proxy, a
 // test's fake) still answers every request in turn. The kept one opens again on its next request.
 std::vector<Inspected> inspect_all(adapters::DockerClient& client, const std::vector<adapters::ContainerSummary>& list,
-                                   const probes::HostRoot& root, const std::optional<probes::CgroupLayout>& layout) {
+                                   const InventoryOptions& options, const std::optional<probes::CgroupLayout>& layout) {
   std::vector<Inspected> out(list.size());
   const std::size_t connections = inspect_connections(list.size());
   if (connections == 1) {
     for (std::size_t i = 0; i < list.size(); ++i) {
-      inspect_one(client, list[i], root, layout, out[i]);
+      inspect_one(client, list[i], options, layout, out[i]);
     }
     return out;
   }
   std::atomic<std::size_t> next{0};
   const auto work = [&](adapters::DockerClient& c) {
     for (std::size_t i = next++; i < list.size(); i = next++) {
-      inspect_one(c, list[i], root, layout, out[i]);
+      inspect_one(c, list[i], options, layout, out[i]);
     }
     c.close_connection();
   };
@@ -128,7 +134,7 @@ Inventory InventoryReader::read() {
   } else {
     inv.problems.push_back(layout.error());
   }
-  auto inspected = inspect_all(*m_client, *list, m_options.root, inv.layout);
+  auto inspected = inspect_all(*m_client, *list, m_options, inv.layout);
   for (auto& one : inspected) {
     if (!one.meta) {
       if (one.meta.error().code != ENOENT) {
@@ -142,6 +148,9 @@ Inventory InventoryReader::read() {
         inv.cgroup_errors.emplace(meta.id, Error{meta.name, "the host's cgroup layout is unknown"});
       } else if (one.cgroup && *one.cgroup) {
         inv.cgroups.emplace(meta.id, **one.cgroup);
+        if (one.memory) {
+          inv.memory.emplace(meta.id, std::move(*one.memory));
+        }
       } else if (one.cgroup) {
         inv.cgroup_errors.emplace(meta.id, one.cgroup->error());
       }

@@ -162,3 +162,27 @@ TEST(Inventory, ACgroupThatCannotBeFoundStaysWithItsReason) {
   ASSERT_TRUE(inv.cgroup_errors.contains(id_of(9)));
   EXPECT_EQ(inv.cgroup_errors.at(id_of(9)).code, ENOENT);
 }
+
+TEST(Inventory, ReadsEachContainersMemoryWithItWhenAsked) {
+  TempDir root;
+  const auto containers = make_host(root, 20);
+  for (int i = 0; i < 20; ++i) {
+    root.write("sys/fs/cgroup/system.slice/docker-" + id_of(i) + ".scope/memory.current",
+               fmt::format("{}\n", 1000 + i));
+  }
+  root.write("sys/fs/cgroup/system.slice/docker-" + id_of(3) + ".scope/memory.stat", "anon lots\n");
+  TempDir sockets;
+  FakeEngine engine(sockets.path() / "d.sock", containers);
+  auto options = options_for(root, engine);
+  EXPECT_TRUE(read_inventory(options).memory.empty()) << "only when asked";
+  options.read_memory = true;
+  const auto inv = read_inventory(options);
+  ASSERT_EQ(inv.memory.size(), 20U);
+  for (int i = 0; i < 20; ++i) {
+    const auto& read = inv.memory.at(id_of(i));
+    ASSERT_TRUE(read.memory) << read.memory.error().line();
+    EXPECT_EQ(read.memory->usage, static_cast<std::uint64_t>(1000 + i));
+    EXPECT_EQ(read.problems.size(), i == 3 ? 1U : 0U) << i;
+  }
+  EXPECT_NE(inv.memory.at(id_of(3)).problems.front().line().find("memory.stat: "), std::string::npos);
+}

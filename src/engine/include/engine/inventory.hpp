@@ -27,6 +27,15 @@ struct InventoryOptions {
   // The most containers inspected; beyond it inference servers (by image or label) go first and the rest
   // are counted in Inventory::left_out.
   std::size_t max_containers = std::numeric_limits<std::size_t>::max();
+  // Also read each running container's memory (probes::read_cgroup_memory) as soon as its cgroup is found, on the
+  // thread that inspected it, while the other connections wait for the engine (a one-off status).
+  bool read_memory = false;
+};
+
+// A running container's memory, read with the inventory (InventoryOptions::read_memory).
+struct MemoryRead {
+  Result<CgroupMemory> memory;
+  std::vector<Error> problems;  // optional files that could not be read or made sense of
 };
 
 struct Inventory {
@@ -37,6 +46,7 @@ struct Inventory {
   std::map<std::string, Error> cgroup_errors;             // by id: running containers whose cgroup was not
   std::vector<Error> problems;                            // what could not be read: an inspect, the cgroup layout
   std::size_t left_out = 0;                               // containers over max_containers, not inspected
+  std::map<std::string, MemoryRead> memory;               // by id: with read_memory, running containers' cgroups found
 };
 
 // Containers are inspected on up to k_max_inspect_connections connections at once: one per
