@@ -52,12 +52,43 @@ Result<EngineVersion> parse_version_response(std::string_view text, std::string_
   return out;
 }
 
+std::string engine_version_from_server_header(std::string_view server) {
+  constexpr std::string_view k_prefix = "Docker/";
+  constexpr std::size_t k_max_version_bytes = 64;
+  if (!server.starts_with(k_prefix)) {
+    return {};
+  }
+  server.remove_prefix(k_prefix.size());
+  const auto version = server.substr(0, server.find(' '));
+  const bool plain = std::all_of(version.begin(), version.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '+' ||
+           c == '-' || c == '~' || c == '_';
+  });
+  if (version.empty() || version.size() > k_max_version_bytes || !plain) {
+    return {};
+  }
+  return std::string(version);
+}
+
+std::optional<EngineVersion> parse_ping_headers(long status, std::optional<std::string_view> api_version,
+                                                std::optional<std::string_view> server) {
+  if (status < 200 || status >= 300 || !api_version) {
+    return std::nullopt;
+  }
+  const auto api = parse_api_version(*api_version);
+  if (!api) {
+    return std::nullopt;
+  }
+  return EngineVersion{*api, server ? engine_version_from_server_header(*server) : std::string()};
+}
+
 Result<ApiVersion> negotiate_api_version(const EngineVersion& server, std::string_view source) {
   if (server.api < k_client_min_api) {
+    const auto engine =
+        server.engine_version.empty() ? std::string() : fmt::format(" (engine {})", server.engine_version);
     return fail(std::string(source),
-                fmt::format("Docker Engine API {} (engine {}) is too old: memwarden needs API {} or newer "
-                            "(Docker 19.03+)",
-                            server.api.text(), server.engine_version, k_client_min_api.text()));
+                fmt::format("Docker Engine API {}{} is too old: memwarden needs API {} or newer (Docker 19.03+)",
+                            server.api.text(), engine, k_client_min_api.text()));
   }
   return std::min(server.api, k_client_max_api);
 }
@@ -320,6 +351,18 @@ std::string error_message(const HttpResponse& response) {
 
 Result<DockerClient> DockerClient::connect(const Endpoint& endpoint, std::chrono::milliseconds timeout) {
   HttpClient http(endpoint, timeout);
+  auto ping = http.get("/_ping", RequestOptions::capped(k_max_docker_ping_bytes).keeping({"Api-Version", "Server"}));
+  if (!ping) {
+    return unexpected(ping.error());
+  }
+  if (const auto version = parse_ping_headers(ping->status, ping->header("Api-Version"), ping->header("Server"))) {
+    auto api = negotiate_api_version(*version, fmt::format("{} (GET /_ping)", endpoint.text));
+    if (!api) {
+      return unexpected(api.error());
+    }
+    return DockerClient(std::move(http), *api, version->engine_version);
+  }
+  // No API version in the ping's answer: an engine older than the header, or a proxy that drops it.
   auto response = http.get("/version", RequestOptions::capped(k_max_docker_version_bytes));
   if (!response) {
     return unexpected(response.error());

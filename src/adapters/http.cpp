@@ -21,7 +21,9 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <utility>
+#include <vector>
 
 #include "core/bytes.hpp"
 #include "core/text.hpp"
@@ -129,6 +131,32 @@ Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source) 
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
+
+char lower_ascii(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// Equal but for the case of ASCII letters: header names and tokens, compared without building a lower-case copy.
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower_ascii(x) == lower_ascii(y); });
+}
+
+bool iends_with(std::string_view text, std::string_view suffix) {
+  return text.size() >= suffix.size() && iequals(text.substr(text.size() - suffix.size()), suffix);
+}
+
+// Keeps a header line the request asked for (named as it asked), up to k_max_kept_headers of them.
+void keep_header(std::string_view name, std::string_view value, std::span<const std::string> keep,
+                 std::vector<HttpHeader>& kept) {
+  if (kept.size() >= k_max_kept_headers) {
+    return;
+  }
+  const auto wanted = std::find_if(keep.begin(), keep.end(), [&](const std::string& k) { return iequals(k, name); });
+  if (wanted != keep.end()) {
+    kept.push_back(HttpHeader{*wanted, std::string(value)});
+  }
+}
 
 constexpr std::size_t k_error_body_bytes = 512;
 constexpr std::size_t k_max_head_bytes = 64U << 10;
@@ -488,13 +516,6 @@ std::optional<Failure> Reader::more() {
 
 namespace {
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
-  return out;
-}
-
 std::string_view trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
     text.remove_prefix(1);
@@ -506,11 +527,10 @@ std::string_view trim(std::string_view text) {
 }
 
 bool has_token(std::string_view list, std::string_view token) {
-  const std::string text = lower(list);
-  std::string_view rest = text;
+  std::string_view rest = list;
   while (!rest.empty()) {
     const auto comma = rest.find(',');
-    if (trim(rest.substr(0, comma)) == token) {
+    if (iequals(trim(rest.substr(0, comma)), token)) {
       return true;
     }
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
@@ -535,7 +555,7 @@ std::optional<std::uint64_t> parse_decimal(std::string_view text) {
 }  // namespace
 
 // The status line and headers of one answer, `text` without the blank line that ends them.
-Expected<Head, Failure> parse_head(std::string_view text) {
+Expected<Head, Failure> parse_head(std::string_view text, KeepHeaders keep) {
   const auto eol = text.find('\n');
   const std::string_view status_line = trim(text.substr(0, eol));
   // "HTTP/1.1 200 OK"
@@ -561,19 +581,20 @@ Expected<Head, Failure> parse_head(std::string_view text) {
     if (colon == std::string_view::npos || colon == 0) {
       return unexpected(bad_answer(fmt::format("header line '{}'", printable(trim(line), 64))));
     }
-    const std::string name = lower(line.substr(0, colon));
+    const std::string_view name = line.substr(0, colon);
     const std::string_view value = trim(line.substr(colon + 1));
-    if (name == "content-length") {
+    keep_header(name, value, keep, head.headers);
+    if (iequals(name, "content-length")) {
       const auto length = parse_decimal(value);
       if (!length || (has_length && *length != head.content_length)) {
         return unexpected(bad_answer(fmt::format("Content-Length '{}'", printable(value))));
       }
       has_length = true;
       head.content_length = *length;
-    } else if (name == "transfer-encoding") {
-      head.chunked = lower(value).ends_with("chunked");
+    } else if (iequals(name, "transfer-encoding")) {
+      head.chunked = iends_with(value, "chunked");
       head.until_close = !head.chunked;
-    } else if (name == "connection") {
+    } else if (iequals(name, "connection")) {
       head.close = head.close || has_token(value, "close");
       keep_alive_asked = keep_alive_asked || has_token(value, "keep-alive");
     }
@@ -592,7 +613,7 @@ Expected<Head, Failure> parse_head(std::string_view text) {
 }
 
 // Reads the head of the answer off the front of the buffer, skipping interim 1xx answers.
-Expected<Head, Failure> read_head(Reader& reader) {
+Expected<Head, Failure> read_head(Reader& reader, KeepHeaders keep) {
   std::string& buf = reader.buffer();
   // A head of k_max_head_bytes ends within the first k_max_head_bytes + 3 bytes: only those are searched, so
   // that whether a head is too long does not depend on how much of the answer one read brought.
@@ -629,7 +650,8 @@ Expected<Head, Failure> read_head(Reader& reader) {
       }
       continue;
     }
-    auto head = parse_head(std::string_view(buf).substr(0, end));
+    // An interim 1xx answer's head is dropped, its headers with it.
+    auto head = parse_head(std::string_view(buf).substr(0, end), keep);
     buf.erase(0, end + skip);
     searched = 0;
     if (!head) {
@@ -775,8 +797,8 @@ Expected<BodyEnd, Failure> read_body(Reader& reader, const Head& head, const Sin
   }
 }
 
-Expected<Answer, Failure> read_answer(Reader& reader, std::size_t max_body) {
-  auto head = read_head(reader);
+Expected<Answer, Failure> read_answer(Reader& reader, std::size_t max_body, KeepHeaders keep) {
+  auto head = read_head(reader, keep);
   if (!head) {
     return unexpected(std::move(head).error());
   }
@@ -803,6 +825,7 @@ Expected<Answer, Failure> read_answer(Reader& reader, std::size_t max_body) {
     return unexpected(too_large());
   }
   out.close = head->close;
+  out.headers = std::move(head->headers);
   return out;
 }
 
@@ -889,7 +912,32 @@ struct CurlBody {
   std::string data;
   std::size_t max = k_default_max_body_bytes;
   bool overflow = false;
+  std::span<const std::string> keep_headers;
+  std::vector<HttpHeader> headers;
 };
+
+// libcurl hands over each header line of each answer (interim 1xx ones too), with its line end.
+std::size_t on_curl_header(char* ptr, std::size_t size, std::size_t count, void* user) {
+  auto* body = static_cast<CurlBody*>(user);
+  const std::size_t n = size * count;
+  std::string_view line(ptr, n);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
+    line.remove_suffix(1);
+  }
+  if (line.starts_with("HTTP/")) {
+    body->headers.clear();  // the status line of the next answer: only the final one's headers are kept
+  } else if (const auto colon = line.find(':'); colon != std::string_view::npos && colon > 0) {
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+      value.remove_prefix(1);
+    }
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+      value.remove_suffix(1);
+    }
+    keep_header(line.substr(0, colon), value, body->keep_headers, body->headers);
+  }
+  return n;
+}
 
 std::size_t on_curl_write(char* ptr, std::size_t size, std::size_t count, void* user) {
   auto* body = static_cast<CurlBody*>(user);
@@ -941,13 +989,22 @@ HttpClient::~HttpClient() = default;
 HttpClient::HttpClient(HttpClient&&) noexcept = default;
 HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
+std::optional<std::string_view> HttpResponse::header(std::string_view name) const {
+  for (const auto& h : headers) {
+    if (iequals(h.name, name)) {
+      return h.value;
+    }
+  }
+  return std::nullopt;
+}
+
 Result<HttpResponse> HttpClient::get(std::string_view path, const RequestOptions& options) {
-  return perform("GET", path, {}, options.timeout.value_or(m_timeout), options.max_body_bytes);
+  return perform("GET", path, {}, options);
 }
 
 Result<HttpResponse> HttpClient::post(std::string_view path, std::string_view json_body,
                                       const RequestOptions& options) {
-  return perform("POST", path, json_body, options.timeout.value_or(m_timeout), options.max_body_bytes);
+  return perform("POST", path, json_body, options);
 }
 
 void HttpClient::close() {
@@ -1048,7 +1105,9 @@ Result<long> HttpClient::stream(std::string_view path, const std::function<bool(
 }
 
 Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_view path, std::string_view body,
-                                         std::chrono::milliseconds timeout, std::size_t max_body) {
+                                         const RequestOptions& options) {
+  const std::chrono::milliseconds timeout = options.timeout.value_or(m_timeout);
+  const std::size_t max_body = options.max_body_bytes;
   const std::string source = fmt::format("{} ({} {})", m_endpoint.text, method, path);
   if (!m_handle) {
     m_handle = std::make_unique<Handle>();  // a moved-from client is usable again
@@ -1057,7 +1116,7 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
     return fail(source, "the request path must start with '/' and hold no spaces or control characters");
   }
   if (is_https(m_endpoint)) {
-    return perform_tls(method, path, body, timeout, max_body);
+    return perform_tls(method, path, body, timeout, options);
   }
   const Wait wait = wait_until(timeout);
   const Wait connect_wait = wait_until(std::min(timeout, m_timeout));
@@ -1079,14 +1138,14 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
       if (auto sent = send_all(fd, request, wait)) {
         return unexpected(std::move(*sent));
       }
-      auto answer = read_answer(reader, max_body);
+      auto answer = read_answer(reader, max_body, options.keep_headers);
       if (!answer) {
         return unexpected(std::move(answer).error());
       }
       if (answer->close || !reader.buffer().empty()) {
         handle.close_socket();
       }
-      return HttpResponse{answer->status, std::move(answer->body)};
+      return HttpResponse{answer->status, std::move(answer->body), std::move(answer->headers)};
     };
     auto result = exchange();
     if (result) {
@@ -1105,7 +1164,8 @@ Result<HttpResponse> HttpClient::perform(std::string_view method, std::string_vi
 }
 
 Result<HttpResponse> HttpClient::perform_tls(std::string_view method, std::string_view path, std::string_view body,
-                                             std::chrono::milliseconds timeout, std::size_t max_body) {
+                                             std::chrono::milliseconds timeout, const RequestOptions& options) {
+  const std::size_t max_body = options.max_body_bytes;
   const std::string source = fmt::format("{} ({} {})", m_endpoint.text, method, path);
   const LoadedCurl& loaded = curl_library();
   if (!loaded.error.empty()) {
@@ -1123,6 +1183,7 @@ Result<HttpResponse> HttpClient::perform_tls(std::string_view method, std::strin
   const std::string url = m_endpoint.base_url + std::string(path);
   CurlBody response;
   response.max = max_body;
+  response.keep_headers = options.keep_headers;
   api.easy_setopt(curl, CURLOPT_URL, url.c_str());
   // Only the endpoint's own scheme: no redirect or URL trick can switch protocols.
   api.easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
@@ -1131,6 +1192,10 @@ Result<HttpResponse> HttpClient::perform_tls(std::string_view method, std::strin
   api.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(timeout, m_timeout).count()));
   api.easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_curl_write);
   api.easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  if (!options.keep_headers.empty()) {
+    api.easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_curl_header);
+    api.easy_setopt(curl, CURLOPT_HEADERDATA, &response);
+  }
   api.easy_setopt(curl, CURLOPT_NOPROXY, "*");
   curl_slist* headers = nullptr;
   const std::string body_copy(body);
@@ -1155,6 +1220,7 @@ Result<HttpResponse> HttpClient::perform_tls(std::string_view method, std::strin
   HttpResponse out;
   api.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
   out.body = std::move(response.data);
+  out.headers = std::move(response.headers);
   return out;
 }
 

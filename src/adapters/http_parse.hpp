@@ -9,11 +9,14 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
+#include <vector>
 
+#include "adapters/http.hpp"
 #include "adapters/http_server.hpp"
 #include "core/expected.hpp"
 
@@ -119,6 +122,9 @@ class Reader {
   std::size_t m_received = 0;
 };
 
+// The names of the headers to keep (RequestOptions::keep_headers), compared without case.
+using KeepHeaders = std::span<const std::string>;
+
 struct Head {
   long status = 0;
   bool chunked = false;
@@ -126,13 +132,15 @@ struct Head {
   bool no_body = false;      // 204, 304: never a body
   bool close = false;        // the server will not keep the connection
   std::uint64_t content_length = 0;
+  std::vector<HttpHeader> headers;  // the lines named in `keep`, at most k_max_kept_headers, named as in `keep`
 };
 
 // The status line and headers of one answer, `text` without the blank line that ends them.
-[[nodiscard]] Expected<Head, Failure> parse_head(std::string_view text);
+[[nodiscard]] Expected<Head, Failure> parse_head(std::string_view text, KeepHeaders keep = {});
 
-// Reads the head of the answer off the front of the buffer, skipping interim 1xx answers.
-[[nodiscard]] Expected<Head, Failure> read_head(Reader& reader);
+// Reads the head of the answer off the front of the buffer, skipping interim 1xx answers (whose headers are not
+// kept).
+[[nodiscard]] Expected<Head, Failure> read_head(Reader& reader, KeepHeaders keep = {});
 
 // Where the body's pieces go: returns false to end the transfer early.
 using Sink = std::function<bool(std::string_view)>;
@@ -154,12 +162,13 @@ enum class BodyEnd { complete, stopped_by_sink };
 struct Answer {
   long status = 0;
   std::string body;
-  bool close = false;  // the connection cannot carry another request
+  bool close = false;               // the connection cannot carry another request
+  std::vector<HttpHeader> headers;  // as Head::headers
 };
 
 // The head and body of one answer, the body at most `max_body` bytes (else a Failure::Kind::too_large; a body
 // declared longer than that is not read at all).
-[[nodiscard]] Expected<Answer, Failure> read_answer(Reader& reader, std::size_t max_body);
+[[nodiscard]] Expected<Answer, Failure> read_answer(Reader& reader, std::size_t max_body, KeepHeaders keep = {});
 
 }  // namespace response
 

@@ -38,6 +38,7 @@ void collect_containers(const StatusOptions& options, StatusResult& result) {
   io.docker_host = options.docker_host;
   io.timeout = options.docker_timeout;
   io.scope = options.scope;
+  io.read_memory = true;  // read on the inspecting threads, while the engine answers the other inspects
   auto inv = read_inventory(io);
   report.docker = inv.docker;
   if (!inv.docker.reachable) {
@@ -54,14 +55,13 @@ void collect_containers(const StatusOptions& options, StatusResult& result) {
       report.containers.push_back(std::move(snap));  // a stopped container has no cgroup
       continue;
     }
-    if (const auto where = inv.cgroups.find(snap.meta.id); where != inv.cgroups.end()) {
-      std::vector<Error> problems;
-      if (auto memory = probes::read_cgroup_memory(*inv.layout, where->second, problems)) {
+    if (const auto read = inv.memory.find(snap.meta.id); read != inv.memory.end()) {
+      if (auto& memory = read->second.memory) {
         snap.memory = std::move(memory).value();
       } else {
         snap.memory_error = memory.error();
       }
-      for (auto& p : problems) {
+      for (auto& p : read->second.problems) {
         report.problems.push_back(std::move(p));
       }
     } else if (const auto why = inv.cgroup_errors.find(snap.meta.id); why != inv.cgroup_errors.end()) {

@@ -1,8 +1,16 @@
 #include "probes/cgroup.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <linux/magic.h>
+#include <sys/resource.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <system_error>
 
 #include "core/bytes.hpp"
@@ -22,6 +30,98 @@ const char* to_string(CgroupMode mode) {
       return "v2";
   }
   return "unknown";
+}
+
+namespace {
+
+// How many cgroup file descriptors the process may keep open: half the soft RLIMIT_NOFILE, at most 8192.
+std::size_t kept_fd_budget() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
+    return 0;
+  }
+  return static_cast<std::size_t>(std::min<rlim_t>(limit.rlim_cur / 2, 8192));
+}
+
+std::atomic<std::size_t> g_kept_fds{0};
+
+// Takes one of the process's kept descriptors; false when none is left.
+bool take_kept_fd() {
+  static const std::size_t budget = kept_fd_budget();
+  if (g_kept_fds.fetch_add(1) < budget) {
+    return true;
+  }
+  g_kept_fds.fetch_sub(1);
+  return false;
+}
+
+void give_back_kept_fd(int fd) {
+  ::close(fd);
+  g_kept_fds.fetch_sub(1);
+}
+
+bool on_cgroup_fs(int fd) {
+  struct statfs st {};
+  return ::fstatfs(fd, &st) == 0 && (st.f_type == CGROUP_SUPER_MAGIC || st.f_type == CGROUP2_SUPER_MAGIC);
+}
+
+}  // namespace
+
+CgroupFiles::~CgroupFiles() {
+  for (const auto& f : m_files) {
+    if (f.fd >= 0) {
+      give_back_kept_fd(f.fd);
+    }
+  }
+}
+
+std::size_t CgroupFiles::kept() const {
+  std::lock_guard lock(m_mutex);
+  return static_cast<std::size_t>(
+      std::count_if(m_files.begin(), m_files.end(), [](const File& f) { return f.fd >= 0; }));
+}
+
+CgroupFiles::File* CgroupFiles::find(const fs::path& dir, std::string_view name) {
+  const auto found = std::find_if(m_files.begin(), m_files.end(),
+                                  [&](const File& f) { return f.name == name && f.dir == dir.native(); });
+  return found == m_files.end() ? nullptr : &*found;
+}
+
+std::optional<Expected<void, Error>> CgroupFiles::reread(const fs::path& dir, std::string_view name,
+                                                         std::string& buffer) {
+  std::lock_guard lock(m_mutex);
+  File* file = find(dir, name);
+  if (file == nullptr || file->fd < 0) {
+    return std::nullopt;
+  }
+  auto ok = reread_open_file(file->fd, dir / name, buffer);
+  if (ok) {
+    return ok;
+  }
+  // ENODEV: the cgroup was removed. Whatever it was, the caller opens the file afresh, as without a kept one.
+  give_back_kept_fd(file->fd);
+  file->fd = -1;
+  return std::nullopt;
+}
+
+void CgroupFiles::offer(const fs::path& dir, std::string_view name, int fd) {
+  std::lock_guard lock(m_mutex);
+  File* file = find(dir, name);
+  if (file == nullptr) {
+    m_files.push_back({dir.native(), std::string(name), -1});  // read once: a one-off read keeps nothing
+    ::close(fd);
+    return;
+  }
+  if (file->fd >= 0 || m_not_cgroup_fs || (m_keep == Keep::on_cgroup_fs && !on_cgroup_fs(fd))) {
+    m_not_cgroup_fs = m_not_cgroup_fs || file->fd < 0;
+    ::close(fd);
+    return;
+  }
+  if (!take_kept_fd()) {
+    ::close(fd);
+    return;
+  }
+  file->fd = fd;
 }
 
 namespace {
@@ -133,26 +233,31 @@ std::optional<std::string> container_id_from_cgroup_path(std::string_view path) 
 
 Result<CgroupLocation> locate_container_cgroup(const HostRoot& root, const CgroupLayout& layout, std::int64_t pid,
                                                std::string_view container_id) {
+  // The Docker drivers' paths by id first: a stat or two, where /proc/<pid>/cgroup costs a read that the kernel
+  // builds by walking every hierarchy (the dearest file of a status run). They name the container's own cgroup,
+  // also when its process sits in a cgroup below it (systemd in a container). /proc/<pid>/cgroup finds the rest
+  // (--cgroup-parent, rootless Docker, other runtimes).
+  const std::string id(container_id);
+  const std::string candidates[] = {"docker/" + id, "system.slice/docker-" + id + ".scope"};
+  for (const auto& candidate : candidates) {
+    if (path_exists(layout.memory_root / candidate)) {
+      CgroupLocation where{candidate, std::nullopt, std::make_shared<CgroupFiles>()};
+      if (layout.unified_root && path_exists(*layout.unified_root / candidate)) {
+        where.unified_path = candidate;
+      }
+      return where;
+    }
+  }
   if (pid > 0) {
     const auto path = root.proc(std::to_string(pid) + "/cgroup");
     if (auto text = read_file(path)) {
       if (auto entries = parse_proc_cgroup(*text, path.string())) {
         if (auto where = location_from_entries(*entries, layout.mode);
             where && !where->memory_path.empty() && path_exists(layout.memory_root / where->memory_path)) {
+          where->files = std::make_shared<CgroupFiles>();
           return *where;
         }
       }
-    }
-  }
-  const std::string id(container_id);
-  const std::string candidates[] = {"docker/" + id, "system.slice/docker-" + id + ".scope"};
-  for (const auto& candidate : candidates) {
-    if (path_exists(layout.memory_root / candidate)) {
-      CgroupLocation where{candidate, std::nullopt};
-      if (layout.unified_root && path_exists(*layout.unified_root / candidate)) {
-        where.unified_path = candidate;
-      }
-      return where;
     }
   }
   return fail(layout.memory_root.string(),
@@ -227,11 +332,44 @@ namespace {
 // stay unknown; malformed ones are recorded in `problems`.
 class CgroupReader {
  public:
-  CgroupReader(fs::path dir, std::vector<Error>& problems) : m_dir(std::move(dir)), m_problems(problems) {}
+  CgroupReader(fs::path dir, CgroupFiles* files, std::vector<Error>& problems)
+      : m_dir(std::move(dir)), m_files(files), m_problems(problems) {}
+  ~CgroupReader() {
+    for (const auto& [dir, fd] : m_dirs) {
+      ::close(fd);
+    }
+  }
+  CgroupReader(const CgroupReader&) = delete;
+  CgroupReader& operator=(const CgroupReader&) = delete;
+
+  // The whole file `name` in `dir`: through its kept descriptor when there is one, else opened relative to the
+  // directory (one path walk for all the files of a cgroup instead of one each), and offered to be kept.
+  Expected<void, Error> read(const fs::path& dir, const char* name, std::string& buffer) {
+    if (m_files != nullptr) {
+      if (auto kept = m_files->reread(dir, name, buffer)) {
+        return *kept;
+      }
+    }
+    const int dir_fd = directory(dir);
+    const int fd =
+        dir_fd >= 0 ? ::openat(dir_fd, name, O_RDONLY | O_CLOEXEC) : ::open((dir / name).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      buffer.clear();
+      return fail((dir / name).string(), std::strerror(err), err);
+    }
+    auto ok = read_open_file(fd, dir / name, buffer);
+    if (ok && m_files != nullptr) {
+      m_files->offer(dir, name, fd);
+    } else {
+      ::close(fd);
+    }
+    return ok;
+  }
 
   // nullopt when the file is absent (this kernel does not have it); problems get anything else.
   const std::string* optional_file(const char* name) {
-    auto ok = read_file_into(m_dir / name, m_buffer);
+    auto ok = read(m_dir, name, m_buffer);
     if (!ok) {
       if (ok.error().code != ENOENT) {
         m_problems.push_back(ok.error());
@@ -263,7 +401,7 @@ class CgroupReader {
   }
 
   std::optional<Pressure> pressure(const fs::path& dir) {
-    auto ok = read_file_into(dir / "memory.pressure", m_buffer);
+    auto ok = read(dir, "memory.pressure", m_buffer);
     if (!ok) {
       if (ok.error().code != ENOENT && ok.error().code != EOPNOTSUPP) {
         m_problems.push_back(ok.error());
@@ -274,9 +412,26 @@ class CgroupReader {
   }
 
  private:
+  // The cgroup directory's descriptor (O_PATH), opened on its first use and closed with the reader; -1 when it
+  // cannot be opened (the files are then opened by their paths, which tells why).
+  int directory(const fs::path& dir) {
+    for (const auto& [path, fd] : m_dirs) {
+      if (path == dir.native()) {
+        return fd;
+      }
+    }
+    const int fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      m_dirs.emplace_back(dir.native(), fd);
+    }
+    return fd;
+  }
+
   fs::path m_dir;
+  CgroupFiles* m_files;
   std::vector<Error>& m_problems;
   std::string m_buffer;
+  std::vector<std::pair<std::string, int>> m_dirs;
 };
 
 }  // namespace
@@ -284,7 +439,7 @@ class CgroupReader {
 Result<CgroupMemory> read_cgroup_memory(const CgroupLayout& layout, const CgroupLocation& where,
                                         std::vector<Error>& problems) {
   const auto dir = layout.memory_root / where.memory_path;
-  CgroupReader reader(dir, problems);
+  CgroupReader reader(dir, where.files.get(), problems);
   CgroupMemory m;
   m.path = where.memory_path;
   const bool v2 = layout.mode == CgroupMode::v2;
@@ -293,7 +448,7 @@ Result<CgroupMemory> read_cgroup_memory(const CgroupLayout& layout, const Cgroup
   const char* usage_file = v2 ? "memory.current" : "memory.usage_in_bytes";
   {
     std::string text;
-    auto ok = read_file_into(dir / usage_file, text);
+    auto ok = reader.read(dir, usage_file, text);
     if (!ok) {
       return unexpected(ok.error());  // ENOENT here means the cgroup is gone
     }

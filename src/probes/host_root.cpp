@@ -21,10 +21,14 @@ Error too_large(const std::filesystem::path& path, std::size_t max_bytes) {
                EFBIG};
 }
 
-// Reads from `fd` to EOF or past `max_bytes`; closes nothing.
+enum class From { here, start };
+
+// Reads from `fd` to EOF or past `max_bytes`: from where it stands (read) or from its start (pread, which leaves it
+// where it stands); closes nothing.
 Expected<void, Error> read_fd(int fd, const std::filesystem::path& path, std::string& buffer, std::size_t max_bytes,
-                              Overflow overflow) {
+                              Overflow overflow, From from = From::here) {
   constexpr std::size_t k_chunk = 4096;
+  buffer.clear();
   std::size_t used = 0;
   for (;;) {
     // One byte past the cap tells a file of exactly max_bytes from a longer one.
@@ -32,7 +36,8 @@ Expected<void, Error> read_fd(int fd, const std::filesystem::path& path, std::st
     if (buffer.size() < used + want) {
       buffer.resize(used + want);
     }
-    const ssize_t n = ::read(fd, buffer.data() + used, want);
+    const ssize_t n = from == From::here ? ::read(fd, buffer.data() + used, want)
+                                         : ::pread(fd, buffer.data() + used, want, static_cast<off_t>(used));
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -71,6 +76,16 @@ Expected<void, Error> read_file_into(const std::filesystem::path& path, std::str
   auto ok = read_fd(fd, path, buffer, max_bytes, overflow);
   ::close(fd);
   return ok;
+}
+
+Expected<void, Error> read_open_file(int fd, const std::filesystem::path& path, std::string& buffer,
+                                     std::size_t max_bytes, Overflow overflow) {
+  return read_fd(fd, path, buffer, max_bytes, overflow);
+}
+
+Expected<void, Error> reread_open_file(int fd, const std::filesystem::path& path, std::string& buffer,
+                                       std::size_t max_bytes, Overflow overflow) {
+  return read_fd(fd, path, buffer, max_bytes, overflow, From::start);
 }
 
 Result<std::string> read_file(const std::filesystem::path& path, std::size_t max_bytes, Overflow overflow) {

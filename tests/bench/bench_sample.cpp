@@ -10,7 +10,12 @@
 //                      `memwarden --root`, default "/"); MW_BENCH_PID (optional)
 //                      is the container's pid, as `status` passes it.
 // BM_LocateAndRead/<case> adds locate_container_cgroup (what `status` does per
-// container) for reference. tests/bench/sample_ratio.sh prints the ratios.
+// container) for reference. BM_ReadCgroupMemoryKept/<case> reads through the
+// location's kept descriptors (probes::CgroupFiles: one pread per file, as serve
+// reads each round; on a real cgroup file system only, so on the fixtures it is
+// the same as BM_ReadCgroupMemory), BM_RawPreads/<case> is its raw counterpart:
+// a pread to EOF on descriptors opened once. tests/bench/sample_ratio.sh prints
+// the ratios.
 //
 // MW_BENCH_CONTAINERS="id[:pid],id[:pid],..." (ids of live containers under
 // MW_BENCH_CGROUP_ROOT) adds BM_LocateAndReadAll/live-<n>: locate + read of all n
@@ -48,7 +53,8 @@ struct Case {
   std::int64_t pid = 0;
   std::string container_id;
   CgroupLayout layout;
-  CgroupLocation where;
+  CgroupLocation where;            // with kept descriptors (from locate)
+  CgroupLocation fresh;            // the same without: each read opens the files
   std::vector<std::string> files;  // every path read_cgroup_memory opens, in its order
   std::size_t present = 0;         // how many of them exist
   std::string setup_error;         // non-empty: the case's benchmarks report it and skip
@@ -114,7 +120,7 @@ std::optional<fs::path> copy_fixture(const std::string& tree, std::string& error
 }
 
 Case prepare(std::string name, HostRoot root, std::int64_t pid, std::string container_id) {
-  Case c{std::move(name), std::move(root), pid, std::move(container_id), {}, {}, {}, 0, {}};
+  Case c{std::move(name), std::move(root), pid, std::move(container_id), {}, {}, {}, {}, 0, {}};
   auto layout = mw::probes::detect_cgroup_layout(c.root);
   if (!layout) {
     c.setup_error = layout.error().line();
@@ -127,6 +133,7 @@ Case prepare(std::string name, HostRoot root, std::int64_t pid, std::string cont
     return c;
   }
   c.where = *where;
+  c.fresh = CgroupLocation{c.where.memory_path, c.where.unified_path};
   c.files = probe_files(c.layout, c.where);
   for (const auto& f : c.files) {
     std::error_code ec;
@@ -149,12 +156,62 @@ void BM_ReadCgroupMemory(benchmark::State& state, const Case* c) {
   }
   for (auto _ : state) {
     std::vector<mw::Error> problems;
-    auto memory = mw::probes::read_cgroup_memory(c->layout, c->where, problems);
+    auto memory = mw::probes::read_cgroup_memory(c->layout, c->fresh, problems);
     benchmark::DoNotOptimize(memory);
     benchmark::DoNotOptimize(problems);
   }
   state.counters["files"] = static_cast<double>(c->files.size());
   state.counters["present"] = static_cast<double>(c->present);
+}
+
+void BM_ReadCgroupMemoryKept(benchmark::State& state, const Case* c) {
+  if (!c->setup_error.empty()) {
+    state.SkipWithError(c->setup_error.c_str());
+    return;
+  }
+  for (auto _ : state) {
+    std::vector<mw::Error> problems;
+    auto memory = mw::probes::read_cgroup_memory(c->layout, c->where, problems);
+    benchmark::DoNotOptimize(memory);
+    benchmark::DoNotOptimize(problems);
+  }
+  state.counters["kept"] = c->where.files ? static_cast<double>(c->where.files->kept()) : 0.0;
+}
+
+void BM_RawPreads(benchmark::State& state, const Case* c) {
+  if (!c->setup_error.empty()) {
+    state.SkipWithError(c->setup_error.c_str());
+    return;
+  }
+  std::vector<int> fds;
+  for (const auto& path : c->files) {
+    if (const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+      fds.push_back(fd);
+    }
+  }
+  static std::array<char, 65536> buffer;
+  for (auto _ : state) {
+    for (const int fd : fds) {
+      off_t at = 0;
+      for (;;) {
+        const ssize_t n = ::pread(fd, buffer.data(), buffer.size(), at);
+        if (n > 0) {
+          at += n;
+          continue;
+        }
+        if (n < 0 && errno == EINTR) {
+          continue;
+        }
+        break;
+      }
+    }
+    benchmark::DoNotOptimize(buffer.data());
+    benchmark::ClobberMemory();
+  }
+  for (const int fd : fds) {
+    ::close(fd);
+  }
+  state.counters["files"] = static_cast<double>(fds.size());
 }
 
 void BM_LocateAndRead(benchmark::State& state, const Case* c) {
@@ -276,6 +333,8 @@ void add_case(Case c) {
   benchmark::RegisterBenchmark(("BM_ReadCgroupMemory/" + p->name).c_str(), BM_ReadCgroupMemory, p);
   benchmark::RegisterBenchmark(("BM_RawReads/" + p->name).c_str(), BM_RawReads, p);
   benchmark::RegisterBenchmark(("BM_LocateAndRead/" + p->name).c_str(), BM_LocateAndRead, p);
+  benchmark::RegisterBenchmark(("BM_ReadCgroupMemoryKept/" + p->name).c_str(), BM_ReadCgroupMemoryKept, p);
+  benchmark::RegisterBenchmark(("BM_RawPreads/" + p->name).c_str(), BM_RawPreads, p);
 }
 
 void add_fixture_case(const std::string& name, const std::string& tree, std::int64_t pid, const std::string& id) {

@@ -63,6 +63,7 @@ trap 'exit 130' INT TERM
 
 mkdir -p "$STATE/bin"
 cp -- "$MW" "$STATE/bin/memwarden"
+MW_SUM=$(sha256sum "$MW" | cut -c1-12)
 MW=$STATE/bin/memwarden
 
 log "starting engine in $STATE"
@@ -107,6 +108,7 @@ kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 pss() { awk '$1 == "Pss:" { print $2 }' "/proc/$1/smaps_rollup"; }
 
 log "CPU window of $SECONDS_WINDOW s"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 mw0=$(cpu_ticks "$MW_PID")
 ne0=$(cpu_ticks "$NE_PID")
 t0=$EPOCHREALTIME
@@ -146,7 +148,7 @@ ne_series=$(curl -fsS "http://127.0.0.1:$NE_PORT/metrics" | grep -vc '^#')
 
 echo "### memwarden serve vs node_exporter, $COUNT containers, interval $INTERVAL, ${SECONDS_WINDOW} s window"
 echo
-echo "$(nproc) CPUs, $(uname -r), $(docker version -f '{{.Server.Version}}' 2>/dev/null) engine; memwarden took $samples samples by the end."
+echo "$(nproc) CPUs, $(uname -r), $(docker version -f '{{.Server.Version}}' 2>/dev/null) engine; memwarden sha256 $MW_SUM... took $samples samples by the end; load average $LOAD_START at the start of the window, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
 echo
 echo "| | memwarden serve | node_exporter |"
 echo "|---|---:|---:|"
@@ -157,3 +159,5 @@ echo "| of it anonymous / file-backed (RssAnon / RssFile) | $(kib "$MW_PID" RssA
 echo "| PSS (shared pages divided among their users) | $(pss "$MW_PID") KiB | $(pss "$NE_PID") KiB |"
 echo "| /metrics scrape, median / p90 / max ms ($SCRAPES scrapes) | $mw_med / $mw_p90 / $mw_max | $ne_med / $ne_p90 / $ne_max |"
 echo "| /metrics size, series | $mw_bytes B, $mw_series | $ne_bytes B, $ne_series |"
+echo "| open file descriptors (kept cgroup files among them) | $(ls "/proc/$MW_PID/fd" | wc -l) | $(ls "/proc/$NE_PID/fd" | wc -l) |"
+echo "| threads | $(kib "$MW_PID" Threads) | $(kib "$NE_PID" Threads) |"

@@ -11,6 +11,8 @@
 #   --docker-cli PATH    docker CLI for `docker stats` (default: `docker` on PATH)
 #   --breakdown          also time the pieces of a status run (see below)
 #   --bench-sample BIN   also run BIN (mw_bench_sample) against one live container's cgroup
+#   --baseline BIN       also time BIN status --json (an earlier build), interleaved with MEMWARDEN_BINARY
+#                        run for run, so that both see the same load
 #
 # Starts its own engine (scripts/test-engine.sh) in a temp state dir and stops it on exit,
 # builds memwarden-test/hog:latest (scripts/build-test-image.sh), starts containers with
@@ -20,10 +22,13 @@
 #
 # --breakdown times, per count, the pieces of a status run:
 #   memwarden --version (process start); status --json against a socket that does not exist
-#   (start + host probes + HTTP init + NVML probe); the engine's time for GET /_ping, /version,
-#   /containers/json and the n inspects (curl's time_total, one kept-alive connection, as
-#   memwarden uses); with --bench-sample, locate + read of all n containers' cgroups
-#   (mw_bench_sample BM_LocateAndReadAll with MW_BENCH_CONTAINERS).
+#   (start + host probes + HTTP init + NVML probe); the engine's time for GET /_ping (how memwarden
+#   negotiates), /version (which it no longer calls), /containers/json and the n inspects (curl's
+#   time_total on one kept-alive connection; memwarden spreads the inspects over up to 4); the CPU
+#   time (user + system) of one status run, memwarden's and the engine's (dockerd's and containerd's,
+#   from /proc/PID/stat, which is why 2 CPUs put a floor under the wall time); with --bench-sample,
+#   locate + read of all n containers' cgroups (mw_bench_sample BM_LocateAndReadAll with
+#   MW_BENCH_CONTAINERS).
 set -euo pipefail
 
 die() { echo "status_vs_docker_stats: $*" >&2; exit 1; }
@@ -36,6 +41,7 @@ WARMUP=2
 DOCKER_CLI=docker
 BREAKDOWN=0
 BENCH_SAMPLE=""
+BASELINE=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --counts) COUNTS=$2; shift 2 ;;
@@ -45,6 +51,7 @@ while [[ $# -gt 0 ]]; do
         --docker-cli) DOCKER_CLI=$2; shift 2 ;;
         --breakdown) BREAKDOWN=1; shift ;;
         --bench-sample) BENCH_SAMPLE=$2; shift 2 ;;
+        --baseline) BASELINE=$2; shift 2 ;;
         -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         --) shift; break ;;
         -*) die "unknown option $1" ;;
@@ -57,6 +64,7 @@ MEMHOG=$(realpath -- "$2")
 [[ -x $MW ]] || die "memwarden binary '$1' not found or not executable"
 [[ -f $MEMHOG ]] || die "memhog binary '$2' not found"
 [[ -z $BENCH_SAMPLE || -x $BENCH_SAMPLE ]] || die "--bench-sample '$BENCH_SAMPLE' not executable"
+[[ -z $BASELINE || -x $BASELINE ]] || die "--baseline '$BASELINE' not executable"
 IFS=, read -r -a COUNT_LIST <<<"$COUNTS"
 for n in "${COUNT_LIST[@]}"; do [[ $n =~ ^[0-9]+$ ]] || die "bad --counts '$COUNTS'"; done
 for v in "$RUNS" "$DOCKER_RUNS" "$WARMUP"; do [[ $v =~ ^[0-9]+$ ]] || die "run counts must be numbers"; done
@@ -92,6 +100,11 @@ if [[ -n $BENCH_SAMPLE ]]; then
     cp -- "$BENCH_SAMPLE" "$STATE/bin/mw_bench_sample"
     BENCH_SAMPLE=$STATE/bin/mw_bench_sample
 fi
+if [[ -n $BASELINE ]]; then
+    cp -- "$BASELINE" "$STATE/bin/memwarden-baseline"
+    BASE_SUM=$(sha256sum "$BASELINE" | cut -c1-12)
+    BASELINE=$STATE/bin/memwarden-baseline
+fi
 
 log "starting engine in $STATE"
 DOCKER_HOST=$("$SCRIPTS/test-engine.sh" start "$STATE" | tail -n 1)
@@ -111,7 +124,7 @@ time_runs() {
         t0=$EPOCHREALTIME # no subshell between the two readings
         "$@" >/dev/null 2>/dev/null || rc=$?
         t1=$EPOCHREALTIME
-        [[ $rc -eq 0 || ($rc -eq 3 && $1 == "$MW") ]] || die "'$*' exited $rc"
+        [[ $rc -eq 0 || ($rc -eq 3 && ($1 == "$MW" || $1 == "$BASELINE")) ]] || die "'$*' exited $rc"
         echo $((10#${t1/./} - 10#${t0/./}))
     done
 }
@@ -130,6 +143,33 @@ stats() {
         if (NR == 0) { print "- - -"; exit }
         med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
         printf "%.1f %.1f %.1f\n", v[1] / 1000, med / 1000, v[NR] / 1000 }'
+}
+
+# time_pair N WARMUP A B ARGS...: runs A ARGS and B ARGS alternately, N times each; prints "a_us b_us" lines.
+time_pair() {
+    local n=$1 warm=$2 a=$3 b=$4 i t0 t1 t2 rc
+    shift 4
+    for ((i = 0; i < warm; i++)); do "$a" "$@" >/dev/null 2>&1 || true; "$b" "$@" >/dev/null 2>&1 || true; done
+    for ((i = 0; i < n; i++)); do
+        rc=0
+        t0=$EPOCHREALTIME
+        "$a" "$@" >/dev/null 2>/dev/null || rc=$?
+        t1=$EPOCHREALTIME
+        "$b" "$@" >/dev/null 2>/dev/null || rc=$((rc == 0 || rc == 3 ? $? : rc))
+        t2=$EPOCHREALTIME
+        [[ $rc -eq 0 || $rc -eq 3 ]] || die "'$a $*' or '$b $*' exited $rc"
+        echo "$((10#${t1/./} - 10#${t0/./})) $((10#${t2/./} - 10#${t1/./}))"
+    done
+}
+
+# cpu_ticks PID...: user + system clock ticks of the processes (0 for one that is gone).
+cpu_ticks() {
+    local pid sum=0 t
+    for pid in "$@"; do
+        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        sum=$((sum + t))
+    done
+    echo "$sum"
 }
 
 start_containers() { # start_containers TOTAL: brings the running count up to TOTAL
@@ -153,7 +193,7 @@ CGROUP=$(if [[ -e /sys/fs/cgroup/cgroup.controllers ]]; then echo v2; elif [[ -e
 
 echo "### memwarden status --json vs docker stats --no-stream"
 echo
-echo "Host: $(nproc) CPUs, kernel $(uname -r), cgroup $CGROUP; engine $ENGINE_VERSION (API $API), docker CLI $CLI_VERSION ($(command -v "$DOCKER_CLI")); memwarden sha256 $MW_SUM...; $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "Host: $(nproc) CPUs, kernel $(uname -r), cgroup $CGROUP; engine $ENGINE_VERSION (API $API), docker CLI $CLI_VERSION ($(command -v "$DOCKER_CLI")); memwarden sha256 $MW_SUM...${BASELINE:+, baseline sha256 $BASE_SUM...}; $(date -u +%Y-%m-%dT%H:%MZ); load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| containers | command | runs | min ms | median ms | max ms |"
 echo "|---:|---|---:|---:|---:|---:|"
@@ -171,7 +211,14 @@ for n in "${COUNT_LIST[@]}"; do
     [[ $rc == 0 ]] || log "warning: status --json exited $rc; problems: $(jq -c .problems <<<"$json")"
     [[ $(jq -r .cgroup_mode <<<"$json") == "$CGROUP" ]] || log "warning: memwarden says cgroup $(jq -r .cgroup_mode <<<"$json")"
     log "timing memwarden status --json x$RUNS"
-    r=$(measure "$RUNS" "$WARMUP" "$MW" status --json)
+    if [[ -n $BASELINE ]]; then
+        pairs=$(time_pair "$RUNS" "$WARMUP" "$BASELINE" "$MW" status --json) || exit 1
+        r=$(awk '{ print $2 }' <<<"$pairs" | stats)
+        read -r bn bd bx < <(awk '{ print $1 }' <<<"$pairs" | stats)
+        echo "| $n | baseline \`memwarden status --json\` (interleaved) | $RUNS | $bn | $bd | $bx |"
+    else
+        r=$(measure "$RUNS" "$WARMUP" "$MW" status --json)
+    fi
     read -r mn md mx <<<"$r"
     echo "| $n | \`memwarden status --json\` | $RUNS | $mn | $md | $mx |"
     log "timing docker stats --no-stream x$DOCKER_RUNS"
@@ -201,13 +248,31 @@ for n in "${COUNT_LIST[@]}"; do
         read -r a b c <<<"$r"
         row "\`memwarden status --json --docker-host unix:///nonexistent\`: start + host probes + HTTP init + NVML probe" "$a" "$b" "$c"
         read -r a b c < <(col 1)
-        row "GET /_ping (server time, kept-alive; for comparison, memwarden does not call it)" "$a" "$b" "$c"
+        row "GET /_ping (server time, kept-alive; memwarden negotiates the API version with it)" "$a" "$b" "$c"
         read -r a b c < <(col 2)
-        row "GET /version (server time)" "$a" "$b" "$c"
+        row "GET /version (server time; for comparison, memwarden no longer calls it)" "$a" "$b" "$c"
         read -r a b c < <(col 3)
         row "GET /containers/json (server time)" "$a" "$b" "$c"
         read -r a b c < <(col 4)
-        row "$n x GET /containers/{id}/json, summed (server time)" "$a" "$b" "$c"
+        row "$n x GET /containers/{id}/json, summed (server time, one after another on one connection)" "$a" "$b" "$c"
+        # CPU time of a status run: memwarden's (its children's times, from bash's `times`) and the engine's.
+        engine_pids=("$(cat "$STATE/dockerd.pid")")
+        ctr=$(tr -cd '0-9' <"$(dirname "$SOCK")/exec/containerd/containerd.pid" 2>/dev/null || true)
+        [[ -n $ctr ]] && engine_pids+=("$ctr")
+        hz=$(getconf CLK_TCK)
+        e0=$(cpu_ticks "${engine_pids[@]}")
+        times >"$STATE/times0" # the builtin in this shell (a $(...) subshell would count none of our children)
+        for ((i = 0; i < RUNS; i++)); do "$MW" status --json >/dev/null 2>&1 || true; done
+        times >"$STATE/times1"
+        e1=$(cpu_ticks "${engine_pids[@]}")
+        # Line 2 of `times`: the children's user and system time, "0m0.090s 0m0.027s".
+        children_ms() { awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); t += p[1] * 60 + p[2] }
+            printf "%.3f", t * 1000 }' "$1"; }
+        mw_cpu=$(awk -v a="$(children_ms "$STATE/times0")" -v b="$(children_ms "$STATE/times1")" -v r="$RUNS" \
+            'BEGIN { printf "%.1f", (b - a) / r }')
+        engine_cpu=$(awk -v t="$((e1 - e0))" -v hz="$hz" -v r="$RUNS" 'BEGIN { printf "%.1f", t * 1000 / hz / r }')
+        row "CPU time of one status run, user + system (mean of $RUNS): memwarden" "-" "$mw_cpu" "-"
+        row "CPU time of one status run (mean of $RUNS): the engine (dockerd$([[ -n $ctr ]] && echo " + containerd"))" "-" "$engine_cpu" "-"
         if [[ -n $BENCH_SAMPLE ]]; then
             list=""
             for id in "${ids[@]}"; do list+="$id:$("$DOCKER_CLI" inspect --format '{{.State.Pid}}' "$id"),"; done

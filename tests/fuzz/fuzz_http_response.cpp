@@ -8,13 +8,16 @@
 //   - an answer is a final status (200 to 999); 204, 304 have no body; a Content-Length body is exactly
 //     that long; a body that ends with the connection means the connection cannot be kept;
 //   - errors are one line;
+//   - the headers kept (a few names asked for) are at most k_max_kept_headers, each named as asked, its value
+//     without a line end and without spaces or tabs around it;
 //   - read a byte at a time, or in pieces, the outcome is the one of reading everything at once: same
-//     status, body and keep-alive, or a failure of the same kind.
+//     status, body, keep-alive and kept headers, or a failure of the same kind.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "adapters/http.hpp"
 #include "http_parse.hpp"
@@ -34,10 +37,33 @@ bool one_line(const std::string& text) {
   return !text.empty() && text.find_first_of("\r\n") == std::string::npos;
 }
 
+// The headers the fuzzer's answers are asked to keep: what the Docker client asks of /_ping, and two that the
+// parser reads itself.
+const std::string k_keep[] = {"Api-Version", "server", "CONTENT-LENGTH", "transfer-encoding"};
+
+bool kept_well(const std::vector<mw::adapters::HttpHeader>& headers) {
+  if (headers.size() > mw::adapters::k_max_kept_headers) {
+    return false;
+  }
+  for (const auto& h : headers) {
+    bool asked = false;
+    for (const auto& k : k_keep) {
+      asked = asked || h.name == k;
+    }
+    const auto& v = h.value;
+    if (!asked || v.find_first_of("\n") != std::string::npos ||
+        (!v.empty() &&
+         (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t' || v.back() == '\r'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 mw::Expected<Answer, Failure> read(std::string_view bytes, std::size_t piece, std::size_t max_body) {
   std::string buffer;
   Reader reader(bytes, piece, buffer);
-  return read_answer(reader, max_body);
+  return read_answer(reader, max_body, k_keep);
 }
 
 }  // namespace
@@ -57,6 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (whole) {
     check(whole->status >= 200 && whole->status <= 999, "a final status");
     check(whole->body.size() <= max_body, "the body within its cap");
+    check(kept_well(whole->headers), "kept headers are bounded, asked for and trimmed");
   } else {
     check(one_line(whole.error().message), "an error is one line");
   }
@@ -65,8 +92,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   {
     std::string buffer;
     Reader reader(bytes, bytes.size(), buffer);
-    const auto head = read_head(reader);
+    const auto head = read_head(reader, k_keep);
     if (head) {
+      check(kept_well(head->headers), "the head's kept headers are bounded, asked for and trimmed");
       check(head->status >= 200, "read_head skips interim answers");
       check(!head->until_close || head->close, "a body up to the close closes the connection");
       if (whole) {
@@ -93,6 +121,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (whole) {
       check(split->status == whole->status && split->body == whole->body && split->close == whole->close,
             "the same answer however the bytes are split");
+      check(split->headers.size() == whole->headers.size(), "the same headers however the bytes are split");
+      for (std::size_t i = 0; i < split->headers.size() && i < whole->headers.size(); ++i) {
+        check(split->headers[i].name == whole->headers[i].name && split->headers[i].value == whole->headers[i].value,
+              "the same headers however the bytes are split");
+      }
     } else {
       check(split.error().kind == whole.error().kind, "the same kind of failure however the bytes are split");
     }

@@ -70,6 +70,14 @@ std::vector<Seed> responses() {
       {"long-trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-T: " +
                            std::string(5000, 'a') + "\r\n\r\n"},
       {"long-head", "HTTP/1.1 200 OK\r\nX-Big: " + std::string(66000, 'a') + "\r\nContent-Length: 1\r\n\r\nx"},
+      {"docker-ping",
+       "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nCache-Control: no-cache, no-store, must-revalidate\r\n"
+       "Docker-Experimental: false\r\nOstype: linux\r\nPragma: no-cache\r\n"
+       "Server: Docker/20.10.24+dfsg1 (linux)\r\nDate: Sat, 05 Dec 2026 00:48:48 GMT\r\nContent-Length: 2\r\n"
+       "Content-Type: text/plain; charset=utf-8\r\n\r\nOK"},
+      {"repeated-kept-header",
+       "HTTP/1.1 200 OK\r\napi-version:1.40\r\nAPI-VERSION: \t1.41 \r\nContent-Length: 0\r\n"
+       "Api-Version: 1.42\r\nApi-Version: 1.43\r\nApi-Version:\r\n\r\n"},
       {"events-stream",
        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
        "1c\r\n{\"status\":\"start\",\"id\":\"a\"}\n\r\n"},

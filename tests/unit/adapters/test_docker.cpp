@@ -4,11 +4,13 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/docker.hpp"
+#include "fake_services.hpp"
 #include "test_support.hpp"
 
 using namespace mw;
 using namespace mw::adapters;
 using namespace std::chrono_literals;
+using mw::test::FakeEngine;
 using mw::test::FakeHttpServer;
 using mw::test::TempDir;
 
@@ -29,6 +31,47 @@ TEST(DockerVersion, NegotiatesTheLowerMaximum) {
             "docker: Docker Engine API 1.39 (engine 18.09.1) is too old: memwarden needs API 1.40 or newer "
             "(Docker 19.03+)");
   EXPECT_TRUE((ApiVersion{1, 9}) < (ApiVersion{1, 40})) << "compared as numbers, not text";
+}
+
+TEST(DockerVersion, TooOldWithoutAnEngineVersion) {
+  const auto old = negotiate_api_version({{1, 39}, ""}, "docker");
+  ASSERT_FALSE(old);
+  EXPECT_EQ(old.error().line(),
+            "docker: Docker Engine API 1.39 is too old: memwarden needs API 1.40 or newer (Docker 19.03+)");
+}
+
+TEST(DockerPing, HeadersGiveTheVersions) {
+  const auto v = parse_ping_headers(200, "1.41", "Docker/20.10.24+dfsg1 (linux)");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->api, (ApiVersion{1, 41}));
+  EXPECT_EQ(v->engine_version, "20.10.24+dfsg1");
+  const auto bare = parse_ping_headers(200, "1.51", std::nullopt);
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->api, (ApiVersion{1, 51}));
+  EXPECT_EQ(bare->engine_version, "");
+  EXPECT_EQ(parse_ping_headers(204, "1.43", "Docker/24.0.7 (linux)")->engine_version, "24.0.7");
+}
+
+TEST(DockerPing, NoUsableVersionMeansAskVersion) {
+  EXPECT_FALSE(parse_ping_headers(200, std::nullopt, "Docker/20.10.24 (linux)")) << "no Api-Version header";
+  EXPECT_FALSE(parse_ping_headers(404, "1.41", std::nullopt)) << "not a 2xx";
+  EXPECT_FALSE(parse_ping_headers(500, "1.41", std::nullopt));
+  EXPECT_FALSE(parse_ping_headers(101, "1.41", std::nullopt));
+  for (const char* bad : {"", "1", "1.", ".41", "one.41", "1.41.2", "1.41 ", "1.4x", "1.100000"}) {
+    EXPECT_FALSE(parse_ping_headers(200, bad, std::nullopt)) << bad;
+  }
+}
+
+TEST(DockerPing, EngineVersionFromTheServerHeader) {
+  EXPECT_EQ(engine_version_from_server_header("Docker/20.10.24+dfsg1 (linux)"), "20.10.24+dfsg1");
+  EXPECT_EQ(engine_version_from_server_header("Docker/28.2.2"), "28.2.2");
+  EXPECT_EQ(engine_version_from_server_header("Docker/1.13.1~rc1_x-y (linux)"), "1.13.1~rc1_x-y");
+  for (const std::string& bad :
+       std::vector<std::string>{"", "Docker/", "Docker/ (linux)", "docker/20.10", "Libpod/4.3.1 (linux)", "nginx/1.25",
+                                "Docker/20.10\x1b[31m", "Docker/" + std::string(65, '1')}) {
+    EXPECT_EQ(engine_version_from_server_header(bad), "") << bad;
+  }
+  EXPECT_EQ(engine_version_from_server_header("Docker/" + std::string(64, '1')), std::string(64, '1'));
 }
 
 TEST(DockerVersion, BadResponses) {
@@ -172,6 +215,78 @@ TEST(DockerClient, ConnectsListsAndInspects) {
   const auto hostile = client->inspect("../../version?x=");
   ASSERT_FALSE(hostile);
   EXPECT_NE(hostile.error().message.find("is not a container id or name"), std::string::npos);
+}
+
+TEST(DockerClient, NegotiatesWithPingAlone) {
+  TempDir dir;
+  FakeEngine engine(dir.path() / "d.sock", {});
+  auto client = DockerClient::connect(*parse_endpoint(engine.address(), "t"), 2s);
+  ASSERT_TRUE(client) << client.error().line();
+  EXPECT_EQ(client->api_version().text(), "1.41");
+  EXPECT_EQ(client->engine_version(), "20.10.24+dfsg1");
+  EXPECT_EQ(engine.requests(), (std::vector<std::string>{"GET /_ping"})) << "no GET /version (20-30 ms on 20.10)";
+  ASSERT_TRUE(client->list_containers(ListScope::running));
+  EXPECT_EQ(engine.requests().back(), "GET /v1.41/containers/json");
+  EXPECT_EQ(engine.connections(), 1);
+}
+
+TEST(DockerClient, NewerEngineGetsTheClientsMaximum) {
+  TempDir dir;
+  FakeEngine engine(dir.path() / "d.sock", {});
+  engine.set_api_version_header("1.51");
+  auto client = DockerClient::connect(*parse_endpoint(engine.address(), "t"), 2s);
+  ASSERT_TRUE(client) << client.error().line();
+  EXPECT_EQ(client->api_version(), k_client_max_api);
+  ASSERT_TRUE(client->list_containers(ListScope::all));
+  EXPECT_EQ(engine.requests().back(), "GET /v" + k_client_max_api.text() + "/containers/json?all=1");
+}
+
+TEST(DockerClient, PingWithoutApiVersionFallsBackToVersion) {
+  TempDir dir;
+  FakeEngine engine(dir.path() / "d.sock", {});
+  engine.set_api_version_header("");
+  auto client = DockerClient::connect(*parse_endpoint(engine.address(), "t"), 2s);
+  ASSERT_TRUE(client) << client.error().line();
+  EXPECT_EQ(client->api_version().text(), "1.41");
+  EXPECT_EQ(client->engine_version(), "20.10.24+dfsg1");
+  EXPECT_EQ(engine.requests(), (std::vector<std::string>{"GET /_ping", "GET /version"}));
+  EXPECT_EQ(engine.connections(), 1) << "on the same connection";
+}
+
+TEST(DockerClient, OldEngineSaysSoInItsPing) {
+  TempDir dir;
+  FakeEngine engine(dir.path() / "d.sock", {});
+  engine.set_api_version_header("1.39");
+  const auto ep = *parse_endpoint(engine.address(), "t");
+  auto client = DockerClient::connect(ep, 2s);
+  ASSERT_FALSE(client);
+  EXPECT_EQ(client.error().line(),
+            engine.address() +
+                " (GET /_ping): Docker Engine API 1.39 (engine 20.10.24+dfsg1) is too old: memwarden needs API 1.40 "
+                "or newer (Docker 19.03+)");
+  EXPECT_EQ(docker_error_hint(client.error(), ep), "upgrade the Docker engine");
+  EXPECT_EQ(engine.requests(), (std::vector<std::string>{"GET /_ping"}));
+}
+
+TEST(DockerClient, OldEngineWithoutPingHeaderGetsTheSameMessage) {
+  TempDir dir;
+  FakeEngine engine(dir.path() / "d.sock", {});
+  engine.set_api_version_header("");
+  engine.set_version_body(R"({"Version":"18.09.1","ApiVersion":"1.39","MinAPIVersion":"1.12"})");
+  auto client = DockerClient::connect(*parse_endpoint(engine.address(), "t"), 2s);
+  ASSERT_FALSE(client);
+  EXPECT_NE(client.error().line().find("(GET /version): Docker Engine API 1.39 (engine 18.09.1) is too old"),
+            std::string::npos)
+      << client.error().line();
+}
+
+TEST(DockerClient, ConnectionErrorsOfThePingAreNotRetriedWithVersion) {
+  TempDir dir;
+  const auto ep = *parse_endpoint("unix://" + (dir.path() / "none.sock").string(), "t");
+  auto client = DockerClient::connect(ep, 2s);
+  ASSERT_FALSE(client);
+  EXPECT_EQ(client.error().code, ENOENT);
+  EXPECT_NE(client.error().line().find("(GET /_ping): no such socket"), std::string::npos) << client.error().line();
 }
 
 TEST(DockerClient, OldEngineGetsAClearMessage) {

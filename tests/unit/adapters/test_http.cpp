@@ -492,6 +492,52 @@ TEST(HttpClient, BrokenAnswersAreErrors) {
   }
 }
 
+TEST(HttpClient, KeepsTheHeadersARequestAsksFor) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    // An interim answer's headers are not the answer's; names come in any case, values with spaces around.
+    return ScriptedServer::Answer{
+        {"HTTP/1.1 100 Continue\r\nApi-Version: 0.1\r\n\r\n",
+         "HTTP/1.1 200 OK\r\nAPI-VERSION:   1.41 \t\r\nContent-Length: 2\r\n"
+         "Server: Docker/20.10.24+dfsg1 (linux)\r\napi-version: 1.42\r\nX-Other: o\r\n\r\nOK"}};
+  });
+  HttpClient client(server.endpoint(), 2s);
+  const auto none = client.get("/_ping");
+  ASSERT_TRUE(none) << none.error().line();
+  EXPECT_TRUE(none->headers.empty()) << "no header is kept unless asked for";
+  EXPECT_EQ(none->header("Api-Version"), std::nullopt);
+
+  const auto r = client.get("/_ping", RequestOptions{}.keeping({"Api-Version", "server", "Missing"}));
+  ASSERT_TRUE(r) << r.error().line();
+  EXPECT_EQ(r->body, "OK");
+  ASSERT_EQ(r->headers.size(), 3U);
+  EXPECT_EQ(r->headers[0].name, "Api-Version") << "named as the request named it";
+  EXPECT_EQ(r->headers[0].value, "1.41");
+  EXPECT_EQ(r->headers[1].name, "server");
+  EXPECT_EQ(r->headers[1].value, "Docker/20.10.24+dfsg1 (linux)");
+  EXPECT_EQ(r->headers[2].value, "1.42") << "a repeated header is kept once per line";
+  EXPECT_EQ(r->header("api-version"), "1.41") << "the first of them";
+  EXPECT_EQ(r->header("SERVER"), "Docker/20.10.24+dfsg1 (linux)");
+  EXPECT_EQ(r->header("Missing"), std::nullopt);
+  EXPECT_EQ(r->header("X-Other"), std::nullopt) << "not asked for";
+  EXPECT_EQ(server.accepts(), 1) << "the connection is kept as before";
+}
+
+TEST(HttpClient, KeptHeadersAreBounded) {
+  std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n";
+  for (int i = 0; i < 1000; ++i) {
+    head += "Api-Version: 1." + std::to_string(i) + "\r\n";
+  }
+  head += "\r\n";
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [&](int, const std::string&) { return ScriptedServer::Answer{{head}}; });
+  HttpClient client(server.endpoint(), 2s);
+  const auto r = client.get("/_ping", RequestOptions{}.keeping({"api-version"}));
+  ASSERT_TRUE(r) << r.error().line();
+  ASSERT_EQ(r->headers.size(), k_max_kept_headers);
+  EXPECT_EQ(r->headers.back().value, "1.15");
+}
+
 TEST(HttpClient, LineAndHeadLimitsHoldHoweverTheAnswerArrives) {
   // A trailer over 4 KiB and a head over 64 KiB passed when one read brought them whole, and failed when they
   // came in smaller reads (found with tests/fuzz/fuzz_http_response.cpp, which checks that splits never matter).

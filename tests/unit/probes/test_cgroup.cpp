@@ -264,3 +264,102 @@ TEST(FlatKeyed, ParsesAndRejects) {
   EXPECT_FALSE(parse_flat_keyed(" 5\n", "s"));
   EXPECT_FALSE(parse_flat_keyed("a 99999999999999999999999\n", "s"));
 }
+
+TEST(CgroupFiles, KeepsDescriptorsOnlyOnACgroupFileSystem) {
+  // The fixture trees are regular files: nothing is kept, each read opens the files as before.
+  const auto r = read_container(fixture("v2-systemd-incident"), 4242, k_ollama_id);
+  ASSERT_NE(r.where.files, nullptr) << "locate gives a location its descriptors";
+  std::vector<Error> problems;
+  ASSERT_TRUE(read_cgroup_memory(r.layout, r.where, problems));
+  EXPECT_EQ(r.where.files->kept(), 0U);
+}
+
+namespace {
+
+struct KeptCase {
+  TempDir dir;
+  CgroupLayout layout;
+  CgroupLocation where;
+  std::string cgroup;  // relative to dir
+};
+
+void make_kept_case(KeptCase& c) {
+  test::copy_fixture("hosts/v2-cgroupfs-5.15", c.dir);
+  c.layout = *detect_cgroup_layout(HostRoot(c.dir.path()));
+  c.where = CgroupLocation{"docker/" + k_515_id, std::nullopt,
+                           std::make_shared<CgroupFiles>(CgroupFiles::Keep::on_any_file_system)};
+  c.cgroup = "sys/fs/cgroup/docker/" + k_515_id + "/";
+}
+
+}  // namespace
+
+TEST(CgroupFiles, KeptFromTheSecondReadOnAndReadingTheCurrentContent) {
+  KeptCase c;
+  make_kept_case(c);
+  std::vector<Error> problems;
+  const auto first = read_cgroup_memory(c.layout, c.where, problems);
+  ASSERT_TRUE(first) << first.error().line();
+  EXPECT_EQ(c.where.files->kept(), 0U) << "a one-off read keeps nothing";
+  const auto second = read_cgroup_memory(c.layout, c.where, problems);
+  ASSERT_TRUE(second) << second.error().line();
+  EXPECT_EQ(c.where.files->kept(), 4U) << "memory.current, memory.max, memory.stat and memory.events are there";
+  EXPECT_EQ(second->usage, first->usage);
+  EXPECT_EQ(second->anon, first->anon);
+  EXPECT_EQ(second->limit, first->limit);
+  EXPECT_EQ(second->limit_hits, first->limit_hits);
+
+  // Written in place (as the kernel's files change): the next read sees it, on the same descriptors.
+  c.dir.write(c.cgroup + "memory.current", "123456789\n");
+  c.dir.write(c.cgroup + "memory.stat", "anon 42\nfile 7\n");
+  const auto third = read_cgroup_memory(c.layout, c.where, problems);
+  ASSERT_TRUE(third) << third.error().line();
+  EXPECT_EQ(third->usage, 123456789U);
+  EXPECT_EQ(third->anon, 42U);
+  EXPECT_EQ(third->file, 7U);
+  EXPECT_EQ(c.where.files->kept(), 4U);
+  EXPECT_TRUE(problems.empty()) << problems.front().line();
+
+  // A copy shares them.
+  const CgroupLocation copy = c.where;
+  ASSERT_TRUE(read_cgroup_memory(c.layout, copy, problems));
+  EXPECT_EQ(c.where.files->kept(), 4U);
+}
+
+TEST(CgroupFiles, AFailureOnAKeptDescriptorDropsItAndOpensAfresh) {
+  KeptCase c;
+  make_kept_case(c);
+  std::vector<Error> problems;
+  ASSERT_TRUE(read_cgroup_memory(c.layout, c.where, problems));
+  ASSERT_TRUE(read_cgroup_memory(c.layout, c.where, problems));
+  ASSERT_EQ(c.where.files->kept(), 4U);
+  // Past the cap (as a removed cgroup's ENODEV): the kept descriptor is dropped, a fresh open tells the error.
+  c.dir.write(c.cgroup + "memory.stat", std::string(k_max_file_bytes + 1, '9'));
+  const auto big = read_cgroup_memory(c.layout, c.where, problems);
+  ASSERT_TRUE(big) << big.error().line();
+  ASSERT_EQ(problems.size(), 1U);
+  EXPECT_EQ(problems[0].code, EFBIG);
+  EXPECT_FALSE(big->anon);
+  EXPECT_EQ(c.where.files->kept(), 3U);
+  problems.clear();
+  c.dir.write(c.cgroup + "memory.stat", "anon 5\n");
+  const auto again = read_cgroup_memory(c.layout, c.where, problems);
+  ASSERT_TRUE(again) << again.error().line();
+  EXPECT_EQ(again->anon, 5U);
+  EXPECT_EQ(c.where.files->kept(), 4U) << "kept again";
+  EXPECT_TRUE(problems.empty());
+}
+
+TEST(CgroupFiles, AGoneCgroupIsStillAnError) {
+  KeptCase c;
+  make_kept_case(c);
+  std::vector<Error> problems;
+  const CgroupLocation gone{"docker/" + std::string(64, 'e'), std::nullopt, c.where.files};
+  for (int i = 0; i < 2; ++i) {
+    const auto memory = read_cgroup_memory(c.layout, gone, problems);
+    ASSERT_FALSE(memory);
+    EXPECT_EQ(memory.error().code, ENOENT);
+    EXPECT_EQ(memory.error().source,
+              (c.dir.path() / "sys/fs/cgroup/docker" / std::string(64, 'e') / "memory.current").string());
+  }
+  EXPECT_EQ(c.where.files->kept(), 0U);
+}

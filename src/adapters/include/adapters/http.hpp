@@ -6,11 +6,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -29,9 +32,24 @@ struct Endpoint {
 // text came from in errors (e.g. "DOCKER_HOST: 'tcp://127.0.0.1:99999': port 99999 is not from 1 to 65535").
 [[nodiscard]] Result<Endpoint> parse_endpoint(std::string_view text, std::string_view source);
 
+// A response header a request asked to keep (RequestOptions::keep_headers).
+struct HttpHeader {
+  std::string name;   // as the request named it
+  std::string value;  // as sent, without the spaces and tabs around it
+};
+
+// The most response headers one answer keeps, whatever the request asked for and however often the server
+// repeats them; each lies within the answer's head (64 KiB at most).
+inline constexpr std::size_t k_max_kept_headers = 16;
+
 struct HttpResponse {
   long status = 0;
   std::string body;
+  std::vector<HttpHeader> headers;  // the ones the request asked for, in the order they came, once per line
+
+  // The first kept header of that name (ASCII letters compared without case); nullopt when the answer did not
+  // carry it or the request did not ask for it.
+  [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const;
 };
 
 // The most a response body may hold unless a request says otherwise. Each API names its own, smaller cap
@@ -41,6 +59,8 @@ inline constexpr std::size_t k_default_max_body_bytes = 64U << 20;
 struct RequestOptions {
   std::optional<std::chrono::milliseconds> timeout;       // the whole exchange; the client's time-out when empty
   std::size_t max_body_bytes = k_default_max_body_bytes;  // a longer body is an error ("response larger than ...")
+  // The response headers to keep in HttpResponse::headers, by name (without case); none by default.
+  std::vector<std::string> keep_headers;
 
   [[nodiscard]] static RequestOptions capped(std::size_t max_body) {
     RequestOptions o;
@@ -50,6 +70,11 @@ struct RequestOptions {
   [[nodiscard]] RequestOptions with_timeout(std::chrono::milliseconds t) const {
     RequestOptions o = *this;
     o.timeout = t;
+    return o;
+  }
+  [[nodiscard]] RequestOptions keeping(std::vector<std::string> names) const {
+    RequestOptions o = *this;
+    o.keep_headers = std::move(names);
     return o;
   }
 };
@@ -86,9 +111,9 @@ class HttpClient {
 
  private:
   [[nodiscard]] Result<HttpResponse> perform(std::string_view method, std::string_view path, std::string_view body,
-                                             std::chrono::milliseconds timeout, std::size_t max_body);
+                                             const RequestOptions& options);
   [[nodiscard]] Result<HttpResponse> perform_tls(std::string_view method, std::string_view path, std::string_view body,
-                                                 std::chrono::milliseconds timeout, std::size_t max_body);
+                                                 std::chrono::milliseconds timeout, const RequestOptions& options);
 
   Endpoint m_endpoint;
   std::chrono::milliseconds m_timeout;

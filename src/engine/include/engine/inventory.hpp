@@ -27,6 +27,15 @@ struct InventoryOptions {
   // The most containers inspected; beyond it inference servers (by image or label) go first and the rest
   // are counted in Inventory::left_out.
   std::size_t max_containers = std::numeric_limits<std::size_t>::max();
+  // Also read each running container's memory (probes::read_cgroup_memory) as soon as its cgroup is found, on the
+  // thread that inspected it, while the other connections wait for the engine (a one-off status).
+  bool read_memory = false;
+};
+
+// A running container's memory, read with the inventory (InventoryOptions::read_memory).
+struct MemoryRead {
+  Result<CgroupMemory> memory;
+  std::vector<Error> problems;  // optional files that could not be read or made sense of
 };
 
 struct Inventory {
@@ -37,7 +46,15 @@ struct Inventory {
   std::map<std::string, Error> cgroup_errors;             // by id: running containers whose cgroup was not
   std::vector<Error> problems;                            // what could not be read: an inspect, the cgroup layout
   std::size_t left_out = 0;                               // containers over max_containers, not inspected
+  std::map<std::string, MemoryRead> memory;               // by id: with read_memory, running containers' cgroups found
 };
+
+// Containers are inspected on up to k_max_inspect_connections connections at once: one per
+// k_containers_per_connection containers listed, so that 8 or fewer take only the kept connection (and no thread)
+// and 25 or more take 4. Each answer keeps its cap (adapters::k_max_inspect_bytes).
+inline constexpr std::size_t k_max_inspect_connections = 4;
+inline constexpr std::size_t k_containers_per_connection = 8;
+[[nodiscard]] std::size_t inspect_connections(std::size_t containers);
 
 // One rule for a container that changes while it is read: one that is gone by the time it is inspected
 // (the engine answers 404) is left out without a word, as if the list had been taken a moment later; any

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,10 +44,58 @@ struct ProcCgroupEntry {
 
 [[nodiscard]] Result<std::vector<ProcCgroupEntry>> parse_proc_cgroup(std::string_view text, std::string_view source);
 
+// The descriptors of a cgroup's memory files, kept open between reads by read_cgroup_memory, on a cgroup file
+// system only and from a file's second read on (a one-off read such as `memwarden status` keeps none): a read then
+// costs a pread per file instead of an open, two reads and a close (about a quarter of the time on cgroup v1;
+// docs/PERFORMANCE.md, section 5). The files of a removed cgroup answer ENODEV on their kept descriptors: the file
+// is then opened afresh, which tells "gone" (ENOENT) as before, and a cgroup made again under the same path (a
+// restart) is read anew. Any other failure on a kept descriptor is handled the same way. The process keeps at most
+// half its RLIMIT_NOFILE soft limit (8192 at most) of these descriptors in all; past that a file is opened for each
+// read. Thread-safe.
+class CgroupFiles {
+ public:
+  enum class Keep {
+    on_cgroup_fs,       // descriptors of files on cgroup and cgroup2 file systems (fstatfs)
+    on_any_file_system  // also of regular files (tests; a file replaced by another one is then not seen)
+  };
+  explicit CgroupFiles(Keep keep = Keep::on_cgroup_fs) : m_keep(keep) {}
+  ~CgroupFiles();
+  CgroupFiles(const CgroupFiles&) = delete;
+  CgroupFiles& operator=(const CgroupFiles&) = delete;
+  CgroupFiles(CgroupFiles&&) = delete;
+  CgroupFiles& operator=(CgroupFiles&&) = delete;
+
+  // The file `name` in `dir`, read now through its kept descriptor (at most k_max_file_bytes); nullopt when none
+  // is kept (or it failed and was dropped): the caller opens the file, reads it and offers the descriptor.
+  [[nodiscard]] std::optional<Expected<void, Error>> reread(const std::filesystem::path& dir, std::string_view name,
+                                                            std::string& buffer);
+  // A descriptor of `dir`/`name` that the caller opened and read whole: kept when the file was read before, else
+  // closed (and the read remembered).
+  void offer(const std::filesystem::path& dir, std::string_view name, int fd);
+  // Descriptors held now.
+  [[nodiscard]] std::size_t kept() const;
+
+ private:
+  struct File {
+    std::string dir;
+    std::string name;
+    int fd = -1;  // -1: read once, not kept
+  };
+  [[nodiscard]] File* find(const std::filesystem::path& dir, std::string_view name);
+
+  mutable std::mutex m_mutex;
+  Keep m_keep;
+  bool m_not_cgroup_fs = false;  // a file turned out not to be on a cgroup file system: keep none
+  std::vector<File> m_files;
+};
+
 // Where a process's memory is accounted, relative to the layout's roots (no leading '/').
 struct CgroupLocation {
   std::string memory_path;                  // under CgroupLayout::memory_root
   std::optional<std::string> unified_path;  // under CgroupLayout::unified_root (hybrid PSI)
+  // Set by locate_container_cgroup: the memory files' descriptors, kept between reads and shared by the copies of
+  // this location. Null: each read opens the files.
+  std::shared_ptr<CgroupFiles> files = nullptr;
 };
 
 // The memory controller's path for a v1/hybrid host, or the "0::" path on v2.
@@ -56,8 +106,8 @@ struct CgroupLocation {
 // ".../cri-containerd-<id>.scope"), or nullopt.
 [[nodiscard]] std::optional<std::string> container_id_from_cgroup_path(std::string_view path);
 
-// Finds a container's cgroup: from /proc/<pid>/cgroup when pid > 0, else (or when that path is
-// not there, e.g. under a cgroup namespace) from the id under the cgroupfs and systemd drivers' paths.
+// Finds a container's cgroup: from the id under the cgroupfs and systemd drivers' paths (docker/<id>,
+// system.slice/docker-<id>.scope), else from /proc/<pid>/cgroup when pid > 0 (a --cgroup-parent, rootless Docker).
 [[nodiscard]] Result<CgroupLocation> locate_container_cgroup(const HostRoot& root, const CgroupLayout& layout,
                                                              std::int64_t pid, std::string_view container_id);
 

@@ -49,6 +49,16 @@ enum class Overflow {
                                                    std::size_t max_bytes = k_max_file_bytes,
                                                    Overflow overflow = Overflow::fail);
 
+// Like read_file_into, from a descriptor the caller opened (and closes): from where it stands to EOF.
+[[nodiscard]] Expected<void, Error> read_open_file(int fd, const std::filesystem::path& path, std::string& buffer,
+                                                   std::size_t max_bytes = k_max_file_bytes,
+                                                   Overflow overflow = Overflow::fail);
+// The same from the file's start (pread), however often: a kept descriptor of a /proc or cgroup file reads the
+// current content each time. The descriptor's position does not move. `path` names it in errors.
+[[nodiscard]] Expected<void, Error> reread_open_file(int fd, const std::filesystem::path& path, std::string& buffer,
+                                                     std::size_t max_bytes = k_max_file_bytes,
+                                                     Overflow overflow = Overflow::fail);
+
 // A file named by a person or a configuration (a config, a token, a model): it must be a regular file
 // (a FIFO, a device or a directory is refused at once, without blocking: the open is non-blocking and
 // the type is checked on the open descriptor) no larger than `max_bytes`.
