@@ -174,7 +174,7 @@ json diagnosis_to_json(const DiagnoseResult& r) {
     }
     json first = nullptr;
     if (const auto it = r.first_detected.find({f.detector, f.subject}); it != r.first_detected.end()) {
-      first = it->second.count();
+      first = to_ms(it->second);
     }
     findings.push_back({{"detector", to_string(f.detector)},
                         {"severity", to_string(f.severity)},
@@ -183,8 +183,8 @@ json diagnosis_to_json(const DiagnoseResult& r) {
                         {"evidence", evidence},
                         {"remedy", to_string(f.remedy)},
                         {"action", f.action},
-                        {"window_start_ms", f.window_start.count()},
-                        {"window_end_ms", f.window_end.count()},
+                        {"window_start_ms", to_ms(f.window_start)},
+                        {"window_end_ms", to_ms(f.window_end)},
                         {"first_detected_ms", first}});
   }
   json problems = json::array();
@@ -192,8 +192,8 @@ json diagnosis_to_json(const DiagnoseResult& r) {
     problems.push_back({{"source", p.source}, {"message", p.message}});
   }
   return {{"schema", "memwarden.diagnose/1"},
-          {"started_ms", r.started.count()},
-          {"ended_ms", r.ended.count()},
+          {"started_ms", to_ms(r.started)},
+          {"ended_ms", to_ms(r.ended)},
           {"interval_ms", r.interval.count()},
           {"samples", r.samples},
           {"stored_samples", r.stored_samples},

@@ -250,7 +250,7 @@ std::vector<Finding> detect_growth(const InferenceServer& server, const ServerHi
   for (std::size_t i = begin; i < history.size(); ++i) {
     const auto& s = history[i];
     if (s.memory && s.memory->anon) {
-      points.push_back({static_cast<double>(s.at.count()), static_cast<double>(*s.memory->anon)});
+      points.push_back({static_cast<double>(to_ms(s.at)), static_cast<double>(*s.memory->anon)});
     }
   }
   if (points.size() < t.growth_min_samples) {
@@ -323,7 +323,7 @@ std::vector<Finding> detect_growth(const InferenceServer& server, const ServerHi
       "restart {} to release the leaked memory; upgrade Ollama if older than 0.7.1 (engine leaks fixed in "
       "0.6.6, 0.6.8, 0.7.1); with a llama-server runner cap its prompt cache (LLAMA_ARG_CACHE_RAM)",
       server.name);
-  f.window_start = Timestamp(static_cast<std::int64_t>(points.front().t_ms));
+  f.window_start = timestamp_from_ms(static_cast<std::int64_t>(points.front().t_ms));
   f.window_end = last.at;
   return {f};
 }

@@ -24,11 +24,11 @@ constexpr std::size_t k_max_error_bytes = 512;
 }  // namespace
 
 Timestamp SteadyClock::now() const {
-  return std::chrono::duration_cast<Timestamp>(std::chrono::steady_clock::now().time_since_epoch());
+  return Timestamp{std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now().time_since_epoch())};
 }
 
 void SteadyClock::sleep_until(Timestamp until) {
-  std::this_thread::sleep_until(std::chrono::steady_clock::time_point(until));
+  std::this_thread::sleep_until(std::chrono::steady_clock::time_point(until.time_since_epoch()));
 }
 
 Sampler::Sampler(SamplerOptions options, Clock& clock)

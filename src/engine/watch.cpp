@@ -268,7 +268,7 @@ void Watch::wake() {
 
 bool Watch::wait_until(Timestamp deadline) {
   std::unique_lock lock(m_mutex);
-  const auto until = std::chrono::steady_clock::time_point(deadline);
+  const auto until = std::chrono::steady_clock::time_point(deadline.time_since_epoch());
   const bool woken = m_cv.wait_until(lock, until, [this] { return m_pending.woken; });
   m_pending.woken = false;
   return woken;

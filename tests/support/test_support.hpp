@@ -17,7 +17,7 @@ namespace mw::test {
 // then runs the hook (tests use it to change fixture files between samples).
 class FakeClock final : public Clock {
  public:
-  explicit FakeClock(Timestamp start = Timestamp(1'000'000)) : m_now(start) {}
+  explicit FakeClock(Timestamp start = timestamp_from_ms(1'000'000)) : m_now(start) {}
   [[nodiscard]] Timestamp now() const override { return m_now; }
   void sleep_until(Timestamp until) override {
     if (until > m_now) {

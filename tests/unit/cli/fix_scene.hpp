@@ -105,7 +105,7 @@ struct Scene {
   }
 
   FixResult run(const FixOptions& o, actions::ServerActions* use = nullptr) {
-    FixEnvironment env{clock, [this] { return k_wall + clock.now().count(); }, use ? *use : actions,
+    FixEnvironment env{clock, [this] { return k_wall + to_ms(clock.now()); }, use ? *use : actions,
                        journal ? &*journal : nullptr,
                        [this](const std::string& q) {
                          questions.push_back(q);

@@ -90,7 +90,7 @@ TEST(DiagnoseCommand, TheSeedIncidentIsIdleBloat) {
                                        [](const json& f) { return f["detector"] == "idle-bloat"; });
   ASSERT_NE(bloat_json, doc["findings"].end());
   EXPECT_EQ((*bloat_json)["evidence"]["anon_bytes"]["value"], 26843545600.0);
-  EXPECT_EQ((*bloat_json)["first_detected_ms"], (started + 10s).count());
+  EXPECT_EQ((*bloat_json)["first_detected_ms"], to_ms(started + 10s));
 }
 
 TEST(DiagnoseCommand, StopOnEndsTheWindowEarly) {

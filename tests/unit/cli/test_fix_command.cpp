@@ -152,7 +152,7 @@ TEST(FixCommand, BudgetExhaustedMeansNoFurtherRestart) {
   options.policy.cooldown = 0s;
   for (int i = 0; i < 3; ++i) {
     adapters::JournalRecord rec;
-    rec.started_at_ms = k_wall + scene.clock.now().count() - (50 - 10 * i) * 60'000;
+    rec.started_at_ms = k_wall + to_ms(scene.clock.now()) - (50 - 10 * i) * 60'000;
     rec.server = "ollama-gpu";
     rec.kind = "restart";
     const auto id = scene.journal->begin(rec);

@@ -74,7 +74,7 @@ struct Warden {
     }
     ServeEnvironment env{probes::HostRoot(scene.root.path()),
                          scene.clock,
-                         [this] { return k_wall + scene.clock.now().count(); },
+                         [this] { return k_wall + to_ms(scene.clock.now()); },
                          [this](const std::string& line) { lines.push_back(line); },
                          [this](const adapters::NotifyTarget&, const adapters::Notification& n) {
                            sent.push_back(n);
@@ -326,7 +326,7 @@ TEST(Serve, HistoryOutlivesTheDaemon) {
     w.ticks(3);
     auto store = adapters::SampleStore::open(state, {});
     ASSERT_TRUE(store) << store.error().line();
-    const auto until = k_wall + w.scene.clock.now().count();
+    const auto until = k_wall + to_ms(w.scene.clock.now());
     const auto rows = store->raw("ollama-gpu", 0, until);
     ASSERT_TRUE(rows);
     EXPECT_EQ(rows->size(), 3U);
@@ -444,7 +444,7 @@ TEST(Serve, SamplesStopBeforeTheJournalsRoomIsGoneAndFixesStillJournal) {
   {
     auto store = adapters::SampleStore::open(state, {});
     ASSERT_TRUE(store);
-    const auto rows = store->raw("host", 0, k_wall + w.scene.clock.now().count());
+    const auto rows = store->raw("host", 0, k_wall + to_ms(w.scene.clock.now()));
     ASSERT_TRUE(rows);
     EXPECT_TRUE(rows->empty());
   }
@@ -460,7 +460,7 @@ TEST(Serve, SamplesStopBeforeTheJournalsRoomIsGoneAndFixesStillJournal) {
   EXPECT_TRUE(w.daemon->snapshot()->history_ok);
   EXPECT_TRUE(w.logged("history: writing again"));
   auto store = adapters::SampleStore::open(state, {});
-  const auto rows = store->raw("host", 0, k_wall + w.scene.clock.now().count());
+  const auto rows = store->raw("host", 0, k_wall + to_ms(w.scene.clock.now()));
   ASSERT_TRUE(rows);
   EXPECT_EQ(rows->size(), 2U);
 }

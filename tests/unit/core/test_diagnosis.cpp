@@ -38,7 +38,7 @@ ServerSample sample(std::int64_t at_ms, std::optional<std::uint64_t> anon,
                     std::optional<std::vector<OllamaModel>> models, std::uint64_t file = 10 * k_mib_u,
                     std::optional<MemoryLimit> limit = MemoryLimit::unlimited()) {
   ServerSample s;
-  s.at = Timestamp(at_ms);
+  s.at = timestamp_from_ms(at_ms);
   s.models = std::move(models);
   if (anon) {
     CgroupMemory m;
@@ -284,7 +284,7 @@ TEST(OrphanRunner, NeedsTheHold) {
   s.processes = {runner};
   h.push(s);
   EXPECT_TRUE(detect_orphan_runners(server(), h, {}).empty()) << "one sample: held 0 s";
-  s.at = Timestamp(2000);
+  s.at = timestamp_from_ms(2000);
   h.push(s);
   EXPECT_EQ(detect_orphan_runners(server(), h, {}).size(), 1U);
 }

@@ -39,7 +39,7 @@ struct InferenceServer {
 
 // One observation of one server.
 struct ServerSample {
-  Timestamp at{0};
+  Timestamp at{};
   std::optional<CgroupMemory> memory;              // nullopt: cgroup unreadable this tick
   std::optional<std::vector<OllamaModel>> models;  // /api/ps; nullopt: the API did not answer
   std::optional<Error> api_error;                  // why models is nullopt
@@ -47,7 +47,7 @@ struct ServerSample {
 };
 
 struct HostSample {
-  Timestamp at{0};
+  Timestamp at{};
   std::optional<MemInfo> meminfo;
   std::optional<Pressure> pressure;  // nullopt: no PSI on this kernel, or unreadable this sample
   bool pressure_supported = true;    // false only when the kernel has no PSI
@@ -102,8 +102,8 @@ struct Finding {
   std::vector<Evidence> evidence;
   Remedy remedy = Remedy::none;
   std::string action;  // the recommended action in plain words
-  Timestamp window_start{0};
-  Timestamp window_end{0};
+  Timestamp window_start{};
+  Timestamp window_end{};
 };
 
 // Thresholds, each with its default. Documented in docs/diagnose.md.

@@ -42,8 +42,8 @@ struct DiagnoseResult {
   std::vector<Error> problems;
   std::size_t samples = 0;
   std::size_t stored_samples = 0;  // taken from the history by --lookback
-  Timestamp started{0};
-  Timestamp ended{0};
+  Timestamp started{};
+  Timestamp ended{};
   Duration interval{0};
   std::string cgroup_mode;
   std::uint64_t base_allowance = 0;

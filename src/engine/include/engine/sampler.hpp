@@ -52,7 +52,7 @@ struct WatchedServer {
   // A server whose API did not answer within the time-out is not asked again until api_retry_at (monotonic),
   // 1 s after the first time-out, doubling up to 60 s: a server that never answers costs one wait a minute.
   unsigned api_timeouts = 0;
-  Timestamp api_retry_at{0};
+  Timestamp api_retry_at{};
 
   explicit WatchedServer(std::size_t capacity) : history(capacity) {}
 };

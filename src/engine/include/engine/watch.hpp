@@ -191,7 +191,7 @@ class Watch {
   std::vector<ContainerMeta> m_containers;                    // running, from the last refresh
   std::map<std::string, probes::CgroupLocation> m_locations;  // by container id
   std::optional<probes::CgroupLayout> m_layout;
-  Timestamp m_last_refresh{0};
+  Timestamp m_last_refresh{};
   bool m_refreshed_once = false;
   bool m_refresh_next = false;  // a container's cgroup vanished: list again next round
   bool m_said_too_many_containers = false;
@@ -210,7 +210,7 @@ class Watch {
   std::atomic<std::size_t> m_jobs_running{0};
 
   std::unique_ptr<probes::GpuReader> m_gpu;  // NVML stays loaded; without it, tried again every 5 minutes
-  Timestamp m_gpu_retry{0};
+  Timestamp m_gpu_retry{};
 
   std::optional<adapters::Journal> m_journal;
   std::optional<adapters::SampleStore> m_store;
