@@ -132,18 +132,8 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-char lower_ascii(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-// Equal but for the case of ASCII letters: header names and tokens, compared without building a lower-case copy.
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower_ascii(x) == lower_ascii(y); });
-}
-
 bool iends_with(std::string_view text, std::string_view suffix) {
-  return text.size() >= suffix.size() && iequals(text.substr(text.size() - suffix.size()), suffix);
+  return text.size() >= suffix.size() && equals_ignoring_case(text.substr(text.size() - suffix.size()), suffix);
 }
 
 // Keeps a header line the request asked for (named as it asked), up to k_max_kept_headers of them.
@@ -152,7 +142,8 @@ void keep_header(std::string_view name, std::string_view value, std::span<const 
   if (kept.size() >= k_max_kept_headers) {
     return;
   }
-  const auto wanted = std::find_if(keep.begin(), keep.end(), [&](const std::string& k) { return iequals(k, name); });
+  const auto wanted =
+      std::find_if(keep.begin(), keep.end(), [&](const std::string& k) { return equals_ignoring_case(k, name); });
   if (wanted != keep.end()) {
     kept.push_back(HttpHeader{*wanted, std::string(value)});
   }
@@ -516,40 +507,16 @@ std::optional<Failure> Reader::more() {
 
 namespace {
 
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
-
 bool has_token(std::string_view list, std::string_view token) {
   std::string_view rest = list;
   while (!rest.empty()) {
     const auto comma = rest.find(',');
-    if (iequals(trim(rest.substr(0, comma)), token)) {
+    if (equals_ignoring_case(trim(rest.substr(0, comma)), token)) {
       return true;
     }
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
   }
   return false;
-}
-
-std::optional<std::uint64_t> parse_decimal(std::string_view text) {
-  if (text.empty() || text.size() > 18) {
-    return std::nullopt;
-  }
-  std::uint64_t value = 0;
-  for (const char c : text) {
-    if (c < '0' || c > '9') {
-      return std::nullopt;
-    }
-    value = value * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  return value;
 }
 
 }  // namespace
@@ -563,7 +530,7 @@ Expected<Head, Failure> parse_head(std::string_view text, KeepHeaders keep) {
       (status_line.size() > 12 && status_line[12] != ' ')) {
     return unexpected(bad_answer(fmt::format("status line '{}'", printable(status_line, 64))));
   }
-  const auto status = parse_decimal(status_line.substr(9, 3));
+  const auto status = parse_u64(status_line.substr(9, 3));
   if (!status || *status < 100) {
     return unexpected(bad_answer(fmt::format("status line '{}'", printable(status_line, 64))));
   }
@@ -584,17 +551,17 @@ Expected<Head, Failure> parse_head(std::string_view text, KeepHeaders keep) {
     const std::string_view name = line.substr(0, colon);
     const std::string_view value = trim(line.substr(colon + 1));
     keep_header(name, value, keep, head.headers);
-    if (iequals(name, "content-length")) {
-      const auto length = parse_decimal(value);
+    if (equals_ignoring_case(name, "content-length")) {
+      const auto length = parse_u64(value);
       if (!length || (has_length && *length != head.content_length)) {
         return unexpected(bad_answer(fmt::format("Content-Length '{}'", printable(value))));
       }
       has_length = true;
       head.content_length = *length;
-    } else if (iequals(name, "transfer-encoding")) {
+    } else if (equals_ignoring_case(name, "transfer-encoding")) {
       head.chunked = iends_with(value, "chunked");
       head.until_close = !head.chunked;
-    } else if (iequals(name, "connection")) {
+    } else if (equals_ignoring_case(name, "connection")) {
       head.close = head.close || has_token(value, "close");
       keep_alive_asked = keep_alive_asked || has_token(value, "keep-alive");
     }
@@ -991,7 +958,7 @@ HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
 std::optional<std::string_view> HttpResponse::header(std::string_view name) const {
   for (const auto& h : headers) {
-    if (iequals(h.name, name)) {
+    if (equals_ignoring_case(h.name, name)) {
       return h.value;
     }
   }
