@@ -8,6 +8,10 @@ target_compile_options(mw_settings INTERFACE
 if(MEMWARDEN_WERROR)
   target_compile_options(mw_settings INTERFACE -Werror)
 endif()
+if(MEMWARDEN_STATIC_RUNTIME)
+  # One section per function and object, so that the binary's --gc-sections can leave out what is never called.
+  target_compile_options(mw_settings INTERFACE -ffunction-sections -fdata-sections)
+endif()
 if(MEMWARDEN_SANITIZE)
   target_compile_options(mw_settings INTERFACE
     -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
