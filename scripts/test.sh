@@ -2,7 +2,8 @@
 # Quick start, part two: install what is needed, build with warnings as
 # errors, and run the whole suite through ctest. The integration tests start a
 # private Docker engine themselves (scripts/integration-fixture.sh) and stop
-# it by pid. Then the unit tests run again under ASan and UBSan, and libFuzzer
+# it by pid. Then the unit tests run again under ASan and UBSan, the release
+# binary is built and started once, and libFuzzer
 # fuzzes the GGUF header parser and the HTTP parsers for 60 s in all (scripts/fuzz.sh).
 #   scripts/test.sh            # everything
 #   scripts/test.sh --no-asan  # skip the sanitizer build
@@ -27,6 +28,17 @@ if [[ $asan -eq 1 ]]; then
   cmake --build --preset asan -j "$jobs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --preset asan -j "$jobs"
+fi
+
+echo "== the release binary (static, MinSizeRel): builds, starts, and links no C++ library at run time"
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$jobs"
+release=build/release/src/cli/memwarden
+"$release" --version
+"$release" check-config --print-default | cmp - packaging/memwarden.yaml
+if ldd "$release" | grep -E 'libstdc\+\+|libsqlite3|libyaml-cpp|libfmt'; then
+  echo "test.sh: the release binary links the libraries above at run time; it should have them in it" >&2
+  exit 1
 fi
 
 echo "== fuzz the GGUF and HTTP parsers (libFuzzer, ASan, UBSan)"
