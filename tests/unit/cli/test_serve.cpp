@@ -660,3 +660,28 @@ TEST(Sampler, ServersThatNeverAnswerCostOneWaitASampleAtMost) {
   }
   EXPECT_LE(waited, 9) << "of 28 samples";
 }
+
+// Issue 12's symptoms: serve's status said "cgroup_mode": null where `status --json` named the mode, and
+// one unreadable PSI read made it say the kernel has no PSI.
+TEST(Serve, StatusNamesTheCgroupModeAsStatusDoes) {
+  Warden w(json::object(), [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
+  w.ticks(1);
+  const auto layout = probes::detect_cgroup_layout(probes::HostRoot(w.scene.root.path()));
+  ASSERT_TRUE(layout.has_value());
+  const auto doc = json::parse(w.get("/api/v1/status").body);
+  ASSERT_TRUE(doc["cgroup_mode"].is_string()) << doc["cgroup_mode"];
+  EXPECT_EQ(doc["cgroup_mode"], probes::to_string(layout->mode));
+}
+
+TEST(Serve, AnUnreadablePressureFileIsNotAKernelWithoutPsi) {
+  Warden w(json::object(), [](ServeConfig& c) { c.auto_fix = AutoFix::off; });
+  const auto psi_supported = [&] { return json::parse(w.get("/api/v1/status").body)["host"]["psi_supported"]; };
+  w.ticks(1);
+  EXPECT_EQ(psi_supported(), true);
+  w.scene.root.write("proc/pressure/memory", "not a pressure file\n");  // there, but unreadable this time
+  w.ticks(1);
+  EXPECT_EQ(psi_supported(), true) << "one bad read is not a kernel without PSI";
+  std::filesystem::remove(w.scene.root.path() / "proc/pressure/memory");  // a kernel without PSI
+  w.ticks(1);
+  EXPECT_EQ(psi_supported(), false);
+}
