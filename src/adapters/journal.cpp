@@ -210,7 +210,7 @@ Result<Journal> Journal::open(const fs::path& state_dir) {
   if (auto ok = prepare_state_dir(state_dir, "journal"); !ok) {
     return unexpected(ok.error());
   }
-  auto path = state_dir / k_file_name;
+  auto path = StateDir(state_dir).journal();
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   Journal journal(raw, path);  // closes the handle on every early return

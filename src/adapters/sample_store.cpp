@@ -495,7 +495,7 @@ SampleStore& SampleStore::operator=(SampleStore&& other) noexcept = default;
 SampleStore::~SampleStore() = default;
 
 Result<SampleStore> SampleStore::open(const fs::path& state_dir, SampleStoreOptions options) {
-  auto path = state_dir / k_file_name;
+  auto path = StateDir(state_dir).samples();
   if (options.raw_retention.count() <= 0 || options.aggregate_retention.count() <= 0) {
     return fail(path.string(), "the sample history needs retention times above zero");
   }

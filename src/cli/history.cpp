@@ -192,7 +192,7 @@ Result<bool> file_exists(const fs::path& file) {
 }
 
 HistoryOutput run_samples(const HistoryOptions& options, const std::string& subject) {
-  const auto file = options.state_dir / adapters::SampleStore::k_file_name;
+  const auto file = adapters::StateDir(options.state_dir).samples();
   auto exists = file_exists(file);
   if (!exists) {
     return failed(HistoryExit::unusable, exists.error().line());
@@ -214,7 +214,7 @@ HistoryOutput run_samples(const HistoryOptions& options, const std::string& subj
 }
 
 HistoryOutput run_journal(const HistoryOptions& options) {
-  const auto file = options.state_dir / adapters::Journal::k_file_name;
+  const auto file = adapters::StateDir(options.state_dir).journal();
   auto exists = file_exists(file);
   if (!exists) {
     return failed(HistoryExit::unusable, exists.error().line());

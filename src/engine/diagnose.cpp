@@ -87,7 +87,7 @@ void seed_from_history(Sampler& sampler, const DiagnoseOptions& options, Clock& 
   if (lb.span.count() <= 0) {
     return;
   }
-  const auto file = std::filesystem::path(lb.state_dir) / adapters::SampleStore::k_file_name;
+  const auto file = adapters::StateDir(lb.state_dir).samples();
   std::error_code ec;
   if (!std::filesystem::exists(file, ec)) {
     result.problems.push_back(Error{file.string(), "no sample history here (memwarden serve keeps it)", ENOENT});

@@ -553,7 +553,7 @@ TEST(SampleStore, SubjectsWithoutSamplesAreForgotten) {
   const auto much_later = k_t0 + 41 * k_day;
   ASSERT_TRUE(store.append({server_sample("here", much_later, 2)}));
   ASSERT_TRUE(store.maintain(much_later + k_minute));
-  RawDb db(tmp.path() / SampleStore::k_file_name);
+  RawDb db(StateDir(tmp.path()).samples());
   EXPECT_EQ(db.text("SELECT group_concat(name) FROM subjects"), "here");
   // A name that comes back gets a fresh id and its samples are read back under it.
   ASSERT_TRUE(store.append({server_sample("gone", much_later + 2 * k_minute, 5)}));

@@ -379,8 +379,6 @@ TEST(StateDirectory, TheDefaultAndTheFilesInIt) {
   EXPECT_EQ(dir.journal(), "/var/lib/memwarden/memwarden.db");
   EXPECT_EQ(dir.samples(), "/var/lib/memwarden/samples.db");
   EXPECT_EQ(adapters::StateDir("/s").journal(), "/s/memwarden.db");
-  EXPECT_EQ(std::string(adapters::Journal::k_file_name), adapters::StateDir::k_journal_file);
-  EXPECT_EQ(std::string(adapters::SampleStore::k_file_name), adapters::StateDir::k_samples_file);
   EXPECT_EQ(ServeConfig{}.state_dir, adapters::StateDir::k_default_path);
   EXPECT_EQ(HistoryCommand().options.state_dir, dir.path());
   EXPECT_EQ(FixCommand().state_dir.path(), dir.path());

@@ -53,7 +53,6 @@ struct JournalRecord {
 // SQLite message itself. Movable, not copyable; closes the database on destruction.
 class Journal {
  public:
-  static constexpr const char* k_file_name = StateDir::k_journal_file;
   static constexpr int k_schema_version = 1;
   static constexpr int k_busy_timeout_ms = 2000;
 

@@ -59,7 +59,6 @@ struct SampleStoreOptions {
 // Movable, not copyable; a moved-from store answers every call with an error.
 class SampleStore {
  public:
-  static constexpr const char* k_file_name = StateDir::k_samples_file;
   static constexpr int k_schema_version = 1;
   static constexpr int k_busy_timeout_ms = 2000;
   static constexpr std::int64_t k_minute_ms = 60'000;

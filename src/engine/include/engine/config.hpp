@@ -10,6 +10,7 @@
 #include "core/clock.hpp"
 #include "core/diagnosis.hpp"
 #include "core/remediation.hpp"
+#include "engine/defaults.hpp"
 
 namespace mw::engine {
 
@@ -33,8 +34,8 @@ struct ServeConfig {
   std::string token_file;                 // "" = no mutating endpoint (POST /api/v1/fix)
   std::string state_dir = adapters::StateDir::k_default_path;
   std::string docker_host;  // "" = $DOCKER_HOST, else unix:///var/run/docker.sock
-  Duration docker_timeout{2000};
-  Duration api_timeout{2000};
+  Duration docker_timeout{k_docker_timeout};
+  Duration api_timeout{k_api_timeout};
   std::string nvml_library;          // "" = libnvidia-ml.so.1
   std::vector<std::string> servers;  // watch only these (names or id prefixes); empty = every inference server
 

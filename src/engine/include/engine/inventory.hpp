@@ -14,6 +14,7 @@
 #include "core/container.hpp"
 #include "core/error.hpp"
 #include "core/status.hpp"
+#include "engine/defaults.hpp"
 #include "probes/cgroup.hpp"
 #include "probes/host_root.hpp"
 
@@ -22,7 +23,7 @@ namespace mw::engine {
 struct InventoryOptions {
   probes::HostRoot root;
   std::string docker_host;  // resolved address: flag, $DOCKER_HOST or the default socket
-  std::chrono::milliseconds timeout{2000};
+  std::chrono::milliseconds timeout{k_docker_timeout};
   adapters::ListScope scope = adapters::ListScope::running;
   // The most containers inspected; beyond it inference servers (by image or label) go first and the rest
   // are counted in Inventory::left_out.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/plan.hpp"
+#include "engine/defaults.hpp"
 #include "probes/host_root.hpp"
 
 namespace mw::engine {
@@ -26,7 +27,7 @@ struct PlanOptions {
   std::optional<std::uint64_t> parallel;
   std::optional<KvType> kv_type;
   std::string docker_host;  // "" leaves Docker out
-  std::chrono::milliseconds docker_timeout{2000};
+  std::chrono::milliseconds docker_timeout{k_docker_timeout};
   std::optional<std::uint64_t> ram;   // hypothetical RAM: replaces MemTotal and MemAvailable
   std::optional<std::uint64_t> vram;  // hypothetical GPU of this size, all free (0: no GPU)
   std::uint64_t reserve = 4ULL << 30;

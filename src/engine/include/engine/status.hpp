@@ -7,6 +7,7 @@
 
 #include "adapters/docker.hpp"
 #include "core/status.hpp"
+#include "engine/defaults.hpp"
 #include "probes/host_root.hpp"
 
 namespace mw::engine {
@@ -14,7 +15,7 @@ namespace mw::engine {
 struct StatusOptions {
   probes::HostRoot root;
   std::string docker_host;  // resolved address: flag, $DOCKER_HOST or the default socket
-  std::chrono::milliseconds docker_timeout{2000};
+  std::chrono::milliseconds docker_timeout{k_docker_timeout};
   std::string nvml_library;  // "" = the system's libnvidia-ml.so.1
   adapters::ListScope scope = adapters::ListScope::running;
   StatusThresholds thresholds;
