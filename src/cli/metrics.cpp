@@ -67,7 +67,10 @@ constexpr std::array k_families{
     FamilySpec{"memwarden_gpu_utilization_ratio", "gauge", "Share of the last sample period the GPU was busy."},
     // inference servers and their models
     FamilySpec{"memwarden_server_up", "gauge",
-               "1 when the inference server's API answered the last sample, 0 when not."},
+               "1 when the inference server's API answered the last sample, 0 when not; absent while a fix works on "
+               "it."},
+    FamilySpec{"memwarden_server_fix_in_progress", "gauge",
+               "1 while a fix job works on the server (its API is left to the job), else 0."},
     FamilySpec{"memwarden_model_size_bytes", "gauge", "Memory a loaded model takes, RAM and VRAM (/api/ps size)."},
     FamilySpec{"memwarden_model_vram_bytes", "gauge", "Part of a loaded model held in VRAM (/api/ps size_vram)."},
     // detectors
@@ -294,6 +297,10 @@ void render_servers(const DaemonSnapshot& s, Exposition& e) {
       continue;  // not sampled yet: unknown, not down
     }
     const Labels server{{"server", served.server.name}};
+    e.add("memwarden_server_fix_in_progress", server, served.fixing);
+    if (served.fixing) {
+      continue;  // not asked: neither up nor down, and its models unknown
+    }
     e.add("memwarden_server_up", server, served.last->models.has_value());
     if (!served.last->models) {
       continue;

@@ -9,6 +9,7 @@
 
 #include "core/discovery.hpp"
 #include "core/text.hpp"
+#include "engine/status.hpp"
 #include "probes/host_memory.hpp"
 #include "probes/processes.hpp"
 
@@ -346,19 +347,16 @@ ServerSample Sampler::sample_server(WatchedServer& w) {
 }
 
 void Sampler::sample() {
+  std::vector<Error> problems;
+  m_last_host = read_host(m_options.root, problems);  // the one rule for meminfo, PSI and vmstat
+  for (const auto& p : problems) {
+    note(p);
+  }
   HostSample host;
   host.at = m_clock.now();
-  if (auto meminfo = probes::read_meminfo(m_options.root)) {
-    host.meminfo = *meminfo;
-  } else {
-    note(meminfo.error());
-  }
-  if (auto psi = probes::read_host_pressure(m_options.root)) {
-    host.pressure = *psi;
-    host.pressure_supported = psi->has_value();
-  } else {
-    note(psi.error());  // there, but unreadable this time: still supported
-  }
+  host.meminfo = m_last_host.meminfo;
+  host.pressure = m_last_host.pressure;
+  host.pressure_supported = m_last_host.pressure_supported;
   m_host.push(std::move(host));
   m_waited_this_round = false;
   // Each sample starts with another server, so that one that does not answer cannot keep the others

@@ -104,7 +104,7 @@ struct JobSetup {
   std::optional<probes::CgroupLocation> cgroup;
   std::string state_dir;
   std::string docker_host;
-  std::chrono::milliseconds docker_timeout{2000};
+  std::chrono::milliseconds docker_timeout{k_docker_timeout};
   std::string systemd_unit;
   actions::ServerActions* actions = nullptr;  // injected by tests; null: its own live or dry-run actions
 };
@@ -412,18 +412,7 @@ void Watch::tick() {
     m_sampler->set_fixing(std::move(fixing));
   }
   m_sampler->sample();
-  auto& host = snap->status.host;
-  if (!m_sampler->host().empty()) {
-    const auto& h = m_sampler->host().back();
-    host.meminfo = h.meminfo;
-    host.pressure = h.pressure;
-    host.pressure_supported = h.pressure_supported;
-  }
-  if (auto vmstat = probes::read_vmstat(m_env.root)) {
-    host.vmstat = *vmstat;
-  } else {
-    snap->status.problems.push_back(vmstat.error());
-  }
+  snap->status.host = m_sampler->last_host();  // its problems come with the sampler's, below
   snap->status.docker = m_docker_status;
   if (const auto mode = m_sampler->cgroup_mode()) {
     snap->cgroup_mode = probes::to_string(*mode);
@@ -449,7 +438,8 @@ void Watch::tick() {
 
   for (const auto& w : m_sampler->servers()) {
     snap->servers.push_back({w->server, w->api_version,
-                             w->history.empty() ? std::nullopt : std::optional<ServerSample>(w->history.back())});
+                             w->history.empty() ? std::nullopt : std::optional<ServerSample>(w->history.back()),
+                             m_jobs.count(w->server.name) > 0});
     for (const auto detector : k_detectors) {
       if (detector != Detector::host_pressure) {
         snap->detectors.push_back({w->server.name, detector, std::nullopt});

@@ -255,6 +255,20 @@ TEST(Metrics, Gpu) {
   EXPECT_TRUE(samples_of(none, "memwarden_gpu_memory_used_bytes").empty());
 }
 
+TEST(Metrics, AServerBeingFixedIsNeitherUpNorDown) {
+  auto s = sample_snapshot();
+  EXPECT_TRUE(has_line(render_metrics(s), "memwarden_server_fix_in_progress{server=\"ollama\"} 0"));
+  s.servers[0].fixing = true;  // a fix job owns its API: the round did not ask it
+  s.servers[0].last->models.reset();
+  const auto text = render_metrics(s);
+  EXPECT_TRUE(has_line(text, "memwarden_server_fix_in_progress{server=\"ollama\"} 1"));
+  for (const auto& line : samples_of(text, "memwarden_server_up")) {
+    EXPECT_EQ(line.find("server=\"ollama\""), std::string::npos) << line;
+  }
+  EXPECT_TRUE(has_line(text, "memwarden_server_up{server=\"ollama (host, pid 4242)\"} 0")) << "the others as before";
+  EXPECT_TRUE(samples_of(text, "memwarden_model_size_bytes").empty());
+}
+
 TEST(Metrics, ServersAndModels) {
   const auto text = render_metrics(sample_snapshot());
   EXPECT_TRUE(has_line(text, "memwarden_server_up{server=\"ollama\"} 1"));

@@ -518,6 +518,10 @@ TEST(Serve, AFixInProgressDoesNotStopTheRounds) {
   EXPECT_NE(w.get("/metrics").body.find("memwarden_container_anon_bytes{name=\"ollama-gpu\"} 32212254720"),
             std::string::npos)
       << "/metrics follows the server being fixed";
+  const auto fixing_metrics = w.get("/metrics").body;
+  EXPECT_NE(fixing_metrics.find("memwarden_server_fix_in_progress{server=\"ollama-gpu\"} 1"), std::string::npos);
+  EXPECT_EQ(fixing_metrics.find("memwarden_server_up{server=\"ollama-gpu\"}"), std::string::npos)
+      << "not asked: neither up nor down";
   const auto health = w.get("/healthz");
   EXPECT_EQ(health.status, 200);
   const auto body = json::parse(health.body);
@@ -538,6 +542,8 @@ TEST(Serve, AFixInProgressDoesNotStopTheRounds) {
   EXPECT_EQ(after->actions.at({"restart", "succeeded"}), 1U);
   EXPECT_EQ(w.count_sent("action"), 1U);
   EXPECT_EQ(json::parse(w.get("/healthz").body)["acting"], false);
+  EXPECT_NE(w.get("/metrics").body.find("memwarden_server_fix_in_progress{server=\"ollama-gpu\"} 0"),
+            std::string::npos);
   const auto history = json::parse(w.get("/api/v1/history").body);
   ASSERT_EQ(history["records"].size(), 1U) << history.dump();
   EXPECT_EQ(history["records"][0]["outcome"], "succeeded");

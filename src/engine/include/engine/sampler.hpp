@@ -15,6 +15,7 @@
 #include "core/container.hpp"
 #include "core/diagnosis.hpp"
 #include "core/error.hpp"
+#include "engine/defaults.hpp"
 #include "engine/inventory.hpp"
 #include "probes/cgroup.hpp"
 #include "probes/host_root.hpp"
@@ -36,8 +37,8 @@ inline constexpr std::size_t k_max_host_servers = 8;
 struct SamplerOptions {
   probes::HostRoot root;
   std::string docker_host;
-  std::chrono::milliseconds docker_timeout{2000};
-  std::chrono::milliseconds api_timeout{2000};
+  std::chrono::milliseconds docker_timeout{k_docker_timeout};
+  std::chrono::milliseconds api_timeout{k_api_timeout};
   std::vector<std::string> targets;  // container names or id prefixes; empty: every inference server
   std::size_t capacity = 64;         // samples kept per server
 };
@@ -82,6 +83,8 @@ class Sampler {
 
   [[nodiscard]] const std::vector<std::unique_ptr<WatchedServer>>& servers() const { return m_servers; }
   [[nodiscard]] const HostHistory& host() const { return m_host; }
+  // The host as the last sample read it (engine::read_host), vmstat included.
+  [[nodiscard]] const HostSnapshot& last_host() const { return m_last_host; }
   [[nodiscard]] const std::vector<Error>& problems() const { return m_problems; }
   [[nodiscard]] std::optional<probes::CgroupMode> cgroup_mode() const;
   [[nodiscard]] const std::optional<probes::CgroupLayout>& layout() const { return m_layout; }
@@ -105,6 +108,7 @@ class Sampler {
   std::vector<std::unique_ptr<WatchedServer>> m_servers;
   std::vector<std::unique_ptr<WatchedServer>> m_previous;  // during a discovery only
   HostHistory m_host;
+  HostSnapshot m_last_host;
   std::vector<Error> m_problems;
   std::set<std::string> m_fixing;
 };

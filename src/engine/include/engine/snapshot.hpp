@@ -20,6 +20,7 @@ struct ServedServer {
   InferenceServer server;
   std::string api_version;           // "" when the API never answered
   std::optional<ServerSample> last;  // nullopt before the first sample
+  bool fixing = false;               // a fix job works on it: its API was not asked this round
 };
 
 // One detector's verdict on one subject, for every (server, detector) pair and ("host", "host-pressure").
