@@ -36,7 +36,10 @@ cmake --build --preset release -j "$jobs"
 release=build/release/src/cli/memwarden
 "$release" --version
 "$release" check-config --print-default | cmp - packaging/memwarden.yaml
-if ldd "$release" | grep -E 'libstdc\+\+|libsqlite3|libyaml-cpp|libfmt'; then
+"$release" check-config packaging/memwarden.yaml
+# The command-line tests again, on this binary: YAML files, SQLite journals and histories, exit codes.
+MEMWARDEN_TEST_BINARY="$top/$release" build/ci/tests/mw_binary_tests --gtest_brief=1
+if ldd "$release" | grep -E 'libstdc\+\+|libgcc_s|libsqlite3|libyaml-cpp|libfmt'; then
   echo "test.sh: the release binary links the libraries above at run time; it should have them in it" >&2
   exit 1
 fi

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -24,8 +25,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The binary built with these tests, or another build of it: scripts/test.sh runs these tests again on the
+// static release binary (MEMWARDEN_TEST_BINARY=build/release/src/cli/memwarden).
+std::string binary() {
+  const char* other = std::getenv("MEMWARDEN_TEST_BINARY");
+  return other != nullptr && *other != '\0' ? std::string(other) : std::string(MEMWARDEN_BIN);
+}
+
 ProcessResult memwarden(std::vector<std::string> args) {
-  args.insert(args.begin(), MEMWARDEN_BIN);
+  args.insert(args.begin(), binary());
   return mw::test::run_process(args, {"DOCKER_HOST=unix:///nonexistent/docker.sock"});
 }
 
@@ -97,10 +105,9 @@ std::optional<ProcessResult> memwarden_read_only(const fs::path& dir, std::vecto
   }
   ::chmod(dir.c_str(), 0555);
   if (::geteuid() == 0) {
-    args.insert(args.begin(),
-                {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", MEMWARDEN_BIN});
+    args.insert(args.begin(), {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", binary()});
   } else {
-    args.insert(args.begin(), MEMWARDEN_BIN);
+    args.insert(args.begin(), binary());
   }
   auto r = mw::test::run_process(args);
   ::chmod(dir.c_str(), 0755);  // so that the TempDir can be removed
