@@ -16,8 +16,6 @@
 #include <variant>
 #include <vector>
 
-#include "actions/command.hpp"
-#include "actions/server_actions.hpp"
 #include "cli/command.hpp"
 #include "cli/config.hpp"
 #include "cli/diagnose.hpp"
@@ -147,23 +145,19 @@ int execute(const FixCommand& command) {
     return static_cast<int>(mw::engine::FixExit::journal);
   }
   // Docker for restarts; its absence is reported by the diagnosis and the restart step.
-  std::optional<mw::adapters::DockerClient> docker;
-  if (auto ep = mw::adapters::parse_endpoint(options.diagnose.sampler.docker_host, "docker host")) {
-    if (auto client = mw::adapters::DockerClient::connect(*ep, options.diagnose.sampler.docker_timeout)) {
-      docker = std::move(client).value();
-    }
-  }
-  mw::actions::ProcessRunner runner;
-  mw::actions::LiveActions live(docker ? &*docker : nullptr, runner, command.systemd_unit,
-                                options.diagnose.sampler.api_timeout);
-  mw::actions::DryRunActions dry(command.systemd_unit);
+  mw::engine::FixTools::Options tool_options;
+  tool_options.mode = options.mode;
+  tool_options.docker_host = options.diagnose.sampler.docker_host;
+  tool_options.docker_timeout = options.diagnose.sampler.docker_timeout;
+  tool_options.api_timeout = options.diagnose.sampler.api_timeout;
+  tool_options.systemd_unit = command.systemd_unit;
+  mw::engine::FixTools tools(tool_options);
   mw::engine::SteadyClock clock;
   std::function<bool(const std::string&)> confirm = ask_on_terminal;
   if (command.confirmation == Confirmation::assume_yes) {
     confirm = [](const std::string&) { return true; };
   }
-  mw::engine::FixEnvironment env{clock, wall_ms, dry_run ? static_cast<mw::actions::ServerActions&>(dry) : live,
-                                 journal ? &*journal : nullptr, confirm};
+  mw::engine::FixEnvironment env{clock, wall_ms, tools.actions(), journal ? &*journal : nullptr, confirm};
   const auto result = mw::engine::run_fix(options, env);
   print_report(command.format == ReportFormat::json ? fix_to_json(result, options.mode).dump(2) + "\n"
                                                     : render_fix(result, options.mode));

@@ -15,6 +15,25 @@
 
 namespace mw::engine {
 
+FixTools::FixTools(const Options& options, std::vector<Error>* problems) {
+  if (options.mode == RunMode::dry_run) {
+    m_chosen = &m_dry.emplace(options.systemd_unit);
+    return;
+  }
+  if (options.docker == DockerUse::connect) {
+    if (auto endpoint = adapters::parse_endpoint(options.docker_host, "docker host")) {
+      if (auto client = adapters::DockerClient::connect(*endpoint, options.docker_timeout)) {
+        m_docker = std::move(client).value();
+      } else if (problems != nullptr) {
+        problems->push_back(client.error());
+      }
+    } else if (problems != nullptr) {
+      problems->push_back(endpoint.error());
+    }
+  }
+  m_chosen = &m_live.emplace(m_docker ? &*m_docker : nullptr, m_runner, options.systemd_unit, options.api_timeout);
+}
+
 using nlohmann::json;
 
 std::string own_container_id(const probes::HostRoot& root) {

@@ -125,27 +125,20 @@ void run_job(JobSetup& job, Clock& clock, const std::function<std::int64_t()>& w
     journal = std::move(opened).value();
   }
   const auto api_timeout = job.options.diagnose.sampler.api_timeout;
-  actions::ProcessRunner runner;
-  std::optional<adapters::DockerClient> docker;
-  std::optional<actions::LiveActions> live_actions;
-  std::optional<actions::DryRunActions> dry_actions;
-  actions::ServerActions* chosen = job.actions;
-  if (chosen == nullptr && !live) {
-    chosen = &dry_actions.emplace(job.systemd_unit);
-  } else if (chosen == nullptr) {
-    if (report.server.kind == ServerKind::container && job.decision.first) {
-      if (auto endpoint = adapters::parse_endpoint(job.docker_host, "docker host")) {
-        if (auto client = adapters::DockerClient::connect(*endpoint, job.docker_timeout)) {
-          docker = std::move(client).value();
-        } else {
-          problems.push_back(client.error());
-        }
-      }
-    }
-    chosen = &live_actions.emplace(docker ? &*docker : nullptr, runner, job.systemd_unit, api_timeout);
+  std::optional<FixTools> tools;
+  if (job.actions == nullptr) {
+    FixTools::Options o;
+    o.mode = job.options.mode;
+    o.docker = report.server.kind == ServerKind::container && job.decision.first ? DockerUse::connect : DockerUse::none;
+    o.docker_host = job.docker_host;
+    o.docker_timeout = job.docker_timeout;
+    o.api_timeout = api_timeout;
+    o.systemd_unit = job.systemd_unit;
+    tools.emplace(o, &problems);
   }
+  actions::ServerActions& chosen = job.actions != nullptr ? *job.actions : tools->actions();
   LiveGauge gauge(job.options.diagnose.sampler.root, job.layout, report.server, job.cgroup, api_timeout);
-  FixEnvironment env{clock, wall_ms, *chosen, journal ? &*journal : nullptr, {}};
+  FixEnvironment env{clock, wall_ms, chosen, journal ? &*journal : nullptr, {}};
   run_ladder(job.options, env, gauge, job.decision);
 }
 

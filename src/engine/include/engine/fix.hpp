@@ -10,10 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "actions/command.hpp"
 #include "actions/server_actions.hpp"
+#include "adapters/docker.hpp"
 #include "adapters/journal.hpp"
 #include "adapters/ollama.hpp"
 #include "core/remediation.hpp"
+#include "engine/defaults.hpp"
 #include "engine/diagnose.hpp"
 #include "probes/cgroup.hpp"
 
@@ -36,6 +39,38 @@ struct FixEnvironment {
   actions::ServerActions& actions;
   adapters::Journal* journal = nullptr;                      // required for live runs
   std::function<bool(const std::string& question)> confirm;  // for servers that did not opt in
+};
+
+// Whether FixTools connects to Docker for restarts.
+enum class DockerUse { connect, none };
+
+// The actions a fix acts through, and what they need: live (a Docker client when asked for, a process
+// runner for systemd units) or dry-run. `memwarden fix` and serve's fix jobs set them up the same way.
+// Not movable: the live actions point at the members.
+class FixTools {
+ public:
+  struct Options {
+    RunMode mode = RunMode::live;
+    DockerUse docker = DockerUse::connect;
+    std::string docker_host;
+    std::chrono::milliseconds docker_timeout{k_docker_timeout};
+    std::chrono::milliseconds api_timeout{k_api_timeout};
+    std::string systemd_unit;  // for `ollama serve` on the host
+  };
+  // A Docker that cannot be reached is not an error here: it goes to `problems` (when given), and the
+  // restart step reports it.
+  explicit FixTools(const Options& options, std::vector<Error>* problems = nullptr);
+  FixTools(const FixTools&) = delete;
+  FixTools& operator=(const FixTools&) = delete;
+
+  [[nodiscard]] actions::ServerActions& actions() { return *m_chosen; }
+
+ private:
+  actions::ProcessRunner m_runner;
+  std::optional<adapters::DockerClient> m_docker;
+  std::optional<actions::LiveActions> m_live;
+  std::optional<actions::DryRunActions> m_dry;
+  actions::ServerActions* m_chosen = nullptr;
 };
 
 struct FixStepReport {
