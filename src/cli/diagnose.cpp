@@ -197,7 +197,7 @@ json diagnosis_to_json(const DiagnoseResult& r) {
           {"interval_ms", r.interval.count()},
           {"samples", r.samples},
           {"stored_samples", r.stored_samples},
-          {"cgroup_mode", r.cgroup_mode.empty() ? json(nullptr) : json(r.cgroup_mode)},
+          {"cgroup_mode", r.cgroup_mode ? json(probes::to_string(*r.cgroup_mode)) : json(nullptr)},
           {"servers", servers},
           {"findings", findings},
           {"problems", problems},

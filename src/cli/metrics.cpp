@@ -91,7 +91,7 @@ constexpr std::array k_families{
 };
 
 // Counters the alert rules take increase() of: present from the start so the first event is an increase.
-constexpr std::array k_action_kinds{"unload", "restart"};
+constexpr std::array k_action_kinds{FixStep::unload, FixStep::restart};
 constexpr std::array k_action_outcomes{ActionOutcome::succeeded, ActionOutcome::failed, ActionOutcome::dry_run,
                                        ActionOutcome::refused, ActionOutcome::interrupted};
 
@@ -344,13 +344,13 @@ void render_detectors(const DaemonSnapshot& s, Exposition& e) {
 
 void render_actions(const DaemonSnapshot& s, Exposition& e) {
   auto actions = s.actions;
-  for (const char* kind : k_action_kinds) {
+  for (const auto kind : k_action_kinds) {
     for (const auto outcome : k_action_outcomes) {
-      actions.try_emplace({kind, to_string(outcome)}, 0);
+      actions.try_emplace({kind, outcome}, 0);
     }
   }
   for (const auto& [key, count] : actions) {
-    e.add("memwarden_actions_total", {{"kind", key.first}, {"outcome", key.second}}, count);
+    e.add("memwarden_actions_total", {{"kind", to_string(key.first)}, {"outcome", to_string(key.second)}}, count);
   }
   for (const auto& [key, count] : s.notifications) {
     e.add("memwarden_notifications_total", {{"target", key.first}, {"result", key.second}}, count);

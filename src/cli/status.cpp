@@ -76,7 +76,7 @@ void render_containers(const StatusResult& result, std::string& out) {
     return;
   }
   out += fmt::format("CONTAINERS  {} via {} (API {}, cgroup {})\n", r.containers.size(), r.docker.endpoint,
-                     r.docker.api_version, result.cgroup_mode.empty() ? "-" : result.cgroup_mode);
+                     r.docker.api_version, result.cgroup_mode ? probes::to_string(*result.cgroup_mode) : "-");
   if (r.containers.empty()) {
     out += "  no containers running\n";
     return;
@@ -307,7 +307,7 @@ json status_to_json(const StatusResult& result) {
   }
   return {{"schema", "memwarden.status/1"},
           {"host", host_json(r.host)},
-          {"cgroup_mode", result.cgroup_mode.empty() ? json(nullptr) : json(result.cgroup_mode)},
+          {"cgroup_mode", result.cgroup_mode ? json(probes::to_string(*result.cgroup_mode)) : json(nullptr)},
           {"docker",
            {{"reachable", r.docker.reachable},
             {"endpoint", r.docker.endpoint},

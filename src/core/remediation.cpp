@@ -63,7 +63,7 @@ Verdict check_eligibility(const ServerIdentity& server, Selection selection, con
       continue;
     }
     last_action = std::max(last_action.value_or(a.at_ms), a.at_ms);
-    if (a.kind == "restart" && now_ms - a.at_ms < policy.budget_window.count()) {
+    if (a.kind == FixStep::restart && now_ms - a.at_ms < policy.budget_window.count()) {
       restarts.push_back(a.at_ms);
     }
   }
@@ -111,6 +111,15 @@ const char* to_string(FixStep step) {
       return "restart";
   }
   return "unknown";
+}
+
+std::optional<FixStep> parse_fix_step(std::string_view text) {
+  for (const auto step : {FixStep::unload, FixStep::restart}) {
+    if (text == to_string(step)) {
+      return step;
+    }
+  }
+  return std::nullopt;
 }
 
 const char* to_string(LadderStep step) {

@@ -144,7 +144,7 @@ void summarise(const Sampler& sampler, DiagnoseResult& result) {
   }
   result.problems = sampler.problems();
   if (const auto mode = sampler.cgroup_mode()) {
-    result.cgroup_mode = probes::to_string(*mode);
+    result.cgroup_mode = *mode;
   }
 }
 

@@ -434,7 +434,7 @@ std::optional<FixDecision> decide_fix(const FixOptions& options, FixEnvironment&
     if (since) {
       for (const auto& r : *since) {
         const bool counted = r.outcome != ActionOutcome::dry_run && r.outcome != ActionOutcome::refused;
-        past.push_back({r.started_at_ms, r.kind, counted});
+        past.push_back({r.started_at_ms, parse_fix_step(r.kind), counted});
       }
     } else {
       problems.push_back(since.error());

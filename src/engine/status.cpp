@@ -45,7 +45,7 @@ void collect_containers(const StatusOptions& options, StatusResult& result) {
     return;
   }
   if (inv.layout) {
-    result.cgroup_mode = probes::to_string(inv.layout->mode);
+    result.cgroup_mode = inv.layout->mode;
   }
   report.problems.insert(report.problems.end(), inv.problems.begin(), inv.problems.end());
   for (auto& meta : inv.containers) {

@@ -408,7 +408,7 @@ void Watch::tick() {
   snap->status.host = m_sampler->last_host();  // its problems come with the sampler's, below
   snap->status.docker = m_docker_status;
   if (const auto mode = m_sampler->cgroup_mode()) {
-    snap->cgroup_mode = probes::to_string(*mode);
+    snap->cgroup_mode = *mode;
   }
   sample_containers(*snap);
   if (!m_gpu || (!m_gpu->available() && m_env.clock.now() >= m_gpu_retry)) {
@@ -660,7 +660,9 @@ void Watch::take_report(const std::string& name, const ServerFixReport& report) 
   if (quiet_repeat && !m_announced.insert(name).second) {
     return;  // said once per episode: the finding is still there and so is the reason
   }
-  ++m_actions[{kind_text(report), to_string(report.outcome)}];
+  if (report.kind) {  // a job's report always has one (decide_fix chose it)
+    ++m_actions[{*report.kind, report.outcome}];
+  }
   log(fmt::format("fix {}: {} {}: {}", name, kind_text(report), to_string(report.outcome), report.message));
   adapters::Notification n;
   n.event = "action";

@@ -124,8 +124,8 @@ DaemonSnapshot sample_snapshot() {
                  {"ollama", Detector::page_cache, Severity::info},
                  {"host", Detector::host_pressure, std::nullopt}};
 
-  s.actions[{"restart", "succeeded"}] = 1;
-  s.actions[{"unload", "failed"}] = 2;
+  s.actions[{FixStep::restart, ActionOutcome::succeeded}] = 1;
+  s.actions[{FixStep::unload, ActionOutcome::failed}] = 2;
   s.notifications[{"ops-slack", "sent"}] = 3;
   return s;
 }

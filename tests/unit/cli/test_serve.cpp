@@ -165,7 +165,7 @@ TEST(Serve, IdleBloatOfAnOptedInServerIsFixedWithNoManualStep) {
   w.ticks(15);  // past the 10 s hold
   EXPECT_EQ(w.scene.actions.restarts, 1);
   const auto snap = w.daemon->snapshot();
-  const auto it = snap->actions.find({"restart", "succeeded"});
+  const auto it = snap->actions.find({FixStep::restart, ActionOutcome::succeeded});
   ASSERT_NE(it, snap->actions.end());
   EXPECT_EQ(it->second, 1U);
   for (const auto& f : snap->findings) {  // the restart cured the bloat; host pressure and no limit remain
@@ -186,7 +186,7 @@ TEST(Serve, ABloatedServerThatDidNotOptInIsReportedOnceAndLeftAlone) {
   w.ticks(30);
   EXPECT_EQ(w.scene.actions.restarts, 0);
   const auto snap = w.daemon->snapshot();
-  const auto it = snap->actions.find({"restart", "refused"});
+  const auto it = snap->actions.find({FixStep::restart, ActionOutcome::refused});
   ASSERT_NE(it, snap->actions.end());
   EXPECT_EQ(it->second, 1U);  // once per episode, not once per round
   EXPECT_EQ(w.count_sent("action"), 1U);
@@ -280,8 +280,8 @@ TEST(Serve, WithoutStorageItObservesButDoesNotAct) {
   EXPECT_FALSE(snap->findings.empty());
   EXPECT_TRUE(w.logged("no action will be taken without a journal"));
   // Said and counted once, then left alone for the cooldown: not a failure every round.
-  ASSERT_EQ(snap->actions.count({"restart", "failed"}), 1U);
-  EXPECT_EQ(snap->actions.at({"restart", "failed"}), 1U);
+  ASSERT_EQ(snap->actions.count({FixStep::restart, ActionOutcome::failed}), 1U);
+  EXPECT_EQ(snap->actions.at({FixStep::restart, ActionOutcome::failed}), 1U);
   EXPECT_EQ(w.get("/api/v1/history").status, 503);
 }
 
@@ -538,8 +538,8 @@ TEST(Serve, AFixInProgressDoesNotStopTheRounds) {
   w.ticks(1);  // the next round takes in its report
   const auto after = w.daemon->snapshot();
   EXPECT_EQ(w.daemon->jobs_running(), 0U);
-  ASSERT_EQ(after->actions.count({"restart", "succeeded"}), 1U);
-  EXPECT_EQ(after->actions.at({"restart", "succeeded"}), 1U);
+  ASSERT_EQ(after->actions.count({FixStep::restart, ActionOutcome::succeeded}), 1U);
+  EXPECT_EQ(after->actions.at({FixStep::restart, ActionOutcome::succeeded}), 1U);
   EXPECT_EQ(w.count_sent("action"), 1U);
   EXPECT_EQ(json::parse(w.get("/healthz").body)["acting"], false);
   EXPECT_NE(w.get("/metrics").body.find("memwarden_server_fix_in_progress{server=\"ollama-gpu\"} 0"),
@@ -568,7 +568,7 @@ TEST(Serve, TwoServersAreFixedAtOnce) {
     ASSERT_EQ(history["records"].size(), 1U) << server << history.dump();
     EXPECT_EQ(history["records"][0]["outcome"], "succeeded") << server;
   }
-  EXPECT_EQ(w.daemon->snapshot()->actions.at({"restart", "succeeded"}), 2U);
+  EXPECT_EQ(w.daemon->snapshot()->actions.at({FixStep::restart, ActionOutcome::succeeded}), 2U);
   EXPECT_EQ(w.daemon->jobs_running(), 0U);
 }
 

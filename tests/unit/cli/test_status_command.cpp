@@ -105,7 +105,7 @@ TEST(StatusCommand, CapturedV1HostWithItsEngine) {
   const auto& c = result.report.containers[0];
   ASSERT_TRUE(c.memory);
   EXPECT_EQ(c.memory->usage, 319488U);
-  EXPECT_EQ(result.cgroup_mode, "hybrid");
+  EXPECT_EQ(result.cgroup_mode, probes::CgroupMode::hybrid);
   EXPECT_TRUE(result.warnings.empty());
   const auto table = render_status_table(result);
   expect_fits_100_columns(table);

@@ -14,7 +14,7 @@ ServerIdentity server(std::map<std::string, std::string> labels = {{"memwarden.e
 }
 
 PastAction restart(std::int64_t minutes_ago) {
-  return {k_now - minutes_ago * k_min, "restart", true};
+  return {k_now - minutes_ago * k_min, FixStep::restart, true};
 }
 
 }  // namespace
@@ -47,17 +47,18 @@ TEST(Eligibility, NeverSelfOrProtected) {
 
 TEST(Eligibility, CooldownAfterAnyAction) {
   const FixPolicy policy;  // 10 min
-  const auto v =
-      check_eligibility(server(), Selection::automatic, {{k_now - 4 * k_min, "unload", true}}, k_now, policy, "");
+  const auto v = check_eligibility(server(), Selection::automatic, {{k_now - 4 * k_min, FixStep::unload, true}}, k_now,
+                                   policy, "");
   EXPECT_EQ(v.eligibility, Eligibility::cooldown);
   EXPECT_EQ(v.retry_at_ms, k_now + 6 * k_min);
-  EXPECT_EQ(check_eligibility(server(), Selection::automatic, {{k_now - 11 * k_min, "unload", true}}, k_now, policy, "")
+  EXPECT_EQ(check_eligibility(server(), Selection::automatic, {{k_now - 11 * k_min, FixStep::unload, true}}, k_now,
+                              policy, "")
                 .eligibility,
             Eligibility::allowed);
-  EXPECT_EQ(
-      check_eligibility(server(), Selection::automatic, {{k_now - 1 * k_min, "restart", false}}, k_now, policy, "")
-          .eligibility,
-      Eligibility::allowed)
+  EXPECT_EQ(check_eligibility(server(), Selection::automatic, {{k_now - 1 * k_min, FixStep::restart, false}}, k_now,
+                              policy, "")
+                .eligibility,
+            Eligibility::allowed)
       << "dry runs and refusals do not count";
 }
 
@@ -83,6 +84,32 @@ TEST(Eligibility, RestartBudgetPerHour) {
   EXPECT_NE(v.reason.find("restarted 3 times in the last 60 min (budget 3)"), std::string::npos) << v.reason;
   const std::vector<PastAction> old{restart(70), restart(30), restart(10)};
   EXPECT_EQ(check_eligibility(server(), Selection::named, old, k_now, policy, "").eligibility, Eligibility::allowed);
+}
+
+TEST(Eligibility, UnloadsAndUnknownKindsCountForTheCooldownNotTheRestartBudget) {
+  FixPolicy policy;
+  policy.cooldown = Duration(0);
+  auto unload = restart(40);
+  unload.kind = FixStep::unload;
+  auto unknown = restart(20);
+  unknown.kind = std::nullopt;  // a kind a newer memwarden wrote
+  const std::vector<PastAction> past{restart(50), unload, unknown, restart(10)};
+  EXPECT_EQ(check_eligibility(server(), Selection::named, past, k_now, policy, "").eligibility, Eligibility::allowed)
+      << "2 restarts of a budget of 3";
+  policy.cooldown = Duration(15 * k_min);
+  auto recent = restart(1);
+  recent.kind = std::nullopt;
+  EXPECT_EQ(check_eligibility(server(), Selection::named, {recent}, k_now, policy, "").eligibility,
+            Eligibility::cooldown)
+      << "any action starts the cooldown";
+}
+
+TEST(FixSteps, NamesReadBack) {
+  for (const auto step : {FixStep::unload, FixStep::restart}) {
+    EXPECT_EQ(parse_fix_step(to_string(step)), step);
+  }
+  EXPECT_FALSE(parse_fix_step("Restart").has_value());
+  EXPECT_FALSE(parse_fix_step("").has_value());
 }
 
 TEST(FirstStep, LadderStartsWithTheLeastDisruptiveStep) {

@@ -40,11 +40,16 @@ enum class Eligibility {
 };
 [[nodiscard]] const char* to_string(Eligibility e);
 
+// The kind of an action: the first step of the ladder a finding calls for.
+enum class FixStep { unload, restart };
+[[nodiscard]] const char* to_string(FixStep step);  // "unload", "restart": the kind of an action
+[[nodiscard]] std::optional<FixStep> parse_fix_step(std::string_view text);
+
 // One earlier action on a server, from the journal.
 struct PastAction {
-  std::int64_t at_ms = 0;  // wall clock, unix ms
-  std::string kind;        // "restart", "unload"
-  bool counted = true;     // dry runs and refusals do not count
+  std::int64_t at_ms = 0;       // wall clock, unix ms
+  std::optional<FixStep> kind;  // nullopt: a kind this version does not know (a newer writer's)
+  bool counted = true;          // dry runs and refusals do not count
 };
 
 struct Verdict {
@@ -72,8 +77,6 @@ struct ServerIdentity {
 
 // The first step of the ladder a finding calls for: unload when models are loaded and unloading
 // could help, else restart; nullopt when the finding is not for fix (unlimited, page cache, host).
-enum class FixStep { unload, restart };
-[[nodiscard]] const char* to_string(FixStep step);  // "unload", "restart": the kind of an action
 
 // The steps of the fix ladder, as a report and the journal name them.
 enum class LadderStep { unload, settle, drain, restart, health_wait, verify };

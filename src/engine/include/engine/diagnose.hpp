@@ -9,6 +9,7 @@
 
 #include "core/diagnosis.hpp"
 #include "engine/sampler.hpp"
+#include "probes/cgroup.hpp"
 
 namespace mw::engine {
 
@@ -45,7 +46,7 @@ struct DiagnoseResult {
   Timestamp started{};
   Timestamp ended{};
   Duration interval{0};
-  std::string cgroup_mode;
+  std::optional<probes::CgroupMode> cgroup_mode;  // nullopt: no layout found
   std::uint64_t base_allowance = 0;
 };
 

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "core/diagnosis.hpp"
+#include "core/remediation.hpp"
 #include "core/status.hpp"
+#include "probes/cgroup.hpp"
 
 namespace mw::engine {
 
@@ -37,15 +39,14 @@ struct DaemonSnapshot {
   double sample_seconds = 0;  // how long the last sample took
   std::uint64_t reserve_bytes = 0;
 
-  StatusReport status;      // host, Docker, every container (running), GPUs
-  std::string cgroup_mode;  // "v1", "hybrid", "v2"; "" before the layout is known
+  StatusReport status;                            // host, Docker, every container (running), GPUs
+  std::optional<probes::CgroupMode> cgroup_mode;  // nullopt before the layout is known
   std::vector<ServedServer> servers;
   std::vector<Finding> findings;  // active now, as run_detectors orders them
   std::vector<DetectorState> detectors;
 
-  // Actions since the daemon started: (kind, outcome) -> count; kind "restart", "unload";
-  // outcome as to_string(ActionOutcome): "succeeded", "failed", "refused", "dry_run", ...
-  std::map<std::pair<std::string, std::string>, std::uint64_t> actions;
+  // Actions since the daemon started: (kind, outcome) -> count.
+  std::map<std::pair<FixStep, ActionOutcome>, std::uint64_t> actions;
   // Notifications since start: (target name, "sent" | "failed" | "suppressed") -> count.
   std::map<std::pair<std::string, std::string>, std::uint64_t> notifications;
 

@@ -8,6 +8,7 @@
 #include "adapters/docker.hpp"
 #include "core/status.hpp"
 #include "engine/defaults.hpp"
+#include "probes/cgroup.hpp"
 #include "probes/host_root.hpp"
 
 namespace mw::engine {
@@ -33,7 +34,7 @@ enum class StatusExit : int {
 struct StatusResult {
   StatusReport report;
   std::vector<Warning> warnings;
-  std::string cgroup_mode;  // "v1", "hybrid", "v2" or "" when none was found
+  std::optional<probes::CgroupMode> cgroup_mode;  // nullopt when none was found
 };
 
 [[nodiscard]] StatusResult collect_status(const StatusOptions& options);

@@ -223,7 +223,7 @@ class Watch {
   std::unique_ptr<RateLimiter> m_limiter;         // findings: once per subject and detector per min_interval
   std::unique_ptr<RateLimiter> m_action_limiter;  // actions and OOM events: their own hourly cap
   std::map<std::pair<std::string, Detector>, Severity> m_told;  // what the receivers last heard, per finding
-  std::map<std::pair<std::string, std::string>, std::uint64_t> m_actions;
+  std::map<std::pair<FixStep, ActionOutcome>, std::uint64_t> m_actions;
   std::map<std::pair<std::string, std::string>, std::uint64_t> m_notifications;
   std::uint64_t m_samples_total = 0;
   std::set<std::string> m_logged_problems;
