@@ -2,12 +2,14 @@
 
 #include <fmt/format.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -488,11 +490,19 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
     }
     daemon.request_stop();
   };
+  // The first SIGTERM or SIGINT stops gently (below); a second one, while fixes are still running, leaves at
+  // once: the journal keeps their records incomplete and the next start marks them interrupted, as after a
+  // kill. The loop wakes this thread with SIGTERM when it is done (`leaving`).
+  std::atomic<bool> leaving = false;
   std::thread waiter([&] {
+    bool asked = false;
     for (;;) {
       int sig = 0;
       if (sigwait(&signals, &sig) != 0) {
         continue;
+      }
+      if (leaving) {
+        return;
       }
       if (sig == SIGHUP) {
         if (config_path.empty()) {
@@ -506,8 +516,17 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
         reload->cv.notify_all();
         continue;
       }
-      stop_all();
-      return;
+      if (!asked) {
+        asked = true;
+        stop_all();
+        continue;
+      }
+      const auto jobs = daemon.jobs_running();
+      env.log(
+          fmt::format("{} again: leaving now, without waiting for {} running fix{} (the next start marks {} "
+                      "interrupted in the journal)",
+                      sig == SIGINT ? "SIGINT" : "SIGTERM", jobs, jobs == 1 ? "" : "es", jobs == 1 ? "it" : "them"));
+      std::_Exit(128 + sig);
     }
   });
 
@@ -560,6 +579,8 @@ int run_serve(ServeConfig config, const std::string& config_path, ServeEnvironme
   }
   env.log("stopping");
   daemon.finish_jobs();  // none by now; kept so that no job can outlive the loop
+  leaving = true;
+  pthread_kill(waiter.native_handle(), SIGTERM);  // blocked here: sigwait in the waiter takes it
   waiter.join();
   bool reload_busy = false;
   {
