@@ -132,7 +132,8 @@ class Watch {
   void reload(ServeConfig config);
   // Wakes the main loop early (an event or a request is waiting). Thread-safe.
   void wake();
-  // Main loop: waits until `deadline` (monotonic) or a wake-up. Returns true when woken.
+  // Main loop: waits until `deadline` or a wake-up; returns true when woken. The wait is on std::steady_clock,
+  // so `deadline` must come from a clock on its epoch (SteadyClock); tests drive tick() and never call this.
   bool wait_until(Timestamp deadline);
 
   [[nodiscard]] const ServeConfig& config() const { return m_config; }
