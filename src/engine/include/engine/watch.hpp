@@ -133,7 +133,7 @@ class Watch {
   // Wakes the main loop early (an event or a request is waiting). Thread-safe.
   void wake();
   // Main loop: waits until `deadline` or a wake-up; returns true when woken. The wait is on std::steady_clock,
-  // so `deadline` must come from a clock on its epoch (SteadyClock); tests drive tick() and never call this.
+  // so `deadline` must come from a clock on its epoch (SteadyClock); a test may only ask whether it was woken.
   bool wait_until(Timestamp deadline);
 
   [[nodiscard]] const ServeConfig& config() const { return m_config; }
