@@ -132,14 +132,7 @@ class Conversions {
  public:
   template <class Out>
   void duration(std::string_view text, const char* option, Out& out) {
-    if (m_error) {
-      return;
-    }
-    if (auto d = parse_duration(text, option)) {
-      out = *d;
-    } else {
-      m_error = d.error();
-    }
+    convert([&] { return parse_duration(text, option); }, out);
   }
   // A duration that must be longer than 0 (an interval, a time-out).
   template <class Out>
@@ -155,35 +148,14 @@ class Conversions {
   }
   template <class Out>
   void size(std::string_view text, const char* option, Out& out) {
-    if (m_error) {
-      return;
-    }
-    if (auto s = parse_size(text, option)) {
-      out = *s;
-    } else {
-      m_error = s.error();
-    }
+    convert([&] { return parse_size(text, option); }, out);
   }
   template <class Out>
   void whole(std::string_view text, const char* option, WholeRange range, Out& out) {
-    if (m_error) {
-      return;
-    }
-    if (auto n = parse_unsigned(text, range.min, range.max, option)) {
-      out = *n;
-    } else {
-      m_error = n.error();
-    }
+    convert([&] { return parse_unsigned(text, range.min, range.max, option); }, out);
   }
   void number(std::string_view text, const char* option, NumberRange range, double& out) {
-    if (m_error) {
-      return;
-    }
-    if (auto n = parse_finite_double(text, range.min, range.max, option)) {
-      out = *n;
-    } else {
-      m_error = n.error();
-    }
+    convert([&] { return parse_finite_double(text, range.min, range.max, option); }, out);
   }
   void fail(std::string source, std::string message) {
     if (!m_error) {
@@ -198,6 +170,19 @@ class Conversions {
   }
 
  private:
+  // Runs `parse` unless an earlier conversion failed; keeps its value in `out`, or its error.
+  template <class Parse, class Out>
+  void convert(Parse parse, Out& out) {
+    if (m_error) {
+      return;
+    }
+    if (auto parsed = parse()) {
+      out = *parsed;
+    } else {
+      m_error = parsed.error();
+    }
+  }
+
   std::optional<Error> m_error;
 };
 

@@ -115,30 +115,28 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
-std::optional<std::uint64_t> parse_u64(std::string_view text) {
-  std::uint64_t value = 0;
-  if (text.empty()) {
-    return std::nullopt;
-  }
+namespace {
+
+// The whole of `text` as a decimal T (from_chars: no sign for unsigned, no spaces, no '+').
+template <class T>
+std::optional<T> parse_whole(std::string_view text) {
+  T value = 0;
   const auto* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc{} || ptr != end) {
+  if (text.empty() || ec != std::errc{} || ptr != end) {
     return std::nullopt;
   }
   return value;
 }
 
+}  // namespace
+
+std::optional<std::uint64_t> parse_u64(std::string_view text) {
+  return parse_whole<std::uint64_t>(text);
+}
+
 std::optional<std::int64_t> parse_i64(std::string_view text) {
-  std::int64_t value = 0;
-  if (text.empty()) {
-    return std::nullopt;
-  }
-  const auto* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc{} || ptr != end) {
-    return std::nullopt;
-  }
-  return value;
+  return parse_whole<std::int64_t>(text);
 }
 
 std::optional<double> parse_double(std::string_view text) {
