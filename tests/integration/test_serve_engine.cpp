@@ -357,38 +357,6 @@ TEST(ServeEngine, SigtermDuringAFixFinishesTheActionFirst) {
   EXPECT_EQ(doc["records"][0]["outcome"], "refused") << doc.dump(2);  // finished, not left in progress
 }
 
-TEST(ServeEngine, ASecondSigtermDuringAFixLeavesAtOnce) {
-  BloatedServer server("mwit-serve-term2", 18725, {"memwarden.enable=true"});
-  ASSERT_TRUE(server.bloat());
-  const int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);  // holds the drain (60 s)
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(18725);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(client, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
-  Warden warden(18718, k_detect + "fix:\n  auto: on\n  drain_timeout: 60s\n");
-  ASSERT_TRUE(warden.healthy()) << warden.log();
-  ASSERT_TRUE(eventually([&] { return warden.api("/healthz").value("acting", false); }, 30s)) << warden.log();
-  warden.process().signal(SIGTERM);
-  ASSERT_TRUE(
-      eventually([&] { return warden.log().find("stopping: waiting for 1 running fix") != std::string::npos; }, 10s))
-      << warden.log();
-  const auto signalled = std::chrono::steady_clock::now();
-  warden.process().signal(SIGTERM);
-  EXPECT_EQ(warden.process().wait(), 128 + SIGTERM) << warden.log();
-  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 5s) << "not the 60 s drain";
-  ::close(client);
-  EXPECT_NE(warden.log().find("SIGTERM again: leaving now, without waiting for 1 running fix"), std::string::npos)
-      << warden.log();
-  // The record stays, incomplete, as after a kill: the next start marks it interrupted.
-  const auto history = run_process(
-      {MEMWARDEN_BIN, "history", "--json", "--state-dir", warden.state_dir(), "--server", "mwit-serve-term2"});
-  const auto doc = json::parse(history.out, nullptr, false);
-  ASSERT_FALSE(doc.is_discarded()) << history.out << history.err;
-  ASSERT_EQ(doc["records"].size(), 1U) << doc.dump(2);
-  EXPECT_EQ(doc["records"][0]["incomplete"], true) << doc.dump(2);
-}
-
 // ---- fixes run beside the watch (issue 12)
 
 namespace {
@@ -428,6 +396,34 @@ std::string newest_outcome(const Warden& warden, const std::string& server) {
 }
 
 }  // namespace
+
+TEST(ServeEngine, ASecondSigtermDuringAFixLeavesAtOnce) {
+  BloatedServer server("mwit-serve-term2", 18725, {"memwarden.enable=true"});
+  ASSERT_TRUE(server.bloat());
+  HeldClient client(18725);  // holds the drain (60 s)
+  ASSERT_TRUE(client.connected());
+  Warden warden(18718, k_detect + "fix:\n  auto: on\n  drain_timeout: 60s\n");
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+  ASSERT_TRUE(eventually([&] { return warden.api("/healthz").value("acting", false); }, 30s)) << warden.log();
+  warden.process().signal(SIGTERM);
+  ASSERT_TRUE(
+      eventually([&] { return warden.log().find("stopping: waiting for 1 running fix") != std::string::npos; }, 10s))
+      << warden.log();
+  const auto signalled = std::chrono::steady_clock::now();
+  warden.process().signal(SIGTERM);
+  EXPECT_EQ(warden.process().wait(), 128 + SIGTERM) << warden.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 5s) << "not the 60 s drain";
+  client.close();
+  EXPECT_NE(warden.log().find("SIGTERM again: leaving now, without waiting for 1 running fix"), std::string::npos)
+      << warden.log();
+  // The record stays, incomplete, as after a kill: the next start marks it interrupted.
+  const auto history = run_process(
+      {MEMWARDEN_BIN, "history", "--json", "--state-dir", warden.state_dir(), "--server", "mwit-serve-term2"});
+  const auto doc = json::parse(history.out, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << history.out << history.err;
+  ASSERT_EQ(doc["records"].size(), 1U) << doc.dump(2);
+  EXPECT_EQ(doc["records"][0]["incomplete"], true) << doc.dump(2);
+}
 
 TEST(ServeEngine, FixesRunBesideTheWatch) {
   // `held`'s fix waits in its drain for a client that stays connected; meanwhile the rounds go on: a

@@ -105,18 +105,8 @@ void FakeEngine::hold_first_inspects(std::size_t count) {
 }
 
 void FakeEngine::accept_loop() {
-  for (;;) {
-    pollfd fds[2] = {{m_listen_fd, POLLIN, 0}, {m_wake_pipe[0], POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
-      continue;
-    }
-    if ((fds[1].revents & POLLIN) != 0) {
-      return;
-    }
-    const int fd = ::accept4(m_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      continue;
-    }
+  while (const auto accepted = accept_or_stop(m_listen_fd, m_wake_pipe[0])) {
+    const int fd = *accepted;
     std::lock_guard lock(m_mutex);
     ++m_connections;
     m_threads.emplace_back([this, fd] { serve_connection(fd); });

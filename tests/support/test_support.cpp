@@ -223,20 +223,25 @@ FakeHttpServer::~FakeHttpServer() {
   ::unlink(m_socket_path.c_str());
 }
 
-void FakeHttpServer::serve() {
-  std::vector<int> hung;
+std::optional<int> accept_or_stop(int listen_fd, int wake_fd) {
   for (;;) {
-    pollfd fds[2] = {{m_listen_fd, POLLIN, 0}, {m_wake_pipe[0], POLLIN, 0}};
+    pollfd fds[2] = {{listen_fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       continue;
     }
     if ((fds[1].revents & POLLIN) != 0) {
-      break;
+      return std::nullopt;
     }
-    const int fd = ::accept4(m_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      continue;
+    if (const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC); fd >= 0) {
+      return fd;
     }
+  }
+}
+
+void FakeHttpServer::serve() {
+  std::vector<int> hung;
+  while (const auto accepted = accept_or_stop(m_listen_fd, m_wake_pipe[0])) {
+    const int fd = *accepted;
     // Keep-alive: answer requests on this connection until the client closes it.
     std::string buffer;
     bool keep = true;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,6 +87,10 @@ class BackgroundProcess {
   bool m_reaped = false;
   int m_status = 0;
 };
+
+// The next connection accepted on `listen_fd`, or nullopt once `wake_fd` is readable (the server stops).
+// Interrupted waits and failed accepts are retried.
+[[nodiscard]] std::optional<int> accept_or_stop(int listen_fd, int wake_fd);
 
 // A tiny HTTP server on a Unix socket, in a thread, for testing clients against
 // answers a real service might give: canned JSON, garbage, silence.
