@@ -13,6 +13,19 @@ case "${1:-}" in
     "$here/build-test-image.sh" "$DOCKER_HOST" "$3" memwarden-test/hog:latest "$4"
     # The same image under a name that says "ollama", for discovery by image name.
     docker -H "$DOCKER_HOST" tag memwarden-test/hog:latest memwarden-test/ollama-sim:latest
+    # For `memwarden deploy`: the simulator under the names of the images the built-in profiles run, started the
+    # way the official image starts Ollama (ENTRYPOINT /bin/ollama, CMD serve), with `ollama list` for the health
+    # check.
+    docker -H "$DOCKER_HOST" rm -f mw-deploy-image-src >/dev/null 2>&1 || true
+    docker -H "$DOCKER_HOST" run --name mw-deploy-image-src --network none memwarden-test/hog:latest \
+        sh -c 'ln -sf ollama-sim /bin/ollama'
+    docker -H "$DOCKER_HOST" commit --change 'ENTRYPOINT ["/bin/ollama"]' --change 'CMD ["serve"]' \
+        mw-deploy-image-src ollama/ollama:latest >/dev/null
+    # An image that runs but never serves, for a re-deploy that must roll back.
+    docker -H "$DOCKER_HOST" commit --change 'ENTRYPOINT ["/bin/sleep"]' --change 'CMD ["3600"]' \
+        mw-deploy-image-src memwarden-test/mute:latest >/dev/null
+    docker -H "$DOCKER_HOST" rm mw-deploy-image-src >/dev/null
+    docker -H "$DOCKER_HOST" tag ollama/ollama:latest localai/localai:latest-gpu-nvidia-cuda-12
     ;;
   teardown)
     [[ $# -eq 2 ]] || { echo "usage: $0 teardown STATE_DIR" >&2; exit 2; }

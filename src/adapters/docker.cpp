@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 
 #include "adapters/json_fields.hpp"
@@ -474,6 +475,202 @@ std::string docker_error_hint(const Error& error, const Endpoint& endpoint) {
     return "upgrade the Docker engine";
   }
   return fmt::format("check that the Docker engine at {} is healthy (docker version)", endpoint.text);
+}
+
+}  // namespace mw::adapters
+
+namespace mw::adapters {
+
+namespace {
+
+bool name_char(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '.' || c == '-';
+}
+
+std::int64_t seconds_ns(std::uint32_t s) {
+  return static_cast<std::int64_t>(s) * 1'000'000'000;
+}
+
+}  // namespace
+
+bool valid_container_name(std::string_view name) {
+  if (name.empty() || name.size() > 128 || !(std::isalnum(static_cast<unsigned char>(name[0])) != 0)) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), name_char);
+}
+
+bool valid_image_ref(std::string_view ref) {
+  if (ref.empty() || ref.size() > 255 || ref.front() == '-' || ref.front() == '/') {
+    return false;
+  }
+  return std::all_of(ref.begin(), ref.end(), [](char c) { return name_char(c) || c == '/' || c == ':' || c == '@'; });
+}
+
+std::string container_create_body(const DeploySpec& spec) {
+  using nlohmann::json;
+  json env = json::array();
+  for (const auto& [k, v] : spec.env) {
+    env.push_back(k + "=" + v);
+  }
+  const std::string port_key = fmt::format("{}/tcp", spec.profile.container_port);
+  json host{
+      {"Memory", static_cast<std::int64_t>(spec.memory_limit)},
+      {"MemorySwap", static_cast<std::int64_t>(spec.memory_limit)},
+      {"RestartPolicy", {{"Name", "unless-stopped"}, {"MaximumRetryCount", 0}}},
+      {"Mounts",
+       json::array({{{"Type", "volume"}, {"Source", spec.store_volume}, {"Target", spec.profile.store_path}}})},
+  };
+  if (spec.network == NetworkKind::host) {
+    host["NetworkMode"] = "host";
+  } else {
+    host["PortBindings"] = {
+        {port_key, json::array({{{"HostIp", spec.bind_address}, {"HostPort", std::to_string(spec.profile.port)}}})}};
+  }
+  if (spec.gpu.kind != GpuRequest::Kind::none) {
+    json request{{"Driver", "nvidia"}, {"Capabilities", json::array({json::array({"gpu"})})}};
+    if (spec.gpu.kind == GpuRequest::Kind::all) {
+      request["Count"] = -1;
+    } else {
+      request["DeviceIDs"] = spec.gpu.device_ids;
+    }
+    host["DeviceRequests"] = json::array({request});
+  }
+  json body{
+      {"Image", spec.image},
+      {"Env", env},
+      {"Labels", spec.labels},
+      {"HostConfig", host},
+      {"Healthcheck",
+       {{"Test", spec.health.test},
+        {"Interval", seconds_ns(spec.health.interval_s)},
+        {"Timeout", seconds_ns(spec.health.timeout_s)},
+        {"Retries", spec.health.retries},
+        {"StartPeriod", seconds_ns(spec.health.start_period_s)}}},
+  };
+  if (spec.network == NetworkKind::bridge) {
+    body["ExposedPorts"] = {{port_key, json::object()}};
+  }
+  return body.dump();
+}
+
+Expected<void, Error> DockerClient::post_action(const std::string& path, std::chrono::milliseconds timeout,
+                                                long also_ok) {
+  auto response = m_http.post(path, "", RequestOptions::capped(k_max_docker_action_bytes).with_timeout(timeout));
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status != 204 && response->status != 200 && response->status != also_ok) {
+    const int code = response->status == 404 ? ENOENT : response->status == 409 ? EEXIST : 0;
+    return fail(fmt::format("{} (POST {})", m_http.endpoint().text, path), error_message(*response), code);
+  }
+  return {};
+}
+
+Result<std::string> DockerClient::create_container(std::string_view name, std::string_view body) {
+  if (!valid_container_name(name)) {
+    return fail("docker", fmt::format("'{}' is not a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", name));
+  }
+  const std::string path = fmt::format("/v{}/containers/create?name={}", m_api.text(), name);
+  auto response = m_http.post(path, body, RequestOptions::capped(k_max_docker_action_bytes));
+  if (!response) {
+    return unexpected(response.error());
+  }
+  const std::string source = fmt::format("{} (POST {})", m_http.endpoint().text, path);
+  if (response->status != 201) {
+    const int code = response->status == 404 ? ENOENT : response->status == 409 ? EEXIST : 0;
+    return fail(source, error_message(*response), code);
+  }
+  auto doc = nlohmann::json::parse(response->body, nullptr, false);
+  if (!doc.is_object() || !doc.contains("Id") || !doc["Id"].is_string()) {
+    return fail(source, "the answer has no Id");
+  }
+  return doc["Id"].get<std::string>();
+}
+
+Expected<void, Error> DockerClient::start(std::string_view id) {
+  if (auto ok = check_container_ref(id); !ok) {
+    return ok;
+  }
+  return post_action(fmt::format("/v{}/containers/{}/start", m_api.text(), id), m_http.timeout(), 304);
+}
+
+Expected<void, Error> DockerClient::stop(std::string_view id, std::chrono::seconds stop_timeout) {
+  if (auto ok = check_container_ref(id); !ok) {
+    return ok;
+  }
+  return post_action(fmt::format("/v{}/containers/{}/stop?t={}", m_api.text(), id, stop_timeout.count()),
+                     std::chrono::milliseconds(stop_timeout) + std::chrono::seconds(60), 304);
+}
+
+Expected<void, Error> DockerClient::rename(std::string_view id, std::string_view new_name) {
+  if (auto ok = check_container_ref(id); !ok) {
+    return ok;
+  }
+  if (!valid_container_name(new_name)) {
+    return fail("docker", fmt::format("'{}' is not a container name", new_name));
+  }
+  return post_action(fmt::format("/v{}/containers/{}/rename?name={}", m_api.text(), id, new_name), m_http.timeout());
+}
+
+Expected<void, Error> DockerClient::remove(std::string_view id) {
+  if (auto ok = check_container_ref(id); !ok) {
+    return ok;
+  }
+  const std::string path = fmt::format("/v{}/containers/{}?force=1", m_api.text(), id);
+  auto response = m_http.del(
+      path,
+      RequestOptions::capped(k_max_docker_action_bytes).with_timeout(m_http.timeout() + std::chrono::seconds(30)));
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status != 204 && response->status != 200) {
+    return fail(fmt::format("{} (DELETE {})", m_http.endpoint().text, path), error_message(*response),
+                response->status == 404 ? ENOENT : 0);
+  }
+  return {};
+}
+
+Result<bool> DockerClient::image_present(std::string_view ref) {
+  if (!valid_image_ref(ref)) {
+    return fail("docker", fmt::format("'{}' is not an image reference", ref));
+  }
+  const std::string path = fmt::format("/v{}/images/{}/json", m_api.text(), ref);
+  auto response = m_http.get(path, RequestOptions::capped(k_max_image_inspect_bytes));
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status == 404) {
+    return false;
+  }
+  if (response->status != 200) {
+    return fail(fmt::format("{} (GET {})", m_http.endpoint().text, path), error_message(*response));
+  }
+  return true;
+}
+
+Result<std::vector<std::string>> DockerClient::volume_names() {
+  auto body = get_json("/volumes", k_max_volume_list_bytes);
+  if (!body) {
+    return unexpected(body.error());
+  }
+  const std::string source = fmt::format("{} (GET /volumes)", m_http.endpoint().text);
+  auto doc = nlohmann::json::parse(*body, nullptr, false);
+  if (!doc.is_object()) {
+    return fail(source, "not a JSON object");
+  }
+  std::vector<std::string> names;
+  if (const auto it = doc.find("Volumes"); it != doc.end() && it->is_array()) {
+    for (const auto& v : *it) {
+      if (names.size() == k_max_names) {
+        break;
+      }
+      if (v.is_object() && v.contains("Name") && v["Name"].is_string()) {
+        names.push_back(v["Name"].get<std::string>());
+      }
+    }
+  }
+  return names;
 }
 
 }  // namespace mw::adapters

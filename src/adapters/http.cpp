@@ -974,6 +974,13 @@ Result<HttpResponse> HttpClient::post(std::string_view path, std::string_view js
   return perform("POST", path, json_body, options);
 }
 
+Result<HttpResponse> HttpClient::del(std::string_view path, const RequestOptions& options) {
+  if (m_endpoint.base_url.rfind("https://", 0) == 0) {
+    return fail(fmt::format("{} (DELETE {})", m_endpoint.text, path), "DELETE over https is not supported");
+  }
+  return perform("DELETE", path, {}, options);
+}
+
 void HttpClient::close() {
   if (m_handle) {
     m_handle->close_socket();

@@ -277,4 +277,17 @@ Expected<void, Error> OllamaClient::unload(std::string_view model) {
   return parse_ollama_unload(*answer, source("POST", "/api/generate"));
 }
 
+Expected<void, Error> OllamaClient::load(std::string_view model, std::string_view keep_alive) {
+  if (model.empty()) {
+    return fail(source("POST", "/api/generate"), "no model name given");
+  }
+  // No prompt: the server loads the model and answers with done true and an empty response.
+  const json body = {{"model", std::string(model)}, {"keep_alive", std::string(keep_alive)}, {"stream", false}};
+  auto answer = request("POST", "/api/generate", k_max_unload_bytes, dump(body));
+  if (!answer) {
+    return unexpected(answer.error());
+  }
+  return {};
+}
+
 }  // namespace mw::adapters

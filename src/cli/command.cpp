@@ -98,6 +98,7 @@ constexpr WholeRange k_limit_range{0, 1'000'000};        // history --limit: rec
 constexpr WholeRange k_ctx_range{1, 1ULL << 24};         // plan --ctx: tokens
 constexpr WholeRange k_parallel_range{1, 256};           // plan --parallel: slots
 constexpr WholeRange k_headroom_range{0, 1000};          // plan --headroom: percent
+constexpr WholeRange k_port_range{1, 65535};             // deploy --port
 constexpr NumberRange k_growth_min_range{0.1, 1048576};  // diagnose/fix --growth-min: MiB per hour
 
 struct LoadingName {
@@ -307,6 +308,8 @@ class CommandLine {
     add_check_config();
     add_notify();
     add_plan();
+    add_profiles();
+    add_deploy();
     add_export();
   }
 
@@ -328,6 +331,12 @@ class CommandLine {
     }
     if (m_plan.app->parsed()) {
       return plan();
+    }
+    if (m_profiles.app->parsed()) {
+      return profiles();
+    }
+    if (m_deploy.app->parsed()) {
+      return deploy();
     }
     if (m_status.app->parsed()) {
       return status();
@@ -673,13 +682,8 @@ class CommandLine {
     n.app->add_option("--config", n.config_file, fmt::format("Configuration file (default {})", k_default_config_file));
   }
 
-  // ---- plan
-  struct {
-    CLI::App* app = nullptr;
-    std::vector<std::string> models;
-    std::string ctx;
-    std::string parallel;
-    std::string kv_type;
+  // ---- the host and the models a plan is for: plan, profiles, deploy and export compose
+  struct PlanFlags {
     std::string docker_host;
     std::string gpu_reserve;
     std::string ram;
@@ -691,8 +695,96 @@ class CommandLine {
     std::string loading;
     std::string headroom;
     std::string api_timeout;
-    bool json = false;
     std::string nvml_library;
+  };
+
+  static void add_plan_flags(CLI::App* app, PlanFlags& p) {
+    const engine::PlanOptions o;
+    app->add_option("--docker-host", p.docker_host,
+                    "Docker address, to find Ollama containers' stores and settings (default: $DOCKER_HOST, else "
+                    "the socket)");
+    app->add_option("--ram", p.ram, "Plan for this much RAM instead of the host's (e.g. 32G)");
+    app->add_option("--vram", p.vram, "Plan for one GPU of this size instead of the host's (0: no GPU)");
+    app->add_option("--reserve", p.reserve, "RAM kept for the other services (the monitoring stack)")
+        ->default_str(option_size(o.reserve));
+    app->add_option("--source", p.source, "Where to look: auto, file, store, server or catalog")
+        ->default_str(model_source_name(o.source));
+    app->add_option("--models-dir", p.models_dir, "The Ollama model store to search first (else $OLLAMA_MODELS, ...)");
+    app->add_option("--ollama", p.ollama, "A running Ollama to ask (/api/show), e.g. http://127.0.0.1:11434");
+    app->add_option("--loading", p.loading, "How the weights are loaded: mmap, no-mmap or mlock")
+        ->default_str(loading_name(o.settings.loading));
+    app->add_option("--gpu-reserve", p.gpu_reserve,
+                    fmt::format("VRAM per GPU kept free, as Ollama's minimum ({}; newer releases keep about 1G)",
+                                option_size(o.settings.gpu_reserve)))
+        ->default_str(option_size(o.settings.gpu_reserve));
+    app->add_option("--headroom", p.headroom, "Container limit above the RAM need, in percent (0 to 1000)")
+        ->type_name("UINT")
+        ->default_str(fmt::format("{}", o.settings.headroom_percent));
+    app->add_option("--api-timeout", p.api_timeout, "Time-out for each Ollama API request")
+        ->default_str(option_duration(o.api_timeout));
+    app->add_option("--nvml-library", p.nvml_library, "NVML library to load (default libnvidia-ml.so.1)");
+  }
+
+  void apply_plan_flags(const CLI::App* app, const PlanFlags& p, Conversions& c, engine::PlanOptions& o) const {
+    o.root = root();
+    o.docker_host = adapters::docker_host_address(p.docker_host, m_env.docker_host.c_str());
+    if (given(app, "--loading")) {
+      const auto* it =
+          std::find_if(k_loadings.begin(), k_loadings.end(), [&](const LoadingName& l) { return p.loading == l.name; });
+      if (it != k_loadings.end()) {
+        o.settings.loading = it->loading;
+      } else {
+        c.fail("--loading", fmt::format("'{}' is not mmap, no-mmap or mlock", p.loading));
+      }
+    }
+    if (given(app, "--headroom")) {
+      c.whole(p.headroom, "--headroom", k_headroom_range, o.settings.headroom_percent);
+    }
+    if (!p.ram.empty()) {
+      c.size(p.ram, "--ram", o.ram);
+      if (o.ram && *o.ram == 0) {
+        c.fail("--ram", "must be more than 0");
+      }
+    }
+    if (!p.vram.empty()) {
+      c.size(p.vram, "--vram", o.vram);
+    }
+    if (given(app, "--reserve")) {
+      c.size(p.reserve, "--reserve", o.reserve);
+    }
+    if (given(app, "--source")) {
+      if (const auto source = engine::parse_model_source(p.source)) {
+        o.source = *source;
+      } else {
+        c.fail("--source", fmt::format("'{}' is not auto, file, store, server or catalog", p.source));
+      }
+    }
+    if (o.source == engine::ModelSource::server && p.ollama.empty()) {
+      c.fail("--source server", "needs --ollama URL");
+    }
+    // A relative --models-dir is relative to where memwarden runs, not to --root.
+    o.models_dir = p.models_dir.empty() ? "" : (m_env.working_dir / p.models_dir).lexically_normal().string();
+    o.ollama_models = m_env.ollama_models;
+    o.home = m_env.home;
+    o.ollama_url = p.ollama;
+    if (given(app, "--api-timeout")) {
+      c.positive_duration(p.api_timeout, "--api-timeout", o.api_timeout);
+    }
+    if (given(app, "--gpu-reserve")) {
+      c.size(p.gpu_reserve, "--gpu-reserve", o.settings.gpu_reserve);
+    }
+    o.nvml_library = p.nvml_library;
+  }
+
+  // ---- plan
+  struct {
+    CLI::App* app = nullptr;
+    std::vector<std::string> models;
+    std::string ctx;
+    std::string parallel;
+    std::string kv_type;
+    PlanFlags host;
+    bool json = false;
   } m_plan;
 
   void add_plan() {
@@ -718,32 +810,8 @@ class CommandLine {
         "--kv-type", p.kv_type,
         fmt::format("KV cache: f16, q8_0 or q4_0 (default: the container's OLLAMA_KV_CACHE_TYPE, else {})",
                     to_string(o.settings.kv_type)));
-    p.app->add_option("--docker-host", p.docker_host,
-                      "Docker address, to find Ollama containers' stores and settings (default: $DOCKER_HOST, else "
-                      "the socket)");
-    p.app->add_option("--ram", p.ram, "Plan for this much RAM instead of the host's (e.g. 32G)");
-    p.app->add_option("--vram", p.vram, "Plan for one GPU of this size instead of the host's (0: no GPU)");
-    p.app->add_option("--reserve", p.reserve, "RAM kept for the other services (the monitoring stack)")
-        ->default_str(option_size(o.reserve));
-    p.app->add_option("--source", p.source, "Where to look: auto, file, store, server or catalog")
-        ->default_str(model_source_name(o.source));
-    p.app->add_option("--models-dir", p.models_dir,
-                      "The Ollama model store to search first (else $OLLAMA_MODELS, ...)");
-    p.app->add_option("--ollama", p.ollama, "A running Ollama to ask (/api/show), e.g. http://127.0.0.1:11434");
-    p.app->add_option("--loading", p.loading, "How the weights are loaded: mmap, no-mmap or mlock")
-        ->default_str(loading_name(o.settings.loading));
-    p.app
-        ->add_option("--gpu-reserve", p.gpu_reserve,
-                     fmt::format("VRAM per GPU kept free, as Ollama's minimum ({}; newer releases keep about 1G)",
-                                 option_size(o.settings.gpu_reserve)))
-        ->default_str(option_size(o.settings.gpu_reserve));
-    p.app->add_option("--headroom", p.headroom, "Container limit above the RAM need, in percent (0 to 1000)")
-        ->type_name("UINT")
-        ->default_str(fmt::format("{}", o.settings.headroom_percent));
-    p.app->add_option("--api-timeout", p.api_timeout, "Time-out for each Ollama API request")
-        ->default_str(option_duration(o.api_timeout));
+    add_plan_flags(p.app, p.host);
     p.app->add_flag("--json", p.json, "Print the plan as JSON (schema in docs/plan.md)");
-    p.app->add_option("--nvml-library", p.nvml_library, "NVML library to load (default libnvidia-ml.so.1)");
   }
 
   [[nodiscard]] Expected<Command, UsageError> plan() const {
@@ -751,7 +819,7 @@ class CommandLine {
     PlanCommand command;
     auto& o = command.options;
     Conversions c;
-    o.root = root();
+    apply_plan_flags(p.app, p.host, c, o);
     o.models = p.models;
     if (!p.ctx.empty()) {
       c.whole(p.ctx, "--ctx", k_ctx_range, o.settings.num_ctx);
@@ -766,54 +834,156 @@ class CommandLine {
         c.fail("--kv-type", fmt::format("'{}' is not f16, q8_0 or q4_0", p.kv_type));
       }
     }
-    o.docker_host = adapters::docker_host_address(p.docker_host, m_env.docker_host.c_str());
-    if (given(p.app, "--loading")) {
-      const auto* it =
-          std::find_if(k_loadings.begin(), k_loadings.end(), [&](const LoadingName& l) { return p.loading == l.name; });
-      if (it != k_loadings.end()) {
-        o.settings.loading = it->loading;
-      } else {
-        c.fail("--loading", fmt::format("'{}' is not mmap, no-mmap or mlock", p.loading));
-      }
-    }
-    if (given(p.app, "--headroom")) {
-      c.whole(p.headroom, "--headroom", k_headroom_range, o.settings.headroom_percent);
-    }
-    if (!p.ram.empty()) {
-      c.size(p.ram, "--ram", o.ram);
-      if (o.ram && *o.ram == 0) {
-        c.fail("--ram", "must be more than 0");
-      }
-    }
-    if (!p.vram.empty()) {
-      c.size(p.vram, "--vram", o.vram);
-    }
-    if (given(p.app, "--reserve")) {
-      c.size(p.reserve, "--reserve", o.reserve);
-    }
-    if (given(p.app, "--source")) {
-      if (const auto source = engine::parse_model_source(p.source)) {
-        o.source = *source;
-      } else {
-        c.fail("--source", fmt::format("'{}' is not auto, file, store, server or catalog", p.source));
-      }
-    }
-    if (o.source == engine::ModelSource::server && p.ollama.empty()) {
-      c.fail("--source server", "needs --ollama URL");
-    }
-    // A relative --models-dir is relative to where memwarden runs, not to --root.
-    o.models_dir = p.models_dir.empty() ? "" : (m_env.working_dir / p.models_dir).lexically_normal().string();
-    o.ollama_models = m_env.ollama_models;
-    o.home = m_env.home;
-    o.ollama_url = p.ollama;
-    if (given(p.app, "--api-timeout")) {
-      c.positive_duration(p.api_timeout, "--api-timeout", o.api_timeout);
-    }
-    if (given(p.app, "--gpu-reserve")) {
-      c.size(p.gpu_reserve, "--gpu-reserve", o.settings.gpu_reserve);
-    }
-    o.nvml_library = p.nvml_library;
     command.format = p.json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
+  }
+
+  // ---- profiles
+  struct {
+    CLI::App* app = nullptr;
+    std::string config_file;
+    PlanFlags host;
+    bool json = false;
+  } m_profiles;
+
+  void add_profiles() {
+    auto& p = m_profiles;
+    p.app =
+        m_app.add_subcommand("profiles", "The deployment profiles, with the limit the plan gives each on this host");
+    p.app->add_option("--config", p.config_file,
+                      fmt::format("Configuration file with profiles: (default {} if present)", k_default_config_file));
+    add_plan_flags(p.app, p.host);
+    p.app->add_flag("--json", p.json, "Print the profiles as JSON");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> profiles() const {
+    const auto& p = m_profiles;
+    ProfilesCommand command;
+    Conversions c;
+    apply_plan_flags(p.app, p.host, c, command.plan);
+    command.config_file = p.config_file;
+    command.format = p.json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
+  }
+
+  // ---- deploy, and export compose: what to deploy and how
+  struct DeployFlags {
+    std::vector<std::string> targets;
+    std::string name;
+    std::string ctx;
+    std::string parallel;
+    std::string gpus;
+    std::string port;
+    std::string network;
+    std::string bind;
+    std::string config_file;
+    bool exclusive = false;
+    PlanFlags host;
+  };
+
+  static void add_deploy_flags(CLI::App* app, DeployFlags& d, std::string_view targets_help) {
+    app->add_option("TARGET", d.targets, std::string(targets_help));
+    app->add_option("--name", d.name, "Container name (default: the profile's)");
+    app->add_option("--ctx", d.ctx, "Context per request (OLLAMA_CONTEXT_LENGTH), 1 to 16777216")->type_name("UINT");
+    app->add_option("--parallel", d.parallel, "Requests served at once (OLLAMA_NUM_PARALLEL), 1 to 256")
+        ->type_name("UINT");
+    app->add_option("--gpus", d.gpus, "all, none, or GPU indexes/UUIDs (0,1); default: all when the host has a GPU");
+    app->add_option("--port", d.port, "Port on the host (default: the profile's)")->type_name("PORT");
+    app->add_option("--network", d.network, "bridge (publish the port) or host (the host's network)")
+        ->default_str("bridge");
+    app->add_option("--bind", d.bind, "Address the port is published on (or the server listens on, with host)")
+        ->default_str("127.0.0.1");
+    app->add_flag("--exclusive", d.exclusive, "Stop the other inference servers first (never memwarden.protect=true)");
+    app->add_option("--config", d.config_file,
+                    fmt::format("Configuration file with profiles: (default {} if present)", k_default_config_file));
+    add_plan_flags(app, d.host);
+  }
+
+  void apply_deploy_flags(const CLI::App* app, const DeployFlags& d, Conversions& c, engine::DeployOptions& o) const {
+    apply_plan_flags(app, d.host, c, o.plan);
+    o.targets = d.targets;
+    o.name = d.name;
+    if (!d.ctx.empty()) {
+      c.whole(d.ctx, "--ctx", k_ctx_range, o.ctx);
+    }
+    if (!d.parallel.empty()) {
+      std::uint64_t parallel = 1;
+      c.whole(d.parallel, "--parallel", k_parallel_range, parallel);
+      o.parallel = static_cast<std::uint32_t>(parallel);  // at most 256
+    }
+    if (!d.port.empty()) {
+      std::uint64_t port = 1;
+      c.whole(d.port, "--port", k_port_range, port);
+      o.port = static_cast<std::uint16_t>(port);  // at most 65535
+    }
+    if (!d.gpus.empty()) {
+      if (auto g = parse_gpu_request(d.gpus)) {
+        o.gpus = *g;
+      } else {
+        c.fail("--gpus", fmt::format("'{}' is not all, none or a list of GPU indexes or UUIDs", d.gpus));
+      }
+    }
+    if (!d.network.empty()) {
+      if (auto n = parse_network_kind(d.network)) {
+        o.network = *n;
+      } else {
+        c.fail("--network", fmt::format("'{}' is not bridge or host", d.network));
+      }
+    }
+    if (!d.bind.empty()) {
+      o.bind_address = d.bind;
+    }
+    o.exclusive = d.exclusive;
+  }
+
+  // ---- deploy
+  struct {
+    CLI::App* app = nullptr;
+    DeployFlags what;
+    std::string state_dir;
+    std::string wait;
+    bool dry_run = false;
+    bool yes = false;
+    bool replace = false;
+    bool load = false;
+    bool restore = false;
+    bool json = false;
+  } m_deploy;
+
+  void add_deploy() {
+    auto& d = m_deploy;
+    d.app = m_app.add_subcommand("deploy", "Create a right-sized model server from a profile or models");
+    add_deploy_flags(d.app, d.what, "A profile (memwarden profiles) or one or more models");
+    d.app->add_option("--state-dir", d.state_dir, "Where the journal lives");
+    d.app->add_option("--wait", d.wait, "How long to wait for the new server's API")->default_str("120s");
+    d.app->add_flag("--dry-run", d.dry_run, "Say what would be created; change nothing");
+    d.app->add_flag("--yes", d.yes, "Go ahead with stopping the other servers (--exclusive)");
+    d.app->add_flag("--replace", d.replace, "Replace a container of that name memwarden did not create");
+    d.app->add_flag("--load", d.load, "Load the models and compare what the server reports with the plan");
+    d.app->add_flag("--restore", d.restore, "Start the servers the last exclusive deployment stopped");
+    d.app->add_flag("--json", d.json, "Print the result as JSON");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> deploy() const {
+    const auto& d = m_deploy;
+    DeployCommand command;
+    Conversions c;
+    apply_deploy_flags(d.app, d.what, c, command.options);
+    if (d.restore && !d.what.targets.empty()) {
+      c.fail("deploy --restore", "takes no profile or model");
+    } else if (!d.restore && d.what.targets.empty()) {
+      c.fail("deploy", "name a profile (memwarden profiles) or one or more models");
+    }
+    command.action = d.restore ? DeployAction::restore : d.dry_run ? DeployAction::dry_run : DeployAction::deploy;
+    command.run.confirm = d.yes ? engine::Confirm::yes : engine::Confirm::no;
+    command.run.existing = d.replace ? engine::Existing::replace : engine::Existing::keep_foreign;
+    if (!d.wait.empty()) {
+      c.positive_duration(d.wait, "--wait", command.run.api_wait);
+    }
+    command.run.state_dir = d.state_dir.empty() ? std::string(adapters::StateDir::k_default_path) : d.state_dir;
+    command.load = d.load ? LoadCheck::load : LoadCheck::none;
+    command.config_file = d.what.config_file;
+    command.format = d.json ? ReportFormat::json : ReportFormat::text;
     return finish(c, std::move(command));
   }
 

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 
 #include "cli/command.hpp"
 #include "cli/config.hpp"
+#include "cli/deploy.hpp"
 #include "cli/diagnose.hpp"
 #include "cli/exports.hpp"
 #include "cli/fix.hpp"
@@ -247,6 +249,111 @@ int execute(const PlanCommand& command) {
   const auto result = mw::engine::collect_plan(command.options);
   print_report(command.format == ReportFormat::json ? plan_to_json(result).dump(2) + "\n" : render_plan(result));
   return static_cast<int>(mw::engine::plan_exit_code(result));
+}
+
+// The profiles every command uses: the built-in ones with the configuration's; nullopt when it does not parse.
+std::optional<std::vector<mw::Profile>> resolve_profiles(const std::string& config_file) {
+  const auto loaded = resolve_config(config_file);
+  if (!loaded) {
+    return std::nullopt;
+  }
+  return mw::builtin_profiles();  // MERGE: configured_profiles(loaded->config)
+}
+
+int execute(const ProfilesCommand& command) {
+  const auto profiles = resolve_profiles(command.config_file);
+  if (!profiles) {
+    return UsageError::k_exit_code;
+  }
+  const auto result = mw::engine::plan_profiles(*profiles, command.plan);
+  print_report(command.format == ReportFormat::json ? profiles_to_json(result).dump(2) + "\n"
+                                                    : render_profiles(result));
+  return k_exit_ok;
+}
+
+int print_deploy_error(const mw::engine::DeployError& e, ReportFormat format) {
+  if (format == ReportFormat::json) {
+    print_report(nlohmann::json{{"error", e.lines}, {"exit_code", static_cast<int>(e.exit)}}.dump(2) + "\n");
+  }
+  for (const auto& line : e.lines) {
+    fmt::print(stderr, "{}\n", line);
+  }
+  return static_cast<int>(e.exit);
+}
+
+int execute(const DeployCommand& command) {
+  if (command.action == DeployAction::restore) {
+    const auto restored = mw::engine::restore_stopped(command.options.plan.docker_host, command.run.state_dir);
+    if (!restored) {
+      return print_deploy_error(restored.error(), command.format);
+    }
+    if (command.format == ReportFormat::json) {
+      print_report(nlohmann::json{{"started", restored->started},
+                                  {"failed", restored->failed},
+                                  {"nothing", restored->nothing ? nlohmann::json(*restored->nothing) : nullptr}}
+                       .dump(2) +
+                   "\n");
+    } else if (restored->nothing) {
+      print_report("deploy --restore: " + *restored->nothing + "\n");
+    } else {
+      std::string out;
+      for (const auto& name : restored->started) {
+        out += "started " + name + "\n";
+      }
+      for (const auto& f : restored->failed) {
+        out += "could not start " + f + "\n";
+      }
+      print_report(out);
+    }
+    return restored->failed.empty() ? k_exit_ok : 1;
+  }
+  auto options = command.options;
+  const auto profiles = resolve_profiles(command.config_file);
+  if (!profiles) {
+    return UsageError::k_exit_code;
+  }
+  options.profiles = *profiles;
+  const auto prepared = mw::engine::prepare_deployment(options);
+  if (!prepared) {
+    return print_deploy_error(prepared.error(), command.format);
+  }
+  const bool json = command.format == ReportFormat::json;
+  if (command.action == DeployAction::dry_run) {
+    auto doc = prepared_to_json(*prepared);
+    doc["dry_run"] = true;
+    doc["create_body"] = nlohmann::json::parse(mw::adapters::container_create_body(prepared->spec));
+    print_report(json ? doc.dump(2) + "\n" : render_prepared(*prepared) + "dry run: nothing was created\n");
+    if (!prepared->admission.admitted()) {
+      for (const auto& line : mw::engine::admission_advice(*prepared)) {
+        fmt::print(stderr, "{}\n", line);
+      }
+      return static_cast<int>(mw::engine::DeployExit::no_room);
+    }
+    return k_exit_ok;
+  }
+  if (!json) {
+    print_report(render_prepared(*prepared));
+  }
+  const auto report = mw::engine::run_deployment(*prepared, options, command.run);
+  if (!report) {
+    return print_deploy_error(report.error(), command.format);
+  }
+  std::vector<mw::engine::LoadComparison> loads;
+  if (command.load == LoadCheck::load) {
+    loads = mw::engine::load_and_compare(*prepared, *report, options);
+  }
+  if (json) {
+    auto doc = prepared_to_json(*prepared);
+    doc["result"] = report_to_json(*report);
+    if (command.load == LoadCheck::load) {
+      doc["load"] = load_to_json(loads);
+    }
+    print_report(doc.dump(2) + "\n");
+  } else {
+    print_report(render_report(*report) + (loads.empty() ? std::string() : render_load(loads)));
+  }
+  const bool load_failed = std::any_of(loads.begin(), loads.end(), [](const auto& l) { return l.error.has_value(); });
+  return load_failed ? 3 : k_exit_ok;
 }
 
 int execute(const PrometheusRulesCommand& command) {

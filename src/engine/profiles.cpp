@@ -21,6 +21,9 @@ ProfilesResult plan_profiles(std::span<const Profile> profiles, const PlanOption
     ProfilePlan p;
     p.profile = profile;
     p.errors = std::move(plan.errors);
+    for (const auto& m : plan.plans) {
+      p.disk_needed += m.disk_needed;
+    }
     const ModelPlan* largest = nullptr;
     const ModelPlan* failing = nullptr;
     for (const auto& m : plan.plans) {
@@ -33,9 +36,11 @@ ProfilesResult plan_profiles(std::span<const Profile> profiles, const PlanOption
     if (failing != nullptr) {
       p.verdict = failing->verdict;  // a profile is deployable only as a whole
       p.largest_model = failing->name;
+      p.plan = *failing;
     } else if (largest != nullptr) {
       p.verdict = largest->verdict;
       p.largest_model = largest->name;
+      p.plan = *largest;
       if (p.errors.empty()) {
         p.limit = largest->container_limit;
       }

@@ -2160,6 +2160,20 @@ std::string tags_json() {
   return o;
 }
 
+// GET /v1/models, the OpenAI-compatible list (Ollama and LocalAI both serve it).
+std::string openai_models_json() {
+  std::string o = "{\"object\":\"list\",\"data\":[";
+  bool first = true;
+  for (const auto& m : g_models) {
+    if (!first)
+      o += ',';
+    first = false;
+    o += "{\"id\":" + jquote(m.name) + ",\"object\":\"model\",\"owned_by\":\"library\"}";
+  }
+  o += "]}";
+  return o;
+}
+
 std::string show_json(const Model& m) {
   Arch a = m.arch();
   int head_dim = a.embedding / a.heads;
@@ -2462,6 +2476,8 @@ void handle_request(Conn& c) {
     respond(c, json_resp(200, ps_json()));
   } else if (p == "/api/tags" && get) {
     respond(c, json_resp(200, tags_json()));
+  } else if (p == "/v1/models" && get) {
+    respond(c, json_resp(200, openai_models_json()));
   } else if (p == "/api/show" && post) {
     api_show(c);
   } else if (p == "/api/generate" && post) {
@@ -2763,6 +2779,8 @@ void parse_args(int argc, char** argv) {
     g_opt.cache_file = "/tmp/ollama-sim-cache.gguf";
   if (!listen_set) {
     const char* env = getenv("OLLAMA_HOST");
+    if (env == nullptr || *env == '\0')
+      env = getenv("LOCALAI_ADDRESS");  // standing in for LocalAI's image in deploy tests
     if (env != nullptr && *env != '\0' && !parse_listen(env, g_opt.listen_host, g_opt.listen_port)) {
       die(2, "OLLAMA_HOST '%s': expected HOST:PORT", sanitize(env).c_str());
     }
@@ -3145,11 +3163,72 @@ int poll_timeout() {
 
 }  // namespace
 
+// `ollama list`, as a health check runs it: GET /api/tags from the server at OLLAMA_HOST; exit 0 on HTTP 200.
+int list_main() {
+  std::string host = "127.0.0.1";
+  int port = 11434;
+  const char* env = getenv("OLLAMA_HOST");
+  if (env != nullptr && *env != '\0' && !parse_listen(env, host, port)) {
+    fprintf(stderr, "OLLAMA_HOST '%s': expected HOST:PORT\n", sanitize(env).c_str());
+    return 2;
+  }
+  if (host.empty() || host == "0.0.0.0")
+    host = "127.0.0.1";
+  if (host == "::")
+    host = "::1";
+  const bool v6 = host.find(':') != std::string::npos;
+  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return 1;
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET6, host.c_str(), &a->sin6_addr);
+    len = sizeof *a;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, host.c_str(), &a->sin_addr);
+    len = sizeof *a;
+  }
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    fprintf(stderr, "Error: could not connect to ollama app, is it running?\n");
+    close(fd);
+    return 1;
+  }
+  const std::string req = "GET /api/tags HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    return 1;
+  }
+  char buf[64] = {};
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  const bool ok = n > 12 && strncmp(buf, "HTTP/1.1 200", 12) == 0;
+  printf("NAME    ID    SIZE    MODIFIED\n");
+  return ok ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   if (argc >= 2 && strcmp(argv[1], "runner") == 0) {
     const char* r = getenv("OLLAMA_SIM_RUNNER");
     if (r != nullptr && strcmp(r, "1") == 0)
       runner_main();
+  }
+  if (argc >= 2 && strcmp(argv[1], "list") == 0)
+    return list_main();
+  if (argc >= 2 && strcmp(argv[1], "serve") == 0) {
+    // `ollama serve`, as the official image's CMD runs it: the options that follow are the simulator's.
+    argv[1] = argv[0];
+    ++argv;
+    --argc;
   }
   if (argc > 0 && argv[0] != nullptr) {
     g_argv_area = argv[0];

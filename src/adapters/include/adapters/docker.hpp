@@ -9,6 +9,7 @@
 
 #include "adapters/http.hpp"
 #include "core/container.hpp"
+#include "core/deploy.hpp"
 #include "core/error.hpp"
 
 namespace mw::adapters {
@@ -72,6 +73,19 @@ inline constexpr std::size_t k_max_container_list_bytes = 4U << 20;  // 1,500 to
 inline constexpr std::size_t k_max_inspect_bytes = 1U << 20;         // one container; a typical one is 10 KiB
 inline constexpr std::size_t k_max_docker_action_bytes = 64U << 10;  // the answer to a restart
 
+// The body of POST /containers/create for a deployment: Memory and MemorySwap equal (no swap), the GPUs as a
+// device request (driver nvidia, capabilities gpu), the store as a named volume, the port published on the
+// bind address (bridge) or the host's network, restart unless-stopped, the health check, env and labels.
+[[nodiscard]] std::string container_create_body(const DeploySpec& spec);
+
+// A container name the engine accepts: [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 128 characters); an image
+// reference of letters, digits and "/:._@-" (at most 255).
+[[nodiscard]] bool valid_container_name(std::string_view name);
+[[nodiscard]] bool valid_image_ref(std::string_view ref);
+
+inline constexpr std::size_t k_max_volume_list_bytes = 4U << 20;
+inline constexpr std::size_t k_max_image_inspect_bytes = 1U << 20;
+
 class DockerClient {
  public:
   // Connects and negotiates the API version with GET /_ping (its Api-Version header; about 1 ms), or with
@@ -97,10 +111,30 @@ class DockerClient {
   // POST /containers/{id}/restart?t=<stop timeout in s>; the engine answers once the container runs again.
   [[nodiscard]] Expected<void, Error> restart(std::string_view id, std::chrono::seconds stop_timeout);
 
+  // POST /containers/create?name=NAME; the new container's id. Errors carry EEXIST when the name is taken
+  // (409) and ENOENT when the image is not present (404).
+  [[nodiscard]] Result<std::string> create_container(std::string_view name, std::string_view body);
+  // POST /containers/{id}/start (304, already running, is success).
+  [[nodiscard]] Expected<void, Error> start(std::string_view id);
+  // POST /containers/{id}/stop?t= (304, already stopped, is success).
+  [[nodiscard]] Expected<void, Error> stop(std::string_view id, std::chrono::seconds stop_timeout);
+  // POST /containers/{id}/rename?name= (409: EEXIST).
+  [[nodiscard]] Expected<void, Error> rename(std::string_view id, std::string_view new_name);
+  // DELETE /containers/{id}?force=1 (the container's anonymous volumes stay; named volumes always do).
+  [[nodiscard]] Expected<void, Error> remove(std::string_view id);
+  // Whether the image is present (GET /images/{ref}/json: 200 yes, 404 no).
+  [[nodiscard]] Result<bool> image_present(std::string_view ref);
+  // The names of the named volumes (GET /volumes), at most k_max_names.
+  [[nodiscard]] Result<std::vector<std::string>> volume_names();
+  static constexpr std::size_t k_max_names = 4096;
+
  private:
   DockerClient(HttpClient http, ApiVersion api, std::string engine_version)
       : m_http(std::move(http)), m_api(api), m_engine_version(std::move(engine_version)) {}
   [[nodiscard]] Result<std::string> get_json(const std::string& path, std::size_t max_body);
+  // A POST with no answer to read but its status: 204 (and `also_ok`) succeed.
+  [[nodiscard]] Expected<void, Error> post_action(const std::string& path, std::chrono::milliseconds timeout,
+                                                  long also_ok = 204);
 
   HttpClient m_http;
   ApiVersion m_api;

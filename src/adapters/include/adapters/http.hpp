@@ -93,6 +93,8 @@ class HttpClient {
   [[nodiscard]] Result<HttpResponse> get(std::string_view path, const RequestOptions& options = {});
   [[nodiscard]] Result<HttpResponse> post(std::string_view path, std::string_view json_body,
                                           const RequestOptions& options = {});
+  // DELETE (plain http:// and unix:// only; an https:// endpoint is an error).
+  [[nodiscard]] Result<HttpResponse> del(std::string_view path, const RequestOptions& options = {});
   // A GET whose body arrives over time (the Docker event stream), on its own connection: no overall
   // time-out (the client's time-out bounds the connect only), TCP keep-alive on. `on_open` (may be
   // empty) gets the status once the response headers are in; `on_chunk` gets each piece of a 2xx body

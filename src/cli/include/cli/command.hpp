@@ -20,6 +20,7 @@
 #include "cli/history.hpp"
 #include "core/clock.hpp"
 #include "core/expected.hpp"
+#include "engine/deploy.hpp"
 #include "engine/diagnose.hpp"
 #include "engine/fix.hpp"
 #include "engine/plan.hpp"
@@ -124,15 +125,34 @@ struct PlanCommand {
   ReportFormat format = ReportFormat::text;
 };
 
+// profiles: the configured profiles planned on this host.
+struct ProfilesCommand {
+  engine::PlanOptions plan;
+  std::string config_file;  // "" = k_default_config_file if it exists
+  ReportFormat format = ReportFormat::text;
+};
+
+enum class DeployAction { deploy, dry_run, restore };
+enum class LoadCheck { none, load };
+
+struct DeployCommand {
+  engine::DeployOptions options;  // profiles filled in from the configuration when it runs
+  engine::RunOptions run{};
+  DeployAction action = DeployAction::deploy;
+  LoadCheck load = LoadCheck::none;
+  std::string config_file;
+  ReportFormat format = ReportFormat::text;
+};
+
 struct PrometheusRulesCommand {
   RulesOptions options;
 };
 
 struct GrafanaCommand {};
 
-using Command =
-    std::variant<HelpCommand, StatusCommand, DiagnoseCommand, FixCommand, HistoryCommand, ServeCommand,
-                 CheckConfigCommand, NotifyTestCommand, PlanCommand, PrometheusRulesCommand, GrafanaCommand>;
+using Command = std::variant<HelpCommand, StatusCommand, DiagnoseCommand, FixCommand, HistoryCommand, ServeCommand,
+                             CheckConfigCommand, NotifyTestCommand, PlanCommand, ProfilesCommand, DeployCommand,
+                             PrometheusRulesCommand, GrafanaCommand>;
 
 // `args` as main receives them: args[0] is the program's name (the help text's usage line shows it).
 [[nodiscard]] Expected<Command, UsageError> parse_command_line(const std::vector<std::string>& args,

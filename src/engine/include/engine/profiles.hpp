@@ -21,6 +21,8 @@ struct ProfilePlan {
   std::optional<std::uint64_t> limit;
   std::optional<FitVerdict> verdict;  // of the model that sets the limit, or of one that does not fit
   std::string largest_model;          // that model's name
+  std::optional<ModelPlan> plan;      // that model's plan
+  std::uint64_t disk_needed = 0;      // all the profile's downloads
   std::vector<Error> errors;          // models that could not be found or sized
 };
 
