@@ -48,11 +48,11 @@ inline constexpr std::string_view k_label_deployed = "memwarden.deployed";
 inline constexpr std::string_view k_label_protect = "memwarden.protect";
 
 struct DeploySpec {
-  std::string name;  // the container's name
-  Profile profile;   // as deployed: the command line's --ctx, --parallel, --port applied
-  std::string image;                  // "ollama/ollama:latest"
-  std::uint64_t memory_limit = 0;     // Memory and MemorySwap (no swap)
-  bool flash_attention = false;       // OLLAMA_FLASH_ATTENTION=1 (the plan chose it, or a quantized KV cache)
+  std::string name;                // the container's name
+  Profile profile;                 // as deployed: the command line's --ctx, --parallel, --port applied
+  std::string image;               // "ollama/ollama:latest"
+  std::uint64_t memory_limit = 0;  // Memory and MemorySwap (no swap)
+  bool flash_attention = false;    // OLLAMA_FLASH_ATTENTION=1 (the plan chose it, or a quantized KV cache)
   GpuRequest gpu;
   NetworkKind network = NetworkKind::bridge;
   std::string bind_address = "127.0.0.1";  // where the port is published (bridge) or the server listens (host)
@@ -95,8 +95,8 @@ struct Admission {
   std::uint64_t ram_total = 0;
   std::uint64_t reserve = 0;
   std::uint64_t limit = 0;
-  std::uint64_t held = 0;      // by the others counted
-  std::uint64_t shortfall = 0;  // limit + held + reserve - total when it does not fit
+  std::uint64_t held = 0;             // by the others counted
+  std::uint64_t shortfall = 0;        // limit + held + reserve - total when it does not fit
   std::vector<HeldMemory> counted;    // the others, largest first
   std::vector<HeldMemory> set_aside;  // servers an exclusive deployment stops, not counted
   // Containers whose stop would make room, largest first, just enough of them (none protected); empty when
