@@ -15,6 +15,7 @@ test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-format clang libclang-rt-14-dev
   docker.io busybox-static curl binutils util-linux procps prometheus prometheus-node-exporter
   nodejs  # tests/crosscheck runs @huggingface/gguf with node
+  python3-jsonschema docker-compose  # scripts/check-portainer-templates.sh; docker-compose 1.29 reads the exported Compose file
 )
 # ... and installs it with npm; NodeSource's nodejs package bundles npm (and conflicts with Debian's npm package).
 command -v npm >/dev/null 2>&1 || test_packages+=(npm)
