@@ -362,6 +362,12 @@ class CommandLine {
     if (m_export.grafana->parsed()) {
       return Command{GrafanaCommand{}};
     }
+    if (m_export.compose->parsed()) {
+      return export_deployment(m_export.compose, m_export.compose_what, ExportTarget::compose);
+    }
+    if (m_export.templates->parsed()) {
+      return export_deployment(m_export.templates, m_export.templates_what, ExportTarget::portainer_templates);
+    }
     if (m_history.app->parsed()) {
       return history();
     }
@@ -991,16 +997,65 @@ class CommandLine {
   struct {
     CLI::App* rules = nullptr;
     CLI::App* grafana = nullptr;
+    CLI::App* compose = nullptr;
+    CLI::App* templates = nullptr;
     std::string pending;
+    DeployFlags compose_what;
+    std::string out;
+    bool no_gpu_runtime = false;
+    DeployFlags templates_what;
+    std::string repo_url;
+    std::string dir;
   } m_export;
 
   void add_export() {
     auto& e = m_export;
-    auto* app = m_app.add_subcommand("export", "Files for the monitoring stack");
+    auto* app = m_app.add_subcommand("export", "Files for the monitoring stack and for deploying model servers");
     app->require_subcommand(1);
     e.rules = app->add_subcommand("prometheus-rules", "Prometheus alerting rules on memwarden's metrics");
     e.rules->add_option("--pending", e.pending, "Replace every alert's `for:` duration (e.g. 0s)");
     e.grafana = app->add_subcommand("grafana", "A Grafana dashboard on memwarden's metrics (JSON)");
+    e.compose = app->add_subcommand("compose", "A Compose file with the planned limits, one service per profile");
+    add_deploy_flags(e.compose, e.compose_what, "Profiles (or models), one service each");
+    e.compose->add_option("--out", e.out, "Write to this file instead of standard output");
+    e.compose->add_flag("--no-gpu-runtime", e.no_gpu_runtime,
+                        "Leave the GPU reservation out (an engine without the NVIDIA runtime)");
+    e.templates = app->add_subcommand("portainer-templates",
+                                      "Portainer v3 App Templates (Compose stacks) with the planned limits");
+    add_deploy_flags(e.templates, e.templates_what, "Profiles to include (default: all)");
+    e.templates->add_option("--repo-url", e.repo_url, "The Git repository Portainer clones the stacks from")
+        ->required();
+    e.templates->add_option("--dir", e.dir, "Where to write templates.json and stacks/NAME/compose.yml")->required();
+  }
+
+  // Export plans for this host, but does not look at what runs on it unless --docker-host says where.
+  [[nodiscard]] Expected<Command, UsageError> export_deployment(const CLI::App* app, const DeployFlags& flags,
+                                                                ExportTarget target) const {
+    ExportDeployCommand command;
+    Conversions c;
+    apply_deploy_flags(app, flags, c, command.options);
+    if (!given(app, "--docker-host")) {
+      command.options.plan.docker_host.clear();
+    }
+    command.target = target;
+    command.config_file = flags.config_file;
+    if (target == ExportTarget::compose) {
+      if (flags.targets.empty()) {
+        c.fail("export compose", "name one or more profiles (memwarden profiles) or models");
+      }
+      if (!flags.name.empty() && flags.targets.size() > 1) {
+        c.fail("--name", "names one container; give one profile with it");
+      }
+      command.out = m_export.out;
+      command.gpu_runtime = m_export.no_gpu_runtime ? GpuRuntime::absent : GpuRuntime::nvidia;
+    } else {
+      command.repo_url = m_export.repo_url;
+      command.out = m_export.dir;
+      if (!flags.name.empty()) {
+        c.fail("--name", "names one container; portainer-templates writes one stack per profile");
+      }
+    }
+    return finish(c, std::move(command));
   }
 
   [[nodiscard]] Expected<Command, UsageError> prometheus_rules() const {

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <optional>
@@ -354,6 +355,87 @@ int execute(const DeployCommand& command) {
   }
   const bool load_failed = std::any_of(loads.begin(), loads.end(), [](const auto& l) { return l.error.has_value(); });
   return load_failed ? 3 : k_exit_ok;
+}
+
+// Writes `text` to `path`, creating its directory; false (and a line on stderr naming the path) on failure.
+bool write_file(const std::filesystem::path& path, const std::string& text) {
+  std::error_code ec;
+  if (path.has_parent_path()) {
+    std::filesystem::create_directories(path.parent_path(), ec);
+  }
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (ec || !out) {
+    fmt::print(stderr, "memwarden: {}: cannot write: {}\n", path.string(), ec ? ec.message() : "write failed");
+    return false;
+  }
+  return true;
+}
+
+int execute(const ExportDeployCommand& command) {
+  auto options = command.options;
+  const auto profiles = resolve_profiles(command.config_file);
+  if (!profiles) {
+    return UsageError::k_exit_code;
+  }
+  options.profiles = *profiles;
+  auto targets = command.options.targets;
+  if (targets.empty()) {
+    for (const auto& p : *profiles) {
+      targets.push_back(p.name);
+    }
+  }
+  // One service or stack per target; one that cannot be planned is reported and the others are still written.
+  int exit_code = k_exit_ok;
+  std::vector<mw::DeploySpec> specs;
+  std::vector<PortainerStack> stacks;
+  for (const auto& target : targets) {
+    options.targets = {target};
+    const auto prepared = mw::engine::prepare_deployment(options);
+    if (!prepared) {
+      for (const auto& line : prepared.error().lines) {
+        fmt::print(stderr, "{}\n", line);
+      }
+      exit_code = std::max(exit_code, static_cast<int>(prepared.error().exit));
+      continue;
+    }
+    specs.push_back(prepared->spec);
+    PortainerStack stack;
+    stack.spec = prepared->spec;
+    stack.stackfile = fmt::format("stacks/{}/compose.yml", prepared->spec.name);
+    stack.host_ram = prepared->host.ram_total.value_or(prepared->host.ram_available);
+    if (!prepared->host.gpus.empty()) {
+      stack.host_vram = prepared->host.vram_total();
+    }
+    stacks.push_back(std::move(stack));
+  }
+  if (command.target == ExportTarget::compose) {
+    if (specs.empty()) {
+      return exit_code;
+    }
+    const auto text = compose_file(specs, ComposeOptions{ComposeValues::plain, command.gpu_runtime});
+    if (command.out.empty()) {
+      std::cout << text;
+    } else if (!write_file(command.out, text)) {
+      return k_exit_internal;
+    }
+    return exit_code;
+  }
+  const std::filesystem::path dir = command.out;
+  for (const auto& stack : stacks) {
+    const std::vector<mw::DeploySpec> one{stack.spec};
+    if (!write_file(dir / stack.stackfile,
+                    compose_file(one, ComposeOptions{ComposeValues::tunable, command.gpu_runtime}))) {
+      return k_exit_internal;
+    }
+  }
+  if (!write_file(dir / "templates.json", portainer_templates(stacks, command.repo_url))) {
+    return k_exit_internal;
+  }
+  fmt::print("wrote {} and {} stack{} under {}\n", (dir / "templates.json").string(), stacks.size(),
+             stacks.size() == 1 ? "" : "s", (dir / "stacks").string());
+  return exit_code;
 }
 
 int execute(const PrometheusRulesCommand& command) {

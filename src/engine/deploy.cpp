@@ -219,15 +219,17 @@ Expected<PreparedDeployment, DeployError> prepare_deployment(const DeployOptions
   out.host = planned.host;
   out.host_notes = planned.host_notes;
 
-  // The engine: the containers (all of them: a stopped one may hold the name), their memory.
+  // The engine: the containers (all of them: a stopped one may hold the name), their memory. Without one
+  // (export compose), none of the checks against what runs now are made.
+  const bool with_engine = !options.plan.docker_host.empty();
   InventoryOptions io;
   io.root = options.plan.root;
   io.docker_host = options.plan.docker_host;
   io.timeout = options.plan.docker_timeout;
   io.scope = adapters::ListScope::all;
   io.read_memory = true;
-  const auto inventory = read_inventory(io);
-  if (!inventory.docker.reachable) {
+  const auto inventory = with_engine ? read_inventory(io) : Inventory{};
+  if (with_engine && !inventory.docker.reachable) {
     DeployError e{DeployExit::failed, {}};
     e.lines.push_back(fmt::format("deploy: cannot reach the Docker engine: {}",
                                   inventory.docker.error ? inventory.docker.error->line() : inventory.docker.endpoint));
@@ -279,7 +281,7 @@ Expected<PreparedDeployment, DeployError> prepare_deployment(const DeployOptions
   const bool a_leaving_container_had_it =
       (out.existing && holds_port(*out.existing, port)) ||
       std::any_of(out.to_stop.begin(), out.to_stop.end(), [&](const ContainerMeta& c) { return holds_port(c, port); });
-  if (!a_leaving_container_had_it) {
+  if (with_engine && !a_leaving_container_had_it) {
     if (auto sockets = probes::read_connections(options.plan.root, 1)) {
       for (const auto& s : *sockets) {
         if (s.state == probes::TcpState::listen && s.local_port == port) {

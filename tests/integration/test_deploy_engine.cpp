@@ -285,3 +285,56 @@ TEST_F(DeployEngine, BadInputIsOneClearLineAndCreatesNothing) {
   EXPECT_NE(r.err.find("port 18867 is in use"), std::string::npos) << r.err;
   EXPECT_FALSE(exists("mwit-dep-bad"));
 }
+
+TEST_F(DeployEngine, TheComposeFileCreatesTheSameLimitsAsDeploy) {
+  Cleanup cleanup({"mwit-dep-compose"});
+  test::TempDir dir;
+  const auto file = dir.path() / "compose.yml";
+  const std::vector<std::string> what{"standard", "--name", "mwit-dep-compose", "--network", "host", "--port", "18868",
+                                      "--ram",    "256G",   "--vram",           "0"};
+  auto args = what;
+  args.insert(args.begin(), {MEMWARDEN_BIN, "export", "compose"});
+  args.insert(args.end(), {"--no-gpu-runtime", "--out", file.string()});
+  const auto exported = test::run_process(args);
+  ASSERT_EQ(exported.exit_code, 0) << exported.out << exported.err;
+
+  auto dry = what;
+  dry.insert(dry.begin(), "deploy");
+  dry.insert(dry.end(), {"--dry-run", "--json", "--state-dir", ""});
+  const auto planned = parse(deploy(dry));
+
+  const auto up = test::run_process({"docker-compose", "-f", file.string(), "-p", "mwitcompose", "up", "-d"},
+                                    {"DOCKER_HOST=" + docker_host()});
+  ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  const auto c = inspect("mwit-dep-compose");
+  ASSERT_TRUE(c.is_object());
+  EXPECT_EQ(c["HostConfig"]["Memory"], planned["memory_bytes"]);
+  EXPECT_EQ(c["HostConfig"]["MemorySwap"], planned["memory_swap_bytes"]);
+  EXPECT_EQ(c["Config"]["Labels"]["memwarden.profile"], "standard");
+  EXPECT_EQ(env_of(c).at("OLLAMA_HOST"), "127.0.0.1:18868");
+  const auto down = test::run_process({"docker-compose", "-f", file.string(), "-p", "mwitcompose", "down"},
+                                      {"DOCKER_HOST=" + docker_host()});
+  EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
+}
+
+TEST_F(DeployEngine, PortainerTemplatesValidateAndPointAtStacksThatCompose) {
+  test::TempDir dir;
+  const auto r = test::run_process({MEMWARDEN_BIN, "export", "portainer-templates", "--repo-url",
+                                    "https://git.example/ops/stacks.git", "--dir", dir.path().string(), "--ram", "256G",
+                                    "--vram", "16G"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto check = test::run_process(
+      {std::string(MEMWARDEN_SCRIPTS_DIR) + "/check-portainer-templates.sh", (dir.path() / "templates.json").string()});
+  if (check.exit_code == 77) {
+    GTEST_SKIP() << "python3-jsonschema is missing: " << check.err;
+  }
+  ASSERT_EQ(check.exit_code, 0) << check.out << check.err;
+  const auto templates = json::parse(std::ifstream(dir.path() / "templates.json"));
+  ASSERT_EQ(templates["templates"].size(), 4U) << "one stack per built-in profile";
+  for (const auto& t : templates["templates"]) {
+    EXPECT_EQ(t["type"], 3) << "type 1 templates cannot carry a memory limit or a GPU";
+    const auto stack = dir.path() / t["repository"]["stackfile"].get<std::string>();
+    const auto config = test::run_process({"docker-compose", "-f", stack.string(), "config", "-q"});
+    EXPECT_EQ(config.exit_code, 0) << stack << config.err;
+  }
+}

@@ -137,10 +137,10 @@ TEST(Admission, RefusesAndNamesJustEnoughContainersLargestFirstNeverProtected) {
   auto stopped = held("exited", 30);
   stopped.running = false;
   others.push_back(stopped);
-  const auto a = admit(32 * k_gib, 4 * k_gib, 20 * k_gib, others, Exclusivity::shared, 0, std::nullopt);
+  const auto a = admit(32 * k_gib, 4 * k_gib, 18 * k_gib, others, Exclusivity::shared, 0, std::nullopt);
   EXPECT_FALSE(a.admitted());
   EXPECT_EQ(a.held, 25 * k_gib) << "a stopped container holds nothing";
-  EXPECT_EQ(a.shortfall, 17 * k_gib);
+  EXPECT_EQ(a.shortfall, 15 * k_gib);
   ASSERT_EQ(a.would_free.size(), 3U);
   EXPECT_EQ(a.would_free[0].name, "ollama-a");
   EXPECT_EQ(a.would_free[1].name, "ollama-b");

@@ -16,6 +16,7 @@
 
 #include "adapters/state_dir.hpp"
 #include "cli/config.hpp"
+#include "cli/deploy_export.hpp"
 #include "cli/exports.hpp"
 #include "cli/history.hpp"
 #include "core/clock.hpp"
@@ -144,6 +145,18 @@ struct DeployCommand {
   ReportFormat format = ReportFormat::text;
 };
 
+enum class ExportTarget { compose, portainer_templates };
+
+// export compose / export portainer-templates
+struct ExportDeployCommand {
+  engine::DeployOptions options;  // targets: the profiles (all of them for templates when none is named)
+  ExportTarget target = ExportTarget::compose;
+  std::string out;       // compose: the file ("" = standard output); templates: the directory
+  std::string repo_url;  // templates
+  GpuRuntime gpu_runtime = GpuRuntime::nvidia;
+  std::string config_file;
+};
+
 struct PrometheusRulesCommand {
   RulesOptions options;
 };
@@ -152,7 +165,7 @@ struct GrafanaCommand {};
 
 using Command = std::variant<HelpCommand, StatusCommand, DiagnoseCommand, FixCommand, HistoryCommand, ServeCommand,
                              CheckConfigCommand, NotifyTestCommand, PlanCommand, ProfilesCommand, DeployCommand,
-                             PrometheusRulesCommand, GrafanaCommand>;
+                             ExportDeployCommand, PrometheusRulesCommand, GrafanaCommand>;
 
 // `args` as main receives them: args[0] is the program's name (the help text's usage line shows it).
 [[nodiscard]] Expected<Command, UsageError> parse_command_line(const std::vector<std::string>& args,
