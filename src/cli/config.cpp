@@ -16,6 +16,9 @@
 #include "adapters/http_server.hpp"
 #include "core/bytes.hpp"
 #include "core/duration.hpp"
+#include "core/estimate.hpp"
+#include "core/ollama_name.hpp"
+#include "core/profile.hpp"
 #include "core/text.hpp"
 #include "probes/host_root.hpp"
 
@@ -74,6 +77,7 @@ class Reader {
     m_errors.push_back(std::move(e));
   }
   [[nodiscard]] bool ok() const { return m_errors.empty(); }
+  [[nodiscard]] std::size_t error_count() const { return m_errors.size(); }
   [[nodiscard]] std::vector<ConfigError> take() {
     std::stable_sort(m_errors.begin(), m_errors.end(), [](const ConfigError& a, const ConfigError& b) {
       return a.line != b.line ? a.line < b.line : a.column < b.column;
@@ -435,9 +439,399 @@ std::string targets_text(const std::vector<NotifyTargetConfig>& targets) {
   return out;
 }
 
+// ---- profiles: a mapping of profile names to profiles, each with its own key table
+
+constexpr std::size_t k_max_profile_name = 63;
+constexpr std::size_t k_max_profile_models = 64;
+constexpr std::size_t k_max_model_name = 200;
+constexpr std::size_t k_max_description = 200;
+
+bool is_lower_alnum(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+}
+
+bool is_alnum(char ch) {
+  return is_lower_alnum(ch) || (ch >= 'A' && ch <= 'Z');
+}
+
+bool has_control(std::string_view text) {
+  return std::any_of(text.begin(), text.end(),
+                     [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; });
+}
+
+// [a-z0-9][a-z0-9_.-]*: it becomes part of a container's name and a label.
+bool is_profile_name(std::string_view name) {
+  return !name.empty() && name.size() <= k_max_profile_name && is_lower_alnum(name.front()) &&
+         std::all_of(name.begin(), name.end(),
+                     [](char ch) { return is_lower_alnum(ch) || ch == '_' || ch == '.' || ch == '-'; });
+}
+
+// Ollama's keep_alive: a number of seconds or a Go duration ("5m", "1h30m", "0", "-1": forever).
+bool is_keep_alive(std::string_view text) {
+  if (text.empty() || text.size() > 32) {
+    return false;
+  }
+  if (text.front() == '-') {
+    text.remove_prefix(1);
+  }
+  if (text.empty()) {
+    return false;
+  }
+  const auto digits = [](std::string_view& t) {
+    std::size_t n = 0;
+    while (n < t.size() && ((t[n] >= '0' && t[n] <= '9') || t[n] == '.')) {
+      ++n;
+    }
+    t.remove_prefix(n);
+    return n > 0;
+  };
+  auto rest = text;
+  if (!digits(rest)) {
+    return false;
+  }
+  if (rest.empty()) {
+    return true;  // seconds
+  }
+  rest = text;
+  while (!rest.empty()) {
+    if (!digits(rest)) {
+      return false;
+    }
+    bool unit = false;
+    for (const std::string_view u : {"ns", "us", "ms", "s", "m", "h"}) {
+      if (rest.substr(0, u.size()) == u) {
+        rest.remove_prefix(u.size());
+        unit = true;
+        break;
+      }
+    }
+    if (!unit) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// An image reference without its tag: "ollama/ollama", "registry.example:5000/team/ollama".
+bool is_image(std::string_view text) {
+  return !text.empty() && text.size() <= 255 && is_lower_alnum(text.front()) &&
+         std::all_of(text.begin(), text.end(), [](char ch) {
+           return is_lower_alnum(ch) || ch == '.' || ch == '_' || ch == '-' || ch == '/' || ch == ':';
+         });
+}
+
+// Docker's tag: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.
+bool is_tag(std::string_view text) {
+  return !text.empty() && text.size() <= 128 && (is_alnum(text.front()) || text.front() == '_') &&
+         std::all_of(text.begin(), text.end(),
+                     [](char ch) { return is_alnum(ch) || ch == '_' || ch == '.' || ch == '-'; });
+}
+
+// Docker's volume name: [A-Za-z0-9][A-Za-z0-9_.-]+.
+bool is_volume_name(std::string_view text) {
+  return text.size() >= 2 && text.size() <= 128 && is_alnum(text.front()) &&
+         std::all_of(text.begin(), text.end(),
+                     [](char ch) { return is_alnum(ch) || ch == '_' || ch == '.' || ch == '-'; });
+}
+
+// What the reader remembers of one profile (checks that need two of its keys).
+struct ProfileState {
+  bool has_models = false;
+  std::vector<YAML::Mark> model_marks;
+  std::string models_path;
+};
+
+struct ProfileKeySpec {
+  std::string_view name;
+  std::string_view meaning;  // its row in docs/config.md
+  void (*read)(Reader&, const Reader::Entry&, Profile&, ProfileState&);
+  std::string (*value)(const Profile&);  // what follows "key: "
+};
+
+// A string of at most `max` characters, no control characters, that `valid` accepts; else an error
+// saying what it must be.
+void checked_string(Reader& r, const Reader::Entry& e, std::string& out, std::size_t max,
+                    bool (*valid)(std::string_view), std::string_view must) {
+  std::string text;
+  if (!e.value.IsNull()) {
+    auto got = r.scalar(e, "a string");
+    if (!got) {
+      return;
+    }
+    text = std::move(*got);
+  }
+  if (text.size() > max) {
+    r.error(Reader::mark_of(e), fmt::format("{}: longer than {} characters", e.path, max));
+  } else if (has_control(text) || (valid != nullptr && !valid(text))) {
+    r.error(Reader::mark_of(e), fmt::format("{}: '{}' is not {}", e.path, escape_control(text), must));
+  } else {
+    out = std::move(text);
+  }
+}
+
+template <class Enum>
+void named(Reader& r, const Reader::Entry& e, Enum& out, std::optional<Enum> (*parse)(std::string_view),
+           std::string_view choices) {
+  const auto text = r.scalar(e, choices);
+  if (!text) {
+    return;
+  }
+  if (const auto parsed = parse(*text)) {
+    out = *parsed;
+  } else {
+    r.error(Reader::mark_of(e), fmt::format("{}: '{}' is not {}", e.path, escape_control(*text), choices));
+  }
+}
+
+// A whole number from min to max; `out` keeps its value on an error.
+template <class Int>
+void whole(Reader& r, const Reader::Entry& e, Int& out, std::size_t min, std::size_t max) {
+  std::size_t value = out;
+  r.count(e, value, min, max);
+  out = static_cast<Int>(value);
+}
+
+void read_models(Reader& r, const Reader::Entry& e, Profile& p, ProfileState& state) {
+  state.has_models = true;
+  state.models_path = e.path;
+  if (e.value.IsNull() || (e.value.IsSequence() && e.value.size() == 0)) {
+    r.error(Reader::mark_of(e), fmt::format("{}: must name at least one model", e.path));
+    return;
+  }
+  std::vector<std::string> models = p.models;
+  const auto errors = r.error_count();
+  r.strings(e, models);
+  if (r.error_count() != errors) {
+    return;
+  }
+  if (models.size() > k_max_profile_models) {
+    r.error(Reader::mark_of(e), fmt::format("{}: more than {} models", e.path, k_max_profile_models));
+    return;
+  }
+  bool good = true;
+  std::vector<YAML::Mark> marks;
+  std::size_t index = 0;
+  for (const auto& item : e.value) {
+    const auto mark = item.Mark().line >= 0 ? item.Mark() : e.value.Mark();
+    marks.push_back(mark);
+    const auto& name = models[index];
+    if (name.size() > k_max_model_name) {
+      r.error(mark, fmt::format("{}[{}]: longer than {} characters", e.path, index, k_max_model_name));
+      good = false;
+    } else if (has_control(name)) {
+      r.error(mark, fmt::format("{}[{}]: '{}' is not a model name", e.path, index, escape_control(name)));
+      good = false;
+    }
+    ++index;
+  }
+  if (good) {
+    p.models = std::move(models);
+    state.model_marks = std::move(marks);
+  }
+}
+
+// clang-format off
+const std::array k_profile_keys{
+    ProfileKeySpec{"description", "What the profile is for, in one line of at most 200 characters.",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     checked_string(r, e, p.description, k_max_description, nullptr, "one line of text");
+                   },
+                   [](const Profile& p) { return yaml_quoted(p.description); }},
+    ProfileKeySpec{"api", "The API the server speaks: `ollama`, or `openai` (LocalAI's OpenAI-compatible one).",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     named(r, e, p.api, &parse_server_api, "ollama or openai");
+                   },
+                   [](const Profile& p) { return std::string(to_string(p.api)); }},
+    ProfileKeySpec{"models", "The models it serves, at least one and at most 64, each at most 200 characters (Ollama "
+                             "names when `api` is `ollama`); the memory limit is planned for the largest. A new "
+                             "profile must have it.",
+                   read_models, [](const Profile& p) { return list_text(p.models); }},
+    ProfileKeySpec{"context_length", "`OLLAMA_CONTEXT_LENGTH`, in tokens: from 1 to 1048576.",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     whole(r, e, p.context_length, 1, 1U << 20);
+                   },
+                   [](const Profile& p) { return fmt::format("{}", p.context_length); }},
+    ProfileKeySpec{"parallel", "`OLLAMA_NUM_PARALLEL`, the requests served at once (each with its own context): 1 to "
+                               "64.",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) { whole(r, e, p.parallel, 1, 64); },
+                   [](const Profile& p) { return fmt::format("{}", p.parallel); }},
+    ProfileKeySpec{"max_loaded_models", "`OLLAMA_MAX_LOADED_MODELS`: 1 to 64.",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     whole(r, e, p.max_loaded_models, 1, 64);
+                   },
+                   [](const Profile& p) { return fmt::format("{}", p.max_loaded_models); }},
+    ProfileKeySpec{"kv_type", "`OLLAMA_KV_CACHE_TYPE`: `f16`, `q8_0` or `q4_0` (a quantized one turns on flash "
+                              "attention).",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     named(r, e, p.kv_type, &parse_kv_type, "f16, q8_0 or q4_0");
+                   },
+                   [](const Profile& p) { return std::string(to_string(p.kv_type)); }},
+    ProfileKeySpec{"keep_alive", "`OLLAMA_KEEP_ALIVE`: seconds or a duration (`10m`, `1h30m`); `0` unloads at once, "
+                                 "`-1` never.",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     checked_string(r, e, p.keep_alive, 32, &is_keep_alive,
+                                    "a keep-alive (use e.g. 5m, 1h, 300, 0 or -1)");
+                   },
+                   [](const Profile& p) { return yaml_quoted(p.keep_alive); }},
+    ProfileKeySpec{"image", "The image, without its tag: lower-case letters, digits and `.` `_` `-` `/` `:`.",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     checked_string(r, e, p.image, 255, &is_image, "an image name without its tag (e.g. ollama/ollama)");
+                   },
+                   [](const Profile& p) { return yaml_quoted(p.image); }},
+    ProfileKeySpec{"tag", "The image's tag: letters, digits, `_`, `.`, `-`, at most 128.",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     checked_string(r, e, p.tag, 128, &is_tag, "an image tag (letters, digits, _ . -)");
+                   },
+                   [](const Profile& p) { return yaml_quoted(p.tag); }},
+    ProfileKeySpec{"gpu", "`all`: the container gets every GPU; `none`: CPU only (the limit is planned so).",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     named(r, e, p.gpu, &parse_gpu_use, "all or none");
+                   },
+                   [](const Profile& p) { return std::string(to_string(p.gpu)); }},
+    ProfileKeySpec{"mode", "`standard`: beside other servers; `exclusive`: the host to itself (the other inference "
+                           "servers are stopped first).",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     named(r, e, p.mode, &parse_deploy_mode, "standard or exclusive");
+                   },
+                   [](const Profile& p) { return std::string(to_string(p.mode)); }},
+    ProfileKeySpec{"port", "The port on the host: 1 to 65535.",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) { whole(r, e, p.port, 1, 65535); },
+                   [](const Profile& p) { return fmt::format("{}", p.port); }},
+    ProfileKeySpec{"container_port", "The server's port in the container: 1 to 65535 (11434 for Ollama, 8080 for "
+                                     "LocalAI).",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     whole(r, e, p.container_port, 1, 65535);
+                   },
+                   [](const Profile& p) { return fmt::format("{}", p.container_port); }},
+    ProfileKeySpec{"store_volume", "The named volume holding the models (Docker's volume names: letters, digits, `_`, "
+                                   "`.`, `-`).",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     checked_string(r, e, p.store_volume, 128, &is_volume_name,
+                                    "a volume name (letters, digits, _ . -, at least 2)");
+                   },
+                   [](const Profile& p) { return yaml_quoted(p.store_volume); }},
+    ProfileKeySpec{"store_path", "Where the image keeps its models, the volume's mount point: an absolute path "
+                                 "without `:`.",
+                   [](Reader& r, const Reader::Entry& e, Profile& p, ProfileState&) {
+                     checked_string(r, e, p.store_path, 1024,
+                                    [](std::string_view t) {
+                                      return !t.empty() && t.front() == '/' && t.find(':') == std::string_view::npos;
+                                    },
+                                    "an absolute path without ':'");
+                   },
+                   [](const Profile& p) { return yaml_quoted(p.store_path); }},
+};
+// clang-format on
+
+// One profile's entry: it starts from the built-in of its name, else from Profile's defaults.
+Profile read_profile(Reader& r, const YAML::Node& key, const YAML::Node& value, const std::string& path) {
+  const auto& builtin = builtin_profiles();
+  const auto same =
+      std::find_if(builtin.begin(), builtin.end(), [&](const Profile& p) { return p.name == key.Scalar(); });
+  Profile profile = same != builtin.end() ? *same : Profile{};
+  profile.name = key.Scalar();
+  ProfileState state;
+  if (value.IsMap()) {
+    std::vector<Reader::Key> keys;
+    for (const auto& spec : k_profile_keys) {
+      keys.push_back({spec.name, [&r, &profile, &state, read = spec.read](const Reader::Entry& e) {
+                        read(r, e, profile, state);
+                      }});
+    }
+    r.mapping(value, path, keys);
+  } else if (!value.IsNull()) {
+    r.error(value.Mark(), fmt::format("{}: expected a mapping of profile settings, got {}", path, describe(value)));
+    return profile;
+  }
+  if (same == builtin.end() && !state.has_models) {
+    r.error(key.Mark(), fmt::format("{}: missing key 'models' (a new profile needs at least one model)", path));
+  }
+  if (profile.api == ServerApi::ollama) {
+    for (std::size_t i = 0; i < state.model_marks.size(); ++i) {
+      if (auto parsed = parse_ollama_model_name(profile.models[i]); !parsed) {
+        r.error(state.model_marks[i], fmt::format("{}[{}]: '{}' is not an Ollama model name: {}", state.models_path, i,
+                                                  escape_control(profile.models[i]), parsed.error().message));
+      }
+    }
+  }
+  return profile;
+}
+
+void read_profiles(Reader& r, const Reader::Entry& e, std::vector<Profile>& out) {
+  if (e.value.IsNull()) {
+    out.clear();
+    return;
+  }
+  if (!e.value.IsMap()) {
+    r.error(Reader::mark_of(e),
+            fmt::format("{}: expected a mapping of profile names to profiles, got {}", e.path, describe(e.value)));
+    return;
+  }
+  std::vector<Profile> profiles;
+  std::map<std::string, int> seen;  // name -> 1-based line of its first use
+  std::size_t entries = 0;
+  for (const auto& kv : e.value) {
+    const YAML::Node key = kv.first;
+    if (++entries > engine::k_max_profiles) {
+      r.error(key.Mark(), fmt::format("{}: more than {} profiles; this one and those after it are not read", e.path,
+                                      engine::k_max_profiles));
+      break;
+    }
+    if (!key.IsScalar()) {
+      r.error(key.Mark(), fmt::format("a profile's name in {} must be a plain name, not {}", e.path, describe(key)));
+      continue;
+    }
+    const std::string& name = key.Scalar();
+    if (!is_profile_name(name)) {
+      r.error(key.Mark(),
+              fmt::format("{}: '{}' is not a profile name (lower-case letters, digits, _ . -, starting with a letter "
+                          "or digit, at most {} characters)",
+                          e.path, escape_control(name.substr(0, k_max_profile_name + 1)), k_max_profile_name));
+      continue;
+    }
+    const auto [first, inserted] = seen.emplace(name, key.Mark().line + 1);
+    if (!inserted) {
+      r.error(key.Mark(), fmt::format("{}.{}: set twice (first at line {})", e.path, name, first->second));
+      continue;
+    }
+    profiles.push_back(read_profile(r, key, kv.second, fmt::format("{}.{}", e.path, name)));
+  }
+  out = std::move(profiles);
+}
+
+// What follows "profiles:": each profile with every key; " {}" for none.
+std::string profiles_text(const std::vector<Profile>& profiles) {
+  if (profiles.empty()) {
+    return " {}\n";
+  }
+  std::string out = "\n";
+  for (const auto& p : profiles) {
+    out += fmt::format("  {}:\n", p.name);
+    for (const auto& key : k_profile_keys) {
+      out += fmt::format("    {}: {}\n", key.name, key.value(p));
+    }
+  }
+  return out;
+}
+
+// The example in --print-default, commented out.
+Profile example_profile() {
+  Profile p;
+  p.name = "coder";
+  p.description = "two coding models side by side, CPU only";
+  p.models = {"qwen2.5-coder:7b", "llama3.1:8b"};
+  p.parallel = 2;
+  p.kv_type = KvType::q8_0;
+  p.keep_alive = "10m";
+  p.tag = "0.11.4";
+  p.gpu = GpuUse::none;
+  p.port = 11440;
+  return p;
+}
+
 // ---- the key table: every setting once, with how it is read, written and documented
 
-enum class SectionId { top, detect, fix, history, notify };
+enum class SectionId { top, detect, fix, history, notify, profiles };
 
 struct SectionSpec {
   SectionId id;
@@ -445,7 +839,7 @@ struct SectionSpec {
   std::string_view comment;  // above the section in --print-default
 };
 
-constexpr std::array<SectionSpec, 5> k_sections{{
+constexpr std::array<SectionSpec, 6> k_sections{{
     {SectionId::top, "", ""},
     {SectionId::detect, "detect", "The detectors' thresholds (docs/diagnose.md)."},
     {SectionId::fix, "fix",
@@ -454,6 +848,11 @@ constexpr std::array<SectionSpec, 5> k_sections{{
     {SectionId::history, "history",
      "Sample history in <state_dir>: raw samples, then per-minute aggregates, within a size cap."},
     {SectionId::notify, "notify", "Webhook alerts for new findings."},
+    {SectionId::profiles, "profiles",
+     "Deployment profiles: right-sized model servers to deploy. The built-in ones are large-33b, large-70b,\n"
+     "standard and localai; a profile named like one of them changes only the keys it gives, a new one\n"
+     "starts from the defaults in docs/config.md and needs models. Names: [a-z0-9][a-z0-9_.-]*, at most 64\n"
+     "profiles. For example:"},
 }};
 
 // What the reader remembers across keys (a check that needs two of them).
@@ -815,6 +1214,10 @@ void read_document(Reader& r, const YAML::Node& root, ServeConfig& c) {
   auto top = keys_of(SectionId::top, r, c, state);
   for (const auto& section : k_sections) {
     if (!section.name.empty()) {
+      if (section.id == SectionId::profiles) {
+        top.push_back({section.name, [&r, &c](const E& e) { read_profiles(r, e, c.profiles); }});
+        continue;
+      }
       top.push_back(
           {section.name, [&r, &c, &state, id = section.id](const E& e) { r.section(e, keys_of(id, r, c, state)); }});
     }
@@ -841,6 +1244,11 @@ std::string config_to_yaml(const ServeConfig& c) {
     std::string indent;
     if (!section.name.empty()) {
       out += comment_lines(section.comment, "");
+      if (section.id == SectionId::profiles) {
+        out += comment_lines(fmt::format("{}:{}", section.name, profiles_text({example_profile()})), "");
+        out += fmt::format("{}:{}", section.name, profiles_text(c.profiles));
+        continue;
+      }
       out += fmt::format("{}:\n", section.name);
       indent = "  ";
     }
@@ -861,8 +1269,15 @@ std::string config_reference_table(std::string_view section_name) {
   if (section == k_sections.end()) {
     return "";
   }
-  const ServeConfig defaults;
   std::string out = "| key | default | meaning |\n|---|---|---|\n";
+  if (section->id == SectionId::profiles) {
+    const Profile defaults;
+    for (const auto& key : k_profile_keys) {
+      out += fmt::format("| `{}` | `{}` | {} |\n", key.name, key.value(defaults), key.meaning);
+    }
+    return out;
+  }
+  const ServeConfig defaults;
   for (const auto& key : k_keys) {
     if (key.section == section->id) {
       auto value = key.value(defaults);
@@ -879,6 +1294,9 @@ std::vector<std::string> config_keys() {
     const auto section =
         std::find_if(k_sections.begin(), k_sections.end(), [&](const SectionSpec& s) { return s.id == key.section; });
     out.push_back(section->name.empty() ? std::string(key.name) : fmt::format("{}.{}", section->name, key.name));
+  }
+  for (const auto& key : k_profile_keys) {
+    out.push_back(fmt::format("profiles.NAME.{}", key.name));
   }
   return out;
 }

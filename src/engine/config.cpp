@@ -14,4 +14,8 @@ const char* to_string(AutoFix mode) {
   return "on";
 }
 
+std::vector<Profile> configured_profiles(const ServeConfig& config) {
+  return merge_profiles(builtin_profiles(), config.profiles);
+}
+
 }  // namespace mw::engine

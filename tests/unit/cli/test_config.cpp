@@ -1,5 +1,6 @@
 // parse_config / load_config / example_config: defaults, every section, and
 // every kind of mistake with its exact line:column.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -9,6 +10,7 @@
 #include <sstream>
 
 #include "cli/config.hpp"
+#include "core/profile.hpp"
 #include "test_support.hpp"
 
 using namespace mw;
@@ -18,6 +20,29 @@ using namespace std::chrono_literals;
 using test::TempDir;
 
 namespace {
+
+// Every field of two profiles.
+void expect_same_profile(const Profile& a, const Profile& b) {
+  SCOPED_TRACE(a.name);
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.description, b.description);
+  EXPECT_EQ(a.api, b.api);
+  EXPECT_EQ(a.models, b.models);
+  EXPECT_EQ(a.context_length, b.context_length);
+  EXPECT_EQ(a.parallel, b.parallel);
+  EXPECT_EQ(a.max_loaded_models, b.max_loaded_models);
+  EXPECT_EQ(a.kv_type, b.kv_type);
+  EXPECT_EQ(a.keep_alive, b.keep_alive);
+  EXPECT_EQ(a.image, b.image);
+  EXPECT_EQ(a.tag, b.tag);
+  EXPECT_EQ(a.gpu, b.gpu);
+  EXPECT_EQ(a.mode, b.mode);
+  EXPECT_EQ(a.port, b.port);
+  EXPECT_EQ(a.container_port, b.container_port);
+  EXPECT_EQ(a.store_volume, b.store_volume);
+  EXPECT_EQ(a.store_path, b.store_path);
+  EXPECT_EQ(a.seed_limit_bytes, b.seed_limit_bytes);
+}
 
 // Every setting of two configurations, field by field (the source aside).
 void expect_same(const ServeConfig& a, const ServeConfig& b) {
@@ -76,6 +101,11 @@ void expect_same(const ServeConfig& a, const ServeConfig& b) {
   }
   EXPECT_EQ(a.notify_min_interval, b.notify_min_interval);
   EXPECT_EQ(a.notify_min_severity, b.notify_min_severity);
+
+  ASSERT_EQ(a.profiles.size(), b.profiles.size());
+  for (std::size_t i = 0; i < a.profiles.size(); ++i) {
+    expect_same_profile(a.profiles[i], b.profiles[i]);
+  }
 }
 
 ServeConfig parse_ok(const std::string& yaml) {
@@ -349,6 +379,22 @@ TEST(ServeConfig, ConfigToYamlRoundTripsEverySetting) {
   c.notify_targets = {{"a", "slack", "https://hooks.slack.com/x"}, {"b", "generic", "http://h/y"}};
   c.notify_min_interval = 0ms;
   c.notify_min_severity = Severity::critical;
+  c.profiles = {builtin_profiles().at(0), Profile{}};
+  c.profiles[0].context_length = 16384;
+  c.profiles[0].keep_alive = "-1";
+  c.profiles[1].name = "tiny.cpu_1";
+  c.profiles[1].description = "a \"quoted\" one: with a colon";
+  c.profiles[1].api = ServerApi::openai;
+  c.profiles[1].models = {"gpt-4o-mini", "phi3"};
+  c.profiles[1].kv_type = KvType::q4_0;
+  c.profiles[1].gpu = GpuUse::none;
+  c.profiles[1].mode = DeployMode::exclusive;
+  c.profiles[1].tag = "v2.1";
+  c.profiles[1].image = "registry.example:5000/ai/localai";
+  c.profiles[1].port = 65535;
+  c.profiles[1].container_port = 1;
+  c.profiles[1].max_loaded_models = 3;
+  c.profiles[1].parallel = 64;
   expect_same(parse_ok(config_to_yaml(c)), c);
 }
 
@@ -570,7 +616,7 @@ TEST(ServeConfigDocs, EveryKeyIsDocumentedAsTheTableSays) {
   text << in.rdbuf();
   const auto docs = text.str();
   ASSERT_FALSE(docs.empty());
-  for (const auto* section : {"", "detect", "fix", "history", "notify"}) {
+  for (const auto* section : {"", "detect", "fix", "history", "notify", "profiles"}) {
     const auto table = config_reference_table(section);
     ASSERT_FALSE(table.empty()) << section;
     EXPECT_NE(docs.find(table), std::string::npos)
@@ -587,5 +633,248 @@ TEST(ServeConfigDocs, EveryKeyIsReadAndWritten) {
     const auto name = key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);
     EXPECT_NE(yaml.find(name + ":"), std::string::npos) << key;
   }
-  EXPECT_EQ(config_keys().size(), 43U);
+  EXPECT_EQ(config_keys().size(), 43U + 16U);  // 16 keys of each profile
+}
+
+// ---- profiles:
+
+TEST(ServeConfigProfiles, NoneByDefault) {
+  EXPECT_TRUE(ServeConfig{}.profiles.empty());
+  EXPECT_TRUE(parse_ok("profiles:\n").profiles.empty());
+  EXPECT_TRUE(parse_ok("profiles: {}\n").profiles.empty());
+  const auto all = configured_profiles(ServeConfig{});
+  ASSERT_EQ(all.size(), builtin_profiles().size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    expect_same_profile(all[i], builtin_profiles()[i]);
+  }
+}
+
+TEST(ServeConfigProfiles, OverridingABuiltInKeepsWhatItDoesNotSay) {
+  const auto c = parse_ok("profiles:\n  large-33b:\n    context_length: 8192\n    port: 11500\n");
+  ASSERT_EQ(c.profiles.size(), 1U);
+  auto expected = builtin_profiles().at(0);
+  ASSERT_EQ(expected.name, "large-33b");
+  expected.context_length = 8192;
+  expected.port = 11500;
+  expect_same_profile(c.profiles[0], expected);
+  EXPECT_EQ(c.profiles[0].models, (std::vector<std::string>{"deepseek-coder:33b"}));
+  EXPECT_EQ(c.profiles[0].mode, DeployMode::exclusive);
+  EXPECT_TRUE(c.profiles[0].seed_limit_bytes.has_value());
+
+  // Every command sees the built-ins, this one changed, in their order.
+  const auto all = configured_profiles(c);
+  ASSERT_EQ(all.size(), builtin_profiles().size());
+  expect_same_profile(all[0], expected);
+  for (std::size_t i = 1; i < all.size(); ++i) {
+    expect_same_profile(all[i], builtin_profiles()[i]);
+  }
+
+  // An empty entry is the built-in itself.
+  const auto same = parse_ok("profiles:\n  localai:\n");
+  ASSERT_EQ(same.profiles.size(), 1U);
+  expect_same_profile(same.profiles[0], builtin_profiles().at(3));
+}
+
+TEST(ServeConfigProfiles, ANewProfileStartsFromTheDefaults) {
+  const auto minimal = parse_ok("profiles:\n  small:\n    models: [llama3.2:3b]\n");
+  ASSERT_EQ(minimal.profiles.size(), 1U);
+  Profile expected;
+  expected.name = "small";
+  expected.models = {"llama3.2:3b"};
+  expect_same_profile(minimal.profiles[0], expected);
+
+  const auto c = parse_ok(R"(
+profiles:
+  large-33b:
+    models: [deepseek-coder:33b]
+    context_length: 8192
+  coder:
+    models: [qwen2.5-coder:7b, llama3.1:8b]
+    parallel: 2
+    kv_type: q8_0
+    keep_alive: 10m
+    image: ollama/ollama
+    tag: 0.11.4
+    gpu: none
+    mode: standard
+    port: 11440
+    container_port: 11434
+    api: ollama
+    store_volume: ollama
+    store_path: /root/.ollama
+    max_loaded_models: 1
+    description: "two coding models"
+)");
+  ASSERT_EQ(c.profiles.size(), 2U);
+  EXPECT_EQ(c.profiles[0].name, "large-33b");
+  EXPECT_EQ(c.profiles[0].context_length, 8192U);
+  const auto& coder = c.profiles[1];
+  EXPECT_EQ(coder.name, "coder");
+  EXPECT_EQ(coder.models, (std::vector<std::string>{"qwen2.5-coder:7b", "llama3.1:8b"}));
+  EXPECT_EQ(coder.parallel, 2U);
+  EXPECT_EQ(coder.kv_type, KvType::q8_0);
+  EXPECT_EQ(coder.keep_alive, "10m");
+  EXPECT_EQ(coder.image, "ollama/ollama");
+  EXPECT_EQ(coder.tag, "0.11.4");
+  EXPECT_EQ(coder.gpu, GpuUse::none);
+  EXPECT_EQ(coder.mode, DeployMode::standard);
+  EXPECT_EQ(coder.port, 11440);
+  EXPECT_EQ(coder.container_port, 11434);
+  EXPECT_EQ(coder.api, ServerApi::ollama);
+  EXPECT_EQ(coder.store_volume, "ollama");
+  EXPECT_EQ(coder.store_path, "/root/.ollama");
+  EXPECT_EQ(coder.max_loaded_models, 1U);
+  EXPECT_EQ(coder.description, "two coding models");
+  EXPECT_EQ(coder.context_length, Profile{}.context_length);
+  EXPECT_FALSE(coder.seed_limit_bytes.has_value());
+
+  const auto all = configured_profiles(c);
+  ASSERT_EQ(all.size(), builtin_profiles().size() + 1);
+  EXPECT_EQ(all[0].context_length, 8192U);
+  EXPECT_EQ(all.back().name, "coder");
+  ASSERT_TRUE(find_profile(all, "coder", "test"));
+}
+
+TEST(ServeConfigProfiles, KeepAliveAndOpenAiModelNames) {
+  for (const std::string keep : {"0", "-1", "300", "5m", "1h30m", "1.5h", "-1m"}) {
+    SCOPED_TRACE(keep);
+    EXPECT_EQ(parse_ok("profiles:\n  standard:\n    keep_alive: \"" + keep + "\"\n").profiles.at(0).keep_alive, keep);
+  }
+  // An OpenAI-compatible server's model names are its own, not Ollama's.
+  const auto c = parse_ok("profiles:\n  localai:\n    models: [gpt-4o-mini, \"my model\"]\n");
+  EXPECT_EQ(c.profiles.at(0).models, (std::vector<std::string>{"gpt-4o-mini", "my model"}));
+}
+
+TEST(ServeConfigProfiles, TheExampleInPrintDefaultIsAValidProfile) {
+  const auto text = example_config();
+  EXPECT_NE(text.find("\nprofiles: {}\n"), std::string::npos);
+  const auto start = text.find("# profiles:\n");
+  ASSERT_NE(start, std::string::npos);
+  std::string yaml;
+  std::istringstream lines(text.substr(start));
+  for (std::string line; std::getline(lines, line) && line.rfind("# ", 0) == 0;) {
+    yaml += line.substr(2) + "\n";
+  }
+  const auto c = parse_ok(yaml);
+  ASSERT_EQ(c.profiles.size(), 1U);
+  EXPECT_EQ(c.profiles[0].name, "coder");
+  EXPECT_EQ(c.profiles[0].gpu, GpuUse::none);
+}
+
+TEST(ServeConfigProfilesErrors, UnknownKeySuggestsTheClosest) {
+  EXPECT_EQ(one_error("profiles:\n  coder:\n    models: [llama3.1:8b]\n    paralel: 2\n"),
+            "test.yaml:4:5: unknown key 'paralel' in profiles.coder; did you mean 'parallel'?");
+}
+
+TEST(ServeConfigProfilesErrors, BadValuesNameTheirKey) {
+  const auto bad = [](const std::string& line) { return one_error("profiles:\n  standard:\n    " + line + "\n"); };
+  EXPECT_EQ(bad("port: 0"), "test.yaml:3:11: profiles.standard.port: '0' is not a whole number from 1 to 65535");
+  EXPECT_EQ(bad("port: 65536"),
+            "test.yaml:3:11: profiles.standard.port: '65536' is not a whole number from 1 to 65535");
+  EXPECT_EQ(bad("container_port: -1"),
+            "test.yaml:3:21: profiles.standard.container_port: '-1' is not a whole number from 1 to 65535");
+  EXPECT_EQ(bad("parallel: 0"), "test.yaml:3:15: profiles.standard.parallel: '0' is not a whole number from 1 to 64");
+  EXPECT_EQ(bad("max_loaded_models: 0"),
+            "test.yaml:3:24: profiles.standard.max_loaded_models: '0' is not a whole number from 1 to 64");
+  EXPECT_EQ(bad("context_length: 4k"),
+            "test.yaml:3:21: profiles.standard.context_length: '4k' is not a whole number from 1 to 1048576");
+  EXPECT_EQ(bad("models: []"), "test.yaml:3:13: profiles.standard.models: must name at least one model");
+  EXPECT_EQ(bad("models:"), "test.yaml:3:5: profiles.standard.models: must name at least one model");
+  EXPECT_EQ(bad("models: llama3.1:8b"),
+            "test.yaml:3:13: profiles.standard.models: expected a list, got a single value");
+  EXPECT_EQ(bad("models: [\"" + std::string(201, 'a') + "\"]"),
+            "test.yaml:3:14: profiles.standard.models[0]: longer than 200 characters");
+  EXPECT_EQ(bad("models: [llama3.1:8b, ../etc/passwd]"),
+            "test.yaml:3:27: profiles.standard.models[1]: '../etc/passwd' is not an Ollama model name: the host "
+            "\"..\" must start with a letter, a digit or '_'");
+  EXPECT_EQ(bad("kv_type: q5_1"), "test.yaml:3:14: profiles.standard.kv_type: 'q5_1' is not f16, q8_0 or q4_0");
+  EXPECT_EQ(bad("gpu: some"), "test.yaml:3:10: profiles.standard.gpu: 'some' is not all or none");
+  EXPECT_EQ(bad("mode: shared"), "test.yaml:3:11: profiles.standard.mode: 'shared' is not standard or exclusive");
+  EXPECT_EQ(bad("api: grpc"), "test.yaml:3:10: profiles.standard.api: 'grpc' is not ollama or openai");
+  EXPECT_EQ(bad("keep_alive: forever"),
+            "test.yaml:3:17: profiles.standard.keep_alive: 'forever' is not a keep-alive (use e.g. 5m, 1h, 300, 0 "
+            "or -1)");
+  EXPECT_EQ(bad("image: Ollama/Ollama"),
+            "test.yaml:3:12: profiles.standard.image: 'Ollama/Ollama' is not an image name without its tag (e.g. "
+            "ollama/ollama)");
+  EXPECT_EQ(bad("tag: \"-rc\""),
+            "test.yaml:3:10: profiles.standard.tag: '-rc' is not an image tag (letters, digits, _ . -)");
+  EXPECT_EQ(bad("store_volume: x"),
+            "test.yaml:3:19: profiles.standard.store_volume: 'x' is not a volume name (letters, digits, _ . -, at "
+            "least 2)");
+  EXPECT_EQ(bad("store_path: models"),
+            "test.yaml:3:17: profiles.standard.store_path: 'models' is not an absolute path without ':'");
+  EXPECT_EQ(bad("description: [a]"), "test.yaml:3:18: profiles.standard.description: expected a string, got a list");
+  EXPECT_EQ(bad("description: " + std::string(201, 'd')),
+            "test.yaml:3:18: profiles.standard.description: longer than 200 characters");
+}
+
+TEST(ServeConfigProfilesErrors, BadNamesAndShapes) {
+  for (const std::string name : {"Coder", "-coder", "_x", "a b", "coder/x", "c\xc3\xa9"}) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(one_error("profiles:\n  \"" + name + "\":\n    models: [llama3.1:8b]\n"),
+              "test.yaml:2:3: profiles: '" + name +
+                  "' is not a profile name (lower-case letters, digits, _ . -, starting with a letter or digit, at "
+                  "most 63 characters)");
+  }
+  EXPECT_EQ(one_error("profiles:\n  " + std::string(64, 'a') + ":\n    models: [llama3.1:8b]\n").substr(0, 26),
+            "test.yaml:2:3: profiles: '");
+  EXPECT_TRUE(parse_config("profiles:\n  " + std::string(63, 'a') + ":\n    models: [llama3.1:8b]\n", "t"));
+  EXPECT_EQ(one_error("profiles:\n  coder:\n    port: 11440\n"),
+            "test.yaml:2:3: profiles.coder: missing key 'models' (a new profile needs at least one model)");
+  EXPECT_EQ(one_error("profiles:\n  coder:\n"),
+            "test.yaml:2:3: profiles.coder: missing key 'models' (a new profile needs at least one model)");
+  EXPECT_EQ(one_error("profiles:\n  coder: fast\n"),
+            "test.yaml:2:10: profiles.coder: expected a mapping of profile settings, got a single value");
+  EXPECT_EQ(one_error("profiles:\n  - coder\n"),
+            "test.yaml:2:3: profiles: expected a mapping of profile names to profiles, got a list");
+  EXPECT_EQ(one_error("profiles:\n  standard: {}\n  standard: {port: 1}\n"),
+            "test.yaml:3:3: profiles.standard: set twice (first at line 2)");
+}
+
+TEST(ServeConfigProfilesErrors, AtMost64Profiles) {
+  std::string yaml = "profiles:\n";
+  for (int i = 0; i < 64; ++i) {
+    yaml += fmt::format("  p{}: {{models: [llama3.1:8b]}}\n", i);
+  }
+  EXPECT_EQ(parse_ok(yaml).profiles.size(), 64U);
+  yaml += "  p64: {models: [llama3.1:8b]}\n  p65: {models: [llama3.1:8b]}\n";
+  EXPECT_EQ(one_error(yaml),
+            "test.yaml:66:3: profiles: more than 64 profiles; this one and those after it are not read");
+  // The cap does not stop the rest of the file.
+  EXPECT_EQ(errors_of(yaml + "interval: 0s\n"),
+            (std::vector<std::string>{
+                "test.yaml:66:3: profiles: more than 64 profiles; this one and those after it are not read",
+                "test.yaml:68:11: interval: must be longer than 0",
+            }));
+}
+
+TEST(ServeConfigProfilesErrors, EveryMistakeIsReportedAndTheRestRead) {
+  const auto errors = errors_of(R"(interval: 2s
+profiles:
+  Big:
+    models: [llama3.1:70b]
+  large-33b:
+    parallel: 0
+    context_length: 8192
+    kv_typ: q8_0
+  coder:
+    models: []
+    gpu: some
+  ok:
+    models: [llama3.1:8b]
+    mode: shared
+fix:
+  budget: many
+)");
+  EXPECT_EQ(errors, (std::vector<std::string>{
+                        "test.yaml:3:3: profiles: 'Big' is not a profile name (lower-case letters, digits, _ . -, "
+                        "starting with a letter or digit, at most 63 characters)",
+                        "test.yaml:6:15: profiles.large-33b.parallel: '0' is not a whole number from 1 to 64",
+                        "test.yaml:8:5: unknown key 'kv_typ' in profiles.large-33b; did you mean 'kv_type'?",
+                        "test.yaml:10:13: profiles.coder.models: must name at least one model",
+                        "test.yaml:11:10: profiles.coder.gpu: 'some' is not all or none",
+                        "test.yaml:14:11: profiles.ok.mode: 'shared' is not standard or exclusive",
+                        "test.yaml:16:11: fix.budget: 'many' is not a whole number from 0 to 1000",
+                    }));
 }

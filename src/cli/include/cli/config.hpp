@@ -46,13 +46,15 @@ inline constexpr std::size_t k_max_config_bytes = 1U << 20;
 // Reads and parses `file`; a file that cannot be read gives one ConfigError naming it.
 [[nodiscard]] ConfigResult load_config(const std::filesystem::path& file);
 
-// `config` as a documented YAML configuration; parse_config of it gives `config` back (source aside).
+// `config` as a documented YAML configuration; parse_config of it gives `config` back (the source aside, and
+// the seed_limit_bytes of a profile that is not built in: the file has no key for it).
 // Written from the same key table the reader uses.
 [[nodiscard]] std::string config_to_yaml(const ServeConfig& config);
-// The table of one section ("" for the top level, "detect", "fix", "history", "notify") as docs/config.md
-// has it: key, default, meaning; "" for an unknown section. A unit test holds the docs to it.
+// The table of one section ("" for the top level, "detect", "fix", "history", "notify"; "profiles": the keys
+// of each profile, with Profile's defaults) as docs/config.md has it: key, default, meaning; "" for an
+// unknown section. A unit test holds the docs to it.
 [[nodiscard]] std::string config_reference_table(std::string_view section);
-// Every key, as "interval", "detect.reserve", ...
+// Every key, as "interval", "detect.reserve", ..., "profiles.NAME.models".
 [[nodiscard]] std::vector<std::string> config_keys();
 
 // A documented configuration with every key at its default (packaging/memwarden.yaml).

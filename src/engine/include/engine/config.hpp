@@ -2,6 +2,7 @@
 // writes them as YAML.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "adapters/state_dir.hpp"
 #include "core/clock.hpp"
 #include "core/diagnosis.hpp"
+#include "core/profile.hpp"
 #include "core/remediation.hpp"
 #include "engine/defaults.hpp"
 
@@ -56,6 +58,18 @@ struct ServeConfig {
   std::vector<NotifyTargetConfig> notify_targets;
   Duration notify_min_interval{600'000};
   Severity notify_min_severity = Severity::warning;
+
+  // section `profiles:` the deployment profiles the file writes, as overrides of the built-in ones: one
+  // named like a built-in starts from it (the keys not written keep its values), a new one from Profile's
+  // defaults. In the file's order; at most k_max_profiles.
+  std::vector<Profile> profiles;
 };
+
+// The most profiles a configuration file may write.
+inline constexpr std::size_t k_max_profiles = 64;
+
+// The profiles every command uses: the built-in ones with the configured ones merged in
+// (merge_profiles(builtin_profiles(), config.profiles)).
+[[nodiscard]] std::vector<Profile> configured_profiles(const ServeConfig& config);
 
 }  // namespace mw::engine
