@@ -258,7 +258,7 @@ std::optional<std::vector<mw::Profile>> resolve_profiles(const std::string& conf
   if (!loaded) {
     return std::nullopt;
   }
-  return mw::builtin_profiles();  // MERGE: configured_profiles(loaded->config)
+  return mw::engine::configured_profiles(loaded->config);
 }
 
 int execute(const ProfilesCommand& command) {

@@ -246,7 +246,8 @@ TEST_F(DeployEngine, ARedeployWhoseNewServerNeverAnswersRollsBackToTheOldOne) {
 
 TEST_F(DeployEngine, AContainerMemwardenDidNotMakeIsReplacedOnlyWithReplace) {
   Cleanup cleanup({"mwit-dep-foreign"});
-  Container foreign("mwit-dep-foreign", {"--network", "none"}, {"/bin/sleep", "600"});
+  Container foreign("mwit-dep-foreign", {"--network", "none"},
+                    {"/bin/sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"});
   const auto r = deploy(deploy_args("standard", "mwit-dep-foreign", 18865, k_big_host));
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("--replace"), std::string::npos) << r.err;
