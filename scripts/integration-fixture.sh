@@ -24,6 +24,10 @@ case "${1:-}" in
     # An image that runs but never serves, for a re-deploy that must roll back.
     docker -H "$DOCKER_HOST" commit --change 'ENTRYPOINT ["/bin/sleep"]' --change 'CMD ["3600"]' \
         mw-deploy-image-src memwarden-test/mute:latest >/dev/null
+    # One that knows llama3.1:8b (holding 300 MiB once loaded), for deploy --load.
+    docker -H "$DOCKER_HOST" commit --change 'ENTRYPOINT ["/bin/ollama"]' \
+        --change 'CMD ["serve", "--model", "llama3.1:8b=300"]' mw-deploy-image-src memwarden-test/ollama-loaded:latest \
+        >/dev/null
     docker -H "$DOCKER_HOST" rm mw-deploy-image-src >/dev/null
     docker -H "$DOCKER_HOST" tag ollama/ollama:latest localai/localai:latest-gpu-nvidia-cuda-12
     ;;

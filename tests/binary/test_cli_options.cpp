@@ -358,3 +358,35 @@ TEST(UrlOptions, PortsOutsideTheRangeAreRefused) {
   const auto status = memwarden({"status", "--docker-host", "tcp://127.0.0.1:99999"});
   EXPECT_NE(status.out.find("port 99999 is not from 1 to 65535"), std::string::npos) << status.out << status.err;
 }
+
+TEST(DeployOptions, BadValuesAreRefusedBeforeAnythingIsRead) {
+  expect_refused({"deploy"}, "deploy: name a profile (memwarden profiles) or one or more models");
+  expect_refused({"deploy", "standard", "--port", "0"}, "--port: '0' is not a whole number from 1 to 65535");
+  expect_refused({"deploy", "standard", "--port", "65536"}, "--port: '65536' is not a whole number from 1 to 65535");
+  expect_refused({"deploy", "standard", "--gpus", "0;rm"},
+                 "--gpus: '0;rm' is not all, none or a list of GPU indexes or UUIDs");
+  expect_refused({"deploy", "standard", "--network", "overlay"}, "--network: 'overlay' is not bridge or host");
+  expect_refused({"deploy", "standard", "--restore"}, "deploy --restore: takes no profile or model");
+  expect_refused({"export", "compose", "standard", "large-33b", "--name", "x"},
+                 "--name: names one container; give one profile with it");
+}
+
+TEST(DeployOptions, AnUnknownProfileOrModelSuggestsTheClosestProfile) {
+  const auto r = memwarden({"deploy", "larg-33b", "--ram", "64G", "--vram", "0"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("did you mean large-33b?"), std::string::npos) << r.err;
+}
+
+TEST(Profiles, ThePlannedLimitStandsBesideTheSeedsOnAHypotheticalHost) {
+  // The seed's 33B template: 28 GB. With a 16 GiB GPU the plan puts most of the model there.
+  const auto r = memwarden({"profiles", "--ram", "32G", "--vram", "16G", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["profiles"].size(), 4U);
+  for (const auto& p : j["profiles"]) {
+    if (p["name"] == "large-33b") {
+      EXPECT_EQ(p["seed_limit_bytes"].get<std::uint64_t>(), 28'000'000'000U);
+      EXPECT_LT(p["planned_limit_bytes"].get<std::uint64_t>(), p["seed_limit_bytes"].get<std::uint64_t>()) << r.out;
+    }
+  }
+}

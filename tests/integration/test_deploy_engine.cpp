@@ -339,3 +339,23 @@ TEST_F(DeployEngine, PortainerTemplatesValidateAndPointAtStacksThatCompose) {
     EXPECT_EQ(config.exit_code, 0) << stack << config.err;
   }
 }
+
+TEST_F(DeployEngine, LoadComparesWhatTheServerReportsWithThePlan) {
+  Cleanup cleanup({"mwit-dep-load"});
+  test::TempDir dir;
+  const auto config = dir.path() / "memwarden.yaml";
+  // The simulator's image that knows llama3.1:8b and holds 300 MiB once it is loaded.
+  std::ofstream(config) << "profiles:\n  loaded:\n    models: [llama3.1:8b]\n    image: memwarden-test/ollama-loaded\n";
+  auto args = deploy_args("loaded", "mwit-dep-load", 18869, k_big_host);
+  args.insert(args.end(), {"--config", config.string(), "--load", "--json"});
+  const auto r = deploy(args);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto j = parse(r);
+  ASSERT_EQ(j["load"].size(), 1U) << r.out;
+  const auto& l = j["load"][0];
+  EXPECT_TRUE(l["error"].is_null()) << l.dump();
+  EXPECT_EQ(l["ps_size_bytes"].get<std::uint64_t>(), 300 * k_mib) << "what /api/ps reports";
+  EXPECT_GE(l["container_bytes"].get<std::uint64_t>(), 290 * k_mib) << "the memory the container holds";
+  EXPECT_EQ(l["planned_ram_bytes"], j["ram_needed_bytes"]) << "beside the plan";
+  EXPECT_EQ(l["limit_bytes"], j["memory_bytes"]);
+}
