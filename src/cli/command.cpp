@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <array>
 #include <sstream>
@@ -937,6 +939,10 @@ class CommandLine {
       }
     }
     if (!d.bind.empty()) {
+      in6_addr any{};
+      if (inet_pton(AF_INET, d.bind.c_str(), &any) != 1 && inet_pton(AF_INET6, d.bind.c_str(), &any) != 1) {
+        c.fail("--bind", fmt::format("'{}' is not an IPv4 or IPv6 address", d.bind));
+      }
       o.bind_address = d.bind;
     }
     o.exclusive = d.exclusive;

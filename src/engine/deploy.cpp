@@ -599,6 +599,9 @@ Expected<DeployReport, DeployError> run_deployment(const PreparedDeployment& pre
              : fmt::format("  the old container is {}-old ({}): {}", spec.name, old_id->substr(0, 12),
                            ok.error().line()));
     }
+    if (!report.stopped.empty()) {
+      e.lines.emplace_back("  the servers stopped for it stay stopped: memwarden deploy --restore starts them");
+    }
     j.finish(ActionOutcome::failed, why);
     return e;
   };

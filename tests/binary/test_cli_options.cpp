@@ -367,6 +367,7 @@ TEST(DeployOptions, BadValuesAreRefusedBeforeAnythingIsRead) {
                  "--gpus: '0;rm' is not all, none or a list of GPU indexes or UUIDs");
   expect_refused({"deploy", "standard", "--network", "overlay"}, "--network: 'overlay' is not bridge or host");
   expect_refused({"deploy", "standard", "--restore"}, "deploy --restore: takes no profile or model");
+  expect_refused({"deploy", "standard", "--bind", "0.0.0.0;x"}, "--bind: '0.0.0.0;x' is not an IPv4 or IPv6 address");
   expect_refused({"export", "compose", "standard", "large-33b", "--name", "x"},
                  "--name: names one container; give one profile with it");
 }
