@@ -82,6 +82,15 @@ bool Container::wait_for_exit(std::chrono::seconds limit) const {
   return false;
 }
 
+nlohmann::json parse_output(const test::ProcessResult& r) {
+  auto doc = nlohmann::json::parse(r.out, nullptr, false);
+  if (doc.is_discarded()) {
+    ADD_FAILURE() << "not JSON\nstdout: " << r.out << "\nstderr: " << r.err;
+    return nlohmann::json::object();
+  }
+  return doc;
+}
+
 void expect_within(double actual, double expected, double fraction, const std::string& what) {
   EXPECT_GE(actual, expected * (1.0 - fraction)) << what << " = " << actual << ", expected about " << expected;
   EXPECT_LE(actual, expected * (1.0 + fraction)) << what << " = " << actual << ", expected about " << expected;

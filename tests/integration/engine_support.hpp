@@ -95,4 +95,7 @@ class BloatedServer {
 
 void expect_within(double actual, double expected, double fraction, const std::string& what);
 
+// A command's JSON output; an empty object (and a test failure naming stdout and stderr) when it is not JSON.
+[[nodiscard]] nlohmann::json parse_output(const test::ProcessResult& r);
+
 }  // namespace mw::it

@@ -32,15 +32,6 @@ class Cleanup {
   std::vector<std::string> m_names;
 };
 
-json parse(const test::ProcessResult& r) {
-  try {
-    return json::parse(r.out);
-  } catch (const json::exception& e) {
-    ADD_FAILURE() << e.what() << "\nstdout: " << r.out << "\nstderr: " << r.err;
-    return json::object();
-  }
-}
-
 json inspect(const std::string& name) {
   const auto r = docker({"inspect", name});
   if (r.exit_code != 0) {
@@ -106,7 +97,7 @@ TEST_F(DeployEngine, EachBuiltinProfileGetsThePlannedLimitLabelsAndEnvironment) 
     args.insert(args.end(), {"--yes", "--json"});
     const auto r = deploy(args);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-    const auto report = parse(r);
+    const auto report = parse_output(r);
     const auto planned = report["memory_bytes"].get<std::int64_t>();
 
     // The limit is the plan's for the profile's model on this (hypothetical) host, as `memwarden plan` says.
@@ -114,7 +105,7 @@ TEST_F(DeployEngine, EachBuiltinProfileGetsThePlannedLimitLabelsAndEnvironment) 
     auto plan = test::run_process({MEMWARDEN_BIN, "plan", model, "--ram", "256G", "--vram", "0", "--ctx", "4096",
                                    "--parallel", "1", "--kv-type", "f16", "--json"});
     ASSERT_EQ(plan.exit_code, 0) << plan.out << plan.err;
-    EXPECT_EQ(planned, parse(plan)["models"][0]["container_limit_bytes"].get<std::int64_t>());
+    EXPECT_EQ(planned, parse_output(plan)["models"][0]["container_limit_bytes"].get<std::int64_t>());
 
     const auto c = inspect(name);
     ASSERT_TRUE(c.is_object()) << name << " was not created";
@@ -153,7 +144,7 @@ TEST_F(DeployEngine, DryRunCreatesNothing) {
   args.insert(args.end(), {"--dry-run", "--json"});
   const auto r = deploy(args);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  const auto j = parse(r);
+  const auto j = parse_output(r);
   EXPECT_EQ(j["dry_run"], true);
   EXPECT_EQ(j["create_body"]["HostConfig"]["Memory"], j["memory_bytes"]);
   EXPECT_FALSE(exists("mwit-dep-dry"));
@@ -302,7 +293,7 @@ TEST_F(DeployEngine, TheComposeFileCreatesTheSameLimitsAsDeploy) {
   auto dry = what;
   dry.insert(dry.begin(), "deploy");
   dry.insert(dry.end(), {"--dry-run", "--json", "--state-dir", ""});
-  const auto planned = parse(deploy(dry));
+  const auto planned = parse_output(deploy(dry));
 
   const auto up = test::run_process({"docker-compose", "-f", file.string(), "-p", "mwitcompose", "up", "-d"},
                                     {"DOCKER_HOST=" + docker_host()});
@@ -350,7 +341,7 @@ TEST_F(DeployEngine, LoadComparesWhatTheServerReportsWithThePlan) {
   args.insert(args.end(), {"--config", config.string(), "--load", "--json"});
   const auto r = deploy(args);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  const auto j = parse(r);
+  const auto j = parse_output(r);
   ASSERT_EQ(j["load"].size(), 1U) << r.out;
   const auto& l = j["load"][0];
   EXPECT_TRUE(l["error"].is_null()) << l.dump();

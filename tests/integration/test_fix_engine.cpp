@@ -39,12 +39,6 @@ json history(const StateDir& state) {
   return json::parse(r.out, nullptr, false);
 }
 
-json parse(const mw::test::ProcessResult& r) {
-  auto doc = json::parse(r.out, nullptr, false);
-  EXPECT_FALSE(doc.is_discarded()) << r.out << r.err;
-  return doc;
-}
-
 const json* server_report(const json& doc, const std::string& name) {
   for (const auto& s : doc["servers"]) {
     if (s["name"] == name) {
@@ -104,7 +98,7 @@ TEST(FixOnEngine, IdleBloatIsRestartedAndVerified) {
   const auto before_start = server.started_at();
   StateDir state;
   const auto r = fix(state, {"--all"});
-  const auto doc = parse(r);
+  const auto doc = parse_output(r);
   EXPECT_EQ(r.exit_code, 0) << doc.dump(2);
   const auto* s = server_report(doc, server.name());
   ASSERT_NE(s, nullptr) << doc.dump(2);
@@ -148,7 +142,7 @@ TEST(FixOnEngine, BloatThatUnloadingCuresIsNotRestarted) {
   const auto before_start = docker({"inspect", "-f", "{{.State.StartedAt}}", sim.name()}).out;
   StateDir state;
   const auto r = fix(state, {"--all", "--settle", "2s"});
-  const auto doc = parse(r);
+  const auto doc = parse_output(r);
   EXPECT_EQ(r.exit_code, 0) << doc.dump(2);
   const auto* s = server_report(doc, sim.name());
   ASSERT_NE(s, nullptr) << doc.dump(2);
@@ -171,7 +165,7 @@ TEST(FixOnEngine, NotOptedInIsNeverRestartedByAll) {
   const auto before_start = server.started_at();
   StateDir state;
   const auto r = fix(state, {"--all"});
-  const auto doc = parse(r);
+  const auto doc = parse_output(r);
   EXPECT_EQ(r.exit_code, 4);
   const auto* s = server_report(doc, server.name());
   ASSERT_NE(s, nullptr) << doc.dump(2);
@@ -189,7 +183,7 @@ TEST(FixOnEngine, DryRunChangesNothing) {
   const auto before_start = server.started_at();
   StateDir state;
   const auto r = fix(state, {"--all", "--dry-run"});
-  const auto doc = parse(r);
+  const auto doc = parse_output(r);
   EXPECT_EQ(r.exit_code, 0);
   const auto* s = server_report(doc, server.name());
   ASSERT_NE(s, nullptr);
@@ -214,7 +208,7 @@ TEST(FixOnEngine, RestartBudgetIsEnforced) {
   ASSERT_TRUE(server.bloat()) << "bloat it again";
   const auto after_first = server.started_at();
   const auto second = fix(state, {"--all", "--budget", "1", "--cooldown", "0s"});
-  const auto doc = parse(second);
+  const auto doc = parse_output(second);
   EXPECT_EQ(second.exit_code, 4);
   EXPECT_EQ((*server_report(doc, server.name()))["eligibility"], "budget_exhausted");
   EXPECT_EQ(server.started_at(), after_first) << "no further restart";
@@ -254,7 +248,7 @@ TEST(FixOnEngine, DrainTimeoutRefusesToRestart) {
   StateDir state;
   const auto r = fix(state, {"--all", "--drain-timeout", "2s"});
   EXPECT_EQ(r.exit_code, 4) << r.out;
-  const auto doc = parse(r);
+  const auto doc = parse_output(r);
   EXPECT_EQ((*server_report(doc, server.name()))["outcome"], "refused");
   EXPECT_NE((*server_report(doc, server.name()))["message"].get<std::string>().find("1 client still connected"),
             std::string::npos);

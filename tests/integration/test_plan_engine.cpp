@@ -20,15 +20,6 @@ test::ProcessResult plan(std::vector<std::string> args) {
   return test::run_process(args);
 }
 
-json parse(const test::ProcessResult& r) {
-  try {
-    return json::parse(r.out);
-  } catch (const json::exception& e) {
-    ADD_FAILURE() << e.what() << "\nstdout: " << r.out << "\nstderr: " << r.err;
-    return json::object();
-  }
-}
-
 // A store with deepseek-coder:33b (the real architecture's tensor list, a sparse 18 GB blob).
 struct Store {
   test::TempDir dir;
@@ -54,7 +45,7 @@ TEST(PlanEngine, ARunningServerIsAskedThroughItsApi) {
   const auto r = plan({"planme:8b", "--ollama", "http://127.0.0.1:" + std::to_string(port), "--ram", "32G", "--vram",
                        "16G", "--ctx", "4096", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  const auto j = parse(r);
+  const auto j = parse_output(r);
   ASSERT_EQ(j["models"].size(), 1U) << r.out;
   const auto& m = j["models"][0];
   EXPECT_NE(m["source"].get<std::string>().find("server http://127.0.0.1:18801"), std::string::npos);
@@ -69,7 +60,7 @@ TEST(PlanEngine, ARunningServerIsAskedThroughItsApi) {
   const auto missing = plan(
       {"nosuch:1b", "--ollama", "http://127.0.0.1:" + std::to_string(port), "--ram", "32G", "--vram", "16G", "--json"});
   EXPECT_EQ(missing.exit_code, 3) << missing.out << missing.err;
-  const auto jm = parse(missing);
+  const auto jm = parse_output(missing);
   ASSERT_EQ(jm["errors"].size(), 1U);
   EXPECT_EQ(jm["errors"][0]["source"], "nosuch:1b");
   EXPECT_NE(jm["errors"][0]["message"].get<std::string>().find("not found"), std::string::npos) << missing.out;
@@ -80,7 +71,7 @@ TEST(PlanEngine, AModelInTheStoreIsReadFromItsBlob) {
   const auto r = plan({"deepseek-coder:33b", "--models-dir", store.models.string(), "--ram", "32G", "--vram", "16G",
                        "--ctx", "2048", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  const auto j = parse(r);
+  const auto j = parse_output(r);
   const auto& m = j["models"][0];
   EXPECT_EQ(m["source"].get<std::string>().rfind("Ollama store " + store.models.string(), 0), 0U) << m["source"];
   EXPECT_EQ(m["quantization"], "q4_0");
@@ -142,7 +133,7 @@ TEST(PlanEngine, AnOllamaContainersBindMountedStoreAndSettingsAreFound) {
   const auto r = plan({"deepseek-coder:33b", "--docker-host", docker_host(), "--ram", "32G", "--vram", "16G", "--ctx",
                        "2048", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  const auto j = parse(r);
+  const auto j = parse_output(r);
   ASSERT_EQ(j["servers"].size(), 1U) << r.out;
   EXPECT_EQ(j["servers"][0]["name"], "mwit-plan-store");
   EXPECT_EQ(j["servers"][0]["store"], (dir.path() / "ollama/models").string());
