@@ -504,6 +504,10 @@ bool valid_image_ref(std::string_view ref) {
   if (ref.empty() || ref.size() > 255 || ref.front() == '-' || ref.front() == '/') {
     return false;
   }
+  if (ref.find("//") != std::string_view::npos || ref.find("/./") != std::string_view::npos ||
+      ref.find("..") != std::string_view::npos || ref.back() == '/' || ref.front() == '.') {
+    return false;  // no empty, "." or ".." path segment reaches the request path
+  }
   return std::all_of(ref.begin(), ref.end(), [](char c) { return name_char(c) || c == '/' || c == ':' || c == '@'; });
 }
 
@@ -647,30 +651,6 @@ Result<bool> DockerClient::image_present(std::string_view ref) {
     return fail(fmt::format("{} (GET {})", m_http.endpoint().text, path), error_message(*response));
   }
   return true;
-}
-
-Result<std::vector<std::string>> DockerClient::volume_names() {
-  auto body = get_json("/volumes", k_max_volume_list_bytes);
-  if (!body) {
-    return unexpected(body.error());
-  }
-  const std::string source = fmt::format("{} (GET /volumes)", m_http.endpoint().text);
-  auto doc = nlohmann::json::parse(*body, nullptr, false);
-  if (!doc.is_object()) {
-    return fail(source, "not a JSON object");
-  }
-  std::vector<std::string> names;
-  if (const auto it = doc.find("Volumes"); it != doc.end() && it->is_array()) {
-    for (const auto& v : *it) {
-      if (names.size() == k_max_names) {
-        break;
-      }
-      if (v.is_object() && v.contains("Name") && v["Name"].is_string()) {
-        names.push_back(v["Name"].get<std::string>());
-      }
-    }
-  }
-  return names;
 }
 
 }  // namespace mw::adapters

@@ -1043,6 +1043,7 @@ class CommandLine {
     if (!given(app, "--docker-host")) {
       command.options.plan.docker_host.clear();
     }
+    command.options.gpu_default = engine::GpuDefault::from_plan;
     command.target = target;
     command.config_file = flags.config_file;
     if (target == ExportTarget::compose) {

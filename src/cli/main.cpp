@@ -284,12 +284,14 @@ int print_deploy_error(const mw::engine::DeployError& e, ReportFormat format) {
 
 int execute(const DeployCommand& command) {
   if (command.action == DeployAction::restore) {
-    const auto restored = mw::engine::restore_stopped(command.options.plan.docker_host, command.run.state_dir);
+    const auto restored =
+        mw::engine::restore_stopped(command.options.plan.docker_host, command.run.state_dir, command.run.confirm);
     if (!restored) {
       return print_deploy_error(restored.error(), command.format);
     }
     if (command.format == ReportFormat::json) {
-      print_report(nlohmann::json{{"started", restored->started},
+      print_report(nlohmann::json{{"stopped", restored->stopped},
+                                  {"started", restored->started},
                                   {"failed", restored->failed},
                                   {"nothing", restored->nothing ? nlohmann::json(*restored->nothing) : nullptr}}
                        .dump(2) +
@@ -298,6 +300,9 @@ int execute(const DeployCommand& command) {
       print_report("deploy --restore: " + *restored->nothing + "\n");
     } else {
       std::string out;
+      for (const auto& name : restored->stopped) {
+        out += "stopped " + name + "\n";
+      }
       for (const auto& name : restored->started) {
         out += "started " + name + "\n";
       }
@@ -319,16 +324,26 @@ int execute(const DeployCommand& command) {
     return print_deploy_error(prepared.error(), command.format);
   }
   const bool json = command.format == ReportFormat::json;
+  if (command.load == LoadCheck::load && prepared->spec.profile.api != mw::ServerApi::ollama) {
+    return print_deploy_error(
+        mw::engine::DeployError{mw::engine::DeployExit::usage,
+                                {fmt::format("deploy: --load speaks Ollama's API; profile {} serves the {} API",
+                                             prepared->spec.profile.name, to_string(prepared->spec.profile.api))}},
+        command.format);
+  }
   if (command.action == DeployAction::dry_run) {
     auto doc = prepared_to_json(*prepared);
     doc["dry_run"] = true;
     doc["create_body"] = nlohmann::json::parse(mw::adapters::container_create_body(prepared->spec));
+    // What the real run would refuse (admission, a foreign name, --yes, the image) is said the same way.
+    const auto ready = mw::engine::preflight(*prepared, options, command.run);
+    doc["would_deploy"] = ready.has_value();
     print_report(json ? doc.dump(2) + "\n" : render_prepared(*prepared) + "dry run: nothing was created\n");
-    if (!prepared->admission.admitted()) {
-      for (const auto& line : mw::engine::admission_advice(*prepared)) {
+    if (!ready) {
+      for (const auto& line : ready.error().lines) {
         fmt::print(stderr, "{}\n", line);
       }
-      return static_cast<int>(mw::engine::DeployExit::no_room);
+      return static_cast<int>(ready.error().exit);
     }
     return k_exit_ok;
   }
@@ -413,6 +428,19 @@ int execute(const ExportDeployCommand& command) {
   if (command.target == ExportTarget::compose) {
     if (specs.empty()) {
       return exit_code;
+    }
+    // One file is brought up as a whole: two services may not share a name or a host port.
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      for (std::size_t k = 0; k < i; ++k) {
+        const bool same_port = specs[i].profile.port == specs[k].profile.port;
+        if (specs[i].name == specs[k].name || same_port) {
+          fmt::print(stderr,
+                     "memwarden: export compose: {} and {} share {}; give them apart (--port, or one file each)\n",
+                     specs[k].profile.name, specs[i].profile.name,
+                     same_port ? fmt::format("port {}", specs[i].profile.port) : "a name");
+          return UsageError::k_exit_code;
+        }
+      }
     }
     const auto text = compose_file(specs, ComposeOptions{ComposeValues::plain, command.gpu_runtime});
     if (command.out.empty()) {

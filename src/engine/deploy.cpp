@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <map>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -25,6 +27,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view k_kind_exclusive_stop = "exclusive_stop";
+constexpr std::size_t k_max_deploy_name = 124;  // NAME-old must still be a name the engine takes (128)
 constexpr std::string_view k_kind_restore = "restore";
 constexpr std::size_t k_max_restore_lookback = 500;  // journal records read to find the last exclusive stop
 
@@ -69,7 +72,8 @@ std::optional<std::uint16_t> env_port(const ContainerMeta& c) {
   const std::string value = it == c.server_env.end() ? std::string() : it->second;
   const auto colon = value.rfind(':');
   if (colon == std::string::npos) {
-    return c.network_mode == "host" ? std::optional<std::uint16_t>(11434) : std::nullopt;
+    // Ollama's default port; another program on the host's network is found by the socket check instead.
+    return c.network_mode == "host" && is_inference_server(c) ? std::optional<std::uint16_t>(11434) : std::nullopt;
   }
   const auto port = parse_u64(std::string_view(value).substr(colon + 1));
   if (!port || *port == 0 || *port > 65535) {
@@ -171,9 +175,11 @@ Expected<PreparedDeployment, DeployError> prepare_deployment(const DeployOptions
   }
   const bool named_profile = options.targets.size() == 1 && profile->models != options.targets;
   const std::string name = options.name.empty() ? profile->name : options.name;
-  if (!adapters::valid_container_name(name)) {
+  if (!adapters::valid_container_name(name) || name.size() > k_max_deploy_name) {
     return unexpected(deploy_error(
-        DeployExit::usage, fmt::format("deploy: '{}' is not a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", name)));
+        DeployExit::usage,
+        fmt::format("deploy: '{}' is not a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most {} characters)", name,
+                    k_max_deploy_name)));
   }
 
   // The plan: the limit, and whether the models fit at all.
@@ -215,6 +221,7 @@ Expected<PreparedDeployment, DeployError> prepare_deployment(const DeployOptions
   }
 
   PreparedDeployment out;
+  out.headroom_percent = options.plan.settings.headroom_percent;
   out.plan = pp.plan;
   out.host = planned.host;
   out.host_notes = planned.host_notes;
@@ -245,12 +252,21 @@ Expected<PreparedDeployment, DeployError> prepare_deployment(const DeployOptions
   for (const auto& c : inventory.containers) {
     if (c.name == name) {
       out.existing = c;
-    } else if (c.name == old_name) {
-      return unexpected(deploy_error(
-          DeployExit::usage, fmt::format("deploy: a container named {} is left from an earlier re-deploy; remove it "
-                                         "(docker rm {}) or rename it first",
-                                         old_name, old_name)));
     }
+  }
+  for (const auto& c : inventory.containers) {
+    if (c.name != old_name) {
+      continue;
+    }
+    // Left by a re-deploy that was interrupted: with NAME gone it is the only copy of the server.
+    return unexpected(deploy_error(
+        DeployExit::usage,
+        out.existing ? fmt::format("deploy: a container named {} is left from an earlier re-deploy; remove it "
+                                   "(docker rm {}) or rename it first",
+                                   old_name, old_name)
+                     : fmt::format("deploy: {} is left from an interrupted re-deploy and {} is gone; bring it back "
+                                   "first: docker rename {} {} && docker start {}",
+                                   old_name, name, old_name, name, name)));
   }
 
   // Exclusive: the running servers to stop (never a protected one, nor the one being replaced).
@@ -261,6 +277,9 @@ Expected<PreparedDeployment, DeployError> prepare_deployment(const DeployOptions
       continue;  // replaced: its memory comes back
     }
     others.push_back(held_by(c, inventory));
+    if (others.back().running && others.back().basis == HeldMemory::Basis::unknown) {
+      out.problems.push_back(fmt::format("{} has no limit and its memory could not be read: counted as 0 B", c.name));
+    }
     if (exclusive && c.state.running && serves_models(c) && !label_is(c, k_label_protect, "true")) {
       out.to_stop.push_back(c);
     }
@@ -303,23 +322,47 @@ Expected<PreparedDeployment, DeployError> prepare_deployment(const DeployOptions
   choices.flash_attention = pp.plan->options.flash_attention;
   choices.network = options.network;
   choices.bind_address = options.bind_address;
-  choices.gpu =
-      options.gpus ? *options.gpus : (planned.host.gpus.empty() ? GpuRequest{} : GpuRequest{GpuRequest::Kind::all, {}});
+  // Every GPU when the host has one; a hypothetical --vram gives one only where the plan is the point (export).
+  const bool gpus_real = !options.plan.vram || options.gpu_default == GpuDefault::from_plan;
+  choices.gpu = options.gpus
+                    ? *options.gpus
+                    : (planned.host.gpus.empty() || !gpus_real ? GpuRequest{} : GpuRequest{GpuRequest::Kind::all, {}});
+  if (!options.gpus && options.plan.vram && *options.plan.vram > 0 && !gpus_real) {
+    out.problems.push_back(
+        "--vram is a plan for a GPU this host may not have: the container gets none (--gpus all "
+        "gives it the host's)");
+  }
   if (profile->api == ServerApi::ollama) {
-    for (const auto& c : inventory.containers) {
-      if (!is_inference_server(c)) {
-        continue;
-      }
-      for (const auto& m : c.mounts) {
-        if (m.type == "volume" && !m.name.empty() && m.destination == profile->store_path) {
-          choices.store_volume = m.name;
-          out.store_notes.push_back(fmt::format("store: volume {}, the one {} keeps its models in", m.name, c.name));
-          break;
+    // The container being replaced first, then running Ollama containers, then stopped ones.
+    std::vector<const ContainerMeta*> order;
+    if (out.existing) {
+      order.push_back(&*out.existing);
+    }
+    for (const bool running : {true, false}) {
+      for (const auto& c : inventory.containers) {
+        if (is_inference_server(c) && c.state.running == running && !(out.existing && c.id == out.existing->id)) {
+          order.push_back(&c);
         }
       }
-      if (!choices.store_volume.empty()) {
-        break;
+    }
+    for (const auto* c : order) {
+      const auto it = std::find_if(c->mounts.begin(), c->mounts.end(), [&](const ContainerMount& m) {
+        return m.destination == profile->store_path && (m.type == "volume" || m.type == "bind");
+      });
+      if (it == c->mounts.end()) {
+        continue;
       }
+      if (it->type == "volume" && !it->name.empty()) {
+        choices.store_volume = it->name;
+        out.store_notes.push_back(fmt::format("store: volume {}, the one {} keeps its models in", it->name, c->name));
+      } else {
+        out.store_notes.push_back(
+            fmt::format("note: {} keeps its models in the bind mount {}, which a deployment "
+                        "does not reuse (it takes a named volume)",
+                        c->name, it->source));
+        continue;
+      }
+      break;
     }
   }
   if (choices.store_volume.empty()) {
@@ -353,7 +396,7 @@ std::vector<std::string> admission_advice(const PreparedDeployment& prepared) {
     }
     if (prepared.plan) {
       for (const auto& s : prepared.plan->suggestions) {
-        const auto limit = container_limit_for(s.ram_needed, PlanSettings{}.headroom_percent);
+        const auto limit = container_limit_for(s.ram_needed, prepared.headroom_percent);
         if (limit + a.held + a.reserve <= a.ram_total) {
           lines.push_back(fmt::format("  or {}: {}, a limit of {}", s.change, s.why, gib(limit)));
         }
@@ -418,7 +461,7 @@ std::int64_t now_ms() {
       .count();
 }
 
-// The journal, when it can be opened; a deployment goes on without one, saying so.
+// The journal record of one deployment: nothing is changed unless it could be begun (problem empty).
 struct JournalHandle {
   std::optional<adapters::Journal> journal;
   std::optional<std::int64_t> id;
@@ -459,8 +502,8 @@ JournalHandle open_journal(const std::string& state_dir, adapters::JournalRecord
 
 }  // namespace
 
-Expected<DeployReport, DeployError> run_deployment(const PreparedDeployment& prepared, const DeployOptions& options,
-                                                   const RunOptions& run) {
+Expected<void, DeployError> preflight(const PreparedDeployment& prepared, const DeployOptions& options,
+                                      const RunOptions& run) {
   const auto& spec = prepared.spec;
   if (!prepared.admission.admitted()) {
     return unexpected(DeployError{DeployExit::no_room, admission_advice(prepared)});
@@ -498,6 +541,23 @@ Expected<DeployReport, DeployError> run_deployment(const PreparedDeployment& pre
     return unexpected(deploy_error(DeployExit::usage,
                                    fmt::format("deploy: image {} is not present on {}; pull it first: docker pull {}",
                                                spec.image, endpoint->text, spec.image)));
+  }
+  return {};
+}
+
+Expected<DeployReport, DeployError> run_deployment(const PreparedDeployment& prepared, const DeployOptions& options,
+                                                   const RunOptions& run) {
+  const auto& spec = prepared.spec;
+  if (auto ready = preflight(prepared, options, run); !ready) {
+    return unexpected(ready.error());
+  }
+  auto endpoint = adapters::parse_endpoint(options.plan.docker_host, "--docker-host");
+  if (!endpoint) {
+    return unexpected(deploy_error(DeployExit::usage, endpoint.error().line()));
+  }
+  auto docker = adapters::DockerClient::connect(*endpoint, options.plan.docker_timeout);
+  if (!docker) {
+    return unexpected(deploy_error(DeployExit::failed, "deploy: " + docker.error().line()));
   }
 
   DeployReport report;
@@ -547,9 +607,14 @@ Expected<DeployReport, DeployError> run_deployment(const PreparedDeployment& pre
   record.reason = fmt::format("profile {}, limit {}", spec.profile.name, gib(spec.memory_limit));
   record.evidence_json = adapters::container_create_body(spec);
   auto j = open_journal(run.state_dir, record);
+  const std::string restore_hint =
+      report.stopped.empty() ? "" : "  the servers stopped for it stay stopped: memwarden deploy --restore starts them";
   if (!j.problem.empty()) {
-    return unexpected(
-        deploy_error(DeployExit::failed, "deploy: not deploying: the journal could not record it: " + j.problem));
+    DeployError e{DeployExit::failed, {"deploy: not deploying: the journal could not record it: " + j.problem}};
+    if (!restore_hint.empty()) {
+      e.lines.push_back(restore_hint);
+    }
+    return unexpected(std::move(e));
   }
   report.journal_id = j.id;
 
@@ -570,14 +635,27 @@ Expected<DeployReport, DeployError> run_deployment(const PreparedDeployment& pre
         (void)docker->start(*old_id);
       }
       j.finish(ActionOutcome::failed, ok.error().line());
-      return unexpected(
-          deploy_error(DeployExit::failed, "deploy: could not set the old container aside: " + ok.error().line()));
+      DeployError e{DeployExit::failed, {"deploy: could not set the old container aside: " + ok.error().line()}};
+      if (!restore_hint.empty()) {
+        e.lines.push_back(restore_hint);
+      }
+      return unexpected(std::move(e));
     }
   }
 
+  bool create_answer_lost = false;  // the create failed without an answer from the engine
   // Undoes what was made: the new container removed, the old one back under its name and running.
   auto roll_back = [&](const std::string& why) -> DeployError {
     DeployError e{DeployExit::failed, {"deploy: " + why}};
+    if (report.container_id.empty() && create_answer_lost) {
+      // The engine may have made the container before its answer was lost: one under the new name with this
+      // deployment's labels, and not the old one, is ours.
+      if (auto made = docker->inspect(spec.name); made && !(old_id && made->id == *old_id) &&
+                                                  label_is(*made, k_label_deployed, "true") &&
+                                                  label_is(*made, k_label_profile, spec.profile.name)) {
+        report.container_id = made->id;
+      }
+    }
     if (!report.container_id.empty()) {
       auto ok = docker->remove(report.container_id);
       add(j, "rollback", ok ? "removed the new container" : "could not remove the new container: " + ok.error().line(),
@@ -599,8 +677,8 @@ Expected<DeployReport, DeployError> run_deployment(const PreparedDeployment& pre
              : fmt::format("  the old container is {}-old ({}): {}", spec.name, old_id->substr(0, 12),
                            ok.error().line()));
     }
-    if (!report.stopped.empty()) {
-      e.lines.emplace_back("  the servers stopped for it stay stopped: memwarden deploy --restore starts them");
+    if (!restore_hint.empty()) {
+      e.lines.push_back(restore_hint);
     }
     j.finish(ActionOutcome::failed, why);
     return e;
@@ -609,6 +687,9 @@ Expected<DeployReport, DeployError> run_deployment(const PreparedDeployment& pre
   auto id = docker->create_container(spec.name, adapters::container_create_body(spec));
   add(j, "create", id ? id->substr(0, 12) : id.error().line(), static_cast<bool>(id));
   if (!id) {
+    // An HTTP error is the engine's answer (nothing made); anything else may have lost it.
+    create_answer_lost =
+        id.error().code != EEXIST && id.error().code != ENOENT && id.error().message.rfind("HTTP ", 0) != 0;
     return unexpected(roll_back("create failed: " + id.error().line()));
   }
   report.container_id = *id;
@@ -693,7 +774,8 @@ std::vector<LoadComparison> load_and_compare(const PreparedDeployment& prepared,
   return out;
 }
 
-Expected<RestoreReport, DeployError> restore_stopped(const std::string& docker_host, const std::string& state_dir) {
+Expected<RestoreReport, DeployError> restore_stopped(const std::string& docker_host, const std::string& state_dir,
+                                                     Confirm confirm) {
   auto journal = adapters::Journal::open(state_dir);
   if (!journal) {
     return unexpected(deploy_error(DeployExit::failed, "deploy --restore: " + journal.error().line()));
@@ -702,37 +784,56 @@ Expected<RestoreReport, DeployError> restore_stopped(const std::string& docker_h
   if (!records) {
     return unexpected(deploy_error(DeployExit::failed, "deploy --restore: " + records.error().line()));
   }
-  // Newest first: the last exclusive stop, unless a restore after it already named it.
-  const adapters::JournalRecord* last = nullptr;
-  std::vector<std::int64_t> restored;
+  // Every exclusive stop that no successful restore has undone yet, newest first. Chained exclusive
+  // deployments (large-33b stopped ollama, then large-70b stopped large-33b) are undone together: the
+  // exclusive servers stop, what they stopped that was not itself one of them starts.
+  std::set<std::int64_t> done;
   for (const auto& r : *records) {
-    if (r.kind == k_kind_restore) {
-      auto doc = nlohmann::json::parse(r.evidence_json, nullptr, false);
-      if (doc.is_object() && doc.contains("restores") && doc["restores"].is_number_integer()) {
-        restored.push_back(doc["restores"].get<std::int64_t>());
+    if (r.kind != k_kind_restore || r.outcome != ActionOutcome::succeeded) {
+      continue;
+    }
+    auto doc = nlohmann::json::parse(r.evidence_json, nullptr, false);
+    if (doc.is_object() && doc.contains("restores") && doc["restores"].is_array()) {
+      for (const auto& id : doc["restores"]) {
+        if (id.is_number_integer()) {
+          done.insert(id.get<std::int64_t>());
+        }
       }
-    } else if (r.kind == k_kind_exclusive_stop) {
-      last = &r;
-      break;
+    }
+  }
+  std::vector<const adapters::JournalRecord*> pending;
+  std::set<std::string> exclusive_servers;
+  for (const auto& r : *records) {
+    if (r.kind == k_kind_exclusive_stop && done.count(r.id) == 0) {
+      pending.push_back(&r);
+      exclusive_servers.insert(r.server);
     }
   }
   RestoreReport report;
-  if (last == nullptr) {
-    report.nothing = "no exclusive deployment has stopped a server";
+  if (pending.empty()) {
+    report.nothing = done.empty() ? "no exclusive deployment has stopped a server"
+                                  : "the servers exclusive deployments stopped were restored already";
     return report;
   }
-  if (std::find(restored.begin(), restored.end(), last->id) != restored.end()) {
-    report.nothing =
-        fmt::format("the servers the exclusive deployment of {} stopped were restored already", last->server);
-    return report;
-  }
-  std::map<std::string, std::string> ids;  // name -> id, as planned
-  auto doc = nlohmann::json::parse(last->evidence_json, nullptr, false);
-  if (doc.is_object() && doc.contains("to_stop") && doc["to_stop"].is_array()) {
-    for (const auto& c : doc["to_stop"]) {
-      if (c.is_object() && c.contains("id") && c["id"].is_string() && c.contains("name") && c["name"].is_string()) {
-        ids[c["name"].get<std::string>()] = c["id"].get<std::string>();
+  std::vector<std::pair<std::string, std::string>> to_start;  // name, id as the record planned it
+  for (const auto* r : pending) {
+    std::map<std::string, std::string> ids;
+    auto doc = nlohmann::json::parse(r->evidence_json, nullptr, false);
+    if (doc.is_object() && doc.contains("to_stop") && doc["to_stop"].is_array()) {
+      for (const auto& c : doc["to_stop"]) {
+        if (c.is_object() && c.contains("id") && c["id"].is_string() && c.contains("name") && c["name"].is_string()) {
+          ids[c["name"].get<std::string>()] = c["id"].get<std::string>();
+        }
       }
+    }
+    for (const auto& step : r->steps) {
+      const bool seen =
+          std::any_of(to_start.begin(), to_start.end(), [&](const auto& p) { return p.first == step.detail; });
+      if (step.name != "stop" || !step.ok || exclusive_servers.count(step.detail) != 0 || seen) {
+        continue;
+      }
+      const auto it = ids.find(step.detail);
+      to_start.emplace_back(step.detail, it != ids.end() ? it->second : step.detail);
     }
   }
   auto endpoint = adapters::parse_endpoint(docker_host, "--docker-host");
@@ -743,39 +844,68 @@ Expected<RestoreReport, DeployError> restore_stopped(const std::string& docker_h
   if (!docker) {
     return unexpected(deploy_error(DeployExit::failed, "deploy --restore: " + docker.error().line()));
   }
+  // The exclusive servers still running hold the port and the RAM the others need.
+  std::vector<std::string> to_stop;
+  for (const auto& name : exclusive_servers) {
+    if (auto meta = docker->inspect(name); meta && meta->state.running) {
+      to_stop.push_back(name);
+    }
+  }
+  if (!to_stop.empty() && confirm != Confirm::yes) {
+    std::string names;
+    for (const auto& n : to_stop) {
+      names += names.empty() ? n : ", " + n;
+    }
+    return unexpected(deploy_error(DeployExit::usage,
+                                   fmt::format("deploy --restore: {} still runs and holds what the stopped servers "
+                                               "need; pass --yes to stop it first",
+                                               names)));
+  }
   adapters::JournalRecord record;
-  record.server = last->server;
+  record.server = pending.front()->server;
   record.kind = std::string(k_kind_restore);
-  record.reason = fmt::format("restore what the exclusive deployment of {} stopped", last->server);
-  record.evidence_json = nlohmann::json{{"restores", last->id}}.dump();
+  record.reason = "restore what exclusive deployments stopped";
+  auto restores = nlohmann::json::array();
+  for (const auto* r : pending) {
+    restores.push_back(r->id);
+  }
+  record.evidence_json = nlohmann::json{{"restores", restores}}.dump();
   record.started_at_ms = now_ms();
   auto id = journal->begin(record);
   if (!id) {
     return unexpected(deploy_error(DeployExit::failed,
-                                   "deploy --restore: not starting anything: the journal could "
+                                   "deploy --restore: not changing anything: the journal could "
                                    "not record it: " +
                                        id.error().line()));
   }
-  for (const auto& step : last->steps) {
-    if (step.name != "stop" || !step.ok) {
-      continue;
-    }
-    const auto it = ids.find(step.detail);
-    const std::string ref = it != ids.end() ? it->second : step.detail;
-    auto ok = docker->start(ref);
-    (void)journal->add_step(
-        *id, adapters::JournalStep{"start", ok ? step.detail : step.detail + ": " + ok.error().line(), now_ms(), 0,
-                                   static_cast<bool>(ok)});
+  auto step = [&](const char* name, const std::string& detail, bool ok) {
+    (void)journal->add_step(*id, adapters::JournalStep{name, detail, now_ms(), 0, ok});
+  };
+  for (const auto& name : to_stop) {
+    auto ok = docker->stop(name, std::chrono::seconds(30));
+    step("stop", ok ? name : name + ": " + ok.error().line(), static_cast<bool>(ok));
     if (ok) {
-      report.started.push_back(step.detail);
+      report.stopped.push_back(name);
     } else {
-      report.failed.push_back(step.detail + ": " + ok.error().line());
+      report.failed.push_back(name + ": could not stop it: " + ok.error().line());
     }
   }
-  (void)journal->finish(
-      *id, report.failed.empty() ? ActionOutcome::succeeded : ActionOutcome::failed,
-      fmt::format("started {} of {}", report.started.size(), report.started.size() + report.failed.size()),
-      std::nullopt, now_ms());
+  for (const auto& [name, ref] : to_start) {
+    if (!report.failed.empty()) {
+      break;  // an exclusive server still runs: starting the others beside it is what admission would refuse
+    }
+    auto ok = docker->start(ref);
+    step("start", ok ? name : name + ": " + ok.error().line(), static_cast<bool>(ok));
+    if (ok) {
+      report.started.push_back(name);
+    } else {
+      report.failed.push_back(name + ": " + ok.error().line());
+    }
+  }
+  (void)journal->finish(*id, report.failed.empty() ? ActionOutcome::succeeded : ActionOutcome::failed,
+                        fmt::format("stopped {}, started {}, {} failed", report.stopped.size(), report.started.size(),
+                                    report.failed.size()),
+                        std::nullopt, now_ms());
   return report;
 }
 

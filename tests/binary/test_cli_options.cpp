@@ -378,6 +378,13 @@ TEST(DeployOptions, AnUnknownProfileOrModelSuggestsTheClosestProfile) {
   EXPECT_NE(r.err.find("did you mean large-33b?"), std::string::npos) << r.err;
 }
 
+TEST(ExportCompose, TwoServicesOnOnePortAreRefused) {
+  const auto r = memwarden({"export", "compose", "large-33b", "large-70b", "--ram", "256G", "--vram", "0"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("large-33b and large-70b share port 11434"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
 TEST(Profiles, ThePlannedLimitStandsBesideTheSeedsOnAHypotheticalHost) {
   // The seed's 33B template: 28 GB. With a 16 GiB GPU the plan puts most of the model there.
   const auto r = memwarden({"profiles", "--ram", "32G", "--vram", "16G", "--json"});

@@ -146,6 +146,7 @@ TEST_F(DeployEngine, DryRunCreatesNothing) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   const auto j = parse_output(r);
   EXPECT_EQ(j["dry_run"], true);
+  EXPECT_EQ(j["would_deploy"], true);
   EXPECT_EQ(j["create_body"]["HostConfig"]["Memory"], j["memory_bytes"]);
   EXPECT_FALSE(exists("mwit-dep-dry"));
 }
@@ -175,7 +176,7 @@ TEST_F(DeployEngine, ModelsThatDoNotFitAtAllExitFourWithThePlansReasons) {
 }
 
 TEST_F(DeployEngine, ExclusiveStopsTheOtherServersButNotProtectedOnesAndRestoreStartsThem) {
-  Cleanup cleanup({"mwit-dep-excl", "mwit-dep-other", "mwit-dep-kept"});
+  Cleanup cleanup({"mwit-dep-excl", "mwit-dep-excl2", "mwit-dep-other", "mwit-dep-kept"});
   Container other("mwit-dep-other", {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18861"}, {"/bin/ollama-sim"},
                   k_sim_image);
   Container kept("mwit-dep-kept",
@@ -199,10 +200,27 @@ TEST_F(DeployEngine, ExclusiveStopsTheOtherServersButNotProtectedOnesAndRestoreS
   EXPECT_EQ(inspect("mwit-dep-kept")["State"]["Running"], true) << "memwarden.protect=true is never stopped";
   EXPECT_EQ(inspect("mwit-dep-excl")["State"]["Running"], true);
 
-  const auto restore = deploy({"deploy", "--restore", "--state-dir", ""});
+  // A second exclusive deployment stops the first: restoring undoes both, back to before the first.
+  auto second = deploy_args("large-70b", "mwit-dep-excl2", 18870, k_big_host);
+  second.push_back("--yes");
+  const auto r2 = deploy(second);
+  ASSERT_EQ(r2.exit_code, 0) << r2.out << r2.err;
+  EXPECT_EQ(inspect("mwit-dep-excl")["State"]["Running"], false);
+
+  // The exclusive server still runs: restoring asks for --yes to stop it first.
+  const auto asks = deploy({"deploy", "--restore", "--state-dir", ""});
+  EXPECT_EQ(asks.exit_code, 2) << asks.out << asks.err;
+  EXPECT_NE(asks.err.find("mwit-dep-excl2 still runs"), std::string::npos) << asks.err;
+  EXPECT_EQ(inspect("mwit-dep-other")["State"]["Running"], false);
+
+  const auto restore = deploy({"deploy", "--restore", "--yes", "--state-dir", ""});
   ASSERT_EQ(restore.exit_code, 0) << restore.out << restore.err;
+  EXPECT_NE(restore.out.find("stopped mwit-dep-excl2"), std::string::npos) << restore.out;
   EXPECT_NE(restore.out.find("started mwit-dep-other"), std::string::npos) << restore.out;
   EXPECT_EQ(inspect("mwit-dep-other")["State"]["Running"], true);
+  EXPECT_EQ(inspect("mwit-dep-excl")["State"]["Running"], false) << "itself an exclusive deployment being undone";
+  EXPECT_EQ(inspect("mwit-dep-excl2")["State"]["Running"], false);
+  EXPECT_EQ(inspect("mwit-dep-kept")["State"]["Running"], true);
   const auto again = deploy({"deploy", "--restore", "--state-dir", ""});
   EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
   EXPECT_NE(again.out.find("restored already"), std::string::npos) << again.out;
@@ -243,6 +261,10 @@ TEST_F(DeployEngine, AContainerMemwardenDidNotMakeIsReplacedOnlyWithReplace) {
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("--replace"), std::string::npos) << r.err;
   EXPECT_EQ(inspect("mwit-dep-foreign")["Config"]["Image"], k_hog_image);
+  auto dry = deploy_args("standard", "mwit-dep-foreign", 18865, k_big_host);
+  dry.push_back("--dry-run");
+  const auto dry_run = deploy(dry);
+  EXPECT_EQ(dry_run.exit_code, 2) << "a dry run says what the real one would refuse\n" << dry_run.out << dry_run.err;
 
   auto args = deploy_args("standard", "mwit-dep-foreign", 18865, k_big_host);
   args.push_back("--replace");

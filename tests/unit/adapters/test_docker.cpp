@@ -473,3 +473,70 @@ TEST(DockerInspect, NoNumberOfOtherLabelsPushesOutTheOnesMemwardenReads) {
   EXPECT_EQ(m->server_env.at("OLLAMA_HOST"), "0.0.0.0:11435");
   EXPECT_EQ(m->server_env.at("OLLAMA_NUM_PARALLEL"), "4");
 }
+
+namespace mw::adapters {
+namespace {
+
+DeploySpec spec_for(NetworkKind network, GpuRequest gpu) {
+  Profile p;
+  p.name = "standard";
+  p.port = 11435;
+  DeployChoices c;
+  c.memory_limit = 9ULL << 30;
+  c.network = network;
+  c.gpu = gpu;
+  return make_deploy_spec(p, c);
+}
+
+TEST(ContainerCreateBody, MemoryEqualsSwapAndBridgePublishesOnTheBindAddress) {
+  const auto body = nlohmann::json::parse(container_create_body(spec_for(NetworkKind::bridge, {})));
+  const auto& host = body["HostConfig"];
+  EXPECT_EQ(host["Memory"].get<std::int64_t>(), 9LL << 30);
+  EXPECT_EQ(host["MemorySwap"], host["Memory"]) << "no swap";
+  EXPECT_EQ(host["RestartPolicy"]["Name"], "unless-stopped");
+  EXPECT_EQ(host["PortBindings"]["11434/tcp"][0]["HostIp"], "127.0.0.1");
+  EXPECT_EQ(host["PortBindings"]["11434/tcp"][0]["HostPort"], "11435");
+  EXPECT_TRUE(body["ExposedPorts"].contains("11434/tcp"));
+  EXPECT_FALSE(host.contains("NetworkMode"));
+  EXPECT_FALSE(host.contains("DeviceRequests")) << "no GPU asked for";
+  EXPECT_EQ(host["Mounts"][0]["Type"], "volume");
+  EXPECT_EQ(host["Mounts"][0]["Source"], "ollama");
+  EXPECT_EQ(host["Mounts"][0]["Target"], "/root/.ollama");
+  EXPECT_EQ(body["Healthcheck"]["Interval"].get<std::int64_t>(), 30'000'000'000LL) << "nanoseconds";
+  EXPECT_EQ(body["Labels"]["memwarden.enable"], "true");
+}
+
+TEST(ContainerCreateBody, HostNetworkAndGpuRequests) {
+  auto body =
+      nlohmann::json::parse(container_create_body(spec_for(NetworkKind::host, GpuRequest{GpuRequest::Kind::all, {}})));
+  EXPECT_EQ(body["HostConfig"]["NetworkMode"], "host");
+  EXPECT_FALSE(body["HostConfig"].contains("PortBindings"));
+  EXPECT_FALSE(body.contains("ExposedPorts"));
+  const auto& all = body["HostConfig"]["DeviceRequests"][0];
+  EXPECT_EQ(all["Driver"], "nvidia");
+  EXPECT_EQ(all["Count"], -1);
+  EXPECT_EQ(all["Capabilities"], nlohmann::json::parse(R"([["gpu"]])"));
+
+  body = nlohmann::json::parse(
+      container_create_body(spec_for(NetworkKind::bridge, GpuRequest{GpuRequest::Kind::ids, {"0", "GPU-1a"}})));
+  const auto& ids = body["HostConfig"]["DeviceRequests"][0];
+  EXPECT_EQ(ids["DeviceIDs"], nlohmann::json::parse(R"(["0","GPU-1a"])"));
+  EXPECT_FALSE(ids.contains("Count")) << "the engine refuses Count beside DeviceIDs";
+}
+
+TEST(ContainerRefs, NamesAndImagesThatCannotChangeTheRequestPath) {
+  EXPECT_TRUE(valid_container_name("ollama-large_33b.1"));
+  EXPECT_FALSE(valid_container_name(""));
+  EXPECT_FALSE(valid_container_name("-x"));
+  EXPECT_FALSE(valid_container_name("a/b"));
+  EXPECT_FALSE(valid_container_name("a?b"));
+  EXPECT_FALSE(valid_container_name(std::string(129, 'a')));
+  EXPECT_TRUE(valid_image_ref("ollama/ollama:0.11.4"));
+  EXPECT_TRUE(valid_image_ref("registry.example:5000/team/ollama@sha256:abc"));
+  for (const char* bad : {"", "/x", "a//b", "a/../../containers/x", "./x", "a/./b", "x/", "a b", "a?b", "a#b"}) {
+    EXPECT_FALSE(valid_image_ref(bad)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace mw::adapters

@@ -83,7 +83,6 @@ inline constexpr std::size_t k_max_docker_action_bytes = 64U << 10;  // the answ
 [[nodiscard]] bool valid_container_name(std::string_view name);
 [[nodiscard]] bool valid_image_ref(std::string_view ref);
 
-inline constexpr std::size_t k_max_volume_list_bytes = 4U << 20;
 inline constexpr std::size_t k_max_image_inspect_bytes = 1U << 20;
 
 class DockerClient {
@@ -124,9 +123,6 @@ class DockerClient {
   [[nodiscard]] Expected<void, Error> remove(std::string_view id);
   // Whether the image is present (GET /images/{ref}/json: 200 yes, 404 no).
   [[nodiscard]] Result<bool> image_present(std::string_view ref);
-  // The names of the named volumes (GET /volumes), at most k_max_names.
-  [[nodiscard]] Result<std::vector<std::string>> volume_names();
-  static constexpr std::size_t k_max_names = 4096;
 
  private:
   DockerClient(HttpClient http, ApiVersion api, std::string engine_version)

@@ -17,6 +17,10 @@
 
 namespace mw::engine {
 
+// Whether the GPU of a hypothetical --vram goes into the spec when --gpus is not given: not for a real
+// deployment (the host may have none), yes for an export written for another machine.
+enum class GpuDefault { host, from_plan };
+
 struct DeployOptions {
   PlanOptions plan;                  // the host root, --ram/--vram, the reserve, where models are found, docker_host
   std::vector<Profile> profiles;     // the built-in ones with the configuration's
@@ -29,6 +33,7 @@ struct DeployOptions {
   NetworkKind network = NetworkKind::bridge;
   std::string bind_address = "127.0.0.1";
   bool exclusive = false;  // --exclusive (a profile in exclusive mode is exclusive anyway)
+  GpuDefault gpu_default = GpuDefault::host;
 };
 
 // Everything decided before anything is changed.
@@ -44,6 +49,7 @@ struct PreparedDeployment {
   std::vector<ContainerMeta> to_stop;
   std::vector<std::string> problems;     // what could not be read (containers, the port check); the rest goes on
   std::vector<std::string> store_notes;  // which store volume and why
+  std::uint64_t headroom_percent = PlanSettings{}.headroom_percent;  // for the limits of the plan's suggestions
 };
 
 // Why a deployment cannot go ahead.
@@ -97,6 +103,12 @@ struct DeployReport {
   std::optional<std::int64_t> journal_id;
 };
 
+// What must hold before anything changes, checked again by run_deployment: admission, a foreign container of
+// that name only with --replace, an exclusive deployment only with --yes, the image present. deploy --dry-run
+// reports them the same way.
+[[nodiscard]] Expected<void, DeployError> preflight(const PreparedDeployment& prepared, const DeployOptions& options,
+                                                    const RunOptions& run);
+
 // Creates, starts and waits for the server; a re-deploy renames the old one to NAME-old first and removes it
 // once the new one answers, or brings it back when the new one fails. Journals what it did.
 [[nodiscard]] Expected<DeployReport, DeployError> run_deployment(const PreparedDeployment& prepared,
@@ -117,13 +129,15 @@ struct LoadComparison {
 [[nodiscard]] std::vector<LoadComparison> load_and_compare(const PreparedDeployment& prepared,
                                                            const DeployReport& report, const DeployOptions& options);
 
-// `deploy --restore`: starts the servers the last exclusive deployment stopped, and journals it.
+// `deploy --restore`: undoes every exclusive deployment not undone yet: stops the exclusive servers still
+// running (only with Confirm::yes) and starts what they stopped; journaled as `restore`, done once it succeeds.
 struct RestoreReport {
+  std::vector<std::string> stopped;  // exclusive servers stopped first (with --yes)
   std::vector<std::string> started;
   std::vector<std::string> failed;     // "name: why"
   std::optional<std::string> nothing;  // why there was nothing to restore
 };
 [[nodiscard]] Expected<RestoreReport, DeployError> restore_stopped(const std::string& docker_host,
-                                                                   const std::string& state_dir);
+                                                                   const std::string& state_dir, Confirm confirm);
 
 }  // namespace mw::engine
