@@ -653,4 +653,34 @@ Result<bool> DockerClient::image_present(std::string_view ref) {
   return true;
 }
 
+Expected<void, Error> DockerClient::import_image(std::string_view tarball, std::string_view repo,
+                                                 std::string_view tag) {
+  if (!valid_image_ref(fmt::format("{}:{}", repo, tag)) || tag.find_first_of("/:@") != std::string_view::npos) {
+    return fail("docker", fmt::format("'{}:{}' is not an image name and tag", repo, tag));
+  }
+  const std::string path = fmt::format("/v{}/images/create?fromSrc=-&repo={}&tag={}", m_api.text(), repo, tag);
+  const std::string source = fmt::format("{} (POST {})", m_http.endpoint().text, path);
+  auto response = m_http.post(
+      path, tarball,
+      RequestOptions::capped(k_max_import_answer_bytes).with_timeout(m_http.timeout() + std::chrono::seconds(60)));
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status != 200) {
+    return fail(source, error_message(*response));
+  }
+  // Progress lines, one JSON object each; the engine reports a failure after the 200 as {"error": ...}.
+  std::size_t start = 0;
+  const std::string& body = response->body;
+  while (start < body.size()) {
+    const auto end = std::min(body.find('\n', start), body.size());
+    auto line = nlohmann::json::parse(body.substr(start, end - start), nullptr, false);
+    if (line.is_object() && line.contains("error")) {
+      return fail(source, line["error"].is_string() ? line["error"].get<std::string>() : std::string("error"));
+    }
+    start = end + 1;
+  }
+  return {};
+}
+
 }  // namespace mw::adapters

@@ -5,6 +5,7 @@
 
 #include "adapters/docker.hpp"
 #include "fake_services.hpp"
+#include "recording_server.hpp"
 #include "test_support.hpp"
 
 using namespace mw;
@@ -536,6 +537,49 @@ TEST(ContainerRefs, NamesAndImagesThatCannotChangeTheRequestPath) {
   for (const char* bad : {"", "/x", "a//b", "a/../../containers/x", "./x", "a/./b", "x/", "a b", "a?b", "a#b"}) {
     EXPECT_FALSE(valid_image_ref(bad)) << bad;
   }
+}
+
+}  // namespace
+}  // namespace mw::adapters
+
+namespace mw::adapters {
+namespace {
+
+TEST(ImportImage, SendsTheTarballAndReadsAnErrorAfterThe200) {
+  test::RecordingServer engine;
+  std::string answer = R"({"status":"sha256:abc"})"
+                       "\n";
+  engine.set_handler([&](const test::RecordedRequest& r) -> test::RecordingServer::Reply {
+    if (r.path == "/_ping") {
+      return {200, "OK", "text/plain"};
+    }
+    if (r.path == "/version") {
+      return {200, R"({"ApiVersion":"1.41","Version":"20.10.24"})"};
+    }
+    return {200, answer};
+  });
+  auto endpoint = parse_endpoint("tcp://127.0.0.1:" + std::to_string(engine.port()), "test");
+  ASSERT_TRUE(endpoint.has_value());
+  auto docker = DockerClient::connect(*endpoint, std::chrono::seconds(5));
+  ASSERT_TRUE(docker.has_value()) << docker.error().line();
+  const std::string tarball(2048, '\0');
+  ASSERT_TRUE(docker->import_image(tarball, "memwarden/alloc", "0.1.0").has_value());
+  const auto requests = engine.requests();
+  ASSERT_FALSE(requests.empty());
+  EXPECT_EQ(requests.back().method, "POST");
+  EXPECT_EQ(requests.back().path, "/v1.41/images/create?fromSrc=-&repo=memwarden/alloc&tag=0.1.0");
+  EXPECT_EQ(requests.back().body, tarball);
+
+  answer = R"({"status":"Importing"})"
+           "\n"
+           R"({"error":"archive/tar: invalid tar header"})"
+           "\n";
+  const auto failed = docker->import_image(tarball, "memwarden/alloc", "0.1.0");
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_NE(failed.error().line().find("invalid tar header"), std::string::npos);
+
+  EXPECT_FALSE(docker->import_image(tarball, "memwarden/alloc", "a/b").has_value()) << "a tag with a slash";
+  EXPECT_FALSE(docker->import_image(tarball, "../x", "1").has_value());
 }
 
 }  // namespace

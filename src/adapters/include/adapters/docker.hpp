@@ -84,6 +84,7 @@ inline constexpr std::size_t k_max_docker_action_bytes = 64U << 10;  // the answ
 [[nodiscard]] bool valid_image_ref(std::string_view ref);
 
 inline constexpr std::size_t k_max_image_inspect_bytes = 1U << 20;
+inline constexpr std::size_t k_max_import_answer_bytes = 1U << 20;  // progress lines of a docker import
 
 class DockerClient {
  public:
@@ -121,6 +122,10 @@ class DockerClient {
   [[nodiscard]] Expected<void, Error> rename(std::string_view id, std::string_view new_name);
   // DELETE /containers/{id}?force=1 (the container's anonymous volumes stay; named volumes always do).
   [[nodiscard]] Expected<void, Error> remove(std::string_view id);
+  // `docker import`: POST /images/create?fromSrc=-&repo=REPO&tag=TAG with the tarball as the body. The engine
+  // answers 200 and then progress lines; a line with "error" is a failure (its message).
+  [[nodiscard]] Expected<void, Error> import_image(std::string_view tarball, std::string_view repo,
+                                                   std::string_view tag);
   // Whether the image is present (GET /images/{ref}/json: 200 yes, 404 no).
   [[nodiscard]] Result<bool> image_present(std::string_view ref);
 
