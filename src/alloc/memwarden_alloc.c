@@ -33,7 +33,9 @@
 #define MAX_CHUNKS 65536 /* 16 TiB of 256 MiB chunks: nothing is unbounded */
 
 static volatile sig_atomic_t g_stop_signal = 0;
-static void on_signal(int sig) { g_stop_signal = sig; }
+static void on_signal(int sig) {
+  g_stop_signal = sig;
+}
 
 struct gauge {
   int has_available, has_pswpin, has_psi;
@@ -44,14 +46,18 @@ struct gauge {
 /* Reads at most 64 KiB of DIR/NAME into buf; 0 on success. */
 static int read_small(const char* dir, const char* name, char* buf, size_t cap) {
   char path[4096];
-  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) return -1;
+  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+    return -1;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+  if (fd < 0)
+    return -1;
   size_t n = 0;
   while (n + 1 < cap) {
     ssize_t r = read(fd, buf + n, cap - 1 - n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
     n += (size_t)r;
   }
   close(fd);
@@ -66,11 +72,13 @@ static int find_number(const char* text, const char* key, uint64_t* out) {
     if (strncmp(p, key, klen) == 0 && (p[klen] == ' ' || p[klen] == ':' || p[klen] == '\t')) {
       const char* q = p + klen;
       while (*q == ' ' || *q == ':' || *q == '\t') q++;
-      if (*q < '0' || *q > '9') return -1;
+      if (*q < '0' || *q > '9')
+        return -1;
       char* end = NULL;
       errno = 0;
       unsigned long long v = strtoull(q, &end, 10);
-      if (errno != 0 || end == q) return -1;
+      if (errno != 0 || end == q)
+        return -1;
       *out = (uint64_t)v;
       return 0;
     }
@@ -106,19 +114,25 @@ static void read_gauge(const char* proc, struct gauge* g) {
 /* The same rules as core/ram_test.cpp check_floor; NULL to go on. */
 static const char* check_floor(uint64_t reserve, double psi_max, const struct gauge* base, const struct gauge* now,
                                uint64_t next) {
-  if (!now->has_available || !now->has_pswpin || !base->has_pswpin) return "unreadable";
-  if (now->pswpin > base->pswpin) return "swap-in";
-  if (now->has_psi && now->psi_full > psi_max) return "pressure";
-  if (now->available < reserve || now->available - reserve < next) return "reserve";
+  if (!now->has_available || !now->has_pswpin || !base->has_pswpin)
+    return "unreadable";
+  if (now->pswpin > base->pswpin)
+    return "swap-in";
+  if (now->has_psi && now->psi_full > psi_max)
+    return "pressure";
+  if (now->available < reserve || now->available - reserve < next)
+    return "reserve";
   return NULL;
 }
 
 static int parse_u64(const char* s, uint64_t* out) {
-  if (!s || *s < '0' || *s > '9') return -1;
+  if (!s || *s < '0' || *s > '9')
+    return -1;
   char* end = NULL;
   errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || *end != '\0') return -1;
+  if (errno != 0 || *end != '\0')
+    return -1;
   *out = (uint64_t)v;
   return 0;
 }
@@ -130,8 +144,10 @@ static double now_s(void) {
 }
 
 static void usage(const char* why) {
-  fprintf(stderr, "memwarden-alloc: %s\nusage: memwarden-alloc SIZE_BYTES [--chunk BYTES] [--reserve BYTES] "
-                  "[--psi-full-max PERCENT] [--proc DIR]\n", why);
+  fprintf(stderr,
+          "memwarden-alloc: %s\nusage: memwarden-alloc SIZE_BYTES [--chunk BYTES] [--reserve BYTES] "
+          "[--psi-full-max PERCENT] [--proc DIR]\n",
+          why);
   exit(2);
 }
 
@@ -139,30 +155,37 @@ int main(int argc, char** argv) {
   uint64_t size = 0, chunk = 256ULL << 20, reserve = 4ULL << 30;
   double psi_max = 10.0;
   const char* proc = "/proc";
-  if (argc < 2 || parse_u64(argv[1], &size) != 0 || size == 0) usage("SIZE must be a whole number of bytes above 0");
+  if (argc < 2 || parse_u64(argv[1], &size) != 0 || size == 0)
+    usage("SIZE must be a whole number of bytes above 0");
   for (int i = 2; i < argc; i++) {
-    if (i + 1 >= argc) usage("an option needs a value");
+    if (i + 1 >= argc)
+      usage("an option needs a value");
     const char* v = argv[++i];
     if (strcmp(argv[i - 1], "--chunk") == 0) {
-      if (parse_u64(v, &chunk) != 0 || chunk < 4096 || chunk > (1ULL << 34)) usage("--chunk: 4096 to 16 GiB");
+      if (parse_u64(v, &chunk) != 0 || chunk < 4096 || chunk > (1ULL << 34))
+        usage("--chunk: 4096 to 16 GiB");
     } else if (strcmp(argv[i - 1], "--reserve") == 0) {
-      if (parse_u64(v, &reserve) != 0) usage("--reserve: bytes");
+      if (parse_u64(v, &reserve) != 0)
+        usage("--reserve: bytes");
     } else if (strcmp(argv[i - 1], "--psi-full-max") == 0) {
       char* end = NULL;
       psi_max = strtod(v, &end);
-      if (end == v || *end != '\0' || !(psi_max >= 0 && psi_max <= 100)) usage("--psi-full-max: 0 to 100");
+      if (end == v || *end != '\0' || !(psi_max >= 0 && psi_max <= 100))
+        usage("--psi-full-max: 0 to 100");
     } else if (strcmp(argv[i - 1], "--proc") == 0) {
       proc = v;
     } else {
       usage("unknown option");
     }
   }
-  if (size / chunk >= MAX_CHUNKS) usage("SIZE is more than 65536 chunks");
+  if (size / chunk >= MAX_CHUNKS)
+    usage("SIZE is more than 65536 chunks");
 
   /* The kernel's first choice when memory runs out; raising it needs no privilege. */
   int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
   if (fd >= 0) {
-    if (write(fd, "1000", 4) != 4) { /* not fatal: the floor still holds */ }
+    if (write(fd, "1000", 4) != 4) { /* not fatal: the floor still holds */
+    }
     close(fd);
   }
   struct sigaction sa;
@@ -183,46 +206,73 @@ int main(int argc, char** argv) {
   int has_psi = base.has_psi;
   const char* stop = NULL;
   long page = sysconf(_SC_PAGESIZE);
-  if (page <= 0) page = 4096;
+  if (page <= 0)
+    page = 4096;
   double start = now_s();
   while (reached < size) {
-    if (g_stop_signal) { stop = "interrupted"; break; }
+    if (g_stop_signal) {
+      stop = "interrupted";
+      break;
+    }
     uint64_t next = size - reached < chunk ? size - reached : chunk;
     read_gauge(proc, &now);
-    if (now.has_available && (!has_min || now.available < min_available)) { min_available = now.available; has_min = 1; }
-    if (now.has_psi && (!has_psi || now.psi_full > psi_peak)) { psi_peak = now.psi_full; has_psi = 1; }
+    if (now.has_available && (!has_min || now.available < min_available)) {
+      min_available = now.available;
+      has_min = 1;
+    }
+    if (now.has_psi && (!has_psi || now.psi_full > psi_peak)) {
+      psi_peak = now.psi_full;
+      has_psi = 1;
+    }
     stop = check_floor(reserve, psi_max, &base, &now, next);
-    if (stop) break;
+    if (stop)
+      break;
     void* p = mmap(NULL, (size_t)next, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) { stop = "allocation-failed"; break; }
+    if (p == MAP_FAILED) {
+      stop = "allocation-failed";
+      break;
+    }
     chunks[n_chunks] = p;
     lengths[n_chunks++] = next;
     if (madvise(p, (size_t)next, MADV_POPULATE_WRITE) != 0) {
       if (errno == EINVAL) { /* before Linux 5.14: write every page */
         for (uint64_t off = 0; off < next; off += (uint64_t)page) ((volatile char*)p)[off] = 1;
       } else if (errno == EINTR && g_stop_signal) {
-        stop = "interrupted"; break;
+        stop = "interrupted";
+        break;
       } else {
-        stop = "allocation-failed"; break;
+        stop = "allocation-failed";
+        break;
       }
     }
     reached += next;
   }
   double seconds = now_s() - start;
-  if (!stop) stop = "reached";
+  if (!stop)
+    stop = "reached";
   /* Free at once, before anything else. */
   for (size_t i = 0; i < n_chunks; i++) munmap(chunks[i], (size_t)lengths[i]);
   read_gauge(proc, &now);
   uint64_t swapped = (base.has_pswpin && now.has_pswpin && now.pswpin > base.pswpin) ? now.pswpin - base.pswpin : 0;
   char min_text[32], psi_text[32];
-  if (has_min) snprintf(min_text, sizeof min_text, "%" PRIu64, min_available); else strcpy(min_text, "null");
-  if (has_psi) snprintf(psi_text, sizeof psi_text, "%.2f", psi_peak); else strcpy(psi_text, "null");
-  printf("{\"size\":%" PRIu64 ",\"reached\":%" PRIu64 ",\"seconds\":%.3f,\"min_available\":%s,"
+  if (has_min)
+    snprintf(min_text, sizeof min_text, "%" PRIu64, min_available);
+  else
+    strcpy(min_text, "null");
+  if (has_psi)
+    snprintf(psi_text, sizeof psi_text, "%.2f", psi_peak);
+  else
+    strcpy(psi_text, "null");
+  printf("{\"size\":%" PRIu64 ",\"reached\":%" PRIu64
+         ",\"seconds\":%.3f,\"min_available\":%s,"
          "\"swap_in_pages\":%" PRIu64 ",\"psi_full_peak\":%s,\"stop\":\"%s\"}\n",
          size, reached, seconds, min_text, swapped, psi_text, stop);
   fflush(stdout);
-  if (strcmp(stop, "reached") == 0) return 0;
-  if (strcmp(stop, "allocation-failed") == 0) return 4;
-  if (strcmp(stop, "interrupted") == 0) return 5;
+  if (strcmp(stop, "reached") == 0)
+    return 0;
+  if (strcmp(stop, "allocation-failed") == 0)
+    return 4;
+  if (strcmp(stop, "interrupted") == 0)
+    return 5;
   return 3;
 }
