@@ -683,4 +683,67 @@ Expected<void, Error> DockerClient::import_image(std::string_view tarball, std::
   return {};
 }
 
+Result<std::string> stdout_of_log_frames(std::string_view frames, std::size_t max_bytes, std::string_view source) {
+  std::string out;
+  while (!frames.empty()) {
+    if (frames.size() < 8) {
+      return fail(std::string(source), "a log frame's header is cut short");
+    }
+    const auto stream = static_cast<unsigned char>(frames[0]);
+    if (stream > 2) {
+      return fail(std::string(source), fmt::format("log frame of unknown stream {}", stream));
+    }
+    std::uint32_t length = 0;
+    for (std::size_t i = 4; i < 8; ++i) {
+      length = (length << 8U) | static_cast<unsigned char>(frames[i]);
+    }
+    frames.remove_prefix(8);
+    if (frames.size() < length) {
+      return fail(std::string(source), "a log frame is cut short");
+    }
+    if (stream == 1 && out.size() < max_bytes) {
+      out.append(frames.substr(0, std::min<std::size_t>(length, max_bytes - out.size())));
+    }
+    frames.remove_prefix(length);
+  }
+  return out;
+}
+
+Result<std::int64_t> DockerClient::wait(std::string_view id, std::chrono::milliseconds limit) {
+  if (auto ok = check_container_ref(id); !ok) {
+    return unexpected(ok.error());
+  }
+  const std::string path = fmt::format("/v{}/containers/{}/wait", m_api.text(), id);
+  const std::string source = fmt::format("{} (POST {})", m_http.endpoint().text, path);
+  auto response = m_http.post(path, "", RequestOptions::capped(k_max_docker_action_bytes).with_timeout(limit));
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status != 200) {
+    return fail(source, error_message(*response), response->status == 404 ? ENOENT : 0);
+  }
+  auto doc = nlohmann::json::parse(response->body, nullptr, false);
+  if (!doc.is_object() || !doc.contains("StatusCode") || !doc["StatusCode"].is_number_integer()) {
+    return fail(source, "the answer has no StatusCode");
+  }
+  return doc["StatusCode"].get<std::int64_t>();
+}
+
+Result<std::string> DockerClient::stdout_log(std::string_view id, std::size_t max_bytes) {
+  if (auto ok = check_container_ref(id); !ok) {
+    return unexpected(ok.error());
+  }
+  const std::string path = fmt::format("/v{}/containers/{}/logs?stdout=1&stderr=0", m_api.text(), id);
+  const std::string source = fmt::format("{} (GET {})", m_http.endpoint().text, path);
+  // Frames add 8 bytes each; the engine cuts lines at 16 KiB, so twice the text is room enough.
+  auto response = m_http.get(path, RequestOptions::capped(2 * max_bytes + 4096));
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status != 200) {
+    return fail(source, error_message(*response), response->status == 404 ? ENOENT : 0);
+  }
+  return stdout_of_log_frames(response->body, max_bytes, source);
+}
+
 }  // namespace mw::adapters

@@ -584,3 +584,36 @@ TEST(ImportImage, SendsTheTarballAndReadsAnErrorAfterThe200) {
 
 }  // namespace
 }  // namespace mw::adapters
+
+namespace mw::adapters {
+namespace {
+
+std::string frame(char stream, const std::string& text) {
+  std::string out{stream, 0, 0, 0};
+  const auto n = static_cast<std::uint32_t>(text.size());
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out += static_cast<char>((n >> static_cast<unsigned>(shift)) & 0xFFU);
+  }
+  return out + text;
+}
+
+TEST(LogFrames, StdoutIsKeptStderrDroppedAndTheCapHolds) {
+  const auto frames = frame(1, "{\"stop\":") + frame(2, "warning\n") + frame(1, "\"reached\"}\n");
+  EXPECT_EQ(stdout_of_log_frames(frames, 1024, "logs").value(), "{\"stop\":\"reached\"}\n");
+  EXPECT_EQ(stdout_of_log_frames(frames, 5, "logs").value(), "{\"sto");
+  EXPECT_EQ(stdout_of_log_frames("", 10, "logs").value(), "");
+  const std::string big(300, 'x');
+  EXPECT_EQ(stdout_of_log_frames(frame(1, big), 1024, "logs").value(), big) << "a length above 255";
+}
+
+TEST(LogFrames, TruncatedOrUnknownFramesAreErrorsNamingTheSource) {
+  const auto whole = frame(1, "hello");
+  const auto cut = stdout_of_log_frames(whole.substr(0, whole.size() - 1), 100, "engine (GET logs)");
+  ASSERT_FALSE(cut.has_value());
+  EXPECT_NE(cut.error().line().find("engine (GET logs)"), std::string::npos);
+  EXPECT_FALSE(stdout_of_log_frames(whole.substr(0, 5), 100, "x").has_value());
+  EXPECT_FALSE(stdout_of_log_frames(frame(7, "x"), 100, "x").has_value());
+}
+
+}  // namespace
+}  // namespace mw::adapters

@@ -78,6 +78,12 @@ inline constexpr std::size_t k_max_docker_action_bytes = 64U << 10;  // the answ
 // bind address (bridge) or the host's network, restart unless-stopped, the health check, env and labels.
 [[nodiscard]] std::string container_create_body(const DeploySpec& spec);
 
+// The frames of GET /containers/{id}/logs for a container without a TTY: each an 8-byte header (stream 1
+// stdout or 2 stderr, three zero bytes, the length as a big-endian uint32) and its bytes. Returns stdout's
+// bytes, at most `max_bytes` of them; an error for a truncated frame or an unknown stream.
+[[nodiscard]] Result<std::string> stdout_of_log_frames(std::string_view frames, std::size_t max_bytes,
+                                                       std::string_view source);
+
 // A container name the engine accepts: [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 128 characters); an image
 // reference of letters, digits and "/:._@-" (at most 255).
 [[nodiscard]] bool valid_container_name(std::string_view name);
@@ -126,6 +132,10 @@ class DockerClient {
   // answers 200 and then progress lines; a line with "error" is a failure (its message).
   [[nodiscard]] Expected<void, Error> import_image(std::string_view tarball, std::string_view repo,
                                                    std::string_view tag);
+  // POST /containers/{id}/wait: blocks until the container exits (at most `limit`), then its exit code.
+  [[nodiscard]] Result<std::int64_t> wait(std::string_view id, std::chrono::milliseconds limit);
+  // The container's standard output, at most max_bytes (GET /containers/{id}/logs?stdout=1; no TTY).
+  [[nodiscard]] Result<std::string> stdout_log(std::string_view id, std::size_t max_bytes);
   // Whether the image is present (GET /images/{ref}/json: 200 yes, 404 no).
   [[nodiscard]] Result<bool> image_present(std::string_view ref);
 
