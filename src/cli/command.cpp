@@ -102,6 +102,7 @@ constexpr WholeRange k_parallel_range{1, 256};           // plan --parallel: slo
 constexpr WholeRange k_headroom_range{0, 1000};          // plan --headroom: percent
 constexpr WholeRange k_port_range{1, 65535};             // deploy --port
 constexpr NumberRange k_growth_min_range{0.1, 1048576};  // diagnose/fix --growth-min: MiB per hour
+constexpr NumberRange k_psi_range{0, 100};               // test ram --psi-full-max: percent
 
 struct LoadingName {
   const char* name;
@@ -312,6 +313,7 @@ class CommandLine {
     add_plan();
     add_profiles();
     add_deploy();
+    add_test();
     add_export();
   }
 
@@ -339,6 +341,9 @@ class CommandLine {
     }
     if (m_deploy.app->parsed()) {
       return deploy();
+    }
+    if (m_test.ram->parsed()) {
+      return test_ram();
     }
     if (m_status.app->parsed()) {
       return status();
@@ -996,6 +1001,60 @@ class CommandLine {
     command.load = d.load ? LoadCheck::load : LoadCheck::none;
     command.config_file = d.what.config_file;
     command.format = d.json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
+  }
+
+  // ---- test ram
+  struct {
+    CLI::App* ram = nullptr;
+    std::vector<std::string> sizes;
+    std::string reserve;
+    std::string psi_full_max;
+    std::string image;
+    std::string docker_host;
+    bool json = false;
+  } m_test;
+
+  void add_test() {
+    auto& t = m_test;
+    auto* app = m_app.add_subcommand("test", "Prove the host can give what the plan says");
+    app->require_subcommand(1);
+    t.ram = app->add_subcommand("ram", "Allocate and write each SIZE inside a container limited to it, safely");
+    t.ram->add_option("SIZE", t.sizes, "Sizes to allocate, e.g. 10G 20G 25G")->required();
+    t.ram->add_option("--reserve", t.reserve, "Stop when MemAvailable would fall under this")->default_str("4G");
+    t.ram->add_option("--psi-full-max", t.psi_full_max, "Stop when memory PSI full avg10 rises above this percent")
+        ->default_str("10");
+    t.ram->add_option("--image", t.image, "An image holding /memwarden-alloc (default: memwarden makes its own)");
+    t.ram->add_option("--docker-host", t.docker_host, "Docker address (default: $DOCKER_HOST, else the socket)");
+    t.ram->add_flag("--json", t.json, "Print the results as JSON");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> test_ram() const {
+    const auto& t = m_test;
+    TestRamCommand command;
+    auto& o = command.options;
+    Conversions c;
+    o.root = root();
+    for (const auto& text : t.sizes) {
+      std::uint64_t size = 0;
+      c.size(text, "SIZE", size);
+      if (!c.failed() && size == 0) {
+        c.fail("SIZE", fmt::format("'{}' is 0: nothing to test", text));
+      }
+      o.sizes.push_back(size);
+    }
+    if (!t.reserve.empty()) {
+      c.size(t.reserve, "--reserve", o.floor.reserve);
+    }
+    if (!t.psi_full_max.empty()) {
+      c.number(t.psi_full_max, "--psi-full-max", k_psi_range, o.floor.psi_full_max);
+    }
+    if (!t.image.empty() && !adapters::valid_image_ref(t.image)) {
+      c.fail("--image", fmt::format("'{}' is not an image reference", t.image));
+    }
+    o.image = t.image;
+    o.docker_host = adapters::docker_host_address(t.docker_host, m_env.docker_host.c_str());
+    command.format = t.json ? ReportFormat::json : ReportFormat::text;
     return finish(c, std::move(command));
   }
 

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -28,6 +30,7 @@
 #include "cli/plan.hpp"
 #include "cli/serve.hpp"
 #include "cli/status.hpp"
+#include "core/bytes.hpp"
 
 namespace {
 
@@ -464,6 +467,70 @@ int execute(const ExportDeployCommand& command) {
   fmt::print("wrote {} and {} stack{} under {}\n", (dir / "templates.json").string(), stacks.size(),
              stacks.size() == 1 ? "" : "s", (dir / "stacks").string());
   return exit_code;
+}
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_interrupt(int /*signal*/) {
+  g_interrupted.store(true);
+}
+
+// The allocation helper: $MEMWARDEN_ALLOC, else memwarden-alloc beside this binary.
+std::string alloc_helper_path() {
+  if (const char* env = std::getenv("MEMWARDEN_ALLOC"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("memwarden-alloc") : (self.parent_path() / "memwarden-alloc").string();
+}
+
+int execute(const TestRamCommand& command) {
+  auto options = command.options;
+  options.helper_path = alloc_helper_path();
+  options.stop = &g_interrupted;
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  const auto result = mw::engine::run_ram_test(options);
+  if (!result) {
+    fmt::print(stderr, "memwarden: test ram: {}\n", result.error().line());
+    return 1;
+  }
+  int exit_code = k_exit_ok;
+  auto runs = nlohmann::json::array();
+  std::string text = fmt::format("{:>10} {:>10} {:>8} {:>8} {:>14} {:>8} {:>9}  {}\n", "SIZE", "REACHED", "TIME",
+                                 "GB/S", "MIN AVAILABLE", "SWAP-IN", "PSI FULL", "STOP");
+  for (const auto& r : result->runs) {
+    const auto gbps = r.gb_per_s();
+    runs.push_back({{"size_bytes", r.size},
+                    {"refused", r.refused ? nlohmann::json(*r.refused) : nullptr},
+                    {"error", r.error ? nlohmann::json(*r.error) : nullptr},
+                    {"reached_bytes", r.reached},
+                    {"seconds", r.seconds},
+                    {"gb_per_s", gbps ? nlohmann::json(*gbps) : nullptr},
+                    {"min_available_bytes", r.min_available ? nlohmann::json(*r.min_available) : nullptr},
+                    {"swap_in_pages", r.swap_in_pages},
+                    {"psi_full_peak", r.psi_full_peak ? nlohmann::json(*r.psi_full_peak) : nullptr},
+                    {"stop", r.stop},
+                    {"oom_killed", r.oom_killed}});
+    if (r.refused || r.error) {
+      text += fmt::format("{:>10} {}\n", mw::format_bytes(r.size), r.refused ? *r.refused : *r.error);
+      exit_code = std::max(exit_code, r.refused ? 2 : 1);
+      continue;
+    }
+    text += fmt::format("{:>10} {:>10} {:>7.2f}s {:>8} {:>14} {:>8} {:>9}  {}\n", mw::format_bytes(r.size),
+                        mw::format_bytes(r.reached), r.seconds, gbps ? fmt::format("{:.2f}", *gbps) : "-",
+                        r.min_available ? mw::format_bytes(*r.min_available) : "-", r.swap_in_pages,
+                        r.psi_full_peak ? fmt::format("{:.2f}%", *r.psi_full_peak) : "-", r.stop);
+    if (r.stop != "reached") {
+      exit_code = std::max(exit_code, 3);
+    }
+  }
+  print_report(command.format == ReportFormat::json
+                   ? nlohmann::json{{"image", result->image}, {"runs", runs}}.dump(2) + "\n"
+                   : text);
+  return g_interrupted.load() ? 130 : exit_code;
 }
 
 int execute(const PrometheusRulesCommand& command) {

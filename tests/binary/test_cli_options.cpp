@@ -398,3 +398,10 @@ TEST(Profiles, ThePlannedLimitStandsBesideTheSeedsOnAHypotheticalHost) {
     }
   }
 }
+
+TEST(TestRamOptions, BadSizesAndThresholdsAreRefused) {
+  expect_refused({"test", "ram", "0"}, "SIZE: '0' is 0: nothing to test");
+  expect_refused({"test", "ram", "-1G"}, "SIZE: invalid size '-1G': no number (use e.g. 4G, 512M, 1.5GiB)");
+  expect_refused({"test", "ram", "1G", "--psi-full-max", "101"}, "--psi-full-max: '101' is not a number from 0 to 100");
+  expect_refused({"test", "ram", "1G", "--image", "../x"}, "--image: '../x' is not an image reference");
+}

@@ -25,6 +25,7 @@
 #include "engine/diagnose.hpp"
 #include "engine/fix.hpp"
 #include "engine/plan.hpp"
+#include "engine/ram_test.hpp"
 #include "engine/status.hpp"
 #include "probes/host_root.hpp"
 
@@ -145,6 +146,12 @@ struct DeployCommand {
   ReportFormat format = ReportFormat::text;
 };
 
+// test ram SIZE...
+struct TestRamCommand {
+  engine::RamTestOptions options;  // helper_path and stop are filled in when it runs
+  ReportFormat format = ReportFormat::text;
+};
+
 enum class ExportTarget { compose, portainer_templates };
 
 // export compose / export portainer-templates
@@ -165,7 +172,7 @@ struct GrafanaCommand {};
 
 using Command = std::variant<HelpCommand, StatusCommand, DiagnoseCommand, FixCommand, HistoryCommand, ServeCommand,
                              CheckConfigCommand, NotifyTestCommand, PlanCommand, ProfilesCommand, DeployCommand,
-                             ExportDeployCommand, PrometheusRulesCommand, GrafanaCommand>;
+                             ExportDeployCommand, TestRamCommand, PrometheusRulesCommand, GrafanaCommand>;
 
 // `args` as main receives them: args[0] is the program's name (the help text's usage line shows it).
 [[nodiscard]] Expected<Command, UsageError> parse_command_line(const std::vector<std::string>& args,

@@ -1,0 +1,58 @@
+// `memwarden test ram SIZE...` (issue 14, in progress): for each size, memwarden's static helper
+// (memwarden-alloc) allocates and writes SIZE inside a container limited to it, checking the safety floor
+// before every chunk, and reports what it reached. The image is made by memwarden from the helper itself
+// (docker import of an in-memory tarball): no registry.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/ram_test.hpp"
+#include "engine/defaults.hpp"
+#include "probes/host_root.hpp"
+
+namespace mw::engine {
+
+struct RamTestOptions {
+  probes::HostRoot root;
+  std::string docker_host;
+  std::chrono::milliseconds docker_timeout{k_docker_timeout};
+  std::vector<std::uint64_t> sizes;
+  SafetyFloor floor;
+  std::string image;        // --image: one holding /memwarden-alloc; "" = memwarden's own
+  std::string helper_path;  // the static helper put into memwarden's own image
+  std::chrono::milliseconds per_size_limit{std::chrono::minutes(10)};
+  const std::atomic<bool>* stop = nullptr;  // set by Ctrl-C: the running size stops, frees and is removed
+};
+
+// The limit of the container a size runs in: the size plus room for the helper itself.
+inline constexpr std::uint64_t k_ram_test_margin = 64ULL << 20;
+
+struct RamTestRun {
+  std::uint64_t size = 0;
+  std::optional<std::string> refused;  // before anything was allocated
+  std::optional<std::string> error;    // the engine or the helper failed
+  std::uint64_t reached = 0;
+  double seconds = 0;
+  std::optional<std::uint64_t> min_available;
+  std::uint64_t swap_in_pages = 0;
+  std::optional<double> psi_full_peak;
+  std::string stop;  // the helper's reason: "reached", "reserve", "swap-in", ...
+  bool oom_killed = false;
+
+  [[nodiscard]] std::optional<double> gb_per_s() const;
+};
+
+struct RamTestResult {
+  std::string image;
+  std::vector<RamTestRun> runs;
+};
+
+[[nodiscard]] Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options);
+
+}  // namespace mw::engine
