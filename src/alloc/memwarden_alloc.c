@@ -7,10 +7,11 @@
  * Allocates SIZE bytes in chunks (256 MiB by default) and writes every page (MADV_POPULATE_WRITE where the
  * kernel has it, else one write per page). Before every chunk it checks the host (the same rules as
  * core/ram_test.cpp's check_floor): MemAvailable must stay above the reserve after the chunk, nothing may
- * have been swapped in since the start (/proc/vmstat pswpin), PSI full avg10 must stay under the
+ * have been swapped in or out since the start (/proc/vmstat pswpin, pswpout), PSI full avg10 must stay under the
  * threshold; an unreadable MemAvailable or pswpin stops it too. It runs with oom_score_adj 1000, so the
- * kernel kills it first. It frees everything and prints one JSON line:
- *   {"size":N,"reached":N,"seconds":S,"min_available":N,"swap_in_pages":N,"psi_full_peak":P,"stop":"reached"}
+ * kernel kills it first. With the last chunk held it reads the host once more (the peak), then frees
+ * everything and prints one JSON line:
+ *   {"size":N,"reached":N,"seconds":S,"min_available":N,"swap_in_pages":N,"swap_out_pages":N,"psi_full_peak":P,"stop":"reached"}
  * ("min_available" and "psi_full_peak" are null when unknown). Exit 0 when the size was reached, 3 when the
  * floor stopped it, 4 when an allocation failed, 5 when interrupted, 2 on a bad command line. */
 #define _GNU_SOURCE
@@ -38,8 +39,8 @@ static void on_signal(int sig) {
 }
 
 struct gauge {
-  int has_available, has_pswpin, has_psi;
-  uint64_t available, pswpin;
+  int has_available, has_pswpin, has_pswpout, has_psi;
+  uint64_t available, pswpin, pswpout;
   double psi_full;
 };
 
@@ -95,8 +96,9 @@ static void read_gauge(const char* proc, struct gauge* g) {
     g->available = kb * 1024;
     g->has_available = 1;
   }
-  if (read_small(proc, "vmstat", buf, sizeof buf) == 0 && find_number(buf, "pswpin", &g->pswpin) == 0) {
-    g->has_pswpin = 1;
+  if (read_small(proc, "vmstat", buf, sizeof buf) == 0) {
+    g->has_pswpin = find_number(buf, "pswpin", &g->pswpin) == 0;
+    g->has_pswpout = find_number(buf, "pswpout", &g->pswpout) == 0;
   }
   if (read_small(proc, "pressure/memory", buf, sizeof buf) == 0) {
     const char* full = strstr(buf, "full avg10=");
@@ -118,6 +120,8 @@ static const char* check_floor(uint64_t reserve, double psi_max, const struct ga
     return "unreadable";
   if (now->pswpin > base->pswpin)
     return "swap-in";
+  if (now->has_pswpout && base->has_pswpout && now->pswpout > base->pswpout)
+    return "swap-out";
   if (now->has_psi && now->psi_full > psi_max)
     return "pressure";
   if (now->available < reserve || now->available - reserve < next)
@@ -248,12 +252,28 @@ int main(int argc, char** argv) {
     reached += next;
   }
   double seconds = now_s() - start;
-  if (!stop)
-    stop = "reached";
+  /* The host at the peak, with everything still held: the lowest MemAvailable, the highest pressure, and
+   * whether the last chunk made the host swap. */
+  read_gauge(proc, &now);
+  if (now.has_available && (!has_min || now.available < min_available)) {
+    min_available = now.available;
+    has_min = 1;
+  }
+  if (now.has_psi && (!has_psi || now.psi_full > psi_peak)) {
+    psi_peak = now.psi_full;
+    has_psi = 1;
+  }
+  uint64_t swapped_in = (base.has_pswpin && now.has_pswpin && now.pswpin > base.pswpin) ? now.pswpin - base.pswpin : 0;
+  uint64_t swapped_out =
+      (base.has_pswpout && now.has_pswpout && now.pswpout > base.pswpout) ? now.pswpout - base.pswpout : 0;
+  if (!stop) /* held to the end: the host at the peak must still have kept the floor */
+    stop = swapped_in > 0                                   ? "swap-in"
+           : swapped_out > 0                                ? "swap-out"
+           : (now.has_available && now.available < reserve) ? "reserve"
+           : (now.has_psi && now.psi_full > psi_max)        ? "pressure"
+                                                            : "reached";
   /* Free at once, before anything else. */
   for (size_t i = 0; i < n_chunks; i++) munmap(chunks[i], (size_t)lengths[i]);
-  read_gauge(proc, &now);
-  uint64_t swapped = (base.has_pswpin && now.has_pswpin && now.pswpin > base.pswpin) ? now.pswpin - base.pswpin : 0;
   char min_text[32], psi_text[32];
   if (has_min)
     snprintf(min_text, sizeof min_text, "%" PRIu64, min_available);
@@ -265,8 +285,8 @@ int main(int argc, char** argv) {
     strcpy(psi_text, "null");
   printf("{\"size\":%" PRIu64 ",\"reached\":%" PRIu64
          ",\"seconds\":%.3f,\"min_available\":%s,"
-         "\"swap_in_pages\":%" PRIu64 ",\"psi_full_peak\":%s,\"stop\":\"%s\"}\n",
-         size, reached, seconds, min_text, swapped, psi_text, stop);
+         "\"swap_in_pages\":%" PRIu64 ",\"swap_out_pages\":%" PRIu64 ",\"psi_full_peak\":%s,\"stop\":\"%s\"}\n",
+         size, reached, seconds, min_text, swapped_in, swapped_out, psi_text, stop);
   fflush(stdout);
   if (strcmp(stop, "reached") == 0)
     return 0;

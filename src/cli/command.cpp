@@ -1012,6 +1012,7 @@ class CommandLine {
     std::string psi_full_max;
     std::string image;
     std::string docker_host;
+    std::string container_limit;
     bool json = false;
   } m_test;
 
@@ -1024,6 +1025,9 @@ class CommandLine {
     t.ram->add_option("--reserve", t.reserve, "Stop when MemAvailable would fall under this")->default_str("4G");
     t.ram->add_option("--psi-full-max", t.psi_full_max, "Stop when memory PSI full avg10 rises above this percent")
         ->default_str("10");
+    t.ram->add_option("--container-limit", t.container_limit,
+                      "The container's memory limit instead of SIZE plus room for the helper (to see what a smaller "
+                      "one does)");
     t.ram->add_option("--image", t.image, "An image holding /memwarden-alloc (default: memwarden makes its own)");
     t.ram->add_option("--docker-host", t.docker_host, "Docker address (default: $DOCKER_HOST, else the socket)");
     t.ram->add_flag("--json", t.json, "Print the results as JSON");
@@ -1048,6 +1052,14 @@ class CommandLine {
     }
     if (!t.psi_full_max.empty()) {
       c.number(t.psi_full_max, "--psi-full-max", k_psi_range, o.floor.psi_full_max);
+    }
+    if (!t.container_limit.empty()) {
+      std::uint64_t limit = 0;
+      c.size(t.container_limit, "--container-limit", limit);
+      if (!c.failed() && limit < (6ULL << 20)) {
+        c.fail("--container-limit", "must be at least 6M (the engine's smallest limit)");
+      }
+      o.container_limit = limit;
     }
     if (!t.image.empty() && !adapters::valid_image_ref(t.image)) {
       c.fail("--image", fmt::format("'{}' is not an image reference", t.image));

@@ -470,8 +470,11 @@ int execute(const ExportDeployCommand& command) {
 }
 
 std::atomic<bool> g_interrupted{false};
-extern "C" void on_interrupt(int /*signal*/) {
+// The first Ctrl-C stops the running size (its container is stopped and removed); a second one ends
+// memwarden at once.
+extern "C" void on_interrupt(int signal_number) {
   g_interrupted.store(true);
+  std::signal(signal_number, SIG_DFL);
 }
 
 // The allocation helper: $MEMWARDEN_ALLOC, else memwarden-alloc beside this binary.
@@ -484,6 +487,24 @@ std::string alloc_helper_path() {
   return ec ? std::string("memwarden-alloc") : (self.parent_path() / "memwarden-alloc").string();
 }
 
+// Issue 14's codes: 0 every size reached, 4 not possible on this host, 3 a source missing; 1 a failure,
+// 130 interrupted.
+int ram_exit_code(mw::engine::RamVerdict v) {
+  switch (v) {
+    case mw::engine::RamVerdict::passed:
+      return k_exit_ok;
+    case mw::engine::RamVerdict::not_possible:
+      return 4;
+    case mw::engine::RamVerdict::source_missing:
+      return 3;
+    case mw::engine::RamVerdict::failed:
+      return 1;
+    case mw::engine::RamVerdict::interrupted:
+      return 130;
+  }
+  return 1;
+}
+
 int execute(const TestRamCommand& command) {
   auto options = command.options;
   options.helper_path = alloc_helper_path();
@@ -492,44 +513,51 @@ int execute(const TestRamCommand& command) {
   sa.sa_handler = on_interrupt;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  const bool json = command.format == ReportFormat::json;
   const auto result = mw::engine::run_ram_test(options);
   if (!result) {
+    // The engine, the helper or its image: a source the test needs is missing.
+    if (json) {
+      print_report(nlohmann::json{{"error", result.error().line()}, {"exit_code", 3}}.dump(2) + "\n");
+    }
     fmt::print(stderr, "memwarden: test ram: {}\n", result.error().line());
-    return 1;
+    return 3;
   }
   int exit_code = k_exit_ok;
   auto runs = nlohmann::json::array();
-  std::string text = fmt::format("{:>10} {:>10} {:>8} {:>8} {:>14} {:>8} {:>9}  {}\n", "SIZE", "REACHED", "TIME",
-                                 "GB/S", "MIN AVAILABLE", "SWAP-IN", "PSI FULL", "STOP");
+  std::string text = fmt::format("{:>10} {:>10} {:>10} {:>8} {:>8} {:>14} {:>9} {:>9}  {}\n", "SIZE", "LIMIT",
+                                 "REACHED", "TIME", "GB/S", "MIN AVAILABLE", "SWAP I/O", "PSI FULL", "STOP");
+  auto opt = [](const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
   for (const auto& r : result->runs) {
     const auto gbps = r.gb_per_s();
+    const auto verdict = r.error ? mw::engine::RamVerdict::failed : r.verdict;
+    exit_code = std::max(exit_code, ram_exit_code(verdict));
     runs.push_back({{"size_bytes", r.size},
-                    {"refused", r.refused ? nlohmann::json(*r.refused) : nullptr},
-                    {"error", r.error ? nlohmann::json(*r.error) : nullptr},
-                    {"reached_bytes", r.reached},
+                    {"container_limit_bytes", r.container_limit},
+                    {"reached", !r.refused && !r.error && verdict == mw::engine::RamVerdict::passed},
+                    {"refused", opt(r.refused)},
+                    {"error", opt(r.error)},
+                    {"reached_bytes", opt(r.reached)},
                     {"seconds", r.seconds},
-                    {"gb_per_s", gbps ? nlohmann::json(*gbps) : nullptr},
-                    {"min_available_bytes", r.min_available ? nlohmann::json(*r.min_available) : nullptr},
+                    {"gb_per_s", opt(gbps)},
+                    {"min_available_bytes", opt(r.min_available)},
                     {"swap_in_pages", r.swap_in_pages},
-                    {"psi_full_peak", r.psi_full_peak ? nlohmann::json(*r.psi_full_peak) : nullptr},
-                    {"stop", r.stop},
+                    {"swap_out_pages", r.swap_out_pages},
+                    {"psi_full_peak", opt(r.psi_full_peak)},
+                    {"stop", r.stop.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.stop)},
                     {"oom_killed", r.oom_killed}});
     if (r.refused || r.error) {
       text += fmt::format("{:>10} {}\n", mw::format_bytes(r.size), r.refused ? *r.refused : *r.error);
-      exit_code = std::max(exit_code, r.refused ? 2 : 1);
       continue;
     }
-    text += fmt::format("{:>10} {:>10} {:>7.2f}s {:>8} {:>14} {:>8} {:>9}  {}\n", mw::format_bytes(r.size),
-                        mw::format_bytes(r.reached), r.seconds, gbps ? fmt::format("{:.2f}", *gbps) : "-",
-                        r.min_available ? mw::format_bytes(*r.min_available) : "-", r.swap_in_pages,
+    text += fmt::format("{:>10} {:>10} {:>10} {:>7.2f}s {:>8} {:>14} {:>9} {:>9}  {}\n", mw::format_bytes(r.size),
+                        mw::format_bytes(r.container_limit), r.reached ? mw::format_bytes(*r.reached) : "-", r.seconds,
+                        gbps ? fmt::format("{:.2f}", *gbps) : "-",
+                        r.min_available ? mw::format_bytes(*r.min_available) : "-",
+                        fmt::format("{}/{}", r.swap_in_pages, r.swap_out_pages),
                         r.psi_full_peak ? fmt::format("{:.2f}%", *r.psi_full_peak) : "-", r.stop);
-    if (r.stop != "reached") {
-      exit_code = std::max(exit_code, 3);
-    }
   }
-  print_report(command.format == ReportFormat::json
-                   ? nlohmann::json{{"image", result->image}, {"runs", runs}}.dump(2) + "\n"
-                   : text);
+  print_report(json ? nlohmann::json{{"image", result->image}, {"runs", runs}}.dump(2) + "\n" : text);
   return g_interrupted.load() ? 130 : exit_code;
 }
 

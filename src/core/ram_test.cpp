@@ -14,6 +14,8 @@ const char* to_string(StopReason reason) {
       return "reserve";
     case StopReason::swap_in:
       return "swap-in";
+    case StopReason::swap_out:
+      return "swap-out";
     case StopReason::pressure:
       return "pressure";
     case StopReason::unreadable:
@@ -33,6 +35,9 @@ std::optional<StopReason> check_floor(const SafetyFloor& floor, const HostGauge&
   }
   if (*now.pswpin > *baseline.pswpin) {
     return StopReason::swap_in;
+  }
+  if (now.pswpout && baseline.pswpout && *now.pswpout > *baseline.pswpout) {
+    return StopReason::swap_out;
   }
   if (now.psi_full_avg10 && *now.psi_full_avg10 > floor.psi_full_max) {
     return StopReason::pressure;

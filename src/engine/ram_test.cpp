@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -82,16 +83,35 @@ Result<std::string> ensure_image(adapters::DockerClient& docker, const RamTestOp
   return ref;
 }
 
-std::string create_body(const std::string& image, std::uint64_t size, const SafetyFloor& floor) {
-  const auto limit = static_cast<std::int64_t>(size + k_ram_test_margin);
-  return nlohmann::json{
-      {"Image", image},
-      {"Cmd",
-       {"/memwarden-alloc", std::to_string(size), "--reserve", std::to_string(floor.reserve), "--psi-full-max",
-        fmt::format("{}", floor.psi_full_max)}},
-      {"Labels", {{"memwarden.test", "ram"}}},
-      {"HostConfig", {{"Memory", limit}, {"MemorySwap", limit}, {"NetworkMode", "none"}, {"OomScoreAdj", 1000}}}}
+std::string create_body(const std::string& image, std::uint64_t size, std::uint64_t container_limit,
+                        const SafetyFloor& floor) {
+  const auto limit = static_cast<std::int64_t>(container_limit);
+  return nlohmann::json{{"Image", image},
+                        {"Cmd",
+                         {"/memwarden-alloc", std::to_string(size), "--reserve", std::to_string(floor.reserve),
+                          "--psi-full-max", fmt::format("{}", floor.psi_full_max)}},
+                        {"Labels", {{"memwarden.test", "ram"}}},
+                        {"HostConfig",
+                         {{"Memory", limit},
+                          {"MemorySwap", limit},
+                          {"NetworkMode", "none"},
+                          {"OomScoreAdj", 1000},
+                          // The report is read back from the logs, whatever the daemon's default log driver.
+                          {"LogConfig", {{"Type", "json-file"}, {"Config", nlohmann::json::object()}}}}}}
       .dump();
+}
+
+RamVerdict verdict_of(const std::string& stop) {
+  if (stop == "reached") {
+    return RamVerdict::passed;
+  }
+  if (stop == "unreadable") {
+    return RamVerdict::source_missing;
+  }
+  if (stop == "interrupted") {
+    return RamVerdict::interrupted;
+  }
+  return RamVerdict::not_possible;  // reserve, swap-in, swap-out, pressure, allocation-failed, oom-killed
 }
 
 void read_report(const std::string& text, RamTestRun& run) {
@@ -99,12 +119,23 @@ void read_report(const std::string& text, RamTestRun& run) {
   auto doc = nlohmann::json::parse(last == std::string::npos ? text : text.substr(last), nullptr, false);
   if (!doc.is_object() || !doc.contains("stop") || !doc["stop"].is_string() || !doc.contains("reached") ||
       !doc["reached"].is_number_unsigned()) {
-    run.error = "the helper printed no report" + (run.oom_killed ? std::string(": it was OOM-killed") : "");
+    if (run.oom_killed) {
+      run.stop = "oom-killed";  // killed inside its limit before it could report: not reached
+      run.verdict = RamVerdict::not_possible;
+    } else {
+      run.error = "the helper printed no report";
+    }
     return;
   }
-  run.stop = doc["stop"].get<std::string>();
+  run.stop = run.oom_killed ? "oom-killed" : doc["stop"].get<std::string>();
+  run.verdict = verdict_of(run.stop);
   run.reached = doc["reached"].get<std::uint64_t>();
-  run.seconds = doc.value("seconds", 0.0);
+  if (doc.contains("seconds") && doc["seconds"].is_number()) {
+    run.seconds = doc["seconds"].get<double>();
+  }
+  if (doc.contains("swap_out_pages") && doc["swap_out_pages"].is_number_unsigned()) {
+    run.swap_out_pages = doc["swap_out_pages"].get<std::uint64_t>();
+  }
   if (doc.contains("min_available") && doc["min_available"].is_number_unsigned()) {
     run.min_available = doc["min_available"].get<std::uint64_t>();
   }
@@ -116,13 +147,74 @@ void read_report(const std::string& text, RamTestRun& run) {
   }
 }
 
+// Starts the container, waits for it (in one-second steps, so that Ctrl-C and the time limit are seen: the
+// container is stopped, the helper frees and reports), and reads its report. The caller removes it.
+void run_one(adapters::DockerClient& docker, const std::string& id, const RamTestOptions& options, RamTestRun& run) {
+  if (options.stop != nullptr && options.stop->load()) {
+    run.verdict = RamVerdict::interrupted;
+    run.error = "interrupted before it began";
+    return;
+  }
+  if (auto ok = docker.start(id); !ok) {
+    run.error = ok.error().line();
+    return;
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + options.per_size_limit;
+  std::optional<Clock::time_point> stopped_at;
+  constexpr auto k_stop_grace = std::chrono::seconds(40);  // the stop's 10 s and the engine's answer
+  bool timed_out = false;
+  while (true) {
+    const auto asked = Clock::now();
+    auto code = docker.wait(id, std::chrono::seconds(1));
+    if (code) {
+      break;
+    }
+    if (code.error().code != ETIMEDOUT) {
+      run.error = code.error().line();
+      return;
+    }
+    const bool interrupted = options.stop != nullptr && options.stop->load();
+    if (!stopped_at && (interrupted || Clock::now() >= deadline)) {
+      timed_out = !interrupted;
+      stopped_at = Clock::now();
+      if (auto ok = docker.stop(id, std::chrono::seconds(10)); !ok) {
+        run.error = "could not stop it: " + ok.error().line();
+        return;
+      }
+    }
+    if (stopped_at && Clock::now() >= *stopped_at + k_stop_grace) {
+      run.error = "it did not exit after it was stopped";
+      return;
+    }
+    // A wait that failed at once (a refused connection) must not spin.
+    const auto spent = Clock::now() - asked;
+    if (spent < std::chrono::seconds(1)) {
+      std::this_thread::sleep_for(std::chrono::seconds(1) - spent);
+    }
+  }
+  if (auto meta = docker.inspect(id)) {
+    run.oom_killed = meta->state.oom_killed;
+  }
+  auto log = docker.stdout_log(id, k_max_report_bytes);
+  if (!log) {
+    run.error = log.error().line();
+    return;
+  }
+  read_report(*log, run);
+  if (timed_out && run.stop == "interrupted") {
+    run.stop = "time-limit";
+    run.verdict = RamVerdict::interrupted;
+  }
+}
+
 }  // namespace
 
 std::optional<double> RamTestRun::gb_per_s() const {
-  if (seconds <= 0 || reached == 0) {
+  if (seconds <= 0 || !reached || *reached == 0) {
     return std::nullopt;
   }
-  return static_cast<double>(reached) / 1e9 / seconds;
+  return static_cast<double>(*reached) / 1e9 / seconds;
 }
 
 Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options) {
@@ -134,6 +226,8 @@ Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options) {
     RamTestRun run;
     run.size = size;
     run.refused = refuse_size(size, total, options.floor.reserve, "test ram");
+    run.verdict = !total ? RamVerdict::source_missing : RamVerdict::not_possible;
+    run.container_limit = options.container_limit.value_or(ram_test_limit(size));
     any = any || !run.refused;
     result.runs.push_back(std::move(run));
   }
@@ -159,49 +253,21 @@ Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options) {
       continue;
     }
     if (options.stop != nullptr && options.stop->load()) {
+      run.verdict = RamVerdict::interrupted;
       run.error = "interrupted before it began";
       continue;
     }
-    const std::string name = fmt::format("memwarden-test-ram-{}-{}", getpid(), index++);
-    auto id = docker->create_container(name, create_body(*image, run.size, options.floor));
+    const auto salt = static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    const std::string name = fmt::format("memwarden-test-ram-{}-{}-{:08x}", getpid(), index++, salt);
+    auto id = docker->create_container(name, create_body(*image, run.size, run.container_limit, options.floor));
     if (!id) {
       run.error = id.error().line();
       continue;
     }
-    if (auto ok = docker->start(*id); !ok) {
-      run.error = ok.error().line();
-    } else {
-      // Wait in short steps, so that Ctrl-C is seen: the helper gets SIGTERM, frees and reports.
-      const auto deadline = std::chrono::steady_clock::now() + options.per_size_limit;
-      bool stopping = false;
-      while (true) {
-        auto code = docker->wait(*id, std::chrono::seconds(1));
-        if (code) {
-          break;
-        }
-        if (code.error().code != ETIMEDOUT) {
-          run.error = code.error().line();
-          break;
-        }
-        const bool interrupted = options.stop != nullptr && options.stop->load();
-        if ((interrupted || std::chrono::steady_clock::now() >= deadline) && !stopping) {
-          stopping = true;
-          (void)docker->stop(*id, std::chrono::seconds(10));
-        }
-      }
-      if (auto meta = docker->inspect(*id)) {
-        run.oom_killed = meta->state.oom_killed;
-      }
-      if (!run.error) {
-        auto log = docker->stdout_log(*id, k_max_report_bytes);
-        if (log) {
-          read_report(*log, run);
-        } else {
-          run.error = log.error().line();
-        }
-      }
+    run_one(*docker, *id, options, run);
+    if (auto ok = docker->remove(*id); !ok) {  // always: a test leaves nothing behind
+      run.error = fmt::format("the container {} could not be removed: {}", name, ok.error().line());
     }
-    (void)docker->remove(*id);  // always: a test leaves nothing behind
   }
   return result;
 }

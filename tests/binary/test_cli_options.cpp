@@ -405,3 +405,8 @@ TEST(TestRamOptions, BadSizesAndThresholdsAreRefused) {
   expect_refused({"test", "ram", "1G", "--psi-full-max", "101"}, "--psi-full-max: '101' is not a number from 0 to 100");
   expect_refused({"test", "ram", "1G", "--image", "../x"}, "--image: '../x' is not an image reference");
 }
+
+TEST(TestRamOptions, AContainerLimitUnderTheEnginesSmallestIsRefused) {
+  expect_refused({"test", "ram", "1G", "--container-limit", "1M"},
+                 "--container-limit: must be at least 6M (the engine's smallest limit)");
+}

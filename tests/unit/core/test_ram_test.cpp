@@ -9,8 +9,9 @@ namespace {
 constexpr std::uint64_t k_gib = 1ULL << 30;
 constexpr std::uint64_t k_chunk = 256ULL << 20;
 
-HostGauge gauge(std::uint64_t available, std::uint64_t pswpin, std::optional<double> psi = 0.0) {
-  return HostGauge{available, pswpin, psi};
+HostGauge gauge(std::uint64_t available, std::uint64_t pswpin, std::optional<double> psi = 0.0,
+                std::optional<std::uint64_t> pswpout = 7) {
+  return HostGauge{available, pswpin, pswpout, psi};
 }
 
 TEST(SafetyFloor, GoesOnWhileTheNextChunkLeavesTheReserve) {
@@ -26,6 +27,10 @@ TEST(SafetyFloor, AnySwapInSinceTheStartStops) {
   const SafetyFloor floor;
   const auto base = gauge(20 * k_gib, 100);
   EXPECT_EQ(check_floor(floor, base, gauge(20 * k_gib, 101), k_chunk), StopReason::swap_in);
+  EXPECT_EQ(check_floor(floor, base, gauge(20 * k_gib, 100, 0.0, 8), k_chunk), StopReason::swap_out)
+      << "the host pushing other processes out for the test";
+  EXPECT_EQ(check_floor(floor, base, gauge(20 * k_gib, 100, 0.0, std::nullopt), k_chunk), std::nullopt)
+      << "no pswpout counter: the swap-in guard still holds";
 }
 
 TEST(SafetyFloor, PressureAboveTheThresholdStopsAndUnknownPressureDoesNot) {
@@ -41,9 +46,9 @@ TEST(SafetyFloor, PressureAboveTheThresholdStopsAndUnknownPressureDoesNot) {
 TEST(SafetyFloor, AnUnreadableGaugeIsNoFloorAndStops) {
   const SafetyFloor floor;
   const auto base = gauge(20 * k_gib, 100);
-  EXPECT_EQ(check_floor(floor, base, HostGauge{std::nullopt, 100, 0.0}, k_chunk), StopReason::unreadable);
-  EXPECT_EQ(check_floor(floor, base, HostGauge{20 * k_gib, std::nullopt, 0.0}, k_chunk), StopReason::unreadable);
-  EXPECT_EQ(check_floor(floor, HostGauge{20 * k_gib, std::nullopt, 0.0}, gauge(20 * k_gib, 100), k_chunk),
+  EXPECT_EQ(check_floor(floor, base, HostGauge{std::nullopt, 100, 7, 0.0}, k_chunk), StopReason::unreadable);
+  EXPECT_EQ(check_floor(floor, base, HostGauge{20 * k_gib, std::nullopt, 7, 0.0}, k_chunk), StopReason::unreadable);
+  EXPECT_EQ(check_floor(floor, HostGauge{20 * k_gib, std::nullopt, 7, 0.0}, gauge(20 * k_gib, 100), k_chunk),
             StopReason::unreadable);
 }
 

@@ -19,6 +19,7 @@ struct SafetyFloor {
 struct HostGauge {
   std::optional<std::uint64_t> mem_available;  // /proc/meminfo
   std::optional<std::uint64_t> pswpin;         // /proc/vmstat, pages swapped in since boot
+  std::optional<std::uint64_t> pswpout;        // pages swapped out: the host pushing others out for the test
   std::optional<double> psi_full_avg10;        // /proc/pressure/memory (kernels without PSI: unknown)
 };
 
@@ -26,6 +27,7 @@ enum class StopReason {
   reached,            // the whole size was allocated and touched
   reserve,            // the next chunk would take MemAvailable under the reserve
   swap_in,            // the host swapped in since the test began
+  swap_out,           // the host swapped out since the test began
   pressure,           // PSI full avg10 rose above the threshold
   unreadable,         // MemAvailable or the swap counter could not be read: no floor, no test
   allocation_failed,  // mmap or MADV_POPULATE_WRITE failed (inside the limit: the cgroup said no)

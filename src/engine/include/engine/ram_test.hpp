@@ -27,22 +27,39 @@ struct RamTestOptions {
   std::string image;        // --image: one holding /memwarden-alloc; "" = memwarden's own
   std::string helper_path;  // the static helper put into memwarden's own image
   std::chrono::milliseconds per_size_limit{std::chrono::minutes(10)};
+  // --container-limit: the container's limit instead of ram_test_limit(size) (to see what a smaller one does).
+  std::optional<std::uint64_t> container_limit;
   const std::atomic<bool>* stop = nullptr;  // set by Ctrl-C: the running size stops, frees and is removed
 };
 
-// The limit of the container a size runs in: the size plus room for the helper itself.
-inline constexpr std::uint64_t k_ram_test_margin = 64ULL << 20;
+// The limit of the container a size runs in: the size, plus the helper itself and the page tables the kernel
+// charges to the container (8 bytes per 4 KiB page: size/512; twice that for room).
+[[nodiscard]] constexpr std::uint64_t ram_test_limit(std::uint64_t size) {
+  return size + (64ULL << 20) + size / 256;
+}
+
+// What a size's run says about the host (issue 14's exit codes: 0, 4, 3).
+enum class RamVerdict {
+  passed,          // reached
+  not_possible,    // refused as larger than the host, stopped by the floor, OOM-killed, an allocation failed
+  source_missing,  // MemTotal, MemAvailable or the swap counters could not be read
+  failed,          // the engine or the helper failed
+  interrupted,     // Ctrl-C, SIGTERM, or the time limit
+};
 
 struct RamTestRun {
   std::uint64_t size = 0;
   std::optional<std::string> refused;  // before anything was allocated
   std::optional<std::string> error;    // the engine or the helper failed
-  std::uint64_t reached = 0;
+  RamVerdict verdict = RamVerdict::failed;
+  std::optional<std::uint64_t> reached;  // unknown when the helper was killed before it could say
   double seconds = 0;
   std::optional<std::uint64_t> min_available;
   std::uint64_t swap_in_pages = 0;
+  std::uint64_t swap_out_pages = 0;
+  std::uint64_t container_limit = 0;
   std::optional<double> psi_full_peak;
-  std::string stop;  // the helper's reason: "reached", "reserve", "swap-in", ...
+  std::string stop;  // the helper's reason: "reached", "reserve", "swap-in", ...; "oom-killed"; "" when it did not run
   bool oom_killed = false;
 
   [[nodiscard]] std::optional<double> gb_per_s() const;
