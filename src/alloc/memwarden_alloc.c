@@ -129,6 +129,24 @@ static const char* check_floor(uint64_t reserve, double psi_max, const struct ga
   return NULL;
 }
 
+/* The lowest MemAvailable and the highest PSI full seen so far. */
+struct extremes {
+  int has_min, has_psi;
+  uint64_t min_available;
+  double psi_peak;
+};
+
+static void note_extremes(const struct gauge* g, struct extremes* e) {
+  if (g->has_available && (!e->has_min || g->available < e->min_available)) {
+    e->min_available = g->available;
+    e->has_min = 1;
+  }
+  if (g->has_psi && (!e->has_psi || g->psi_full > e->psi_peak)) {
+    e->psi_peak = g->psi_full;
+    e->has_psi = 1;
+  }
+}
+
 static int parse_u64(const char* s, uint64_t* out) {
   if (!s || *s < '0' || *s > '9')
     return -1;
@@ -204,10 +222,8 @@ int main(int argc, char** argv) {
   uint64_t reached = 0;
   struct gauge base, now;
   read_gauge(proc, &base);
-  uint64_t min_available = base.has_available ? base.available : 0;
-  int has_min = base.has_available;
-  double psi_peak = base.has_psi ? base.psi_full : 0;
-  int has_psi = base.has_psi;
+  struct extremes seen = {0, 0, 0, 0};
+  note_extremes(&base, &seen);
   const char* stop = NULL;
   long page = sysconf(_SC_PAGESIZE);
   if (page <= 0)
@@ -220,14 +236,7 @@ int main(int argc, char** argv) {
     }
     uint64_t next = size - reached < chunk ? size - reached : chunk;
     read_gauge(proc, &now);
-    if (now.has_available && (!has_min || now.available < min_available)) {
-      min_available = now.available;
-      has_min = 1;
-    }
-    if (now.has_psi && (!has_psi || now.psi_full > psi_peak)) {
-      psi_peak = now.psi_full;
-      has_psi = 1;
-    }
+    note_extremes(&now, &seen);
     stop = check_floor(reserve, psi_max, &base, &now, next);
     if (stop)
       break;
@@ -255,14 +264,7 @@ int main(int argc, char** argv) {
   /* The host at the peak, with everything still held: the lowest MemAvailable, the highest pressure, and
    * whether the last chunk made the host swap. */
   read_gauge(proc, &now);
-  if (now.has_available && (!has_min || now.available < min_available)) {
-    min_available = now.available;
-    has_min = 1;
-  }
-  if (now.has_psi && (!has_psi || now.psi_full > psi_peak)) {
-    psi_peak = now.psi_full;
-    has_psi = 1;
-  }
+  note_extremes(&now, &seen);
   uint64_t swapped_in = (base.has_pswpin && now.has_pswpin && now.pswpin > base.pswpin) ? now.pswpin - base.pswpin : 0;
   uint64_t swapped_out =
       (base.has_pswpout && now.has_pswpout && now.pswpout > base.pswpout) ? now.pswpout - base.pswpout : 0;
@@ -275,12 +277,12 @@ int main(int argc, char** argv) {
   /* Free at once, before anything else. */
   for (size_t i = 0; i < n_chunks; i++) munmap(chunks[i], (size_t)lengths[i]);
   char min_text[32], psi_text[32];
-  if (has_min)
-    snprintf(min_text, sizeof min_text, "%" PRIu64, min_available);
+  if (seen.has_min)
+    snprintf(min_text, sizeof min_text, "%" PRIu64, seen.min_available);
   else
     strcpy(min_text, "null");
-  if (has_psi)
-    snprintf(psi_text, sizeof psi_text, "%.2f", psi_peak);
+  if (seen.has_psi)
+    snprintf(psi_text, sizeof psi_text, "%.2f", seen.psi_peak);
   else
     strcpy(psi_text, "null");
   printf("{\"size\":%" PRIu64 ",\"reached\":%" PRIu64

@@ -502,8 +502,23 @@ JournalHandle open_journal(const std::string& state_dir, adapters::JournalRecord
 
 }  // namespace
 
-Expected<void, DeployError> preflight(const PreparedDeployment& prepared, const DeployOptions& options,
-                                      const RunOptions& run) {
+namespace {
+
+// The engine at --docker-host, connected once for the checks and the changes.
+Expected<adapters::DockerClient, DeployError> connect_engine(const DeployOptions& options) {
+  auto endpoint = adapters::parse_endpoint(options.plan.docker_host, "--docker-host");
+  if (!endpoint) {
+    return unexpected(deploy_error(DeployExit::usage, endpoint.error().line()));
+  }
+  auto docker = adapters::DockerClient::connect(*endpoint, options.plan.docker_timeout);
+  if (!docker) {
+    return unexpected(deploy_error(DeployExit::failed, "deploy: " + docker.error().line()));
+  }
+  return std::move(*docker);
+}
+
+Expected<void, DeployError> check_ready(adapters::DockerClient& docker, const PreparedDeployment& prepared,
+                                        const RunOptions& run) {
   const auto& spec = prepared.spec;
   if (!prepared.admission.admitted()) {
     return unexpected(DeployError{DeployExit::no_room, admission_advice(prepared)});
@@ -527,37 +542,36 @@ Expected<void, DeployError> preflight(const PreparedDeployment& prepared, const 
                     spec.name, names));
     return unexpected(std::move(e));
   }
-  auto endpoint = adapters::parse_endpoint(options.plan.docker_host, "--docker-host");
-  if (!endpoint) {
-    return unexpected(deploy_error(DeployExit::usage, endpoint.error().line()));
-  }
-  auto docker = adapters::DockerClient::connect(*endpoint, options.plan.docker_timeout);
-  if (!docker) {
-    return unexpected(deploy_error(DeployExit::failed, "deploy: " + docker.error().line()));
-  }
-  if (auto present = docker->image_present(spec.image); !present) {
+  if (auto present = docker.image_present(spec.image); !present) {
     return unexpected(deploy_error(DeployExit::failed, "deploy: " + present.error().line()));
   } else if (!*present) {
     return unexpected(deploy_error(DeployExit::usage,
                                    fmt::format("deploy: image {} is not present on {}; pull it first: docker pull {}",
-                                               spec.image, endpoint->text, spec.image)));
+                                               spec.image, docker.endpoint().text, spec.image)));
   }
   return {};
+}
+
+}  // namespace
+
+Expected<void, DeployError> preflight(const PreparedDeployment& prepared, const DeployOptions& options,
+                                      const RunOptions& run) {
+  auto docker = connect_engine(options);
+  if (!docker) {
+    return unexpected(docker.error());
+  }
+  return check_ready(*docker, prepared, run);
 }
 
 Expected<DeployReport, DeployError> run_deployment(const PreparedDeployment& prepared, const DeployOptions& options,
                                                    const RunOptions& run) {
   const auto& spec = prepared.spec;
-  if (auto ready = preflight(prepared, options, run); !ready) {
-    return unexpected(ready.error());
-  }
-  auto endpoint = adapters::parse_endpoint(options.plan.docker_host, "--docker-host");
-  if (!endpoint) {
-    return unexpected(deploy_error(DeployExit::usage, endpoint.error().line()));
-  }
-  auto docker = adapters::DockerClient::connect(*endpoint, options.plan.docker_timeout);
+  auto docker = connect_engine(options);
   if (!docker) {
-    return unexpected(deploy_error(DeployExit::failed, "deploy: " + docker.error().line()));
+    return unexpected(docker.error());
+  }
+  if (auto ready = check_ready(*docker, prepared, run); !ready) {
+    return unexpected(ready.error());
   }
 
   DeployReport report;
