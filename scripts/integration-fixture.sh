@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The ctest fixture for integration tests: a private Docker engine with the test image.
-#   scripts/integration-fixture.sh setup STATE_DIR MEMHOG_BINARY OLLAMA_SIM_BINARY
+#   scripts/integration-fixture.sh setup STATE_DIR MEMHOG_BINARY OLLAMA_SIM_BINARY [LLM_APP_DIR]
+# LLM_APP_DIR (tests/llm installed with npm ci) also makes the real model server's image, memwarden-test/llm.
 #   scripts/integration-fixture.sh teardown STATE_DIR
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 case "${1:-}" in
   setup)
-    [[ $# -eq 4 ]] || { echo "usage: $0 setup STATE_DIR MEMHOG_BINARY OLLAMA_SIM_BINARY" >&2; exit 2; }
+    [[ $# -eq 4 || $# -eq 5 ]] ||
+      { echo "usage: $0 setup STATE_DIR MEMHOG_BINARY OLLAMA_SIM_BINARY [LLM_APP_DIR]" >&2; exit 2; }
     "$here/test-engine.sh" start "$2" >/dev/null
     # shellcheck disable=SC1091
     source "$2/env"
@@ -30,13 +32,17 @@ case "${1:-}" in
         >/dev/null
     docker -H "$DOCKER_HOST" rm mw-deploy-image-src >/dev/null
     docker -H "$DOCKER_HOST" tag ollama/ollama:latest localai/localai:latest-gpu-nvidia-cuda-12
+    # The real model server (tests/llm): node, llama.cpp's prebuilt binaries and server.mjs (npm ci done in $5).
+    if [[ $# -eq 5 ]]; then
+      "$here/../tests/llm/build-image.sh" "$DOCKER_HOST" "$5" memwarden-test/llm:latest
+    fi
     ;;
   teardown)
     [[ $# -eq 2 ]] || { echo "usage: $0 teardown STATE_DIR" >&2; exit 2; }
     "$here/test-engine.sh" stop "$2"
     ;;
   *)
-    echo "usage: $0 setup|teardown STATE_DIR [MEMHOG_BINARY OLLAMA_SIM_BINARY]" >&2
+    echo "usage: $0 setup|teardown STATE_DIR [MEMHOG_BINARY OLLAMA_SIM_BINARY [LLM_APP_DIR]]" >&2
     exit 2
     ;;
 esac

@@ -73,6 +73,25 @@ CREATE TABLE IF NOT EXISTS minutes (
 ) WITHOUT ROWID;
 )sql";
 
+// Schema 2 adds the loads `memwarden test model --load` held against the plan.
+constexpr const char* k_schema_v2 = R"sql(
+CREATE TABLE IF NOT EXISTS estimate_checks (
+  id                INTEGER PRIMARY KEY,
+  at_ms             INTEGER NOT NULL,
+  model             TEXT NOT NULL,
+  server            TEXT NOT NULL,
+  quantization      TEXT NOT NULL,
+  num_ctx           INTEGER,
+  planned_ram       INTEGER NOT NULL,
+  planned_vram      INTEGER NOT NULL,
+  measured_ram      INTEGER,
+  server_size       INTEGER,
+  server_vram       INTEGER,
+  load_seconds      REAL,
+  kept_after_unload INTEGER
+);
+)sql";
+
 constexpr const char* k_raw_columns =
     "r.at_ms, r.usage, r.working_set, r.anon, r.file, r.swap, r.mem_limit, r.mem_available, r.psi_some_avg10, "
     "r.psi_full_avg10, r.models_bytes, r.models_vram_bytes, r.models_loaded";
@@ -468,8 +487,10 @@ Expected<void, Error> migrate(sqlite3* db, const fs::path& path) {
     return ok;
   }
   auto run = [&]() -> Expected<void, Error> {
-    if (auto ok = exec(db, path, db_error, k_schema_v1, "cannot create the sample database schema"); !ok) {
-      return ok;
+    for (const char* schema : {k_schema_v1, k_schema_v2}) {
+      if (auto ok = exec(db, path, db_error, schema, "cannot create the sample database schema"); !ok) {
+        return ok;
+      }
     }
     const auto set = fmt::format("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', {})",
                                  SampleStore::k_schema_version);
@@ -698,6 +719,90 @@ Result<std::vector<AggregateSample>> SampleStore::aggregates(const std::string& 
     a.mem_available_min = query.bytes(7);
     a.psi_full_avg10_max = query.real(8);
     out.push_back(std::move(a));
+  }
+}
+
+Expected<void, Error> SampleStore::append_estimate(const EstimateRecord& r) {
+  if (!m_impl) {
+    return unexpected(moved_from());
+  }
+  auto& s = *m_impl;
+  const std::lock_guard lock(s.mutex);
+  return s.in_transaction([&]() -> Expected<void, Error> {
+    Statement insert;
+    if (auto ok = insert.prepare(s.db, s.path, db_error,
+                                 "INSERT INTO estimate_checks (at_ms, model, server, quantization, num_ctx, "
+                                 "planned_ram, planned_vram, measured_ram, server_size, server_vram, load_seconds, "
+                                 "kept_after_unload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                 "cannot store a model load");
+        !ok) {
+      return ok;
+    }
+    insert.bind(1, r.at_ms);
+    insert.bind(2, r.model);
+    insert.bind(3, r.server);
+    insert.bind(4, r.quantization);
+    insert.bind(5, to_column(r.num_ctx));
+    insert.bind(6, to_column(std::optional<std::uint64_t>(r.planned_ram)));
+    insert.bind(7, to_column(std::optional<std::uint64_t>(r.planned_vram)));
+    insert.bind(8, to_column(r.measured_ram));
+    insert.bind(9, to_column(r.server_size));
+    insert.bind(10, to_column(r.server_vram));
+    insert.bind(11, r.load_seconds);
+    insert.bind(12, to_column(r.kept_after_unload));
+    if (auto ok = insert.run(); !ok) {
+      return ok;
+    }
+    Statement trim;
+    const auto sql = fmt::format(
+        "DELETE FROM estimate_checks WHERE id <= (SELECT id FROM estimate_checks ORDER BY id DESC LIMIT 1 OFFSET {})",
+        k_max_estimates);
+    if (auto ok = trim.prepare(s.db, s.path, db_error, sql, "cannot trim the stored model loads"); !ok) {
+      return ok;
+    }
+    return trim.run();
+  });
+}
+
+Result<std::vector<EstimateRecord>> SampleStore::estimates(std::size_t limit) {
+  if (!m_impl) {
+    return unexpected(moved_from());
+  }
+  auto& s = *m_impl;
+  const std::lock_guard lock(s.mutex);
+  Statement query;
+  if (auto ok = query.prepare(s.db, s.path, db_error,
+                              "SELECT at_ms, model, server, quantization, num_ctx, planned_ram, planned_vram, "
+                              "measured_ram, server_size, server_vram, load_seconds, kept_after_unload "
+                              "FROM estimate_checks ORDER BY id DESC LIMIT ?1",
+                              "cannot read the stored model loads");
+      !ok) {
+    return unexpected(ok.error());
+  }
+  query.bind(1, static_cast<std::int64_t>(std::min<std::size_t>(limit, k_max_estimates)));
+  std::vector<EstimateRecord> out;
+  for (;;) {
+    auto row = query.step();
+    if (!row) {
+      return unexpected(row.error());
+    }
+    if (!*row) {
+      return out;
+    }
+    EstimateRecord r;
+    r.at_ms = query.int64(0);
+    r.model = query.text(1);
+    r.server = query.text(2);
+    r.quantization = query.text(3);
+    r.num_ctx = query.bytes(4);
+    r.planned_ram = query.bytes(5).value_or(0);
+    r.planned_vram = query.bytes(6).value_or(0);
+    r.measured_ram = query.bytes(7);
+    r.server_size = query.bytes(8);
+    r.server_vram = query.bytes(9);
+    r.load_seconds = query.real(10);
+    r.kept_after_unload = query.bytes(11);
+    out.push_back(std::move(r));
   }
 }
 

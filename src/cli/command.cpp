@@ -103,6 +103,7 @@ constexpr WholeRange k_headroom_range{0, 1000};          // plan --headroom: per
 constexpr WholeRange k_port_range{1, 65535};             // deploy --port
 constexpr NumberRange k_growth_min_range{0.1, 1048576};  // diagnose/fix --growth-min: MiB per hour
 constexpr NumberRange k_psi_range{0, 100};               // test ram --psi-full-max: percent
+constexpr WholeRange k_test_history_range{1, 10000};     // test --history --limit: loads
 
 struct LoadingName {
   const char* name;
@@ -344,6 +345,12 @@ class CommandLine {
     }
     if (m_test.ram->parsed()) {
       return test_ram();
+    }
+    if (m_test.model.app->parsed()) {
+      return test_model();
+    }
+    if (m_test.app->parsed()) {
+      return test_history();
     }
     if (m_status.app->parsed()) {
       return status();
@@ -1004,8 +1011,28 @@ class CommandLine {
     return finish(c, std::move(command));
   }
 
-  // ---- test ram
+  // ---- test ram, test model, test --history
+  struct ModelFlags {
+    CLI::App* app = nullptr;
+    std::vector<std::string> models;
+    std::string ctx;
+    std::string parallel;
+    std::string kv_type;
+    std::string server;
+    std::string load_timeout;
+    std::string state_dir;
+    bool load = false;
+    bool keep = false;
+    bool json = false;
+    PlanFlags host;
+  };
   struct {
+    CLI::App* app = nullptr;
+    bool history = false;
+    std::string limit;
+    std::string state_dir;
+    bool history_json = false;
+    ModelFlags model;
     CLI::App* ram = nullptr;
     std::vector<std::string> sizes;
     std::string reserve;
@@ -1019,7 +1046,14 @@ class CommandLine {
   void add_test() {
     auto& t = m_test;
     auto* app = m_app.add_subcommand("test", "Prove the host can give what the plan says");
-    app->require_subcommand(1);
+    t.app = app;
+    app->require_subcommand(0, 1);
+    app->add_flag("--history", t.history, "List the model loads held against the plan (test model --load)");
+    app->add_option("--limit", t.limit, "With --history: the newest this many")->default_str("50");
+    app->add_option("--state-dir", t.state_dir, "With --history: where the sample history lives")
+        ->default_str(adapters::StateDir().path().string());
+    app->add_flag("--json", t.history_json, "With --history: print JSON");
+    add_test_model(app);
     t.ram = app->add_subcommand("ram", "Allocate and write each SIZE inside a container limited to it, safely");
     t.ram->add_option("SIZE", t.sizes, "Sizes to allocate, e.g. 10G 20G 25G")->required();
     t.ram->add_option("--reserve", t.reserve, "Stop when MemAvailable would fall under this")->default_str("4G");
@@ -1031,6 +1065,85 @@ class CommandLine {
     t.ram->add_option("--image", t.image, "An image holding /memwarden-alloc (default: memwarden makes its own)");
     t.ram->add_option("--docker-host", t.docker_host, "Docker address (default: $DOCKER_HOST, else the socket)");
     t.ram->add_flag("--json", t.json, "Print the results as JSON");
+  }
+
+  void add_test_model(CLI::App* test) {
+    auto& m = m_test.model;
+    const engine::ModelTestOptions defaults;
+    m.app = test->add_subcommand("model", "Plan a model on this host now; with --load, load it and measure");
+    m.app->add_option("MODEL", m.models, "Model names as the server knows them (or GGUF files, catalog names)")
+        ->required();
+    m.app->add_option("--server", m.server,
+                      "The server to ask and load on: a container's name or a URL (default: the one running)");
+    m.app->add_flag("--load", m.load, "Load each model, measure it against the plan, unload it and check the memory");
+    m.app->add_flag("--keep", m.keep, "With --load: leave the model loaded");
+    m.app->add_option("--load-timeout", m.load_timeout, "How long a load may take")
+        ->default_str(option_duration(defaults.load_timeout));
+    m.app->add_option("--state-dir", m.state_dir, "Where the measured loads are stored (the sample history)")
+        ->default_str(adapters::StateDir().path().string());
+    m.app->add_option("--ctx", m.ctx, "Context per request (num_ctx), 1 to 16777216")->type_name("UINT");
+    m.app->add_option("--parallel", m.parallel, "Requests served at once, 1 to 256")->type_name("UINT");
+    m.app->add_option("--kv-type", m.kv_type, "KV cache: f16, q8_0 or q4_0");
+    add_plan_flags(m.app, m.host);
+    m.app->add_flag("--json", m.json, "Print the results as JSON");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> test_model() const {
+    const auto& m = m_test.model;
+    TestModelCommand command;
+    auto& o = command.options;
+    Conversions c;
+    apply_plan_flags(m.app, m.host, c, o.plan);
+    o.plan.models = m.models;
+    for (const auto& model : m.models) {
+      if (model.empty()) {
+        c.fail("MODEL", "an empty model name");
+      }
+    }
+    if (!m.ctx.empty()) {
+      c.whole(m.ctx, "--ctx", k_ctx_range, o.plan.settings.num_ctx);
+    }
+    if (given(m.app, "--parallel")) {
+      c.whole(m.parallel, "--parallel", k_parallel_range, o.plan.parallel);
+    }
+    if (given(m.app, "--kv-type")) {
+      if (const auto kv = parse_kv_type(ascii_lower(m.kv_type))) {
+        o.plan.kv_type = *kv;
+      } else {
+        c.fail("--kv-type", fmt::format("'{}' is not f16, q8_0 or q4_0", m.kv_type));
+      }
+    }
+    if (m.server.find("://") != std::string::npos && !m.server.starts_with("http://") &&
+        !m.server.starts_with("https://")) {
+      c.fail("--server", fmt::format("'{}' is neither a container name nor an http(s) URL", m.server));
+    }
+    o.server = m.server;
+    o.load = m.load ? engine::ModelLoad::load : engine::ModelLoad::plan_only;
+    if (m.keep && !m.load) {
+      c.fail("--keep", "needs --load");
+    }
+    o.after_load = m.keep ? engine::AfterLoad::keep : engine::AfterLoad::unload;
+    if (given(m.app, "--load-timeout")) {
+      c.positive_duration(m.load_timeout, "--load-timeout", o.load_timeout);
+    }
+    o.state_dir = given(m.app, "--state-dir") ? m.state_dir : adapters::StateDir().path().string();
+    command.format = m.json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> test_history() const {
+    const auto& t = m_test;
+    if (!t.history) {
+      return unexpected(UsageError{"memwarden: test: give ram, model or --history\n"});
+    }
+    TestHistoryCommand command;
+    Conversions c;
+    if (given(t.app, "--limit")) {
+      c.whole(t.limit, "--limit", k_test_history_range, command.limit);
+    }
+    command.state_dir = given(t.app, "--state-dir") ? t.state_dir : adapters::StateDir().path().string();
+    command.format = t.history_json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
   }
 
   [[nodiscard]] Expected<Command, UsageError> test_ram() const {

@@ -30,6 +30,7 @@
 #include "cli/plan.hpp"
 #include "cli/serve.hpp"
 #include "cli/status.hpp"
+#include "cli/test_model.hpp"
 #include "core/bytes.hpp"
 
 namespace {
@@ -559,6 +560,38 @@ int execute(const TestRamCommand& command) {
   }
   print_report(json ? nlohmann::json{{"image", result->image}, {"runs", runs}}.dump(2) + "\n" : text);
   return g_interrupted.load() ? 130 : exit_code;
+}
+
+int execute(const TestModelCommand& command) {
+  auto options = command.options;
+  options.stop = &g_interrupted;
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  const bool json = command.format == ReportFormat::json;
+  const auto result = mw::engine::run_model_test(options);
+  if (!result) {
+    // The server named, or any server to load on, cannot be found: a source missing.
+    if (json) {
+      print_report(nlohmann::json{{"error", result.error().line()}, {"exit_code", 3}}.dump(2) + "\n");
+    }
+    fmt::print(stderr, "memwarden: test model: {}\n", result.error().line());
+    return 3;
+  }
+  print_report(json ? model_test_to_json(*result).dump(2) + "\n" : render_model_test(*result));
+  return static_cast<int>(mw::engine::model_test_exit(*result));
+}
+
+int execute(const TestHistoryCommand& command) {
+  const auto records = mw::engine::estimate_history(command.state_dir, command.limit);
+  if (!records) {
+    fmt::print(stderr, "memwarden: test --history: {}\n", records.error().line());
+    return 3;
+  }
+  print_report(command.format == ReportFormat::json ? estimate_history_to_json(*records).dump(2) + "\n"
+                                                    : render_estimate_history(*records));
+  return k_exit_ok;
 }
 
 int execute(const PrometheusRulesCommand& command) {

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "adapters/sample_store.hpp"
 #include "raw_db.hpp"
 #include "test_support.hpp"
@@ -560,4 +562,87 @@ TEST(SampleStore, SubjectsWithoutSamplesAreForgotten) {
   const auto rows = raw_ok(store, "gone");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].anon, 5u);
+}
+
+namespace {
+
+EstimateRecord load_record(std::int64_t at_ms, std::string model) {
+  EstimateRecord r;
+  r.at_ms = at_ms;
+  r.model = std::move(model);
+  r.server = "ollama";
+  r.quantization = "Q4_K_M";
+  r.num_ctx = 4096;
+  r.planned_ram = 5ULL << 30;
+  r.planned_vram = 0;
+  r.measured_ram = (5ULL << 30) + (200ULL << 20);
+  r.server_size = 5ULL << 30;
+  r.server_vram = 0;
+  r.load_seconds = 2.5;
+  r.kept_after_unload = 10ULL << 20;
+  return r;
+}
+
+}  // namespace
+
+TEST(SampleStore, ModelLoadsRoundTripNewestFirstWithUnknownsKept) {
+  TempDir tmp;
+  auto store = open_ok(tmp.path());
+  auto first = load_record(k_t0, "llama3.1:8b");
+  auto second = load_record(k_t0 + k_minute, "qwen2.5:7b");
+  second.measured_ram.reset();
+  second.num_ctx.reset();
+  second.load_seconds.reset();
+  second.kept_after_unload.reset();
+  ASSERT_TRUE(store.append_estimate(first));
+  ASSERT_TRUE(store.append_estimate(second));
+  auto rows = store.estimates(10);
+  ASSERT_TRUE(rows) << rows.error().line();
+  ASSERT_EQ(rows->size(), 2U);
+  EXPECT_EQ((*rows)[0], second);
+  EXPECT_EQ((*rows)[1], first);
+  auto one = store.estimates(1);
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->size(), 1U);
+  EXPECT_EQ((*one)[0].model, "qwen2.5:7b");
+}
+
+TEST(SampleStore, OnlyTheNewestModelLoadsAreKept) {
+  TempDir tmp;
+  auto store = open_ok(tmp.path());
+  {
+    RawDb raw(tmp.path() / "samples.db");
+    // Fill to the cap directly, then one more through the store drops the oldest.
+    raw.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {}) "
+                         "INSERT INTO estimate_checks (at_ms, model, server, quantization, planned_ram, planned_vram) "
+                         "SELECT i, 'm' || i, 's', 'q', 1, 0 FROM n",
+                         SampleStore::k_max_estimates));
+  }
+  ASSERT_TRUE(store.append_estimate(load_record(k_t0, "newest")));
+  RawDb raw(tmp.path() / "samples.db");
+  EXPECT_EQ(raw.integer("SELECT count(*) FROM estimate_checks"), SampleStore::k_max_estimates);
+  EXPECT_EQ(raw.integer("SELECT count(*) FROM estimate_checks WHERE model = 'm1'"), 0);
+  EXPECT_EQ(raw.integer("SELECT count(*) FROM estimate_checks WHERE model = 'newest'"), 1);
+}
+
+TEST(SampleStore, ASchemaOneHistoryGainsTheModelLoadsAndKeepsItsSamples) {
+  TempDir tmp;
+  {
+    auto store = open_ok(tmp.path());
+    ASSERT_TRUE(store.append({server_sample("ollama", k_t0, 42)}));
+  }
+  {
+    // As memwarden before schema 2 left it.
+    RawDb raw(tmp.path() / "samples.db");
+    raw.exec("DROP TABLE estimate_checks");
+    raw.exec("UPDATE meta SET value = 1 WHERE key = 'schema_version'");
+  }
+  auto store = open_ok(tmp.path());
+  EXPECT_EQ(raw_ok(store, "ollama").size(), 1U);
+  ASSERT_TRUE(store.append_estimate(load_record(k_t0, "llama3.1:8b")));
+  auto rows = store.estimates(5);
+  ASSERT_TRUE(rows);
+  EXPECT_EQ(rows->size(), 1U);
+  RawDb raw(tmp.path() / "samples.db");
+  EXPECT_EQ(raw.text("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
 }

@@ -884,3 +884,59 @@ TEST(ExportCommandLine, PrometheusRulesAndGrafana) {
   EXPECT_TRUE(parse({"export", "grafana"}).has_value());
   EXPECT_TRUE(std::holds_alternative<GrafanaCommand>(*parse({"export", "grafana"})));
 }
+
+// ---- test model, test --history
+
+TEST(CommandLine, TestModelDefaultsPlanOnlyWithTheStateDirAndDocker) {
+  const auto c = parsed<TestModelCommand>({"test", "model", "llama3.1:8b"}, env_with_docker_host("unix:///x.sock"));
+  const auto& o = c.options;
+  EXPECT_EQ(o.plan.models, std::vector<std::string>{"llama3.1:8b"});
+  EXPECT_EQ(o.load, engine::ModelLoad::plan_only);
+  EXPECT_EQ(o.after_load, engine::AfterLoad::unload);
+  EXPECT_EQ(o.server, "");
+  EXPECT_EQ(o.state_dir, adapters::StateDir().path().string());
+  EXPECT_EQ(o.plan.docker_host, "unix:///x.sock");
+  EXPECT_EQ(o.load_timeout, engine::ModelTestOptions().load_timeout);
+  EXPECT_EQ(c.format, ReportFormat::text);
+}
+
+TEST(CommandLine, TestModelTakesTheServerLoadKeepAndThePlanSettings) {
+  const auto c = parsed<TestModelCommand>({"test", "model", "a", "b:7b", "--server", "http://127.0.0.1:11434",
+                                           "--load", "--keep", "--ctx", "8192", "--parallel", "2", "--kv-type",
+                                           "q8_0", "--load-timeout", "90s", "--state-dir", "/tmp/s", "--ram", "32G",
+                                           "--json"});
+  const auto& o = c.options;
+  EXPECT_EQ(o.plan.models, (std::vector<std::string>{"a", "b:7b"}));
+  EXPECT_EQ(o.server, "http://127.0.0.1:11434");
+  EXPECT_EQ(o.load, engine::ModelLoad::load);
+  EXPECT_EQ(o.after_load, engine::AfterLoad::keep);
+  EXPECT_EQ(o.plan.settings.num_ctx, 8192U);
+  EXPECT_EQ(o.plan.parallel, 2U);
+  EXPECT_EQ(o.plan.kv_type, KvType::q8_0);
+  EXPECT_EQ(o.load_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(o.state_dir, "/tmp/s");
+  EXPECT_EQ(o.plan.ram, 32 * k_gib);
+  EXPECT_EQ(c.format, ReportFormat::json);
+}
+
+TEST(CommandLine, TestModelRefusals) {
+  expect_cli_refusal({"test", "model"}, "MODEL");
+  expect_refused({"test", "model", "m", "--keep"}, "--keep: needs --load");
+  expect_refused({"test", "model", "m", "--server", "ftp://x"},
+                 "--server: 'ftp://x' is neither a container name nor an http(s) URL");
+  expect_refused({"test", "model", "m", "--ctx", "0"}, "--ctx: '0' is not a whole number from 1 to 16777216");
+  expect_refused({"test", "model", "m", "--kv-type", "q2"}, "--kv-type: 'q2' is not f16, q8_0 or q4_0");
+  expect_refused({"test", "model", ""}, "MODEL: an empty model name");
+}
+
+TEST(CommandLine, TestHistoryAndATestWithoutWhat) {
+  const auto c = parsed<TestHistoryCommand>({"test", "--history", "--limit", "5", "--state-dir", "/s", "--json"});
+  EXPECT_EQ(c.limit, 5U);
+  EXPECT_EQ(c.state_dir, "/s");
+  EXPECT_EQ(c.format, ReportFormat::json);
+  const auto d = parsed<TestHistoryCommand>({"test", "--history"});
+  EXPECT_EQ(d.limit, 50U);
+  EXPECT_EQ(d.state_dir, adapters::StateDir().path().string());
+  expect_refused({"test"}, "test: give ram, model or --history");
+  expect_refused({"test", "--history", "--limit", "0"}, "--limit: '0' is not a whole number from 1 to 10000");
+}

@@ -44,6 +44,23 @@ struct AggregateSample {
   friend bool operator==(const AggregateSample&, const AggregateSample&) = default;
 };
 
+// One model load held against the plan (`memwarden test model --load`). Unknown values stay nullopt.
+struct EstimateRecord {
+  std::int64_t at_ms = 0;  // wall clock, unix ms
+  std::string model;
+  std::string server;
+  std::string quantization;
+  std::optional<std::uint64_t> num_ctx;
+  std::uint64_t planned_ram = 0;   // the model's RAM side in the plan (without the runner's own)
+  std::uint64_t planned_vram = 0;
+  std::optional<std::uint64_t> measured_ram;  // what the load added to the container (anon + page cache)
+  std::optional<std::uint64_t> server_size;   // /api/ps size
+  std::optional<std::uint64_t> server_vram;   // /api/ps size_vram
+  std::optional<double> load_seconds;
+  std::optional<std::uint64_t> kept_after_unload;  // anon above the level before the load, after the unload
+  friend bool operator==(const EstimateRecord&, const EstimateRecord&) = default;
+};
+
 struct SampleStoreOptions {
   std::chrono::milliseconds raw_retention = std::chrono::hours(48);
   std::chrono::milliseconds aggregate_retention = std::chrono::hours(24 * 30);
@@ -59,7 +76,8 @@ struct SampleStoreOptions {
 // Movable, not copyable; a moved-from store answers every call with an error.
 class SampleStore {
  public:
-  static constexpr int k_schema_version = 1;
+  static constexpr int k_schema_version = 2;  // 2: estimate_checks
+  static constexpr std::int64_t k_max_estimates = 10000;
   static constexpr int k_busy_timeout_ms = 2000;
   static constexpr std::int64_t k_minute_ms = 60'000;
   // A minute is rolled up once it ended this long before `now`: a sample taken just before
@@ -104,6 +122,10 @@ class SampleStore {
   // The subject's aggregates of the minutes that overlap [since_ms, until_ms), oldest first.
   [[nodiscard]] Result<std::vector<AggregateSample>> aggregates(const std::string& subject, std::int64_t since_ms,
                                                                 std::int64_t until_ms);
+  // Stores one load's figures; the newest k_max_estimates are kept.
+  [[nodiscard]] Expected<void, Error> append_estimate(const EstimateRecord& record);
+  // The newest `limit` stored, newest first.
+  [[nodiscard]] Result<std::vector<EstimateRecord>> estimates(std::size_t limit);
   // The subjects with any raw sample or aggregate, sorted by name (but for a subject whose
   // only samples were appended late, into minutes already rolled up).
   [[nodiscard]] Result<std::vector<std::string>> subjects();

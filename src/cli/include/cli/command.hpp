@@ -25,6 +25,7 @@
 #include "engine/diagnose.hpp"
 #include "engine/fix.hpp"
 #include "engine/plan.hpp"
+#include "engine/model_test.hpp"
 #include "engine/ram_test.hpp"
 #include "engine/status.hpp"
 #include "probes/host_root.hpp"
@@ -146,6 +147,19 @@ struct DeployCommand {
   ReportFormat format = ReportFormat::text;
 };
 
+// test model MODEL...
+struct TestModelCommand {
+  engine::ModelTestOptions options;  // stop is filled in when it runs
+  ReportFormat format = ReportFormat::text;
+};
+
+// test --history
+struct TestHistoryCommand {
+  std::string state_dir;
+  std::size_t limit = 50;
+  ReportFormat format = ReportFormat::text;
+};
+
 // test ram SIZE...
 struct TestRamCommand {
   engine::RamTestOptions options;  // helper_path and stop are filled in when it runs
@@ -172,7 +186,7 @@ struct GrafanaCommand {};
 
 using Command = std::variant<HelpCommand, StatusCommand, DiagnoseCommand, FixCommand, HistoryCommand, ServeCommand,
                              CheckConfigCommand, NotifyTestCommand, PlanCommand, ProfilesCommand, DeployCommand,
-                             ExportDeployCommand, TestRamCommand, PrometheusRulesCommand, GrafanaCommand>;
+                             ExportDeployCommand, TestRamCommand, TestModelCommand, TestHistoryCommand, PrometheusRulesCommand, GrafanaCommand>;
 
 // `args` as main receives them: args[0] is the program's name (the help text's usage line shows it).
 [[nodiscard]] Expected<Command, UsageError> parse_command_line(const std::vector<std::string>& args,
