@@ -30,6 +30,7 @@
 #include "cli/plan.hpp"
 #include "cli/serve.hpp"
 #include "cli/status.hpp"
+#include "cli/test_vram.hpp"
 #include "core/bytes.hpp"
 
 namespace {
@@ -559,6 +560,35 @@ int execute(const TestRamCommand& command) {
   }
   print_report(json ? nlohmann::json{{"image", result->image}, {"runs", runs}}.dump(2) + "\n" : text);
   return g_interrupted.load() ? 130 : exit_code;
+}
+
+int execute(const TestVramCommand& command) {
+  auto options = command.options;
+  options.stop = &g_interrupted;
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  const bool json = command.format == ReportFormat::json;
+  const auto result = mw::engine::run_vram_test(options);
+  if (!result) {
+    // No driver, cuInit failed, no such GPU: a source the test needs is missing.
+    if (json) {
+      print_report(nlohmann::json{{"error", result.error().line()}, {"exit_code", 3}}.dump(2) + "\n");
+    }
+    fmt::print(stderr, "memwarden: {}\n", result.error().line());
+    return 3;
+  }
+  // Ctrl-C after the last chunk was written still ends 130, as Ctrl-C does everywhere.
+  const int exit_code = g_interrupted.load() ? 130 : vram_test_exit_code(*result);
+  if (json) {
+    auto doc = vram_test_to_json(*result);
+    doc["exit_code"] = exit_code;
+    print_report(doc.dump(2) + "\n");
+  } else {
+    print_report(render_vram_test(*result));
+  }
+  return exit_code;
 }
 
 int execute(const PrometheusRulesCommand& command) {

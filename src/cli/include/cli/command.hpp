@@ -27,6 +27,7 @@
 #include "engine/plan.hpp"
 #include "engine/ram_test.hpp"
 #include "engine/status.hpp"
+#include "engine/vram_test.hpp"
 #include "probes/host_root.hpp"
 
 namespace mw::cli {
@@ -152,6 +153,12 @@ struct TestRamCommand {
   ReportFormat format = ReportFormat::text;
 };
 
+// test vram SIZE
+struct TestVramCommand {
+  engine::VramTestOptions options;  // stop is filled in when it runs
+  ReportFormat format = ReportFormat::text;
+};
+
 enum class ExportTarget { compose, portainer_templates };
 
 // export compose / export portainer-templates
@@ -170,9 +177,10 @@ struct PrometheusRulesCommand {
 
 struct GrafanaCommand {};
 
-using Command = std::variant<HelpCommand, StatusCommand, DiagnoseCommand, FixCommand, HistoryCommand, ServeCommand,
-                             CheckConfigCommand, NotifyTestCommand, PlanCommand, ProfilesCommand, DeployCommand,
-                             ExportDeployCommand, TestRamCommand, PrometheusRulesCommand, GrafanaCommand>;
+using Command =
+    std::variant<HelpCommand, StatusCommand, DiagnoseCommand, FixCommand, HistoryCommand, ServeCommand,
+                 CheckConfigCommand, NotifyTestCommand, PlanCommand, ProfilesCommand, DeployCommand,
+                 ExportDeployCommand, TestRamCommand, TestVramCommand, PrometheusRulesCommand, GrafanaCommand>;
 
 // `args` as main receives them: args[0] is the program's name (the help text's usage line shows it).
 [[nodiscard]] Expected<Command, UsageError> parse_command_line(const std::vector<std::string>& args,
