@@ -104,6 +104,7 @@ constexpr WholeRange k_port_range{1, 65535};             // deploy --port
 constexpr NumberRange k_growth_min_range{0.1, 1048576};  // diagnose/fix --growth-min: MiB per hour
 constexpr NumberRange k_psi_range{0, 100};               // test ram --psi-full-max: percent
 constexpr WholeRange k_test_history_range{1, 10000};     // test --history --limit: loads
+constexpr WholeRange k_cuda_ordinal_range{0, 1023};      // test vram --gpu: a CUDA ordinal
 
 struct LoadingName {
   const char* name;
@@ -348,6 +349,9 @@ class CommandLine {
     }
     if (m_test.model.app->parsed()) {
       return test_model();
+    }
+    if (m_test_vram.app->parsed()) {
+      return test_vram();
     }
     if (m_test.app->parsed()) {
       return test_history();
@@ -1065,6 +1069,7 @@ class CommandLine {
     t.ram->add_option("--image", t.image, "An image holding /memwarden-alloc (default: memwarden makes its own)");
     t.ram->add_option("--docker-host", t.docker_host, "Docker address (default: $DOCKER_HOST, else the socket)");
     t.ram->add_flag("--json", t.json, "Print the results as JSON");
+    add_test_vram(app);
   }
 
   void add_test_model(CLI::App* test) {
@@ -1134,7 +1139,7 @@ class CommandLine {
   [[nodiscard]] Expected<Command, UsageError> test_history() const {
     const auto& t = m_test;
     if (!t.history) {
-      return unexpected(UsageError{"memwarden: test: give ram, model or --history\n"});
+      return unexpected(UsageError{"memwarden: test: give ram, vram, model or --history\n"});
     }
     TestHistoryCommand command;
     Conversions c;
@@ -1179,6 +1184,61 @@ class CommandLine {
     }
     o.image = t.image;
     o.docker_host = adapters::docker_host_address(t.docker_host, m_env.docker_host.c_str());
+    command.format = t.json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
+  }
+
+  // ---- test vram
+  struct {
+    CLI::App* app = nullptr;
+    std::string size;
+    std::string gpu;
+    std::string gpu_reserve;
+    std::string chunk;
+    std::string cuda_library;
+    bool json = false;
+  } m_test_vram;
+
+  void add_test_vram(CLI::App* test) {
+    auto& t = m_test_vram;
+    t.app = test->add_subcommand("vram", "Allocate and write SIZE on a GPU through the CUDA driver, then free it");
+    t.app->add_option("SIZE", t.size, "VRAM to allocate, e.g. 12G")->required();
+    t.app->add_option("--gpu", t.gpu, "The GPU's CUDA ordinal (after CUDA_VISIBLE_DEVICES)")->default_str("0");
+    t.app->add_option("--gpu-reserve", t.gpu_reserve, "Stop before the GPU's free memory would fall under this")
+        ->default_str(option_size(k_vram_default_reserve));
+    t.app->add_option("--chunk", t.chunk, "Allocate in chunks of this size")
+        ->default_str(option_size(k_vram_default_chunk));
+    t.app->add_option("--cuda-library", t.cuda_library, "The CUDA driver library to load")->default_str("libcuda.so.1");
+    t.app->add_flag("--json", t.json, "Print the result as JSON");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> test_vram() const {
+    const auto& t = m_test_vram;
+    TestVramCommand command;
+    auto& o = command.options;
+    Conversions c;
+    c.size(t.size, "SIZE", o.size);
+    if (!c.failed() && o.size == 0) {
+      c.fail("SIZE", fmt::format("'{}' is 0: nothing to test", t.size));
+    }
+    if (!t.gpu.empty()) {
+      std::uint64_t ordinal = 0;
+      c.whole(t.gpu, "--gpu", k_cuda_ordinal_range, ordinal);
+      o.gpu = static_cast<int>(ordinal);
+    }
+    if (!t.gpu_reserve.empty()) {
+      c.size(t.gpu_reserve, "--gpu-reserve", o.reserve);
+    }
+    if (!t.chunk.empty()) {
+      c.size(t.chunk, "--chunk", o.chunk);
+      if (!c.failed() && o.chunk < (1ULL << 20)) {
+        c.fail("--chunk", "must be at least 1M");
+      }
+    }
+    if (given(t.app, "--cuda-library") && t.cuda_library.empty()) {
+      c.fail("--cuda-library", "is empty");
+    }
+    o.library = t.cuda_library;
     command.format = t.json ? ReportFormat::json : ReportFormat::text;
     return finish(c, std::move(command));
   }

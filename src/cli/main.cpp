@@ -31,6 +31,7 @@
 #include "cli/serve.hpp"
 #include "cli/status.hpp"
 #include "cli/test_model.hpp"
+#include "cli/test_vram.hpp"
 #include "core/bytes.hpp"
 
 namespace {
@@ -478,6 +479,15 @@ extern "C" void on_interrupt(int signal_number) {
   std::signal(signal_number, SIG_DFL);
 }
 
+// For the tests that hold memory (test ram, vram, model): Ctrl-C and SIGTERM set g_interrupted, and the test stops,
+// frees and cleans up.
+void stop_on_interrupt() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
 // The allocation helper: $MEMWARDEN_ALLOC, else memwarden-alloc beside this binary.
 std::string alloc_helper_path() {
   if (const char* env = std::getenv("MEMWARDEN_ALLOC"); env != nullptr && *env != '\0') {
@@ -510,10 +520,7 @@ int execute(const TestRamCommand& command) {
   auto options = command.options;
   options.helper_path = alloc_helper_path();
   options.stop = &g_interrupted;
-  struct sigaction sa {};
-  sa.sa_handler = on_interrupt;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  stop_on_interrupt();
   const bool json = command.format == ReportFormat::json;
   const auto result = mw::engine::run_ram_test(options);
   if (!result) {
@@ -565,10 +572,7 @@ int execute(const TestRamCommand& command) {
 int execute(const TestModelCommand& command) {
   auto options = command.options;
   options.stop = &g_interrupted;
-  struct sigaction sa {};
-  sa.sa_handler = on_interrupt;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  stop_on_interrupt();
   const bool json = command.format == ReportFormat::json;
   const auto result = mw::engine::run_model_test(options);
   if (!result) {
@@ -592,6 +596,32 @@ int execute(const TestHistoryCommand& command) {
   print_report(command.format == ReportFormat::json ? estimate_history_to_json(*records).dump(2) + "\n"
                                                     : render_estimate_history(*records));
   return k_exit_ok;
+}
+
+int execute(const TestVramCommand& command) {
+  auto options = command.options;
+  options.stop = &g_interrupted;
+  stop_on_interrupt();
+  const bool json = command.format == ReportFormat::json;
+  const auto result = mw::engine::run_vram_test(options);
+  if (!result) {
+    // No driver, cuInit failed, no such GPU: a source the test needs is missing.
+    if (json) {
+      print_report(nlohmann::json{{"error", result.error().line()}, {"exit_code", 3}}.dump(2) + "\n");
+    }
+    fmt::print(stderr, "memwarden: {}\n", result.error().line());
+    return 3;
+  }
+  // Ctrl-C after the last chunk was written still ends 130, as Ctrl-C does everywhere.
+  const int exit_code = g_interrupted.load() ? 130 : vram_test_exit_code(*result);
+  if (json) {
+    auto doc = vram_test_to_json(*result);
+    doc["exit_code"] = exit_code;
+    print_report(doc.dump(2) + "\n");
+  } else {
+    print_report(render_vram_test(*result));
+  }
+  return exit_code;
 }
 
 int execute(const PrometheusRulesCommand& command) {

@@ -937,6 +937,6 @@ TEST(CommandLine, TestHistoryAndATestWithoutWhat) {
   const auto d = parsed<TestHistoryCommand>({"test", "--history"});
   EXPECT_EQ(d.limit, 50U);
   EXPECT_EQ(d.state_dir, adapters::StateDir().path().string());
-  expect_refused({"test"}, "test: give ram, model or --history");
+  expect_refused({"test"}, "test: give ram, vram, model or --history");
   expect_refused({"test", "--history", "--limit", "0"}, "--limit: '0' is not a whole number from 1 to 10000");
 }

@@ -28,6 +28,7 @@
 #include "engine/model_test.hpp"
 #include "engine/ram_test.hpp"
 #include "engine/status.hpp"
+#include "engine/vram_test.hpp"
 #include "probes/host_root.hpp"
 
 namespace mw::cli {
@@ -166,6 +167,12 @@ struct TestRamCommand {
   ReportFormat format = ReportFormat::text;
 };
 
+// test vram SIZE
+struct TestVramCommand {
+  engine::VramTestOptions options;  // stop is filled in when it runs
+  ReportFormat format = ReportFormat::text;
+};
+
 enum class ExportTarget { compose, portainer_templates };
 
 // export compose / export portainer-templates
@@ -186,7 +193,7 @@ struct GrafanaCommand {};
 
 using Command = std::variant<HelpCommand, StatusCommand, DiagnoseCommand, FixCommand, HistoryCommand, ServeCommand,
                              CheckConfigCommand, NotifyTestCommand, PlanCommand, ProfilesCommand, DeployCommand,
-                             ExportDeployCommand, TestRamCommand, TestModelCommand, TestHistoryCommand, PrometheusRulesCommand, GrafanaCommand>;
+                             ExportDeployCommand, TestRamCommand, TestVramCommand, TestModelCommand, TestHistoryCommand, PrometheusRulesCommand, GrafanaCommand>;
 
 // `args` as main receives them: args[0] is the program's name (the help text's usage line shows it).
 [[nodiscard]] Expected<Command, UsageError> parse_command_line(const std::vector<std::string>& args,
