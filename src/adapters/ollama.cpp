@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "adapters/json_fields.hpp"
+#include "core/text.hpp"
 
 namespace mw::adapters {
 
@@ -281,8 +282,15 @@ Expected<void, Error> OllamaClient::load(std::string_view model, std::string_vie
   if (model.empty()) {
     return fail(source("POST", "/api/generate"), "no model name given");
   }
-  // No prompt: the server loads the model and answers with done true and an empty response.
-  const json body = {{"model", std::string(model)}, {"keep_alive", std::string(keep_alive)}, {"stream", false}};
+  // No prompt: the server loads the model and answers with done true and an empty response. Ollama reads a string
+  // keep_alive as a Go duration ("5m", "-1s"), where "300" or "-1" is an error: a plain number goes as a number
+  // (seconds), and "" leaves it out (the server's default applies).
+  json body = {{"model", std::string(model)}, {"stream", false}};
+  if (const auto seconds = parse_i64(keep_alive)) {
+    body["keep_alive"] = *seconds;
+  } else if (!keep_alive.empty()) {
+    body["keep_alive"] = std::string(keep_alive);
+  }
   auto answer = request("POST", "/api/generate", k_max_unload_bytes, dump(body));
   if (!answer) {
     return unexpected(answer.error());

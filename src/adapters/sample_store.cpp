@@ -73,8 +73,9 @@ CREATE TABLE IF NOT EXISTS minutes (
 ) WITHOUT ROWID;
 )sql";
 
-// Schema 2 adds the loads `memwarden test model --load` held against the plan.
-constexpr const char* k_schema_v2 = R"sql(
+// The loads `memwarden test model --load` held against the plan: added to schema 1 where missing (an older
+// memwarden ignores the table).
+constexpr const char* k_estimate_checks = R"sql(
 CREATE TABLE IF NOT EXISTS estimate_checks (
   id                INTEGER PRIMARY KEY,
   at_ms             INTEGER NOT NULL,
@@ -487,10 +488,8 @@ Expected<void, Error> migrate(sqlite3* db, const fs::path& path) {
     return ok;
   }
   auto run = [&]() -> Expected<void, Error> {
-    for (const char* schema : {k_schema_v1, k_schema_v2}) {
-      if (auto ok = exec(db, path, db_error, schema, "cannot create the sample database schema"); !ok) {
-        return ok;
-      }
+    if (auto ok = exec(db, path, db_error, k_schema_v1, "cannot create the sample database schema"); !ok) {
+      return ok;
     }
     const auto set = fmt::format("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', {})",
                                  SampleStore::k_schema_version);
@@ -551,6 +550,9 @@ Result<SampleStore> SampleStore::open(const fs::path& state_dir, SampleStoreOpti
     return unexpected(ok.error());
   }
   if (auto ok = migrate(raw, path); !ok) {
+    return unexpected(ok.error());
+  }
+  if (auto ok = exec(raw, path, db_error, k_estimate_checks, "cannot create the table of model loads"); !ok) {
     return unexpected(ok.error());
   }
   if (auto ok = impl->prepare_kept(); !ok) {

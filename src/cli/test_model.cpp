@@ -33,6 +33,19 @@ void render_load(const engine::LoadMeasurement& m, std::string& out) {
     out += fmt::format("  load     failed after {:.2f} s: {}\n", m.load_seconds, *m.error);
     return;
   }
+  if (m.ps_error) {
+    out += "  /api/ps  " + *m.ps_error + "\n";
+  }
+  if (!m.evicted.empty()) {
+    std::string names;
+    for (const auto& n : m.evicted) {
+      names += (names.empty() ? "" : ", ") + n;
+    }
+    out += fmt::format(
+        "  note     the server unloaded {} to make room: the container's change is not this model's "
+        "alone, so RAM is not measured\n",
+        names);
+  }
   out += fmt::format("  load     {:.2f} s, {}, /api/ps size {} (VRAM {}){}\n", m.load_seconds,
                      m.processor.empty() ? "-" : m.processor, bytes_or_dash(m.ps_size), bytes_or_dash(m.ps_vram),
                      m.context_length ? fmt::format(", context {}", *m.context_length) : std::string());
@@ -50,11 +63,14 @@ void render_load(const engine::LoadMeasurement& m, std::string& out) {
       verdict = fmt::format("{} the plan's band {} to {}", c.within ? "within" : "OFF: outside", format_bytes(c.low),
                             format_bytes(c.high));
     }
-    out += fmt::format("  {:<26} {:>10} {:>10} {:>8}  {}\n", c.what, format_bytes(c.planned),
-                       bytes_or_dash(c.measured), percent(c.error_percent), verdict);
+    out += fmt::format("  {:<26} {:>10} {:>10} {:>8}  {}\n", c.what, format_bytes(c.planned), bytes_or_dash(c.measured),
+                       percent(c.error_percent), verdict);
   }
   if (m.after_load == engine::AfterLoad::keep) {
-    out += "  unload   kept loaded (--keep)\n";
+    out += "  unload   kept loaded (--keep), for the server's default keep_alive\n";
+    if (m.unload_error) {
+      out += "  note     " + *m.unload_error + "\n";
+    }
     return;
   }
   if (m.unload_error) {
@@ -66,9 +82,10 @@ void render_load(const engine::LoadMeasurement& m, std::string& out) {
                          bytes_or_dash(m.before.anon));
       break;
     case UnloadVerdict::kept:
-      out += fmt::format("  unload   FINDING: the server keeps {} with the model unloaded (anon {} after, {} before "
-                         "the load); `memwarden diagnose` and `memwarden fix` deal with it\n",
-                         bytes_or_dash(m.unload.kept), bytes_or_dash(m.after.anon), bytes_or_dash(m.before.anon));
+      out += fmt::format(
+          "  unload   FINDING: the server keeps {} with the model unloaded (anon {} after, {} before "
+          "the load); `memwarden diagnose` and `memwarden fix` deal with it\n",
+          bytes_or_dash(m.unload.kept), bytes_or_dash(m.after.anon), bytes_or_dash(m.before.anon));
       break;
     case UnloadVerdict::unknown:
       if (!m.unload_error) {
@@ -96,6 +113,9 @@ nlohmann::json load_json(const engine::LoadMeasurement& m) {
                           {"page_cache_bytes", optional_json(n.file)}};
   };
   return {{"error", optional_json(m.error)},
+          {"lack_of_memory", m.lack_of_memory},
+          {"ps_error", optional_json(m.ps_error)},
+          {"evicted", m.evicted},
           {"load_seconds", m.load_seconds},
           {"ps_size_bytes", optional_json(m.ps_size)},
           {"ps_vram_bytes", optional_json(m.ps_vram)},
@@ -107,9 +127,10 @@ nlohmann::json load_json(const engine::LoadMeasurement& m) {
           {"oom_kills", optional_json(m.oom_kills)},
           {"checks", checks},
           {"kept", m.after_load == engine::AfterLoad::keep},
-          {"unload", {{"verdict", to_string(m.unload.verdict)},
-                      {"kept_bytes", optional_json(m.unload.kept)},
-                      {"error", optional_json(m.unload_error)}}},
+          {"unload",
+           {{"verdict", to_string(m.unload.verdict)},
+            {"kept_bytes", optional_json(m.unload.kept)},
+            {"error", optional_json(m.unload_error)}}},
           {"not_stored", optional_json(m.stored)}};
 }
 
@@ -133,6 +154,9 @@ std::string render_model_test(const ModelTestResult& r) {
     out += fmt::format("  now      RAM {} ({} needed), VRAM {} ({}), disk {}\n", yes_no(run.ram_fits),
                        format_bytes(run.plan->ram_needed), yes_no(run.vram_fits),
                        format_bytes(run.plan->placement.vram), yes_no(run.disk_fits));
+    if (run.not_loaded) {
+      out += "  load     " + *run.not_loaded + "\n";
+    }
     if (run.load) {
       render_load(*run.load, out);
     }
@@ -149,8 +173,8 @@ std::string render_model_test(const ModelTestResult& r) {
 nlohmann::json model_test_to_json(const ModelTestResult& r) {
   nlohmann::json runs = nlohmann::json::array();
   for (const auto& run : r.runs) {
-    nlohmann::json j = {{"model", run.model}, {"error", run.plan_error ? nlohmann::json(run.plan_error->line())
-                                                                        : nlohmann::json(nullptr)}};
+    nlohmann::json j = {{"model", run.model},
+                        {"error", run.plan_error ? nlohmann::json(run.plan_error->line()) : nlohmann::json(nullptr)}};
     if (run.plan) {
       j["fits_now"] = {{"ram", run.ram_fits}, {"vram", run.vram_fits}, {"disk", run.disk_fits}};
       j["planned"] = {{"ram_needed_bytes", run.plan->ram_needed},
@@ -160,6 +184,7 @@ nlohmann::json model_test_to_json(const ModelTestResult& r) {
                       {"layers_total", run.plan->placement.layers_total},
                       {"layers_on_gpu", run.plan->placement.layers_on_gpu}};
     }
+    j["not_loaded"] = optional_json(run.not_loaded);
     j["load"] = run.load ? load_json(*run.load) : nlohmann::json(nullptr);
     runs.push_back(std::move(j));
   }
@@ -167,8 +192,8 @@ nlohmann::json model_test_to_json(const ModelTestResult& r) {
   if (r.server) {
     server = {{"name", r.server->name},
               {"url", r.server->url},
-              {"container_id", r.server->container_id.empty() ? nlohmann::json(nullptr)
-                                                               : nlohmann::json(r.server->container_id)},
+              {"container_id",
+               r.server->container_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.server->container_id)},
               {"memory_limit_bytes", optional_json(r.server->memory_limit)}};
   }
   return {{"schema", "memwarden.test-model/1"},
@@ -217,10 +242,10 @@ std::string render_estimate_history(const std::vector<adapters::EstimateRecord>&
   std::map<std::string, Sum> by_model;
   for (const auto& r : records) {
     const auto error = ram_error(r);
-    out += fmt::format("{:<16} {:<24} {:<12} {:>10} {:>10} {:>8} {:>8} {:>10}\n", local_time(r.at_ms), r.model,
-                       r.server, format_bytes(r.planned_ram), bytes_or_dash(r.measured_ram), percent(error),
-                       r.load_seconds ? fmt::format("{:.1f}s", *r.load_seconds) : "-",
-                       bytes_or_dash(r.kept_after_unload));
+    out +=
+        fmt::format("{:<16} {:<24} {:<12} {:>10} {:>10} {:>8} {:>8} {:>10}\n", local_time(r.at_ms), r.model, r.server,
+                    format_bytes(r.planned_ram), bytes_or_dash(r.measured_ram), percent(error),
+                    r.load_seconds ? fmt::format("{:.1f}s", *r.load_seconds) : "-", bytes_or_dash(r.kept_after_unload));
     if (error) {
       auto& s = by_model[r.model];
       s.total += *error;

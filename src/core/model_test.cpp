@@ -14,8 +14,8 @@ EstimateCheck check_estimate(std::string what, std::uint64_t planned, std::optio
   c.role = role;
   c.planned = planned;
   c.measured = measured;
-  const auto slack = std::max(static_cast<std::uint64_t>(static_cast<double>(planned) * tolerance.percent / 100.0),
-                              tolerance.bytes);
+  const auto slack =
+      std::max(static_cast<std::uint64_t>(static_cast<double>(planned) * tolerance.percent / 100.0), tolerance.bytes);
   const auto below = std::min(planned, std::min(fills_later, planned) + slack);
   c.low = planned - below;
   c.high = planned + slack;
@@ -23,8 +23,8 @@ EstimateCheck check_estimate(std::string what, std::uint64_t planned, std::optio
     return c;
   }
   if (planned > 0) {
-    c.error_percent = (static_cast<double>(*measured) - static_cast<double>(planned)) / static_cast<double>(planned) *
-                      100.0;
+    c.error_percent =
+        (static_cast<double>(*measured) - static_cast<double>(planned)) / static_cast<double>(planned) * 100.0;
   }
   c.within = *measured >= c.low && *measured <= c.high;
   return c;

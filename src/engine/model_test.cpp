@@ -11,8 +11,10 @@
 #include "core/bytes.hpp"
 #include "core/discovery.hpp"
 #include "core/ollama_name.hpp"
+#include "core/text.hpp"
 #include "engine/inventory.hpp"
 #include "probes/cgroup.hpp"
+#include "probes/host_memory.hpp"
 
 namespace mw::engine {
 
@@ -107,8 +109,8 @@ Expected<FoundServer, Error> find_server(const ModelTestOptions& o) {
   } else {
     if (!docker) {
       if (!o.server.empty()) {
-        return unexpected(Error{"--server", fmt::format("cannot look up container '{}': {}", o.server,
-                                                        docker_error())});
+        return unexpected(
+            Error{"--server", fmt::format("cannot look up container '{}': {}", o.server, docker_error())});
       }
       if (o.load == ModelLoad::load) {
         return unexpected(Error{"--load", fmt::format("no server to load on: {}; give --server URL", docker_error())});
@@ -184,7 +186,8 @@ const OllamaModel* listed(const std::vector<OllamaModel>& models, const std::str
   return nullptr;
 }
 
-std::optional<std::uint64_t> added(const std::optional<std::uint64_t>& before, const std::optional<std::uint64_t>& after) {
+std::optional<std::uint64_t> added(const std::optional<std::uint64_t>& before,
+                                   const std::optional<std::uint64_t>& after) {
   if (!before || !after) {
     return std::nullopt;
   }
@@ -199,8 +202,51 @@ void fill_fit(ModelTestRun& run, const HostBudget& host) {
   run.disk_fits = !p.disk_short;
 }
 
+// Ollama's words when a model does not fit ("model requires more system memory (...) than is available (...)"),
+// a runner killed by the kernel, and the usual out-of-memory phrases of other servers.
+bool says_lack_of_memory(const std::string& error) {
+  const auto lower = ascii_lower(error);
+  for (const char* phrase : {"more system memory", "out of memory", "cudamalloc failed", "signal: killed",
+                             "insufficient memory", "not enough memory"}) {
+    if (lower.find(phrase) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> names_gone(const std::vector<OllamaModel>& before, const std::vector<OllamaModel>& after) {
+  std::vector<std::string> gone;
+  for (const auto& m : before) {
+    if (listed(after, m.name) == nullptr) {
+      gone.push_back(m.name);
+    }
+  }
+  return gone;
+}
+
+// Unloads the model on every way out of a measurement once its load was asked for (a load that timed out may
+// still finish on the server), unless --keep.
+class UnloadGuard {
+ public:
+  UnloadGuard(adapters::OllamaClient& api, std::string model) : m_api(api), m_model(std::move(model)) {}
+  UnloadGuard(const UnloadGuard&) = delete;
+  UnloadGuard& operator=(const UnloadGuard&) = delete;
+  ~UnloadGuard() {
+    if (m_armed) {
+      static_cast<void>(m_api.unload(m_model));
+    }
+  }
+  void disarm() { m_armed = false; }
+
+ private:
+  adapters::OllamaClient& m_api;
+  std::string m_model;
+  bool m_armed = true;
+};
+
 LoadMeasurement measure_load(const ModelTestOptions& o, const FoundServer& server, const ModelPlan& plan,
-                             const std::string& model) {
+                             const std::string& model, const std::vector<OllamaModel>& loaded_before) {
   LoadMeasurement m;
   m.after_load = o.after_load;
   auto endpoint = adapters::parse_endpoint(server.target->url, "--server");
@@ -212,9 +258,15 @@ LoadMeasurement measure_load(const ModelTestOptions& o, const FoundServer& serve
   adapters::OllamaClient api(*endpoint, k_api_timeout);
   const auto oom_before = server.watch.read();
   m.before = server.watch.now();
+  // Long enough for the measurement, not forever: a memwarden killed mid-test leaves the model to expire.
+  const auto keep_for =
+      std::chrono::duration_cast<std::chrono::seconds>(o.load_timeout + o.unload_wait) + std::chrono::minutes(5);
+  std::optional<UnloadGuard> guard;
+  if (o.after_load == AfterLoad::unload) {
+    guard.emplace(api, model);
+  }
   const auto started = Clock::now();
-  // Kept until memwarden unloads it (or, with --keep, until someone does): it must not expire mid-measurement.
-  auto loaded = loader.load(model, "-1");
+  auto loaded = loader.load(model, fmt::format("{}s", keep_for.count()));
   m.load_seconds = std::chrono::duration<double>(Clock::now() - started).count();
   const auto oom_after = server.watch.read();
   if (oom_before && oom_after && oom_before->oom_kills && oom_after->oom_kills) {
@@ -222,16 +274,17 @@ LoadMeasurement measure_load(const ModelTestOptions& o, const FoundServer& serve
   }
   if (!loaded) {
     m.error = loaded.error().line();
+    m.lack_of_memory = m.oom_kills.value_or(0) > 0 || says_lack_of_memory(*m.error);
     if (m.oom_kills && *m.oom_kills > 0) {
-      *m.error += fmt::format(" (the kernel killed {} process(es) in the container for lack of memory{})",
-                              *m.oom_kills,
+      *m.error += fmt::format(" (the kernel killed {} process(es) in the container for lack of memory{})", *m.oom_kills,
                               server.target->memory_limit
                                   ? fmt::format(": its limit is {}", format_bytes(*server.target->memory_limit))
                                   : std::string());
     }
-    return m;
+    return m;  // the guard unloads it, in case the server finishes the load after all
   }
   m.loaded = server.watch.now();
+  std::optional<std::uint64_t> measured_ram = added(m.before.held(), m.loaded.held());
   if (auto ps = api.ps()) {
     if (const auto* entry = listed(*ps, model)) {
       m.ps_size = entry->size;
@@ -239,24 +292,32 @@ LoadMeasurement measure_load(const ModelTestOptions& o, const FoundServer& serve
       m.context_length = entry->context_length;
       m.processor = processor_split(entry->size, entry->size_vram);
     } else {
-      m.error = "loaded, but /api/ps does not list it";
+      m.ps_error = "loaded, but /api/ps does not list it";
+    }
+    m.evicted = names_gone(loaded_before, *ps);
+    if (!m.evicted.empty()) {
+      measured_ram.reset();  // what the evicted models gave back is mixed into the change
     }
   } else {
-    m.error = ps.error().line();
+    m.ps_error = ps.error().line();
   }
   const auto& placement = plan.placement;
   const auto model_ram = placement.ram_resident + placement.ram_page_cache;
   // The KV cache and the compute graph are reserved at the load and touched as requests fill the context.
   const auto fills_later = placement.kv + std::max(placement.graph.full, placement.graph.partial);
-  m.checks.push_back(check_estimate("RAM (container)", model_ram, added(m.before.held(), m.loaded.held()),
-                                    CheckRole::decides, fills_later));
-  m.checks.push_back(check_estimate("VRAM (/api/ps)", placement.vram, m.ps_vram));
-  // The server's own estimate (Ollama's size is what its scheduler planned), beside memwarden's: shown, not judged.
+  m.checks.push_back(check_estimate("RAM (container)", model_ram, measured_ram, CheckRole::decides, fills_later));
+  // What the server says: Ollama's size and size_vram are what its scheduler planned, shown beside memwarden's.
+  m.checks.push_back(check_estimate("VRAM (/api/ps)", placement.vram, m.ps_vram, CheckRole::compares));
   m.checks.push_back(
       check_estimate("server's size (/api/ps)", model_ram + placement.vram, m.ps_size, CheckRole::compares));
   if (o.after_load == AfterLoad::keep) {
+    // Left to the server's own keep_alive from now on, as if a client had used it.
+    if (auto ok = api.load(model, ""); !ok) {
+      m.unload_error = "kept, but the server's default keep_alive could not be set: " + ok.error().line();
+    }
     return m;
   }
+  guard->disarm();
   if (auto ok = api.unload(model); !ok) {
     m.unload_error = ok.error().line();
     return m;
@@ -272,7 +333,7 @@ LoadMeasurement measure_load(const ModelTestOptions& o, const FoundServer& serve
       m.unload_error = ps ? fmt::format("/api/ps still lists it {} s after the unload",
                                         std::chrono::duration_cast<std::chrono::seconds>(o.unload_wait).count())
                           : ps.error().line();
-      break;
+      return m;  // still loaded (or unknown): whether memory came back cannot be said
     }
     std::this_thread::sleep_for(k_unload_poll);
   }
@@ -288,8 +349,7 @@ std::optional<std::string> store(const ModelTestOptions& o, const ServerTarget& 
   const auto& m = *run.load;
   const auto& p = *run.plan;
   adapters::EstimateRecord r;
-  r.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
+  r.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
                 .count();
   r.model = run.model;
   r.server = server.name;
@@ -312,6 +372,61 @@ std::optional<std::string> store(const ModelTestOptions& o, const ServerTarget& 
   return std::nullopt;
 }
 
+std::optional<std::vector<OllamaModel>> ps_now(const FoundServer& server) {
+  auto endpoint = adapters::parse_endpoint(server.target->url, "--server");
+  if (!endpoint) {
+    return std::nullopt;
+  }
+  adapters::OllamaClient api(*endpoint, k_api_timeout);
+  auto ps = api.ps();
+  return ps ? std::optional<std::vector<OllamaModel>>(std::move(*ps)) : std::nullopt;
+}
+
+// Why --load must not load this model now (nullopt: it may). Room is checked against what the host and the
+// server's container have now, not when the plan was read: an earlier model may have changed it.
+std::optional<std::string> refuse_load(const ModelTestOptions& o, const FoundServer& server, ModelTestRun& run,
+                                       const std::vector<OllamaModel>& loaded_before,
+                                       const std::optional<std::string>& stop_loading) {
+  if (stop_loading) {
+    return "not loaded: " + *stop_loading;
+  }
+  const auto& plan = *run.plan;
+  const auto model_ram = plan.placement.ram_resident + plan.placement.ram_page_cache;
+  if (!run.ram_fits || !run.vram_fits) {
+    run.not_loaded_for_room = true;
+    return "not loaded: the plan says it does not fit this host now (the host would swap)";
+  }
+  if (const auto meminfo = probes::read_meminfo(o.plan.root); meminfo && meminfo->mem_available) {
+    const auto available = *meminfo->mem_available;
+    const auto usable = available > o.plan.reserve ? available - o.plan.reserve : 0;
+    if (model_ram > usable) {
+      run.not_loaded_for_room = true;
+      return fmt::format(
+          "not loaded: MemAvailable is {} now; less the reserve of {} that leaves {}, and the model "
+          "needs {}",
+          format_bytes(available), format_bytes(o.plan.reserve), format_bytes(usable), format_bytes(model_ram));
+    }
+  }
+  if (const auto& limit = server.target->memory_limit) {
+    const auto memory = server.watch.read();
+    const auto used = memory && memory->usage ? *memory->usage : 0;
+    const auto room = *limit > used ? *limit - used : 0;
+    if (memory && memory->usage && model_ram > room) {
+      run.not_loaded_for_room = true;
+      return fmt::format(
+          "not loaded: {}'s memory limit of {} leaves {} beside the {} it uses, and the model needs "
+          "{}: the kernel would kill processes in it (`memwarden plan` gives the limit it needs: {})",
+          server.target->name, format_bytes(*limit), format_bytes(room), format_bytes(used), format_bytes(model_ram),
+          format_bytes(plan.container_limit));
+    }
+  }
+  if (listed(loaded_before, run.model) != nullptr) {
+    return "not loaded: it is loaded on the server already, perhaps for someone else: memwarden neither loads nor "
+           "unloads it; unload it first to measure a load";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Expected<ModelTestResult, Error> run_model_test(const ModelTestOptions& options) {
@@ -327,6 +442,13 @@ Expected<ModelTestResult, Error> run_model_test(const ModelTestOptions& options)
     plan_options.ollama_url = found->target->url;
   }
   result.plan = collect_plan(plan_options);
+  std::vector<OllamaModel> loaded_before;
+  if (options.load == ModelLoad::load && found->target) {
+    if (auto ps = ps_now(*found)) {
+      loaded_before = std::move(*ps);
+    }
+  }
+  std::optional<std::string> stop_loading;
   for (const auto& name : options.plan.models) {
     ModelTestRun run;
     run.model = name;
@@ -344,12 +466,25 @@ Expected<ModelTestResult, Error> run_model_test(const ModelTestOptions& options)
     }
     fill_fit(run, result.plan.host);
     if (options.load == ModelLoad::load && !stopped(options)) {
-      if (!run.ram_fits || !run.vram_fits) {
-        result.notes.push_back(fmt::format("{}: not loaded: the plan says it does not fit this host now", name));
+      if (auto why = refuse_load(options, *found, run, loaded_before, stop_loading)) {
+        run.not_loaded = std::move(*why);
       } else {
-        run.load = measure_load(options, *found, *run.plan, name);
+        run.load = measure_load(options, *found, *run.plan, name, loaded_before);
         if (!run.load->error) {
-          run.load->stored = store(options, *found->target, run);
+          if (auto not_stored = store(options, *found->target, run)) {
+            result.notes.push_back(fmt::format("{}: not stored in the history: {}", name, *not_stored));
+            run.load->stored = std::move(not_stored);
+          }
+        }
+        // A server that did not give the memory back (or could not be asked to) changes what the host has:
+        // the next models are not loaded on top of it.
+        if (run.load->unload_error || run.load->unload.verdict == UnloadVerdict::kept) {
+          stop_loading = "the last model's memory did not come back";
+        }
+        if (options.after_load == AfterLoad::keep) {
+          if (auto ps = ps_now(*found)) {
+            loaded_before = std::move(*ps);
+          }
         }
       }
     }
@@ -372,18 +507,22 @@ ModelTestExit model_test_exit(const ModelTestResult& result) {
     if (!run.ram_fits || !run.vram_fits || !run.disk_fits) {
       code = std::max(code, static_cast<int>(ModelTestExit::not_possible));
     }
+    if (run.not_loaded) {
+      code = std::max(code,
+                      static_cast<int>(run.not_loaded_for_room ? ModelTestExit::not_possible : ModelTestExit::failed));
+    }
     if (!run.load) {
       continue;
     }
     const auto& m = *run.load;
     if (m.error) {
-      const bool memory = m.oom_kills.value_or(0) > 0 || m.error->find("memory") != std::string::npos;
-      code = std::max(code, static_cast<int>(memory ? ModelTestExit::not_possible : ModelTestExit::failed));
+      code = std::max(code, static_cast<int>(m.lack_of_memory ? ModelTestExit::not_possible : ModelTestExit::failed));
       continue;
     }
-    const bool off = std::any_of(m.checks.begin(), m.checks.end(),
-                                 [](const EstimateCheck& c) { return c.role == CheckRole::decides && c.measured && !c.within; });
-    if (off || m.unload_error || m.unload.verdict == UnloadVerdict::kept) {
+    const bool off = std::any_of(m.checks.begin(), m.checks.end(), [](const EstimateCheck& c) {
+      return c.role == CheckRole::decides && c.measured && !c.within;
+    });
+    if (off || m.ps_error || m.unload_error || m.unload.verdict == UnloadVerdict::kept) {
       code = std::max(code, static_cast<int>(ModelTestExit::failed));
     }
   }

@@ -21,7 +21,8 @@ constexpr int k_llm_port = 18881;
 
 // `memwarden test --history --json` over a state directory (no engine needed).
 nlohmann::json history(const test::TempDir& state) {
-  const auto r = test::run_process({MEMWARDEN_BIN, "test", "--history", "--json", "--state-dir", state.path().string()});
+  const auto r =
+      test::run_process({MEMWARDEN_BIN, "test", "--history", "--json", "--state-dir", state.path().string()});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   return parse_output(r);
 }
@@ -52,9 +53,7 @@ class ModelTestEngine : public ::testing::Test {
   }
 
   static std::string url() { return "http://127.0.0.1:" + std::to_string(k_llm_port); }
-  static std::string ps() {
-    return test::run_process({"curl", "-sS", "--max-time", "5", url() + "/api/ps"}).out;
-  }
+  static std::string ps() { return test::run_process({"curl", "-sS", "--max-time", "5", url() + "/api/ps"}).out; }
 
   test::TempDir m_state;
   static test::TempDir* s_dir;
@@ -66,8 +65,8 @@ Container* ModelTestEngine::s_server = nullptr;
 }  // namespace
 
 TEST_F(ModelTestEngine, ARealLoadIsWithinThePlanAndItsMemoryComesBack) {
-  const auto r = memwarden({"test", "model", "big", "--server", "mw-model-llm", "--load", "--json", "--state-dir",
-                            m_state.path().string()});
+  const auto r = memwarden(
+      {"test", "model", "big", "--server", "mw-model-llm", "--load", "--json", "--state-dir", m_state.path().string()});
   const auto j = parse_output(r);
   ASSERT_EQ(j["models"].size(), 1U) << r.out << r.err;
   const auto& m = j["models"][0];
@@ -109,10 +108,22 @@ TEST_F(ModelTestEngine, KeepLeavesItLoadedAndWithoutLoadNothingIsLoaded) {
   EXPECT_EQ(pj["server"]["name"], "mw-model-llm") << "the URL is the container's";
   EXPECT_EQ(ps().find("big:latest"), std::string::npos);
 
-  const auto kept = memwarden({"test", "model", "big", "--server", url(), "--load", "--keep", "--json",
-                               "--state-dir", m_state.path().string()});
+  const auto kept = memwarden({"test", "model", "big", "--server", url(), "--load", "--keep", "--json", "--state-dir",
+                               m_state.path().string()});
   EXPECT_EQ(kept.exit_code, 0) << kept.out << kept.err;
   EXPECT_NE(ps().find("big:latest"), std::string::npos) << "kept: " << ps();
+  EXPECT_EQ(ps().find("2318-"), std::string::npos) << "kept for the server's default keep_alive, not forever: " << ps();
+
+  // Loaded already (someone may be using it): neither loaded nor unloaded, and no pair is stored.
+  const auto again = memwarden(
+      {"test", "model", "big", "--server", url(), "--load", "--json", "--state-dir", m_state.path().string()});
+  EXPECT_EQ(again.exit_code, 1) << again.out << again.err;
+  const auto aj = parse_output(again);
+  EXPECT_TRUE(aj["models"][0]["load"].is_null());
+  EXPECT_NE(aj["models"][0]["not_loaded"].get<std::string>().find("loaded on the server already"), std::string::npos)
+      << aj["models"][0];
+  EXPECT_NE(ps().find("big:latest"), std::string::npos) << "left loaded: " << ps();
+  EXPECT_EQ(history(m_state)["loads"].size(), 1U) << "only the --keep load";
   static_cast<void>(http_post(url() + "/api/generate", R"({"model":"big","keep_alive":0})"));
   EXPECT_EQ(ps().find("big:latest"), std::string::npos);
 }
@@ -123,8 +134,8 @@ TEST_F(ModelTestEngine, AModelThatDoesNotExistAndAServerThatDoesNotAnswer) {
   EXPECT_EQ(missing.exit_code, 3) << missing.out << missing.err;
   EXPECT_NE(missing.out.find("nosuch-model:7b"), std::string::npos) << missing.out;
 
-  const auto silent = memwarden({"test", "model", "big", "--server", "http://127.0.0.1:1", "--load", "--state-dir",
-                                 m_state.path().string()});
+  const auto silent = memwarden(
+      {"test", "model", "big", "--server", "http://127.0.0.1:1", "--load", "--state-dir", m_state.path().string()});
   EXPECT_EQ(silent.exit_code, 3) << silent.out << silent.err;
   EXPECT_NE(silent.out.find("127.0.0.1:1"), std::string::npos) << silent.out;
 
@@ -138,8 +149,9 @@ TEST(ModelTestSimulator, AServerThatKeepsItsMemoryAfterTheUnloadIsAFinding) {
   // server keeps 300 MiB, once per container: each check gets a fresh one.
   const auto retaining = [](const std::string& name, int port) {
     return std::make_unique<Container>(
-        name, std::vector<std::string>{"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:" + std::to_string(port),
-                                       "-m", "2g"},
+        name,
+        std::vector<std::string>{"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:" + std::to_string(port), "-m",
+                                 "2g"},
         std::vector<std::string>{"/bin/ollama-sim", "--model", "llama3.2:1b=1450", "--retain-after-unload-mib", "300"},
         k_sim_image);
   };
@@ -161,23 +173,38 @@ TEST(ModelTestSimulator, AServerThatKeepsItsMemoryAfterTheUnloadIsAFinding) {
   }
   const auto sim = retaining("mw-model-sim-retain-2", 18884);
   ASSERT_TRUE(sim->wait_for_log("ollama-sim: listening")) << sim->logs();
-  const auto text = memwarden({"test", "model", "llama3.2:1b", "--server", sim->name(), "--load", "--state-dir",
-                               state.path().string()});
+  const auto text = memwarden(
+      {"test", "model", "llama3.2:1b", "--server", sim->name(), "--load", "--state-dir", state.path().string()});
   EXPECT_EQ(text.exit_code, 1) << text.out << text.err;
   EXPECT_NE(text.out.find("FINDING: the server keeps"), std::string::npos) << text.out;
 }
 
-TEST(ModelTestSimulator, ALoadThatFailsForLackOfMemoryIsNotPossibleHere) {
+TEST(ModelTestSimulator, AContainerTooSmallForThePlanIsNotLoadedInto) {
   test::TempDir state;
-  const int port = 18883;
-  // The runner touches 400 MiB in a container limited to 256 MiB: the kernel kills it, as it would Ollama's.
-  Container sim("mw-model-sim-oom",
-                {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:" + std::to_string(port), "-m", "256m",
-                 "--memory-swap", "256m"},
+  Container sim("mw-model-sim-small",
+                {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18883", "-m", "256m", "--memory-swap", "256m"},
                 {"/bin/ollama-sim", "--model", "llama3.2:1b=400"}, k_sim_image);
   ASSERT_TRUE(sim.wait_for_log("ollama-sim: listening")) << sim.logs();
-  const auto r = memwarden({"test", "model", "llama3.2:1b", "--server", sim.name(), "--load", "--json",
-                            "--state-dir", state.path().string()});
+  const auto r = memwarden({"test", "model", "llama3.2:1b", "--server", sim.name(), "--load", "--json", "--state-dir",
+                            state.path().string()});
+  EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
+  const auto j = parse_output(r);
+  EXPECT_TRUE(j["models"][0]["load"].is_null()) << "nothing asked of the server";
+  EXPECT_NE(j["models"][0]["not_loaded"].get<std::string>().find("memory limit of 256 MiB"), std::string::npos)
+      << j["models"][0];
+  EXPECT_EQ(sim.logs().find("POST /api/generate"), std::string::npos) << sim.logs();
+}
+
+TEST(ModelTestSimulator, ALoadThatFailsForLackOfMemoryIsNotPossibleHere) {
+  test::TempDir state;
+  // The plan (about 1.5 GiB) fits the 2 GiB container, but this runner touches 2.5 GiB: the kernel kills it, as it
+  // would an Ollama runner whose model turned out larger than planned.
+  Container sim("mw-model-sim-oom",
+                {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18885", "-m", "2g", "--memory-swap", "2g"},
+                {"/bin/ollama-sim", "--model", "llama3.2:1b=2560"}, k_sim_image);
+  ASSERT_TRUE(sim.wait_for_log("ollama-sim: listening")) << sim.logs();
+  const auto r = memwarden({"test", "model", "llama3.2:1b", "--server", sim.name(), "--load", "--json", "--state-dir",
+                            state.path().string()});
   EXPECT_EQ(r.exit_code, 4) << r.out << r.err;
   const auto j = parse_output(r);
   const auto& load = j["models"][0]["load"];
@@ -185,6 +212,7 @@ TEST(ModelTestSimulator, ALoadThatFailsForLackOfMemoryIsNotPossibleHere) {
   ASSERT_TRUE(load["error"].is_string()) << r.out;
   EXPECT_NE(load["error"].get<std::string>().find("terminated"), std::string::npos) << load["error"];
   EXPECT_NE(load["error"].get<std::string>().find("lack of memory"), std::string::npos) << load["error"];
+  EXPECT_EQ(load["lack_of_memory"], true);
   EXPECT_GE(load["oom_kills"].get<std::uint64_t>(), 1U);
   EXPECT_EQ(history(state)["loads"].size(), 0U) << "a failed load is not a measured pair";
 }

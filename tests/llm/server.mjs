@@ -78,11 +78,21 @@ let queue = Promise.resolve();  // loads, unloads and generations run one at a t
 const serial = (work) => (queue = queue.then(work, work));
 const nanoseconds = () => process.hrtime.bigint();
 
-function keepAliveMs(value) {  // a number is seconds; a string a duration; < 0 forever; 0 unload now
-    if (value == null) value = opt["keep-alive"];
-    const m = /^(-?[\d.]+)(ms|s|m|h)?$/.exec(String(value).trim());
+// Ollama's keep_alive: a number is seconds; a string is a Go duration ("5m", "1h30m", "-1s", "0"), where a bare
+// number such as "300" is an error; negative means forever and 0 unloads now. null: not a valid one.
+function keepAliveMs(value, fromFlag = false) {
+    if (value == null) return keepAliveMs(opt["keep-alive"], true);
+    if (typeof value === "number") return value * 1e3;
+    if (typeof value !== "string") return null;
+    const text = value.trim();
+    if (text === "0" || text === "-0" || text === "+0") return 0;
+    if (fromFlag && /^-?[\d.]+$/.test(text)) return Number(text) * 1e3;  // OLLAMA_KEEP_ALIVE also takes seconds
+    const m = /^([-+]?)((?:[\d.]+(?:ns|us|µs|ms|s|m|h))+)$/.exec(text);
     if (!m) return null;
-    return Number(m[1]) * {ms: 1, s: 1e3, m: 60e3, h: 3600e3}[m[2] ?? "s"];
+    const unit = {ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3};
+    let ms = 0;
+    for (const part of m[2].matchAll(/([\d.]+)(ns|us|µs|ms|s|m|h)/g)) ms += Number(part[1]) * unit[part[2]];
+    return m[1] === "-" ? -ms : ms;
 }
 
 function resolve(name) {

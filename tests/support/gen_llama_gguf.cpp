@@ -225,11 +225,10 @@ bool write_model(const std::string& path, const Shape& s) {
     return false;
   }
   std::printf("%s: %llu bytes, vocab %llu, n_embd %llu, n_layer %llu, n_ff %llu, heads %llu/%llu, %s\n", path.c_str(),
-              static_cast<unsigned long long>(mw::test::gguf_file_size(spec)),
-              static_cast<unsigned long long>(vocab), static_cast<unsigned long long>(s.n_embd),
-              static_cast<unsigned long long>(s.n_layer), static_cast<unsigned long long>(s.n_ff),
-              static_cast<unsigned long long>(s.n_head), static_cast<unsigned long long>(s.n_head_kv),
-              s.f16 ? "f16" : "f32");
+              static_cast<unsigned long long>(mw::test::gguf_file_size(spec)), static_cast<unsigned long long>(vocab),
+              static_cast<unsigned long long>(s.n_embd), static_cast<unsigned long long>(s.n_layer),
+              static_cast<unsigned long long>(s.n_ff), static_cast<unsigned long long>(s.n_head),
+              static_cast<unsigned long long>(s.n_head_kv), s.f16 ? "f16" : "f32");
   return true;
 }
 
@@ -273,9 +272,11 @@ int main(int argc, char** argv) {
       continue;
     }
     if (arg.starts_with("-") || !path.empty()) {
-      std::fprintf(stderr, "mw-gen-llama: unexpected argument '%s' (usage: mw-gen-llama OUT.gguf [--n-embd N] "
-                           "[--n-layer N] [--n-ff N] [--n-head N] [--n-head-kv N] [--ctx N] [--dtype f16|f32] "
-                           "[--seed N])\n", argv[i]);
+      std::fprintf(stderr,
+                   "mw-gen-llama: unexpected argument '%s' (usage: mw-gen-llama OUT.gguf [--n-embd N] "
+                   "[--n-layer N] [--n-ff N] [--n-head N] [--n-head-kv N] [--ctx N] [--dtype f16|f32] "
+                   "[--seed N])\n",
+                   argv[i]);
       return 2;
     }
     path = arg;

@@ -2334,9 +2334,15 @@ void api_model(Conn& c, bool chat) {
         job.ka_ns = ns >= 9.2e18 ? INT64_MAX : static_cast<int64_t>(ns);
       }
     } else if (ka->t == JVal::T::Str) {
-      if (!parse_keep_alive_text(ka->s, job.ka_ns, job.ka_forever)) {
+      // As Ollama: a string is a Go duration ("5m", "-1s", "0"); a number without a unit is not one.
+      bool negative = false;
+      if (!parse_go_duration(ka->s, job.ka_ns, negative)) {
         respond(c, json_resp(400, error_json("time: invalid duration " + jquote(ka->s))));
         return;
+      }
+      if (negative && job.ka_ns != 0) {
+        job.ka_forever = true;
+        job.ka_ns = kForeverNs;
       }
     } else {
       respond(c, json_resp(400, error_json("Unsupported type for keep_alive")));

@@ -487,6 +487,26 @@ TEST(OllamaClient, UnloadSendsModelAndKeepAliveZero) {
   EXPECT_TRUE(body["keep_alive"].is_number_integer());
 }
 
+TEST(OllamaClient, LoadSendsSecondsAsANumberADurationAsTextAndNothingForTheDefault) {
+  // Ollama reads a string keep_alive with Go's time.ParseDuration: "-1" or "300" as text would be a 400.
+  const std::vector<std::pair<std::string, nlohmann::json>> cases{
+      {"-1", -1}, {"300", 300}, {"5m", "5m"}, {"-1s", "-1s"}, {"", nullptr}};
+  for (const auto& [given, sent] : cases) {
+    TempDir dir;
+    RecordingServer server(dir.path() / "r.sock", R"({"model":"m","done":true,"done_reason":"load"})");
+    OllamaClient client(*parse_endpoint(server.address(), "t"));
+    const auto load = client.load("m", given);
+    ASSERT_TRUE(load) << given << ": " << load.error().line();
+    const auto body = nlohmann::json::parse(server.body());
+    if (sent.is_null()) {
+      EXPECT_FALSE(body.contains("keep_alive")) << server.body();
+    } else {
+      EXPECT_EQ(body["keep_alive"], sent) << given << ": " << server.body();
+    }
+    EXPECT_EQ(body["model"], "m");
+  }
+}
+
 TEST(OllamaClient, ShowSendsTheModelName) {
   TempDir dir;
   RecordingServer server(dir.path() / "r.sock", k_show_llama);

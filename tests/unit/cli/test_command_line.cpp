@@ -901,10 +901,13 @@ TEST(CommandLine, TestModelDefaultsPlanOnlyWithTheStateDirAndDocker) {
 }
 
 TEST(CommandLine, TestModelTakesTheServerLoadKeepAndThePlanSettings) {
-  const auto c = parsed<TestModelCommand>({"test", "model", "a", "b:7b", "--server", "http://127.0.0.1:11434",
-                                           "--load", "--keep", "--ctx", "8192", "--parallel", "2", "--kv-type",
-                                           "q8_0", "--load-timeout", "90s", "--state-dir", "/tmp/s", "--ram", "32G",
-                                           "--json"});
+  const auto c = parsed<TestModelCommand>({"test",      "model",       "a",
+                                           "b:7b",      "--server",    "http://127.0.0.1:11434",
+                                           "--load",    "--keep",      "--ctx",
+                                           "8192",      "--parallel",  "2",
+                                           "--kv-type", "q8_0",        "--load-timeout",
+                                           "90s",       "--state-dir", "/tmp/s",
+                                           "--ram",     "32G",         "--json"});
   const auto& o = c.options;
   EXPECT_EQ(o.plan.models, (std::vector<std::string>{"a", "b:7b"}));
   EXPECT_EQ(o.server, "http://127.0.0.1:11434");

@@ -53,7 +53,8 @@ class OllamaClient {
   [[nodiscard]] Result<OllamaShow> show(std::string_view model);
   // Asks the server to unload `model` now: POST /api/generate {"model": model, "keep_alive": 0}.
   [[nodiscard]] Expected<void, Error> unload(std::string_view model);
-  // Asks the server to load `model` and keep it for `keep_alive` ("5m"): POST /api/generate without a prompt.
+  // Asks the server to load `model` and keep it for `keep_alive` ("5m", or seconds as "300" or "-1", sent as a number;
+  // "" = the server's default): POST /api/generate without a prompt.
   [[nodiscard]] Expected<void, Error> load(std::string_view model, std::string_view keep_alive);
   // Drops the kept-alive connection, so that memwarden is not counted as a client while draining.
   void close() { m_http.close(); }

@@ -24,8 +24,8 @@
 #include "engine/deploy.hpp"
 #include "engine/diagnose.hpp"
 #include "engine/fix.hpp"
-#include "engine/plan.hpp"
 #include "engine/model_test.hpp"
+#include "engine/plan.hpp"
 #include "engine/ram_test.hpp"
 #include "engine/status.hpp"
 #include "engine/vram_test.hpp"
@@ -193,7 +193,8 @@ struct GrafanaCommand {};
 
 using Command = std::variant<HelpCommand, StatusCommand, DiagnoseCommand, FixCommand, HistoryCommand, ServeCommand,
                              CheckConfigCommand, NotifyTestCommand, PlanCommand, ProfilesCommand, DeployCommand,
-                             ExportDeployCommand, TestRamCommand, TestVramCommand, TestModelCommand, TestHistoryCommand, PrometheusRulesCommand, GrafanaCommand>;
+                             ExportDeployCommand, TestRamCommand, TestVramCommand, TestModelCommand, TestHistoryCommand,
+                             PrometheusRulesCommand, GrafanaCommand>;
 
 // `args` as main receives them: args[0] is the program's name (the help text's usage line shows it).
 [[nodiscard]] Expected<Command, UsageError> parse_command_line(const std::vector<std::string>& args,

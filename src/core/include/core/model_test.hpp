@@ -27,7 +27,7 @@ struct EstimateCheck {
   std::string what;  // "RAM (container)", "VRAM (/api/ps)", ...
   CheckRole role = CheckRole::decides;
   std::uint64_t planned = 0;
-  std::uint64_t low = 0;   // the band the plan states: [low, high]
+  std::uint64_t low = 0;  // the band the plan states: [low, high]
   std::uint64_t high = 0;
   std::optional<std::uint64_t> measured;  // nullopt: could not be measured (no error is given then)
   std::optional<double> error_percent;    // (measured - planned) / planned; nullopt when planned is 0 or unmeasured

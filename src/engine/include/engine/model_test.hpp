@@ -46,7 +46,11 @@ struct ContainerMemoryNow {
 };
 
 struct LoadMeasurement {
-  std::optional<std::string> error;  // the load failed: the server's words (and the container's OOM kills)
+  std::optional<std::string> error;     // the load failed: the server's words (and the container's OOM kills)
+  bool lack_of_memory = false;          // ... for lack of memory (the server says so, or an OOM kill in the container)
+  std::optional<std::string> ps_error;  // loaded, but /api/ps could not be read
+  std::vector<std::string> evicted;     // models the server unloaded to make room: the container's change is not
+                                        // this model's alone, and the RAM check is left unmeasured
   double load_seconds = 0;
   std::optional<std::uint64_t> ps_size;  // /api/ps
   std::optional<std::uint64_t> ps_vram;
@@ -70,6 +74,8 @@ struct ModelTestRun {
   bool vram_fits = false;
   bool disk_fits = false;
   std::optional<LoadMeasurement> load;
+  std::optional<std::string> not_loaded;  // why --load did not load it (does not fit now, already loaded, ...)
+  bool not_loaded_for_room = false;       // ... because there is no room for it now (exit 4)
 };
 
 struct ServerTarget {
@@ -101,6 +107,6 @@ enum class ModelTestExit : int {
 
 // `memwarden test --history`: the pairs stored, newest first (at most `limit`).
 [[nodiscard]] Result<std::vector<adapters::EstimateRecord>> estimate_history(const std::string& state_dir,
-                                                                           std::size_t limit);
+                                                                             std::size_t limit);
 
 }  // namespace mw::engine
