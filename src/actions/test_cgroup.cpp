@@ -153,7 +153,8 @@ Result<TestCgroup> TestCgroup::create(const TestCgroupPlan& plan) {
   TestCgroup cgroup(plan.directory);
   for (const auto& write : plan.limits) {
     const auto path = plan.directory + "/" + write.file;
-    if (const int err = write_value(path, write.value); err != 0) {
+    if (const int err = write_value(path, write.value);
+        err != 0 && !(err == ENOENT && write.need == WriteNeed::if_present)) {
       return fail(path, fmt::format("cannot write {}: {}{}", write.value, errno_text(err), hint(err)), err);
     }
   }

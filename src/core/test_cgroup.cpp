@@ -103,9 +103,7 @@ Result<TestCgroupPlan> plan_test_cgroup(const TestCgroupFacts& facts, std::uint6
     plan.enable_memory_in = plan.parent + "/cgroup.subtree_control";
   }
   plan.limits.push_back({"memory.max", bytes});
-  if (facts.has_swap_file) {
-    plan.limits.push_back({"memory.swap.max", "0"});
-  }
+  plan.limits.push_back({"memory.swap.max", "0", WriteNeed::if_present});
   plan.oom_file = "memory.events";
   return plan;
 }

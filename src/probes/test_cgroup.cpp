@@ -55,7 +55,6 @@ Result<TestCgroupFacts> read_test_cgroup_facts(const HostRoot& root) {
     facts.has_swap_file = path_exists(parent / "memory.memsw.limit_in_bytes");
     return facts;
   }
-  facts.has_swap_file = path_exists(parent / "memory.swap.max");
   // The root has no cgroup.type; every other cgroup (also a cgroup namespace's root) has one.
   facts.parent_root = path_exists(parent / "cgroup.type") ? CgroupRoot::not_root : CgroupRoot::root;
   for (auto [name, into] : {std::pair{"cgroup.controllers", &facts.parent_controllers},

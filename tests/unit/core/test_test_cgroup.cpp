@@ -1,6 +1,8 @@
 // test ram --no-docker: where the transient cgroup goes, which files it gets and what says it was OOM-killed.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "core/ram_test.hpp"
 #include "core/test_cgroup.hpp"
 
@@ -28,19 +30,20 @@ TestCgroupFacts v2_facts(std::string own, std::string controllers, std::string s
   f.parent_subtree_control = std::move(subtree);
   f.parent_root = root;
   f.parent_has_processes = has_processes;
-  f.has_swap_file = true;
   return f;
 }
 
-std::vector<std::pair<std::string, std::string>> writes(const TestCgroupPlan& plan) {
-  std::vector<std::pair<std::string, std::string>> out;
+using Writes = std::vector<std::tuple<std::string, std::string, WriteNeed>>;
+
+Writes writes(const TestCgroupPlan& plan) {
+  Writes out;
   for (const auto& w : plan.limits) {
-    out.emplace_back(w.file, w.value);
+    out.emplace_back(w.file, w.value, w.need);
   }
   return out;
 }
 
-using Writes = std::vector<std::pair<std::string, std::string>>;
+constexpr auto k_required = WriteNeed::required;
 
 TEST(TestCgroupName, RoundTripsThePidAndRefusesOtherNames) {
   EXPECT_EQ(test_cgroup_name(4242, 3), "memwarden-test-4242-3");
@@ -69,8 +72,8 @@ TEST(TestCgroupPlan, V1IsASiblingLimitedFirstThenMemsw) {
   EXPECT_EQ(plan->parent, "/sys/fs/cgroup/memory/process_api");
   EXPECT_EQ(plan->directory, "/sys/fs/cgroup/memory/process_api/memwarden-test-77-1");
   EXPECT_EQ(plan->enable_memory_in, std::nullopt) << "v1 has no subtree_control";
-  EXPECT_EQ(writes(*plan),
-            (Writes{{"memory.limit_in_bytes", "1073741824"}, {"memory.memsw.limit_in_bytes", "1073741824"}}))
+  EXPECT_EQ(writes(*plan), (Writes{{"memory.limit_in_bytes", "1073741824", k_required},
+                                   {"memory.memsw.limit_in_bytes", "1073741824", k_required}}))
       << "memsw may not go under the limit: the limit first";
   EXPECT_EQ(plan->oom_file, "memory.oom_control");
 }
@@ -79,7 +82,8 @@ TEST(TestCgroupPlan, V1WithoutSwapAccountingTurnsSwappinessOff) {
   const auto plan = plan_test_cgroup(v1_facts("/", false), k_limit, 77, 0);
   ASSERT_TRUE(plan) << plan.error().line();
   EXPECT_EQ(plan->directory, "/sys/fs/cgroup/memory/memwarden-test-77-0") << "in the root: a child of it";
-  EXPECT_EQ(writes(*plan), (Writes{{"memory.limit_in_bytes", "1073741824"}, {"memory.swappiness", "0"}}));
+  EXPECT_EQ(writes(*plan),
+            (Writes{{"memory.limit_in_bytes", "1073741824", k_required}, {"memory.swappiness", "0", k_required}}));
 }
 
 TEST(TestCgroupPlan, V2UsesAParentThatDelegatesMemoryAsItIs) {
@@ -89,7 +93,10 @@ TEST(TestCgroupPlan, V2UsesAParentThatDelegatesMemoryAsItIs) {
   ASSERT_TRUE(plan) << plan.error().line();
   EXPECT_EQ(plan->directory, "/sys/fs/cgroup/user.slice/memwarden-test-9-0");
   EXPECT_EQ(plan->enable_memory_in, std::nullopt);
-  EXPECT_EQ(writes(*plan), (Writes{{"memory.max", "1073741824"}, {"memory.swap.max", "0"}}));
+  EXPECT_EQ(writes(*plan),
+            (Writes{{"memory.max", "1073741824", k_required}, {"memory.swap.max", "0", WriteNeed::if_present}}))
+      << "no swap: where swap is accounted (the root has no memory.swap.max to tell, so the new cgroup's own file "
+         "does)";
   EXPECT_EQ(plan->oom_file, "memory.events");
 }
 
@@ -103,12 +110,6 @@ TEST(TestCgroupPlan, V2EnablesMemoryWhereTheParentMay) {
   ASSERT_TRUE(plan) << plan.error().line();
   EXPECT_EQ(plan->directory, "/sys/fs/cgroup/memwarden-test-9-0");
   EXPECT_EQ(plan->enable_memory_in, "/sys/fs/cgroup/cgroup.subtree_control");
-  // Without swap accounting there is no memory.swap.max to write.
-  auto facts = v2_facts("/a/b", "memory", "memory", CgroupRoot::not_root, false);
-  facts.has_swap_file = false;
-  plan = plan_test_cgroup(facts, k_limit, 9, 0);
-  ASSERT_TRUE(plan) << plan.error().line();
-  EXPECT_EQ(writes(*plan), (Writes{{"memory.max", "1073741824"}}));
 }
 
 TEST(TestCgroupPlan, V2RefusesWhatTheHierarchyForbids) {

@@ -35,14 +35,12 @@ TEST(TestCgroupFacts, V2ReadsTheParentsControllersAndProcesses) {
   root.write("sys/fs/cgroup/user.slice/cgroup.controllers", "cpu memory pids\n");
   root.write("sys/fs/cgroup/user.slice/cgroup.subtree_control", "cpu\n");
   root.write("sys/fs/cgroup/user.slice/cgroup.procs", "");
-  root.write("sys/fs/cgroup/user.slice/memory.swap.max", "max\n");
   auto facts = read_test_cgroup_facts(HostRoot(root.path()));
   ASSERT_TRUE(facts) << facts.error().line();
   EXPECT_EQ(facts->version, CgroupVersion::v2);
   EXPECT_EQ(facts->own_path, "/user.slice/session-3.scope");
   EXPECT_EQ(facts->parent_root, CgroupRoot::not_root);
   EXPECT_FALSE(facts->parent_has_processes);
-  EXPECT_TRUE(facts->has_swap_file);
   auto plan = plan_test_cgroup(*facts, 1 << 30, 5, 0);
   ASSERT_TRUE(plan) << plan.error().line();
   EXPECT_EQ(plan->enable_memory_in, (root.path() / "sys/fs/cgroup/user.slice/cgroup.subtree_control").string());
@@ -63,7 +61,6 @@ TEST(TestCgroupFacts, V2RootHasNoCgroupType) {
   const auto facts = read_test_cgroup_facts(HostRoot(root.path()));
   ASSERT_TRUE(facts) << facts.error().line();
   EXPECT_EQ(facts->parent_root, CgroupRoot::root);
-  EXPECT_FALSE(facts->has_swap_file);
   const auto plan = plan_test_cgroup(*facts, 1 << 30, 5, 0);
   ASSERT_TRUE(plan) << plan.error().line();
   EXPECT_EQ(plan->enable_memory_in, std::nullopt);

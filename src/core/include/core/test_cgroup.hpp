@@ -35,15 +35,22 @@ struct TestCgroupFacts {
   std::string parent_subtree_control;
   CgroupRoot parent_root = CgroupRoot::not_root;
   bool parent_has_processes = false;
-  // Which optional limit files the parent has (a child has the same): v2 memory.swap.max (swap accounting), v1
-  // memory.memsw.limit_in_bytes (swap accounting: CONFIG_MEMCG_SWAP and swapaccount=1).
+  // v1: whether the parent has memory.memsw.limit_in_bytes (swap accounting: CONFIG_MEMCG_SWAP and
+  // swapaccount=1; a child has the same files, and so does v1's root). v2 has no such question: its root has no
+  // memory.swap.max, so the new cgroup's own file decides (WriteNeed::if_present).
   bool has_swap_file = false;
+};
+
+enum class WriteNeed {
+  required,    // a failure fails the cgroup
+  if_present,  // skipped when the kernel does not have the file (v2 memory.swap.max without swap accounting)
 };
 
 // A file written in the new cgroup, in this order.
 struct CgroupWrite {
   std::string file;  // a name in the cgroup's directory
   std::string value;
+  WriteNeed need = WriteNeed::required;
 };
 
 struct TestCgroupPlan {
