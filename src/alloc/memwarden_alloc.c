@@ -2,16 +2,18 @@
  * memwarden can put it into an image of its own (docker import) and run it inside the same kind of memory
  * limit a model server gets.
  *
- *   memwarden-alloc SIZE [--chunk BYTES] [--reserve BYTES] [--psi-full-max PERCENT] [--proc DIR]
+ *   memwarden-alloc SIZE [--chunk BYTES] [--reserve BYTES] [--psi-full-max PERCENT] [--hold-ms MS] [--proc DIR]
  *
  * Allocates SIZE bytes in chunks (256 MiB by default) and writes every page (MADV_POPULATE_WRITE where the
  * kernel has it, else one write per page). Before every chunk it checks the host (the same rules as
  * core/ram_test.cpp's check_floor): MemAvailable must stay above the reserve after the chunk, nothing may
  * have been swapped in or out since the start (/proc/vmstat pswpin, pswpout), PSI full avg10 must stay under the
  * threshold; an unreadable MemAvailable or pswpin stops it too. It runs with oom_score_adj 1000, so the
- * kernel kills it first. With the last chunk held it reads the host once more (the peak), then frees
+ * kernel kills it first. With --hold-ms it then holds the whole size for that long, checking the floor (no
+ * next chunk) every 250 ms. With the last chunk held it reads the host once more (the peak), then frees
  * everything and prints one JSON line:
- *   {"size":N,"reached":N,"seconds":S,"min_available":N,"swap_in_pages":N,"swap_out_pages":N,"psi_full_peak":P,"stop":"reached"}
+ *   {"size":N,"reached":N,"seconds":S,"held_seconds":S,"min_available":N,"swap_in_pages":N,"swap_out_pages":N,
+ *    "psi_full_peak":P,"stop":"reached"}
  * ("min_available" and "psi_full_peak" are null when unknown). Exit 0 when the size was reached, 3 when the
  * floor stopped it, 4 when an allocation failed, 5 when interrupted, 2 on a bad command line. */
 #define _GNU_SOURCE
@@ -168,13 +170,14 @@ static double now_s(void) {
 static void usage(const char* why) {
   fprintf(stderr,
           "memwarden-alloc: %s\nusage: memwarden-alloc SIZE_BYTES [--chunk BYTES] [--reserve BYTES] "
-          "[--psi-full-max PERCENT] [--proc DIR]\n",
+          "[--psi-full-max PERCENT] [--hold-ms MS] [--proc DIR]\n",
           why);
   exit(2);
 }
 
 int main(int argc, char** argv) {
   uint64_t size = 0, chunk = 256ULL << 20, reserve = 4ULL << 30;
+  uint64_t hold_ms = 0;
   double psi_max = 10.0;
   const char* proc = "/proc";
   if (argc < 2 || parse_u64(argv[1], &size) != 0 || size == 0)
@@ -194,6 +197,9 @@ int main(int argc, char** argv) {
       psi_max = strtod(v, &end);
       if (end == v || *end != '\0' || !(psi_max >= 0 && psi_max <= 100))
         usage("--psi-full-max: 0 to 100");
+    } else if (strcmp(argv[i - 1], "--hold-ms") == 0) {
+      if (parse_u64(v, &hold_ms) != 0 || hold_ms > 86400000ULL)
+        usage("--hold-ms: 0 to 86400000 (a day)");
     } else if (strcmp(argv[i - 1], "--proc") == 0) {
       proc = v;
     } else {
@@ -261,6 +267,29 @@ int main(int argc, char** argv) {
     reached += next;
   }
   double seconds = now_s() - start;
+  /* --hold-ms: the whole size stays held, and the floor is still checked (a signal ends the sleep at once). */
+  double held_start = now_s();
+  if (!stop && hold_ms > 0) {
+    double until = held_start + (double)hold_ms / 1000.0;
+    for (;;) {
+      if (g_stop_signal) {
+        stop = "interrupted";
+        break;
+      }
+      double left = until - now_s();
+      if (left <= 0)
+        break;
+      read_gauge(proc, &now);
+      note_extremes(&now, &seen);
+      stop = check_floor(reserve, psi_max, &base, &now, 0);
+      if (stop)
+        break;
+      double step = left < 0.25 ? left : 0.25;
+      struct timespec ts = {(time_t)step, (long)((step - (double)(time_t)step) * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+  }
+  double held = now_s() - held_start;
   /* The host at the peak, with everything still held: the lowest MemAvailable, the highest pressure, and
    * whether the last chunk made the host swap. */
   read_gauge(proc, &now);
@@ -286,9 +315,9 @@ int main(int argc, char** argv) {
   else
     strcpy(psi_text, "null");
   printf("{\"size\":%" PRIu64 ",\"reached\":%" PRIu64
-         ",\"seconds\":%.3f,\"min_available\":%s,"
+         ",\"seconds\":%.3f,\"held_seconds\":%.3f,\"min_available\":%s,"
          "\"swap_in_pages\":%" PRIu64 ",\"swap_out_pages\":%" PRIu64 ",\"psi_full_peak\":%s,\"stop\":\"%s\"}\n",
-         size, reached, seconds, min_text, swapped_in, swapped_out, psi_text, stop);
+         size, reached, seconds, held, min_text, swapped_in, swapped_out, psi_text, stop);
   fflush(stdout);
   if (strcmp(stop, "reached") == 0)
     return 0;

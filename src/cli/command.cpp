@@ -1044,6 +1044,8 @@ class CommandLine {
     std::string image;
     std::string docker_host;
     std::string container_limit;
+    std::string hold;
+    bool no_docker = false;
     bool json = false;
   } m_test;
 
@@ -1068,6 +1070,9 @@ class CommandLine {
                       "one does)");
     t.ram->add_option("--image", t.image, "An image holding /memwarden-alloc (default: memwarden makes its own)");
     t.ram->add_option("--docker-host", t.docker_host, "Docker address (default: $DOCKER_HOST, else the socket)");
+    t.ram->add_option("--hold", t.hold, "Hold the whole size this long before freeing it (e.g. 30s, 5m; at most 24h)");
+    t.ram->add_flag("--no-docker", t.no_docker,
+                    "Run the helper in a transient cgroup of its own instead of a container (needs root)");
     t.ram->add_flag("--json", t.json, "Print the results as JSON");
     add_test_vram(app);
   }
@@ -1181,6 +1186,20 @@ class CommandLine {
     }
     if (!t.image.empty() && !adapters::valid_image_ref(t.image)) {
       c.fail("--image", fmt::format("'{}' is not an image reference", t.image));
+    }
+    if (!t.hold.empty()) {
+      c.duration(t.hold, "--hold", o.hold);
+      if (!c.failed() && o.hold > std::chrono::hours(24)) {
+        c.fail("--hold", "at most 24h");
+      }
+    }
+    if (t.no_docker) {
+      o.isolation = engine::RamIsolation::cgroup;
+      for (const auto* option : {"--image", "--docker-host"}) {
+        if (given(t.ram, option)) {
+          c.fail(option, "not with --no-docker (no container is made)");
+        }
+      }
     }
     o.image = t.image;
     o.docker_host = adapters::docker_host_address(t.docker_host, m_env.docker_host.c_str());

@@ -553,7 +553,9 @@ int execute(const TestRamCommand& command) {
                     {"swap_out_pages", r.swap_out_pages},
                     {"psi_full_peak", opt(r.psi_full_peak)},
                     {"stop", r.stop.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.stop)},
-                    {"oom_killed", r.oom_killed}});
+                    {"oom_killed", r.oom_killed},
+                    {"held_seconds", opt(r.held_seconds)},
+                    {"cgroup", r.cgroup.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.cgroup)}});
     if (r.refused || r.error) {
       text += fmt::format("{:>10} {}\n", mw::format_bytes(r.size), r.refused ? *r.refused : *r.error);
       continue;
@@ -565,7 +567,17 @@ int execute(const TestRamCommand& command) {
                         fmt::format("{}/{}", r.swap_in_pages, r.swap_out_pages),
                         r.psi_full_peak ? fmt::format("{:.2f}%", *r.psi_full_peak) : "-", r.stop);
   }
-  print_report(json ? nlohmann::json{{"image", result->image}, {"runs", runs}}.dump(2) + "\n" : text);
+  const bool in_cgroups = result->isolation == mw::engine::RamIsolation::cgroup;
+  for (const auto& note : result->notes) {
+    text += fmt::format("note: {}\n", note);
+  }
+  print_report(json ? nlohmann::json{{"isolation", in_cgroups ? "cgroup" : "container"},
+                                     {"image", in_cgroups ? nlohmann::json(nullptr) : nlohmann::json(result->image)},
+                                     {"notes", result->notes},
+                                     {"runs", runs}}
+                              .dump(2) +
+                          "\n"
+                    : text);
   return g_interrupted.load() ? 130 : exit_code;
 }
 

@@ -63,4 +63,14 @@ std::optional<std::string> refuse_size(std::uint64_t size, std::optional<std::ui
   return std::nullopt;
 }
 
+Leftover leftover_action(std::string_view state, std::optional<bool> owner_alive) {
+  if (state == "exited" || state == "dead") {
+    return Leftover::remove;
+  }
+  if (state == "created" && owner_alive != true) {
+    return Leftover::remove;
+  }
+  return Leftover::leave_busy;
+}
+
 }  // namespace mw

@@ -1,6 +1,8 @@
 #include "engine/ram_test.hpp"
 
 #include <cerrno>
+#include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <thread>
@@ -9,9 +11,13 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include "actions/test_cgroup.hpp"
 #include "adapters/docker.hpp"
 #include "core/tar.hpp"
+#include "core/test_cgroup.hpp"
+#include "core/text.hpp"
 #include "probes/host_memory.hpp"
+#include "probes/test_cgroup.hpp"
 
 namespace mw::engine {
 
@@ -83,21 +89,31 @@ Result<std::string> ensure_image(adapters::DockerClient& docker, const RamTestOp
   return ref;
 }
 
+// The helper's command line: argv, never a shell string.
+std::vector<std::string> helper_argv(const std::string& helper, std::uint64_t size, const RamTestOptions& o) {
+  std::vector<std::string> argv{helper,           std::to_string(size),
+                                "--reserve",      std::to_string(o.floor.reserve),
+                                "--psi-full-max", fmt::format("{}", o.floor.psi_full_max)};
+  if (o.hold.count() > 0) {
+    argv.insert(argv.end(), {"--hold-ms", std::to_string(o.hold.count())});
+  }
+  return argv;
+}
+
 std::string create_body(const std::string& image, std::uint64_t size, std::uint64_t container_limit,
-                        const SafetyFloor& floor) {
+                        const RamTestOptions& o) {
   const auto limit = static_cast<std::int64_t>(container_limit);
-  return nlohmann::json{{"Image", image},
-                        {"Cmd",
-                         {"/memwarden-alloc", std::to_string(size), "--reserve", std::to_string(floor.reserve),
-                          "--psi-full-max", fmt::format("{}", floor.psi_full_max)}},
-                        {"Labels", {{"memwarden.test", "ram"}}},
-                        {"HostConfig",
-                         {{"Memory", limit},
-                          {"MemorySwap", limit},
-                          {"NetworkMode", "none"},
-                          {"OomScoreAdj", 1000},
-                          // The report is read back from the logs, whatever the daemon's default log driver.
-                          {"LogConfig", {{"Type", "json-file"}, {"Config", nlohmann::json::object()}}}}}}
+  return nlohmann::json{
+      {"Image", image},
+      {"Cmd", helper_argv("/memwarden-alloc", size, o)},
+      {"Labels", {{k_ram_test_label, k_ram_test_label_value}, {k_ram_test_pid_label, std::to_string(getpid())}}},
+      {"HostConfig",
+       {{"Memory", limit},
+        {"MemorySwap", limit},
+        {"NetworkMode", "none"},
+        {"OomScoreAdj", 1000},
+        // The report is read back from the logs, whatever the daemon's default log driver.
+        {"LogConfig", {{"Type", "json-file"}, {"Config", nlohmann::json::object()}}}}}}
       .dump();
 }
 
@@ -145,6 +161,24 @@ void read_report(const std::string& text, RamTestRun& run) {
   if (doc.contains("psi_full_peak") && doc["psi_full_peak"].is_number()) {
     run.psi_full_peak = doc["psi_full_peak"].get<double>();
   }
+  if (doc.contains("held_seconds") && doc["held_seconds"].is_number()) {
+    run.held_seconds = doc["held_seconds"].get<double>();
+  }
+}
+
+// After the helper ended: its report, or what memwarden knows without one. `stopped` when memwarden stopped it
+// (Ctrl-C or the time limit: `timed_out`).
+void finish_run(const std::string& output, bool stopped, bool timed_out, RamTestRun& run) {
+  read_report(output, run);
+  if (stopped && run.error && !run.reached) {
+    run.error.reset();  // stopped before it could say anything (killed before its handler was set)
+    run.stop = "interrupted";
+    run.verdict = RamVerdict::interrupted;
+  }
+  if (timed_out && run.stop == "interrupted") {
+    run.stop = "time-limit";
+    run.verdict = RamVerdict::interrupted;
+  }
 }
 
 // Starts the container, waits for it (in one-second steps, so that Ctrl-C and the time limit are seen: the
@@ -160,7 +194,7 @@ void run_one(adapters::DockerClient& docker, const std::string& id, const RamTes
     return;
   }
   using Clock = std::chrono::steady_clock;
-  const auto deadline = Clock::now() + options.per_size_limit;
+  const auto deadline = Clock::now() + options.per_size_limit + options.hold;
   std::optional<Clock::time_point> stopped_at;
   constexpr auto k_stop_grace = std::chrono::seconds(40);  // the stop's 10 s and the engine's answer
   bool timed_out = false;
@@ -201,11 +235,154 @@ void run_one(adapters::DockerClient& docker, const std::string& id, const RamTes
     run.error = log.error().line();
     return;
   }
-  read_report(*log, run);
-  if (timed_out && run.stop == "interrupted") {
-    run.stop = "time-limit";
-    run.verdict = RamVerdict::interrupted;
+  finish_run(*log, stopped_at.has_value(), timed_out, run);
+}
+
+// Containers of earlier runs (the ram-test label): stopped ones were left by a memwarden that was killed and go;
+// a running one belongs to another memwarden and is left alone. Each is named in a note.
+void clear_leftover_containers(adapters::DockerClient& docker, const probes::HostRoot& root, RamTestResult& result) {
+  auto list = docker.list_containers(adapters::ListScope::all);
+  if (!list) {
+    result.notes.push_back("could not look for containers of earlier ram tests: " + list.error().line());
+    return;
   }
+  for (const auto& c : *list) {
+    const auto label = c.labels.find(k_ram_test_label);
+    if (label == c.labels.end() || label->second != k_ram_test_label_value) {
+      continue;
+    }
+    std::optional<std::int64_t> owner;
+    if (const auto pid = c.labels.find(k_ram_test_pid_label); pid != c.labels.end()) {
+      if (const auto value = parse_u64(pid->second); value && *value > 0 && *value < (1ULL << 31)) {
+        owner = static_cast<std::int64_t>(*value);
+      }
+    }
+    std::optional<bool> alive;
+    if (owner) {
+      alive = probes::process_exists(root, *owner);
+    }
+    const std::string who = owner ? fmt::format("memwarden (pid {})", *owner) : std::string("memwarden");
+    if (leftover_action(c.state, alive) == Leftover::leave_busy) {
+      result.notes.push_back(fmt::format("{} is a ram test of another {}, {}: left alone", c.name, who, c.state));
+      continue;
+    }
+    if (auto ok = docker.remove(c.id); !ok) {
+      result.notes.push_back(fmt::format("{}, left {} by an earlier {}, could not be removed: {}", c.name, c.state, who,
+                                         ok.error().line()));
+    } else {
+      result.notes.push_back(
+          fmt::format("removed {}, a ram-test container left {} by an earlier {}", c.name, c.state, who));
+    }
+  }
+}
+
+// --no-docker: the helper as a child in the cgroup, waited for in 200 ms steps (Ctrl-C and the time limit send
+// it SIGTERM: it frees and reports; SIGKILL 10 s later); the OOM kills are read from the cgroup afterwards.
+void run_in_cgroup(const TestCgroupPlan& plan, const actions::TestCgroup& cgroup, const std::string& helper,
+                   const RamTestOptions& options, RamTestRun& run) {
+  auto child =
+      actions::CgroupChild::spawn(cgroup.directory(), helper_argv(helper, run.size, options), k_max_report_bytes);
+  if (!child) {
+    run.error = child.error().line();
+    return;
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + options.per_size_limit + options.hold;
+  constexpr auto k_kill_grace = std::chrono::seconds(10);
+  std::optional<Clock::time_point> stopped_at;
+  bool timed_out = false;
+  bool killed = false;
+  std::optional<actions::ChildExit> exit;
+  while (!(exit = child->wait_for(std::chrono::milliseconds(200)))) {
+    const bool interrupted = options.stop != nullptr && options.stop->load();
+    if (!stopped_at && (interrupted || Clock::now() >= deadline)) {
+      timed_out = !interrupted;
+      stopped_at = Clock::now();
+      child->signal(SIGTERM);
+    }
+    if (stopped_at && !killed && Clock::now() >= *stopped_at + k_kill_grace) {
+      child->signal(SIGKILL);
+      killed = true;
+    }
+  }
+  auto evidence = probes::read_oom_evidence(plan);
+  evidence.killed_by_sigkill = exit->signal == SIGKILL && !killed;
+  run.oom_killed = cgroup_oom_killed(evidence);
+  finish_run(child->output(), stopped_at.has_value(), timed_out, run);
+  if (run.error && exit->signal) {
+    run.error = fmt::format("the helper was ended by signal {} ({})", *exit->signal, *run.error);
+  }
+}
+
+// Test cgroups of earlier runs beside where this one makes its own: those whose memwarden is gone are removed
+// (the kernel refuses one that still holds a process), those of a memwarden still running are left alone.
+void clear_leftover_cgroups(const probes::HostRoot& root, const std::string& parent, RamTestResult& result) {
+  for (const auto& found : probes::find_test_cgroups(root, parent)) {
+    if (found.owner_alive && found.pid != getpid()) {
+      result.notes.push_back(
+          fmt::format("{} is a test cgroup of another memwarden (pid {}): left alone", found.directory, found.pid));
+      continue;
+    }
+    if (auto ok = actions::remove_cgroup_directory(found.directory); !ok) {
+      result.notes.push_back(fmt::format("a test cgroup left by an earlier memwarden (pid {}) could not be removed: {}",
+                                         found.pid, ok.error().line()));
+    } else {
+      result.notes.push_back(
+          fmt::format("removed {}, a test cgroup left by an earlier memwarden (pid {})", found.directory, found.pid));
+    }
+  }
+}
+
+Expected<void, Error> run_all_in_cgroups(const RamTestOptions& options, RamTestResult& result) {
+  std::error_code ec;
+  const auto helper = std::filesystem::absolute(options.helper_path, ec).string();
+  if (ec || !std::filesystem::is_regular_file(helper, ec)) {
+    return fail(options.helper_path,
+                "cannot find memwarden's allocation helper (install memwarden-alloc beside memwarden, or set "
+                "$MEMWARDEN_ALLOC)",
+                ENOENT);
+  }
+  auto facts = probes::read_test_cgroup_facts(options.root);
+  if (!facts) {
+    return unexpected(facts.error());
+  }
+  const auto pid = static_cast<std::int64_t>(getpid());
+  auto where = plan_test_cgroup(*facts, 0, pid, 0);
+  if (!where) {
+    return unexpected(where.error());
+  }
+  clear_leftover_cgroups(options.root, where->parent, result);
+  int index = 0;
+  bool made_one = false;
+  for (auto& run : result.runs) {
+    if (run.refused) {
+      continue;
+    }
+    if (options.stop != nullptr && options.stop->load()) {
+      run.verdict = RamVerdict::interrupted;
+      run.error = "interrupted before it began";
+      continue;
+    }
+    auto plan = plan_test_cgroup(*facts, run.container_limit, pid, index++);
+    if (!plan) {
+      return unexpected(plan.error());
+    }
+    auto cgroup = actions::TestCgroup::create(*plan);
+    if (!cgroup) {
+      if (!made_one) {
+        return unexpected(cgroup.error());  // this host cannot make one: one line, exit 3
+      }
+      run.error = cgroup.error().line();
+      continue;
+    }
+    made_one = true;
+    run.cgroup = plan->directory;
+    run_in_cgroup(*plan, *cgroup, helper, options, run);
+    if (auto ok = cgroup->remove(); !ok) {  // always, after the child is reaped
+      run.error = fmt::format("the test cgroup could not be removed: {}", ok.error().line());
+    }
+  }
+  return {};
 }
 
 }  // namespace
@@ -231,8 +408,15 @@ Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options) {
     any = any || !run.refused;
     result.runs.push_back(std::move(run));
   }
+  result.isolation = options.isolation;
   if (!any) {
     return result;  // nothing to run: the engine is not even asked
+  }
+  if (options.isolation == RamIsolation::cgroup) {
+    if (auto ok = run_all_in_cgroups(options, result); !ok) {
+      return unexpected(ok.error());
+    }
+    return result;
   }
   auto endpoint = adapters::parse_endpoint(options.docker_host, "--docker-host");
   if (!endpoint) {
@@ -247,6 +431,7 @@ Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options) {
     return unexpected(image.error());
   }
   result.image = *image;
+  clear_leftover_containers(*docker, options.root, result);
   int index = 0;
   for (auto& run : result.runs) {
     if (run.refused) {
@@ -259,7 +444,7 @@ Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options) {
     }
     const auto salt = static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     const std::string name = fmt::format("memwarden-test-ram-{}-{}-{:08x}", getpid(), index++, salt);
-    auto id = docker->create_container(name, create_body(*image, run.size, run.container_limit, options.floor));
+    auto id = docker->create_container(name, create_body(*image, run.size, run.container_limit, options));
     if (!id) {
       run.error = id.error().line();
       continue;

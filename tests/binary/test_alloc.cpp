@@ -2,7 +2,12 @@
 // it allocates and touches real memory, and stops before the floor breaks.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "test_support.hpp"
 
@@ -83,6 +88,70 @@ TEST(MemwardenAlloc, StopsOnPressureAndOnUnreadableCounters) {
   EXPECT_TRUE(report(r)["psi_full_peak"].is_null()) << "unknown, not 0";
 }
 
+// The resident memory of a process, from /proc/<pid>/status (0 when it cannot be read).
+std::uint64_t resident(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      std::uint64_t kb = 0;
+      in >> kb;
+      return kb * 1024;
+    }
+    in.ignore(4096, '\n');
+  }
+  return 0;
+}
+
+// Waits (bounded) until the process holds `bytes`: it is past its allocation and holding.
+bool holds(int pid, std::uint64_t bytes) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (resident(pid) >= bytes) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+TEST(MemwardenAlloc, HoldsTheWholeSizeForTheTimeAsked) {
+  FakeProc proc(20ULL << 20, k_vmstat, k_calm);
+  const auto r = alloc(proc, {std::to_string(16 * k_mib), "--hold-ms", "300"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto j = report(r);
+  EXPECT_EQ(j["stop"], "reached");
+  EXPECT_GE(j["held_seconds"].get<double>(), 0.3);
+  EXPECT_LT(j["seconds"].get<double>(), j["held_seconds"].get<double>()) << "the hold is not allocation time";
+}
+
+TEST(MemwardenAlloc, TheFloorIsStillCheckedWhileHolding) {
+  FakeProc proc(20ULL << 20, k_vmstat, k_calm);
+  mw::test::BackgroundProcess helper(
+      {MEMWARDEN_ALLOC_BIN, std::to_string(32 * k_mib), "--hold-ms", "60000", "--proc", proc.dir.path().string()});
+  ASSERT_TRUE(holds(helper.pid(), 32 * k_mib)) << helper.output();
+  proc.dir.write("meminfo", "MemTotal:       32000000 kB\nMemAvailable:   1000000 kB\n");  // under the reserve now
+  EXPECT_EQ(helper.wait(), 3) << helper.output();
+  const auto j = nlohmann::json::parse(helper.output(), nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << helper.output();
+  EXPECT_EQ(j["stop"], "reserve");
+  EXPECT_EQ(j["reached"].get<std::uint64_t>(), 32 * k_mib) << "it was holding";
+  EXPECT_LT(j["held_seconds"].get<double>(), 30.0) << "stopped at once, not at the hold's end";
+}
+
+TEST(MemwardenAlloc, SigtermWhileHoldingFreesAndReportsInterrupted) {
+  FakeProc proc(20ULL << 20, k_vmstat, k_calm);
+  mw::test::BackgroundProcess helper(
+      {MEMWARDEN_ALLOC_BIN, std::to_string(32 * k_mib), "--hold-ms", "60000", "--proc", proc.dir.path().string()});
+  ASSERT_TRUE(holds(helper.pid(), 32 * k_mib)) << helper.output();
+  helper.signal(SIGTERM);
+  EXPECT_EQ(helper.wait(), 5) << helper.output();
+  const auto j = nlohmann::json::parse(helper.output(), nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << helper.output();
+  EXPECT_EQ(j["stop"], "interrupted");
+  EXPECT_EQ(j["reached"].get<std::uint64_t>(), 32 * k_mib);
+}
+
 TEST(MemwardenAlloc, BadCommandLinesExit2) {
   FakeProc proc(20ULL << 20, k_vmstat, k_calm);
   for (const std::vector<std::string>& args : {std::vector<std::string>{"0"},
@@ -90,7 +159,9 @@ TEST(MemwardenAlloc, BadCommandLinesExit2) {
                                                {"12x"},
                                                {"100", "--chunk", "1"},
                                                {"100", "--psi-full-max", "200"},
-                                               {"100", "--bogus", "1"}}) {
+                                               {"100", "--bogus", "1"},
+                                               {"100", "--hold-ms", "x"},
+                                               {"100", "--hold-ms", "86400001"}}) {
     const auto r = alloc(proc, args);
     EXPECT_EQ(r.exit_code, 2) << args.front() << "\n" << r.out << r.err;
     EXPECT_EQ(r.out, "");

@@ -406,6 +406,42 @@ TEST(TestRamOptions, BadSizesAndThresholdsAreRefused) {
   expect_refused({"test", "ram", "1G", "--image", "../x"}, "--image: '../x' is not an image reference");
 }
 
+TEST(TestRamOptions, HoldAndNoDockerAreChecked) {
+  expect_refused({"test", "ram", "1G", "--hold", "25h"}, "--hold: at most 24h");
+  expect_refused({"test", "ram", "1G", "--no-docker", "--image", "busybox"},
+                 "--image: not with --no-docker (no container is made)");
+  expect_refused({"test", "ram", "1G", "--no-docker", "--docker-host", "unix:///x.sock"},
+                 "--docker-host: not with --no-docker (no container is made)");
+}
+
+// A host where memwarden cannot make a cgroup: one line, exit 3, and nothing made.
+TEST(TestRamOptions, NoDockerWhereNoCgroupCanBeMadeIsOneLineAndExit3) {
+  TempDir root;  // a tree that looks like a v1 host but is no cgroup file system
+  root.write("proc/meminfo", "MemTotal:       32000000 kB\nMemAvailable:   30000000 kB\n");
+  root.write("proc/self/cgroup", "4:memory:/process_api/abc\n0::/\n");
+  root.write("sys/fs/cgroup/memory/memory.usage_in_bytes", "1\n");
+  root.write("sys/fs/cgroup/memory/process_api/abc/memory.usage_in_bytes", "1\n");
+  const std::vector<std::string> env{std::string("MEMWARDEN_ALLOC=") + MEMWARDEN_ALLOC_BIN};
+  auto r = mw::test::run_process({binary(), "--root", root.path().string(), "test", "ram", "64M", "--no-docker"}, env);
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "memwarden: test ram: " + (root.path() / "sys/fs/cgroup/memory/process_api").string() +
+                       ": not on a cgroup file system: no test cgroup can be made there\n");
+  EXPECT_FALSE(fs::exists(root.path() / "sys/fs/cgroup/memory/process_api/memwarden-test-0-0"));
+
+  if (::geteuid() != 0 || !fs::exists("/usr/bin/setpriv") || !fs::exists("/sys/fs/cgroup")) {
+    GTEST_SKIP() << "not root, or no setpriv: the unprivileged case is not tried";
+  }
+  // Not root on the real host: the kernel says no.
+  r = mw::test::run_process({"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", binary(),
+                             "test", "ram", "64M", "--no-docker"},
+                            env);
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find("run it as root"), std::string::npos) << r.err;
+}
+
 TEST(TestRamOptions, AContainerLimitUnderTheEnginesSmallestIsRefused) {
   expect_refused({"test", "ram", "1G", "--container-limit", "1M"},
                  "--container-limit: must be at least 6M (the engine's smallest limit)");

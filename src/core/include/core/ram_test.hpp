@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace mw {
 
@@ -44,5 +45,13 @@ enum class StopReason {
 // naming `source`; nullopt when it may be tried.
 [[nodiscard]] std::optional<std::string> refuse_size(std::uint64_t size, std::optional<std::uint64_t> mem_total,
                                                      std::uint64_t reserve, const std::string& source);
+
+// What a new run does with a ram-test container (or cgroup) it finds from an earlier one.
+enum class Leftover {
+  remove,      // stopped (exited, dead), or created by a memwarden that is gone: left by one that was killed
+  leave_busy,  // running, paused, restarting, being removed, or just created by a memwarden still running
+};
+// `state` as the engine says it ("exited", "running", ...); `owner_alive` is nullopt when the owner is unknown.
+[[nodiscard]] Leftover leftover_action(std::string_view state, std::optional<bool> owner_alive);
 
 }  // namespace mw

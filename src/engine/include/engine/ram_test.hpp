@@ -18,6 +18,12 @@
 
 namespace mw::engine {
 
+// Where each size runs.
+enum class RamIsolation {
+  container,  // a container limited to it (memwarden's own image, or --image)
+  cgroup,     // --no-docker: the helper as a child process in a transient cgroup of its own
+};
+
 struct RamTestOptions {
   probes::HostRoot root;
   std::string docker_host;
@@ -29,6 +35,9 @@ struct RamTestOptions {
   std::chrono::milliseconds per_size_limit{std::chrono::minutes(10)};
   // --container-limit: the container's limit instead of ram_test_limit(size) (to see what a smaller one does).
   std::optional<std::uint64_t> container_limit;
+  RamIsolation isolation = RamIsolation::container;
+  // --hold: the whole size is held this long before it is freed (the floor is still checked meanwhile).
+  std::chrono::milliseconds hold{0};
   const std::atomic<bool>* stop = nullptr;  // set by Ctrl-C: the running size stops, frees and is removed
 };
 
@@ -61,14 +70,24 @@ struct RamTestRun {
   std::optional<double> psi_full_peak;
   std::string stop;  // the helper's reason: "reached", "reserve", "swap-in", ...; "oom-killed"; "" when it did not run
   bool oom_killed = false;
+  std::optional<double> held_seconds;  // --hold: how long the whole size was held (unknown when not said)
+  std::string cgroup;                  // --no-docker: the cgroup's directory
 
   [[nodiscard]] std::optional<double> gb_per_s() const;
 };
 
 struct RamTestResult {
-  std::string image;
+  RamIsolation isolation = RamIsolation::container;
+  std::string image;  // "" with --no-docker
+  // Leftovers of earlier runs: removed ones, and those of another memwarden still running (left alone).
+  std::vector<std::string> notes;
   std::vector<RamTestRun> runs;
 };
+
+// The label of every ram-test container, and the one naming the memwarden process that made it.
+inline constexpr const char* k_ram_test_label = "memwarden.test";
+inline constexpr const char* k_ram_test_label_value = "ram";
+inline constexpr const char* k_ram_test_pid_label = "memwarden.pid";
 
 [[nodiscard]] Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options);
 
