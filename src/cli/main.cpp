@@ -596,7 +596,8 @@ int execute(const TestModelCommand& command) {
     return 3;
   }
   print_report(json ? model_test_to_json(*result).dump(2) + "\n" : render_model_test(*result));
-  return static_cast<int>(mw::engine::model_test_exit(*result));
+  // A Ctrl-C that came after the last request still ends 130, as everywhere.
+  return g_interrupted.load() ? 130 : static_cast<int>(mw::engine::model_test_exit(*result));
 }
 
 int execute(const TestHistoryCommand& command) {
