@@ -1,6 +1,7 @@
 #include "engine/model_test.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <thread>
 
@@ -69,6 +70,7 @@ struct MemoryWatch {
 // The server to load on: a URL, a container's name, or the one inference server running.
 struct FoundServer {
   std::optional<ServerTarget> target;
+  bool discovered = false;  // an inference server by its image or label: the plan asks it in its own turn
   MemoryWatch watch;
   std::vector<std::string> notes;
 };
@@ -160,6 +162,7 @@ Expected<FoundServer, Error> find_server(const ModelTestOptions& o) {
     found.target = std::move(t);
   }
   if (container != nullptr) {
+    found.discovered = is_inference_server(*container);
     found.target->container_id = container->id;
     found.target->memory_limit = container->memory_limit;
     found.watch.layout = inventory.layout;
@@ -274,6 +277,7 @@ LoadMeasurement measure_load(const ModelTestOptions& o, const FoundServer& serve
   }
   if (!loaded) {
     m.error = loaded.error().line();
+    m.model_missing = loaded.error().code == ENOENT;
     m.lack_of_memory = m.oom_kills.value_or(0) > 0 || says_lack_of_memory(*m.error);
     if (m.oom_kills && *m.oom_kills > 0) {
       *m.error += fmt::format(" (the kernel killed {} process(es) in the container for lack of memory{})", *m.oom_kills,
@@ -438,7 +442,10 @@ Expected<ModelTestResult, Error> run_model_test(const ModelTestOptions& options)
   result.server = found->target;
   result.notes = found->notes;
   auto plan_options = options.plan;
-  if (found->target && plan_options.ollama_url.empty()) {
+  // The plan finds a model as `memwarden plan` does: a file, the Ollama stores (the exact tensor sizes), the
+  // inference servers running, the catalog. A server it would not find by itself (a URL, a container without an
+  // Ollama image or label) is asked first.
+  if (found->target && !found->discovered && plan_options.ollama_url.empty()) {
     plan_options.ollama_url = found->target->url;
   }
   result.plan = collect_plan(plan_options);
@@ -516,7 +523,10 @@ ModelTestExit model_test_exit(const ModelTestResult& result) {
     }
     const auto& m = *run.load;
     if (m.error) {
-      code = std::max(code, static_cast<int>(m.lack_of_memory ? ModelTestExit::not_possible : ModelTestExit::failed));
+      const auto why = m.lack_of_memory  ? ModelTestExit::not_possible
+                       : m.model_missing ? ModelTestExit::source_missing
+                                         : ModelTestExit::failed;
+      code = std::max(code, static_cast<int>(why));
       continue;
     }
     const bool off = std::any_of(m.checks.begin(), m.checks.end(), [](const EstimateCheck& c) {

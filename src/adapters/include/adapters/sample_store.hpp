@@ -53,7 +53,7 @@ struct EstimateRecord {
   std::optional<std::uint64_t> num_ctx;
   std::uint64_t planned_ram = 0;  // the model's RAM side in the plan (without the runner's own)
   std::uint64_t planned_vram = 0;
-  std::optional<std::uint64_t> measured_ram;  // what the load added to the container (anon + page cache)
+  std::optional<std::uint64_t> measured_ram;  // what the load added to the container (anon + mapped files)
   std::optional<std::uint64_t> server_size;   // /api/ps size
   std::optional<std::uint64_t> server_vram;   // /api/ps size_vram
   std::optional<double> load_seconds;

@@ -48,6 +48,7 @@ struct ContainerMemoryNow {
 struct LoadMeasurement {
   std::optional<std::string> error;     // the load failed: the server's words (and the container's OOM kills)
   bool lack_of_memory = false;          // ... for lack of memory (the server says so, or an OOM kill in the container)
+  bool model_missing = false;           // ... because the server does not have it (404: pull it first)
   std::optional<std::string> ps_error;  // loaded, but /api/ps could not be read
   std::vector<std::string> evicted;     // models the server unloaded to make room: the container's change is not
                                         // this model's alone, and the RAM check is left unmeasured
