@@ -88,26 +88,11 @@ TEST(MemwardenAlloc, StopsOnPressureAndOnUnreadableCounters) {
   EXPECT_TRUE(report(r)["psi_full_peak"].is_null()) << "unknown, not 0";
 }
 
-// The resident memory of a process, from /proc/<pid>/status (0 when it cannot be read).
-std::uint64_t resident(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      std::uint64_t kb = 0;
-      in >> kb;
-      return kb * 1024;
-    }
-    in.ignore(4096, '\n');
-  }
-  return 0;
-}
-
 // Waits (bounded) until the process holds `bytes`: it is past its allocation and holding.
 bool holds(int pid, std::uint64_t bytes) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (resident(pid) >= bytes) {
+    if (mw::test::resident_bytes(pid) >= bytes) {
       return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

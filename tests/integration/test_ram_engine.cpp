@@ -61,22 +61,6 @@ bool eventually(F done, std::chrono::seconds limit) {
   return done();
 }
 
-// The resident memory of a process (0 when it cannot be read): exact, where MemAvailable lags and moves with
-// whatever else the host runs.
-std::uint64_t resident(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      std::uint64_t kb = 0;
-      in >> kb;
-      return kb * 1024;
-    }
-    in.ignore(4096, '\n');
-  }
-  return 0;
-}
-
 // The memory came back to the host: MemAvailable back within `slack` of `before`, or risen by most of the size
 // from `holding` (read while it was held), whichever is reached first: other work on a shared host moves
 // MemAvailable by hundreds of MiB either way, and some sandboxes update /proc/meminfo seconds late. Memory
@@ -125,7 +109,8 @@ TEST(RamTestEngine, CtrlCWhileHoldingStopsFreesAndRemovesTheContainer) {
   const auto id = docker({"ps", "-q", "--filter", "label=memwarden.test=ram", "--filter", "status=running"}).out;
   const auto helper = std::stoi(docker({"inspect", "-f", "{{.State.Pid}}", id.substr(0, id.find('\n'))}).out);
   // Holding: the helper has touched the whole size.
-  ASSERT_TRUE(eventually([&] { return resident(helper) >= k_held; }, 120s)) << resident(helper) << run.output();
+  ASSERT_TRUE(eventually([&] { return test::resident_bytes(helper) >= k_held; }, 120s))
+      << test::resident_bytes(helper) << run.output();
   const auto holding = mem_available();
   run.signal(SIGINT);
   EXPECT_EQ(run.wait(), 130) << run.output();
@@ -215,7 +200,8 @@ TEST_F(RamTestNoDocker, CtrlCWhileHoldingReapsTheChildAndRemovesTheCgroup) {
       << run.output();
   const auto child = std::stoi(procs);
   EXPECT_NE(child, run.pid()) << "the helper, not memwarden, is in the cgroup";
-  ASSERT_TRUE(eventually([&] { return resident(child) >= k_held; }, 120s)) << resident(child) << run.output();
+  ASSERT_TRUE(eventually([&] { return test::resident_bytes(child) >= k_held; }, 120s))
+      << test::resident_bytes(child) << run.output();
   const auto holding = mem_available();
   run.signal(SIGINT);
   EXPECT_EQ(run.wait(), 130) << run.output();

@@ -90,6 +90,20 @@ std::string drain(int fd) {
 
 }  // namespace
 
+std::uint64_t resident_bytes(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      std::uint64_t kb = 0;
+      in >> kb;
+      return kb * 1024;
+    }
+    in.ignore(4096, '\n');
+  }
+  return 0;
+}
+
 ProcessResult run_process(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
   int out_pipe[2];
   int err_pipe[2];

@@ -67,6 +67,10 @@ struct ProcessResult {
 [[nodiscard]] ProcessResult run_process(const std::vector<std::string>& argv,
                                         const std::vector<std::string>& extra_env = {});
 
+// A process's resident memory (VmRSS in /proc/<pid>/status); 0 when it cannot be read. Exact, where the host's
+// MemAvailable lags and moves with whatever else runs.
+[[nodiscard]] std::uint64_t resident_bytes(int pid);
+
 // A program running in the background (no shell), its output in files; killed on destruction.
 class BackgroundProcess {
  public:

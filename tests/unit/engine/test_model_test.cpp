@@ -131,8 +131,7 @@ TEST(ModelTestExit, TheHighestWinsAndAnInterruptionOverridesAll) {
 TEST(ModelTestExit, AComparedFigureOffTheBandDoesNotFail) {
   auto run = planned("m");
   run.load = measured(4500 * k_mib);
-  run.load->checks.push_back(check_estimate("server's size (/api/ps)", 4608 * k_mib, 20 * k_gib,
-                                            CheckRole::compares));
+  run.load->checks.push_back(check_estimate("server's size (/api/ps)", 4608 * k_mib, 20 * k_gib, CheckRole::compares));
   EXPECT_EQ(exit_of({run}), 0);
 }
 
