@@ -134,21 +134,17 @@ Result<TestCgroup> TestCgroup::create(const TestCgroupPlan& plan) {
     return fail(plan.parent, "not on a cgroup file system: no test cgroup can be made there", ENOTSUP);
   }
   if (plan.enable_memory_in) {
-    if (const int err = write_value(*plan.enable_memory_in, "+memory"); err != 0) {
-      return fail(
-          *plan.enable_memory_in,
-          fmt::format("cannot enable the memory controller for a test cgroup: {}{}", errno_text(err), hint(err)), err);
-    }
+    // The parent is not memwarden's (a systemd slice, the root): memwarden does not change it.
+    return fail(*plan.enable_memory_in,
+                "the memory controller is not enabled for the children of this cgroup, and memwarden does not "
+                "change a cgroup it does not own: add +memory to that file (or delegate it), or run the test in a "
+                "container (without --no-docker)",
+                ENOTSUP);
   }
+  // The name carries a random part: an existing directory is someone else's, never removed here.
   if (::mkdir(plan.directory.c_str(), 0755) != 0) {
-    int err = errno;
-    // Left by an earlier memwarden with this pid: remove it (only an empty one goes) and try once more.
-    if (err == EEXIST && ::rmdir(plan.directory.c_str()) == 0 && ::mkdir(plan.directory.c_str(), 0755) == 0) {
-      err = 0;
-    }
-    if (err != 0) {
-      return fail(plan.directory, fmt::format("cannot create the test cgroup: {}{}", errno_text(err), hint(err)), err);
-    }
+    const int err = errno;
+    return fail(plan.directory, fmt::format("cannot create the test cgroup: {}{}", errno_text(err), hint(err)), err);
   }
   TestCgroup cgroup(plan.directory);
   for (const auto& write : plan.limits) {
@@ -192,6 +188,11 @@ Expected<void, Error> TestCgroup::remove() {
     }
     sleep_ms(20);
   }
+}
+
+bool on_cgroup_file_system(const std::string& directory) {
+  struct statfs info {};
+  return ::statfs(directory.c_str(), &info) == 0 && (info.f_type == k_cgroup_magic || info.f_type == k_cgroup2_magic);
 }
 
 Expected<void, Error> remove_cgroup_directory(const std::string& directory) {

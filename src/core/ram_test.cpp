@@ -1,4 +1,7 @@
 #include "core/ram_test.hpp"
+#include "core/text.hpp"
+
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -63,14 +66,71 @@ std::optional<std::string> refuse_size(std::uint64_t size, std::optional<std::ui
   return std::nullopt;
 }
 
-Leftover leftover_action(std::string_view state, std::optional<bool> owner_alive) {
-  if (state == "exited" || state == "dead") {
-    return Leftover::remove;
+std::string owner_label(const TestOwner& owner) {
+  return fmt::format("{}/{}/{}/{}", owner.boot_id, owner.pid_namespace, owner.pid, owner.start_time);
+}
+
+std::optional<TestOwner> parse_owner_label(std::string_view text) {
+  std::vector<std::string_view> parts;
+  while (parts.size() < 5) {
+    const auto slash = text.find('/');
+    parts.push_back(text.substr(0, slash));
+    if (slash == std::string_view::npos) {
+      break;
+    }
+    text.remove_prefix(slash + 1);
   }
-  if (state == "created" && owner_alive != true) {
-    return Leftover::remove;
+  if (parts.size() != 4 || parts[0].empty() || parts[1].empty()) {
+    return std::nullopt;
   }
-  return Leftover::leave_busy;
+  const auto pid = parse_u64(parts[2]);
+  const auto start = parse_u64(parts[3]);
+  if (!pid || *pid == 0 || *pid > (1ULL << 31) || !start) {
+    return std::nullopt;
+  }
+  return TestOwner{std::string(parts[0]), std::string(parts[1]), static_cast<std::int64_t>(*pid), *start};
+}
+
+std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat) {
+  const auto close = stat.rfind(')');
+  if (close == std::string_view::npos) {
+    return std::nullopt;
+  }
+  stat.remove_prefix(close + 1);
+  // After the command: field 3 (state) is the first; the start time is field 22, the 20th from here.
+  for (int field = 3; field <= 22; ++field) {
+    while (!stat.empty() && stat.front() == ' ') {
+      stat.remove_prefix(1);
+    }
+    const auto end = stat.find(' ');
+    const auto word = stat.substr(0, end);
+    if (word.empty()) {
+      return std::nullopt;
+    }
+    if (field == 22) {
+      return parse_u64(word);
+    }
+    stat.remove_prefix(end == std::string_view::npos ? stat.size() : end);
+  }
+  return std::nullopt;
+}
+
+OwnerState owner_state(const TestOwner& owner, const std::optional<TestOwner>& self,
+                       std::optional<std::uint64_t> start_time_now) {
+  if (!self) {
+    return OwnerState::unknown;
+  }
+  if (owner.boot_id != self->boot_id) {
+    return OwnerState::gone;  // the host was restarted since: that memwarden is gone with it
+  }
+  if (owner.pid_namespace != self->pid_namespace) {
+    return OwnerState::unknown;  // its pids are not ours to look up
+  }
+  return start_time_now == owner.start_time ? OwnerState::alive : OwnerState::gone;
+}
+
+Leftover leftover_action(OwnerState owner, bool expired) {
+  return owner == OwnerState::gone || expired ? Leftover::remove : Leftover::leave;
 }
 
 }  // namespace mw

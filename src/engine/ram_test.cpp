@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -100,20 +101,37 @@ std::vector<std::string> helper_argv(const std::string& helper, std::uint64_t si
   return argv;
 }
 
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Who made the container and until when it can be in use: a later run removes it only when this memwarden is gone
+// or the time is past (memwarden stops a size at its time limit and waits at most 40 s more).
+nlohmann::json ownership_labels(const std::optional<TestOwner>& owner, const RamTestOptions& o) {
+  nlohmann::json labels = {{k_ram_test_label, k_ram_test_label_value},
+                           {k_ram_test_pid_label, std::to_string(getpid())}};
+  const auto in_use_for =
+      std::chrono::duration_cast<std::chrono::seconds>(o.per_size_limit + o.hold) + std::chrono::minutes(2);
+  labels[k_ram_test_expires_label] = std::to_string(unix_now() + in_use_for.count());
+  if (owner) {
+    labels[k_ram_test_owner_label] = owner_label(*owner);
+  }
+  return labels;
+}
+
 std::string create_body(const std::string& image, std::uint64_t size, std::uint64_t container_limit,
-                        const RamTestOptions& o) {
+                        const nlohmann::json& labels, const RamTestOptions& o) {
   const auto limit = static_cast<std::int64_t>(container_limit);
-  return nlohmann::json{
-      {"Image", image},
-      {"Cmd", helper_argv("/memwarden-alloc", size, o)},
-      {"Labels", {{k_ram_test_label, k_ram_test_label_value}, {k_ram_test_pid_label, std::to_string(getpid())}}},
-      {"HostConfig",
-       {{"Memory", limit},
-        {"MemorySwap", limit},
-        {"NetworkMode", "none"},
-        {"OomScoreAdj", 1000},
-        // The report is read back from the logs, whatever the daemon's default log driver.
-        {"LogConfig", {{"Type", "json-file"}, {"Config", nlohmann::json::object()}}}}}}
+  return nlohmann::json{{"Image", image},
+                        {"Cmd", helper_argv("/memwarden-alloc", size, o)},
+                        {"Labels", labels},
+                        {"HostConfig",
+                         {{"Memory", limit},
+                          {"MemorySwap", limit},
+                          {"NetworkMode", "none"},
+                          {"OomScoreAdj", 1000},
+                          // The report is read back from the logs, whatever the daemon's default log driver.
+                          {"LogConfig", {{"Type", "json-file"}, {"Config", nlohmann::json::object()}}}}}}
       .dump();
 }
 
@@ -238,40 +256,51 @@ void run_one(adapters::DockerClient& docker, const std::string& id, const RamTes
   finish_run(*log, stopped_at.has_value(), timed_out, run);
 }
 
-// Containers of earlier runs (the ram-test label): stopped ones were left by a memwarden that was killed and go;
-// a running one belongs to another memwarden and is left alone. Each is named in a note.
-void clear_leftover_containers(adapters::DockerClient& docker, const probes::HostRoot& root, RamTestResult& result) {
+// Containers of earlier runs (the ram-test label): one goes when the memwarden that made it is gone (an earlier
+// boot, or no such process in this pid namespace now) or when it is past the time any memwarden keeps a size;
+// others (a live memwarden's, or one whose memwarden cannot be told: another pid namespace, an older memwarden
+// without the owner label) are left alone. Each is named in a note.
+void clear_leftover_containers(adapters::DockerClient& docker, const probes::HostRoot& root,
+                               const std::optional<TestOwner>& self, RamTestResult& result) {
   auto list = docker.list_containers(adapters::ListScope::all);
   if (!list) {
     result.notes.push_back("could not look for containers of earlier ram tests: " + list.error().line());
     return;
   }
+  const auto now = unix_now();
   for (const auto& c : *list) {
     const auto label = c.labels.find(k_ram_test_label);
     if (label == c.labels.end() || label->second != k_ram_test_label_value) {
       continue;
     }
-    std::optional<std::int64_t> owner;
-    if (const auto pid = c.labels.find(k_ram_test_pid_label); pid != c.labels.end()) {
-      if (const auto value = parse_u64(pid->second); value && *value > 0 && *value < (1ULL << 31)) {
-        owner = static_cast<std::int64_t>(*value);
+    auto owner_state_now = OwnerState::unknown;
+    std::string who = "a memwarden that cannot be told";
+    if (const auto o = c.labels.find(k_ram_test_owner_label); o != c.labels.end()) {
+      if (const auto owner = parse_owner_label(o->second)) {
+        owner_state_now = owner_state(*owner, self, probes::read_start_time(root, owner->pid));
+        who = fmt::format("memwarden pid {}", owner->pid);
       }
     }
-    std::optional<bool> alive;
-    if (owner) {
-      alive = probes::process_exists(root, *owner);
+    bool expired = false;
+    std::string until;
+    if (const auto e = c.labels.find(k_ram_test_expires_label); e != c.labels.end()) {
+      if (const auto at = parse_i64(e->second)) {
+        expired = now > *at;
+        until = fmt::format(" (in use at most until {} s from now)", *at > now ? *at - now : 0);
+      }
     }
-    const std::string who = owner ? fmt::format("memwarden (pid {})", *owner) : std::string("memwarden");
-    if (leftover_action(c.state, alive) == Leftover::leave_busy) {
-      result.notes.push_back(fmt::format("{} is a ram test of another {}, {}: left alone", c.name, who, c.state));
+    if (leftover_action(owner_state_now, expired) == Leftover::leave) {
+      result.notes.push_back(fmt::format("{} is a ram test of {}, {}: left alone{}", c.name,
+                                         owner_state_now == OwnerState::alive ? who + ", still running" : who, c.state,
+                                         until));
       continue;
     }
+    const char* why = expired ? "past its time" : "its memwarden is gone";
     if (auto ok = docker.remove(c.id); !ok) {
-      result.notes.push_back(fmt::format("{}, left {} by an earlier {}, could not be removed: {}", c.name, c.state, who,
-                                         ok.error().line()));
+      result.notes.push_back(fmt::format("{}, a ram-test container of {} ({}), could not be removed: {}", c.name, who,
+                                         why, ok.error().line()));
     } else {
-      result.notes.push_back(
-          fmt::format("removed {}, a ram-test container left {} by an earlier {}", c.name, c.state, who));
+      result.notes.push_back(fmt::format("removed {}, a ram-test container of {} ({})", c.name, who, why));
     }
   }
 }
@@ -314,18 +343,28 @@ void run_in_cgroup(const TestCgroupPlan& plan, const actions::TestCgroup& cgroup
   }
 }
 
-// Test cgroups of earlier runs beside where this one makes its own: those whose memwarden is gone are removed
-// (the kernel refuses one that still holds a process), those of a memwarden still running are left alone.
+// Test cgroups of earlier runs beside where this one makes its own: only on a cgroup file system, only empty ones
+// (the kernel refuses to remove a cgroup that holds a process, so a live test's is safe) and only those made more
+// than a minute ago (a live memwarden puts its helper in its cgroup as soon as it has made it).
 void clear_leftover_cgroups(const probes::HostRoot& root, const std::string& parent, RamTestResult& result) {
+  if (!actions::on_cgroup_file_system(parent)) {
+    return;
+  }
+  const auto now = std::filesystem::file_time_type::clock::now();
   for (const auto& found : probes::find_test_cgroups(root, parent)) {
-    if (found.owner_alive && found.pid != getpid()) {
-      result.notes.push_back(
-          fmt::format("{} is a test cgroup of another memwarden (pid {}): left alone", found.directory, found.pid));
+    std::error_code ec;
+    const auto made = std::filesystem::last_write_time(found.directory, ec);
+    if (ec || now - made < std::chrono::minutes(1)) {
       continue;
     }
     if (auto ok = actions::remove_cgroup_directory(found.directory); !ok) {
-      result.notes.push_back(fmt::format("a test cgroup left by an earlier memwarden (pid {}) could not be removed: {}",
-                                         found.pid, ok.error().line()));
+      result.notes.push_back(ok.error().code == EBUSY
+                                 ? fmt::format("{} holds processes (a test of memwarden pid {} still running?): "
+                                               "left alone",
+                                               found.directory, found.pid)
+                                 : fmt::format("a test cgroup left by an earlier memwarden (pid {}) could not be "
+                                               "removed: {}",
+                                               found.pid, ok.error().line()));
     } else {
       result.notes.push_back(
           fmt::format("removed {}, a test cgroup left by an earlier memwarden (pid {})", found.directory, found.pid));
@@ -352,7 +391,9 @@ Expected<void, Error> run_all_in_cgroups(const RamTestOptions& options, RamTestR
     return unexpected(where.error());
   }
   clear_leftover_cgroups(options.root, where->parent, result);
-  int index = 0;
+  // Names carry a random number: a memwarden with the same pid in another pid namespace makes other ones.
+  std::mt19937 random(std::random_device{}());
+  int index = static_cast<int>(random() % 1000000000U);
   bool made_one = false;
   for (auto& run : result.runs) {
     if (run.refused) {
@@ -431,7 +472,8 @@ Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options) {
     return unexpected(image.error());
   }
   result.image = *image;
-  clear_leftover_containers(*docker, options.root, result);
+  const auto self = probes::read_own_identity(options.root);
+  clear_leftover_containers(*docker, options.root, self, result);
   int index = 0;
   for (auto& run : result.runs) {
     if (run.refused) {
@@ -444,7 +486,8 @@ Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options) {
     }
     const auto salt = static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     const std::string name = fmt::format("memwarden-test-ram-{}-{}-{:08x}", getpid(), index++, salt);
-    auto id = docker->create_container(name, create_body(*image, run.size, run.container_limit, options));
+    auto id = docker->create_container(
+        name, create_body(*image, run.size, run.container_limit, ownership_labels(self, options), options));
     if (!id) {
       run.error = id.error().line();
       continue;

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "core/text.hpp"
 #include "probes/cgroup.hpp"
 
 namespace mw::probes {
@@ -115,6 +116,37 @@ std::vector<FoundTestCgroup> find_test_cgroups(const HostRoot& root, const std::
     found.push_back({it->path().string(), *pid, process_exists(root, *pid)});
   }
   return found;
+}
+
+std::optional<std::uint64_t> read_start_time(const HostRoot& root, std::int64_t pid) {
+  if (pid <= 0) {
+    return std::nullopt;
+  }
+  auto stat = read_file(root.proc(std::to_string(pid) + "/stat"), k_max_small_file);
+  if (!stat) {
+    return std::nullopt;
+  }
+  return parse_stat_start_time(*stat);
+}
+
+std::optional<TestOwner> read_own_identity(const HostRoot& root) {
+  std::error_code ec;
+  const auto self = fs::read_symlink(root.proc("self"), ec);
+  if (ec) {
+    return std::nullopt;
+  }
+  const auto pid = parse_u64(self.filename().string());
+  const auto pid_namespace = fs::read_symlink(root.proc("self/ns/pid"), ec);
+  auto boot = read_file(root.proc("sys/kernel/random/boot_id"), k_max_small_file);
+  if (!pid || ec || !boot) {
+    return std::nullopt;
+  }
+  const auto start = read_start_time(root, static_cast<std::int64_t>(*pid));
+  auto boot_id = std::string(trim(*boot));
+  if (!start || boot_id.empty() || boot_id.find('/') != std::string::npos) {
+    return std::nullopt;
+  }
+  return TestOwner{std::move(boot_id), pid_namespace.string(), static_cast<std::int64_t>(*pid), *start};
 }
 
 }  // namespace mw::probes

@@ -421,13 +421,24 @@ TEST(TestRamOptions, NoDockerWhereNoCgroupCanBeMadeIsOneLineAndExit3) {
   root.write("proc/self/cgroup", "4:memory:/process_api/abc\n0::/\n");
   root.write("sys/fs/cgroup/memory/memory.usage_in_bytes", "1\n");
   root.write("sys/fs/cgroup/memory/process_api/abc/memory.usage_in_bytes", "1\n");
+  // What looks like a killed memwarden's test cgroup, an hour old: off a cgroup file system nothing is swept.
+  const auto planted = root.path() / "sys/fs/cgroup/memory/process_api/memwarden-test-4000001-1";
+  fs::create_directories(planted);
+  fs::last_write_time(planted, fs::file_time_type::clock::now() - std::chrono::hours(1));
   const std::vector<std::string> env{std::string("MEMWARDEN_ALLOC=") + MEMWARDEN_ALLOC_BIN};
   auto r = mw::test::run_process({binary(), "--root", root.path().string(), "test", "ram", "64M", "--no-docker"}, env);
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "memwarden: test ram: " + (root.path() / "sys/fs/cgroup/memory/process_api").string() +
                        ": not on a cgroup file system: no test cgroup can be made there\n");
-  EXPECT_FALSE(fs::exists(root.path() / "sys/fs/cgroup/memory/process_api/memwarden-test-0-0"));
+  EXPECT_TRUE(fs::exists(planted)) << "not swept";
+  std::vector<std::string> made;
+  for (const auto& entry : fs::directory_iterator(root.path() / "sys/fs/cgroup/memory/process_api")) {
+    if (entry.path().filename().string().rfind("memwarden-test-", 0) == 0 && entry.path() != planted) {
+      made.push_back(entry.path().filename().string());
+    }
+  }
+  EXPECT_TRUE(made.empty()) << "nothing made: " << made.size() << (made.empty() ? "" : " " + made.front());
 
   if (::geteuid() != 0 || !fs::exists("/usr/bin/setpriv") || !fs::exists("/sys/fs/cgroup")) {
     GTEST_SKIP() << "not root, or no setpriv: the unprivileged case is not tried";

@@ -2,6 +2,8 @@
 // in a container limited to it, and leaves nothing behind.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -80,6 +82,26 @@ std::string test_cgroup_of(int pid, int n) {
   return plan ? plan->directory : "";
 }
 
+// The test cgroup memwarden `pid` made (its names carry a random number), or "" while there is none.
+std::string made_test_cgroup(int pid) {
+  const auto sibling = std::filesystem::path(test_cgroup_of(pid, 0)).parent_path();
+  const auto prefix = "memwarden-test-" + std::to_string(pid) + "-";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(sibling, ec)) {
+    if (entry.path().filename().string().rfind(prefix, 0) == 0) {
+      return entry.path().string();
+    }
+  }
+  return "";
+}
+
+// This test process as the owner of a ram-test container (core::TestOwner), read as memwarden reads its own.
+TestOwner this_process() {
+  auto owner = probes::read_own_identity(probes::HostRoot("/"));
+  EXPECT_TRUE(owner) << "cannot read /proc/self";
+  return owner ? *owner : TestOwner{};
+}
+
 std::string read_text(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::ostringstream ss;
@@ -125,27 +147,58 @@ TEST(RamTestEngine, CtrlCWhileHoldingStopsFreesAndRemovesTheContainer) {
       << "MemAvailable " << mem_available() << ", before " << before << ", holding " << holding;
 }
 
-TEST(RamTestEngine, LeftoversOfAKilledRunAreRemovedAndARunningOneIsNamed) {
-  // A stopped ram-test container, as a memwarden killed mid-run leaves it, and one another memwarden runs now.
-  (void)docker({"rm", "-f", "mwit-ram-left"});
-  const auto left = docker({"run", "--name", "mwit-ram-left", "--network", "none", "--label", "memwarden.test=ram",
-                            "--label", "memwarden.pid=2147483600", k_hog_image, "/bin/memhog", "--help"});
-  ASSERT_EQ(left.exit_code, 0) << left.err;
-  Container busy("mwit-ram-busy", {"--label", "memwarden.test=ram", "--label", "memwarden.pid=1"},
-                 {"/bin/memhog", "--mib", "8"});
+TEST(RamTestEngine, LeftoversGoWhenTheirMemwardenIsGoneOrTheirTimeIsPast) {
+  // As memwardens label them: one whose memwarden is gone (a pid with no process in this namespace), one past its
+  // time whose memwarden cannot be told (another pid namespace), one of a memwarden still running (this test, by
+  // its pid and start time), and one of a memwarden in another pid namespace still within its time.
+  const auto self = this_process();
+  int gone = 4000000;
+  while (std::filesystem::exists("/proc/" + std::to_string(gone))) {
+    ++gone;
+  }
+  auto dead = self;
+  dead.pid = gone;
+  auto foreign = self;
+  foreign.pid_namespace = "pid:[1]";
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto labels = [](const TestOwner& owner, std::int64_t expires) {
+    return std::vector<std::string>{"--label", "memwarden.test=ram",
+                                    "--label", "memwarden.owner=" + owner_label(owner),
+                                    "--label", "memwarden.expires=" + std::to_string(expires)};
+  };
+  const auto stopped = [&](const std::string& name, const std::vector<std::string>& l) {
+    (void)docker({"rm", "-f", name});
+    std::vector<std::string> args{"run", "--name", name, "--network", "none"};
+    args.insert(args.end(), l.begin(), l.end());
+    args.insert(args.end(), {k_hog_image, "/bin/memhog", "--help"});
+    EXPECT_EQ(docker(args).exit_code, 0) << name;
+  };
+  stopped("mwit-ram-gone", labels(dead, now + 3600));
+  stopped("mwit-ram-expired", labels(foreign, now - 10));
+  stopped("mwit-ram-foreign", labels(foreign, now + 3600));
+  Container busy("mwit-ram-busy", labels(self, now + 3600), {"/bin/memhog", "--mib", "8"});
   ASSERT_TRUE(busy.wait_for_log("memhog: ready"));
   const auto r = memwarden({"test", "ram", "64M", "--reserve", "1G", "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  const auto j = parse_output(r);
-  const auto notes = j["notes"].dump();
-  EXPECT_NE(notes.find("removed mwit-ram-left, a ram-test container left exited by an earlier memwarden (pid "
-                       "2147483600)"),
+  const auto notes = parse_output(r)["notes"].dump();
+  EXPECT_NE(notes.find(fmt::format("removed mwit-ram-gone, a ram-test container of memwarden pid {} (its memwarden "
+                                   "is gone)",
+                                   gone)),
             std::string::npos)
       << notes;
-  EXPECT_NE(notes.find("mwit-ram-busy is a ram test of another memwarden (pid 1), running: left alone"),
+  EXPECT_NE(notes.find("removed mwit-ram-expired"), std::string::npos) << notes;
+  EXPECT_NE(notes.find("past its time"), std::string::npos) << notes;
+  EXPECT_NE(notes.find(fmt::format("mwit-ram-busy is a ram test of memwarden pid {}, still running, running: left "
+                                   "alone",
+                                   self.pid)),
             std::string::npos)
       << notes;
-  EXPECT_NE(docker({"inspect", "mwit-ram-left"}).exit_code, 0) << "removed";
+  EXPECT_NE(notes.find("mwit-ram-foreign is a ram test of memwarden pid"), std::string::npos) << notes;
+  EXPECT_NE(docker({"inspect", "mwit-ram-gone"}).exit_code, 0) << "removed";
+  EXPECT_NE(docker({"inspect", "mwit-ram-expired"}).exit_code, 0) << "removed";
+  EXPECT_EQ(docker({"inspect", "mwit-ram-foreign"}).exit_code, 0) << "left alone";
+  (void)docker({"rm", "-f", "mwit-ram-foreign"});
   EXPECT_EQ(running_test_containers(), 1U) << "the running one is left alone";
   EXPECT_EQ(test_containers(), 1U) << "and nothing else is left";
 }
@@ -189,11 +242,12 @@ TEST_F(RamTestNoDocker, CtrlCWhileHoldingReapsTheChildAndRemovesTheCgroup) {
   ASSERT_GT(before, k_held + (3ULL << 30));
   test::BackgroundProcess run(
       {MEMWARDEN_BIN, "test", "ram", "2G", "--reserve", "1G", "--hold", "5m", "--json", "--no-docker"});
-  const auto dir = std::filesystem::path(test_cgroup_of(run.pid(), 0));
+  std::filesystem::path dir;
   std::string procs;
   ASSERT_TRUE(eventually(
       [&] {
-        procs = read_text(dir / "cgroup.procs");
+        dir = made_test_cgroup(run.pid());
+        procs = dir.empty() ? "" : read_text(dir / "cgroup.procs");
         return !procs.empty();
       },
       60s))
@@ -215,29 +269,40 @@ TEST_F(RamTestNoDocker, CtrlCWhileHoldingReapsTheChildAndRemovesTheCgroup) {
       << "MemAvailable " << mem_available() << ", before " << before << ", holding " << holding;
 }
 
-TEST_F(RamTestNoDocker, LeftoverCgroupsOfAGoneMemwardenAreRemovedOthersNamed) {
-  // Beside where the next memwarden makes its own: one of a pid that is gone, one of a pid that lives (1).
+TEST_F(RamTestNoDocker, EmptyOldLeftoverCgroupsGoAndFreshOrBusyOnesStay) {
+  // Beside where the next memwarden makes its own: an empty one made two minutes ago (a killed memwarden's), an
+  // empty one made just now (a live memwarden may be about to put its helper in), and an old one that holds a
+  // process (a test still running).
   const auto sibling = std::filesystem::path(test_cgroup_of(::getpid(), 0)).parent_path();
-  int gone = 4000000;
-  while (std::filesystem::exists("/proc/" + std::to_string(gone))) {
-    ++gone;
+  const auto stale = sibling / mw::test_cgroup_name(4000001, 1);
+  const auto fresh = sibling / mw::test_cgroup_name(4000001, 2);
+  const auto busy = sibling / mw::test_cgroup_name(4000001, 3);
+  for (const auto& dir : {stale, fresh, busy}) {
+    ASSERT_TRUE(std::filesystem::create_directory(dir)) << dir;
   }
-  const auto stale = sibling / mw::test_cgroup_name(gone, 0);
-  const auto alive = sibling / mw::test_cgroup_name(1, 7);
-  ASSERT_TRUE(std::filesystem::create_directory(stale));
-  ASSERT_TRUE(std::filesystem::create_directory(alive));
-  const auto r = test::run_process({MEMWARDEN_BIN, "test", "ram", "64M", "--reserve", "1G", "--no-docker", "--json"});
+  const auto old = std::filesystem::file_time_type::clock::now() - std::chrono::minutes(2);
   std::error_code ec;
+  std::filesystem::last_write_time(stale, old, ec);
+  ASSERT_FALSE(ec) << "cannot age " << stale << ": " << ec.message();
+  std::filesystem::last_write_time(busy, old, ec);
+  test::BackgroundProcess sleeper({"/bin/sleep", "120"});
+  {
+    std::ofstream procs(busy / "cgroup.procs");
+    procs << sleeper.pid();
+  }
+  const auto r = test::run_process({MEMWARDEN_BIN, "test", "ram", "64M", "--reserve", "1G", "--no-docker", "--json"});
+  sleeper.signal(SIGKILL);
+  (void)sleeper.wait();
   const bool stale_was_there = std::filesystem::remove(stale, ec);
-  const bool alive_was_there = std::filesystem::remove(alive, ec);
+  const bool fresh_was_there = std::filesystem::remove(fresh, ec);
+  const bool busy_was_there = std::filesystem::remove(busy, ec);
   EXPECT_FALSE(stale_was_there) << "removed by memwarden";
-  EXPECT_TRUE(alive_was_there) << "left alone";
+  EXPECT_TRUE(fresh_was_there) << "too new to be a leftover";
+  EXPECT_TRUE(busy_was_there) << "holds a process";
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   const auto notes = parse_output(r)["notes"].dump();
   EXPECT_NE(notes.find("removed " + stale.string()), std::string::npos) << notes;
-  EXPECT_NE(notes.find(alive.string() + " is a test cgroup of another memwarden (pid 1): left alone"),
-            std::string::npos)
-      << notes;
+  EXPECT_NE(notes.find(busy.string() + " holds processes"), std::string::npos) << notes;
 }
 
 TEST(RamTestEngine, OneGigabyteIsReachedInsideItsLimitAndNothingIsLeft) {

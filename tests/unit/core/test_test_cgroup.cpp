@@ -141,15 +141,47 @@ TEST(TestCgroupOom, TheKernelsCountWinsElseASigkillAfterTheLimitWasHit) {
   EXPECT_FALSE(cgroup_oom_killed({std::nullopt, std::nullopt, true}));
 }
 
-TEST(RamTestLeftovers, StoppedOnesGoRunningOnesStay) {
-  EXPECT_EQ(leftover_action("exited", std::nullopt), Leftover::remove);
-  EXPECT_EQ(leftover_action("dead", true), Leftover::remove);
-  EXPECT_EQ(leftover_action("created", false), Leftover::remove) << "its memwarden is gone";
-  EXPECT_EQ(leftover_action("created", std::nullopt), Leftover::remove) << "no owner named";
-  EXPECT_EQ(leftover_action("created", true), Leftover::leave_busy) << "about to be started by a live memwarden";
-  for (const auto* busy : {"running", "paused", "restarting", "removing"}) {
-    EXPECT_EQ(leftover_action(busy, false), Leftover::leave_busy) << busy;
+TEST(RamTestLeftovers, OnlyAGoneMemwardensOrAnExpiredOneGoes) {
+  EXPECT_EQ(leftover_action(OwnerState::gone, false), Leftover::remove);
+  EXPECT_EQ(leftover_action(OwnerState::alive, true), Leftover::remove) << "past any size's time: an orphan";
+  EXPECT_EQ(leftover_action(OwnerState::unknown, true), Leftover::remove);
+  EXPECT_EQ(leftover_action(OwnerState::alive, false), Leftover::leave);
+  EXPECT_EQ(leftover_action(OwnerState::unknown, false), Leftover::leave) << "another pid namespace: not ours to judge";
+}
+
+TEST(RamTestLeftovers, TheOwnerIsTheSameProcessOnlyByBootNamespacePidAndStartTime) {
+  const TestOwner self{"b0", "pid:[4026531836]", 100, 5000};
+  auto owner = self;
+  owner.pid = 42;
+  owner.start_time = 777;
+  EXPECT_EQ(owner_state(owner, self, 777), OwnerState::alive);
+  EXPECT_EQ(owner_state(owner, self, std::nullopt), OwnerState::gone) << "no such process here";
+  EXPECT_EQ(owner_state(owner, self, 778), OwnerState::gone) << "the pid is another process now";
+  auto other_boot = owner;
+  other_boot.boot_id = "b1";
+  EXPECT_EQ(owner_state(other_boot, self, 777), OwnerState::gone) << "gone with the host's restart";
+  auto other_namespace = owner;
+  other_namespace.pid_namespace = "pid:[4026532000]";
+  EXPECT_EQ(owner_state(other_namespace, self, std::nullopt), OwnerState::unknown);
+  EXPECT_EQ(owner_state(owner, std::nullopt, 777), OwnerState::unknown) << "this memwarden cannot tell";
+}
+
+TEST(RamTestLeftovers, OwnerLabelsRoundTripAndBadOnesAreRefused) {
+  const TestOwner owner{"3f1c-aa", "pid:[4026531836]", 4242, 123456};
+  EXPECT_EQ(owner_label(owner), "3f1c-aa/pid:[4026531836]/4242/123456");
+  EXPECT_EQ(parse_owner_label(owner_label(owner)), owner);
+  for (const auto* bad :
+       {"", "a/b/c", "a/b/0/1", "a/b/x/1", "a/b/1/-1", "/b/1/1", "a//1/1", "a/b/1/1/1", "a/b/99999999999/1"}) {
+    EXPECT_FALSE(parse_owner_label(bad)) << bad;
   }
+}
+
+TEST(RamTestLeftovers, TheStartTimeIsFieldTwentyTwoWhateverTheCommand) {
+  const std::string tail = " S 1 100 100 0 -1 4194560 500 0 0 0 10 5 0 0 20 0 1 0 987654 123456 100";
+  EXPECT_EQ(parse_stat_start_time("4242 (memwarden)" + tail), 987654U);
+  EXPECT_EQ(parse_stat_start_time("4242 (a b) c)" + tail), 987654U) << "spaces and ) in the command";
+  EXPECT_FALSE(parse_stat_start_time("4242 (memwarden) S 1 2"));
+  EXPECT_FALSE(parse_stat_start_time("garbage"));
 }
 
 }  // namespace

@@ -43,6 +43,8 @@ class TestCgroup {
 // rmdir of a test cgroup left by a memwarden that was killed: the kernel refuses one that still holds a process
 // (EBUSY, the error).
 [[nodiscard]] Expected<void, Error> remove_cgroup_directory(const std::string& directory);
+// Whether `directory` is on a cgroup (v1 or v2) file system: nothing is swept or made anywhere else.
+[[nodiscard]] bool on_cgroup_file_system(const std::string& directory);
 
 struct ChildExit {
   std::optional<int> exit_code;  // it exited

@@ -46,12 +46,34 @@ enum class StopReason {
 [[nodiscard]] std::optional<std::string> refuse_size(std::uint64_t size, std::optional<std::uint64_t> mem_total,
                                                      std::uint64_t reserve, const std::string& source);
 
-// What a new run does with a ram-test container (or cgroup) it finds from an earlier one.
-enum class Leftover {
-  remove,      // stopped (exited, dead), or created by a memwarden that is gone: left by one that was killed
-  leave_busy,  // running, paused, restarting, being removed, or just created by a memwarden still running
+// Who started a ram-test container, labelled on it: enough to tell later whether that memwarden still runs.
+struct TestOwner {
+  std::string boot_id;        // /proc/sys/kernel/random/boot_id
+  std::string pid_namespace;  // where /proc/self/ns/pid points: "pid:[4026531836]"
+  std::int64_t pid = 0;
+  std::uint64_t start_time = 0;  // /proc/<pid>/stat field 22: clock ticks after boot
+  friend bool operator==(const TestOwner&, const TestOwner&) = default;
 };
-// `state` as the engine says it ("exited", "running", ...); `owner_alive` is nullopt when the owner is unknown.
-[[nodiscard]] Leftover leftover_action(std::string_view state, std::optional<bool> owner_alive);
+// "<boot_id>/<pid namespace>/<pid>/<start time>".
+[[nodiscard]] std::string owner_label(const TestOwner& owner);
+[[nodiscard]] std::optional<TestOwner> parse_owner_label(std::string_view text);
+// The start time in a /proc/<pid>/stat line (field 22, after the command in parentheses, which may hold spaces
+// and parentheses itself).
+[[nodiscard]] std::optional<std::uint64_t> parse_stat_start_time(std::string_view stat);
+
+enum class OwnerState {
+  alive,    // the same process is still there
+  gone,     // an earlier boot, or in this memwarden's pid namespace no such process (or another one) now
+  unknown,  // another pid namespace (a memwarden in a container), or this memwarden cannot tell
+};
+// `self`: this memwarden; `start_time_now`: the start time of the owner's pid as this memwarden sees it (nullopt:
+// no such process).
+[[nodiscard]] OwnerState owner_state(const TestOwner& owner, const std::optional<TestOwner>& self,
+                                     std::optional<std::uint64_t> start_time_now);
+
+// What a new run does with a ram-test container from an earlier one: it goes only when its memwarden is gone, or
+// when it outlived the time any memwarden gives a size (`expired`: its owner would have removed it by then).
+enum class Leftover { remove, leave };
+[[nodiscard]] Leftover leftover_action(OwnerState owner, bool expired);
 
 }  // namespace mw

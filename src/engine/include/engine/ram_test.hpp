@@ -88,6 +88,8 @@ struct RamTestResult {
 inline constexpr const char* k_ram_test_label = "memwarden.test";
 inline constexpr const char* k_ram_test_label_value = "ram";
 inline constexpr const char* k_ram_test_pid_label = "memwarden.pid";
+inline constexpr const char* k_ram_test_owner_label = "memwarden.owner";      // core::owner_label
+inline constexpr const char* k_ram_test_expires_label = "memwarden.expires";  // unix seconds
 
 [[nodiscard]] Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options);
 

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/ram_test.hpp"
 #include "core/test_cgroup.hpp"
 #include "probes/host_root.hpp"
 
@@ -32,5 +34,11 @@ struct FoundTestCgroup {
 };
 // At most 64 of them in `parent` (the plan's parent directory).
 [[nodiscard]] std::vector<FoundTestCgroup> find_test_cgroups(const HostRoot& root, const std::string& parent);
+
+// This memwarden as a ram-test container's owner (core::TestOwner): the boot, its pid namespace, its pid and start
+// time, from <root>/proc; nullopt when any of them cannot be read (a fixture tree).
+[[nodiscard]] std::optional<TestOwner> read_own_identity(const HostRoot& root);
+// The start time of `pid` in <root>/proc (nullopt: no such process, or unreadable).
+[[nodiscard]] std::optional<std::uint64_t> read_start_time(const HostRoot& root, std::int64_t pid);
 
 }  // namespace mw::probes
