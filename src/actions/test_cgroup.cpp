@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <linux/close_range.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -118,6 +119,9 @@ enum ChildStep : int { join_cgroup = 1, oom_score = 2, stdio = 3, exec_program =
       ::dup2(output_fd, STDERR_FILENO) < 0) {
     child_fail(error_fd, stdio, errno);
   }
+  // Descriptors memwarden inherited without close-on-exec stay out of the helper (Linux 5.11+; older kernels
+  // refuse the call, and memwarden's own descriptors are close-on-exec anyway).
+  static_cast<void>(::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC));
   ::execv(argv[0], argv);
   child_fail(error_fd, exec_program, errno);
 }
