@@ -237,23 +237,35 @@ std::string describe_connect_error(int err, const Endpoint& ep) {
 using detail::response::Wait;
 
 Wait wait_until(std::chrono::milliseconds timeout, const std::atomic<bool>* stop = nullptr) {
-  return Wait{SteadyClock::now() + timeout, timeout, stop};
+  return Wait{SteadyClock::now() + timeout, timeout, stop, std::nullopt};
 }
 
 // Waits until `fd` reports `events` (or an error or hang-up, which the next call on it tells).
 std::optional<Failure> wait_for(int fd, short events, const Wait& w) {
+  const auto silent_until =
+      w.idle ? std::optional<SteadyClock::time_point>(SteadyClock::now() + *w.idle) : std::nullopt;
   for (;;) {
     if (w.stop != nullptr && w.stop->load()) {
       return Failure{Failure::Kind::stopped, "stopped", ECANCELED};
     }
     int slice = -1;
+    const auto now = SteadyClock::now();
     if (w.deadline) {
-      const auto now = SteadyClock::now();
       if (now >= *w.deadline) {
         return Failure{Failure::Kind::timeout, no_answer_within(w.reported), ETIMEDOUT};
       }
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(*w.deadline - now).count();
       slice = static_cast<int>(std::min<std::int64_t>(left, INT_MAX));
+    }
+    if (silent_until) {
+      if (now >= *silent_until) {
+        return Failure{Failure::Kind::timeout,
+                       fmt::format("nothing received for {:.1f} s", static_cast<double>(w.idle->count()) / 1000.0),
+                       ETIMEDOUT};
+      }
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*silent_until - now).count();
+      const int idle_slice = static_cast<int>(std::min<std::int64_t>(left, INT_MAX));
+      slice = slice < 0 ? idle_slice : std::min(slice, idle_slice);
     }
     if (w.stop != nullptr) {
       slice = slice < 0 ? k_stop_poll_ms : std::min(slice, k_stop_poll_ms);
@@ -993,7 +1005,21 @@ void HttpClient::close() {
 
 Result<long> HttpClient::stream(std::string_view path, const std::function<bool(std::string_view chunk)>& on_chunk,
                                 const std::atomic<bool>& stop, const std::function<void(long status)>& on_open) {
-  const std::string source = fmt::format("{} (GET {})", m_endpoint.text, path);
+  return stream_request("GET", path, {}, on_chunk, stop, StreamOptions{}, on_open);
+}
+
+Result<long> HttpClient::stream_post(std::string_view path, std::string_view json_body,
+                                     const std::function<bool(std::string_view chunk)>& on_chunk,
+                                     const std::atomic<bool>& stop, const StreamOptions& options,
+                                     const std::function<void(long status)>& on_open) {
+  return stream_request("POST", path, json_body, on_chunk, stop, options, on_open);
+}
+
+Result<long> HttpClient::stream_request(std::string_view method, std::string_view path, std::string_view body,
+                                        const std::function<bool(std::string_view chunk)>& on_chunk,
+                                        const std::atomic<bool>& stop, const StreamOptions& options,
+                                        const std::function<void(long status)>& on_open) {
+  const std::string source = fmt::format("{} ({} {})", m_endpoint.text, method, path);
   if (is_https(m_endpoint)) {
     return fail(source, "event streams over https are not supported");
   }
@@ -1006,28 +1032,36 @@ Result<long> HttpClient::stream(std::string_view path, const std::function<bool(
     }
     return fail(source, f.message, f.code);
   };
-  auto connected = connect_to(m_endpoint, wait_until(m_timeout, &stop));
+  // Until the head is in: the first-byte time-out from now when there is one (else none, and the client's
+  // time-out for the connect); then the idle time-out between pieces.
+  Wait wait = options.first_byte_timeout ? wait_until(*options.first_byte_timeout, &stop)
+                                         : Wait{std::nullopt, m_timeout, &stop, std::nullopt};
+  auto connected = connect_to(m_endpoint, options.first_byte_timeout ? wait : wait_until(m_timeout, &stop));
   if (!connected) {
     return failed(connected.error());
   }
   const int fd = connected->get();
   const int on = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-  const Wait wait{std::nullopt, m_timeout, &stop};  // no overall time-out
-  if (auto sent = send_all(fd, build_request(m_endpoint, "GET", path, {}, KeepAlive::no), wait)) {
+  if (auto sent = send_all(fd, build_request(m_endpoint, method, path, body, KeepAlive::no), wait)) {
     return failed(*sent);
   }
   std::string buffer;
-  Reader reader(fd, buffer, wait);
+  Reader reader(fd, buffer, wait);  // reads through `wait`, which changes once the head is in
   auto head = read_head(reader);
   if (!head) {
     return failed(head.error());
   }
+  wait.deadline.reset();
+  wait.idle = options.idle_timeout;
   const long status = head->status;
+  const bool passed = is_success(status) || options.pass_error_answers;
   std::string handler_error;
   std::string error_body;
   bool ended_by_caller = false;
-  if (is_success(status) && on_open) {
+  bool too_large = false;
+  std::size_t body_bytes = 0;
+  if (passed && on_open) {
     try {
       on_open(status);
     } catch (const std::exception& e) {
@@ -1037,10 +1071,15 @@ Result<long> HttpClient::stream(std::string_view path, const std::function<bool(
   std::optional<Failure> broke;
   if (handler_error.empty()) {
     const Sink sink = [&](std::string_view piece) {
-      if (!is_success(status)) {
+      if (!passed) {
         error_body.append(piece.substr(0, k_error_body_bytes - std::min(k_error_body_bytes, error_body.size())));
         return error_body.size() < k_error_body_bytes;
       }
+      if (options.max_body_bytes && piece.size() > *options.max_body_bytes - body_bytes) {
+        too_large = true;
+        return false;
+      }
+      body_bytes += piece.size();
       try {
         if (!on_chunk(piece)) {
           ended_by_caller = true;
@@ -1065,7 +1104,10 @@ Result<long> HttpClient::stream(std::string_view path, const std::function<bool(
   if (ended_by_caller) {
     return status;
   }
-  if (!is_success(status)) {
+  if (too_large) {
+    return fail(source, "response larger than " + format_cap(*options.max_body_bytes));
+  }
+  if (!passed) {
     const auto message = first_line(error_body);
     return fail(source, message.empty() ? fmt::format("HTTP {}", status) : fmt::format("HTTP {}: {}", status, message));
   }

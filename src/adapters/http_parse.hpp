@@ -95,6 +95,8 @@ struct Wait {
   std::optional<SteadyClock::time_point> deadline;
   std::chrono::milliseconds reported{0};  // the time-out named in "no answer within"
   const std::atomic<bool>* stop = nullptr;
+  // The longest one wait for the socket may last (a stream's silence between two pieces); none when empty.
+  std::optional<std::chrono::milliseconds> idle;
 };
 
 // Reads an answer into a buffer (which keeps what one step has not consumed yet): from a socket, or from bytes

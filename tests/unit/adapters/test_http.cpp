@@ -20,13 +20,16 @@
 #include "adapters/http.hpp"
 #include "core/bytes.hpp"
 #include "recording_server.hpp"
+#include "scripted_server.hpp"
 #include "test_support.hpp"
 
 using namespace mw;
 using namespace mw::adapters;
 using namespace std::chrono_literals;
 using mw::test::FakeHttpServer;
+using mw::test::ScriptedServer;
 using mw::test::TempDir;
+using mw::test::unix_endpoint;
 
 TEST(Endpoint, ParsesDockerHostForms) {
   const auto unix_ep = parse_endpoint("unix:///var/run/docker.sock", "DOCKER_HOST");
@@ -81,14 +84,6 @@ TEST(Endpoint, PortsAreFromOneTo65535) {
     EXPECT_EQ(ep.error().line(), fmt::format("DOCKER_HOST: '{}': {}", text, why));
   }
 }
-
-namespace {
-
-Endpoint unix_endpoint(const std::filesystem::path& socket) {
-  return *parse_endpoint("unix://" + socket.string(), "t");
-}
-
-}  // namespace
 
 TEST(HttpClient, GetAndPostOverUnixSocketWithKeepAlive) {
   TempDir dir;
@@ -208,118 +203,6 @@ TEST(HttpClient, SpeaksTlsToAnHttpsEndpoint) {
 }
 
 namespace {
-
-// A Unix-socket server whose answers each test writes byte for byte, in pieces: it writes a piece, waits
-// until the client has read it (the socket's send queue is empty), then writes the next, so the client
-// sees every piece on its own. It serves one connection at a time and counts them.
-class ScriptedServer {
- public:
-  struct Answer {
-    std::vector<std::string> pieces;  // nothing: close without answering
-    bool close_after = false;
-  };
-  // The answer to a request (its head and body as sent), given which connection (1-based) it came on.
-  using Script = std::function<Answer(int connection, const std::string& request)>;
-
-  ScriptedServer(std::filesystem::path socket_path, Script script)
-      : m_path(std::move(socket_path)), m_script(std::move(script)) {
-    m_listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, m_path.c_str(), sizeof(addr.sun_path) - 1);
-    if (::bind(m_listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(m_listen_fd, 8) != 0 ||
-        ::pipe2(m_wake, O_CLOEXEC) != 0) {
-      throw std::runtime_error("cannot listen on " + m_path.string());
-    }
-    m_thread = std::thread([this] { serve(); });
-  }
-  ~ScriptedServer() {
-    (void)!::write(m_wake[1], "x", 1);
-    m_thread.join();
-    ::close(m_listen_fd);
-    ::close(m_wake[0]);
-    ::close(m_wake[1]);
-  }
-  ScriptedServer(const ScriptedServer&) = delete;
-  ScriptedServer& operator=(const ScriptedServer&) = delete;
-
-  [[nodiscard]] Endpoint endpoint() const { return unix_endpoint(m_path); }
-  [[nodiscard]] int accepts() const { return m_accepts.load(); }
-  [[nodiscard]] std::vector<std::string> requests() const {
-    std::lock_guard lock(m_mutex);
-    return m_requests;
-  }
-
- private:
-  // False when the server is told to stop.
-  bool wait_readable(int fd) const {
-    pollfd pf[2] = {{fd, POLLIN, 0}, {m_wake[0], POLLIN, 0}};
-    return ::poll(pf, 2, -1) > 0 && (pf[1].revents & POLLIN) == 0;
-  }
-
-  // Waits (up to a deadline) until the client has read everything written to fd.
-  void wait_drained(int fd) const {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    int queued = 1;
-    while (::ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0 && std::chrono::steady_clock::now() < deadline) {
-      pollfd wake{m_wake[0], POLLIN, 0};
-      if (::poll(&wake, 1, 1) != 0) {
-        return;
-      }
-    }
-  }
-
-  void serve() {
-    while (wait_readable(m_listen_fd)) {
-      const int fd = ::accept4(m_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) {
-        continue;
-      }
-      const int connection = ++m_accepts;
-      std::string buffer;
-      for (bool open = true; open;) {
-        const auto end = buffer.find("\r\n\r\n");
-        std::size_t body = 0;
-        if (const auto cl = buffer.find("Content-Length: "); end != std::string::npos && cl < end) {
-          body = std::stoul(buffer.substr(cl + 16));
-        }
-        if (end == std::string::npos || buffer.size() < end + 4 + body) {
-          char chunk[4096];
-          const ssize_t n = wait_readable(fd) ? ::read(fd, chunk, sizeof chunk) : 0;
-          if (n <= 0) {
-            break;
-          }
-          buffer.append(chunk, static_cast<std::size_t>(n));
-          continue;
-        }
-        const std::string request = buffer.substr(0, end + 4 + body);
-        buffer.erase(0, end + 4 + body);
-        {
-          std::lock_guard lock(m_mutex);
-          m_requests.push_back(request);
-        }
-        const Answer answer = m_script(connection, request);
-        for (const auto& piece : answer.pieces) {
-          if (::send(fd, piece.data(), piece.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(piece.size())) {
-            break;
-          }
-          wait_drained(fd);
-        }
-        open = !answer.pieces.empty() && !answer.close_after;
-      }
-      ::close(fd);
-    }
-  }
-
-  std::filesystem::path m_path;
-  Script m_script;
-  int m_listen_fd = -1;
-  int m_wake[2] = {-1, -1};
-  std::atomic<int> m_accepts{0};
-  mutable std::mutex m_mutex;
-  std::vector<std::string> m_requests;
-  std::thread m_thread;
-};
 
 std::string ok_with_length(std::string_view body) {
   return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
@@ -643,4 +526,117 @@ TEST(HttpClient, StreamStopsPromptlyWhileTheServerIsSilent) {
   EXPECT_EQ(status.error().code, ECANCELED);
   EXPECT_EQ(status.error().message, "stopped");
   EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, 2s);
+}
+
+TEST(HttpClient, StreamPostSendsItsBodyAndTheCallerMayStopIt) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    return ScriptedServer::Answer{{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "3\r\none\r\n",
+                                   "3\r\ntwo\r\n", "5\r\nthree\r\n0\r\n\r\n"}};
+  });
+  HttpClient client(server.endpoint(), 2s);
+  std::atomic<bool> stop{false};
+  std::vector<std::string> pieces;
+  StreamOptions options;
+  options.first_byte_timeout = 2s;
+  options.idle_timeout = 2s;
+  const auto status = client.stream_post(
+      "/api/generate", R"({"model":"m"})",
+      [&](std::string_view piece) {
+        pieces.emplace_back(piece);
+        return pieces.size() < 2;
+      },
+      stop, options);
+  ASSERT_TRUE(status) << status.error().line();
+  EXPECT_EQ(*status, 200);
+  EXPECT_EQ(pieces, (std::vector<std::string>{"one", "two"}));
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1U);
+  EXPECT_TRUE(requests[0].starts_with("POST /api/generate HTTP/1.1\r\n")) << requests[0];
+  EXPECT_NE(requests[0].find("\r\nContent-Type: application/json\r\n"), std::string::npos) << requests[0];
+  EXPECT_EQ(requests[0].find("keep-alive"), std::string::npos) << requests[0];
+  EXPECT_TRUE(requests[0].ends_with("\r\n\r\n{\"model\":\"m\"}")) << requests[0];
+}
+
+TEST(HttpClient, StreamPostPassesErrorAnswersWhenAsked) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string&) {
+    return ScriptedServer::Answer{{"HTTP/1.1 404 Not Found\r\nContent-Length: 17\r\n\r\n{\"error\":\"gone\"}\n"}};
+  });
+  HttpClient client(server.endpoint(), 2s);
+  std::atomic<bool> stop{false};
+  std::string body;
+  long opened = 0;
+  const auto collect = [&](std::string_view piece) {
+    body += piece;
+    return true;
+  };
+  StreamOptions options;
+  const auto refused = client.stream_post("/x", "{}", collect, stop, options);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message, R"(HTTP 404: {"error":"gone"})");
+  EXPECT_EQ(body, "");
+  options.pass_error_answers = true;
+  const auto passed = client.stream_post("/x", "{}", collect, stop, options, [&](long s) { opened = s; });
+  ASSERT_TRUE(passed) << passed.error().line();
+  EXPECT_EQ(*passed, 404);
+  EXPECT_EQ(opened, 404);
+  EXPECT_EQ(body, "{\"error\":\"gone\"}\n");
+}
+
+TEST(HttpClient, StreamPostHoldsItsCapAndItsTimeOuts) {
+  TempDir dir;
+  ScriptedServer server(dir.path() / "s.sock", [](int, const std::string& request) {
+    if (request.starts_with("POST /silent ")) {
+      return ScriptedServer::Answer{{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "3\r\none\r\n"}};
+    }
+    return ScriptedServer::Answer{
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "3\r\none\r\n", "3\r\ntwo\r\n0\r\n\r\n"}};
+  });
+  HttpClient client(server.endpoint(), 2s);
+  std::atomic<bool> stop{false};
+  std::string body;
+  const auto collect = [&](std::string_view piece) {
+    body += piece;
+    return true;
+  };
+  StreamOptions options;
+  options.max_body_bytes = 6;
+  ASSERT_TRUE(client.stream_post("/fits", "{}", collect, stop, options));
+  EXPECT_EQ(body, "onetwo");
+  body.clear();
+  options.max_body_bytes = 5;
+  const auto over = client.stream_post("/over", "{}", collect, stop, options);
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().line(), server.endpoint().text + " (POST /over): response larger than 5 bytes");
+  EXPECT_EQ(body, "one");
+
+  options = StreamOptions{};
+  options.idle_timeout = 200ms;
+  const auto started = std::chrono::steady_clock::now();
+  const auto silent = client.stream_post("/silent", "{}", collect, stop, options);
+  ASSERT_FALSE(silent);
+  EXPECT_EQ(silent.error().code, ETIMEDOUT);
+  EXPECT_EQ(silent.error().message, "nothing received for 0.2 s");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+}
+
+TEST(HttpClient, StreamPostTimesOutBeforeTheFirstByte) {
+  TempDir dir;
+  FakeHttpServer server(dir.path() / "s.sock", [](const std::string&, const std::string&) {
+    FakeHttpServer::Reply reply;
+    reply.hang = true;
+    return reply;
+  });
+  HttpClient client(unix_endpoint(dir.path() / "s.sock"), 10s);
+  std::atomic<bool> stop{false};
+  StreamOptions options;
+  options.first_byte_timeout = 200ms;
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = client.stream_post(
+      "/api/generate", "{}", [](std::string_view) { return true; }, stop, options);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ETIMEDOUT);
+  EXPECT_EQ(r.error().message, "no answer within 0.2 s");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
 }

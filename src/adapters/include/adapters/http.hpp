@@ -79,6 +79,23 @@ struct RequestOptions {
   }
 };
 
+// How a streamed request waits and how much it takes (HttpClient::stream_post).
+struct StreamOptions {
+  // Connecting, sending the request and receiving the answer's head (status and headers) together: a server
+  // that has not begun to answer by then is an error ("no answer within 300.0 s", code ETIMEDOUT). When empty,
+  // the client's time-out bounds the connect only and the head is waited for as long as it takes.
+  std::optional<std::chrono::milliseconds> first_byte_timeout;
+  // Once the head is in, the longest silence between two pieces of the body ("nothing received for 60.0 s",
+  // code ETIMEDOUT); none when empty. The whole body may take as long as it keeps coming.
+  std::optional<std::chrono::milliseconds> idle_timeout;
+  // The most body bytes handed to on_chunk; a piece that would pass it is not handed over but ends the
+  // stream with an error ("response larger than 16 MiB"). None when empty (an event stream that runs for days).
+  std::optional<std::size_t> max_body_bytes;
+  // A status other than 2xx is returned rather than an error, and its body is handed to on_chunk (and
+  // on_open called) as for a 2xx one, so that the caller can read the server's own error object.
+  bool pass_error_answers = false;
+};
+
 class HttpClient {
  public:
   HttpClient(Endpoint endpoint, std::chrono::milliseconds timeout);
@@ -105,6 +122,13 @@ class HttpClient {
   [[nodiscard]] Result<long> stream(std::string_view path, const std::function<bool(std::string_view chunk)>& on_chunk,
                                     const std::atomic<bool>& stop,
                                     const std::function<void(long status)>& on_open = {});
+  // A POST of a JSON body whose answer arrives over time (a streamed LLM generation), on its own connection
+  // as stream() (which it is in every other respect: on_open, on_chunk returning false, stop, the errors),
+  // waiting and capped as `options` says.
+  [[nodiscard]] Result<long> stream_post(std::string_view path, std::string_view json_body,
+                                         const std::function<bool(std::string_view chunk)>& on_chunk,
+                                         const std::atomic<bool>& stop, const StreamOptions& options,
+                                         const std::function<void(long status)>& on_open = {});
   // Closes the kept-alive connection (so it does not count as a client of the server).
   void close();
 
@@ -116,6 +140,10 @@ class HttpClient {
                                              const RequestOptions& options);
   [[nodiscard]] Result<HttpResponse> perform_tls(std::string_view method, std::string_view path, std::string_view body,
                                                  std::chrono::milliseconds timeout, const RequestOptions& options);
+  [[nodiscard]] Result<long> stream_request(std::string_view method, std::string_view path, std::string_view body,
+                                            const std::function<bool(std::string_view chunk)>& on_chunk,
+                                            const std::atomic<bool>& stop, const StreamOptions& options,
+                                            const std::function<void(long status)>& on_open);
 
   Endpoint m_endpoint;
   std::chrono::milliseconds m_timeout;
