@@ -343,6 +343,19 @@ void run_in_cgroup(const TestCgroupPlan& plan, const actions::TestCgroup& cgroup
   }
 }
 
+// A size not to run: refused before anything was asked, or Ctrl-C came before it began (so marked).
+bool skip_run(const RamTestOptions& options, RamTestRun& run) {
+  if (run.refused) {
+    return true;
+  }
+  if (options.stop != nullptr && options.stop->load()) {
+    run.verdict = RamVerdict::interrupted;
+    run.error = "interrupted before it began";
+    return true;
+  }
+  return false;
+}
+
 // Test cgroups of earlier runs beside where this one makes its own: only on a cgroup file system, only empty ones
 // (the kernel refuses to remove a cgroup that holds a process, so a live test's is safe) and only those made more
 // than a minute ago (a live memwarden puts its helper in its cgroup as soon as it has made it).
@@ -396,12 +409,7 @@ Expected<void, Error> run_all_in_cgroups(const RamTestOptions& options, RamTestR
   int index = static_cast<int>(random() % 1000000000U);
   bool made_one = false;
   for (auto& run : result.runs) {
-    if (run.refused) {
-      continue;
-    }
-    if (options.stop != nullptr && options.stop->load()) {
-      run.verdict = RamVerdict::interrupted;
-      run.error = "interrupted before it began";
+    if (skip_run(options, run)) {
       continue;
     }
     auto plan = plan_test_cgroup(*facts, run.container_limit, pid, index++);
@@ -476,12 +484,7 @@ Expected<RamTestResult, Error> run_ram_test(const RamTestOptions& options) {
   clear_leftover_containers(*docker, options.root, self, result);
   int index = 0;
   for (auto& run : result.runs) {
-    if (run.refused) {
-      continue;
-    }
-    if (options.stop != nullptr && options.stop->load()) {
-      run.verdict = RamVerdict::interrupted;
-      run.error = "interrupted before it began";
+    if (skip_run(options, run)) {
       continue;
     }
     const auto salt = static_cast<std::uint32_t>(std::chrono::steady_clock::now().time_since_epoch().count());
