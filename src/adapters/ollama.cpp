@@ -278,7 +278,8 @@ Expected<void, Error> OllamaClient::unload(std::string_view model) {
   return parse_ollama_unload(*answer, source("POST", "/api/generate"));
 }
 
-Expected<void, Error> OllamaClient::load(std::string_view model, std::string_view keep_alive) {
+Expected<void, Error> OllamaClient::load(std::string_view model, std::string_view keep_alive,
+                                         std::optional<std::uint64_t> num_ctx) {
   if (model.empty()) {
     return fail(source("POST", "/api/generate"), "no model name given");
   }
@@ -290,6 +291,9 @@ Expected<void, Error> OllamaClient::load(std::string_view model, std::string_vie
     body["keep_alive"] = *seconds;
   } else if (!keep_alive.empty()) {
     body["keep_alive"] = std::string(keep_alive);
+  }
+  if (num_ctx) {
+    body["options"] = {{"num_ctx", *num_ctx}};
   }
   auto answer = request("POST", "/api/generate", k_max_unload_bytes, dump(body));
   if (!answer) {

@@ -95,16 +95,23 @@ struct NumberRange {
   double min;
   double max;
 };
-constexpr WholeRange k_budget_range{0, 1000};            // fix --budget: restarts per server per hour
-constexpr WholeRange k_limit_range{0, 1'000'000};        // history --limit: records; 0 is all
-constexpr WholeRange k_ctx_range{1, 1ULL << 24};         // plan --ctx: tokens
-constexpr WholeRange k_parallel_range{1, 256};           // plan --parallel: slots
-constexpr WholeRange k_headroom_range{0, 1000};          // plan --headroom: percent
-constexpr WholeRange k_port_range{1, 65535};             // deploy --port
-constexpr NumberRange k_growth_min_range{0.1, 1048576};  // diagnose/fix --growth-min: MiB per hour
-constexpr NumberRange k_psi_range{0, 100};               // test ram --psi-full-max: percent
-constexpr WholeRange k_test_history_range{1, 10000};     // test --history --limit: loads
-constexpr WholeRange k_cuda_ordinal_range{0, 1023};      // test vram --gpu: a CUDA ordinal
+constexpr WholeRange k_budget_range{0, 1000};                  // fix --budget: restarts per server per hour
+constexpr WholeRange k_limit_range{0, 1'000'000};              // history --limit: records; 0 is all
+constexpr WholeRange k_ctx_range{1, 1ULL << 24};               // plan --ctx: tokens
+constexpr WholeRange k_parallel_range{1, 256};                 // plan --parallel: slots
+constexpr WholeRange k_headroom_range{0, 1000};                // plan --headroom: percent
+constexpr WholeRange k_port_range{1, 65535};                   // deploy --port
+constexpr NumberRange k_growth_min_range{0.1, 1048576};        // diagnose/fix --growth-min: MiB per hour
+constexpr NumberRange k_psi_range{0, 100};                     // test ram --psi-full-max: percent
+constexpr WholeRange k_test_history_range{1, 10000};           // test --history --limit: loads
+constexpr WholeRange k_cuda_ordinal_range{0, 1023};            // test vram --gpu: a CUDA ordinal
+constexpr WholeRange k_bench_runs_range{1, k_max_bench_runs};  // bench --runs: requests per client and level
+constexpr WholeRange k_bench_warmup_range{0, 100};             // bench --warmup: requests
+constexpr WholeRange k_bench_tokens_range{1, 32768};           // bench --prompt-tokens, --max-tokens
+constexpr WholeRange k_celsius_range{1, 150};                  // bench --temperature-limit
+constexpr WholeRange k_percent_range{0, 100};                  // bench --gpu-target
+constexpr WholeRange k_bench_run_id_range{1, 1ULL << 62};      // bench --compare, --report: a run's id
+constexpr WholeRange k_bench_list_range{1, 10000};             // bench --list --limit
 
 struct LoadingName {
   const char* name;
@@ -316,6 +323,7 @@ class CommandLine {
     add_profiles();
     add_deploy();
     add_test();
+    add_bench();
     add_export();
   }
 
@@ -343,6 +351,9 @@ class CommandLine {
     }
     if (m_deploy.app->parsed()) {
       return deploy();
+    }
+    if (m_bench.app->parsed()) {
+      return bench();
     }
     if (m_test.ram->parsed()) {
       return test_ram();
@@ -1204,6 +1215,214 @@ class CommandLine {
     o.image = t.image;
     o.docker_host = adapters::docker_host_address(t.docker_host, m_env.docker_host.c_str());
     command.format = t.json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
+  }
+
+  // ---- bench
+  struct {
+    CLI::App* app = nullptr;
+    std::vector<std::string> models;
+    std::string server;
+    std::string api;
+    std::string runs;
+    std::string warmup;
+    std::string prompt_tokens;
+    std::string max_tokens;
+    std::string concurrency;
+    std::string ctx;
+    std::string cooldown;
+    std::string seed;
+    std::string temperature_limit;
+    std::string gpu_target;
+    std::string load_timeout;
+    std::string request_timeout;
+    std::string state_dir;
+    std::string csv;
+    std::string html;
+    std::string limit;
+    std::vector<std::string> compare;
+    std::string report;
+    std::string annotations;
+    PlanFlags host;
+    bool list = false;
+    bool no_store = false;
+    bool json = false;
+  } m_bench;
+
+  void add_bench() {
+    auto& b = m_bench;
+    const BenchSettings d;
+    const engine::BenchOptions o;
+    b.app = m_app.add_subcommand("bench", "Benchmark models on the server you run: speed, memory and heat");
+    b.app->add_option("MODEL", b.models, "Models to benchmark, one after another, as the server names them");
+    b.app->add_option("--server", b.server, "The server: a container's name or a URL (default: the one running)");
+    b.app->add_option("--api", b.api, "ollama (/api/generate) or openai (/v1/chat/completions)")->default_str("ollama");
+    b.app->add_option("--runs", b.runs, "Counted requests per client at each concurrency level")
+        ->default_str(fmt::format("{}", d.runs));
+    b.app->add_option("--warmup", b.warmup, "Requests per model before the counted ones, not counted")
+        ->default_str(fmt::format("{}", d.warmup));
+    b.app->add_option("--prompt-tokens", b.prompt_tokens, "About this many tokens of prompt per request")
+        ->default_str(fmt::format("{}", d.prompt_tokens));
+    b.app->add_option("--max-tokens", b.max_tokens, "Output tokens per request (fixed length)")
+        ->default_str(fmt::format("{}", d.max_tokens));
+    b.app->add_option("--concurrency", b.concurrency, "Concurrency levels, e.g. 1,2,4")->default_str("1");
+    b.app->add_option("--ctx", b.ctx, "Context per request (num_ctx), 1 to 16777216")->type_name("UINT");
+    b.app->add_option("--cooldown", b.cooldown, "Pause between models")->default_str("10s");
+    b.app->add_option("--seed", b.seed, "The sampling seed (temperature is 0)")->default_str(fmt::format("{}", d.seed));
+    b.app->add_option("--temperature-limit", b.temperature_limit, "Sustained GPU temperature limit, °C")
+        ->default_str(fmt::format("{}", d.temperature_limit_c));
+    b.app->add_option("--gpu-target", b.gpu_target, "GPU utilisation target while generating, percent")
+        ->default_str(fmt::format("{}", d.gpu_utilisation_target_pct));
+    b.app->add_option("--load-timeout", b.load_timeout, "How long a load may take")
+        ->default_str(option_duration(o.load_timeout));
+    b.app->add_option("--request-timeout", b.request_timeout, "How long a request may wait for its first byte")
+        ->default_str(option_duration(o.request_timeout));
+    b.app->add_option("--state-dir", b.state_dir, "The history database's directory")
+        ->default_str(adapters::StateDir().path().string());
+    b.app->add_flag("--no-store", b.no_store, "Do not store the run in the history database");
+    b.app->add_option("--csv", b.csv, "Write one row per model, concurrency and request to FILE");
+    b.app->add_option("--html", b.html, "Write a self-contained HTML report to FILE");
+    b.app->add_flag("--list", b.list, "List the stored runs");
+    b.app->add_option("--limit", b.limit, "With --list: the newest this many")->default_str("50");
+    b.app->add_option("--compare", b.compare, "Compare two stored runs: the change per model and metric")
+        ->expected(2)
+        ->type_name("RUN RUN");
+    b.app->add_option("--report", b.report, "Show a stored run again (with --json, --csv, --html)")->type_name("RUN");
+    b.app->add_option("--annotations", b.annotations, "Print a stored run as Grafana annotations (JSON)")
+        ->type_name("RUN");
+    add_plan_flags(b.app, b.host);
+    b.app->add_flag("--json", b.json, "Print JSON");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> bench() const {
+    const auto& b = m_bench;
+    BenchCommand command;
+    auto& o = command.options;
+    Conversions c;
+    command.state_dir = given(b.app, "--state-dir") ? b.state_dir : adapters::StateDir().path().string();
+    command.format = b.json ? ReportFormat::json : ReportFormat::text;
+    command.csv_file = b.csv;
+    command.html_file = b.html;
+    if (given(b.app, "--csv") && b.csv.empty()) {
+      c.fail("--csv", "is empty");
+    }
+    if (given(b.app, "--html") && b.html.empty()) {
+      c.fail("--html", "is empty");
+    }
+    const int actions = (b.list ? 1 : 0) + (given(b.app, "--compare") ? 1 : 0) + (given(b.app, "--report") ? 1 : 0) +
+                        (given(b.app, "--annotations") ? 1 : 0);
+    if (actions > 1) {
+      c.fail("bench", "give one of --list, --compare, --report and --annotations");
+    }
+    const auto run_id = [&](const std::string& text, const char* option) {
+      std::uint64_t id = 0;
+      c.whole(text, option, k_bench_run_id_range, id);
+      command.run_ids.push_back(static_cast<std::int64_t>(id));
+    };
+    if (actions == 1 && !b.models.empty()) {
+      c.fail("MODEL", "models are benchmarked without --list, --compare, --report or --annotations");
+    }
+    if (b.list) {
+      command.action = BenchAction::list;
+      if (given(b.app, "--limit")) {
+        c.whole(b.limit, "--limit", k_bench_list_range, command.limit);
+      }
+    } else if (given(b.app, "--compare")) {
+      command.action = BenchAction::compare;
+      for (const auto& id : b.compare) {
+        run_id(id, "--compare");
+      }
+    } else if (given(b.app, "--report")) {
+      command.action = BenchAction::report;
+      run_id(b.report, "--report");
+    } else if (given(b.app, "--annotations")) {
+      command.action = BenchAction::annotations;
+      run_id(b.annotations, "--annotations");
+    } else if (b.models.empty()) {
+      c.fail("MODEL", "name the models to benchmark (or give --list, --compare, --report or --annotations)");
+    }
+    if (command.action != BenchAction::run) {
+      return finish(c, std::move(command));
+    }
+    apply_plan_flags(b.app, b.host, c, o.plan);
+    o.plan.models = b.models;
+    for (const auto& model : b.models) {
+      if (model.empty()) {
+        c.fail("MODEL", "an empty model name");
+      }
+    }
+    if (b.models.size() > k_max_bench_models) {
+      c.fail("MODEL", fmt::format("at most {} models in one run", k_max_bench_models));
+    }
+    auto& s = o.settings;
+    if (given(b.app, "--api")) {
+      if (b.api == "ollama") {
+        s.api = BenchApi::ollama;
+      } else if (b.api == "openai") {
+        s.api = BenchApi::openai;
+      } else {
+        c.fail("--api", fmt::format("'{}' is not ollama or openai", b.api));
+      }
+    }
+    if (given(b.app, "--runs")) {
+      c.whole(b.runs, "--runs", k_bench_runs_range, s.runs);
+    }
+    if (given(b.app, "--warmup")) {
+      c.whole(b.warmup, "--warmup", k_bench_warmup_range, s.warmup);
+    }
+    if (given(b.app, "--prompt-tokens")) {
+      c.whole(b.prompt_tokens, "--prompt-tokens", k_bench_tokens_range, s.prompt_tokens);
+    }
+    if (given(b.app, "--max-tokens")) {
+      c.whole(b.max_tokens, "--max-tokens", k_bench_tokens_range, s.max_tokens);
+    }
+    if (given(b.app, "--concurrency") && !c.failed()) {
+      if (auto levels = parse_concurrency(b.concurrency, "--concurrency")) {
+        s.concurrency = std::move(*levels);
+      } else {
+        c.fail(levels.error().source, levels.error().message);
+      }
+    }
+    if (!b.ctx.empty()) {
+      c.whole(b.ctx, "--ctx", k_ctx_range, s.num_ctx);
+      o.plan.settings.num_ctx = s.num_ctx;
+    }
+    if (given(b.app, "--cooldown")) {
+      Duration cooldown{0};
+      c.duration(b.cooldown, "--cooldown", cooldown);
+      if (!c.failed() && (cooldown.count() < 0 || cooldown > std::chrono::hours(1))) {
+        c.fail("--cooldown", "must be from 0 to 1h");
+      }
+      s.cooldown_s = std::chrono::duration<double>(cooldown).count();
+    }
+    if (given(b.app, "--seed")) {
+      std::uint64_t seed = 0;
+      c.whole(b.seed, "--seed", WholeRange{0, 1ULL << 62}, seed);
+      s.seed = static_cast<std::int64_t>(seed);
+    }
+    if (given(b.app, "--temperature-limit")) {
+      std::uint64_t celsius = s.temperature_limit_c;
+      c.whole(b.temperature_limit, "--temperature-limit", k_celsius_range, celsius);
+      s.temperature_limit_c = static_cast<unsigned>(celsius);
+    }
+    if (given(b.app, "--gpu-target")) {
+      std::uint64_t percent = s.gpu_utilisation_target_pct;
+      c.whole(b.gpu_target, "--gpu-target", k_percent_range, percent);
+      s.gpu_utilisation_target_pct = static_cast<unsigned>(percent);
+    }
+    if (given(b.app, "--load-timeout")) {
+      c.positive_duration(b.load_timeout, "--load-timeout", o.load_timeout);
+    }
+    if (given(b.app, "--request-timeout")) {
+      c.positive_duration(b.request_timeout, "--request-timeout", o.request_timeout);
+    }
+    if (b.server.find("://") != std::string::npos && !b.server.starts_with("http://") &&
+        !b.server.starts_with("https://")) {
+      c.fail("--server", fmt::format("'{}' is neither a container name nor an http(s) URL", b.server));
+    }
+    o.server = b.server;
+    o.nvml_library = o.plan.nvml_library;
+    command.store = b.no_store ? StoreRun::no_store : StoreRun::store;
     return finish(c, std::move(command));
   }
 

@@ -6,10 +6,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +22,7 @@
 #include <variant>
 #include <vector>
 
+#include "cli/bench.hpp"
 #include "cli/command.hpp"
 #include "cli/config.hpp"
 #include "cli/deploy.hpp"
@@ -579,6 +582,84 @@ int execute(const TestRamCommand& command) {
                           "\n"
                     : text);
   return g_interrupted.load() ? 130 : exit_code;
+}
+
+// Whether `path` can be written: checked before a benchmark begins, so that a long run does not end in an error.
+std::optional<std::string> unwritable(const std::string& path, const char* option) {
+  if (path.empty()) {
+    return std::nullopt;
+  }
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p(path);
+  if (fs::is_directory(p, ec)) {
+    return fmt::format("{} {}: is a directory", option, path);
+  }
+  const auto dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  if (!fs::is_directory(dir, ec)) {
+    return fmt::format("{} {}: no directory {}", option, path, dir.string());
+  }
+  const bool exists = fs::exists(p, ec);
+  if (::access(exists ? p.c_str() : dir.c_str(), W_OK) != 0) {
+    return fmt::format("{} {}: cannot be written ({})", option, path, std::strerror(errno));
+  }
+  return std::nullopt;
+}
+
+// Writes `text` to `path` whole (a temporary file renamed over it); one line naming the path on failure.
+[[maybe_unused]] std::optional<std::string> write_file(const std::string& path, const std::string& text, const char* option) {
+  const auto temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      std::filesystem::remove(temporary, ec);
+      return fmt::format("{} {}: could not be written", option, path);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(temporary, path, ec);
+  if (ec) {
+    std::filesystem::remove(temporary, ec);
+    return fmt::format("{} {}: {}", option, path, ec.message());
+  }
+  return std::nullopt;
+}
+
+int execute(const BenchCommand& command) {
+  const bool json = command.format == ReportFormat::json;
+  for (const auto& [path, option] : {std::pair{command.csv_file, "--csv"}, std::pair{command.html_file, "--html"}}) {
+    if (auto why = unwritable(path, option)) {
+      fmt::print(stderr, "memwarden: bench: {}\n", *why);
+      return UsageError::k_exit_code;
+    }
+  }
+  auto options = command.options;
+  options.stop = &g_interrupted;
+  stop_on_interrupt();
+  const bool terminal = ::isatty(STDERR_FILENO) != 0;
+  if (terminal) {
+    options.progress = [](const mw::engine::BenchProgress& p) {
+      fmt::print(stderr, "\r\033[K{}", bench_progress_line(p));
+      std::fflush(stderr);
+    };
+  }
+  auto run = mw::engine::run_bench(options);
+  if (terminal) {
+    fmt::print(stderr, "\r\033[K");
+  }
+  if (!run) {
+    if (json) {
+      print_report(nlohmann::json{{"error", run.error().line()}, {"exit_code", 3}}.dump(2) + "\n");
+    }
+    fmt::print(stderr, "memwarden: bench: {}\n", run.error().line());
+    return 3;
+  }
+  int exit_code = g_interrupted.load() ? 130 : static_cast<int>(mw::engine::bench_exit(*run));
+  print_report(render_bench_run(*run));
+  return exit_code;
 }
 
 int execute(const TestModelCommand& command) {

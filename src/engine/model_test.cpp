@@ -1,5 +1,7 @@
 #include "engine/model_test.hpp"
 
+#include "model_server.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
@@ -22,7 +24,7 @@ namespace mw::engine {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr auto k_api_timeout = std::chrono::seconds(10);
+constexpr auto k_ollama_api_timeout = std::chrono::seconds(10);
 constexpr auto k_unload_poll = std::chrono::milliseconds(250);
 
 bool stopped(const ModelTestOptions& o) {
@@ -40,41 +42,90 @@ std::string without_trailing_slash(std::string url) {
   return url;
 }
 
-// Where the server's container keeps its memory, to read it again and again during a load.
-struct MemoryWatch {
-  std::optional<probes::CgroupLayout> layout;
-  std::optional<probes::CgroupLocation> location;
+std::optional<std::uint64_t> added(const std::optional<std::uint64_t>& before,
+                                   const std::optional<std::uint64_t>& after) {
+  if (!before || !after) {
+    return std::nullopt;
+  }
+  return *after > *before ? *after - *before : 0;
+}
 
-  [[nodiscard]] std::optional<CgroupMemory> read() const {
-    if (!layout || !location) {
-      return std::nullopt;
+// Ollama's words when a model does not fit ("model requires more system memory (...) than is available (...)"),
+// a runner killed by the kernel, and the usual out-of-memory phrases of other servers.
+bool says_lack_of_memory(const std::string& error) {
+  const auto lower = ascii_lower(error);
+  for (const char* phrase : {"more system memory", "out of memory", "cudamalloc failed", "signal: killed",
+                             "insufficient memory", "not enough memory"}) {
+    if (lower.find(phrase) != std::string::npos) {
+      return true;
     }
-    std::vector<Error> problems;
-    auto memory = probes::read_cgroup_memory(*layout, *location, problems);
-    if (!memory) {
-      return std::nullopt;
-    }
-    return std::move(*memory);
   }
-  [[nodiscard]] ContainerMemoryNow now() const {
-    ContainerMemoryNow m;
-    if (const auto memory = read()) {
-      m.anon = memory->anon;
-      m.file = memory->file;
-      m.mapped = memory->file_mapped;
+  return false;
+}
+
+std::vector<std::string> names_gone(const std::vector<OllamaModel>& before, const std::vector<OllamaModel>& after) {
+  std::vector<std::string> gone;
+  for (const auto& m : before) {
+    if (listed(after, m.name) == nullptr) {
+      gone.push_back(m.name);
     }
-    return m;
   }
+  return gone;
+}
+
+// Unloads the model on every way out of a measurement once its load was asked for (a load that timed out may
+// still finish on the server), unless --keep.
+class UnloadGuard {
+ public:
+  UnloadGuard(adapters::OllamaClient& api, std::string model) : m_api(api), m_model(std::move(model)) {}
+  UnloadGuard(const UnloadGuard&) = delete;
+  UnloadGuard& operator=(const UnloadGuard&) = delete;
+  ~UnloadGuard() {
+    if (m_armed) {
+      static_cast<void>(m_api.unload(m_model));
+    }
+  }
+  void disarm() { m_armed = false; }
+
+ private:
+  adapters::OllamaClient& m_api;
+  std::string m_model;
+  bool m_armed = true;
 };
 
-// The server to load on: a URL, a container's name, or the one inference server running.
-struct FoundServer {
-  std::optional<ServerTarget> target;
-  bool discovered = false;  // an inference server by its image or label: the plan asks it in its own turn
-  MemoryWatch watch;
-  std::vector<std::string> notes;
-};
+std::optional<std::string> store(const ModelTestOptions& o, const ServerTarget& server, const ModelTestRun& run) {
+  if (o.state_dir.empty()) {
+    return std::nullopt;
+  }
+  const auto& m = *run.load;
+  const auto& p = *run.plan;
+  adapters::EstimateRecord r;
+  r.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  r.model = run.model;
+  r.server = server.name;
+  r.quantization = p.quantization;
+  r.num_ctx = m.context_length ? m.context_length : std::optional<std::uint64_t>(p.options.num_ctx);
+  r.planned_ram = p.placement.ram_resident + p.placement.ram_page_cache;
+  r.planned_vram = p.placement.vram;
+  r.measured_ram = m.checks.empty() ? std::nullopt : m.checks.front().measured;
+  r.server_size = m.ps_size;
+  r.server_vram = m.ps_vram;
+  r.load_seconds = m.load_seconds;
+  r.kept_after_unload = m.unload.kept;
+  auto db = adapters::SampleStore::open(o.state_dir);
+  if (!db) {
+    return db.error().line();
+  }
+  if (auto ok = db->append_estimate(r); !ok) {
+    return ok.error().line();
+  }
+  return std::nullopt;
+}
 
+}  // namespace
+
+// Shared with bench (model_server.hpp).
 Expected<FoundServer, Error> find_server(const ModelTestOptions& o) {
   FoundServer found;
   Inventory inventory;
@@ -189,14 +240,6 @@ const OllamaModel* listed(const std::vector<OllamaModel>& models, const std::str
   return nullptr;
 }
 
-std::optional<std::uint64_t> added(const std::optional<std::uint64_t>& before,
-                                   const std::optional<std::uint64_t>& after) {
-  if (!before || !after) {
-    return std::nullopt;
-  }
-  return *after > *before ? *after - *before : 0;
-}
-
 void fill_fit(ModelTestRun& run, const HostBudget& host) {
   const auto& p = *run.plan;
   run.ram_fits = p.verdict != FitVerdict::no_fit && p.ram_short == 0;
@@ -204,49 +247,6 @@ void fill_fit(ModelTestRun& run, const HostBudget& host) {
   run.vram_fits = p.placement.vram == 0 || (gpu != nullptr && p.placement.vram <= gpu->free);
   run.disk_fits = !p.disk_short;
 }
-
-// Ollama's words when a model does not fit ("model requires more system memory (...) than is available (...)"),
-// a runner killed by the kernel, and the usual out-of-memory phrases of other servers.
-bool says_lack_of_memory(const std::string& error) {
-  const auto lower = ascii_lower(error);
-  for (const char* phrase : {"more system memory", "out of memory", "cudamalloc failed", "signal: killed",
-                             "insufficient memory", "not enough memory"}) {
-    if (lower.find(phrase) != std::string::npos) {
-      return true;
-    }
-  }
-  return false;
-}
-
-std::vector<std::string> names_gone(const std::vector<OllamaModel>& before, const std::vector<OllamaModel>& after) {
-  std::vector<std::string> gone;
-  for (const auto& m : before) {
-    if (listed(after, m.name) == nullptr) {
-      gone.push_back(m.name);
-    }
-  }
-  return gone;
-}
-
-// Unloads the model on every way out of a measurement once its load was asked for (a load that timed out may
-// still finish on the server), unless --keep.
-class UnloadGuard {
- public:
-  UnloadGuard(adapters::OllamaClient& api, std::string model) : m_api(api), m_model(std::move(model)) {}
-  UnloadGuard(const UnloadGuard&) = delete;
-  UnloadGuard& operator=(const UnloadGuard&) = delete;
-  ~UnloadGuard() {
-    if (m_armed) {
-      static_cast<void>(m_api.unload(m_model));
-    }
-  }
-  void disarm() { m_armed = false; }
-
- private:
-  adapters::OllamaClient& m_api;
-  std::string m_model;
-  bool m_armed = true;
-};
 
 LoadMeasurement measure_load(const ModelTestOptions& o, const FoundServer& server, const ModelPlan& plan,
                              const std::string& model, const std::vector<OllamaModel>& loaded_before) {
@@ -258,18 +258,18 @@ LoadMeasurement measure_load(const ModelTestOptions& o, const FoundServer& serve
     return m;
   }
   adapters::OllamaClient loader(*endpoint, o.load_timeout);
-  adapters::OllamaClient api(*endpoint, k_api_timeout);
+  adapters::OllamaClient api(*endpoint, k_ollama_api_timeout);
   const auto oom_before = server.watch.read();
   m.before = server.watch.now();
   // Long enough for the measurement, not forever: a memwarden killed mid-test leaves the model to expire.
   const auto keep_for =
       std::chrono::duration_cast<std::chrono::seconds>(o.load_timeout + o.unload_wait) + std::chrono::minutes(5);
   std::optional<UnloadGuard> guard;
-  if (o.after_load == AfterLoad::unload) {
+  if (o.after_load != AfterLoad::keep) {
     guard.emplace(api, model);
   }
   const auto started = Clock::now();
-  auto loaded = loader.load(model, fmt::format("{}s", keep_for.count()));
+  auto loaded = loader.load(model, fmt::format("{}s", keep_for.count()), o.plan.settings.num_ctx);
   m.load_seconds = std::chrono::duration<double>(Clock::now() - started).count();
   const auto oom_after = server.watch.read();
   if (oom_before && oom_after && oom_before->oom_kills && oom_after->oom_kills) {
@@ -316,15 +316,30 @@ LoadMeasurement measure_load(const ModelTestOptions& o, const FoundServer& serve
       check_estimate("server's size (/api/ps)", model_ram + placement.vram, m.ps_size, CheckRole::compares));
   if (o.after_load == AfterLoad::keep) {
     // Left to the server's own keep_alive from now on, as if a client had used it.
-    if (auto ok = api.load(model, ""); !ok) {
+    if (auto ok = api.load(model, "", o.plan.settings.num_ctx); !ok) {
       m.unload_error = "kept, but the server's default keep_alive could not be set: " + ok.error().line();
     }
     return m;
   }
   guard->disarm();
+  if (o.after_load == AfterLoad::hand_over) {
+    return m;
+  }
+  unload_and_check(o, server, model, m);
+  return m;
+}
+
+void unload_and_check(const ModelTestOptions& o, const FoundServer& server, const std::string& model,
+                      LoadMeasurement& m) {
+  auto endpoint = adapters::parse_endpoint(server.target->url, "--server");
+  if (!endpoint) {
+    m.unload_error = endpoint.error().line();
+    return;
+  }
+  adapters::OllamaClient api(*endpoint, k_ollama_api_timeout);
   if (auto ok = api.unload(model); !ok) {
     m.unload_error = ok.error().line();
-    return m;
+    return;
   }
   // Ollama answers the unload at once and stops the runner after; wait until /api/ps no longer lists it.
   const auto deadline = Clock::now() + o.unload_wait;
@@ -337,43 +352,12 @@ LoadMeasurement measure_load(const ModelTestOptions& o, const FoundServer& serve
       m.unload_error = ps ? fmt::format("/api/ps still lists it {} s after the unload",
                                         std::chrono::duration_cast<std::chrono::seconds>(o.unload_wait).count())
                           : ps.error().line();
-      return m;  // still loaded (or unknown): whether memory came back cannot be said
+      return;  // still loaded (or unknown): whether memory came back cannot be said
     }
     std::this_thread::sleep_for(k_unload_poll);
   }
   m.after = server.watch.now();
   m.unload = check_unload(m.before.anon, m.loaded.anon, m.after.anon);
-  return m;
-}
-
-std::optional<std::string> store(const ModelTestOptions& o, const ServerTarget& server, const ModelTestRun& run) {
-  if (o.state_dir.empty()) {
-    return std::nullopt;
-  }
-  const auto& m = *run.load;
-  const auto& p = *run.plan;
-  adapters::EstimateRecord r;
-  r.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-                .count();
-  r.model = run.model;
-  r.server = server.name;
-  r.quantization = p.quantization;
-  r.num_ctx = m.context_length ? m.context_length : std::optional<std::uint64_t>(p.options.num_ctx);
-  r.planned_ram = p.placement.ram_resident + p.placement.ram_page_cache;
-  r.planned_vram = p.placement.vram;
-  r.measured_ram = m.checks.empty() ? std::nullopt : m.checks.front().measured;
-  r.server_size = m.ps_size;
-  r.server_vram = m.ps_vram;
-  r.load_seconds = m.load_seconds;
-  r.kept_after_unload = m.unload.kept;
-  auto db = adapters::SampleStore::open(o.state_dir);
-  if (!db) {
-    return db.error().line();
-  }
-  if (auto ok = db->append_estimate(r); !ok) {
-    return ok.error().line();
-  }
-  return std::nullopt;
 }
 
 std::optional<std::vector<OllamaModel>> ps_now(const FoundServer& server) {
@@ -381,7 +365,7 @@ std::optional<std::vector<OllamaModel>> ps_now(const FoundServer& server) {
   if (!endpoint) {
     return std::nullopt;
   }
-  adapters::OllamaClient api(*endpoint, k_api_timeout);
+  adapters::OllamaClient api(*endpoint, k_ollama_api_timeout);
   auto ps = api.ps();
   return ps ? std::optional<std::vector<OllamaModel>>(std::move(*ps)) : std::nullopt;
 }
@@ -430,8 +414,6 @@ std::optional<std::string> refuse_load(const ModelTestOptions& o, const FoundSer
   }
   return std::nullopt;
 }
-
-}  // namespace
 
 Expected<ModelTestResult, Error> run_model_test(const ModelTestOptions& options) {
   ModelTestResult result;

@@ -507,6 +507,23 @@ TEST(OllamaClient, LoadSendsSecondsAsANumberADurationAsTextAndNothingForTheDefau
   }
 }
 
+TEST(OllamaClient, LoadSendsTheContextOnlyWhenGiven) {
+  // A request with another num_ctx than the runner was loaded with makes Ollama reload the model.
+  for (const std::optional<std::uint64_t> ctx : {std::optional<std::uint64_t>(8192), std::optional<std::uint64_t>()}) {
+    TempDir dir;
+    RecordingServer server(dir.path() / "r.sock", R"({"model":"m","done":true,"done_reason":"load"})");
+    OllamaClient client(*parse_endpoint(server.address(), "t"));
+    const auto load = client.load("m", "300", ctx);
+    ASSERT_TRUE(load) << load.error().line();
+    const auto body = nlohmann::json::parse(server.body());
+    if (ctx) {
+      EXPECT_EQ(body["options"], (nlohmann::json{{"num_ctx", 8192}})) << server.body();
+    } else {
+      EXPECT_FALSE(body.contains("options")) << server.body();
+    }
+  }
+}
+
 TEST(OllamaClient, ShowSendsTheModelName) {
   TempDir dir;
   RecordingServer server(dir.path() / "r.sock", k_show_llama);

@@ -54,8 +54,11 @@ class OllamaClient {
   // Asks the server to unload `model` now: POST /api/generate {"model": model, "keep_alive": 0}.
   [[nodiscard]] Expected<void, Error> unload(std::string_view model);
   // Asks the server to load `model` and keep it for `keep_alive` ("5m", or seconds as "300" or "-1", sent as a number;
-  // "" = the server's default): POST /api/generate without a prompt.
-  [[nodiscard]] Expected<void, Error> load(std::string_view model, std::string_view keep_alive);
+  // "" = the server's default): POST /api/generate without a prompt. With `num_ctx` the runner is started with that
+  // context (options.num_ctx), as the requests that follow will ask for it: Ollama reloads a model asked with
+  // another context.
+  [[nodiscard]] Expected<void, Error> load(std::string_view model, std::string_view keep_alive,
+                                           std::optional<std::uint64_t> num_ctx = std::nullopt);
   // Drops the kept-alive connection, so that memwarden is not counted as a client while draining.
   void close() { m_http.close(); }
 

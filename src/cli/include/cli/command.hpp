@@ -21,6 +21,7 @@
 #include "cli/history.hpp"
 #include "core/clock.hpp"
 #include "core/expected.hpp"
+#include "engine/bench.hpp"
 #include "engine/deploy.hpp"
 #include "engine/diagnose.hpp"
 #include "engine/fix.hpp"
@@ -161,6 +162,21 @@ struct TestHistoryCommand {
   ReportFormat format = ReportFormat::text;
 };
 
+// bench MODEL... | bench --list | bench --compare A B | bench --report RUN | bench --annotations RUN
+enum class BenchAction { run, list, compare, report, annotations };
+enum class StoreRun { store, no_store };
+struct BenchCommand {
+  engine::BenchOptions options;  // stop and progress are filled in when it runs
+  BenchAction action = BenchAction::run;
+  std::string state_dir;
+  StoreRun store = StoreRun::store;
+  std::size_t limit = 50;             // --list
+  std::vector<std::int64_t> run_ids;  // --compare: two; --report, --annotations: one
+  std::string csv_file;               // "" = none
+  std::string html_file;
+  ReportFormat format = ReportFormat::text;
+};
+
 // test ram SIZE...
 struct TestRamCommand {
   engine::RamTestOptions options;  // helper_path and stop are filled in when it runs
@@ -194,7 +210,7 @@ struct GrafanaCommand {};
 using Command = std::variant<HelpCommand, StatusCommand, DiagnoseCommand, FixCommand, HistoryCommand, ServeCommand,
                              CheckConfigCommand, NotifyTestCommand, PlanCommand, ProfilesCommand, DeployCommand,
                              ExportDeployCommand, TestRamCommand, TestVramCommand, TestModelCommand, TestHistoryCommand,
-                             PrometheusRulesCommand, GrafanaCommand>;
+                             BenchCommand, PrometheusRulesCommand, GrafanaCommand>;
 
 // `args` as main receives them: args[0] is the program's name (the help text's usage line shows it).
 [[nodiscard]] Expected<Command, UsageError> parse_command_line(const std::vector<std::string>& args,

@@ -20,7 +20,8 @@
 namespace mw::engine {
 
 enum class ModelLoad { plan_only, load };
-enum class AfterLoad { unload, keep };
+// hand_over: bench keeps the model loaded for its requests and unloads it itself.
+enum class AfterLoad { unload, keep, hand_over };
 
 struct ModelTestOptions {
   PlanOptions plan;    // the models, the settings, the host; plan.ollama_url is set to the server's
