@@ -336,7 +336,7 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
   }
 
   auto plan_options = test_options.plan;
-  if (!found->discovered && plan_options.ollama_url.empty() && ollama) {
+  if (!found->discovered && plan_options.ollama_url.empty()) {
     plan_options.ollama_url = found->target->url;
   }
   const auto plan = collect_plan(plan_options);

@@ -135,6 +135,34 @@ function send(res, code, body) {
     res.end(JSON.stringify(body));
 }
 
+// Runs one completion: `emit(piece)` for each piece of text as it is decoded; returns the figures.
+async function complete(entry, promptText, options, emit, res) {
+    const tokens = entry.model.tokenize(promptText);
+    if (entry.model.tokens.shouldPrependBosToken && entry.model.tokens.bos != null) tokens.unshift(entry.model.tokens.bos);
+    const room = entry.context.contextSize - tokens.length;
+    if (room <= 0) return {error: "the prompt is longer than the context"};
+    const wanted = options.num_predict ?? Number(opt["num-predict"]);
+    const limit = wanted < 0 ? room : Math.min(wanted, room);
+    await entry.sequence.clearHistory();
+    const out = [];
+    let text = "", sent = 0, first = null;
+    const evaluating = nanoseconds();
+    for await (const token of entry.sequence.evaluate(tokens, {temperature: options.temperature ?? 0.8,
+        topK: options.top_k ?? 40, topP: options.top_p ?? 0.9, seed: options.seed, tokenBias: entry.bias})) {
+        first ??= nanoseconds();
+        out.push(token);
+        text = entry.model.detokenize(out);
+        if (text.length > sent && !text.endsWith("\uFFFD")) {
+            emit(text.slice(sent));
+            sent = text.length;
+        }
+        if (out.length >= limit || res.destroyed) break;
+    }
+    const ended = nanoseconds();
+    first ??= ended;
+    return {text, rest: text.slice(sent), promptTokens: tokens.length, evaluating, first, ended, count: out.length};
+}
+
 async function generate(body, res) {
     const name = resolve(body.model);
     if (!name) return send(res, 404, {error: `model '${body.model}' not found, try pulling it first`});
@@ -148,38 +176,65 @@ async function generate(body, res) {
         return send(res, 200, {...head, response: "", done: true, done_reason: keepMs === 0 ? "unload" : "load"});
     }
     const [entry, loadNs] = await load(name);
-    const options = body.options ?? {};
     const stream = body.stream !== false;
-    const tokens = entry.model.tokenize((body.system ? `${body.system}\n\n` : "") + body.prompt);
-    if (entry.model.tokens.shouldPrependBosToken && entry.model.tokens.bos != null) tokens.unshift(entry.model.tokens.bos);
-    const room = entry.context.contextSize - tokens.length;
-    if (room <= 0) return send(res, 400, {error: "the prompt is longer than the context"});
-    const wanted = options.num_predict ?? Number(opt["num-predict"]);
-    const limit = wanted < 0 ? room : Math.min(wanted, room);
-    await entry.sequence.clearHistory();
-    res.writeHead(200, {"content-type": stream ? "application/x-ndjson" : "application/json"});
-    const out = [];
-    let text = "", sent = 0, first = null;
-    const evaluating = nanoseconds();
-    for await (const token of entry.sequence.evaluate(tokens, {temperature: options.temperature ?? 0.8,
-        topK: options.top_k ?? 40, topP: options.top_p ?? 0.9, seed: options.seed, tokenBias: entry.bias})) {
-        first ??= nanoseconds();
-        out.push(token);
-        text = entry.model.detokenize(out);
-        if (stream && text.length > sent && !text.endsWith("\uFFFD")) {
-            res.write(JSON.stringify({...head, created_at: new Date().toISOString(), response: text.slice(sent),
-                done: false}) + "\n");
-            sent = text.length;
-        }
-        if (out.length >= limit || res.destroyed) break;
-    }
-    const ended = nanoseconds();
-    first ??= ended;
+    let headed = false;
+    const r = await complete(entry, (body.system ? `${body.system}\n\n` : "") + body.prompt, body.options ?? {},
+        (piece) => {
+            if (!stream) return;
+            if (!headed) res.writeHead(200, {"content-type": "application/x-ndjson"});
+            headed = true;
+            res.write(JSON.stringify({...head, created_at: new Date().toISOString(), response: piece, done: false}) +
+                "\n");
+        }, res);
+    if (r.error) return send(res, 400, {error: r.error});
+    if (!headed) res.writeHead(200, {"content-type": stream ? "application/x-ndjson" : "application/json"});
     await keep(name, keepMs);
-    res.end(JSON.stringify({...head, created_at: new Date().toISOString(), response: text.slice(stream ? sent : 0),
-        done: true, done_reason: "length", total_duration: Number(ended - started), load_duration: Number(loadNs),
-        prompt_eval_count: tokens.length, prompt_eval_duration: Number(first - evaluating), eval_count: out.length,
-        eval_duration: Number(ended - first)}) + "\n");
+    res.end(JSON.stringify({...head, created_at: new Date().toISOString(), response: stream ? r.rest : r.text,
+        done: true, done_reason: "length", total_duration: Number(r.ended - started), load_duration: Number(loadNs),
+        prompt_eval_count: r.promptTokens, prompt_eval_duration: Number(r.first - r.evaluating),
+        eval_count: r.count, eval_duration: Number(r.ended - r.first)}) + "\n");
+}
+
+// The OpenAI-compatible chat endpoint, streamed as Server-Sent Events the way llama.cpp's server sends them:
+// one chat.completion.chunk per piece, a last chunk with finish_reason and llama.cpp's `timings`, the usage chunk
+// when stream_options.include_usage, then "data: [DONE]". Errors are OpenAI error objects.
+async function chat(body, res) {
+    const name = resolve(body.model);
+    const fail = (code, message, type) => send(res, code, {error: {message, type, param: null, code: null}});
+    if (!name) return fail(404, `model "${body.model}" not found, try pulling it first`, "api_error");
+    if (!Array.isArray(body.messages) || body.messages.length === 0) {
+        return fail(400, "messages must be a non-empty array", "invalid_request_error");
+    }
+    const prompt = body.messages.map((m) => String(m?.content ?? "")).join("\n\n");
+    const [entry] = await load(name);
+    const id = `chatcmpl-${Math.floor(Math.random() * 1e9)}`;
+    const created = Math.floor(Date.now() / 1000);
+    const chunk = (delta, finish) => ({id, object: "chat.completion.chunk", created, model: body.model,
+        choices: [{index: 0, delta, finish_reason: finish}]});
+    const stream = body.stream === true;
+    let headed = false;
+    const write = (object) => {
+        if (!headed) res.writeHead(200, {"content-type": "text/event-stream"});
+        headed = true;
+        res.write(`data: ${JSON.stringify(object)}\n\n`);
+    };
+    const options = {num_predict: body.max_tokens ?? body.max_completion_tokens, temperature: body.temperature,
+        seed: body.seed};
+    const r = await complete(entry, prompt, options, (piece) => {
+        if (stream) write(chunk({role: "assistant", content: piece}, null));
+    }, res);
+    if (r.error) return fail(400, r.error, "invalid_request_error");
+    const usage = {prompt_tokens: r.promptTokens, completion_tokens: r.count, total_tokens: r.promptTokens + r.count};
+    const timings = {prompt_n: r.promptTokens, prompt_ms: Number(r.first - r.evaluating) / 1e6, predicted_n: r.count,
+        predicted_ms: Number(r.ended - r.first) / 1e6};
+    if (!stream) {
+        return send(res, 200, {id, object: "chat.completion", created, model: body.model, usage, timings,
+            choices: [{index: 0, message: {role: "assistant", content: r.text}, finish_reason: "length"}]});
+    }
+    write({...chunk(r.rest ? {content: r.rest} : {}, "length"), timings});
+    if (body.stream_options?.include_usage) write({id, object: "chat.completion.chunk", created, model: body.model,
+        choices: [], usage});
+    res.end("data: [DONE]\n\n");
 }
 
 function listed(name, entry) {
@@ -220,6 +275,10 @@ const server = http.createServer((req, res) => {
             if (url === "/api/generate" && req.method === "POST") {
                 const b = JSON.parse(body || "{}");
                 return await serial(() => generate(b, res));
+            }
+            if (url === "/v1/chat/completions" && req.method === "POST") {
+                const b = JSON.parse(body || "{}");
+                return await serial(() => chat(b, res));
             }
             send(res, 404, {error: "not found"});
         } catch (e) {

@@ -943,3 +943,95 @@ TEST(CommandLine, TestHistoryAndATestWithoutWhat) {
   expect_refused({"test"}, "test: give ram, vram, model or --history");
   expect_refused({"test", "--history", "--limit", "0"}, "--limit: '0' is not a whole number from 1 to 10000");
 }
+
+// ---- bench
+
+TEST(BenchCommandLine, DefaultsAreTheIssuesAndTheStateDir) {
+  const auto c = parsed<BenchCommand>({"bench", "llama3.1:8b", "qwen2:7b"}, env_with_docker_host("unix:///x.sock"));
+  const auto& o = c.options;
+  EXPECT_EQ(c.action, BenchAction::run);
+  EXPECT_EQ(o.plan.models, (std::vector<std::string>{"llama3.1:8b", "qwen2:7b"}));
+  EXPECT_EQ(o.plan.docker_host, "unix:///x.sock");
+  EXPECT_EQ(o.settings.api, BenchApi::ollama);
+  EXPECT_EQ(o.settings.runs, 5U);
+  EXPECT_EQ(o.settings.warmup, 1U);
+  EXPECT_EQ(o.settings.prompt_tokens, 256U);
+  EXPECT_EQ(o.settings.max_tokens, 128U);
+  EXPECT_EQ(o.settings.concurrency, std::vector<std::size_t>{1});
+  EXPECT_FALSE(o.settings.num_ctx);
+  EXPECT_DOUBLE_EQ(o.settings.cooldown_s, 10.0);
+  EXPECT_EQ(o.settings.temperature_limit_c, 70U);
+  EXPECT_EQ(o.settings.gpu_utilisation_target_pct, 80U);
+  EXPECT_EQ(c.state_dir, adapters::StateDir().path().string());
+  EXPECT_EQ(c.store, StoreRun::store);
+  EXPECT_EQ(c.csv_file, "");
+  EXPECT_EQ(c.html_file, "");
+  EXPECT_EQ(c.format, ReportFormat::text);
+}
+
+TEST(BenchCommandLine, TakesEverySetting) {
+  const auto c = parsed<BenchCommand>(
+      {"bench", "m", "--server", "http://127.0.0.1:8080", "--api", "openai", "--runs", "7", "--warmup", "0",
+       "--prompt-tokens", "512", "--max-tokens", "64", "--concurrency", "1,2,4", "--ctx", "8192", "--cooldown", "30s",
+       "--seed", "7", "--temperature-limit", "80", "--gpu-target", "90", "--load-timeout", "2m", "--request-timeout",
+       "45s", "--state-dir", "/s", "--no-store", "--csv", "/tmp/b.csv", "--html", "/tmp/b.html", "--json"});
+  const auto& o = c.options;
+  EXPECT_EQ(o.server, "http://127.0.0.1:8080");
+  EXPECT_EQ(o.settings.api, BenchApi::openai);
+  EXPECT_EQ(o.settings.runs, 7U);
+  EXPECT_EQ(o.settings.warmup, 0U);
+  EXPECT_EQ(o.settings.prompt_tokens, 512U);
+  EXPECT_EQ(o.settings.max_tokens, 64U);
+  EXPECT_EQ(o.settings.concurrency, (std::vector<std::size_t>{1, 2, 4}));
+  EXPECT_EQ(o.settings.num_ctx, 8192U);
+  EXPECT_EQ(o.plan.settings.num_ctx, 8192U);  // the plan is for the context the requests ask
+  EXPECT_DOUBLE_EQ(o.settings.cooldown_s, 30.0);
+  EXPECT_EQ(o.settings.seed, 7);
+  EXPECT_EQ(o.settings.temperature_limit_c, 80U);
+  EXPECT_EQ(o.settings.gpu_utilisation_target_pct, 90U);
+  EXPECT_EQ(o.load_timeout, std::chrono::minutes(2));
+  EXPECT_EQ(o.request_timeout, std::chrono::seconds(45));
+  EXPECT_EQ(c.state_dir, "/s");
+  EXPECT_EQ(c.store, StoreRun::no_store);
+  EXPECT_EQ(c.csv_file, "/tmp/b.csv");
+  EXPECT_EQ(c.html_file, "/tmp/b.html");
+  EXPECT_EQ(c.format, ReportFormat::json);
+}
+
+TEST(BenchCommandLine, ListCompareReportAndAnnotations) {
+  const auto list = parsed<BenchCommand>({"bench", "--list", "--limit", "3", "--json"});
+  EXPECT_EQ(list.action, BenchAction::list);
+  EXPECT_EQ(list.limit, 3U);
+  const auto compare = parsed<BenchCommand>({"bench", "--compare", "4", "9"});
+  EXPECT_EQ(compare.action, BenchAction::compare);
+  EXPECT_EQ(compare.run_ids, (std::vector<std::int64_t>{4, 9}));
+  const auto report = parsed<BenchCommand>({"bench", "--report", "12", "--html", "/tmp/r.html"});
+  EXPECT_EQ(report.action, BenchAction::report);
+  EXPECT_EQ(report.run_ids, std::vector<std::int64_t>{12});
+  EXPECT_EQ(report.html_file, "/tmp/r.html");
+  const auto annotations = parsed<BenchCommand>({"bench", "--annotations", "2"});
+  EXPECT_EQ(annotations.action, BenchAction::annotations);
+  EXPECT_EQ(annotations.run_ids, std::vector<std::int64_t>{2});
+}
+
+TEST(BenchCommandLine, Refusals) {
+  expect_refused({"bench"}, "MODEL: name the models to benchmark (or give --list, --compare, --report or --annotations)");
+  expect_refused({"bench", "m", "--concurrency", "0"},
+                 "--concurrency: '0' is not a number of concurrent requests from 1 to 256");
+  expect_refused({"bench", "m", "--concurrency", "1,,2"},
+                 "--concurrency: '' is not a number of concurrent requests from 1 to 256");
+  expect_refused({"bench", "m", "--concurrency", "2,2"}, "--concurrency: 2 is given twice");
+  expect_refused({"bench", "m", "--runs", "0"}, "--runs: '0' is not a whole number from 1 to 1000");
+  expect_refused({"bench", "m", "--max-tokens", "0"}, "--max-tokens: '0' is not a whole number from 1 to 32768");
+  expect_refused({"bench", "m", "--api", "grpc"}, "--api: 'grpc' is not ollama or openai");
+  expect_refused({"bench", "m", "--cooldown", "2h"}, "--cooldown: must be from 0 to 1h");
+  expect_refused({"bench", "m", "--server", "ftp://x"},
+                 "--server: 'ftp://x' is neither a container name nor an http(s) URL");
+  expect_refused({"bench", "m", "--html", ""}, "--html: is empty");
+  expect_refused({"bench", ""}, "MODEL: an empty model name");
+  expect_refused({"bench", "--list", "--report", "1"}, "bench: give one of --list, --compare, --report and --annotations");
+  expect_refused({"bench", "m", "--list"},
+                 "MODEL: models are benchmarked without --list, --compare, --report or --annotations");
+  expect_refused({"bench", "--compare", "1", "x"}, "--compare: 'x' is not a whole number from 1 to 4611686018427387904");
+  expect_cli_refusal({"bench", "--compare", "1"}, "--compare");
+}
