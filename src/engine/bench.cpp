@@ -140,6 +140,7 @@ double to_seconds(std::chrono::nanoseconds d) {
 struct Measured {
   BenchSample sample;
   std::vector<double> gaps;
+  bool not_found = false;  // the server answered 404: it does not have the model
 };
 
 Measured measure(const adapters::GenerationResult& result, std::chrono::nanoseconds run_origin) {
@@ -149,6 +150,7 @@ Measured measure(const adapters::GenerationResult& result, std::chrono::nanoseco
   s.ok = result.complete();
   if (result.error) {
     s.error = result.error->line();
+    m.not_found = result.error->code == ENOENT;
   }
   if (auto figures = request_figures(result.times, result.source)) {
     s.ttft_s = figures->ttft_s;
@@ -461,7 +463,10 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
       if (!warmed.empty() &&
           std::none_of(warmed.begin(), warmed.end(), [](const Measured& m) { return m.sample.ok; })) {
         bm.status = BenchModelStatus::failed;
-        bm.reason = "every warm-up request failed: " + warmed.back().sample.error;
+        bm.reason = warmed.back().not_found
+                        ? fmt::format("not installed on {}: {} ({})", run.server, pull_hint(name, *found),
+                                      warmed.back().sample.error)
+                        : "every warm-up request failed: " + warmed.back().sample.error;
       }
     }
     std::size_t next_prompt = options.settings.warmup;

@@ -970,11 +970,44 @@ TEST(BenchCommandLine, DefaultsAreTheIssuesAndTheStateDir) {
 }
 
 TEST(BenchCommandLine, TakesEverySetting) {
-  const auto c = parsed<BenchCommand>(
-      {"bench", "m", "--server", "http://127.0.0.1:8080", "--api", "openai", "--runs", "7", "--warmup", "0",
-       "--prompt-tokens", "512", "--max-tokens", "64", "--concurrency", "1,2,4", "--ctx", "8192", "--cooldown", "30s",
-       "--seed", "7", "--temperature-limit", "80", "--gpu-target", "90", "--load-timeout", "2m", "--request-timeout",
-       "45s", "--state-dir", "/s", "--no-store", "--csv", "/tmp/b.csv", "--html", "/tmp/b.html", "--json"});
+  const auto c = parsed<BenchCommand>({"bench",
+                                       "m",
+                                       "--server",
+                                       "http://127.0.0.1:8080",
+                                       "--api",
+                                       "openai",
+                                       "--runs",
+                                       "7",
+                                       "--warmup",
+                                       "0",
+                                       "--prompt-tokens",
+                                       "512",
+                                       "--max-tokens",
+                                       "64",
+                                       "--concurrency",
+                                       "1,2,4",
+                                       "--ctx",
+                                       "8192",
+                                       "--cooldown",
+                                       "30s",
+                                       "--seed",
+                                       "7",
+                                       "--temperature-limit",
+                                       "80",
+                                       "--gpu-target",
+                                       "90",
+                                       "--load-timeout",
+                                       "2m",
+                                       "--request-timeout",
+                                       "45s",
+                                       "--state-dir",
+                                       "/s",
+                                       "--no-store",
+                                       "--csv",
+                                       "/tmp/b.csv",
+                                       "--html",
+                                       "/tmp/b.html",
+                                       "--json"});
   const auto& o = c.options;
   EXPECT_EQ(o.server, "http://127.0.0.1:8080");
   EXPECT_EQ(o.settings.api, BenchApi::openai);
@@ -1015,7 +1048,8 @@ TEST(BenchCommandLine, ListCompareReportAndAnnotations) {
 }
 
 TEST(BenchCommandLine, Refusals) {
-  expect_refused({"bench"}, "MODEL: name the models to benchmark (or give --list, --compare, --report or --annotations)");
+  expect_refused({"bench"},
+                 "MODEL: name the models to benchmark (or give --list, --compare, --report or --annotations)");
   expect_refused({"bench", "m", "--concurrency", "0"},
                  "--concurrency: '0' is not a number of concurrent requests from 1 to 256");
   expect_refused({"bench", "m", "--concurrency", "1,,2"},
@@ -1029,9 +1063,11 @@ TEST(BenchCommandLine, Refusals) {
                  "--server: 'ftp://x' is neither a container name nor an http(s) URL");
   expect_refused({"bench", "m", "--html", ""}, "--html: is empty");
   expect_refused({"bench", ""}, "MODEL: an empty model name");
-  expect_refused({"bench", "--list", "--report", "1"}, "bench: give one of --list, --compare, --report and --annotations");
+  expect_refused({"bench", "--list", "--report", "1"},
+                 "bench: give one of --list, --compare, --report and --annotations");
   expect_refused({"bench", "m", "--list"},
                  "MODEL: models are benchmarked without --list, --compare, --report or --annotations");
-  expect_refused({"bench", "--compare", "1", "x"}, "--compare: 'x' is not a whole number from 1 to 4611686018427387904");
+  expect_refused({"bench", "--compare", "1", "x"},
+                 "--compare: 'x' is not a whole number from 1 to 4611686018427387904");
   expect_cli_refusal({"bench", "--compare", "1"}, "--compare");
 }
