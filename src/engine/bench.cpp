@@ -463,10 +463,9 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
       if (!warmed.empty() &&
           std::none_of(warmed.begin(), warmed.end(), [](const Measured& m) { return m.sample.ok; })) {
         bm.status = BenchModelStatus::failed;
-        bm.reason = warmed.back().not_found
-                        ? fmt::format("not installed on {}: {} ({})", run.server, pull_hint(name, *found),
-                                      warmed.back().sample.error)
-                        : "every warm-up request failed: " + warmed.back().sample.error;
+        bm.reason = warmed.back().not_found ? fmt::format("not installed on {}: {} ({})", run.server,
+                                                          pull_hint(name, *found), warmed.back().sample.error)
+                                            : "every warm-up request failed: " + warmed.back().sample.error;
       }
     }
     std::size_t next_prompt = options.settings.warmup;
