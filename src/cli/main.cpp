@@ -607,7 +607,8 @@ std::optional<std::string> unwritable(const std::string& path, const char* optio
 }
 
 // Writes `text` to `path` whole (a temporary file renamed over it); one line naming the path on failure.
-[[maybe_unused]] std::optional<std::string> write_file(const std::string& path, const std::string& text, const char* option) {
+[[maybe_unused]] std::optional<std::string> write_file(const std::string& path, const std::string& text,
+                                                       const char* option) {
   const auto temporary = path + ".tmp";
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
