@@ -169,5 +169,36 @@ t=$(curl -fsS -o /dev/null -w '%{time_total}' "$URL/api/version")
 check "answer after ${t}s (>= 0.4)" "$(awk -v t="$t" 'BEGIN { print (t >= 0.4) }') == 1"
 stop_timed
 
+say "== --ttft-ms 300 --tokens-per-second 20"
+start timed --ttft-ms 300 --tokens-per-second 20 --model tiny:1=8
+gen '{"model":"tiny:1","prompt":""}' >/dev/null
+out=$(curl -fsS -N -o "$WORK/timed.ndjson" -w '%{time_starttransfer} %{time_total}' \
+  -d '{"model":"tiny:1","prompt":"hi","options":{"num_predict":10}}' "$URL/api/generate")
+read -r tf tt <<<"$out"
+check "first line after ${tf}s (0.29 .. 0.45)" "$(awk -v t="$tf" 'BEGIN { print (t >= 0.29 && t < 0.45) }') == 1"
+check "10 tokens done after ${tt}s (0.74 .. 0.95)" "$(awk -v t="$tt" 'BEGIN { print (t >= 0.74 && t < 0.95) }') == 1"
+check "10 token lines" "$(grep -c '"done":false' "$WORK/timed.ndjson") == 10"
+check "eval_count 10, done_reason length" "$(grep -c '"done_reason":"length".*"eval_count":10,' "$WORK/timed.ndjson") == 1"
+curl -fsS -N -o /dev/null -d '{"model":"tiny:1","prompt":"hi","options":{"num_predict":40}}' "$URL/api/generate" &
+sleep 0.5
+t=$(curl -fsS -o /dev/null -w '%{time_total}' "$URL/api/ps")
+check "/api/ps answered during a stream in ${t}s (< 0.2)" "$(awk -v t="$t" 'BEGIN { print (t < 0.2) }') == 1"
+wait
+sse=$(curl -fsS -N -d '{"model":"tiny:1","messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":5,"stream_options":{"include_usage":true}}' "$URL/v1/chat/completions")
+check "OpenAI: 5 chunks with content" "$(grep -c '"finish_reason":null' <<<"$sse") == 5"
+check "OpenAI: usage and [DONE]" "$(grep -c '"completion_tokens":5,' <<<"$sse") + $(grep -c '^data: \[DONE\]' <<<"$sse") == 2"
+stop_timed
+
+say "== --fail-stream-after 3 / --drop-stream-after 3"
+start fail --fail-stream-after 3 --model tiny:1=8
+last=$(curl -fsS -N -d '{"model":"tiny:1","prompt":"hi","options":{"num_predict":10}}' "$URL/api/generate" | tail -1)
+check "error line after 3 tokens" "$(grep -c '^{"error":' <<<"$last") == 1"
+stop_timed
+start drop --drop-stream-after 3 --model tiny:1=8
+rc=0
+curl -fsS -N -o /dev/null -d '{"model":"tiny:1","prompt":"hi","options":{"num_predict":10}}' "$URL/api/generate" 2>/dev/null || rc=$?
+check "truncated body (curl exit ${rc}, 18)" "rc == 18"
+stop_timed
+
 if ((FAILS)); then say "FAILED: $FAILS check(s)"; exit 1; fi
 say "all checks passed"

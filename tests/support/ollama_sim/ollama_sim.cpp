@@ -56,6 +56,7 @@ constexpr int kMaxJsonDepth = 128;
 constexpr size_t kMaxJsonNodes = 200000;
 constexpr size_t kChunkThreshold = 2048;  // Go's net/http: bigger un-flushed bodies go chunked
 constexpr int64_t kForeverNs = INT64_MAX;
+constexpr int kMaxPredict = 32768;  // cap on options.num_predict / max_tokens
 
 // ------------------------------------------------------------------------------------------------
 // Options
@@ -96,7 +97,11 @@ struct Options {
   std::string runner_argv0 = "/usr/bin/ollama";
   bool no_chunked = false;
   bool request_log = true;
-  uint64_t ps_flood = 0;  // fake entries appended to /api/ps, names repeating every 100
+  uint64_t ps_flood = 0;           // fake entries appended to /api/ps, names repeating every 100
+  uint64_t ttft_ms = 0;            // --ttft-ms: first token this long after the model is ready
+  double tokens_per_second = 0;    // --tokens-per-second: 0 = every token at once
+  int64_t fail_stream_after = -1;  // --fail-stream-after N: an error in place of line N+1
+  int64_t drop_stream_after = -1;  // --drop-stream-after N: close in place of line N+1
 };
 
 Options g_opt;
@@ -1332,7 +1337,29 @@ struct GenJob {
   int64_t ka_ns = 0;
   int prompt_tokens = 0;
   bool triggered_load = false;
-  bool cache_done = false;  // the runner confirmed this request's prompt-cache growth
+  bool cache_done = false;     // the runner confirmed this request's prompt-cache growth
+  bool openai = false;         // POST /v1/chat/completions (chat is true as well)
+  int num_predict = 0;         // options.num_predict / max_tokens (1..kMaxPredict); 0 = the default reply
+  bool include_usage = false;  // OpenAI stream_options.include_usage
+};
+
+// A completion being sent token by token (--ttft-ms, --tokens-per-second), timed by the poll loop.
+struct StreamState {
+  int total = 0;                        // token lines to send
+  int sent = 0;                         // token lines sent so far
+  bool length = false;                  // done_reason "length" (num_predict/max_tokens) rather than "stop"
+  bool buffered = false;                // one answer at the end: stream:false, HTTP/1.0 or --no-chunked
+  bool head_sent = false;               // the status line and headers went out (with the first line)
+  bool close = false;                   // Connection: close was announced
+  int64_t req_start_ns = 0;             // the request arrived
+  int64_t ready_ns = 0;                 // the model was ready for this request (after any load)
+  int64_t interval_ns = 0;              // 1/R
+  int64_t next_ns = 0;                  // when the next line is due
+  int64_t first_ns = -1, last_ns = -1;  // first and last token line sent
+  int64_t load_ns = 0;                  // load_duration
+  std::string text;                     // the content so far (for buffered answers)
+  std::string id;                       // OpenAI chatcmpl-N
+  int64_t created = 0;                  // OpenAI created (unix seconds)
 };
 
 struct ParseState {
@@ -1353,7 +1380,7 @@ struct Conn {
   std::string in;
   std::string out;
   size_t out_off = 0;
-  enum class St { Reading, WaitLoad, WaitRunner, Delayed, Draining } st = St::Reading;
+  enum class St { Reading, WaitLoad, WaitRunner, Delayed, Streaming, Draining } st = St::Reading;
   bool dead = false;
   bool peer_eof = false;
   bool close_after = false;  // close once `out` is drained
@@ -1361,11 +1388,13 @@ struct Conn {
   int64_t last_active_ms = 0;
   int64_t last_write_ms = 0;
   int64_t req_start_ms = 0;
+  int64_t req_start_ns = 0;
   int64_t drain_deadline_ms = 0;
   ParseState ps;
   // the request being answered
   Request cur;
   GenJob job;
+  StreamState sj;
   // a finished answer waiting for --slow-ms
   std::string pending;
   bool pending_close = false;
@@ -1525,6 +1554,17 @@ Resp text_resp(int status, std::string body) {
   r.ctype = "text/plain; charset=utf-8";
   r.body = std::move(body);
   return r;
+}
+
+// An error body of Ollama's OpenAI-compatible endpoints (openai.NewError): the type follows the status.
+std::string openai_error_json(int status, std::string_view msg) {
+  const char* type = status == 400 ? "invalid_request_error" : status == 404 ? "not_found_error" : "api_error";
+  return "{\"error\":{\"message\":" + jquote(msg) + ",\"type\":\"" + type + "\",\"param\":null,\"code\":null}}";
+}
+
+// An error answer in the shape of the API the request used.
+Resp job_error(const GenJob& job, int status, const std::string& msg) {
+  return json_resp(status, job.openai ? openai_error_json(status, msg) : error_json(msg));
 }
 
 // Protocol-level error: answer and close the connection.
@@ -1850,6 +1890,16 @@ PR parse_step(Conn& c, int& status, std::string& msg) {
 
 void handle_request(Conn& c);
 void finish_job(Conn& c);
+void abort_streams(const Model& m, const std::string& why);
+
+// Whether a completion of model `idx` is being streamed (Ollama does not expire or evict a busy model).
+bool model_streaming(size_t idx) {
+  for (const auto& [id, c] : g_conns) {
+    if (!c.dead && c.st == Conn::St::Streaming && c.job.model == static_cast<int>(idx))
+      return true;
+  }
+  return false;
+}
 
 void set_expiry(Model& m, bool ka_set, bool forever, int64_t ka_ns) {
   if (!ka_set) {
@@ -1875,7 +1925,7 @@ void fail_waiters(Model& m, const std::string& why) {
     auto it = g_conns.find(id);
     if (it == g_conns.end() || it->second.dead || it->second.st != Conn::St::WaitLoad)
       continue;
-    respond(it->second, json_resp(500, error_json(why)));
+    respond(it->second, job_error(it->second.job, 500, why));
     progress(it->second);
   }
 }
@@ -1888,7 +1938,7 @@ void fail_cache_waiters(Model& m, const std::string& why) {
     auto it = g_conns.find(id);
     if (it == g_conns.end() || it->second.dead || it->second.st != Conn::St::WaitRunner)
       continue;
-    respond(it->second, json_resp(500, error_json(why)));
+    respond(it->second, job_error(it->second.job, 500, why));
     progress(it->second);
   }
 }
@@ -1928,6 +1978,7 @@ void unload_model(Model& m, const char* reason) {
     fail_waiters(m, "llama runner process has terminated: signal: killed");
   } else {
     fail_cache_waiters(m, "llama runner process has terminated: signal: killed");
+    abort_streams(m, "llama runner process has terminated: signal: killed");
   }
   maybe_retain();
 }
@@ -1962,6 +2013,7 @@ void on_child_exit(pid_t pid, int status) {
     } else {
       log_event("unloaded %s reason=runner_exited", m.name.c_str());
       fail_cache_waiters(m, "llama runner process has terminated: " + how);
+      abort_streams(m, "llama runner process has terminated: " + how);
     }
     maybe_retain();
     return;
@@ -1996,7 +2048,7 @@ bool start_load(Model& m, int ctx, std::string& err) {
     while (busy >= g_opt.max_loaded) {
       Model* victim = nullptr;
       for (auto& o : g_models) {
-        if (&o == &m || o.st != Model::St::Loaded)
+        if (&o == &m || o.st != Model::St::Loaded || model_streaming(static_cast<size_t>(&o - g_models.data())))
           continue;
         if (victim == nullptr || o.expires_ms < victim->expires_ms)
           victim = &o;
@@ -2276,6 +2328,8 @@ std::string empty_reply(const Model& m, bool chat, const char* reason) {
   return o;
 }
 
+void start_job(Conn& c, const GenJob& job, Model& m, int ctx);
+
 void api_model(Conn& c, bool chat) {
   JVal root;
   if (!parse_body(c, root))
@@ -2357,6 +2411,10 @@ void api_model(Conn& c, bool chat) {
     if (nc != nullptr && nc->t == JVal::T::Num && nc->num >= 1 && nc->num <= 16777216) {
       ctx = static_cast<int>(nc->num);
     }
+    const JVal* np = options->get("num_predict");
+    if (np != nullptr && np->t == JVal::T::Num && np->num >= 1) {
+      job.num_predict = static_cast<int>(std::min<double>(np->num, kMaxPredict));
+    }
   }
   int idx = find_model(name);
   if (idx < 0) {
@@ -2371,6 +2429,11 @@ void api_model(Conn& c, bool chat) {
     respond(c, json_resp(200, empty_reply(m, chat, "unload")));
     return;
   }
+  start_job(c, job, m, ctx);
+}
+
+// Leaks (--leak-per-request-mib), then answers at once or after the load (one load for all waiters).
+void start_job(Conn& c, const GenJob& job, Model& m, int ctx) {
   if (g_opt.leak_per_request_mib > 0) {
     leak_bytes(g_opt.leak_per_request_mib * kMiB);
     log_leak_total();
@@ -2383,13 +2446,303 @@ void api_model(Conn& c, bool chat) {
   if (m.st == Model::St::Unloaded) {
     std::string err;
     if (!start_load(m, ctx, err)) {
-      respond(c, json_resp(500, error_json("failed to start runner: " + err)));
+      respond(c, job_error(job, 500, "failed to start runner: " + err));
       return;
     }
     c.job.triggered_load = true;
   }
   m.waiters.push_back(c.id);
   c.st = Conn::St::WaitLoad;
+}
+
+// POST /v1/chat/completions, as Ollama's OpenAI-compatible middleware serves it (over /api/chat).
+void api_openai_chat(Conn& c) {
+  GenJob job;
+  job.chat = true;
+  job.openai = true;
+  job.input_empty = false;
+  job.stream = false;  // OpenAI's default
+  auto fail = [&c](int status, const std::string& msg) {
+    respond(c, json_resp(status, openai_error_json(status, msg)));
+  };
+  if (c.cur.body.empty())
+    return fail(400, "missing request body");
+  JVal root;
+  std::string err;
+  JsonParser parser(c.cur.body);
+  if (!parser.parse(root, err))
+    return fail(400, "invalid JSON: " + err);
+  if (root.t != JVal::T::Obj)
+    return fail(400, "invalid JSON: expected an object");
+  const JVal* model = root.get("model");
+  if (model == nullptr || model->t != JVal::T::Str || model->s.empty())
+    return fail(400, "model is required");
+  const JVal* msgs = root.get("messages");
+  if (msgs == nullptr || msgs->t != JVal::T::Arr || msgs->items.empty())
+    return fail(400, "[] is too short - 'messages'");
+  for (const auto& msg : msgs->items) {
+    const JVal* content = msg.get("content");
+    if (content != nullptr && content->t == JVal::T::Str) {
+      job.prompt_tokens += count_words(content->s);
+    } else if (content != nullptr && content->t == JVal::T::Arr) {
+      for (const auto& part : content->items) {
+        const JVal* text = part.get("text");
+        if (text != nullptr && text->t == JVal::T::Str)
+          job.prompt_tokens += count_words(text->s);
+      }
+    }
+  }
+  job.prompt_tokens += 10;  // template tokens, as /api/chat
+  const JVal* stream = root.get("stream");
+  if (stream != nullptr && stream->t != JVal::T::Null) {
+    if (stream->t != JVal::T::Bool)
+      return fail(400, "json: cannot unmarshal stream: expected a bool");
+    job.stream = stream->b;
+  }
+  for (const char* key : {"max_completion_tokens", "max_tokens"}) {
+    const JVal* mt = root.get(key);
+    if (mt != nullptr && mt->t == JVal::T::Num && mt->num >= 1)
+      job.num_predict = static_cast<int>(std::min<double>(mt->num, kMaxPredict));
+  }
+  const JVal* so = root.get("stream_options");
+  if (so != nullptr && so->t == JVal::T::Obj) {
+    const JVal* iu = so->get("include_usage");
+    job.include_usage = iu != nullptr && iu->t == JVal::T::Bool && iu->b;
+  }
+  int idx = find_model(model->s);
+  if (idx < 0)
+    return fail(404, "model \"" + model->s + "\" not found, try pulling it first");
+  job.model = idx;
+  start_job(c, job, g_models[static_cast<size_t>(idx)], g_opt.context_length);
+}
+
+// ---- completions, token by token ---------------------------------------------------------------
+
+const char* const kWords[] = {"This", " is", " a", " simulated", " reply", " from", " ollama-sim", "."};
+constexpr int kDefaultWords = static_cast<int>(sizeof kWords / sizeof kWords[0]);
+uint64_t g_chat_seq = 0;
+
+// Token i of every completion: the default sentence, repeated (one word per token, never empty).
+std::string token_text(int i) {
+  std::string t = kWords[i % kDefaultWords];
+  if (i > 0 && i % kDefaultWords == 0)
+    t.insert(0, " ");
+  return t;
+}
+
+std::string ollama_piece(const Conn& c, const Model& m, const std::string& text) {
+  std::string o = head_fields(m);
+  if (c.job.chat) {
+    o += ",\"message\":{\"role\":\"assistant\",\"content\":" + jquote(text) + "}";
+  } else {
+    o += ",\"response\":" + jquote(text);
+  }
+  return o;
+}
+
+// The final Ollama line (or the whole non-streamed answer), with the real durations.
+std::string ollama_done(const Conn& c, const Model& m, const std::string& text, int64_t now) {
+  const StreamState& s = c.sj;
+  std::string o = ollama_piece(c, m, text);
+  o += ",\"done\":true,\"done_reason\":";
+  o += s.length ? "\"length\"" : "\"stop\"";
+  if (!c.job.chat) {
+    o += ",\"context\":[128006,882,128007,271,2028,374,264,46836]";
+  }
+  int64_t first = s.first_ns >= 0 ? s.first_ns : now;
+  int64_t last = s.last_ns >= 0 ? s.last_ns : now;
+  o += ",\"total_duration\":" + std::to_string(now - s.req_start_ns) +
+       ",\"load_duration\":" + std::to_string(s.ready_ns - s.req_start_ns) +
+       ",\"prompt_eval_count\":" + std::to_string(c.job.prompt_tokens) +
+       ",\"prompt_eval_duration\":" + std::to_string(first - s.ready_ns) + ",\"eval_count\":" + std::to_string(s.sent) +
+       ",\"eval_duration\":" + std::to_string(last - first) + "}";
+  return o;
+}
+
+std::string openai_head(const Conn& c, const Model& m, const char* object) {
+  return "{\"id\":" + jquote(c.sj.id) + ",\"object\":\"" + object + "\",\"created\":" + std::to_string(c.sj.created) +
+         ",\"model\":" + jquote(m.name) + ",\"system_fingerprint\":\"fp_ollama\"";
+}
+
+std::string openai_usage(const Conn& c) {
+  int p = c.job.prompt_tokens;
+  int n = c.sj.sent;
+  return "\"usage\":{\"prompt_tokens\":" + std::to_string(p) + ",\"completion_tokens\":" + std::to_string(n) +
+         ",\"total_tokens\":" + std::to_string(p + n) + "}";
+}
+
+const char* finish_reason(const Conn& c) {
+  return c.sj.length ? "\"length\"" : "\"stop\"";
+}
+
+// One line of a streamed answer: sent as one chunk (the head goes with the first), or kept for a
+// buffered answer. An empty line only sends the head.
+void stream_line(Conn& c, const std::string& line) {
+  StreamState& s = c.sj;
+  if (s.buffered) {
+    s.text += line;
+    return;
+  }
+  if (!s.head_sent) {
+    s.head_sent = true;
+    std::string h = "HTTP/1.1 200 OK\r\nContent-Type: ";
+    h += c.job.openai ? "text/event-stream" : "application/x-ndjson";
+    h += "\r\nDate: " + http_date() + "\r\nTransfer-Encoding: chunked\r\n";
+    if (s.close)
+      h += "Connection: close\r\n";
+    queue_out(c, h + "\r\n");
+  }
+  if (line.empty())
+    return;
+  char hex[32];
+  snprintf(hex, sizeof hex, "%zx\r\n", line.size());
+  queue_out(c, hex + line + "\r\n");
+}
+
+// After the answer (whole, failed or dropped): the keep-alive runs from now; keep_alive 0 unloads
+// once no other completion of the model is streaming.
+void stream_after(Conn& c) {
+  size_t idx = static_cast<size_t>(c.job.model);
+  Model& m = g_models[idx];
+  if (m.st != Model::St::Loaded)
+    return;
+  set_expiry(m, c.job.ka_set, c.job.ka_forever, c.job.ka_ns);
+  if (c.job.ka_set && !c.job.ka_forever && c.job.ka_ns == 0 && !model_streaming(idx)) {
+    unload_model(m, "keep_alive");
+  }
+}
+
+// Ends the answer: the chunked terminator, or the buffered body in one piece (after --slow-ms).
+void stream_finish(Conn& c, int status) {
+  StreamState& s = c.sj;
+  c.st = Conn::St::Reading;
+  if (s.buffered) {
+    Resp r;
+    r.status = status;
+    if (c.job.stream)
+      r.ctype = c.job.openai ? "text/event-stream" : "application/x-ndjson";
+    r.body = std::move(s.text);
+    respond(c, r);
+  } else {
+    if (s.close || c.peer_eof)
+      c.close_after = true;
+    queue_out(c, "0\r\n\r\n");
+  }
+  stream_after(c);
+}
+
+// An error in place of the next line ({"error":...} as Ollama's handlers send it mid-stream).
+void stream_fail(Conn& c, const std::string& why) {
+  StreamState& s = c.sj;
+  if (!c.job.stream) {
+    s.text = c.job.openai ? openai_error_json(500, why) : error_json(why);
+    stream_finish(c, 500);
+    return;
+  }
+  stream_line(c, c.job.openai ? "data: " + openai_error_json(500, why) + "\n\n" : error_json(why) + "\n");
+  stream_finish(c, 200);
+}
+
+// The runner of a model went away during its completions: each ends with an error.
+void abort_streams(const Model& m, const std::string& why) {
+  int idx = static_cast<int>(&m - g_models.data());
+  for (auto& [id, c] : g_conns) {
+    if (c.dead || c.st != Conn::St::Streaming || c.job.model != idx)
+      continue;
+    log_event("stream_aborted name=%s sent=%d", m.name.c_str(), c.sj.sent);
+    stream_fail(c, why);
+    progress(c);
+  }
+}
+
+// Sends every line that is due: token lines at first_due + k/R, then the final line(s) with the last
+// token, or the fault of --fail-stream-after / --drop-stream-after in place of line N+1.
+void stream_tick(Conn& c) {
+  StreamState& s = c.sj;
+  const Model& m = g_models[static_cast<size_t>(c.job.model)];
+  int64_t now = mono_ns();
+  while (c.st == Conn::St::Streaming && !c.dead && now >= s.next_ns) {
+    if (g_opt.fail_stream_after >= 0 && s.sent == g_opt.fail_stream_after) {
+      log_event("stream_fault fail name=%s sent=%d", m.name.c_str(), s.sent);
+      stream_fail(c, "an error was encountered while running the model: unexpected EOF");
+      return;
+    }
+    if (g_opt.drop_stream_after >= 0 && s.sent == g_opt.drop_stream_after) {
+      log_event("stream_fault drop name=%s sent=%d", m.name.c_str(), s.sent);
+      if (!s.buffered)
+        stream_line(c, "");
+      c.st = Conn::St::Reading;
+      c.in.clear();
+      c.ps = ParseState{};
+      c.close_after = true;
+      flush(c);
+      stream_after(c);
+      return;
+    }
+    if (s.sent < s.total) {
+      std::string t = token_text(s.sent);
+      if (c.job.openai && c.job.stream) {
+        stream_line(c, "data: " + openai_head(c, m, "chat.completion.chunk") +
+                           ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":" + jquote(t) +
+                           "},\"finish_reason\":null}]}\n\n");
+      } else if (c.job.stream) {
+        stream_line(c, ollama_piece(c, m, t) + ",\"done\":false}\n");
+      } else {
+        s.text += t;
+      }
+      if (s.first_ns < 0)
+        s.first_ns = now;
+      s.last_ns = now;
+      if (++s.sent < s.total)
+        s.next_ns += s.interval_ns;
+      continue;
+    }
+    if (c.job.openai && c.job.stream) {
+      stream_line(
+          c, "data: " + openai_head(c, m, "chat.completion.chunk") +
+                 ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":" +
+                 finish_reason(c) + "}]}\n\n");
+      if (c.job.include_usage)
+        stream_line(
+            c, "data: " + openai_head(c, m, "chat.completion.chunk") + ",\"choices\":[]," + openai_usage(c) + "}\n\n");
+      stream_line(c, "data: [DONE]\n\n");
+    } else if (c.job.openai) {
+      s.text = openai_head(c, m, "chat.completion") +
+               ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":" + jquote(s.text) +
+               "},\"finish_reason\":" + finish_reason(c) + "}]," + openai_usage(c) + "}";
+    } else if (c.job.stream) {
+      stream_line(c, ollama_done(c, m, "", now) + "\n");
+    } else {
+      s.text = ollama_done(c, m, s.text, now);
+    }
+    stream_finish(c, 200);
+    return;
+  }
+}
+
+// Starts the completion of a request whose model is ready: the first token --ttft-ms from now (not
+// before --slow-ms after the request), then one every 1/--tokens-per-second.
+void stream_start(Conn& c) {
+  StreamState& s = c.sj;
+  s = StreamState{};
+  s.req_start_ns = c.req_start_ns;
+  s.ready_ns = mono_ns();
+  s.total = c.job.num_predict > 0 ? c.job.num_predict : kDefaultWords;
+  s.length = c.job.num_predict > 0;
+  s.buffered = !c.job.stream || c.cur.http10 || g_opt.no_chunked;
+  s.close = c.cur.close || c.peer_eof;
+  s.interval_ns = g_opt.tokens_per_second > 0 ? std::llround(1e9 / g_opt.tokens_per_second) : 0;
+  s.next_ns = std::max(s.ready_ns + static_cast<int64_t>(g_opt.ttft_ms) * 1000000,
+                       s.req_start_ns + static_cast<int64_t>(g_opt.slow_ms) * 1000000);
+  if (c.job.openai) {
+    s.id = "chatcmpl-" + std::to_string(++g_chat_seq);
+    s.created = static_cast<int64_t>(time(nullptr));
+  }
+  c.st = Conn::St::Streaming;
+  if (!s.buffered && g_opt.request_log) {
+    log_event("request %s %s status=200", sanitize(c.cur.method, 16).c_str(), sanitize(c.cur.target).c_str());
+  }
+  stream_tick(c);
 }
 
 // Answers a generate/chat request whose model is loaded.
@@ -2401,7 +2754,7 @@ void finish_job(Conn& c) {
     if (m.st == Model::St::Unloaded) {
       std::string err;
       if (!start_load(m, m.ctx, err)) {
-        respond(c, json_resp(500, error_json("failed to start runner: " + err)));
+        respond(c, job_error(c.job, 500, "failed to start runner: " + err));
         return;
       }
       c.job.triggered_load = true;
@@ -2414,7 +2767,7 @@ void finish_job(Conn& c) {
     // The runner grows its prompt cache first; on_runner_ack answers once it confirmed.
     std::string cmd = "grow " + std::to_string(g_opt.runner_cache_per_request_mib) + "\n";
     if (write(m.cmd_fd, cmd.data(), cmd.size()) != static_cast<ssize_t>(cmd.size())) {
-      respond(c, json_resp(500, error_json(std::string("llama runner: cannot send command: ") + strerror(errno))));
+      respond(c, job_error(c.job, 500, std::string("llama runner: cannot send command: ") + strerror(errno)));
       return;
     }
     m.cache_waiters.push_back(c.id);
@@ -2422,48 +2775,11 @@ void finish_job(Conn& c) {
     return;
   }
   set_expiry(m, job.ka_set, job.ka_forever, job.ka_ns);
-  Resp r;
-  if (job.input_empty) {
-    r = json_resp(200, empty_reply(m, job.chat, "load"));
-  } else {
-    static const char* const kWords[] = {"This", " is", " a", " simulated", " reply", " from", " ollama-sim", "."};
-    const int n_words = static_cast<int>(sizeof kWords / sizeof kWords[0]);
-    int64_t load_ns = job.triggered_load ? m.last_load_ns : 1500000;
-    int64_t prompt_ns = static_cast<int64_t>(job.prompt_tokens) * 1000000;
-    int64_t eval_ns = static_cast<int64_t>(n_words) * 20000000;
-    auto piece = [&](const std::string& text, bool done) {
-      std::string o = head_fields(m);
-      if (job.chat) {
-        o += ",\"message\":{\"role\":\"assistant\",\"content\":" + jquote(text) + "}";
-      } else {
-        o += ",\"response\":" + jquote(text);
-      }
-      if (!done)
-        return o + ",\"done\":false}";
-      o += ",\"done\":true,\"done_reason\":\"stop\"";
-      if (!job.chat) {
-        o += ",\"context\":[128006,882,128007,271,2028,374,264,46836]";
-      }
-      o += ",\"total_duration\":" + std::to_string(load_ns + prompt_ns + eval_ns + 1000000) +
-           ",\"load_duration\":" + std::to_string(load_ns) +
-           ",\"prompt_eval_count\":" + std::to_string(job.prompt_tokens) +
-           ",\"prompt_eval_duration\":" + std::to_string(prompt_ns) + ",\"eval_count\":" + std::to_string(n_words) +
-           ",\"eval_duration\":" + std::to_string(eval_ns) + "}";
-      return o;
-    };
-    if (job.stream) {
-      r.stream = true;
-      r.ctype = "application/x-ndjson";
-      for (int i = 0; i < n_words; ++i) r.parts.push_back(piece(kWords[i], false) + "\n");
-      r.parts.push_back(piece("", true) + "\n");
-    } else {
-      std::string all;
-      for (int i = 0; i < n_words; ++i) all += kWords[i];
-      r = json_resp(200, piece(all, true));
-    }
+  if (!job.input_empty) {
+    stream_start(c);  // answers (now or later) and unloads after it when keep_alive is 0
+    return;
   }
-  respond(c, r);
-  // keep_alive 0 with a prompt: answer, then unload right away.
+  respond(c, json_resp(200, empty_reply(m, job.chat, "load")));
   if (job.ka_set && !job.ka_forever && job.ka_ns == 0) {
     unload_model(m, "keep_alive");
   }
@@ -2490,6 +2806,8 @@ void handle_request(Conn& c) {
     api_model(c, false);
   } else if (p == "/api/chat" && post) {
     api_model(c, true);
+  } else if (p == "/v1/chat/completions" && post) {
+    api_openai_chat(c);
   } else {
     respond(c, text_resp(404, "404 page not found"));
   }
@@ -2521,6 +2839,7 @@ void progress(Conn& c) {
     c.ps = ParseState{};
     c.first_byte_ms = -1;
     c.req_start_ms = mono_ms();
+    c.req_start_ns = mono_ns();
     try {
       handle_request(c);
     } catch (...) {
@@ -2568,6 +2887,10 @@ void usage(FILE* f) {
       "  --load-timeout-ms N           give up on a runner that is not ready (300000)\n"
       "  --runner-argv0 PATH           argv[0] of runner children (default /usr/bin/ollama)\n"
       "  --ps-flood N                  append N fake entries to /api/ps (names repeat every 100)\n"
+      "  --ttft-ms N                   first token N ms after the model is ready (default 0)\n"
+      "  --tokens-per-second R         one token every 1/R s after the first (default 0 = at once)\n"
+      "  --fail-stream-after N         a completion sends N tokens, then an error, and ends\n"
+      "  --drop-stream-after N         a completion sends N tokens, then the connection closes\n"
       "  --no-chunked                  never use chunked transfer encoding in answers\n"
       "  --no-request-log              do not log one line per HTTP request\n"
       "  --help                        this text\n",
@@ -2769,6 +3092,18 @@ void parse_args(int argc, char** argv) {
       std::string v = need();
       if (!parse_u64(v, 1000000, g_opt.ps_flood))
         die(2, "--ps-flood '%s': expected 0..1000000", sanitize(v).c_str());
+    } else if (a == "--ttft-ms") {
+      g_opt.ttft_ms = ms();
+    } else if (a == "--tokens-per-second") {
+      std::string v = need();
+      if (!parse_decimal(v, 1000000, g_opt.tokens_per_second))
+        die(2, "--tokens-per-second '%s': expected a rate like 20 or 2.5 (0 = at once)", sanitize(v).c_str());
+    } else if (a == "--fail-stream-after" || a == "--drop-stream-after") {
+      std::string v = need();
+      uint64_t n = 0;
+      if (!parse_u64(v, static_cast<uint64_t>(kMaxPredict), n))
+        die(2, "%s '%s': expected a number of tokens (0..%d)", a.c_str(), sanitize(v).c_str(), kMaxPredict);
+      (a == "--fail-stream-after" ? g_opt.fail_stream_after : g_opt.drop_stream_after) = static_cast<int64_t>(n);
     } else if (a == "--no-chunked") {
       flag();
       g_opt.no_chunked = true;
@@ -3041,6 +3376,12 @@ void run_timers() {
         if (now >= c.drain_deadline_ms)
           c.dead = true;
         break;
+      case Conn::St::Streaming:
+        if (mono_ns() >= c.sj.next_ns) {
+          stream_tick(c);
+          progress(c);
+        }
+        break;
       case Conn::St::WaitLoad:
       case Conn::St::WaitRunner:
         break;
@@ -3049,8 +3390,9 @@ void run_timers() {
       c.dead = true;  // client stopped reading
     }
   }
-  for (auto& m : g_models) {
-    if (m.st == Model::St::Loaded && !m.forever && now >= m.expires_ms) {
+  for (size_t i = 0; i < g_models.size(); ++i) {
+    Model& m = g_models[i];
+    if (m.st == Model::St::Loaded && !m.forever && now >= m.expires_ms && !model_streaming(i)) {
       unload_model(m, "expired");
     } else if (m.st == Model::St::Loading && now >= m.load_deadline_ms) {
       log_event("load timeout %s runner_pid=%d", m.name.c_str(), static_cast<int>(m.pid));
@@ -3066,12 +3408,15 @@ int poll_timeout() {
   for (const auto& [id, c] : g_conns) {
     if (c.st == Conn::St::Delayed)
       next = std::min(next, c.send_at_ms);
+    if (c.st == Conn::St::Streaming)
+      next = std::min(next, (c.sj.next_ns + 999999) / 1000000);
     if (c.st == Conn::St::Reading && c.first_byte_ms >= 0) {
       next = std::min(next, c.first_byte_ms + static_cast<int64_t>(g_opt.request_timeout_ms) + 1);
     }
   }
-  for (const auto& m : g_models) {
-    if (m.st == Model::St::Loaded && !m.forever)
+  for (size_t i = 0; i < g_models.size(); ++i) {
+    const Model& m = g_models[i];
+    if (m.st == Model::St::Loaded && !m.forever && !model_streaming(i))
       next = std::min(next, m.expires_ms);
   }
   if (g_opt.leak_per_second_mib > 0 && (g_opt.leak_always || loaded_count() > 0)) {
@@ -3087,6 +3432,11 @@ int poll_timeout() {
     run_timers();
     for (auto it = g_conns.begin(); it != g_conns.end();) {
       if (it->second.dead) {
+        if (it->second.st == Conn::St::Streaming) {
+          // The client went away mid-answer: the request ends here (keep-alive, keep_alive 0).
+          it->second.st = Conn::St::Reading;
+          stream_after(it->second);
+        }
         close(it->second.fd);
         it = g_conns.erase(it);
       } else {
