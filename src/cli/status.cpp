@@ -282,6 +282,7 @@ json gpu_json(const StatusReport& r) {
                        {"memory_used_bytes", or_null(gpu.memory_used)},
                        {"memory_free_bytes", or_null(gpu.memory_free)},
                        {"temperature_c", or_null(gpu.temperature_c)},
+                       {"power_w", or_null(gpu.power_w)},
                        {"utilisation_percent", or_null(gpu.utilisation_pct)},
                        {"memory_utilisation_percent", or_null(gpu.memory_utilisation_pct)},
                        {"processes", procs}});

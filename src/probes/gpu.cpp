@@ -89,6 +89,8 @@ using GetMemoryInfoFn = NvmlReturn (*)(NvmlDevice, NvmlMemory*);
 using GetMemoryInfoV2Fn = NvmlReturn (*)(NvmlDevice, NvmlMemoryV2*);
 using GetTemperatureFn = NvmlReturn (*)(NvmlDevice, unsigned, unsigned*);
 using GetUtilizationRatesFn = NvmlReturn (*)(NvmlDevice, NvmlUtilization*);
+using GetPowerUsageFn = NvmlReturn (*)(NvmlDevice, unsigned*);
+using GetClocksEventReasonsFn = NvmlReturn (*)(NvmlDevice, unsigned long long*);
 using GetProcessesV3Fn = NvmlReturn (*)(NvmlDevice, unsigned*, NvmlProcessInfoV3*);
 using GetProcessesV1Fn = NvmlReturn (*)(NvmlDevice, unsigned*, NvmlProcessInfoV1*);
 
@@ -197,7 +199,9 @@ struct Api {
   GetMemoryInfoFn get_memory = nullptr;
   GetTemperatureFn get_temperature = nullptr;
   GetUtilizationRatesFn get_utilization = nullptr;
-  GetProcessesV3Fn get_processes_v3 = nullptr;  // _v3 or _v2: the same layout
+  GetPowerUsageFn get_power = nullptr;
+  GetClocksEventReasonsFn get_clocks_event_reasons = nullptr;  // ...ClocksEventReasons or ...ClocksThrottleReasons
+  GetProcessesV3Fn get_processes_v3 = nullptr;                 // _v3 or _v2: the same layout
   GetProcessesV1Fn get_processes_v1 = nullptr;
 
   explicit Api(const Library& lib)
@@ -211,6 +215,9 @@ struct Api {
         get_memory(lib.symbol<GetMemoryInfoFn>({"nvmlDeviceGetMemoryInfo"})),
         get_temperature(lib.symbol<GetTemperatureFn>({"nvmlDeviceGetTemperature"})),
         get_utilization(lib.symbol<GetUtilizationRatesFn>({"nvmlDeviceGetUtilizationRates"})),
+        get_power(lib.symbol<GetPowerUsageFn>({"nvmlDeviceGetPowerUsage"})),
+        get_clocks_event_reasons(lib.symbol<GetClocksEventReasonsFn>(
+            {"nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons"})),
         get_processes_v3(lib.symbol<GetProcessesV3Fn>(
             {"nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2"})),
         get_processes_v1(lib.symbol<GetProcessesV1Fn>({"nvmlDeviceGetComputeRunningProcesses"})) {}
@@ -298,6 +305,21 @@ void read_utilisation(const Api& api, NvmlDevice device, Gpu& gpu) {
   if (api.get_utilization != nullptr && api.get_utilization(device, &rates) == nvml_success) {
     gpu.utilisation_pct = rates.gpu;
     gpu.memory_utilisation_pct = rates.memory;
+  }
+}
+
+// Milliwatts from NVML.
+void read_power(const Api& api, NvmlDevice device, Gpu& gpu) {
+  unsigned milliwatts = 0;
+  if (api.get_power != nullptr && api.get_power(device, &milliwatts) == nvml_success) {
+    gpu.power_w = static_cast<double>(milliwatts) / 1000.0;
+  }
+}
+
+void read_throttle_reasons(const Api& api, NvmlDevice device, Gpu& gpu) {
+  unsigned long long reasons = 0;
+  if (api.get_clocks_event_reasons != nullptr && api.get_clocks_event_reasons(device, &reasons) == nvml_success) {
+    gpu.throttle_reasons = static_cast<std::uint64_t>(reasons);
   }
 }
 
@@ -457,6 +479,8 @@ GpuReport GpuReader::read(const HostRoot& root) const {
       read_memory(api, device, gpu);
       read_temperature(api, device, gpu);
       read_utilisation(api, device, gpu);
+      read_power(api, device, gpu);
+      read_throttle_reasons(api, device, gpu);
       read_processes(api, device, gpu);
       for (auto& process : gpu.processes) {
         process.container_id = containers.find(process.pid);

@@ -12,7 +12,8 @@
  *                        process_grows   between the count query (empty buffer) and the next call on GPU 0,
  *                                        FAKE_NVML_GROW_BY processes start; a buffer too small for them gets
  *                                        INSUFFICIENT_SIZE (7) with the new count, exactly like NVML
- *                        not_supported   temperature, utilisation and both memory calls return 3 (NOT_SUPPORTED)
+ *                        not_supported   temperature, utilisation, power, clock event reasons and both memory
+ *                                        calls return 3 (NOT_SUPPORTED)
  *                        unified_memory  both memory calls succeed with total = free = used = 0 (an iGPU)
  *                        gpu_lost        every query on the last GPU returns 15 (GPU_IS_LOST); its handle works
  *                        huge            nvmlDeviceGetCount says 1000000 (handles exist for the first 128) and
@@ -24,20 +25,32 @@
  *                        pids 90001.., 1 MiB each)
  *   FAKE_NVML_INIT_CODE  the return code of nvmlInit in init_fails (default 9)
  *   FAKE_NVML_LOG        if set, a file to which every call appends "<function> <return code>\n"
+ *   FAKE_NVML_TEMP_START temperature in C at the first nvmlInit of the process (default 65)
+ *   FAKE_NVML_TEMP_RISE_PER_S  C per second (decimals allowed, default 0): the temperature is
+ *                        START + RISE x seconds since the process's first successful nvmlInit (CLOCK_MONOTONIC),
+ *                        rounded down, so a run of a few seconds can cross a limit. The library is linked
+ *                        -z nodelete, so closing and reopening it between reads does not restart the clock.
+ *   FAKE_NVML_UTIL       GPU utilisation in % (default 87; memory utilisation stays 40)
+ *   FAKE_NVML_POWER_MW   nvmlDeviceGetPowerUsage in milliwatts (default 150000)
+ *   FAKE_NVML_THROTTLE   nvmlDeviceGetCurrentClocksEventReasons / ...ThrottleReasons bitmask (default 0), e.g.
+ *                        0x20 (SW thermal slowdown) or 0x40 (HW slowdown); decimal, 0x hex or 0 octal
  *
  * Every GPU: total 17179869184 (16 GiB), reserved 268435456, used 2415919104 (v1 and v2 alike: nvml.h says v2's
- * used includes reserved), free 14763950080, temperature 65 C, utilisation 87% GPU / 40% memory. GPU 0 is
+ * used includes reserved), free 14763950080, temperature 65 C, utilisation 87% GPU / 40% memory, power 150 W, no
+ * clock event reasons. GPU 0 is
  * "NVIDIA GeForce RTX 5070 Ti", GPU i > 0 "NVIDIA Fake GPU <i>". Device calls before nvmlInit return 1
  * (UNINITIALIZED); unknown handles and null pointers return 2 (INVALID_ARGUMENT).
  *
  * Built with -DFAKE_NVML_LEGACY it exports only the pre-v2 names (nvmlInit, nvmlDeviceGetCount,
  * nvmlDeviceGetHandleByIndex, nvmlDeviceGetMemoryInfo, nvmlDeviceGetComputeRunningProcesses with the v1
- * 16-byte process struct), as a driver older than 450 would.
+ * 16-byte process struct, and nvmlDeviceGetCurrentClocksThrottleReasons but not ...ClocksEventReasons), as a
+ * driver older than 450 would.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef int nvmlReturn_t;
 typedef struct nvmlDevice_st* nvmlDevice_t;
@@ -125,6 +138,26 @@ static int g_count_queried;
 static int g_init_code = NVML_ERROR_DRIVER_NOT_LOADED;
 static int g_init_refs;
 static enum scenario g_scenario = SC_OK;
+static double g_temp_start = 65;
+static double g_temp_rise_per_s = 0;
+static double g_t0 = -1; /* CLOCK_MONOTONIC seconds at the first successful nvmlInit; survives dlclose (nodelete) */
+static unsigned int g_util = 87;
+static unsigned int g_power_mw = 150000;
+static unsigned long long g_throttle;
+
+static double monotonic_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double env_double(const char* name, double fallback) {
+  const char* text = getenv(name);
+  if (text == NULL || *text == '\0') {
+    return fallback;
+  }
+  return strtod(text, NULL);
+}
 
 static nvmlReturn_t logged(const char* function, nvmlReturn_t rc) {
   const char* path = getenv("FAKE_NVML_LOG");
@@ -194,6 +227,14 @@ static void configure(void) {
   unsigned long grow = env_unsigned("FAKE_NVML_GROW_BY", 12);
   g_grow_by = grow > 64 ? 64 : (unsigned int)grow;
   g_init_code = (int)env_unsigned("FAKE_NVML_INIT_CODE", NVML_ERROR_DRIVER_NOT_LOADED);
+  g_temp_start = env_double("FAKE_NVML_TEMP_START", 65);
+  g_temp_rise_per_s = env_double("FAKE_NVML_TEMP_RISE_PER_S", 0);
+  g_util = (unsigned int)env_unsigned("FAKE_NVML_UTIL", 87);
+  g_power_mw = (unsigned int)env_unsigned("FAKE_NVML_POWER_MW", 150000);
+  {
+    const char* text = getenv("FAKE_NVML_THROTTLE");
+    g_throttle = text != NULL && *text != '\0' ? strtoull(text, NULL, 0) : 0;
+  }
   g_grown = 0;
   g_count_queried = 0;
   parse_pids();
@@ -231,6 +272,9 @@ static nvmlReturn_t init(const char* function) {
     return logged(function, g_init_code);
   }
   ++g_init_refs;
+  if (g_t0 < 0) {
+    g_t0 = monotonic_s();
+  }
   return logged(function, NVML_SUCCESS);
 }
 
@@ -354,7 +398,8 @@ nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned 
     rc = NVML_ERROR_NOT_SUPPORTED;
   }
   if (rc == NVML_SUCCESS) {
-    *temperature = 65;
+    const double celsius = g_temp_start + g_temp_rise_per_s * (monotonic_s() - g_t0);
+    *temperature = celsius <= 0 ? 0 : celsius >= 4294967295.0 ? 4294967295u : (unsigned int)celsius;
   }
   return logged("nvmlDeviceGetTemperature", rc);
 }
@@ -366,10 +411,38 @@ nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_
     rc = NVML_ERROR_NOT_SUPPORTED;
   }
   if (rc == NVML_SUCCESS) {
-    utilization->gpu = 87;
+    utilization->gpu = g_util;
     utilization->memory = 40;
   }
   return logged("nvmlDeviceGetUtilizationRates", rc);
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int* power) {
+  const struct fake_device* d = NULL;
+  nvmlReturn_t rc = check(device, power, &d);
+  if (rc == NVML_SUCCESS && g_scenario == SC_NOT_SUPPORTED) {
+    rc = NVML_ERROR_NOT_SUPPORTED;
+  }
+  if (rc == NVML_SUCCESS) {
+    *power = g_power_mw;
+  }
+  return logged("nvmlDeviceGetPowerUsage", rc);
+}
+
+static nvmlReturn_t clocks_event_reasons(const char* function, nvmlDevice_t device, unsigned long long* reasons) {
+  const struct fake_device* d = NULL;
+  nvmlReturn_t rc = check(device, reasons, &d);
+  if (rc == NVML_SUCCESS && g_scenario == SC_NOT_SUPPORTED) {
+    rc = NVML_ERROR_NOT_SUPPORTED;
+  }
+  if (rc == NVML_SUCCESS) {
+    *reasons = g_throttle;
+  }
+  return logged(function, rc);
+}
+
+nvmlReturn_t nvmlDeviceGetCurrentClocksThrottleReasons(nvmlDevice_t device, unsigned long long* reasons) {
+  return clocks_event_reasons("nvmlDeviceGetCurrentClocksThrottleReasons", device, reasons);
 }
 
 /* ---- Processes ----------------------------------------------------------------------------------------------- */
@@ -436,6 +509,10 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, unsigned 
 /* ---- The newer names, absent from a legacy build ------------------------------------------------------------ */
 
 #ifndef FAKE_NVML_LEGACY
+
+nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t device, unsigned long long* reasons) {
+  return clocks_event_reasons("nvmlDeviceGetCurrentClocksEventReasons", device, reasons);
+}
 
 static void store_v3(void* infos, unsigned int i, struct fake_process p) {
   nvmlProcessInfo_t* out = (nvmlProcessInfo_t*)infos + i;

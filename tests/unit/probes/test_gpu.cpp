@@ -72,10 +72,14 @@ class FixtureRoot {
 
 // Sets FAKE_NVML_* for one test (all others cleared) and logs the fake's calls to a file under the fixture.
 class FakeNvml {
+  static constexpr const char* scripted[] = {"FAKE_NVML_SCENARIO",        "FAKE_NVML_GPUS",      "FAKE_NVML_PIDS",
+                                             "FAKE_NVML_GROW_BY",         "FAKE_NVML_INIT_CODE", "FAKE_NVML_TEMP_START",
+                                             "FAKE_NVML_TEMP_RISE_PER_S", "FAKE_NVML_UTIL",      "FAKE_NVML_POWER_MW",
+                                             "FAKE_NVML_THROTTLE"};
+
  public:
   explicit FakeNvml(const FixtureRoot& root) : m_log(root.dir() / "nvml.log") {
-    for (const char* name :
-         {"FAKE_NVML_SCENARIO", "FAKE_NVML_GPUS", "FAKE_NVML_PIDS", "FAKE_NVML_GROW_BY", "FAKE_NVML_INIT_CODE"}) {
+    for (const char* name : scripted) {
       unsetenv(name);
     }
     setenv("FAKE_NVML_LOG", m_log.c_str(), 1);
@@ -83,10 +87,10 @@ class FakeNvml {
   FakeNvml(const FakeNvml&) = delete;
   FakeNvml& operator=(const FakeNvml&) = delete;
   ~FakeNvml() {
-    for (const char* name : {"FAKE_NVML_SCENARIO", "FAKE_NVML_GPUS", "FAKE_NVML_PIDS", "FAKE_NVML_GROW_BY",
-                             "FAKE_NVML_INIT_CODE", "FAKE_NVML_LOG"}) {
+    for (const char* name : scripted) {
       unsetenv(name);
     }
+    unsetenv("FAKE_NVML_LOG");
   }
 
   void set(const char* name, const std::string& value) const { setenv(name, value.c_str(), 1); }
@@ -180,6 +184,8 @@ TEST(ReadGpus, HappyPathReportsExactNumbersAndContainers) {
   EXPECT_EQ(gpu.temperature_c, std::optional<unsigned>(65));
   EXPECT_EQ(gpu.utilisation_pct, std::optional<unsigned>(87));
   EXPECT_EQ(gpu.memory_utilisation_pct, std::optional<unsigned>(40));
+  EXPECT_EQ(gpu.power_w, std::optional<double>(150.0));
+  EXPECT_EQ(gpu.throttle_reasons, std::optional<std::uint64_t>(0));  // read, and nothing holds the clocks down
 
   ASSERT_EQ(gpu.processes.size(), 4U);
   EXPECT_EQ(gpu.processes[0].pid, 1234U);
@@ -203,6 +209,47 @@ TEST(ReadGpus, HappyPathReportsExactNumbersAndContainers) {
   EXPECT_EQ(fake.calls_to("nvmlDeviceGetComputeRunningProcesses_v3"),
             (std::vector<std::string>{"nvmlDeviceGetComputeRunningProcesses_v3 7",
                                       "nvmlDeviceGetComputeRunningProcesses_v3 0"}));
+  EXPECT_EQ(fake.calls_to("nvmlDeviceGetCurrentClocksEventReasons"),
+            std::vector<std::string>{"nvmlDeviceGetCurrentClocksEventReasons 0"});
+  EXPECT_TRUE(fake.calls_to("nvmlDeviceGetCurrentClocksThrottleReasons").empty());  // the newer name wins
+}
+
+TEST(ReadGpus, PowerThrottleReasonsAndUtilisationAsTheDriverSays) {
+  const FixtureRoot root;
+  const FakeNvml fake(root);
+  fake.set("FAKE_NVML_POWER_MW", "287500");
+  fake.set("FAKE_NVML_THROTTLE", "0x64");  // SW power cap | SW thermal slowdown | HW slowdown
+  fake.set("FAKE_NVML_UTIL", "100");
+  fake.set("FAKE_NVML_GPUS", "2");
+  const auto report = read_gpus(root.host(), fake_library());
+  ASSERT_EQ(report.availability, GpuAvailability::available) << report.message;
+  ASSERT_EQ(report.gpus.size(), 2U);
+  for (const auto& gpu : report.gpus) {
+    EXPECT_EQ(gpu.power_w, std::optional<double>(287.5));
+    EXPECT_EQ(gpu.throttle_reasons, std::optional<std::uint64_t>(0x64));
+    EXPECT_EQ(gpu.utilisation_pct, std::optional<unsigned>(100));
+  }
+}
+
+TEST(ReadGpus, TemperatureStartsWhereToldAndOnlyRises) {
+  const FixtureRoot root;
+  const FakeNvml fake(root);
+  fake.set("FAKE_NVML_TEMP_START", "40");
+  const auto flat = read_gpus(root.host(), fake_library());
+  ASSERT_EQ(flat.gpus.size(), 1U);
+  EXPECT_EQ(flat.gpus[0].temperature_c, std::optional<unsigned>(40));
+
+  // Rising: at least the start, and never lower on a later read (no claim on how much time passed).
+  fake.set("FAKE_NVML_TEMP_RISE_PER_S", "1000");
+  const GpuReader reader(fake_library());
+  const auto first = reader.read(root.host());
+  const auto second = reader.read(root.host());
+  ASSERT_EQ(first.gpus.size(), 1U);
+  ASSERT_EQ(second.gpus.size(), 1U);
+  ASSERT_TRUE(first.gpus[0].temperature_c.has_value());
+  ASSERT_TRUE(second.gpus[0].temperature_c.has_value());
+  EXPECT_GE(*first.gpus[0].temperature_c, 40U);
+  EXPECT_GE(*second.gpus[0].temperature_c, *first.gpus[0].temperature_c);
 }
 
 TEST(ReadGpus, NoProcessesIsAnEmptyList) {
@@ -290,6 +337,9 @@ TEST(ReadGpus, NotSupportedLeavesFieldsUnknownNotZero) {
   EXPECT_EQ(gpu.memory_total, std::nullopt);
   EXPECT_EQ(gpu.memory_used, std::nullopt);
   EXPECT_EQ(gpu.memory_free, std::nullopt);
+  EXPECT_EQ(gpu.power_w, std::nullopt);
+  EXPECT_EQ(gpu.throttle_reasons, std::nullopt);
+  EXPECT_EQ(fake.calls_to("nvmlDeviceGetPowerUsage"), std::vector<std::string>{"nvmlDeviceGetPowerUsage 3"});
   ASSERT_EQ(gpu.processes.size(), 1U);
   // v2 NOT_SUPPORTED is retried with v1, which says the same.
   EXPECT_EQ(fake.calls_to("nvmlDeviceGetMemoryInfo"), std::vector<std::string>{"nvmlDeviceGetMemoryInfo 3"});
@@ -324,6 +374,8 @@ TEST(ReadGpus, LostGpuIsStillListed) {
   EXPECT_EQ(lost.memory_total, std::nullopt);
   EXPECT_EQ(lost.temperature_c, std::nullopt);
   EXPECT_EQ(lost.utilisation_pct, std::nullopt);
+  EXPECT_EQ(lost.power_w, std::nullopt);
+  EXPECT_EQ(lost.throttle_reasons, std::nullopt);
   EXPECT_TRUE(lost.processes.empty());
   EXPECT_EQ(fake.calls().back(), "nvmlShutdown 0");
 }
@@ -360,6 +412,11 @@ TEST(ReadGpus, LegacyLibraryUsesV1EntryPointsAndLayout) {
   EXPECT_EQ(gpu.processes[1].used_bytes, std::nullopt);
   EXPECT_EQ(gpu.processes[2].pid, 4242U);
   EXPECT_EQ(gpu.processes[2].used_bytes, std::optional<std::uint64_t>(3));
+  EXPECT_EQ(gpu.power_w, std::optional<double>(150.0));
+  // Before the rename (driver < 530) only ...ClocksThrottleReasons exists.
+  EXPECT_EQ(gpu.throttle_reasons, std::optional<std::uint64_t>(0));
+  EXPECT_EQ(fake.calls_to("nvmlDeviceGetCurrentClocksThrottleReasons"),
+            std::vector<std::string>{"nvmlDeviceGetCurrentClocksThrottleReasons 0"});
   const auto calls = fake.calls();
   ASSERT_FALSE(calls.empty());
   EXPECT_EQ(calls.front(), "nvmlInit 0");

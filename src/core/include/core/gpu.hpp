@@ -23,6 +23,10 @@ struct Gpu {
   std::optional<unsigned> temperature_c;
   std::optional<unsigned> utilisation_pct;  // GPU busy share over the last sample period
   std::optional<unsigned> memory_utilisation_pct;
+  std::optional<double> power_w;  // board power draw (nvmlDeviceGetPowerUsage)
+  // nvmlClocksEventReasons bits (NVML_CLOCKS_EVENT_REASON_*, formerly ..._THROTTLE_REASON_*): why the clocks are
+  // held down now, e.g. 0x20 software thermal slowdown, 0x40 hardware slowdown, 0x4 software power cap.
+  std::optional<std::uint64_t> throttle_reasons;
   std::vector<GpuProcess> processes;
 };
 
