@@ -112,6 +112,8 @@ class BenchSampler {
         gp.vram_used = g.memory_used;
         gp.utilisation_pct = g.utilisation_pct;
         gp.temperature_c = g.temperature_c;
+        gp.power_w = g.power_w;
+        gp.throttle_reasons = g.throttle_reasons;
         p.gpus.push_back(gp);
       }
     }
