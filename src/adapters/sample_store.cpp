@@ -93,6 +93,19 @@ CREATE TABLE IF NOT EXISTS estimate_checks (
 );
 )sql";
 
+// The runs of `memwarden bench`, each as its JSON (docs/bench.md): added to schema 1 where missing too.
+// AUTOINCREMENT: an id once given is never given again, so `bench --compare A B` never meets another run under A.
+constexpr const char* k_bench_runs = R"sql(
+CREATE TABLE IF NOT EXISTS bench_runs (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  started_at_ms INTEGER NOT NULL,
+  server        TEXT NOT NULL,
+  models        TEXT NOT NULL,
+  interrupted   INTEGER NOT NULL,
+  json          TEXT NOT NULL
+);
+)sql";
+
 constexpr const char* k_raw_columns =
     "r.at_ms, r.usage, r.working_set, r.anon, r.file, r.swap, r.mem_limit, r.mem_available, r.psi_some_avg10, "
     "r.psi_full_avg10, r.models_bytes, r.models_vram_bytes, r.models_loaded";
@@ -555,6 +568,9 @@ Result<SampleStore> SampleStore::open(const fs::path& state_dir, SampleStoreOpti
   if (auto ok = exec(raw, path, db_error, k_estimate_checks, "cannot create the table of model loads"); !ok) {
     return unexpected(ok.error());
   }
+  if (auto ok = exec(raw, path, db_error, k_bench_runs, "cannot create the table of benchmark runs"); !ok) {
+    return unexpected(ok.error());
+  }
   if (auto ok = impl->prepare_kept(); !ok) {
     return unexpected(ok.error());
   }
@@ -806,6 +822,187 @@ Result<std::vector<EstimateRecord>> SampleStore::estimates(std::size_t limit) {
     r.kept_after_unload = query.bytes(11);
     out.push_back(std::move(r));
   }
+}
+
+namespace {
+
+std::string join_models(const std::vector<std::string>& models) {
+  std::string out;
+  for (const auto& m : models) {
+    out += out.empty() ? "" : ",";
+    out += m;
+  }
+  return out;
+}
+
+std::vector<std::string> split_models(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    out.emplace_back(text.substr(0, comma));
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    text.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::int64_t> SampleStore::append_bench_run(const BenchRunRecord& r) {
+  if (!m_impl) {
+    return unexpected(moved_from());
+  }
+  auto& s = *m_impl;
+  if (r.json.empty()) {
+    return fail(s.path.string(), "cannot store a benchmark run without its JSON");
+  }
+  if (r.json.size() > k_max_bench_run_json) {
+    return fail(s.path.string(), fmt::format("cannot store a benchmark run of {} bytes of JSON: {} MiB at most",
+                                             r.json.size(), k_max_bench_run_json >> 20));
+  }
+  for (const auto& m : r.models) {
+    if (m.find(',') != std::string::npos || m.empty()) {
+      return fail(s.path.string(), fmt::format("cannot store a benchmark run of a model named '{}'", m));
+    }
+  }
+  const auto models = join_models(r.models);
+  const std::lock_guard lock(s.mutex);
+  std::int64_t id = 0;
+  auto stored = s.in_transaction([&]() -> Expected<void, Error> {
+    Statement insert;
+    if (auto ok = insert.prepare(s.db, s.path, db_error,
+                                 "INSERT INTO bench_runs (started_at_ms, server, models, interrupted, json) "
+                                 "VALUES (?1, ?2, ?3, ?4, ?5)",
+                                 "cannot store a benchmark run");
+        !ok) {
+      return ok;
+    }
+    insert.bind(1, r.started_at_ms);
+    insert.bind(2, r.server);
+    insert.bind(3, models);
+    insert.bind(4, std::int64_t{r.interrupted ? 1 : 0});
+    insert.bind(5, std::string_view(r.json));
+    if (auto ok = insert.run(); !ok) {
+      return ok;
+    }
+    id = sqlite3_last_insert_rowid(s.db);
+    // The newest k_max_bench_runs_kept, and of them as many as hold k_max_bench_json_total bytes (the newest always).
+    Statement sizes;
+    if (auto ok = sizes.prepare(s.db, s.path, db_error,
+                                "SELECT id, length(CAST(json AS BLOB)) FROM bench_runs ORDER BY id DESC",
+                                "cannot trim the stored benchmark runs");
+        !ok) {
+      return ok;
+    }
+    std::optional<std::int64_t> drop_from;  // this id and older ones go
+    std::uint64_t total = 0;
+    std::int64_t kept = 0;
+    for (;;) {
+      auto row = sizes.step();
+      if (!row) {
+        return unexpected(row.error());
+      }
+      if (!*row) {
+        break;
+      }
+      total += static_cast<std::uint64_t>(std::max<std::int64_t>(0, sizes.int64(1)));
+      if (kept > 0 && (kept >= k_max_bench_runs_kept || total > k_max_bench_json_total)) {
+        drop_from = sizes.int64(0);
+        break;
+      }
+      ++kept;
+    }
+    sizes.reset();
+    if (!drop_from) {
+      return {};
+    }
+    Statement trim;
+    if (auto ok = trim.prepare(s.db, s.path, db_error, "DELETE FROM bench_runs WHERE id <= ?1",
+                               "cannot trim the stored benchmark runs");
+        !ok) {
+      return ok;
+    }
+    trim.bind(1, *drop_from);
+    return trim.run();
+  });
+  if (!stored) {
+    return unexpected(stored.error());
+  }
+  return id;
+}
+
+Result<std::vector<BenchRunRecord>> SampleStore::bench_runs(std::size_t limit, BenchRunFields fields) {
+  if (!m_impl) {
+    return unexpected(moved_from());
+  }
+  auto& s = *m_impl;
+  const std::lock_guard lock(s.mutex);
+  Statement query;
+  const bool with_json = fields == BenchRunFields::with_json;
+  if (auto ok = query.prepare(s.db, s.path, db_error,
+                              with_json ? "SELECT id, started_at_ms, server, models, interrupted, json FROM bench_runs "
+                                          "ORDER BY id DESC LIMIT ?1"
+                                        : "SELECT id, started_at_ms, server, models, interrupted FROM bench_runs "
+                                          "ORDER BY id DESC LIMIT ?1",
+                              "cannot read the stored benchmark runs");
+      !ok) {
+    return unexpected(ok.error());
+  }
+  query.bind(1, static_cast<std::int64_t>(std::min<std::size_t>(limit, k_max_bench_runs_kept)));
+  std::vector<BenchRunRecord> out;
+  for (;;) {
+    auto row = query.step();
+    if (!row) {
+      return unexpected(row.error());
+    }
+    if (!*row) {
+      return out;
+    }
+    BenchRunRecord r;
+    r.id = query.int64(0);
+    r.started_at_ms = query.int64(1);
+    r.server = query.text(2);
+    r.models = split_models(query.text(3));
+    r.interrupted = query.int64(4) != 0;
+    if (with_json) {
+      r.json = query.text(5);
+    }
+    out.push_back(std::move(r));
+  }
+}
+
+Result<std::optional<BenchRunRecord>> SampleStore::bench_run(std::int64_t id) {
+  if (!m_impl) {
+    return unexpected(moved_from());
+  }
+  auto& s = *m_impl;
+  const std::lock_guard lock(s.mutex);
+  Statement query;
+  if (auto ok = query.prepare(s.db, s.path, db_error,
+                              "SELECT id, started_at_ms, server, models, interrupted, json FROM bench_runs "
+                              "WHERE id = ?1",
+                              "cannot read a stored benchmark run");
+      !ok) {
+    return unexpected(ok.error());
+  }
+  query.bind(1, id);
+  auto row = query.step();
+  if (!row) {
+    return unexpected(row.error());
+  }
+  if (!*row) {
+    return std::optional<BenchRunRecord>{};
+  }
+  BenchRunRecord r;
+  r.id = query.int64(0);
+  r.started_at_ms = query.int64(1);
+  r.server = query.text(2);
+  r.models = split_models(query.text(3));
+  r.interrupted = query.int64(4) != 0;
+  r.json = query.text(5);
+  return std::optional<BenchRunRecord>(std::move(r));
 }
 
 Result<std::vector<std::string>> SampleStore::subjects() {

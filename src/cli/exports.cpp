@@ -324,6 +324,12 @@ Json build_dashboard() {
            {"time() - " + on_instance("memwarden_last_sample_timestamp_seconds"), "since last sample"},
            {"rate(" + on_instance("memwarden_samples_total") + "[$__rate_interval])", "samples per second"}});
 
+  d.row("Benchmarks");
+  d.panel("timeseries", "bench: tokens/s by model",
+          "Output tokens per second of all requests together, per concurrency level, in each model's newest run of "
+          "memwarden bench (from the history database; a step is a new run).",
+          24, "short", {{on_instance("memwarden_bench_output_tokens_per_second"), "{{model}} c={{concurrency}}"}});
+
   Json dash;
   dash["__inputs"] = Json::array({{{"name", "DS_PROMETHEUS"},
                                    {"label", "Prometheus"},
@@ -334,7 +340,21 @@ Json build_dashboard() {
   dash["__requires"] =
       Json::array({{{"type", "grafana"}, {"id", "grafana"}, {"name", "Grafana"}, {"version", "9.4.0"}},
                    {{"type", "datasource"}, {"id", "prometheus"}, {"name", "Prometheus"}, {"version", "1.0.0"}}});
-  dash["annotations"] = {{"list", Json::array()}};
+  // A mark where a model's newest benchmark run changed: when the daemon read the stored run (within about a
+  // minute of its end), not when the run began (its timestamp says that).
+  dash["annotations"] = {
+      {"list",
+       Json::array({{{"name", "memwarden bench"},
+                     {"datasource", datasource()},
+                     {"enable", true},
+                     {"hide", false},
+                     {"iconColor", "purple"},
+                     {"expr", "changes(" + on_instance("memwarden_bench_last_run_timestamp_seconds") + "[2m]) > 0"},
+                     {"step", "1m"},
+                     {"titleFormat", "bench {{model}}"},
+                     {"textFormat", "a new benchmark run of {{model}} (memwarden bench --list)"},
+                     {"tagKeys", "model"},
+                     {"useValueForTime", false}}})}};
   dash["description"] = "Memory of a local-LLM host as memwarden serve sees it (docs/metrics.md).";
   dash["editable"] = true;
   dash["graphTooltip"] = 1;

@@ -22,7 +22,7 @@ namespace {
 
 struct FamilySpec {
   const char* name;
-  const char* type;  // gauge | counter
+  const char* type;  // gauge | counter | summary (quantiles only: a benchmark level's, computed by memwarden bench)
   const char* help;
 };
 
@@ -81,6 +81,19 @@ constexpr std::array k_families{
     FamilySpec{"memwarden_actions_total", "counter", "Remedial actions since the daemon started, by kind and outcome."},
     FamilySpec{"memwarden_notifications_total", "counter",
                "Notifications since the daemon started, by target and result."},
+    // benchmarks (memwarden bench): each model's newest run in the history database
+    FamilySpec{"memwarden_bench_last_run_timestamp_seconds", "gauge",
+               "Unix time the newest benchmark run that measured the model started."},
+    FamilySpec{"memwarden_bench_output_tokens_per_second", "gauge",
+               "Output tokens per second of all requests of a concurrency level together, in the model's newest "
+               "benchmark run."},
+    FamilySpec{"memwarden_bench_ttft_seconds", "summary",
+               "Time to first token of a concurrency level in the model's newest benchmark run, by quantile."},
+    FamilySpec{"memwarden_bench_e2e_seconds", "summary",
+               "End-to-end request latency of a concurrency level in the model's newest benchmark run, by quantile."},
+    FamilySpec{"memwarden_bench_load_seconds", "gauge", "Cold load time of the model in its newest benchmark run."},
+    FamilySpec{"memwarden_bench_verdict", "gauge",
+               "A criterion of the model's newest benchmark run: 1 pass, 0 fail; absent when unknown."},
     // self
     FamilySpec{"memwarden_build_info", "gauge", "memwarden's version (always 1)."},
     FamilySpec{"memwarden_docker_up", "gauge", "1 when the Docker engine answered, 0 when not."},
@@ -179,6 +192,11 @@ class Exposition {
   }
   void add(std::string_view family, const Labels& labels, const std::optional<std::uint64_t>& value) {
     if (value) {
+      add(family, labels, *value);
+    }
+  }
+  void add(std::string_view family, const Labels& labels, const std::optional<double>& value) {
+    if (value && std::isfinite(*value)) {
       add(family, labels, *value);
     }
   }
@@ -357,6 +375,34 @@ void render_actions(const DaemonSnapshot& s, Exposition& e) {
   }
 }
 
+void render_bench(const DaemonSnapshot& s, Exposition& e) {
+  for (const auto& m : s.bench) {
+    const Labels model{{"model", m.model}};
+    e.add("memwarden_bench_last_run_timestamp_seconds", model, static_cast<double>(m.started_at_ms) / 1000.0);
+    for (const auto& l : m.levels) {
+      const std::string c = std::to_string(l.concurrency);
+      e.add("memwarden_bench_output_tokens_per_second", {{"model", m.model}, {"concurrency", c}},
+            l.output_tokens_per_s);
+      const std::pair<const char*, std::pair<const std::optional<double>*, const std::optional<double>*>> quantiles[] =
+          {{"0.5", {&l.ttft_p50_s, &l.e2e_p50_s}},
+           {"0.9", {&l.ttft_p90_s, &l.e2e_p90_s}},
+           {"0.99", {&l.ttft_p99_s, &l.e2e_p99_s}}};
+      for (const auto& [q, figures] : quantiles) {
+        const Labels labels{{"model", m.model}, {"concurrency", c}, {"quantile", q}};
+        e.add("memwarden_bench_ttft_seconds", labels, *figures.first);
+        e.add("memwarden_bench_e2e_seconds", labels, *figures.second);
+      }
+    }
+    e.add("memwarden_bench_load_seconds", model, m.load_s);
+    for (const auto& v : m.verdicts) {
+      if (v.outcome != VerdictOutcome::unknown) {
+        e.add("memwarden_bench_verdict", {{"model", m.model}, {"criterion", v.criterion}},
+              v.outcome == VerdictOutcome::pass);
+      }
+    }
+  }
+}
+
 void render_self(const DaemonSnapshot& s, Exposition& e) {
   e.add("memwarden_build_info", {{"version", s.version}}, std::uint64_t{1});
   e.add("memwarden_samples_total", {}, s.samples_total);
@@ -380,6 +426,7 @@ std::string render_metrics(const DaemonSnapshot& s) {
   render_servers(s, e);
   render_detectors(s, e);
   render_actions(s, e);
+  render_bench(s, e);
   render_self(s, e);
   return e.str();
 }

@@ -272,6 +272,40 @@ std::shared_ptr<const DaemonSnapshot> Watch::snapshot() const {
   return m_snapshot;
 }
 
+void Watch::request_bench_refresh() {
+  m_bench_asked = true;
+}
+
+void Watch::refresh_bench() {
+  if (!m_store) {
+    return;
+  }
+  const auto now = m_env.wall_ms();
+  const bool asked = m_bench_asked.exchange(false);
+  // A wall clock set back counts as due.
+  if (!asked && m_bench_read_ms && now >= *m_bench_read_ms && now - *m_bench_read_ms < k_bench_read_every_ms) {
+    return;
+  }
+  m_bench_read_ms = now;
+  auto read = read_bench_figures(*m_store, m_bench_newest_id);
+  if (!read) {
+    if (m_logged_problems.insert(read.error().line()).second) {
+      log(read.error().line() + "; the benchmark figures in /metrics stay as they were");
+    }
+    return;
+  }
+  if (!read->has_value()) {
+    return;  // no run stored since
+  }
+  for (const auto& p : (*read)->problems) {
+    if (m_logged_problems.insert(p.line()).second) {
+      log(p.line() + "; that benchmark run is left out of /metrics");
+    }
+  }
+  m_bench_newest_id = (*read)->newest_id;
+  m_bench = std::move((*read)->figures);
+}
+
 void Watch::publish(std::shared_ptr<DaemonSnapshot> snap) {
   std::lock_guard lock(m_mutex);
   m_snapshot = std::move(snap);
@@ -472,6 +506,8 @@ void Watch::tick() {
   snap->notifications = m_notifications;
   snap->history_ok = !m_history_error.has_value();
   snap->history_error = m_history_error;
+  refresh_bench();
+  snap->bench = m_bench;
   publish(std::move(snap));
 }
 

@@ -646,3 +646,132 @@ TEST(SampleStore, AHistoryWithoutTheModelLoadsGainsThemAndKeepsItsSamplesAndSche
   RawDb raw(tmp.path() / "samples.db");
   EXPECT_EQ(raw.text("SELECT value FROM meta WHERE key = 'schema_version'"), "1") << "older memwardens still open it";
 }
+
+namespace {
+
+BenchRunRecord bench_record(std::int64_t at_ms, std::vector<std::string> models, std::string json = "{}") {
+  BenchRunRecord r;
+  r.started_at_ms = at_ms;
+  r.server = "ollama";
+  r.models = std::move(models);
+  r.json = std::move(json);
+  return r;
+}
+
+}  // namespace
+
+TEST(SampleStore, BenchRunsRoundTripNewestFirstJsonOnlyWhenAsked) {
+  TempDir tmp;
+  auto store = open_ok(tmp.path());
+  auto first = bench_record(k_t0, {"llama3.1:8b", "qwen2.5:7b"}, R"({"schema":"memwarden.bench/1","n":1})");
+  auto second = bench_record(k_t0 + k_minute, {"llama3.1:8b"}, R"({"schema":"memwarden.bench/1","n":2})");
+  second.interrupted = true;
+  second.server = "http://127.0.0.1:11434";
+  const auto id1 = store.append_bench_run(first);
+  ASSERT_TRUE(id1) << id1.error().line();
+  const auto id2 = store.append_bench_run(second);
+  ASSERT_TRUE(id2) << id2.error().line();
+  EXPECT_GT(*id2, *id1);
+  first.id = *id1;
+  second.id = *id2;
+
+  auto listed = store.bench_runs(10);
+  ASSERT_TRUE(listed) << listed.error().line();
+  ASSERT_EQ(listed->size(), 2U);
+  auto second_listed = second;
+  second_listed.json.clear();
+  auto first_listed = first;
+  first_listed.json.clear();
+  EXPECT_EQ((*listed)[0], second_listed);
+  EXPECT_EQ((*listed)[1], first_listed);
+  auto full = store.bench_runs(1, BenchRunFields::with_json);
+  ASSERT_TRUE(full);
+  ASSERT_EQ(full->size(), 1U);
+  EXPECT_EQ((*full)[0], second);
+
+  auto one = store.bench_run(*id1);
+  ASSERT_TRUE(one) << one.error().line();
+  ASSERT_TRUE(one->has_value());
+  EXPECT_EQ(**one, first);
+  auto none = store.bench_run(*id2 + 100);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST(SampleStore, BenchRunsRefuseOversizedOrEmptyJsonAndCommasInNames) {
+  TempDir tmp;
+  auto store = open_ok(tmp.path());
+  const auto big =
+      store.append_bench_run(bench_record(k_t0, {"m"}, std::string(SampleStore::k_max_bench_run_json + 1, ' ')));
+  ASSERT_FALSE(big);
+  EXPECT_EQ(big.error().source, (tmp.path() / "samples.db").string());
+  EXPECT_NE(big.error().message.find("32 MiB at most"), std::string::npos) << big.error().line();
+  EXPECT_FALSE(store.append_bench_run(bench_record(k_t0, {"m"}, "")));
+  const auto comma = store.append_bench_run(bench_record(k_t0, {"a,b"}));
+  ASSERT_FALSE(comma);
+  EXPECT_NE(comma.error().message.find("'a,b'"), std::string::npos) << comma.error().line();
+  auto listed = store.bench_runs(10);
+  ASSERT_TRUE(listed);
+  EXPECT_TRUE(listed->empty());
+}
+
+TEST(SampleStore, OnlyTheNewestBenchRunsAreKeptAndIdsAreNotReused) {
+  TempDir tmp;
+  auto store = open_ok(tmp.path());
+  std::int64_t last = 0;
+  for (std::int64_t i = 0; i < SampleStore::k_max_bench_runs_kept + 5; ++i) {
+    auto id = store.append_bench_run(bench_record(k_t0 + i, {fmt::format("m{}", i)}));
+    ASSERT_TRUE(id) << id.error().line();
+    ASSERT_GT(*id, last);
+    last = *id;
+  }
+  RawDb raw(tmp.path() / "samples.db");
+  EXPECT_EQ(raw.integer("SELECT count(*) FROM bench_runs"), SampleStore::k_max_bench_runs_kept);
+  EXPECT_EQ(raw.integer("SELECT min(id) FROM bench_runs"), last - SampleStore::k_max_bench_runs_kept + 1);
+  auto listed = store.bench_runs(1000);
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->size(), static_cast<std::size_t>(SampleStore::k_max_bench_runs_kept));
+  EXPECT_EQ(listed->front().id, last);
+  auto oldest = store.bench_run(1);
+  ASSERT_TRUE(oldest);
+  EXPECT_FALSE(oldest->has_value());
+  // The oldest gone, a new run still gets a new id.
+  raw.exec("DELETE FROM bench_runs");
+  auto again = store.append_bench_run(bench_record(k_t0, {"m"}));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, last + 1);
+}
+
+TEST(SampleStore, BenchRunsAreKeptUnderTheirTotalSizeTheNewestAlways) {
+  TempDir tmp;
+  auto store = open_ok(tmp.path());
+  const std::string big(SampleStore::k_max_bench_run_json, 'x');  // 32 MiB: two fill the total
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(store.append_bench_run(bench_record(k_t0 + i, {"m"}, big)));
+  }
+  auto listed = store.bench_runs(10);
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->size(), 2U);
+  ASSERT_TRUE(store.append_bench_run(bench_record(k_t0 + 3, {"m"}, "{}")));
+  listed = store.bench_runs(10);
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->size(), 2U);  // 32 MiB + 2 bytes: the older big one no longer fits beside them
+  EXPECT_EQ(listed->front().started_at_ms, k_t0 + 3);
+}
+
+TEST(SampleStore, AHistoryWithoutBenchRunsGainsTheTable) {
+  TempDir tmp;
+  {
+    auto store = open_ok(tmp.path());
+    ASSERT_TRUE(store.append({server_sample("ollama", k_t0, 42)}));
+  }
+  {
+    RawDb raw(tmp.path() / "samples.db");
+    raw.exec("DROP TABLE bench_runs");
+  }
+  auto store = open_ok(tmp.path());
+  EXPECT_EQ(raw_ok(store, "ollama").size(), 1U);
+  ASSERT_TRUE(store.append_bench_run(bench_record(k_t0, {"m"})));
+  RawDb raw(tmp.path() / "samples.db");
+  EXPECT_EQ(raw.text("SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+}

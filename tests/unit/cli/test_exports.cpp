@@ -150,6 +150,30 @@ TEST(Exports, DashboardIsValidJsonWithUniquePanelIds) {
   }
 }
 
+TEST(Exports, DashboardMarksBenchmarkRunsAndShowsTheirTokensPerSecond) {
+  const auto dash = nlohmann::json::parse(grafana_dashboard());
+  const auto& list = dash["annotations"]["list"];
+  ASSERT_EQ(list.size(), 1U);
+  const auto& bench = list[0];
+  EXPECT_EQ(bench["name"], "memwarden bench");
+  EXPECT_EQ(bench["datasource"]["uid"], "${DS_PROMETHEUS}");
+  EXPECT_EQ(bench["enable"], true);
+  EXPECT_EQ(bench["expr"], "changes(memwarden_bench_last_run_timestamp_seconds{instance=~\"$instance\"}[2m]) > 0");
+  EXPECT_EQ(bench["titleFormat"], "bench {{model}}");
+  EXPECT_EQ(bench["tagKeys"], "model");
+  const nlohmann::json* panel = nullptr;
+  for (const auto& p : dash["panels"]) {
+    if (p["title"] == "bench: tokens/s by model") {
+      panel = &p;
+    }
+  }
+  ASSERT_NE(panel, nullptr);
+  EXPECT_EQ((*panel)["type"], "timeseries");
+  ASSERT_EQ((*panel)["targets"].size(), 1U);
+  EXPECT_EQ((*panel)["targets"][0]["expr"], "memwarden_bench_output_tokens_per_second{instance=~\"$instance\"}");
+  EXPECT_EQ((*panel)["targets"][0]["legendFormat"], "{{model}} c={{concurrency}}");
+}
+
 TEST(Exports, DashboardReferencesOnlyFamiliesTheDaemonEmits) {
   const auto& families = metric_families();
   const std::set<std::string> known(families.begin(), families.end());

@@ -127,6 +127,20 @@ DaemonSnapshot sample_snapshot() {
   s.actions[{FixStep::restart, ActionOutcome::succeeded}] = 1;
   s.actions[{FixStep::unload, ActionOutcome::failed}] = 2;
   s.notifications[{"ops-slack", "sent"}] = 3;
+
+  // The newest benchmark of one model: level 1 complete, level 4 without an e2e p99 nor a throughput; one verdict
+  // unknown. Part of the snapshot promtool checks.
+  BenchModelFigures bench;
+  bench.model = "llama3.1:8b";
+  bench.run_id = 12;
+  bench.started_at_ms = 1'699'999'000'500;
+  bench.load_s = 3.25;
+  bench.levels = {{1, 45.5, 0.1, 0.125, 0.25, 1.5, 1.75, 2.0},
+                  {4, std::nullopt, 0.3, 0.5, 0.75, 2.5, 3.0, std::nullopt}};
+  bench.verdicts = {{"temperature", VerdictOutcome::pass, ""},
+                    {"gpu utilisation", VerdictOutcome::fail, ""},
+                    {"RAM", VerdictOutcome::unknown, ""}};
+  s.bench = {bench};
   return s;
 }
 
@@ -309,6 +323,54 @@ TEST(Metrics, ActionsNotificationsAndSelf) {
   EXPECT_TRUE(has_line(text, "memwarden_history_ok 0"));
 }
 
+TEST(Metrics, NewestBenchmarkOfEachModel) {
+  const auto text = render_metrics(sample_snapshot());
+  EXPECT_EQ(samples_of(text, "memwarden_bench_last_run_timestamp_seconds"),
+            std::vector<std::string>{"memwarden_bench_last_run_timestamp_seconds{model=\"llama3.1:8b\"} 1699999000.5"});
+  EXPECT_EQ(samples_of(text, "memwarden_bench_output_tokens_per_second"),
+            std::vector<std::string>{
+                "memwarden_bench_output_tokens_per_second{model=\"llama3.1:8b\",concurrency=\"1\"} 45.5"});
+  EXPECT_EQ(samples_of(text, "memwarden_bench_ttft_seconds"),
+            (std::vector<std::string>{
+                "memwarden_bench_ttft_seconds{model=\"llama3.1:8b\",concurrency=\"1\",quantile=\"0.5\"} 0.1",
+                "memwarden_bench_ttft_seconds{model=\"llama3.1:8b\",concurrency=\"1\",quantile=\"0.9\"} 0.125",
+                "memwarden_bench_ttft_seconds{model=\"llama3.1:8b\",concurrency=\"1\",quantile=\"0.99\"} 0.25",
+                "memwarden_bench_ttft_seconds{model=\"llama3.1:8b\",concurrency=\"4\",quantile=\"0.5\"} 0.3",
+                "memwarden_bench_ttft_seconds{model=\"llama3.1:8b\",concurrency=\"4\",quantile=\"0.9\"} 0.5",
+                "memwarden_bench_ttft_seconds{model=\"llama3.1:8b\",concurrency=\"4\",quantile=\"0.99\"} 0.75"}));
+  // Missing figures have no line: no e2e p99 at concurrency 4.
+  EXPECT_EQ(samples_of(text, "memwarden_bench_e2e_seconds"),
+            (std::vector<std::string>{
+                "memwarden_bench_e2e_seconds{model=\"llama3.1:8b\",concurrency=\"1\",quantile=\"0.5\"} 1.5",
+                "memwarden_bench_e2e_seconds{model=\"llama3.1:8b\",concurrency=\"1\",quantile=\"0.9\"} 1.75",
+                "memwarden_bench_e2e_seconds{model=\"llama3.1:8b\",concurrency=\"1\",quantile=\"0.99\"} 2",
+                "memwarden_bench_e2e_seconds{model=\"llama3.1:8b\",concurrency=\"4\",quantile=\"0.5\"} 2.5",
+                "memwarden_bench_e2e_seconds{model=\"llama3.1:8b\",concurrency=\"4\",quantile=\"0.9\"} 3"}));
+  EXPECT_EQ(samples_of(text, "memwarden_bench_load_seconds"),
+            std::vector<std::string>{"memwarden_bench_load_seconds{model=\"llama3.1:8b\"} 3.25"});
+  // Unknown verdicts have no line.
+  EXPECT_EQ(
+      samples_of(text, "memwarden_bench_verdict"),
+      (std::vector<std::string>{"memwarden_bench_verdict{model=\"llama3.1:8b\",criterion=\"temperature\"} 1",
+                                "memwarden_bench_verdict{model=\"llama3.1:8b\",criterion=\"gpu utilisation\"} 0"}));
+}
+
+TEST(Metrics, BenchmarkWithoutFiguresHasOnlyItsTimeAndModelNamesAreEscaped) {
+  DaemonSnapshot s;
+  BenchModelFigures bench;
+  bench.model = "odd\"name\n";
+  bench.started_at_ms = 1'000;
+  bench.levels.resize(1);
+  s.bench = {bench};
+  const auto text = render_metrics(s);
+  EXPECT_TRUE(has_line(text, R"(memwarden_bench_last_run_timestamp_seconds{model="odd\"name\n"} 1)")) << text;
+  for (const auto* family :
+       {"memwarden_bench_output_tokens_per_second", "memwarden_bench_ttft_seconds", "memwarden_bench_e2e_seconds",
+        "memwarden_bench_load_seconds", "memwarden_bench_verdict"}) {
+    EXPECT_TRUE(samples_of(text, family).empty()) << family;
+  }
+}
+
 TEST(Metrics, BeforeTheFirstSampleOnlyWhatIsKnown) {
   DaemonSnapshot s;
   s.version = "0.6.0";
@@ -350,7 +412,10 @@ TEST(Metrics, EveryFamilyHasHelpAndTypeAndItsSamplesGrouped) {
       std::istringstream in(line.substr(7));
       std::string type;
       in >> current >> type;
-      EXPECT_TRUE(type == "gauge" || type == "counter") << line;
+      // summary: the quantiles of a benchmark level, as memwarden bench computed them (no _sum, no _count).
+      EXPECT_TRUE(type == "gauge" || type == "counter" ||
+                  (type == "summary" && current.starts_with("memwarden_bench_")))
+          << line;
       EXPECT_EQ(type == "counter", current.ends_with("_total")) << line;
       EXPECT_TRUE(with_help.contains(current)) << "TYPE before HELP: " << line;
       typed.push_back(current);

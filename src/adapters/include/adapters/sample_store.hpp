@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -61,6 +62,21 @@ struct EstimateRecord {
   friend bool operator==(const EstimateRecord&, const EstimateRecord&) = default;
 };
 
+// One benchmark run (`memwarden bench`): a few columns to list runs by, and the run itself as the JSON of
+// docs/bench.md (engine/bench_json.hpp), which this layer stores as given.
+struct BenchRunRecord {
+  std::int64_t id = 0;             // set by the store (never reused: AUTOINCREMENT); ignored by append_bench_run
+  std::int64_t started_at_ms = 0;  // wall clock, unix ms
+  std::string server;
+  std::vector<std::string> models;  // in the run's order; stored as a comma list (a name with a comma is refused)
+  bool interrupted = false;
+  std::string json;  // "" when listed without it
+  friend bool operator==(const BenchRunRecord&, const BenchRunRecord&) = default;
+};
+
+// Whether bench_runs() reads each run's JSON too (it may be megabytes) or only the columns to list them by.
+enum class BenchRunFields { summary, with_json };
+
 struct SampleStoreOptions {
   std::chrono::milliseconds raw_retention = std::chrono::hours(48);
   std::chrono::milliseconds aggregate_retention = std::chrono::hours(24 * 30);
@@ -80,6 +96,12 @@ class SampleStore {
   // older memwarden that knows only schema 1 keeps using the file.
   static constexpr int k_schema_version = 1;
   static constexpr std::int64_t k_max_estimates = 10000;
+  // bench_runs (memwarden bench) came later too, the same way. The newest k_max_bench_runs_kept are kept, and
+  // of those only as many of the newest as hold k_max_bench_json_total bytes of JSON in all (the newest always),
+  // so that benchmarks never crowd the sample history out of max_bytes.
+  static constexpr std::int64_t k_max_bench_runs_kept = 200;
+  static constexpr std::size_t k_max_bench_run_json = 32ULL << 20;
+  static constexpr std::size_t k_max_bench_json_total = 64ULL << 20;
   static constexpr int k_busy_timeout_ms = 2000;
   static constexpr std::int64_t k_minute_ms = 60'000;
   // A minute is rolled up once it ended this long before `now`: a sample taken just before
@@ -128,6 +150,14 @@ class SampleStore {
   [[nodiscard]] Expected<void, Error> append_estimate(const EstimateRecord& record);
   // The newest `limit` stored, newest first.
   [[nodiscard]] Result<std::vector<EstimateRecord>> estimates(std::size_t limit);
+  // Stores one benchmark run and returns its id; then drops the oldest runs beyond the bounds above. Errors: a
+  // JSON over k_max_bench_run_json bytes or empty, a model name with a comma, and SQLite's.
+  [[nodiscard]] Result<std::int64_t> append_bench_run(const BenchRunRecord& record);
+  // The newest `limit` runs (at most k_max_bench_runs_kept), newest first; their JSON only when asked.
+  [[nodiscard]] Result<std::vector<BenchRunRecord>> bench_runs(std::size_t limit,
+                                                               BenchRunFields fields = BenchRunFields::summary);
+  // One run with its JSON; nullopt when no run has this id (never stored, or dropped as too old).
+  [[nodiscard]] Result<std::optional<BenchRunRecord>> bench_run(std::int64_t id);
   // The subjects with any raw sample or aggregate, sorted by name (but for a subject whose
   // only samples were appended late, into minutes already rolled up).
   [[nodiscard]] Result<std::vector<std::string>> subjects();

@@ -13,6 +13,7 @@
 #include "core/diagnosis.hpp"
 #include "core/remediation.hpp"
 #include "core/status.hpp"
+#include "engine/bench_history.hpp"
 #include "probes/cgroup.hpp"
 
 namespace mw::engine {
@@ -52,6 +53,10 @@ struct DaemonSnapshot {
 
   bool history_ok = true;              // the sample store accepted the last sample
   std::optional<Error> history_error;  // why not (disk full, ...)
+
+  // The newest benchmark figures of each model (memwarden bench), from the history database: read again at most
+  // once a minute, and only when a new run was stored. Empty without runs or without history.
+  std::vector<BenchModelFigures> bench;
 };
 
 }  // namespace mw::engine

@@ -118,6 +118,9 @@ class Watch {
   void finish_jobs();
   // Thread-safe: the newest snapshot (never null after construction).
   [[nodiscard]] std::shared_ptr<const DaemonSnapshot> snapshot() const;
+  // Thread-safe: the next round reads the benchmark runs again (when a new one was stored), without waiting for
+  // the minute to pass.
+  void request_bench_refresh();
   // Thread-safe: queues a fix of the server named (POST /api/v1/fix); false when too many are queued.
   [[nodiscard]] bool request_fix(const std::string& server);
   // Thread-safe: the sample interval now, the fix jobs running (acting: at least one), the wall clock.
@@ -173,6 +176,9 @@ class Watch {
   // job owns the server (its API is not asked).
   void hold_findings_of_jobs(std::vector<Finding>& findings) const;
   void record_history(const DaemonSnapshot& snap);
+  // Reads each model's newest benchmark figures from the history database: at most every k_bench_read_every_ms
+  // (or when asked), and only parsed when a new run was stored since.
+  void refresh_bench();
   // False (said once) while the state directory's file system has less than history.min_free free.
   [[nodiscard]] bool history_has_room();
   void notify_changes(const DaemonSnapshot& snap);
@@ -217,6 +223,11 @@ class Watch {
   std::optional<adapters::SampleStore> m_store;
   std::optional<Error> m_history_error;
   std::int64_t m_last_maintain_ms = 0;
+  static constexpr std::int64_t k_bench_read_every_ms = 60'000;
+  std::vector<BenchModelFigures> m_bench;  // the newest figures of each model, as read last
+  std::int64_t m_bench_newest_id = -1;     // the newest run they were read with (-1: never read)
+  std::optional<std::int64_t> m_bench_read_ms;
+  std::atomic<bool> m_bench_asked{false};
 
   // Notification and action state across ticks.
   std::map<std::pair<std::string, Detector>, Severity> m_active;  // (subject, detector) -> severity
