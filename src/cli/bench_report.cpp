@@ -172,12 +172,12 @@ std::string tick_label(double v) {
   return s;
 }
 
-std::string svg_open(std::string_view name, std::size_t series, std::string_view title) {
+std::string svg_open(std::string_view name, std::size_t series, std::string_view title, double height) {
   return fmt::format(
       "<figure class=\"chart-box\"><figcaption>{}</figcaption>\n"
       "<svg class=\"chart\" data-chart=\"{}\" data-series=\"{}\" viewBox=\"0 0 {} {}\" role=\"img\" "
       "aria-label=\"{}\">\n",
-      html_escape(title), name, series, k_width, k_height, html_escape(title));
+      html_escape(title), name, series, k_width, height, html_escape(title));
 }
 
 // The y grid, its tick labels and both axis labels.
@@ -200,24 +200,36 @@ void y_axis(std::string& out, const Axis& y, std::string_view y_label, std::stri
                      px((k_left + k_right) / 2), px(k_bottom + 40), html_escape(x_label));
 }
 
-void legend(std::string& out, const std::vector<std::string>& names, std::string_view extra = "") {
+// The legend below the plot, wrapped onto more rows when it is wider than the plot. Returns the chart's height.
+double legend(std::string& out, const std::vector<std::string>& names, std::string_view extra = "") {
   out += "<g class=\"legend\">";
   double x = k_left;
-  const double y = k_height - 12;
+  double y = k_height - 12;
+  const auto place = [&](double width) {
+    if (x > k_left && x + width > k_right) {
+      x = k_left;
+      y += 18;
+    }
+  };
   for (std::size_t i = 0; i < names.size(); ++i) {
+    const double width = 30 + 7.0 * static_cast<double>(std::min<std::size_t>(names[i].size(), 40));
+    place(width);
     out += fmt::format(
         "<g class=\"legend-item\" data-name=\"{}\"><rect x=\"{}\" y=\"{}\" width=\"14\" height=\"10\" "
         "fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text></g>",
         html_escape(names[i]), px(x), px(y - 9), colour(i), px(x + 19), px(y), html_escape(cut(names[i], 40)));
-    x += 30 + 7.0 * static_cast<double>(std::min<std::size_t>(names[i].size(), 40));
+    x += width;
   }
   if (!extra.empty()) {
+    const double width = 40 + 7.0 * static_cast<double>(extra.size());
+    place(width);
     out += fmt::format(
         "<g class=\"legend-item\"><line class=\"limit\" x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/>"
         "<text x=\"{}\" y=\"{}\">{}</text></g>",
         px(x), px(x + 22), px(y - 4), px(y - 4), px(x + 27), px(y), html_escape(extra));
   }
   out += "</g>\n";
+  return y + 12;
 }
 
 struct Series {
@@ -320,7 +332,7 @@ void line_chart(std::string& out, const LineChart& chart, const std::vector<doub
   x.hi = t.empty() ? 1 : std::max(t.back(), x.lo + 1);
   x.ticks = nice_axis(x.lo, x.hi).ticks;
 
-  out += svg_open(chart.name, chart.series.size(), chart.title);
+  const auto open_at = out.size();  // the <svg> goes here once the legend's height is known
   phase_marks(out, marks, x);
   y_axis(out, y, chart.y_label, "time since the run began (s)");
   for (const double tick : x.ticks) {
@@ -343,7 +355,8 @@ void line_chart(std::string& out, const LineChart& chart, const std::vector<doub
     out += fmt::format("<path class=\"series\" data-name=\"{}\" stroke=\"{}\" d=\"{}\"><title>{}</title></path>\n",
                        html_escape(s.name), colour(i), path_data(t, s.values, x, y), html_escape(s.name));
   }
-  legend(out, names, chart.limit ? chart.limit_label : "");
+  const double height = legend(out, names, chart.limit ? chart.limit_label : "");
+  out.insert(open_at, svg_open(chart.name, chart.series.size(), chart.title, height));
   out += "</svg></figure>\n";
 }
 
@@ -368,12 +381,13 @@ void bar_chart(std::string& out, const BarChart& chart) {
     }
   }
   const Axis y = nice_axis(0, hi > 0 ? hi * 1.05 : 1);
-  out += svg_open(chart.name, chart.series_names.size(), chart.title);
+  const auto open_at = out.size();  // the <svg> goes here once the legend's height is known
   y_axis(out, y, chart.y_label, chart.x_label);
   const double group = (k_right - k_left) / static_cast<double>(std::max<std::size_t>(chart.categories.size(), 1));
   const double bar = group * 0.8 / static_cast<double>(std::max<std::size_t>(chart.series_names.size(), 1));
+  // Each category's label, cut to its width; none when they are too narrow to read (the bars' tooltips name them).
   const auto label_chars = static_cast<std::size_t>(std::max(group / 6.5, 4.0));
-  for (std::size_t c = 0; c < chart.categories.size(); ++c) {
+  for (std::size_t c = 0; c < chart.categories.size() && group >= 24; ++c) {
     out += fmt::format("<text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}<title>{}</title></text>",
                        px(k_left + group * (static_cast<double>(c) + 0.5)), px(k_bottom + 16),
                        html_escape(cut(chart.categories[c], label_chars)), html_escape(chart.categories[c]));
@@ -399,7 +413,8 @@ void bar_chart(std::string& out, const BarChart& chart) {
     }
     out += "</g>\n";
   }
-  legend(out, chart.series_names);
+  const double height = legend(out, chart.series_names);
+  out.insert(open_at, svg_open(chart.name, chart.series_names.size(), chart.title, height));
   out += "</svg></figure>\n";
 }
 

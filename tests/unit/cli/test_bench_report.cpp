@@ -334,3 +334,23 @@ TEST(BenchReportHtml, EmptyRun) {
   EXPECT_NE(html.find("No timeline was recorded"), std::string::npos);
   EXPECT_EQ(lines(bench_csv(run)).size(), 1U);
 }
+
+TEST(BenchReportHtml, AWideLegendWraps) {
+  auto run = run_with(0);
+  run.settings.concurrency.clear();
+  for (auto& m : run.models) {
+    m.levels.clear();
+  }
+  for (std::size_t c = 1; c <= k_max_bench_levels; ++c) {
+    run.settings.concurrency.push_back(c * 16);
+    for (auto& m : run.models) {
+      m.levels.push_back(level(c * 16));
+    }
+  }
+  const auto html = bench_html(run);
+  EXPECT_EQ(charts(html).at("throughput"), std::make_pair(16, 16));
+  const std::regex view(R"re(data-chart="throughput" data-series="16" viewBox="0 0 960 ([0-9.]+)")re");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(html, m, view));
+  EXPECT_GT(std::stod(m[1]), 330);  // a second row of legend
+}
