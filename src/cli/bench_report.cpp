@@ -36,6 +36,9 @@ std::string iso_utc(std::int64_t unix_ms) {
 
 // Six decimals (a microsecond), trailing zeros dropped: 0.0132 rather than 0.013200000000000002.
 std::string csv_number(double v) {
+  if (!std::isfinite(v)) {
+    return "";  // not a figure: as good as missing
+  }
   std::string s = fmt::format("{:.6f}", v);
   while (s.back() == '0') {
     s.pop_back();
@@ -82,7 +85,7 @@ std::string figure(double v) {
 }
 
 std::string figure(const std::optional<double>& v, std::string_view unit = "") {
-  if (!v) {
+  if (!v || !std::isfinite(*v)) {
     return std::string(k_missing);
   }
   return unit.empty() ? figure(*v) : fmt::format("{} {}", figure(*v), unit);
@@ -90,7 +93,7 @@ std::string figure(const std::optional<double>& v, std::string_view unit = "") {
 
 // Seconds shown in milliseconds (TTFT, ITL, TPOT).
 std::string millis(const std::optional<double>& s) {
-  return s ? figure(*s * 1000.0, "ms") : std::string(k_missing);
+  return s ? figure(*s * 1000.0, "ms") : figure(s);
 }
 
 std::string bytes(const std::optional<std::uint64_t>& v) {
@@ -256,7 +259,7 @@ std::string path_data(const std::vector<double>& t, const std::vector<std::optio
   bool lone = false;
   std::string last;
   for (std::size_t i = 0; i < t.size() && i < values.size(); ++i) {
-    if (!values[i]) {
+    if (!values[i] || !std::isfinite(*values[i])) {
       if (open && lone) {
         d += " L" + last;
       }
@@ -312,7 +315,7 @@ void line_chart(std::string& out, const LineChart& chart, const std::vector<doub
   double hi = -std::numeric_limits<double>::infinity();
   for (const auto& s : chart.series) {
     for (const auto& v : s.values) {
-      if (v) {
+      if (v && std::isfinite(*v)) {
         lo = std::min(lo, *v);
         hi = std::max(hi, *v);
       }
@@ -375,7 +378,7 @@ void bar_chart(std::string& out, const BarChart& chart) {
   double hi = 0;
   for (const auto& s : chart.values) {
     for (const auto& v : s) {
-      if (v) {
+      if (v && std::isfinite(*v)) {
         hi = std::max(hi, *v);
       }
     }
@@ -400,7 +403,7 @@ void bar_chart(std::string& out, const BarChart& chart) {
       const double bx = k_left + group * (static_cast<double>(c) + 0.1) + bar * static_cast<double>(s);
       const std::optional<double> v =
           s < chart.values.size() && c < chart.values[s].size() ? chart.values[s][c] : std::optional<double>{};
-      if (!v) {
+      if (!v || !std::isfinite(*v)) {
         out += fmt::format("<text class=\"missing\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
                            px(bx + bar / 2), px(k_bottom - 4), k_missing);
         continue;
@@ -489,7 +492,9 @@ void latency_chart(std::string& out, const BenchRun& run) {
       const std::array<std::optional<double>, 3> p{l.ttft_s.median, l.ttft_s.p90, l.ttft_s.p99};
       for (std::size_t i = 0; i < p.size(); ++i) {
         chart.values[i].push_back(p[i]);
-        hi = std::max(hi, p[i].value_or(0.0));
+        if (p[i] && std::isfinite(*p[i])) {
+          hi = std::max(hi, *p[i]);
+        }
       }
     }
   }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <regex>
 #include <string>
@@ -353,4 +354,16 @@ TEST(BenchReportHtml, AWideLegendWraps) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(html, m, view));
   EXPECT_GT(std::stod(m[1]), 330);  // a second row of legend
+}
+
+TEST(BenchReport, NotANumberIsMissing) {
+  auto run = run_with(0);
+  run.models[0].samples[0].ttft_s = std::numeric_limits<double>::quiet_NaN();
+  run.models[0].levels[0].ttft_s.median = std::numeric_limits<double>::infinity();
+  run.models[0].levels[0].throughput.output_tokens_per_s = std::numeric_limits<double>::quiet_NaN();
+  const std::string prefix = "2025-12-05T10:20:00Z,ollama,ollama,llama3.2:3b,1,0,true,,1.5,,0.02,";
+  EXPECT_EQ(lines(bench_csv(run))[1].substr(0, prefix.size()), prefix);
+  const auto html = bench_html(run);
+  EXPECT_EQ(html.find("nan"), std::string::npos);
+  EXPECT_EQ(html.find("inf "), std::string::npos);
 }
