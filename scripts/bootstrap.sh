@@ -16,6 +16,7 @@ test_packages=(
   docker.io busybox-static curl binutils util-linux procps prometheus prometheus-node-exporter
   nodejs  # tests/crosscheck runs @huggingface/gguf with node
   python3-jsonschema docker-compose  # scripts/check-portainer-templates.sh; docker-compose 1.29 reads the exported Compose file
+  chromium  # tests/browser/check-bench-html.sh renders the bench HTML report headless (browser.bench_html)
 )
 # ... and installs it with npm; NodeSource's nodejs package bundles npm (and conflicts with Debian's npm package).
 command -v npm >/dev/null 2>&1 || test_packages+=(npm)
