@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "cli/bench.hpp"
+#include "cli/bench_history.hpp"
+#include "cli/bench_report.hpp"
 #include "cli/command.hpp"
 #include "cli/config.hpp"
 #include "cli/deploy.hpp"
@@ -36,6 +38,8 @@
 #include "cli/test_model.hpp"
 #include "cli/test_vram.hpp"
 #include "core/bytes.hpp"
+#include "engine/bench_history.hpp"
+#include "engine/bench_json.hpp"
 
 namespace {
 
@@ -607,8 +611,7 @@ std::optional<std::string> unwritable(const std::string& path, const char* optio
 }
 
 // Writes `text` to `path` whole (a temporary file renamed over it); one line naming the path on failure.
-[[maybe_unused]] std::optional<std::string> write_file(const std::string& path, const std::string& text,
-                                                       const char* option) {
+std::optional<std::string> write_file(const std::string& path, const std::string& text, const char* option) {
   const auto temporary = path + ".tmp";
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
@@ -629,7 +632,79 @@ std::optional<std::string> unwritable(const std::string& path, const char* optio
   return std::nullopt;
 }
 
+// --csv and --html of a run; false when one could not be written (said on standard error).
+bool write_reports(const BenchCommand& command, const mw::BenchRun& run) {
+  bool ok = true;
+  if (!command.csv_file.empty()) {
+    if (auto why = write_file(command.csv_file, bench_csv(run), "--csv")) {
+      fmt::print(stderr, "memwarden: bench: {}\n", *why);
+      ok = false;
+    }
+  }
+  if (!command.html_file.empty()) {
+    if (auto why = write_file(command.html_file, bench_html(run), "--html")) {
+      fmt::print(stderr, "memwarden: bench: {}\n", *why);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+// bench --list, --compare, --report, --annotations: what the history database holds.
+int execute_bench_history(const BenchCommand& command) {
+  const bool json = command.format == ReportFormat::json;
+  const auto failed = [](const mw::Error& e) {
+    fmt::print(stderr, "memwarden: bench: {}\n", e.line());
+    return 3;
+  };
+  switch (command.action) {
+    case BenchAction::list: {
+      const auto runs = mw::engine::list_bench_runs(command.state_dir, command.limit);
+      if (!runs) {
+        return failed(runs.error());
+      }
+      print_report(json ? nlohmann::json{{"runs", render_bench_list_json(*runs)}}.dump(2) + "\n"
+                        : render_bench_list(*runs));
+      return k_exit_ok;
+    }
+    case BenchAction::compare: {
+      const auto a = mw::engine::load_bench_run(command.state_dir, command.run_ids.at(0));
+      if (!a) {
+        return failed(a.error());
+      }
+      const auto b = mw::engine::load_bench_run(command.state_dir, command.run_ids.at(1));
+      if (!b) {
+        return failed(b.error());
+      }
+      const auto changes = mw::compare_runs(*a, *b);
+      print_report(json ? render_bench_compare_json(*a, *b, changes).dump(2) + "\n"
+                        : render_bench_compare(*a, *b, changes));
+      return k_exit_ok;
+    }
+    case BenchAction::report:
+    case BenchAction::annotations: {
+      const auto run = mw::engine::load_bench_run(command.state_dir, command.run_ids.at(0));
+      if (!run) {
+        return failed(run.error());
+      }
+      if (command.action == BenchAction::annotations) {
+        print_report(bench_annotations(*run).dump(2) + "\n");
+        return k_exit_ok;
+      }
+      const bool written = write_reports(command, *run);
+      print_report(json ? mw::engine::bench_run_json(*run).dump(2) + "\n" : render_bench_run(*run));
+      return written ? k_exit_ok : 1;
+    }
+    case BenchAction::run:
+      break;
+  }
+  return k_exit_ok;
+}
+
 int execute(const BenchCommand& command) {
+  if (command.action != BenchAction::run) {
+    return execute_bench_history(command);
+  }
   const bool json = command.format == ReportFormat::json;
   for (const auto& [path, option] : {std::pair{command.csv_file, "--csv"}, std::pair{command.html_file, "--html"}}) {
     if (auto why = unwritable(path, option)) {
@@ -659,7 +734,24 @@ int execute(const BenchCommand& command) {
     return 3;
   }
   int exit_code = g_interrupted.load() ? 130 : static_cast<int>(mw::engine::bench_exit(*run));
-  print_report(render_bench_run(*run));
+  // Stored whole, an interrupted run too (marked): what was measured is kept.
+  if (command.store == StoreRun::store) {
+    if (auto id = mw::engine::store_bench_run(command.state_dir, *run)) {
+      run->id = *id;
+    } else {
+      run->notes.push_back("not stored in the history: " + id.error().line());
+    }
+  }
+  if (!write_reports(command, *run) && exit_code == 0) {
+    exit_code = 1;
+  }
+  if (json) {
+    print_report(mw::engine::bench_run_json(*run).dump(2) + "\n");
+  } else {
+    print_report(render_bench_run(*run) +
+                 (run->id > 0 ? fmt::format("stored as run {} (memwarden bench --report {})\n", run->id, run->id)
+                              : std::string()));
+  }
   return exit_code;
 }
 

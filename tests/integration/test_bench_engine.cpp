@@ -187,14 +187,15 @@ TEST_F(BenchEngine, TwoRealModelsOneAfterTheOther) {
   const auto unload = mark_of(run, "gamma", "unload");
   const auto level = mark_of(run, "gamma", "level", 1);
   ASSERT_TRUE(load.is_object() && unload.is_object() && level.is_object()) << run["marks"];
-  const auto before = points_between(run, load["start_s"].get<double>(), load["start_s"].get<double>());
+  // Each phase begins and ends with a point.
+  const auto before = points_between(run, load["start_s"].get<double>(), load["end_s"].get<double>());
   ASSERT_FALSE(before.empty()) << "a point at the load's start";
   ASSERT_TRUE(before.front()["anon"].is_number()) << before.front();
   const auto base = before.front()["anon"].get<std::uint64_t>();
   const auto loaded = max_anon(points_between(run, level["start_s"].get<double>(), level["end_s"].get<double>()));
   ASSERT_TRUE(loaded);
   EXPECT_GT(*loaded, base + 150 * k_mib) << "gamma's weights on the timeline while it generates";
-  const auto after = points_between(run, unload["end_s"].get<double>(), unload["end_s"].get<double>());
+  const auto after = points_between(run, unload["start_s"].get<double>(), unload["end_s"].get<double>());
   ASSERT_FALSE(after.empty());
   EXPECT_LT(after.back()["anon"].get<std::uint64_t>(), base + 64 * k_mib) << "and gone after the unload";
   EXPECT_EQ(ps().find("gamma"), std::string::npos) << ps();
@@ -271,7 +272,7 @@ std::unique_ptr<Container> simulator(const std::string& name, int port, std::vec
 
 TEST(BenchSimulator, AConfiguredTtftAndTokenRateAreMeasuredWithinFivePercent) {
   const auto sim = simulator("mw-bench-sim-rate", 18892,
-                             {"--model", "llama3.2:1b=300", "--ttft-ms", "400", "--tokens-per-second", "25"});
+                             {"--model", "llama3.2:1b=1450", "--ttft-ms", "400", "--tokens-per-second", "25"});
   for (const char* api : {"ollama", "openai"}) {
     SCOPED_TRACE(api);
     const auto r = memwarden({"bench", "llama3.2:1b", "--server", sim->name(), "--api", api, "--runs", "3",
@@ -311,18 +312,20 @@ TEST(BenchSimulator, StreamsThatFailOrDropMidWayAreFailedRequestsWithTheirCause)
   const auto r = memwarden({"bench", "llama3.2:1b", "--server", sim->name(), "--api", "openai", "--runs", "1",
                             "--warmup", "0", "--max-tokens", "20", "--json", "--no-store"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-  const auto& s = parse_output(r)["models"][0]["samples"][0];
+  const auto dropped = parse_output(r);
+  const auto& s = dropped["models"][0]["samples"][0];
   EXPECT_EQ(s["ok"], false) << s;
   EXPECT_FALSE(s["error"].get<std::string>().empty()) << s;
 }
 
 TEST(BenchSimulator, AServerThatKeepsMemoryAfterTheUnloadIsReported) {
   const auto sim =
-      simulator("mw-bench-sim-keep", 18895, {"--model", "llama3.2:1b=400", "--retain-after-unload-mib", "300"});
+      simulator("mw-bench-sim-keep", 18895, {"--model", "llama3.2:1b=1450", "--retain-after-unload-mib", "300"});
   const auto r = memwarden(
       {"bench", "llama3.2:1b", "--server", sim->name(), "--runs", "1", "--max-tokens", "8", "--json", "--no-store"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
-  const auto& m = parse_output(r)["models"][0];
+  const auto run = parse_output(r);
+  const auto& m = run["models"][0];
   EXPECT_EQ(m["status"], "done") << m;
   const auto& v = verdict(m, "memory returned");
   EXPECT_EQ(v["outcome"], "fail") << m["verdicts"];
