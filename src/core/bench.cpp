@@ -279,7 +279,7 @@ std::vector<BenchVerdict> judge_model(const BenchModel& model, std::span<const B
   };
   verdicts.push_back(against_plan("VRAM", model.planned_vram, model.server_vram, 0));
   // The KV cache and graph fill as the context is used: the RAM band reaches down by the part the plan says so.
-  verdicts.push_back(against_plan("RAM", model.planned_ram, model.loaded_ram, 0));
+  verdicts.push_back(against_plan("RAM", model.planned_ram, model.loaded_ram, model.ram_fills_later));
   BenchVerdict returned{"memory returned", VerdictOutcome::unknown, ""};
   switch (model.unload.verdict) {
     case UnloadVerdict::returned:
@@ -333,7 +333,9 @@ std::vector<BenchChange> compare_runs(const BenchRun& before, const BenchRun& af
     if (old == before.models.end()) {
       continue;
     }
-    change(m.model, 0, "load s", old->load_s, m.load_s, false);
+    if (old->load_s || m.load_s) {  // a model skipped in both runs (or benchmarked through OpenAI) has no load
+      change(m.model, 0, "load s", old->load_s, m.load_s, false);
+    }
     for (const auto& level : m.levels) {
       const auto was = std::find_if(old->levels.begin(), old->levels.end(),
                                     [&](const BenchLevel& l) { return l.concurrency == level.concurrency; });

@@ -402,6 +402,8 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
       fill_fit(check, plan.host);
       bm.planned_ram = check.plan->placement.ram_resident + check.plan->placement.ram_page_cache;
       bm.planned_vram = check.plan->placement.vram;
+      bm.ram_fills_later =
+          check.plan->placement.kv + std::max(check.plan->placement.graph.full, check.plan->placement.graph.partial);
       if (ollama) {
         if (auto why = refuse_load(test_options, *found, check, loaded_before, stop_loading)) {
           bm.status = BenchModelStatus::skipped;

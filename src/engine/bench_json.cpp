@@ -124,6 +124,7 @@ json model_json(const BenchModel& m) {
           {"status", to_string(m.status)},
           {"reason", m.reason},
           {"planned_ram", opt(m.planned_ram)},
+          {"ram_fills_later", m.ram_fills_later},
           {"planned_vram", opt(m.planned_vram)},
           {"load_s", opt(m.load_s)},
           {"loaded_ram", opt(m.loaded_ram)},
@@ -434,6 +435,7 @@ BenchModel read_model(Reader& r, const json& o, const std::string& at) {
                       m.status);
   m.reason = r.string(o, "reason", at);
   m.planned_ram = r.opt_unsigned(o, "planned_ram", at);
+  m.ram_fills_later = r.opt_unsigned(o, "ram_fills_later", at).value_or(0);
   m.planned_vram = r.opt_unsigned(o, "planned_vram", at);
   m.load_s = r.opt_number(o, "load_s", at);
   m.loaded_ram = r.opt_unsigned(o, "loaded_ram", at);

@@ -413,6 +413,12 @@ TEST(BenchJudge, VramAndRamAgainstThePlansBand) {
   v = judge_model(m, {}, {}, BenchSettings{});
   EXPECT_EQ(verdict(v, "VRAM").outcome, VerdictOutcome::fail);
   EXPECT_EQ(verdict(v, "RAM").outcome, VerdictOutcome::pass);
+  // What the runtime fills later (the KV cache, the graph) widens the RAM band downwards: 1 GiB loaded of a 2 GiB
+  // plan of which 1 GiB is KV cache is within it.
+  m.loaded_ram = k_gib;
+  EXPECT_EQ(verdict(judge_model(m, {}, {}, BenchSettings{}), "RAM").outcome, VerdictOutcome::fail);
+  m.ram_fills_later = k_gib;
+  EXPECT_EQ(verdict(judge_model(m, {}, {}, BenchSettings{}), "RAM").outcome, VerdictOutcome::pass);
   m.server_vram.reset();
   m.planned_ram.reset();
   v = judge_model(m, {}, {}, BenchSettings{});

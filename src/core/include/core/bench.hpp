@@ -146,6 +146,9 @@ struct BenchModel {
   std::string reason;                        // why skipped, failed or interrupted; "" when done
   std::optional<std::uint64_t> planned_ram;  // the plan: RAM and VRAM with the context asked
   std::optional<std::uint64_t> planned_vram;
+  // Of planned_ram, what the runtime reserves at the load but fills only as the context is used (the KV cache and
+  // the compute graph): the RAM band reaches down by it.
+  std::uint64_t ram_fills_later = 0;
   std::optional<double> load_s;              // the cold load, timed apart from any request
   std::optional<std::uint64_t> loaded_ram;   // the container's anon + mapped added by the load
   std::optional<std::uint64_t> server_size;  // /api/ps
