@@ -1346,9 +1346,12 @@ class CommandLine {
     }
     apply_plan_flags(b.app, b.host, c, o.plan);
     o.plan.models = b.models;
-    for (const auto& model : b.models) {
-      if (model.empty()) {
+    for (std::size_t i = 0; i < b.models.size(); ++i) {
+      if (b.models[i].empty()) {
         c.fail("MODEL", "an empty model name");
+      } else if (std::find(b.models.begin(), b.models.begin() + static_cast<std::ptrdiff_t>(i), b.models[i]) !=
+                 b.models.begin() + static_cast<std::ptrdiff_t>(i)) {
+        c.fail("MODEL", fmt::format("'{}' is given twice", b.models[i]));
       }
     }
     if (b.models.size() > k_max_bench_models) {
@@ -1419,6 +1422,17 @@ class CommandLine {
     if (b.server.find("://") != std::string::npos && !b.server.starts_with("http://") &&
         !b.server.starts_with("https://")) {
       c.fail("--server", fmt::format("'{}' is neither a container name nor an http(s) URL", b.server));
+    }
+    if (!c.failed()) {
+      std::size_t per_model = 0;
+      for (const auto level : s.concurrency) {
+        per_model += level * s.runs;
+      }
+      if (per_model * b.models.size() > k_max_bench_requests) {
+        c.fail("--runs", fmt::format("{} runs at concurrency {} for {} model(s) are {} requests; at most {} in one run",
+                                     s.runs, b.concurrency.empty() ? "1" : b.concurrency, b.models.size(),
+                                     per_model * b.models.size(), k_max_bench_requests));
+      }
     }
     o.server = b.server;
     o.nvml_library = o.plan.nvml_library;

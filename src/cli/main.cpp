@@ -2,6 +2,7 @@
 // main reads the environment, parses the command line into a command (cli/command.hpp) and runs it: the
 // engine, then the renderer, then the exit code. Nothing else lives here.
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -610,21 +611,38 @@ std::optional<std::string> unwritable(const std::string& path, const char* optio
   return std::nullopt;
 }
 
-// Writes `text` to `path` whole (a temporary file renamed over it); one line naming the path on failure.
+// Writes `text` to `path` whole: a new temporary file beside it (mkstemp: created, never a link followed), written,
+// flushed to disk, then renamed over `path`. One line naming the path on failure.
 std::optional<std::string> write_file(const std::string& path, const std::string& text, const char* option) {
-  const auto temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      std::filesystem::remove(temporary, ec);
-      return fmt::format("{} {}: could not be written", option, path);
-    }
+  const std::filesystem::path target(path);
+  const auto dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+  std::string temporary = (dir / ("." + target.filename().string() + ".XXXXXX")).string();
+  const int fd = ::mkstemp(temporary.data());
+  if (fd < 0) {
+    return fmt::format("{} {}: cannot create a file beside it: {}", option, path, std::strerror(errno));
   }
+  std::size_t written = 0;
+  while (written < text.size()) {
+    const auto n = ::write(fd, text.data() + written, text.size() - written);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  const int saved = written == text.size() ? 0 : errno;
+  const bool synced = ::fsync(fd) == 0;
+  const bool closed = ::close(fd) == 0;
   std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
+  if (written != text.size() || !synced || !closed) {
+    std::filesystem::remove(temporary, ec);
+    return fmt::format("{} {}: could not be written: {}", option, path, std::strerror(saved != 0 ? saved : errno));
+  }
+  // mkstemp makes it 0600; a report is for reading.
+  ::chmod(temporary.c_str(), 0644);
+  std::filesystem::rename(temporary, target, ec);
   if (ec) {
     std::filesystem::remove(temporary, ec);
     return fmt::format("{} {}: {}", option, path, ec.message());

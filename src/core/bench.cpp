@@ -60,6 +60,18 @@ const char* to_string(VerdictOutcome outcome) {
   return "unknown";
 }
 
+const char* to_string(BenchCause cause) {
+  switch (cause) {
+    case BenchCause::none: return "none";
+    case BenchCause::not_installed: return "not_installed";
+    case BenchCause::no_room: return "no_room";
+    case BenchCause::lack_of_memory: return "lack_of_memory";
+    case BenchCause::in_use: return "in_use";
+    case BenchCause::failed: return "failed";
+  }
+  return "none";
+}
+
 const char* to_string(BenchModelStatus status) {
   switch (status) {
     case BenchModelStatus::done:
@@ -277,7 +289,41 @@ std::vector<BenchVerdict> judge_model(const BenchModel& model, std::span<const B
     }
     return v;
   };
-  verdicts.push_back(against_plan("VRAM", model.planned_vram, model.server_vram, 0));
+  // VRAM as NVML saw it: the GPUs' used memory at the load's start against the highest point while generating.
+  std::optional<std::uint64_t> vram_base, vram_top;
+  const auto vram_sum = [](const BenchPoint& p) {
+    std::optional<std::uint64_t> sum;
+    for (const auto& g : p.gpus) {
+      if (g.vram_used) {
+        sum = sum.value_or(0) + *g.vram_used;
+      }
+    }
+    return sum;
+  };
+  for (const auto& m : marks) {
+    if (m.model == model.model && m.phase == BenchPhase::load) {
+      for (const auto& p : timeline) {
+        if (inside(p.t_s, m) && !vram_base) {
+          vram_base = vram_sum(p);
+        }
+      }
+    }
+  }
+  for (const auto* p : generating) {
+    if (const auto v = vram_sum(*p)) {
+      vram_top = std::max(vram_top.value_or(0), *v);
+    }
+  }
+  if (vram_base && vram_top) {
+    verdicts.push_back(
+        against_plan("VRAM", model.planned_vram, *vram_top > *vram_base ? *vram_top - *vram_base : 0, 0));
+  } else {
+    BenchVerdict v{"VRAM", VerdictOutcome::unknown, "no GPU memory figures (NVML) at the load and while generating"};
+    if (model.server_vram) {
+      v.detail += fmt::format("; the server's own estimate (size_vram) is {}", format_bytes(*model.server_vram));
+    }
+    verdicts.push_back(std::move(v));
+  }
   // The KV cache and graph fill as the context is used: the RAM band reaches down by the part the plan says so.
   verdicts.push_back(against_plan("RAM", model.planned_ram, model.loaded_ram, model.ram_fills_later));
   BenchVerdict returned{"memory returned", VerdictOutcome::unknown, ""};

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "adapters/llm_client.hpp"
+#include "adapters/ollama.hpp"
 #include "core/bytes.hpp"
 #include "model_server.hpp"
 #include "probes/gpu.hpp"
@@ -143,6 +144,7 @@ struct Measured {
   BenchSample sample;
   std::vector<double> gaps;
   bool not_found = false;  // the server answered 404: it does not have the model
+  bool cancelled = false;  // cut by Ctrl-C: neither a completed nor a failed request of the level
 };
 
 Measured measure(const adapters::GenerationResult& result, std::chrono::nanoseconds run_origin) {
@@ -153,6 +155,7 @@ Measured measure(const adapters::GenerationResult& result, std::chrono::nanoseco
   if (result.error) {
     s.error = result.error->line();
     m.not_found = result.error->code == ENOENT;
+    m.cancelled = result.error->code == ECANCELED;
   }
   if (auto figures = request_figures(result.times, result.source)) {
     s.ttft_s = figures->ttft_s;
@@ -302,10 +305,6 @@ std::string pull_hint(const std::string& model, const FoundServer& server) {
   return fmt::format("`ollama pull {}`", model);
 }
 
-bool not_installed(const std::string& reason) {
-  return reason.find("not installed") != std::string::npos;
-}
-
 }  // namespace
 
 Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
@@ -329,9 +328,6 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
   run.server = found->target->name;
   run.url = found->target->url;
   run.notes = found->notes;
-  run.started_at_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count();
   const bool ollama = options.settings.api == BenchApi::ollama;
   if (!ollama) {
     run.notes.emplace_back(
@@ -345,8 +341,12 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
   }
   const auto plan = collect_plan(plan_options);
 
+  // Time 0 of the timeline, the marks and the samples; started_at_ms is the same moment on the wall clock.
   const auto origin = Clock::now();
   const auto origin_ns = adapters::steady_now()();
+  run.started_at_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   BenchSampler sampler(options, found->watch, origin);
   if (!sampler.gpus_available()) {
     run.notes.emplace_back("no NVIDIA GPU (NVML): VRAM, GPU utilisation and temperature are not sampled");
@@ -363,12 +363,18 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
     run.marks.push_back({model, phase, concurrency, start, now_s()});
   };
   std::vector<OllamaModel> loaded_before;
+  std::optional<std::vector<OllamaModel>> installed;  // /api/tags, when it answers
   if (ollama) {
     if (auto ps = ps_now(*found)) {
       loaded_before = std::move(*ps);
     }
+    adapters::OllamaClient api(*endpoint, std::chrono::seconds(10));
+    if (auto tags = api.tags()) {
+      installed = std::move(*tags);
+    }
   }
   std::optional<std::string> stop_loading;
+  std::optional<std::string> cool_after;  // the last model that ran: the GPU cools and the memory settles after it
   const auto& models = options.plan.models;
   for (std::size_t index = 0; index < models.size() && !stopped(options); ++index) {
     const auto& name = models[index];
@@ -378,14 +384,15 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
     progress.model = name;
     progress.model_index = index;
     progress.models = models.size();
-    if (index > 0 && options.settings.cooldown_s > 0) {
+    if (cool_after && options.settings.cooldown_s > 0) {
       const double start = begin_phase();
       progress.phase = BenchPhase::cooldown;
       if (options.progress) {
         options.progress(progress);
       }
       wait_unless_stopped(options, options.settings.cooldown_s);
-      end_phase(name, BenchPhase::cooldown, 0, start);
+      end_phase(*cool_after, BenchPhase::cooldown, 0, start);
+      cool_after.reset();
       if (stopped(options)) {
         break;
       }
@@ -408,11 +415,15 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
         if (auto why = refuse_load(test_options, *found, check, loaded_before, stop_loading)) {
           bm.status = BenchModelStatus::skipped;
           bm.reason = check.not_loaded_for_room ? "does not fit: " + *why : *why;
+          bm.cause = check.not_loaded_for_room                ? BenchCause::no_room
+                     : listed(loaded_before, name) != nullptr ? BenchCause::in_use
+                                                              : BenchCause::failed;
           run.models.push_back(std::move(bm));
           continue;
         }
       } else if (!check.ram_fits || !check.vram_fits) {
         bm.status = BenchModelStatus::skipped;
+        bm.cause = BenchCause::no_room;
         bm.reason = "does not fit: the plan says it does not fit this host now (the host would swap)";
         run.models.push_back(std::move(bm));
         continue;
@@ -422,9 +433,18 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
           std::find_if(plan.errors.begin(), plan.errors.end(), [&](const Error& e) { return e.source == name; });
       const auto why = it != plan.errors.end() ? it->message : std::string("could not be found or sized");
       if (ollama) {
-        // The server does not have it (the plan asks the server, the stores and the catalog): nothing to load.
+        // Not loaded without a plan: the plan is what keeps a load from pushing the host into swap.
         bm.status = BenchModelStatus::skipped;
-        bm.reason = fmt::format("not installed on {} ({}): {}", run.server, why, pull_hint(name, *found));
+        if (installed && listed(*installed, name) == nullptr) {
+          bm.cause = BenchCause::not_installed;
+          bm.reason = fmt::format("not installed on {} ({}): {}", run.server, why, pull_hint(name, *found));
+        } else {
+          bm.cause = BenchCause::failed;
+          bm.reason = fmt::format(
+              "not loaded: memwarden could not size it ({}), and loads nothing without a plan "
+              "(`memwarden plan {}` says more)",
+              why, name);
+        }
         run.models.push_back(std::move(bm));
         continue;
       }
@@ -440,8 +460,12 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
       const double start = begin_phase();
       load = measure_load(test_options, *found, *check.plan, name, loaded_before);
       end_phase(name, BenchPhase::load, 0, start);
+      cool_after = name;
       if (load->error) {
         bm.status = BenchModelStatus::failed;
+        bm.cause = load->model_missing    ? BenchCause::not_installed
+                   : load->lack_of_memory ? BenchCause::lack_of_memory
+                                          : BenchCause::failed;
         bm.reason = load->model_missing ? fmt::format("not installed on {}: {}", run.server, pull_hint(name, *found))
                                         : "the load failed: " + *load->error;
         if (load->lack_of_memory) {
@@ -457,7 +481,7 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
       bm.processor = load->processor;
     }
 
-    std::vector<std::vector<double>> gaps;
+    cool_after = name;
     if (options.settings.warmup > 0 && !stopped(options)) {
       progress.phase = BenchPhase::warmup;
       const double start = begin_phase();
@@ -467,9 +491,11 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
       if (!warmed.empty() &&
           std::none_of(warmed.begin(), warmed.end(), [](const Measured& m) { return m.sample.ok; })) {
         bm.status = BenchModelStatus::failed;
-        bm.reason = warmed.back().not_found ? fmt::format("not installed on {}: {} ({})", run.server,
-                                                          pull_hint(name, *found), warmed.back().sample.error)
-                                            : "every warm-up request failed: " + warmed.back().sample.error;
+        bm.cause = warmed.back().not_found ? BenchCause::not_installed : BenchCause::failed;
+        bm.reason = !warmed.back().not_found ? "every warm-up request failed: " + warmed.back().sample.error
+                    : ollama ? fmt::format("not installed on {}: {} ({})", run.server, pull_hint(name, *found),
+                                           warmed.back().sample.error)
+                             : fmt::format("not found on {}: {}", run.server, warmed.back().sample.error);
       }
     }
     std::size_t next_prompt = options.settings.warmup;
@@ -484,18 +510,27 @@ Expected<BenchRun, Error> run_bench(const BenchOptions& options) {
       auto measured = level.run(concurrency, options.settings.runs, next_prompt);
       next_prompt += concurrency * options.settings.runs;
       end_phase(name, BenchPhase::level, concurrency, start);
+      // The gaps are summarized per level and not kept: a level's ITL summary pools its requests' gaps.
+      std::vector<BenchSample> samples;
+      std::vector<std::vector<double>> gaps;
       for (auto& m : measured) {
+        if (m.cancelled) {
+          continue;  // cut by Ctrl-C: not a request of the level
+        }
         m.sample.concurrency = concurrency;
-        bm.samples.push_back(std::move(m.sample));
+        samples.push_back(std::move(m.sample));
         gaps.push_back(std::move(m.gaps));
       }
-      auto summary = summarize_level(concurrency, bm.samples, gaps);
+      auto summary = summarize_level(concurrency, samples, gaps);
       summary.interrupted = stopped(options);
       bm.levels.push_back(std::move(summary));
+      bm.samples.insert(bm.samples.end(), std::make_move_iterator(samples.begin()),
+                        std::make_move_iterator(samples.end()));
     }
     if (bm.status != BenchModelStatus::failed && !bm.samples.empty() &&
         std::none_of(bm.samples.begin(), bm.samples.end(), [](const BenchSample& s) { return s.ok; })) {
       bm.status = BenchModelStatus::failed;
+      bm.cause = BenchCause::failed;
       bm.reason = "every request failed: " + bm.samples.back().error;
     }
     if (stopped(options)) {
@@ -543,23 +578,28 @@ BenchExit bench_exit(const BenchRun& run) {
   bool missing = false;
   bool no_room = false;
   for (const auto& m : run.models) {
-    switch (m.status) {
-      case BenchModelStatus::skipped:
-        (not_installed(m.reason) ? missing : no_room) = true;
+    switch (m.cause) {
+      case BenchCause::not_installed:
+        missing = true;
         break;
-      case BenchModelStatus::failed:
-        (not_installed(m.reason) ? missing : failed) = true;
+      case BenchCause::no_room:
+      case BenchCause::lack_of_memory:
+        no_room = true;
         break;
-      case BenchModelStatus::interrupted:
+      case BenchCause::in_use:
+      case BenchCause::failed:
+        failed = true;
         break;
-      case BenchModelStatus::done:
-        for (const auto& s : m.samples) {
-          failed = failed || !s.ok;
-        }
-        for (const auto& v : m.verdicts) {
-          failed = failed || v.outcome == VerdictOutcome::fail;
-        }
+      case BenchCause::none:
         break;
+    }
+    // A model that may still be loaded, or whose server kept its memory, fails the run whatever else it did.
+    failed = failed || m.unload_error.has_value() || m.unload.verdict == UnloadVerdict::kept;
+    for (const auto& s : m.samples) {
+      failed = failed || !s.ok;
+    }
+    for (const auto& v : m.verdicts) {
+      failed = failed || v.outcome == VerdictOutcome::fail;
     }
   }
   if (failed) {

@@ -32,7 +32,7 @@ std::string run_source(const adapters::SampleStore& store, std::int64_t id) {
   return fmt::format("{} (benchmark run {})", store.path().string(), id);
 }
 
-Result<BenchRun> load_from(adapters::SampleStore& store, std::int64_t id) {
+Result<BenchRun> load_from(adapters::SampleStore& store, std::int64_t id, BenchParse parse = BenchParse::whole) {
   auto record = store.bench_run(id);
   if (!record) {
     return unexpected(record.error());
@@ -40,7 +40,7 @@ Result<BenchRun> load_from(adapters::SampleStore& store, std::int64_t id) {
   if (!record->has_value()) {
     return fail(store.path().string(), fmt::format("no benchmark run {} (memwarden bench --list shows them)", id));
   }
-  auto run = parse_bench_run((*record)->json, run_source(store, id));
+  auto run = parse_bench_run((*record)->json, run_source(store, id), parse);
   if (!run) {
     return unexpected(run.error());
   }
@@ -196,7 +196,7 @@ Result<std::optional<BenchFiguresRead>> read_bench_figures(adapters::SampleStore
     if (!news) {
       continue;  // every model it lists has newer figures
     }
-    auto run = load_from(store, r.id);
+    auto run = load_from(store, r.id, BenchParse::figures_only);
     if (!run) {
       read.problems.push_back(run.error());
       continue;

@@ -122,6 +122,7 @@ json model_json(const BenchModel& m) {
   }
   return {{"model", m.model},
           {"status", to_string(m.status)},
+          {"cause", to_string(m.cause)},
           {"reason", m.reason},
           {"planned_ram", opt(m.planned_ram)},
           {"ram_fills_later", m.ram_fills_later},
@@ -433,6 +434,10 @@ BenchModel read_model(Reader& r, const json& o, const std::string& at) {
                       std::array{BenchModelStatus::done, BenchModelStatus::skipped, BenchModelStatus::failed,
                                  BenchModelStatus::interrupted},
                       m.status);
+  m.cause = r.choice(o, "cause", at,
+                     std::array{BenchCause::none, BenchCause::not_installed, BenchCause::no_room,
+                                BenchCause::lack_of_memory, BenchCause::in_use, BenchCause::failed},
+                     BenchCause::none);
   m.reason = r.string(o, "reason", at);
   m.planned_ram = r.opt_unsigned(o, "planned_ram", at);
   m.ram_fills_later = r.opt_unsigned(o, "ram_fills_later", at).value_or(0);
@@ -533,15 +538,20 @@ json bench_run_json(const BenchRun& run) {
           {"interrupted", run.interrupted}};
 }
 
-Result<BenchRun> parse_bench_run(std::string_view text, std::string_view source) {
+Result<BenchRun> parse_bench_run(std::string_view text, std::string_view source, BenchParse parse) {
   if (text.size() > k_max_bench_json_bytes) {
     return fail(std::string(source), fmt::format("{} bytes of JSON, more than a benchmark run has ({} at most)",
                                                  text.size(), k_max_bench_json_bytes));
   }
   bool too_deep = false;
-  const json::parser_callback_t depth_check = [&](int depth, json::parse_event_t, json&) {
+  const json::parser_callback_t depth_check = [&](int depth, json::parse_event_t event, json& parsed) {
     if (depth > k_max_depth) {
       too_deep = true;
+      return false;
+    }
+    // The run's "timeline" (depth 1) and each model's "samples" (depth 3): dropped as they are read.
+    if (parse == BenchParse::figures_only && event == json::parse_event_t::key &&
+        ((depth == 1 && parsed == "timeline") || (depth == 3 && parsed == "samples"))) {
       return false;
     }
     return true;

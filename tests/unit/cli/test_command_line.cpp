@@ -1063,6 +1063,9 @@ TEST(BenchCommandLine, Refusals) {
                  "--server: 'ftp://x' is neither a container name nor an http(s) URL");
   expect_refused({"bench", "m", "--html", ""}, "--html: is empty");
   expect_refused({"bench", ""}, "MODEL: an empty model name");
+  expect_refused({"bench", "a", "b", "a"}, "MODEL: 'a' is given twice");
+  expect_refused({"bench", "a", "b", "--runs", "1000", "--concurrency", "4,8"},
+                 "--runs: 1000 runs at concurrency 4,8 for 2 model(s) are 24000 requests; at most 20000 in one run");
   expect_refused({"bench", "--list", "--report", "1"},
                  "bench: give one of --list, --compare, --report and --annotations");
   expect_refused({"bench", "m", "--list"},

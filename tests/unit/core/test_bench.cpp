@@ -328,7 +328,8 @@ TEST(BenchJudge, VerdictsInOrder) {
     EXPECT_FALSE(x.detail.empty()) << x.criterion;
   }
   EXPECT_EQ(v[0].detail, "no point of the timeline while generating");
-  EXPECT_EQ(v[2].detail, "no plan");
+  EXPECT_EQ(v[2].detail, "no GPU memory figures (NVML) at the load and while generating");
+  EXPECT_EQ(v[3].detail, "no plan");
 }
 
 TEST(BenchJudge, TemperatureIsTheSustainedMedianNotASpike) {
@@ -394,37 +395,64 @@ TEST(BenchJudge, UtilisationMedianAgainstTargetAndUnknownOnTheCpu) {
   EXPECT_EQ(v.detail, "the model runs on the CPU (size_vram 0)");
 }
 
-TEST(BenchJudge, VramAndRamAgainstThePlansBand) {
+// A point with the GPUs' used VRAM.
+BenchPoint vram_point(double t, std::vector<std::optional<std::uint64_t>> used) {
+  BenchPoint p;
+  p.t_s = t;
+  for (unsigned i = 0; i < used.size(); ++i) {
+    BenchGpuPoint g;
+    g.index = i;
+    g.vram_used = used[i];
+    p.gpus.push_back(g);
+  }
+  return p;
+}
+
+TEST(BenchJudge, VramIsWhatNvmlSawRiseFromTheLoadAgainstThePlansBand) {
   BenchModel m;
   m.model = "a";
+  m.server_vram = 3 * k_gib;  // the server's own estimate: shown, not judged
   // VRAM plan 10 GiB: slack max(10 %, 128 MiB) = 1 GiB → band 9..11 GiB.
   m.planned_vram = 10 * k_gib;
-  m.server_vram = 10 * k_gib + k_gib / 2;
+  BenchMark load;
+  load.model = "a";
+  load.phase = BenchPhase::load;
+  load.start_s = 0;
+  load.end_s = 1;
+  const std::vector<BenchMark> marks{load, level_mark("a", 2, 4)};
+  // Two GPUs: 1 GiB used before the load; 5.5 + 6 GiB at the highest point while generating: 10.5 GiB added.
+  const std::vector<BenchPoint> timeline{vram_point(0, {k_gib / 2, k_gib / 2}), vram_point(3, {5 * k_gib, 6 * k_gib}),
+                                         vram_point(4, {5 * k_gib + k_gib / 2, 6 * k_gib}),
+                                         vram_point(9, {20 * k_gib, 20 * k_gib})};
+  auto v = verdict(judge_model(m, timeline, marks, BenchSettings{}), "VRAM");
+  EXPECT_EQ(v.outcome, VerdictOutcome::pass) << v.detail;
+  EXPECT_EQ(v.detail, "10.5 GiB measured, 10.0 GiB planned (band 9.00 GiB to 11.0 GiB)");
+  m.planned_vram = 4 * k_gib;
+  EXPECT_EQ(verdict(judge_model(m, timeline, marks, BenchSettings{}), "VRAM").outcome, VerdictOutcome::fail);
+  // Without NVML figures it is not judged on the server's estimate.
+  const std::vector<BenchPoint> blind{vram_point(0, {std::nullopt}), vram_point(3, {std::nullopt})};
+  v = verdict(judge_model(m, blind, marks, BenchSettings{}), "VRAM");
+  EXPECT_EQ(v.outcome, VerdictOutcome::unknown);
+  EXPECT_NE(v.detail.find("size_vram) is 3.00 GiB"), std::string::npos) << v.detail;
+}
+
+TEST(BenchJudge, RamAgainstThePlansBand) {
+  BenchModel m;
+  m.model = "a";
   // RAM plan 2 GiB: slack max(204.8 MiB, 128 MiB) → band about 1.8..2.2 GiB; 3 GiB is out.
   m.planned_ram = 2 * k_gib;
   m.loaded_ram = 3 * k_gib;
-  auto v = judge_model(m, {}, {}, BenchSettings{});
-  EXPECT_EQ(verdict(v, "VRAM").outcome, VerdictOutcome::pass);
-  EXPECT_EQ(verdict(v, "VRAM").detail, "10.5 GiB measured, 10.0 GiB planned (band 9.00 GiB to 11.0 GiB)")
-      << verdict(v, "VRAM").detail;
-  EXPECT_EQ(verdict(v, "RAM").outcome, VerdictOutcome::fail);
-  m.server_vram = 11 * k_gib + 1;
+  EXPECT_EQ(verdict(judge_model(m, {}, {}, BenchSettings{}), "RAM").outcome, VerdictOutcome::fail);
   m.loaded_ram = 2 * k_gib - 100 * (1ULL << 20);
-  v = judge_model(m, {}, {}, BenchSettings{});
-  EXPECT_EQ(verdict(v, "VRAM").outcome, VerdictOutcome::fail);
-  EXPECT_EQ(verdict(v, "RAM").outcome, VerdictOutcome::pass);
+  EXPECT_EQ(verdict(judge_model(m, {}, {}, BenchSettings{}), "RAM").outcome, VerdictOutcome::pass);
   // What the runtime fills later (the KV cache, the graph) widens the RAM band downwards: 1 GiB loaded of a 2 GiB
   // plan of which 1 GiB is KV cache is within it.
   m.loaded_ram = k_gib;
   EXPECT_EQ(verdict(judge_model(m, {}, {}, BenchSettings{}), "RAM").outcome, VerdictOutcome::fail);
   m.ram_fills_later = k_gib;
   EXPECT_EQ(verdict(judge_model(m, {}, {}, BenchSettings{}), "RAM").outcome, VerdictOutcome::pass);
-  m.server_vram.reset();
   m.planned_ram.reset();
-  v = judge_model(m, {}, {}, BenchSettings{});
-  EXPECT_EQ(verdict(v, "VRAM").outcome, VerdictOutcome::unknown);
-  EXPECT_EQ(verdict(v, "VRAM").detail, "not measured");
-  EXPECT_EQ(verdict(v, "RAM").detail, "no plan");
+  EXPECT_EQ(verdict(judge_model(m, {}, {}, BenchSettings{}), "RAM").detail, "no plan");
 }
 
 TEST(BenchJudge, UnloadVerdicts) {

@@ -45,16 +45,36 @@ TEST(BenchExit, PassedFailedMissingNoRoomAndInterrupted) {
   BenchModel missing;
   missing.model = "x";
   missing.status = BenchModelStatus::skipped;
+  missing.cause = BenchCause::not_installed;
   missing.reason = "not installed on ollama: `ollama pull x`";
   EXPECT_EQ(engine::bench_exit(with({done_model("a"), missing})), engine::BenchExit::source_missing);
 
   BenchModel big;
   big.model = "y";
   big.status = BenchModelStatus::skipped;
+  big.cause = BenchCause::no_room;
   big.reason = "does not fit: ...";
   EXPECT_EQ(engine::bench_exit(with({done_model("a"), big})), engine::BenchExit::not_possible);
   // A failure outweighs a model that was missing or did not fit.
   EXPECT_EQ(engine::bench_exit(with({hot, missing, big})), engine::BenchExit::failed);
+
+  // Loaded by someone else: neither loaded nor unloaded, a failure as in test model.
+  auto busy = big;
+  busy.cause = BenchCause::in_use;
+  EXPECT_EQ(engine::bench_exit(with({done_model("a"), busy})), engine::BenchExit::failed);
+  // A load that failed for lack of memory: not possible here.
+  BenchModel oom;
+  oom.model = "z";
+  oom.status = BenchModelStatus::failed;
+  oom.cause = BenchCause::lack_of_memory;
+  EXPECT_EQ(engine::bench_exit(with({done_model("a"), oom})), engine::BenchExit::not_possible);
+  // A model whose unload could not be confirmed may still hold its memory: a failure, whatever its verdicts say.
+  auto stuck = done_model("a");
+  stuck.unload_error = "/api/ps still lists it 30 s after the unload";
+  EXPECT_EQ(engine::bench_exit(with({stuck})), engine::BenchExit::failed);
+  auto kept = done_model("a");
+  kept.unload.verdict = UnloadVerdict::kept;
+  EXPECT_EQ(engine::bench_exit(with({kept})), engine::BenchExit::failed);
 
   auto run = with({done_model("a")});
   run.interrupted = true;

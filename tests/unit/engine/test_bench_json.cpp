@@ -153,11 +153,30 @@ TEST(BenchJson, RoundTripIsExact) {
   EXPECT_EQ(back.marks[3].concurrency, 4U);
   EXPECT_TRUE(back.interrupted);
   // Compared with itself: every change 0 %.
-  for (const auto& c : compare_runs(back, original)) {
+  const auto changes = compare_runs(back, original);
+  ASSERT_FALSE(changes.empty());
+  std::size_t with_percent = 0;
+  for (const auto& c : changes) {
     if (c.change_percent) {
       EXPECT_EQ(*c.change_percent, 0.0) << c.metric;
+      ++with_percent;
     }
   }
+  EXPECT_GE(with_percent, 5U);
+}
+
+TEST(BenchJson, FiguresOnlyLeavesOutSamplesAndTimeline) {
+  const auto original = test::sample_bench_run();
+  const auto text = bench_run_json(original).dump();
+  const auto figures = parse_bench_run(text, "t", BenchParse::figures_only);
+  ASSERT_TRUE(figures) << figures.error().line();
+  EXPECT_TRUE(figures->timeline.empty());
+  ASSERT_EQ(figures->models.size(), original.models.size());
+  EXPECT_TRUE(figures->models[0].samples.empty());
+  EXPECT_EQ(figures->models[0].levels.size(), original.models[0].levels.size());
+  EXPECT_EQ(figures->models[0].levels[0].ttft_s.p99, original.models[0].levels[0].ttft_s.p99);
+  EXPECT_EQ(figures->models[0].verdicts.size(), original.models[0].verdicts.size());
+  EXPECT_EQ(figures->marks.size(), original.marks.size());
 }
 
 TEST(BenchJson, UnknownFieldsIgnoredAbsentOnesDefault) {

@@ -25,6 +25,9 @@ inline constexpr std::size_t k_max_bench_models = 32;
 inline constexpr std::size_t k_max_bench_runs = 1000;        // --runs
 inline constexpr std::size_t k_max_bench_concurrency = 256;  // one level
 inline constexpr std::size_t k_max_bench_levels = 16;        // --concurrency 1,2,4: 16 levels at most
+// Counted requests in one run, all models and levels: each is about 470 bytes of JSON, so a run stays well inside
+// the 32 MiB a stored run may take.
+inline constexpr std::size_t k_max_bench_requests = 20000;
 // The timeline of a run at 1 Hz: four hours; later points thin the timeline (every second one is dropped).
 inline constexpr std::size_t k_max_bench_timeline = 4 * 3600;
 
@@ -132,6 +135,17 @@ struct BenchVerdict {
   std::string detail;  // the figures, or why it is unknown
 };
 
+// Why a model was skipped or failed, as the exit code tells it.
+enum class BenchCause {
+  none,
+  not_installed,   // the server does not have it (404): pull it (exit 3)
+  no_room,         // the plan, MemAvailable or the container's limit leaves no room for it now (exit 4)
+  lack_of_memory,  // its load failed for lack of memory (exit 4)
+  in_use,          // loaded on the server already, for someone else: neither loaded nor unloaded (exit 1)
+  failed,          // the load or every request failed for another reason (exit 1)
+};
+[[nodiscard]] const char* to_string(BenchCause cause);
+
 enum class BenchModelStatus {
   done,         // every level ran (some requests may have failed: see the levels)
   skipped,      // not loaded: it does not fit, is missing, or is loaded for someone else
@@ -144,6 +158,7 @@ struct BenchModel {
   std::string model;
   BenchModelStatus status = BenchModelStatus::done;
   std::string reason;                        // why skipped, failed or interrupted; "" when done
+  BenchCause cause = BenchCause::none;
   std::optional<std::uint64_t> planned_ram;  // the plan: RAM and VRAM with the context asked
   std::optional<std::uint64_t> planned_vram;
   // Of planned_ram, what the runtime reserves at the load but fills only as the context is used (the KV cache and
@@ -180,7 +195,10 @@ struct BenchRun {
 //   fail it) under the limit; unknown without GPU temperatures;
 // - gpu utilisation: the median utilisation while generating at or above the target; unknown without GPUs or
 //   when the model runs on the CPU (server_vram 0);
-// - VRAM: the server's size_vram within the plan's band; RAM: the measured load within the plan's band;
+// - VRAM: what the GPUs' used memory (NVML, summed over GPUs) rose by from the model's load start to the highest
+//   point while it generated, within the plan's band; unknown without NVML (the server's size_vram is its own
+//   estimate, shown, not judged);
+// - RAM: the measured load within the plan's band;
 // - memory returned: the unload check.
 [[nodiscard]] std::vector<BenchVerdict> judge_model(const BenchModel& model, std::span<const BenchPoint> timeline,
                                                     std::span<const BenchMark> marks, const BenchSettings& settings);

@@ -26,7 +26,11 @@ inline constexpr std::size_t k_max_bench_json_bytes = 32ULL << 20;
 // written as null). Unknown fields are ignored, absent ones take their default (nullopt, 0, empty). Errors, one
 // line naming `source` and the field: not JSON, nested too deep, over k_max_bench_json_bytes, another schema,
 // a field of the wrong type or out of range, more models, levels, points or marks than a run can have.
-[[nodiscard]] Result<BenchRun> parse_bench_run(std::string_view text, std::string_view source);
+// figures_only leaves out the raw samples and the timeline while parsing (they are never built in memory): what
+// serve's /metrics needs of a stored run is the levels and verdicts.
+enum class BenchParse { whole, figures_only };
+[[nodiscard]] Result<BenchRun> parse_bench_run(std::string_view text, std::string_view source,
+                                               BenchParse parse = BenchParse::whole);
 
 // The instant as ISO 8601 UTC with milliseconds: 0 → "1970-01-01T00:00:00.000Z".
 [[nodiscard]] std::string iso8601_utc(std::int64_t unix_ms);
