@@ -11,7 +11,7 @@
 #  - memwarden bench MODEL --runs R --warmup 1 --max-tokens N --prompt-tokens 64 --no-store --json, under
 #    /usr/bin/time: CPU (user + system) over wall time, and the largest resident set (VmHWM);
 #  - curl -sN, R times after one warm-up, each line stamped with bash's $EPOCHREALTIME as it arrives (no fork per
-#    line); the decode rate is (tokens − 1) / (last token − first token), the definition memwarden's
+#    line); the decode rate is (tokens − 1) / (final line − first token), the definition memwarden's
 #    decode_tokens_per_s uses.
 # Prints a Markdown table on stdout; progress on stderr.
 set -euo pipefail
@@ -45,16 +45,21 @@ url="http://127.0.0.1:$port"
 
 log "memwarden bench: $RUNS runs of $MAX_TOKENS tokens"
 /usr/bin/time -f "%U %S %e %M" -o "$work/time" "$MEMWARDEN" bench bench --server "$url" --runs "$RUNS" --warmup 1 \
-  --max-tokens "$MAX_TOKENS" --prompt-tokens 64 --cooldown 0 --no-store --json >"$work/bench.json" || true
+  --max-tokens "$MAX_TOKENS" --prompt-tokens 64 --cooldown 0 --no-store --json >"$work/bench.json" ||
+  die "memwarden bench failed (exit $?): $(head -c 2000 "$work/bench.json")"
 read -r user sys wall rss_kib <"$work/time"
 
-# One curl stream; prints the decode rate (tokens − 1) / (last − first).
+# One curl stream; prints the decode rate (tokens − 1) / (end − first token), the end being the final line's
+# arrival, as memwarden's decode_tokens_per_s counts it.
 curl_rate() {
   local prompt=$1 first="" last="" n=0 line
   while IFS= read -r line; do
+    if [[ $line == *'"done":true'* ]]; then
+      last=$EPOCHREALTIME
+      continue
+    fi
     [[ $line == *'"done":false'* ]] || continue
-    last=$EPOCHREALTIME
-    [[ -z $first ]] && first=$last
+    [[ -z $first ]] && first=$EPOCHREALTIME
     n=$((n + 1))
   done < <(curl -sN "$url/api/generate" -d "{\"model\":\"bench\",\"prompt\":\"$prompt\",\"stream\":true,\
 \"options\":{\"num_predict\":$MAX_TOKENS,\"temperature\":0,\"seed\":42}}")
