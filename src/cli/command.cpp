@@ -1341,6 +1341,14 @@ class CommandLine {
     } else if (b.models.empty()) {
       c.fail("MODEL", "name the models to benchmark (or give --list, --compare, --report or --annotations)");
     }
+    if ((command.action == BenchAction::list || command.action == BenchAction::compare ||
+         command.action == BenchAction::annotations) &&
+        (given(b.app, "--csv") || given(b.app, "--html"))) {
+      c.fail(given(b.app, "--csv") ? "--csv" : "--html", "goes with a benchmark or --report RUN");
+    }
+    if (command.action != BenchAction::list && given(b.app, "--limit")) {
+      c.fail("--limit", "goes with --list");
+    }
     if (command.action != BenchAction::run) {
       return finish(c, std::move(command));
     }

@@ -1073,4 +1073,8 @@ TEST(BenchCommandLine, Refusals) {
   expect_refused({"bench", "--compare", "1", "x"},
                  "--compare: 'x' is not a whole number from 1 to 4611686018427387904");
   expect_cli_refusal({"bench", "--compare", "1"}, "--compare");
+  expect_refused({"bench", "--list", "--html", "/tmp/x.html"}, "--html: goes with a benchmark or --report RUN");
+  expect_refused({"bench", "--compare", "1", "2", "--csv", "/tmp/x.csv"},
+                 "--csv: goes with a benchmark or --report RUN");
+  expect_refused({"bench", "m", "--limit", "3"}, "--limit: goes with --list");
 }

@@ -40,7 +40,8 @@ struct BenchOptions {
   std::chrono::milliseconds sample_every{std::chrono::seconds(1)};
   std::string nvml_library;  // "" = libnvidia-ml.so.1
   const std::atomic<bool>* stop = nullptr;
-  std::function<void(const BenchProgress&)> progress;  // called from the benchmarking thread; may be empty
+  // Called as the run moves on, from the benchmarking thread or a client thread (one call at a time); may be empty.
+  std::function<void(const BenchProgress&)> progress;
 };
 
 enum class BenchExit : int {
