@@ -62,12 +62,18 @@ const char* to_string(VerdictOutcome outcome) {
 
 const char* to_string(BenchCause cause) {
   switch (cause) {
-    case BenchCause::none: return "none";
-    case BenchCause::not_installed: return "not_installed";
-    case BenchCause::no_room: return "no_room";
-    case BenchCause::lack_of_memory: return "lack_of_memory";
-    case BenchCause::in_use: return "in_use";
-    case BenchCause::failed: return "failed";
+    case BenchCause::none:
+      return "none";
+    case BenchCause::not_installed:
+      return "not_installed";
+    case BenchCause::no_room:
+      return "no_room";
+    case BenchCause::lack_of_memory:
+      return "lack_of_memory";
+    case BenchCause::in_use:
+      return "in_use";
+    case BenchCause::failed:
+      return "failed";
   }
   return "none";
 }

@@ -157,7 +157,7 @@ enum class BenchModelStatus {
 struct BenchModel {
   std::string model;
   BenchModelStatus status = BenchModelStatus::done;
-  std::string reason;                        // why skipped, failed or interrupted; "" when done
+  std::string reason;  // why skipped, failed or interrupted; "" when done
   BenchCause cause = BenchCause::none;
   std::optional<std::uint64_t> planned_ram;  // the plan: RAM and VRAM with the context asked
   std::optional<std::uint64_t> planned_vram;
