@@ -942,6 +942,7 @@ void Watch::notify_changes(const DaemonSnapshot& snap) {
 // ---------------------------------------------------------------- configuration
 
 void Watch::reload(ServeConfig config) {
+  request_bench_refresh();  // a reload (SIGHUP) also reads the stored benchmark runs again, at the next tick
   const auto keep = [&](auto& field, const auto& old, const char* key) {
     if (field != old) {
       log(fmt::format("reload: {} changes only with a restart of memwarden; keeping the running value", key));

@@ -677,3 +677,26 @@ TEST(ServeEngine, OnAFullFileSystemSamplesStopFirstAndAFixStillJournals) {
   ASSERT_TRUE(eventually(fixed, 120s)) << warden.log();
   EXPECT_EQ(warden.log().find("disk is full"), std::string::npos) << "neither store ran out of room: " << warden.log();
 }
+
+TEST(ServeEngine, MetricsShowTheNewestBenchRunPerModel) {
+  Container sim("mwit-bench-sim", {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18899", "-m", "2g"},
+                {"/bin/ollama-sim", "--model", "llama3.2:1b=1450", "--tokens-per-second", "50"}, k_sim_image);
+  ASSERT_TRUE(sim.wait_for_log("ollama-sim: listening")) << sim.logs();
+  Warden warden(18737, k_detect + "fix:\n  auto: off\n");
+  ASSERT_TRUE(warden.healthy()) << warden.log();
+  const std::string rate = R"(memwarden_bench_output_tokens_per_second{model="llama3.2:1b",concurrency="1"})";
+  EXPECT_FALSE(metric(warden.metrics(), rate).has_value()) << "no run stored yet";
+  // A benchmark stores its run in the daemon's own history database; a reload reads it at the next tick.
+  const auto r = memwarden({"bench", "llama3.2:1b", "--server", sim.name(), "--runs", "2", "--max-tokens", "10",
+                            "--cooldown", "0", "--state-dir", warden.state_dir()});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  warden.process().signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] { return metric(warden.metrics(), rate).has_value(); }, 30s)) << warden.metrics();
+  const auto text = warden.metrics();
+  EXPECT_GT(*metric(text, rate), 10.0) << text;
+  EXPECT_TRUE(metric(text, R"(memwarden_bench_last_run_timestamp_seconds{model="llama3.2:1b"})").has_value()) << text;
+  EXPECT_EQ(metric(text, R"(memwarden_bench_verdict{model="llama3.2:1b",criterion="memory returned"})"), 1.0) << text;
+  EXPECT_TRUE(
+      metric(text, R"(memwarden_bench_ttft_seconds{model="llama3.2:1b",concurrency="1",quantile="0.5"})").has_value())
+      << text;
+}
