@@ -1,0 +1,1 @@
+// memwarden optimize: the engine (being written).
