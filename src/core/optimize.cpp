@@ -97,6 +97,15 @@ std::uint64_t round_up_to_step(std::uint64_t bytes) {
   return (bytes + k_limit_step - 1) / k_limit_step * k_limit_step;
 }
 
+std::uint64_t server_cap(std::uint64_t mem_total, std::uint64_t reserve, const std::vector<OtherContainer>& others) {
+  std::uint64_t left = mem_total > reserve ? mem_total - reserve : 0;
+  for (const auto& o : others) {
+    const auto takes = o.limit ? std::min(*o.limit, mem_total) : o.use.value_or(0);
+    left = left > takes ? left - takes : 0;
+  }
+  return left;
+}
+
 std::optional<std::uint64_t> limit_floor(const CgroupMemory& memory) {
   const auto ws = memory.working_set();
   if (!ws) {

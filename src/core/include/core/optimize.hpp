@@ -29,6 +29,17 @@ inline constexpr std::int64_t k_min_history_ms = 24LL * 3600 * 1000;
 
 [[nodiscard]] std::uint64_t round_up_to_step(std::uint64_t bytes);
 
+// What the host can give an inference server's container and keep its reserve: MemTotal less the reserve,
+// less what each other container that is not an inference server may take (its limit, or its working set
+// when it has none; one whose use is unknown counts as nothing, and is named by the caller). Inference
+// servers are not subtracted from each other: the seed's plan runs one large model at a time.
+struct OtherContainer {
+  std::optional<std::uint64_t> limit;  // nullopt: none
+  std::optional<std::uint64_t> use;    // working set now
+};
+[[nodiscard]] std::uint64_t server_cap(std::uint64_t mem_total, std::uint64_t reserve,
+                                       const std::vector<OtherContainer>& others);
+
 // The lowest limit memwarden sets on a container that uses `memory` now, or nullopt when its use is not known
 // (a limit is never set blind).
 //   v1: the working set (usage less inactive page cache) plus max(k_limit_margin, 10%). The kernel reclaims the
