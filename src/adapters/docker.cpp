@@ -747,3 +747,302 @@ Result<std::string> DockerClient::stdout_log(std::string_view id, std::size_t ma
 }
 
 }  // namespace mw::adapters
+
+namespace mw::adapters {
+
+namespace {
+
+// The engine's own words in an error answer ({"message": "..."}), or "".
+std::string engine_message(const HttpResponse& response) {
+  auto doc = nlohmann::json::parse(response.body, nullptr, false);
+  if (doc.is_object() && doc.contains("message") && doc["message"].is_string()) {
+    return doc["message"].get<std::string>();
+  }
+  return {};
+}
+
+bool contains(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+
+// The smallest limit the engine takes (linuxMinMemory in dockerd: 6 MiB).
+constexpr std::int64_t k_min_memory_limit = 6LL << 20;
+
+bool env_key_ok(std::string_view key) {
+  return !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// Config members copied as they are when present and not null (Hostname, Env and Image have rules of their own).
+constexpr std::string_view k_config_keys[] = {"Domainname",   "User",         "AttachStdin", "AttachStdout",
+                                              "AttachStderr", "ExposedPorts", "Tty",         "OpenStdin",
+                                              "StdinOnce",    "Cmd",          "Healthcheck", "ArgsEscaped",
+                                              "Volumes",      "WorkingDir",   "Entrypoint",  "NetworkDisabled",
+                                              "MacAddress",   "Labels",       "StopSignal",  "StopTimeout",
+                                              "Shell"};
+
+// obj[key], or null when obj is not an object or has no such member (const operator[] must not be asked that).
+const json& member_or_null(const json& obj, std::string_view key) {
+  static const json k_null;
+  if (!obj.is_object()) {
+    return k_null;
+  }
+  const auto it = obj.find(key);
+  return it == obj.end() ? k_null : *it;
+}
+
+bool default_network_mode(std::string_view mode) {
+  return mode.empty() || mode == "default" || mode == "bridge" || mode == "host" || mode == "none" ||
+         mode.starts_with("container:");
+}
+
+// A legacy link as inspect shows it ("/db:/web/db") as create takes it ("db:db").
+std::string create_link(std::string_view link) {
+  const auto colon = link.find(':');
+  std::string_view name = link.substr(0, colon);
+  std::string_view alias = colon == std::string_view::npos ? name : link.substr(colon + 1);
+  if (name.starts_with('/')) {
+    name.remove_prefix(1);
+  }
+  if (const auto slash = alias.rfind('/'); slash != std::string_view::npos) {
+    alias.remove_prefix(slash + 1);
+  }
+  return fmt::format("{}:{}", name, alias);
+}
+
+Expected<void, Error> apply_env(json& config, const RecreateChange& change, const std::string& source) {
+  for (const auto& [key, value] : change.env) {
+    if (!env_key_ok(key)) {
+      return fail(source, fmt::format("'{}' is not an environment variable name memwarden sets ([A-Z0-9_]+)", key));
+    }
+  }
+  json env = json::array();
+  std::map<std::string, bool> seen;
+  if (config.contains("Env") && !config["Env"].is_null()) {
+    if (!config["Env"].is_array()) {
+      return fail(source, "Config.Env is not an array of strings");
+    }
+    for (const auto& entry : config["Env"]) {
+      if (!entry.is_string()) {
+        return fail(source, "Config.Env is not an array of strings");
+      }
+      const auto& text = entry.get_ref<const std::string&>();
+      const std::string key = text.substr(0, text.find('='));
+      const auto it = change.env.find(key);
+      if (it == change.env.end()) {
+        env.push_back(text);
+      } else if (it->second) {
+        env.push_back(key + "=" + *it->second);
+        seen[key] = true;
+      }
+    }
+  }
+  for (const auto& [key, value] : change.env) {
+    if (value && seen.count(key) == 0) {
+      env.push_back(key + "=" + *value);
+    }
+  }
+  config["Env"] = std::move(env);
+  return {};
+}
+
+Expected<void, Error> apply_memory(json& host, const RecreateChange& change, const std::string& source) {
+  if (!change.memory && !change.memory_swap) {
+    return {};
+  }
+  auto swap = change.memory_swap;
+  if (change.memory) {
+    const auto memory = *change.memory;
+    if (memory < 0 || (memory > 0 && memory < k_min_memory_limit)) {
+      return fail(source,
+                  fmt::format("a memory limit of {} bytes: the engine takes 0 (no limit) or at least 6 MiB", memory));
+    }
+    host["Memory"] = memory;
+    if (!swap) {
+      swap = memory;
+    }
+  }
+  if (swap) {
+    if (*swap < -1) {
+      return fail(source, fmt::format("a memory+swap limit of {} bytes: -1 (unlimited swap), 0 or a size", *swap));
+    }
+    host["MemorySwap"] = *swap;
+  }
+  const auto number = [&](const char* key) {
+    return host.contains(key) && host[key].is_number_integer() ? host[key].get<std::int64_t>() : 0;
+  };
+  const auto memory = number("Memory");
+  const auto memory_swap = number("MemorySwap");
+  const auto reservation = number("MemoryReservation");
+  if (memory == 0 && memory_swap > 0) {
+    return fail(source, "a memory+swap limit without a memory limit: the engine refuses it");
+  }
+  if (memory > 0 && memory_swap > 0 && memory_swap < memory) {
+    return fail(source, fmt::format("a memory+swap limit of {} bytes under the memory limit of {} bytes: memory+swap "
+                                    "must be at least the memory (equal for no swap, -1 for unlimited swap)",
+                                    memory_swap, memory));
+  }
+  if (memory > 0 && reservation > memory) {
+    return fail(source, fmt::format("a memory limit of {} bytes under the container's memory reservation of {} bytes",
+                                    memory, reservation));
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string memory_update_body(std::int64_t memory, std::int64_t memory_swap) {
+  return nlohmann::json{{"Memory", memory}, {"MemorySwap", memory_swap}}.dump();
+}
+
+std::string explain_update_refusal(std::string_view message) {
+  if (contains(message, "Memory limit should be smaller than already set memoryswap limit")) {
+    return "the engine keeps memory+swap at least as large as memory, and the new limit is above the container's "
+           "memory+swap limit: set the memory+swap limit in the same update (equal to the memory for no swap)";
+  }
+  if (contains(message, "Minimum memoryswap limit should be larger than memory limit")) {
+    return "the memory+swap limit is below the memory limit: memory+swap must be at least the memory (equal for no "
+           "swap, -1 for unlimited swap)";
+  }
+  if (contains(message, "Minimum memory limit allowed is")) {
+    return "the new limit is under the smallest the engine allows (6 MB)";
+  }
+  if (contains(message, "Minimum memory limit can not be less than memory reservation limit")) {
+    return "the new limit is under the container's memory reservation (its soft limit)";
+  }
+  if (contains(message, "device or resource busy") || contains(message, "unable to set memory limit")) {
+    return "the container uses more memory than the new limit and the kernel could not reclaim enough of it: free "
+           "memory in the container first (unload a model) or choose a higher limit";
+  }
+  if (contains(message, "No such container")) {
+    return "the container does not exist (it was removed, or the name is wrong)";
+  }
+  return std::string(message);
+}
+
+Result<std::string> recreate_body(std::string_view inspect_json, const RecreateChange& change,
+                                  std::string_view source) {
+  auto parsed = parse_json(inspect_json, source);
+  if (!parsed) {
+    return unexpected(parsed.error());
+  }
+  const json& doc = *parsed;
+  const std::string src(source);
+  const auto& config = member_or_null(doc, "Config");
+  const auto& host_config = member_or_null(doc, "HostConfig");
+  const auto& id_field = member_or_null(doc, "Id");
+  if (!config.is_object() || !host_config.is_object() || !id_field.is_string()) {
+    return fail(src, "not a container's inspect answer: expected an object with Id, Config and HostConfig");
+  }
+  const auto short_id = id_field.get<std::string>().substr(0, 12);
+  const auto& image = member_or_null(config, "Image");
+  if (!image.is_string() || image.get_ref<const std::string&>().empty()) {
+    return fail(src, "Config.Image is missing: the image the container was made from is unknown");
+  }
+
+  json body = json::object();
+  for (const auto key : k_config_keys) {
+    if (const auto& value = member_or_null(config, key); !value.is_null()) {
+      body[std::string(key)] = value;
+    }
+  }
+  body["Image"] = image;
+  if (const auto& hostname = member_or_null(config, "Hostname"); hostname.is_string()) {
+    const auto& text = hostname.get_ref<const std::string&>();
+    if (!text.empty() && text != short_id) {
+      body["Hostname"] = text;  // set by the user; the engine's own (the short id) would be the old one's
+    }
+  }
+  if (const auto& env = member_or_null(config, "Env"); !env.is_null()) {
+    body["Env"] = env;
+  }
+  if (auto ok = apply_env(body, change, src); !ok) {
+    return unexpected(ok.error());
+  }
+
+  json host = host_config;
+  if (auto ok = apply_memory(host, change, src); !ok) {
+    return unexpected(ok.error());
+  }
+  if (const auto& links = member_or_null(host, "Links"); links.is_array()) {
+    json out = json::array();
+    for (const auto& link : links) {
+      if (link.is_string()) {
+        out.push_back(create_link(link.get_ref<const std::string&>()));
+      }
+    }
+    host["Links"] = std::move(out);
+  }
+  const auto& mode_field = member_or_null(host, "NetworkMode");
+  const std::string mode = mode_field.is_string() ? mode_field.get<std::string>() : std::string();
+  body["HostConfig"] = std::move(host);
+
+  const auto& networks = member_or_null(member_or_null(doc, "NetworkSettings"), "Networks");
+  if (networks.is_object() && networks.size() > 1) {
+    std::string names;
+    for (const auto& [name, endpoint] : networks.items()) {
+      names += names.empty() ? name : ", " + name;
+    }
+    return fail(src, fmt::format("the container is on {} networks ({}): memwarden recreates a container on one "
+                                 "network only",
+                                 networks.size(), names));
+  }
+  if (!default_network_mode(mode) && networks.is_object() && networks.size() == 1) {
+    const auto first = networks.begin();
+    const auto& endpoint = first.value();
+    json out = json::object();
+    if (const auto& aliases = member_or_null(endpoint, "Aliases"); aliases.is_array()) {
+      json kept = json::array();
+      for (const auto& alias : aliases) {
+        if (alias.is_string() && alias.get_ref<const std::string&>() != short_id) {
+          kept.push_back(alias);
+        }
+      }
+      out["Aliases"] = std::move(kept);
+    }
+    for (const char* key : {"IPAMConfig", "Links"}) {
+      if (const auto& value = member_or_null(endpoint, key); !value.is_null()) {
+        out[key] = value;
+      }
+    }
+    body["NetworkingConfig"] = {{"EndpointsConfig", {{first.key(), std::move(out)}}}};
+  }
+  return body.dump();
+}
+
+Result<std::string> DockerClient::inspect_raw(std::string_view id) {
+  if (auto ok = check_container_ref(id); !ok) {
+    return unexpected(ok.error());
+  }
+  return get_json("/containers/" + std::string(id) + "/json", k_max_inspect_bytes);
+}
+
+Expected<void, Error> DockerClient::update_memory(std::string_view id, std::int64_t memory, std::int64_t memory_swap) {
+  if (auto ok = check_container_ref(id); !ok) {
+    return ok;
+  }
+  const std::string path = fmt::format("/v{}/containers/{}/update", m_api.text(), id);
+  const std::string source = fmt::format("{} (POST {})", m_http.endpoint().text, path);
+  // Lowering a limit makes the kernel reclaim down to it first: allow it more than a plain request.
+  auto response = m_http.post(
+      path, memory_update_body(memory, memory_swap),
+      RequestOptions::capped(k_max_docker_action_bytes).with_timeout(m_http.timeout() + std::chrono::seconds(30)));
+  if (!response) {
+    return unexpected(response.error());
+  }
+  if (response->status == 200 || response->status == 204) {
+    return {};
+  }
+  if (response->status == 404) {
+    return fail(source, error_message(*response), ENOENT);
+  }
+  const auto said = engine_message(*response);
+  const auto words = explain_update_refusal(said);
+  if (said.empty() || words == said) {
+    return fail(source, error_message(*response));
+  }
+  return fail(source, fmt::format("{} (the engine: {})", words, error_message(*response)));
+}
+
+}  // namespace mw::adapters

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <map>
 #include <set>
-#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -18,6 +17,7 @@
 #include "core/discovery.hpp"
 #include "engine/inventory.hpp"
 #include "engine/profiles.hpp"
+#include "engine/ready.hpp"
 #include "probes/connections.hpp"
 
 namespace mw::engine {
@@ -428,32 +428,8 @@ std::string api_url(const DeploySpec& spec) {
 // the container stops running, or the wait ends.
 Expected<void, Error> wait_for_api(adapters::DockerClient& docker, const std::string& id, const DeploySpec& spec,
                                    std::chrono::milliseconds limit) {
-  auto endpoint = adapters::parse_endpoint(api_url(spec), "deploy");
-  if (!endpoint) {
-    return unexpected(endpoint.error());
-  }
-  adapters::HttpClient http(*endpoint, std::chrono::seconds(2));
-  const std::string path = spec.profile.api == ServerApi::ollama ? "/api/version" : "/v1/models";
-  const auto deadline = Clock::now() + limit;
-  std::string last = "no answer yet";
-  while (true) {
-    auto r = http.get(path, adapters::RequestOptions::capped(64U << 10));
-    if (r && r->status == 200) {
-      return {};
-    }
-    last = r ? fmt::format("HTTP {}", r->status) : r.error().line();
-    http.close();
-    auto meta = docker.inspect(id);
-    if (meta && !meta->state.running && meta->state.status != "restarting" && meta->state.status != "created") {
-      return fail(api_url(spec),
-                  fmt::format("the container stopped ({}, exit code {}) before its API answered", meta->state.status,
-                              meta->state.exit_code ? std::to_string(*meta->state.exit_code) : "?"));
-    }
-    if (Clock::now() >= deadline) {
-      return fail(api_url(spec), fmt::format("no answer on {} within {} ms: {}", path, limit.count(), last));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  }
+  return wait_for_http(docker, id, api_url(spec), spec.profile.api == ServerApi::ollama ? "/api/version" : "/v1/models",
+                       limit);
 }
 
 std::int64_t now_ms() {

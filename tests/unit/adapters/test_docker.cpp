@@ -617,3 +617,262 @@ TEST(LogFrames, TruncatedOrUnknownFramesAreErrorsNamingTheSource) {
 
 }  // namespace
 }  // namespace mw::adapters
+
+namespace mw::adapters {
+namespace {
+
+// The engine's own refusals of POST /containers/{id}/update, captured from Docker 20.10.24 on cgroup v1.
+const std::string k_swap_rule =
+    "Cannot update container 1d13981594293f8715e0804b01d9f55813dfdbc1702599d3e4cdb89b4bfeca2c: Memory limit should "
+    "be smaller than already set memoryswap limit, update the memoryswap at the same time";
+const std::string k_swap_under_memory = "Minimum memoryswap limit should be larger than memory limit, see usage";
+const std::string k_minimum = "Minimum memory limit allowed is 6MB";
+const std::string k_in_use =
+    "Cannot update container 1d13981594293f8715e0804b01d9f55813dfdbc1702599d3e4cdb89b4bfeca2c: runc did not "
+    "terminate successfully: exit status 1: unable to set memory limit to 20971520 (current usage: 42336256, peak "
+    "usage: 42696704)\n: unknown";
+const std::string k_ebusy =
+    "failed to write 20971520 to memory.limit_in_bytes: write /sys/fs/cgroup/memory/docker/1d13/memory.limit_in_bytes: "
+    "device or resource busy";
+
+nlohmann::json recreate_doc(const RecreateChange& change = {}, const std::string& inspect = "") {
+  const auto text = inspect.empty() ? test::read_fixture("docker/inspect-recreate.json") : inspect;
+  auto body = recreate_body(text, change, "inspect");
+  EXPECT_TRUE(body) << body.error().line();
+  return body ? nlohmann::json::parse(*body) : nlohmann::json::object();
+}
+
+TEST(RecreateBody, TheCapturedContainerIsMadeAgain) {
+  const auto captured = nlohmann::json::parse(test::read_fixture("docker/inspect-recreate.json"));
+  const auto b = recreate_doc();
+  EXPECT_EQ(b["Image"], "memwarden-test/hog:latest") << "Config.Image, the name it was made from";
+  EXPECT_EQ(b["Cmd"], nlohmann::json({"/bin/memhog", "--mib", "8"}));
+  EXPECT_EQ(b["Env"], nlohmann::json({"OLLAMA_KEEP_ALIVE=5m", "FOO=bar"}));
+  EXPECT_EQ(b["Labels"], captured["Config"]["Labels"]);
+  EXPECT_EQ(b["WorkingDir"], "/tmp");
+  EXPECT_EQ(b["StopSignal"], "SIGINT");
+  EXPECT_EQ(b["StopTimeout"], 20);
+  EXPECT_EQ(b["Healthcheck"], captured["Config"]["Healthcheck"]);
+  EXPECT_EQ(b["Tty"], false);
+  EXPECT_FALSE(b.contains("Hostname")) << "the engine made it from the old id";
+  EXPECT_FALSE(b.contains("Entrypoint")) << "null: the image's";
+  EXPECT_EQ(b["HostConfig"], captured["HostConfig"]) << "copied whole";
+  EXPECT_EQ(b["HostConfig"]["Memory"], 256LL << 20);
+  EXPECT_EQ(b["HostConfig"]["MemorySwap"], 512LL << 20);
+  const auto& endpoint = b["NetworkingConfig"]["EndpointsConfig"]["mw-rc-net"];
+  EXPECT_EQ(endpoint["Aliases"], nlohmann::json({"llm"})) << "without the old short id";
+  EXPECT_EQ(endpoint["IPAMConfig"]["IPv4Address"], "172.31.250.50");
+  EXPECT_FALSE(endpoint.contains("EndpointID")) << "nothing of the old endpoint's state";
+  EXPECT_FALSE(b.contains("Id"));
+  EXPECT_FALSE(b.contains("State"));
+}
+
+TEST(RecreateBody, EnvIsReplacedInPlaceAppendedAndRemoved) {
+  RecreateChange change;
+  change.env["FOO"] = "baz";
+  change.env["NEW_ONE"] = "1";
+  change.env["OLLAMA_KEEP_ALIVE"] = std::nullopt;
+  change.env["ABSENT"] = std::nullopt;
+  EXPECT_EQ(recreate_doc(change)["Env"], nlohmann::json({"FOO=baz", "NEW_ONE=1"}));
+  RecreateChange first;
+  first.env["OLLAMA_KEEP_ALIVE"] = "-1";
+  first.env["EMPTY"] = "";
+  EXPECT_EQ(recreate_doc(first)["Env"], nlohmann::json({"OLLAMA_KEEP_ALIVE=-1", "FOO=bar", "EMPTY="}))
+      << "in place, new ones after";
+}
+
+TEST(RecreateBody, BadEnvKeysAreRefused) {
+  const auto text = test::read_fixture("docker/inspect-recreate.json");
+  for (const std::string key : {"foo", "A-B", "", "A=B", "A B"}) {
+    RecreateChange change;
+    change.env[key] = "x";
+    const auto body = recreate_body(text, change, "inspect of x");
+    ASSERT_FALSE(body) << key;
+    EXPECT_NE(body.error().line().find("inspect of x: '" + key + "' is not an environment variable name"),
+              std::string::npos)
+        << body.error().line();
+  }
+}
+
+TEST(RecreateBody, MemoryIsReplacedWhenTheChangeSaysSo) {
+  RecreateChange none;
+  none.memory = 0;
+  auto b = recreate_doc(none);
+  EXPECT_EQ(b["HostConfig"]["Memory"], 0);
+  EXPECT_EQ(b["HostConfig"]["MemorySwap"], 0) << "no limit: no memory+swap limit either";
+  RecreateChange gib;
+  gib.memory = 1LL << 30;
+  b = recreate_doc(gib);
+  EXPECT_EQ(b["HostConfig"]["Memory"], 1LL << 30);
+  EXPECT_EQ(b["HostConfig"]["MemorySwap"], 1LL << 30) << "no swap unless asked";
+  gib.memory_swap = -1;
+  EXPECT_EQ(recreate_doc(gib)["HostConfig"]["MemorySwap"], -1);
+  RecreateChange swap_only;
+  swap_only.memory_swap = 1LL << 30;
+  b = recreate_doc(swap_only);
+  EXPECT_EQ(b["HostConfig"]["Memory"], 256LL << 20) << "kept";
+  EXPECT_EQ(b["HostConfig"]["MemorySwap"], 1LL << 30);
+}
+
+TEST(RecreateBody, LimitsTheEngineWouldRefuseAreRefusedFirst) {
+  const auto text = test::read_fixture("docker/inspect-recreate.json");
+  const auto refused = [&](std::optional<std::int64_t> memory, std::optional<std::int64_t> swap, std::string_view why) {
+    RecreateChange change;
+    change.memory = memory;
+    change.memory_swap = swap;
+    const auto body = recreate_body(text, change, "inspect");
+    ASSERT_FALSE(body) << why;
+    EXPECT_NE(body.error().line().find(why), std::string::npos) << body.error().line();
+  };
+  refused(1LL << 20, std::nullopt, "at least 6 MiB");
+  refused(-5, std::nullopt, "at least 6 MiB");
+  refused(1LL << 30, 512LL << 20, "under the memory limit");
+  refused(std::nullopt, 128LL << 20, "under the memory limit");
+  refused(0, 1LL << 30, "without a memory limit");
+  refused(std::nullopt, -2, "-1 (unlimited swap)");
+  auto doc = nlohmann::json::parse(text);
+  doc["HostConfig"]["MemoryReservation"] = 128LL << 20;
+  RecreateChange low;
+  low.memory = 64LL << 20;
+  const auto body = recreate_body(doc.dump(), low, "inspect");
+  ASSERT_FALSE(body);
+  EXPECT_NE(body.error().line().find("memory reservation"), std::string::npos) << body.error().line();
+}
+
+TEST(RecreateBody, AHostnameTheUserSetIsKept) {
+  auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-recreate.json"));
+  doc["Config"]["Hostname"] = "llm-box";
+  EXPECT_EQ(recreate_doc({}, doc.dump())["Hostname"], "llm-box");
+  doc["Config"]["Hostname"] = doc["Id"].get<std::string>().substr(0, 12);
+  EXPECT_FALSE(recreate_doc({}, doc.dump()).contains("Hostname"));
+}
+
+TEST(RecreateBody, DefaultNetworksHaveNoEndpointsAndTwoNetworksAreRefused) {
+  const auto limited = recreate_doc({}, test::read_fixture("docker/inspect-limited.json"));
+  EXPECT_EQ(limited["HostConfig"]["NetworkMode"], "none");
+  EXPECT_FALSE(limited.contains("NetworkingConfig"));
+  EXPECT_EQ(limited["Cmd"], nlohmann::json({"/bin/busybox", "sh", "-c", "sleep 1000"}));
+  auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-recreate.json"));
+  doc["NetworkSettings"]["Networks"]["other"] = doc["NetworkSettings"]["Networks"]["mw-rc-net"];
+  const auto two = recreate_body(doc.dump(), {}, "inspect");
+  ASSERT_FALSE(two);
+  EXPECT_NE(two.error().line().find("on 2 networks (mw-rc-net, other)"), std::string::npos) << two.error().line();
+  doc = nlohmann::json::parse(test::read_fixture("docker/inspect-recreate.json"));
+  doc["HostConfig"]["Links"] = {"/db:/mw-rc-capture/database"};
+  EXPECT_EQ(recreate_doc({}, doc.dump())["HostConfig"]["Links"], nlohmann::json({"db:database"}));
+}
+
+TEST(RecreateBody, WhatIsNotAnInspectAnswerIsAnErrorNamingTheSource) {
+  for (const std::string bad : {"", "not json", "[]", R"({"Id":"x"})", R"({"Id":"x","Config":{},"HostConfig":{}})",
+                                R"({"Id":"x","Config":{"Image":"i","Env":"A=1"},"HostConfig":{}})"}) {
+    const auto body = recreate_body(bad, {}, "unix:///d.sock (GET /containers/x/json)");
+    ASSERT_FALSE(body) << bad;
+    EXPECT_EQ(body.error().source, "unix:///d.sock (GET /containers/x/json)") << bad;
+  }
+}
+
+TEST(MemoryUpdateBody, AlwaysBoth) {
+  EXPECT_EQ(memory_update_body(1LL << 30, 1LL << 30), R"({"Memory":1073741824,"MemorySwap":1073741824})");
+  EXPECT_EQ(memory_update_body(64LL << 20, -1), R"({"Memory":67108864,"MemorySwap":-1})");
+}
+
+TEST(ExplainUpdateRefusal, TheEnginesRefusalsInPlainWords) {
+  EXPECT_NE(explain_update_refusal(k_swap_rule)
+                .find("the engine keeps memory+swap at least as large as memory, and the new limit is above the "
+                      "container's memory+swap limit"),
+            std::string::npos);
+  EXPECT_NE(explain_update_refusal(k_swap_under_memory).find("below the memory limit"), std::string::npos);
+  EXPECT_NE(explain_update_refusal(k_minimum).find("smallest the engine allows (6 MB)"), std::string::npos);
+  for (const auto& in_use : {k_in_use, k_ebusy}) {
+    EXPECT_NE(explain_update_refusal(in_use).find("uses more memory than the new limit and the kernel could not "
+                                                  "reclaim"),
+              std::string::npos)
+        << in_use;
+  }
+  EXPECT_NE(explain_update_refusal("No such container: x").find("does not exist"), std::string::npos);
+  EXPECT_EQ(explain_update_refusal("something new"), "something new");
+}
+
+// An engine answering updates with what the test sets; records the requests.
+struct UpdateEngine {
+  test::RecordingServer server;
+  int status = 200;
+  std::string message;
+  UpdateEngine() {
+    server.set_handler([this](const test::RecordedRequest& r) -> test::RecordingServer::Reply {
+      if (r.path == "/_ping") {
+        return {200, "OK", "text/plain"};
+      }
+      if (r.path == "/version") {
+        return {200, R"({"ApiVersion":"1.41","Version":"20.10.24"})"};
+      }
+      if (r.path.ends_with("/json")) {
+        return {200, test::read_fixture("docker/inspect-recreate.json")};
+      }
+      if (status == 200) {
+        return {200, R"({"Warnings":[]})"};
+      }
+      return {status, nlohmann::json{{"message", message}}.dump()};
+    });
+  }
+  DockerClient connect() {
+    auto docker = DockerClient::connect(*parse_endpoint(server.url(), "t"), 5s);
+    EXPECT_TRUE(docker) << docker.error().line();
+    return std::move(*docker);
+  }
+};
+
+TEST(DockerClient, UpdateMemorySendsBothAndExplainsRefusals) {
+  UpdateEngine engine;
+  auto docker = engine.connect();
+  ASSERT_TRUE(docker.update_memory("c1", 128LL << 20, 128LL << 20));
+  const auto sent = engine.server.requests().back();
+  EXPECT_EQ(sent.method, "POST");
+  EXPECT_EQ(sent.path, "/v1.41/containers/c1/update");
+  EXPECT_EQ(sent.body, R"({"Memory":134217728,"MemorySwap":134217728})");
+
+  engine.status = 409;  // what 20.10 answers for the swap rule
+  engine.message = k_swap_rule;
+  auto refused = docker.update_memory("c1", 128LL << 20, 64LL << 20);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().source, engine.server.url() + " (POST /v1.41/containers/c1/update)");
+  EXPECT_TRUE(refused.error().message.starts_with("the engine keeps memory+swap at least as large as memory"))
+      << refused.error().message;
+  EXPECT_NE(refused.error().message.find("HTTP 409: " + k_swap_rule), std::string::npos) << "the engine's own words";
+
+  engine.status = 500;
+  engine.message = k_in_use;
+  refused = docker.update_memory("c1", 20LL << 20, 20LL << 20);
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().message.starts_with("the container uses more memory than the new limit"));
+
+  engine.status = 404;
+  engine.message = "No such container: c1";
+  refused = docker.update_memory("c1", 128LL << 20, 128LL << 20);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ENOENT);
+  EXPECT_EQ(refused.error().message, "HTTP 404: No such container: c1");
+
+  engine.status = 400;
+  engine.message = "a refusal nobody has seen";
+  refused = docker.update_memory("c1", 128LL << 20, 128LL << 20);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().message, "HTTP 400: a refusal nobody has seen");
+
+  const auto before = engine.server.request_count();
+  EXPECT_FALSE(docker.update_memory("../x", 1, 1));
+  EXPECT_EQ(engine.server.request_count(), before) << "a hostile reference is never sent";
+}
+
+TEST(DockerClient, InspectRawIsTheEnginesAnswer) {
+  UpdateEngine engine;
+  auto docker = engine.connect();
+  const auto raw = docker.inspect_raw("mw-rc-capture");
+  ASSERT_TRUE(raw) << raw.error().line();
+  EXPECT_EQ(*raw, test::read_fixture("docker/inspect-recreate.json"));
+  EXPECT_EQ(engine.server.requests().back().path, "/v1.41/containers/mw-rc-capture/json");
+  EXPECT_FALSE(docker.inspect_raw("a/b"));
+}
+
+}  // namespace
+}  // namespace mw::adapters

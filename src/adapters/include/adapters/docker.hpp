@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,6 +90,40 @@ inline constexpr std::size_t k_max_docker_action_bytes = 64U << 10;  // the answ
 [[nodiscard]] bool valid_container_name(std::string_view name);
 [[nodiscard]] bool valid_image_ref(std::string_view ref);
 
+// The body of POST /containers/{id}/update that sets the memory limit: {"Memory":m,"MemorySwap":s}, both always
+// (MemorySwap is memory + swap: equal to Memory for no swap, -1 for unlimited swap). On Docker 20.10 a 0 leaves
+// that value as it was (a memory limit is lifted only by recreating the container), and a memory limit above the
+// memory+swap limit the container keeps is refused (the swap rule).
+[[nodiscard]] std::string memory_update_body(std::int64_t memory, std::int64_t memory_swap);
+
+// Plain words for the engine's refusals of a memory update (verified on Docker 20.10): the swap rule (the new
+// limit above the container's memory+swap limit), memory+swap below memory, the 6 MB minimum, a limit under
+// what the container uses now (runc's "unable to set memory limit", the kernel's EBUSY on cgroup v1), a
+// container that does not exist. Anything else: the engine's message as it is.
+[[nodiscard]] std::string explain_update_refusal(std::string_view engine_message);
+
+// What to change when a container is made again (memwarden's recreate).
+struct RecreateChange {
+  // KEY -> the new value, or nullopt to remove KEY. Keys are [A-Z0-9_]+.
+  std::map<std::string, std::optional<std::string>> env;
+  // HostConfig.Memory in bytes; 0 = no limit (then MemorySwap is 0 too, unless memory_swap says otherwise).
+  std::optional<std::int64_t> memory;
+  // HostConfig.MemorySwap (memory + swap; -1 unlimited swap; 0 = unset). Left out with `memory` set: equal to
+  // the memory (no swap), or 0 when the memory is 0.
+  std::optional<std::int64_t> memory_swap;
+};
+
+// The body of POST /containers/create that makes the container `inspect_json` (GET /containers/{id}/json)
+// describes again, with `change` applied: Config (Image is Config.Image, the name it was created from: a tag
+// that has moved since gives the newer image), HostConfig whole (Memory and MemorySwap replaced as `change`
+// says), and NetworkingConfig for a user-defined network (its aliases without the old short id, its IPAM
+// config). Hostname is left out when the engine made it (the first 12 characters of the id). Errors, naming
+// `source`: JSON that is not an inspect answer, a key that is not [A-Z0-9_]+, a limit the engine would refuse
+// (under 6 MB, under the memory reservation, memory+swap under memory), a container on more than one network.
+// Anonymous volumes are not carried over: the new container gets new ones.
+[[nodiscard]] Result<std::string> recreate_body(std::string_view inspect_json, const RecreateChange& change,
+                                                std::string_view source);
+
 inline constexpr std::size_t k_max_image_inspect_bytes = 1U << 20;
 inline constexpr std::size_t k_max_import_answer_bytes = 1U << 20;  // progress lines of a docker import
 
@@ -114,6 +149,11 @@ class DockerClient {
 
   [[nodiscard]] Result<std::vector<ContainerSummary>> list_containers(ListScope scope);
   [[nodiscard]] Result<ContainerMeta> inspect(std::string_view id);
+  // GET /containers/{id}/json as the engine sent it (at most k_max_inspect_bytes); 404: ENOENT.
+  [[nodiscard]] Result<std::string> inspect_raw(std::string_view id);
+  // POST /containers/{id}/update with memory_update_body. A 404 keeps the engine's message ("No such
+  // container", ENOENT); any other refusal says explain_update_refusal's words, then the engine's message.
+  [[nodiscard]] Expected<void, Error> update_memory(std::string_view id, std::int64_t memory, std::int64_t memory_swap);
   // POST /containers/{id}/restart?t=<stop timeout in s>; the engine answers once the container runs again.
   [[nodiscard]] Expected<void, Error> restart(std::string_view id, std::chrono::seconds stop_timeout);
 
