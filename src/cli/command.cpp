@@ -324,6 +324,7 @@ class CommandLine {
     add_deploy();
     add_test();
     add_bench();
+    add_optimize();
     add_export();
   }
 
@@ -354,6 +355,9 @@ class CommandLine {
     }
     if (m_bench.app->parsed()) {
       return bench();
+    }
+    if (m_optimize.flags.app->parsed()) {
+      return optimize();
     }
     if (m_test.ram->parsed()) {
       return test_ram();
@@ -1023,6 +1027,75 @@ class CommandLine {
     command.load = d.load ? LoadCheck::load : LoadCheck::none;
     command.config_file = d.what.config_file;
     command.format = d.json ? ReportFormat::json : ReportFormat::text;
+    return finish(c, std::move(command));
+  }
+
+  // ---- optimize
+  struct {
+    DiagnoseTexts flags;
+    std::vector<std::string> for_models;
+    bool yes = false;
+    bool recreate = false;
+    bool undo = false;
+    std::string config_file;
+    std::string vram;
+    std::string wait;
+  } m_optimize;
+
+  void add_optimize() {
+    const OptimizeCommand defaults;
+    auto& f = m_optimize;
+    auto* app = m_app.add_subcommand(
+        "optimize", "Fix, right-size every container's memory limit and tune the servers; shows the changes first");
+    f.flags.add_to(app, defaults.fix.diagnose);
+    app->add_option("--for", f.for_models,
+                    "Size the inference servers for these models instead of their installed ones")
+        ->expected(1, -1);
+    app->add_flag("--yes", f.yes, "Make the changes shown (without it nothing is changed)");
+    app->add_flag("--recreate", f.recreate,
+                  "With --yes, also apply the server settings by re-creating the server (rollback-safe)");
+    app->add_flag("--undo", f.undo, "Put back the limits and settings optimize changed");
+    app->add_option("--config", f.config_file, "Configuration file with deployment profiles");
+    app->add_option("--vram", f.vram, "Plan for one GPU of this size instead of the host's (0: no GPU)");
+    app->add_option("--wait", f.wait, "How long a re-created server may take to answer")->default_str("120s");
+  }
+
+  [[nodiscard]] Expected<Command, UsageError> optimize() const {
+    const auto& f = m_optimize;
+    OptimizeCommand command;
+    Conversions c;
+    if (f.undo && (f.yes || f.recreate || !f.for_models.empty() || !f.flags.targets.empty())) {
+      c.fail("optimize --undo", "takes no containers, --for, --yes or --recreate: it puts back every change");
+    }
+    if (f.recreate && !f.yes) {
+      c.fail("optimize --recreate", "re-creates servers only with --yes");
+    }
+    f.flags.convert(root(), m_env, c, command.fix.diagnose);
+    auto& o = command.options;
+    o.root = root();
+    o.docker_host = command.fix.diagnose.sampler.docker_host;
+    o.docker_timeout = command.fix.diagnose.sampler.docker_timeout;
+    o.api_timeout = std::max(o.api_timeout, std::chrono::milliseconds(command.fix.diagnose.sampler.api_timeout));
+    o.state_dir = f.flags.state_dir_or_default();
+    o.for_models = f.for_models;
+    o.named = f.flags.targets;
+    o.reserve = command.fix.diagnose.thresholds.reserve;
+    o.settings = f.recreate ? engine::SettingsUse::recreate : engine::SettingsUse::recommend;
+    o.now_wall_ms = m_env.now_wall_ms;
+    if (!f.vram.empty()) {
+      std::uint64_t vram = 0;
+      c.size(f.vram, "--vram", vram);
+      o.vram = vram;
+    }
+    if (!f.wait.empty()) {
+      c.positive_duration(f.wait, "--wait", o.ready_wait);
+    }
+    // Step 2: the fix ladder on the opted-in servers (and the ones named), live only with --yes.
+    command.fix.selection = f.flags.targets.empty() ? Selection::automatic : Selection::named;
+    command.fix.mode = f.yes ? engine::RunMode::live : engine::RunMode::dry_run;
+    command.action = f.undo ? OptimizeAction::undo : f.yes ? OptimizeAction::apply : OptimizeAction::show;
+    command.config_file = f.config_file;
+    command.format = f.flags.json ? ReportFormat::json : ReportFormat::text;
     return finish(c, std::move(command));
   }
 

@@ -33,6 +33,7 @@
 #include "cli/exports.hpp"
 #include "cli/fix.hpp"
 #include "cli/history.hpp"
+#include "cli/optimize.hpp"
 #include "cli/plan.hpp"
 #include "cli/serve.hpp"
 #include "cli/status.hpp"
@@ -827,6 +828,56 @@ int execute(const TestVramCommand& command) {
     print_report(render_vram_test(*result));
   }
   return exit_code;
+}
+
+int execute(const OptimizeCommand& command) {
+  const bool json = command.format == ReportFormat::json;
+  auto options = command.options;
+  options.own_container_id = mw::engine::own_container_id(options.root);
+  if (command.action == OptimizeAction::undo) {
+    const auto report = mw::engine::undo_optimize(options);
+    print_report(json ? mw::cli::undo_to_json(report).dump(2) + "\n" : mw::cli::render_undo(report));
+    return static_cast<int>(mw::engine::undo_exit(report));
+  }
+  const auto profiles = resolve_profiles(command.config_file);
+  if (!profiles) {
+    return UsageError::k_exit_code;
+  }
+  options.profiles = *profiles;
+  const bool apply = command.action == OptimizeAction::apply;
+  if (apply) {
+    stop_on_interrupt();
+  }
+  // Step 2 as `memwarden fix` runs it: live with --yes (journaled), else a dry run.
+  auto fix = [&]() {
+    auto fix_options = command.fix;
+    fix_options.own_container_id = options.own_container_id;
+    std::optional<mw::adapters::Journal> journal;
+    if (auto opened = mw::adapters::Journal::open(options.state_dir)) {
+      journal = std::move(opened).value();
+      if (apply) {
+        (void)journal->mark_interrupted_stale();
+      }
+    } else if (apply) {
+      fmt::print(stderr, "memwarden: {}\nmemwarden: not fixing without a journal\n", opened.error().line());
+      fix_options.mode = mw::engine::RunMode::dry_run;
+    }
+    mw::engine::FixTools::Options tool_options;
+    tool_options.mode = fix_options.mode;
+    tool_options.docker_host = fix_options.diagnose.sampler.docker_host;
+    tool_options.docker_timeout = fix_options.diagnose.sampler.docker_timeout;
+    tool_options.api_timeout = fix_options.diagnose.sampler.api_timeout;
+    tool_options.systemd_unit = command.systemd_unit;
+    mw::engine::FixTools tools(tool_options);
+    mw::engine::SteadyClock clock;
+    std::function<bool(const std::string&)> confirm = [apply](const std::string&) { return apply; };
+    mw::engine::FixEnvironment env{clock, wall_ms, tools.actions(), journal ? &*journal : nullptr, confirm};
+    return mw::engine::run_fix(fix_options, env);
+  };
+  const auto run = mw::engine::run_optimize(
+      options, apply ? mw::engine::OptimizeMode::apply : mw::engine::OptimizeMode::show, fix, &g_interrupted);
+  print_report(json ? mw::cli::optimize_to_json(run).dump(2) + "\n" : mw::cli::render_optimize(run, options.settings));
+  return static_cast<int>(mw::engine::optimize_exit(run));
 }
 
 int execute(const PrometheusRulesCommand& command) {

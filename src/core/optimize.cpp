@@ -12,9 +12,13 @@ namespace mw {
 
 namespace {
 
-std::uint64_t round_down_to_step(std::uint64_t bytes) { return bytes / k_limit_step * k_limit_step; }
+std::uint64_t round_down_to_step(std::uint64_t bytes) {
+  return bytes / k_limit_step * k_limit_step;
+}
 
-std::uint64_t tolerance_of(std::uint64_t target) { return std::max(k_limit_tolerance, target / 10); }
+std::uint64_t tolerance_of(std::uint64_t target) {
+  return std::max(k_limit_tolerance, target / 10);
+}
 
 // The number an OLLAMA_* value holds, when it is a plain non-negative integer.
 std::optional<std::uint64_t> plain_number(const std::string& text) {
@@ -149,9 +153,10 @@ LimitDecision decide_limit(const LimitInput& in) {
   }
   const auto cap = round_down_to_step(in.cap);
   if (*in.floor > cap) {
-    d.why = fmt::format("it needs at least {} now (what it uses, with a margin), more than the {} the host can give "
-                        "it and keep its reserve",
-                        format_bytes(*in.floor), format_bytes(cap));
+    d.why = fmt::format(
+        "it needs at least {} now (what it uses, with a margin), more than the {} the host can give "
+        "it and keep its reserve",
+        format_bytes(*in.floor), format_bytes(cap));
     return d;
   }
   auto target = round_up_to_step(*in.wanted);
@@ -189,15 +194,16 @@ HistoryBasis limit_from_history(const HistoryPeak& peak) {
     return b;
   }
   if (peak.span_ms < k_min_history_ms) {
-    b.why = fmt::format("only {} of stored history; a limit from its peak needs at least 24 h (memwarden serve keeps "
-                        "it)",
-                        span_text(peak.span_ms));
+    b.why = fmt::format(
+        "only {} of stored history; a limit from its peak needs at least 24 h (memwarden serve keeps "
+        "it)",
+        span_text(peak.span_ms));
     return b;
   }
   const auto with = *peak.peak + *peak.peak / 100 * k_history_headroom_percent;
   b.wanted = round_up_to_step(std::max(with, k_limit_step));
-  b.why = fmt::format("peak {} over {} of history, + {}%", format_bytes(*peak.peak),
-                      span_text(peak.span_ms), k_history_headroom_percent);
+  b.why = fmt::format("peak {} over {} of history, + {}%", format_bytes(*peak.peak), span_text(peak.span_ms),
+                      k_history_headroom_percent);
   return b;
 }
 

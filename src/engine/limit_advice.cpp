@@ -35,8 +35,8 @@ std::optional<std::vector<std::string>> installed_models(const std::string& url,
       continue;
     }
     if (names.size() == k_max_planned_models) {
-      problems.push_back(fmt::format("{} lists {} models; the {} first are planned", url, tags->size(),
-                                     k_max_planned_models));
+      problems.push_back(
+          fmt::format("{} lists {} models; the {} first are planned", url, tags->size(), k_max_planned_models));
       break;
     }
     names.push_back(m.name);
@@ -100,7 +100,8 @@ ServerLimitPlan plan_server_limit(const ContainerMeta& container, const ServerLi
   for (const auto& name : names) {
     ServedModel m;
     m.name = name;
-    auto found = std::find_if(plan.plans.begin(), plan.plans.end(), [&](const ModelPlan& mp) { return mp.name == name; });
+    auto found =
+        std::find_if(plan.plans.begin(), plan.plans.end(), [&](const ModelPlan& mp) { return mp.name == name; });
     if (found != plan.plans.end()) {
       m.plan = *found;
     } else {

@@ -1,1 +1,819 @@
-// memwarden optimize: the engine (being written).
+#include "engine/optimize.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "adapters/docker.hpp"
+#include "adapters/journal.hpp"
+#include "adapters/sample_store.hpp"
+#include "core/bytes.hpp"
+#include "core/deploy.hpp"
+#include "core/discovery.hpp"
+#include "engine/inventory.hpp"
+#include "engine/plan.hpp"
+#include "engine/recreate.hpp"
+#include "journal_handle.hpp"
+#include "probes/cgroup.hpp"
+#include "probes/host_memory.hpp"
+
+namespace mw::engine {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr std::string_view k_kind_limit = "optimize_limit";
+constexpr std::string_view k_kind_settings = "optimize_settings";
+constexpr std::string_view k_kind_undo = "optimize_undo";
+constexpr std::size_t k_max_undo_lookback = 1000;  // journal records read to find the changes to undo
+constexpr std::int64_t k_history_lookback_ms = 30LL * 24 * 3600 * 1000;
+// Raw samples of the last hour: the minutes serve has not rolled up yet. (A raw read takes every subject's
+// samples of the window, so it stays short.)
+constexpr std::int64_t k_raw_recent_ms = 3600LL * 1000;
+
+bool label_true(const ContainerMeta& c, std::string_view key) {
+  const auto it = c.labels.find(std::string(key));
+  return it != c.labels.end() && it->second == "true";
+}
+
+bool named(const OptimizeOptions& o, const ContainerMeta& c) {
+  return std::any_of(o.named.begin(), o.named.end(),
+                     [&](const std::string& n) { return n == c.name || (n.size() >= 4 && c.id.rfind(n, 0) == 0); });
+}
+
+// Whether optimize may change the container, and why not.
+std::string refusal(const OptimizeOptions& o, const ContainerMeta& c) {
+  if (!o.own_container_id.empty() && c.id == o.own_container_id) {
+    return "memwarden's own container";
+  }
+  if (label_true(c, k_label_protect)) {
+    return "labelled memwarden.protect=true";
+  }
+  if (!o.named.empty()) {
+    return named(o, c) ? std::string() : std::string("not named on the command line");
+  }
+  if (!label_true(c, k_label_enable)) {
+    return "not opted in: label it memwarden.enable=true, or name it: memwarden optimize --yes " + c.name;
+  }
+  return {};
+}
+
+HostFigures read_host(const probes::HostRoot& root, std::vector<std::string>& problems) {
+  HostFigures h;
+  auto info = probes::read_meminfo(root);
+  if (!info) {
+    problems.push_back(info.error().line());
+    return h;
+  }
+  h.mem_total = info->mem_total;
+  h.mem_available = info->mem_available;
+  if (info->swap_total && info->swap_free) {
+    h.swap_used = *info->swap_total > *info->swap_free ? *info->swap_total - *info->swap_free : 0;
+  }
+  return h;
+}
+
+// The peak working set (else anon) of `subject` in the stored history, and the span it covers.
+HistoryPeak stored_peak(adapters::SampleStore& store, const std::string& subject, std::int64_t now,
+                        std::vector<std::string>& problems) {
+  HistoryPeak p;
+  std::optional<std::int64_t> oldest;
+  std::optional<std::int64_t> newest;
+  auto note = [&](std::int64_t at, std::optional<std::uint64_t> v) {
+    if (!v) {
+      return;
+    }
+    ++p.samples;
+    p.peak = std::max(p.peak.value_or(0), *v);
+    oldest = std::min(oldest.value_or(at), at);
+    newest = std::max(newest.value_or(at), at);
+  };
+  const auto since = now - k_history_lookback_ms;
+  if (auto aggs = store.aggregates(subject, since, now + 1)) {
+    for (const auto& a : *aggs) {
+      note(a.minute_ms, a.working_set_max ? a.working_set_max : a.anon_max);
+    }
+  } else {
+    problems.push_back(aggs.error().line());
+  }
+  // The raw samples of the last hours are not rolled up yet.
+  if (auto raw = store.raw(subject, now - k_raw_recent_ms, now + 1)) {
+    for (const auto& r : *raw) {
+      note(r.at_ms, r.working_set ? r.working_set : r.anon);
+    }
+  } else {
+    problems.push_back(raw.error().line());
+  }
+  if (oldest && newest) {
+    p.span_ms = *newest - *oldest;
+  }
+  return p;
+}
+
+std::optional<std::uint64_t> working_set_of(const Inventory& inv, const std::string& id) {
+  const auto it = inv.memory.find(id);
+  if (it == inv.memory.end() || !it->second.memory) {
+    return std::nullopt;
+  }
+  return it->second.memory->working_set();
+}
+
+std::optional<std::uint64_t> floor_of(const Inventory& inv, const std::string& id) {
+  const auto it = inv.memory.find(id);
+  if (it == inv.memory.end() || !it->second.memory) {
+    return std::nullopt;
+  }
+  return limit_floor(*it->second.memory);
+}
+
+bool changes_limit(const LimitDecision& d) {
+  return d.target && (d.action == LimitAction::set || d.action == LimitAction::raise || d.action == LimitAction::lower);
+}
+
+// The limit a container will have after the plan (its target when it changes, else what it has).
+std::optional<std::uint64_t> limit_after(const OptimizeItem& item) {
+  if (item.allowed && changes_limit(item.decision)) {
+    return item.decision.target;
+  }
+  return item.limit;
+}
+
+Inventory read_containers(const OptimizeOptions& o) {
+  InventoryOptions io;
+  io.root = o.root;
+  io.docker_host = o.docker_host;
+  io.timeout = o.docker_timeout;
+  io.read_memory = true;
+  return read_inventory(io);
+}
+
+}  // namespace
+
+const char* to_string(ChangeKind kind) {
+  return kind == ChangeKind::limit ? "limit" : "settings";
+}
+
+const char* to_string(ChangeOutcome outcome) {
+  switch (outcome) {
+    case ChangeOutcome::applied:
+      return "applied";
+    case ChangeOutcome::failed:
+      return "failed";
+    case ChangeOutcome::skipped:
+      return "skipped";
+  }
+  return "skipped";
+}
+
+Expected<OptimizePlan, Error> prepare_optimize(const OptimizeOptions& o) {
+  OptimizePlan plan;
+  plan.reserve = o.reserve;
+  plan.host = read_host(o.root, plan.problems);
+  if (!plan.host.mem_total) {
+    return unexpected(Error{"optimize", "the host's MemTotal could not be read: nothing to plan against"});
+  }
+  const auto total = *plan.host.mem_total;
+  const auto inv = read_containers(o);
+  if (!inv.docker.reachable) {
+    return unexpected(inv.docker.error ? *inv.docker.error : Error{o.docker_host, "Docker is not reachable"});
+  }
+  for (const auto& p : inv.problems) {
+    plan.problems.push_back(p.line());
+  }
+  if (inv.layout) {
+    plan.cgroup_version = inv.layout->mode == probes::CgroupMode::v1 ? CgroupVersion::v1 : CgroupVersion::v2;
+  }
+
+  // The stored history, when serve has kept one (never created here).
+  std::optional<adapters::SampleStore> store;
+  if (!o.state_dir.empty()) {
+    std::error_code ec;
+    if (fs::exists(fs::path(o.state_dir) / "samples.db", ec)) {
+      if (auto opened = adapters::SampleStore::open(o.state_dir)) {
+        store = std::move(*opened);
+      } else {
+        plan.problems.push_back(opened.error().line());
+      }
+    }
+  }
+
+  // The rest first: their limits decide what is left for the servers.
+  std::vector<OptimizeItem> servers;
+  std::vector<OptimizeItem> rest;
+  for (const auto& c : inv.containers) {
+    if (!c.state.running) {
+      continue;
+    }
+    OptimizeItem item;
+    item.id = c.id;
+    item.name = c.name;
+    item.server = is_inference_server(c);
+    item.not_allowed = refusal(o, c);
+    item.allowed = item.not_allowed.empty();
+    item.limit = c.memory_limit;
+    item.memory_swap = c.memory_swap;
+    item.use = working_set_of(inv, c.id);
+    item.floor = floor_of(inv, c.id);
+    if (auto err = inv.cgroup_errors.find(c.id); err != inv.cgroup_errors.end()) {
+      plan.problems.push_back(err->second.line());
+    }
+    (item.server ? servers : rest).push_back(std::move(item));
+  }
+
+  const auto everything = total > o.reserve ? total - o.reserve : 0;
+  for (auto& item : rest) {
+    LimitInput in;
+    in.current = item.limit;
+    in.floor = item.floor;
+    in.cap = everything;
+    if (item.limit) {
+      item.basis = "has a limit";
+      item.decision.action = LimitAction::keep;
+      item.decision.target = item.limit;
+      item.decision.why = "only containers without a limit are sized from their history";
+      continue;
+    }
+    HistoryBasis basis;
+    if (store) {
+      basis = limit_from_history(stored_peak(*store, item.name, o.now_wall_ms, plan.problems));
+    } else {
+      basis.why = fmt::format("no stored history in {} (memwarden serve keeps it)",
+                              o.state_dir.empty() ? std::string("the state directory") : o.state_dir);
+    }
+    in.wanted = basis.wanted;
+    in.why_no_basis = basis.why;
+    item.basis = basis.why;
+    item.decision = decide_limit(in);
+  }
+
+  std::vector<OtherContainer> others;
+  for (const auto& item : rest) {
+    others.push_back(OtherContainer{limit_after(item), item.use});
+  }
+  const auto cap = server_cap(total, o.reserve, others);
+  for (auto& item : servers) {
+    const auto meta = std::find_if(inv.containers.begin(), inv.containers.end(),
+                                   [&](const ContainerMeta& c) { return c.id == item.id; });
+    ServerLimitOptions so;
+    so.root = o.root;
+    so.cap = cap;
+    so.reserve = o.reserve;
+    so.for_models = o.for_models;
+    so.profiles = o.profiles;
+    so.api_timeout = o.api_timeout;
+    so.nvml_library = o.nvml_library;
+    so.vram = o.vram;
+    auto served = plan_server_limit(*meta, so);
+    for (const auto& p : served.problems) {
+      plan.problems.push_back(fmt::format("{}: {}", item.name, p));
+    }
+    LimitInput in;
+    in.current = item.limit;
+    in.floor = item.floor;
+    in.cap = cap;
+    in.wanted = served.limit.wanted;
+    in.why_no_basis = served.limit.why;
+    item.basis = served.limit.why;
+    item.decision = decide_limit(in);
+    const auto limit = item.decision.target.value_or(item.limit.value_or(cap));
+    ServerEnv env;
+    env.env = meta->server_env;
+    item.settings = recommend_settings(served.models, env, limit, served.headroom_percent);
+    item.served = std::move(served);
+  }
+
+  // --for against the whole host.
+  if (!o.for_models.empty()) {
+    PlanOptions p;
+    p.root = o.root;
+    p.models = o.for_models;
+    p.reserve = o.reserve;
+    p.vram = o.vram;
+    p.nvml_library = o.nvml_library;
+    p.docker_host = o.docker_host;
+    p.docker_timeout = o.docker_timeout;
+    p.api_timeout = o.api_timeout;
+    p.ram = total;  // the host's RAM once the changes are made: what is free now is not the question
+    const auto result = collect_plan(p);
+    for (const auto& name : o.for_models) {
+      ForModel f;
+      f.name = name;
+      auto found =
+          std::find_if(result.plans.begin(), result.plans.end(), [&](const ModelPlan& mp) { return mp.name == name; });
+      if (found != result.plans.end()) {
+        f.plan = *found;
+      } else {
+        f.error = "could not be found or sized";
+        for (const auto& e : result.errors) {
+          if (e.line().find(name) != std::string::npos) {
+            f.error = e.line();
+          }
+        }
+      }
+      plan.for_models.push_back(std::move(f));
+    }
+  }
+
+  plan.items = std::move(servers);
+  plan.items.insert(plan.items.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+  for (const auto& item : plan.items) {
+    plan.limits_total += limit_after(item).value_or(item.use.value_or(0));
+  }
+  plan.reserve_holds = plan.limits_total <= everything;
+  return plan;
+}
+
+std::vector<PlannedChange> planned_changes(const OptimizePlan& plan, SettingsUse settings) {
+  (void)settings;
+  std::vector<PlannedChange> out;
+  for (const auto& item : plan.items) {
+    if (changes_limit(item.decision)) {
+      out.push_back({ChangeKind::limit, &item});
+    }
+  }
+  for (const auto& item : plan.items) {
+    if (!item.settings.empty()) {
+      out.push_back({ChangeKind::settings, &item});
+    }
+  }
+  return out;
+}
+
+namespace {
+
+json optional_json(const std::optional<std::uint64_t>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+// The engine's connection, or why there is none.
+Result<adapters::DockerClient> connect_docker(const OptimizeOptions& o) {
+  auto endpoint = adapters::parse_endpoint(o.docker_host, "--docker-host");
+  if (!endpoint) {
+    return unexpected(endpoint.error());
+  }
+  return adapters::DockerClient::connect(*endpoint, o.docker_timeout);
+}
+
+// A container's memory now, read from its cgroup.
+std::optional<CgroupMemory> memory_now(const probes::HostRoot& root, const std::optional<probes::CgroupLayout>& layout,
+                                       const ContainerMeta& meta) {
+  if (!layout || !meta.state.running) {
+    return std::nullopt;
+  }
+  auto where = probes::locate_container_cgroup(root, *layout, meta.state.pid, meta.id);
+  if (!where) {
+    return std::nullopt;
+  }
+  std::vector<Error> problems;
+  auto m = probes::read_cgroup_memory(*layout, *where, problems);
+  return m ? std::optional<CgroupMemory>(std::move(*m)) : std::nullopt;
+}
+
+// What optimize needs open while it changes things.
+struct Applier {
+  const OptimizeOptions& o;
+  adapters::Journal& journal;
+  adapters::DockerClient& docker;
+  std::optional<probes::CgroupLayout> layout;
+
+  struct Open {
+    std::optional<std::int64_t> id;
+    std::string problem;
+  };
+
+  Open begin(std::string_view kind, const std::string& name, const std::string& container_id, const std::string& reason,
+             const json& evidence, std::optional<std::uint64_t> before) {
+    adapters::JournalRecord r;
+    r.started_at_ms = wall_now_ms();
+    r.server = name;
+    r.container_id = container_id;
+    r.kind = std::string(kind);
+    r.reason = reason;
+    r.evidence_json = evidence.dump();
+    r.before_bytes = before;
+    auto id = journal.begin(r);
+    if (!id) {
+      return {std::nullopt, id.error().line()};
+    }
+    return {*id, {}};
+  }
+  void step(std::int64_t id, const std::string& name, const std::string& detail, bool ok) {
+    (void)journal.add_step(id, adapters::JournalStep{name, detail, wall_now_ms(), 0, ok});
+  }
+  void finish(std::int64_t id, bool ok, const std::string& message, std::optional<std::uint64_t> after = {}) {
+    (void)journal.finish(id, ok ? ActionOutcome::succeeded : ActionOutcome::failed, message, after, wall_now_ms());
+  }
+
+  // The container as it is now, or the change it cannot take.
+  Expected<ContainerMeta, AppliedChange> current(AppliedChange change, const std::string& id_or_name) {
+    auto meta = docker.inspect(id_or_name);
+    if (!meta) {
+      const bool gone =
+          meta.error().code == ENOENT || meta.error().message.find("No such container") != std::string::npos;
+      change.outcome = gone ? ChangeOutcome::skipped : ChangeOutcome::failed;
+      change.detail = gone ? fmt::format("{} is gone (it went away after the plan); nothing was changed", change.name)
+                           : fmt::format("{} could not be read: {}", change.name, meta.error().line());
+      return unexpected(std::move(change));
+    }
+    return std::move(*meta);
+  }
+
+  // Sets Memory and MemorySwap together (no swap for the container), never below what it uses now plus the
+  // margin; reads the limit back from the engine and the cgroup.
+  AppliedChange set_limit(const std::string& id_or_name, const std::string& name, std::uint64_t memory,
+                          std::int64_t memory_swap, std::string_view kind, const std::string& reason, json evidence) {
+    AppliedChange change;
+    change.kind = ChangeKind::limit;
+    change.name = name;
+    auto meta = current(change, id_or_name);
+    if (!meta) {
+      return std::move(meta.error());
+    }
+    const auto now = memory_now(o.root, layout, *meta);
+    const auto floor = now ? limit_floor(*now) : std::nullopt;
+    if (!floor) {
+      change.detail = fmt::format("{}: its memory use could not be read now; a limit is never set blind", name);
+      return change;
+    }
+    if (memory < *floor) {
+      change.detail = fmt::format(
+          "{}: not set to {}: it uses {} now, and a limit is never set below what a container "
+          "uses plus a margin ({})",
+          name, format_bytes(memory), now->working_set() ? format_bytes(*now->working_set()) : "?",
+          format_bytes(*floor));
+      return change;
+    }
+    evidence["id"] = meta->id;
+    auto rec = begin(kind, name, meta->id, reason, evidence, now->working_set());
+    if (!rec.id) {
+      change.outcome = ChangeOutcome::failed;
+      change.detail = fmt::format("{}: not changed: the journal could not record it: {}", name, rec.problem);
+      return change;
+    }
+    change.journal_id = rec.id;
+    auto ok = docker.update_memory(meta->id, static_cast<std::int64_t>(memory), memory_swap);
+    step(*rec.id, "update", ok ? fmt::format("Memory {} MemorySwap {}", memory, memory_swap) : ok.error().line(),
+         static_cast<bool>(ok));
+    if (!ok) {
+      change.outcome = ChangeOutcome::failed;
+      change.detail = fmt::format("{}: the engine refused the limit: {}", name, ok.error().message);
+      finish(*rec.id, false, change.detail);
+      return change;
+    }
+    if (auto back = docker.inspect(meta->id)) {
+      change.memory_after = back->memory_limit;
+    }
+    if (auto m = memory_now(o.root, layout, *meta); m && m->limit) {
+      change.cgroup_after = m->limit->bytes;
+    }
+    const bool verified = change.memory_after == memory;
+    change.outcome = verified ? ChangeOutcome::applied : ChangeOutcome::failed;
+    change.detail = verified ? fmt::format("{}: limit {} (read back: engine {}, cgroup {})", name, format_bytes(memory),
+                                           format_bytes(*change.memory_after),
+                                           change.cgroup_after ? format_bytes(*change.cgroup_after) : "unread")
+                             : fmt::format("{}: the engine accepted {} but reports {}", name, format_bytes(memory),
+                                           change.memory_after ? format_bytes(*change.memory_after) : "no limit");
+    step(*rec.id, "read_back", change.detail, verified);
+    finish(*rec.id, verified, change.detail, change.memory_after);
+    return change;
+  }
+
+  // Re-creates the container with `change` (environment, or no limit), rollback-safe, journaled as `kind`.
+  AppliedChange recreate(const std::string& id_or_name, const std::string& name, const adapters::RecreateChange& rc,
+                         ChangeKind what, std::string_view kind, const std::string& reason, json evidence) {
+    AppliedChange change;
+    change.kind = what;
+    change.name = name;
+    auto meta = current(change, id_or_name);
+    if (!meta) {
+      return std::move(meta.error());
+    }
+    evidence["id"] = meta->id;
+    auto rec = begin(kind, name, meta->id, reason, evidence, std::nullopt);
+    if (!rec.id) {
+      change.outcome = ChangeOutcome::failed;
+      change.detail = fmt::format("{}: not changed: the journal could not record it: {}", name, rec.problem);
+      return change;
+    }
+    change.journal_id = rec.id;
+    RecreateOptions ro;
+    ro.ready_wait = o.ready_wait;
+    if (is_inference_server(*meta)) {
+      if (auto api = ollama_api_address(*meta)) {
+        ro.api_url = api->url;
+      }
+    }
+    ro.on_step = [&](const RecreateStep& s) { step(*rec.id, s.name, s.detail, s.ok); };
+    auto done = recreate_container(docker, meta->id, rc, ro);
+    if (!done) {
+      change.outcome = ChangeOutcome::failed;
+      change.detail = fmt::format("{}: re-creating it failed: {}", name, done.error().message);
+      for (const auto& l : done.error().lines) {
+        change.detail += "; " + l;
+      }
+      finish(*rec.id, false, change.detail);
+      return change;
+    }
+    if (auto back = docker.inspect(done->new_id)) {
+      change.memory_after = back->memory_limit;
+    }
+    change.outcome = ChangeOutcome::applied;
+    change.detail = fmt::format("{}: re-created as {} and answering", name, done->new_id.substr(0, 12));
+    finish(*rec.id, true, change.detail);
+    return change;
+  }
+};
+
+json env_json(const std::vector<SettingChange>& settings, bool before) {
+  json out = json::object();
+  for (const auto& s : settings) {
+    if (before) {
+      out[s.key] = s.before ? json(*s.before) : json(nullptr);
+    } else {
+      out[s.key] = s.after;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+OptimizeApply apply_optimize(const OptimizePlan& plan, const OptimizeOptions& o, const std::atomic<bool>* stop) {
+  OptimizeApply out;
+  std::vector<PlannedChange> todo;
+  for (const auto& c : planned_changes(plan, o.settings)) {
+    if (c.item->allowed && (c.kind == ChangeKind::limit || o.settings == SettingsUse::recreate)) {
+      todo.push_back(c);
+    }
+  }
+  if (todo.empty()) {
+    return out;
+  }
+  auto journal = adapters::Journal::open(o.state_dir);
+  if (!journal) {
+    out.journal_problem = journal.error().line();
+    return out;
+  }
+  (void)journal->mark_interrupted_stale();
+  auto docker = connect_docker(o);
+  if (!docker) {
+    for (const auto& c : todo) {
+      out.changes.push_back(AppliedChange{c.kind,
+                                          c.item->name,
+                                          ChangeOutcome::failed,
+                                          "Docker could not be reached: " + docker.error().line(),
+                                          {},
+                                          {},
+                                          {}});
+    }
+    return out;
+  }
+  Applier a{o, *journal, *docker, {}};
+  if (auto layout = probes::detect_cgroup_layout(o.root)) {
+    a.layout = *layout;
+  }
+  for (const auto& c : todo) {
+    if (stop != nullptr && stop->load()) {
+      out.interrupted = true;
+      break;
+    }
+    const auto& item = *c.item;
+    if (c.kind == ChangeKind::limit) {
+      const auto target = *item.decision.target;
+      json evidence{{"name", item.name},
+                    {"before",
+                     {{"memory", optional_json(item.limit)},
+                      {"memory_swap", item.memory_swap ? json(*item.memory_swap) : json(nullptr)}}},
+                    {"after", {{"memory", target}, {"memory_swap", target}}}};
+      out.changes.push_back(a.set_limit(item.id, item.name, target, static_cast<std::int64_t>(target), k_kind_limit,
+                                        item.basis, std::move(evidence)));
+    } else {
+      adapters::RecreateChange rc;
+      for (const auto& s : item.settings) {
+        rc.env[s.key] = s.after;
+      }
+      json evidence{{"name", item.name},
+                    {"before_env", env_json(item.settings, true)},
+                    {"after_env", env_json(item.settings, false)}};
+      std::string reason;
+      for (const auto& s : item.settings) {
+        reason += (reason.empty() ? "" : "; ") + fmt::format("{}={}: {}", s.key, s.after, s.why);
+      }
+      out.changes.push_back(
+          a.recreate(item.id, item.name, rc, ChangeKind::settings, k_kind_settings, reason, std::move(evidence)));
+    }
+  }
+  return out;
+}
+
+UndoReport undo_optimize(const OptimizeOptions& o) {
+  UndoReport out;
+  auto journal = adapters::Journal::open(o.state_dir);
+  if (!journal) {
+    out.journal_problem = journal.error().line();
+    return out;
+  }
+  (void)journal->mark_interrupted_stale();
+  auto records = journal->list(k_max_undo_lookback);
+  if (!records) {
+    out.journal_problem = records.error().line();
+    return out;
+  }
+  std::set<std::int64_t> undone;
+  for (const auto& r : *records) {
+    if (r.kind != k_kind_undo || r.outcome != ActionOutcome::succeeded) {
+      continue;
+    }
+    auto doc = json::parse(r.evidence_json, nullptr, false);
+    if (doc.is_object() && doc.contains("undoes") && doc["undoes"].is_number_integer()) {
+      undone.insert(doc["undoes"].get<std::int64_t>());
+    }
+  }
+  // Newest first: applied, or begun and never finished (interrupted: it may have been applied).
+  std::vector<const adapters::JournalRecord*> todo;
+  for (const auto& r : *records) {
+    if ((r.kind == k_kind_limit || r.kind == k_kind_settings) && !undone.count(r.id) &&
+        (r.outcome == ActionOutcome::succeeded || r.outcome == ActionOutcome::interrupted ||
+         r.outcome == ActionOutcome::in_progress)) {
+      todo.push_back(&r);
+    }
+  }
+  if (todo.empty()) {
+    out.nothing = "nothing to undo: the journal holds no optimize change that is not undone already";
+    return out;
+  }
+  auto docker = connect_docker(o);
+  if (!docker) {
+    out.journal_problem = "Docker could not be reached: " + docker.error().line();
+    return out;
+  }
+  Applier a{o, *journal, *docker, {}};
+  if (auto layout = probes::detect_cgroup_layout(o.root)) {
+    a.layout = *layout;
+  }
+  for (const auto* r : todo) {
+    auto doc = json::parse(r->evidence_json, nullptr, false);
+    const std::string name = r->server;
+    const json undo_evidence{{"undoes", r->id}, {"name", name}};
+    const auto reason = fmt::format("undo of journal record {} ({})", r->id, r->kind);
+    if (!doc.is_object()) {
+      out.changes.push_back(AppliedChange{ChangeKind::limit,
+                                          name,
+                                          ChangeOutcome::failed,
+                                          fmt::format("journal record {}: its evidence is unreadable", r->id),
+                                          {},
+                                          {},
+                                          {}});
+      continue;
+    }
+    if (r->kind == k_kind_limit) {
+      const auto before = doc.value("before", json::object());
+      const auto memory = before.value("memory", json(nullptr));
+      if (memory.is_number_unsigned() && memory.get<std::uint64_t>() > 0) {
+        const auto m = memory.get<std::uint64_t>();
+        const auto swap_json = before.value("memory_swap", json(nullptr));
+        std::int64_t swap = static_cast<std::int64_t>(m);
+        if (swap_json.is_number_integer() &&
+            (swap_json.get<std::int64_t>() == -1 || swap_json.get<std::int64_t>() > 0)) {
+          swap = swap_json.get<std::int64_t>();
+        }
+        out.changes.push_back(a.set_limit(name, name, m, swap, k_kind_undo, reason, undo_evidence));
+      } else {
+        // The engine cannot take a limit away in place (moby#22516): the container is made again without one.
+        adapters::RecreateChange rc;
+        rc.memory = 0;
+        rc.memory_swap = 0;
+        out.changes.push_back(a.recreate(name, name, rc, ChangeKind::limit, k_kind_undo, reason, undo_evidence));
+      }
+    } else {
+      adapters::RecreateChange rc;
+      const auto before_env = doc.value("before_env", json::object());
+      for (const auto& [key, value] : before_env.items()) {
+        rc.env[key] = value.is_string() ? std::optional<std::string>(value.get<std::string>()) : std::nullopt;
+      }
+      out.changes.push_back(a.recreate(name, name, rc, ChangeKind::settings, k_kind_undo, reason, undo_evidence));
+    }
+  }
+  return out;
+}
+
+OptimizeExit undo_exit(const UndoReport& report) {
+  if (report.journal_problem) {
+    return OptimizeExit::journal;
+  }
+  if (report.nothing) {
+    return OptimizeExit::partial;
+  }
+  for (const auto& c : report.changes) {
+    if (c.outcome != ChangeOutcome::applied) {
+      return OptimizeExit::failed;
+    }
+  }
+  return OptimizeExit::ok;
+}
+
+Figures read_figures(const OptimizeOptions& o) {
+  Figures f;
+  std::vector<std::string> problems;
+  f.host = read_host(o.root, problems);
+  const auto inv = read_containers(o);
+  for (const auto& c : inv.containers) {
+    if (c.state.running) {
+      f.rows.push_back(FiguresRow{c.name, c.memory_limit, working_set_of(inv, c.id)});
+    }
+  }
+  return f;
+}
+
+OptimizeRun run_optimize(const OptimizeOptions& o, OptimizeMode mode, const std::function<FixResult()>& fix,
+                         const std::atomic<bool>* stop) {
+  OptimizeRun run;
+  run.mode = mode;
+  run.before = read_figures(o);
+  if (fix) {
+    run.fix = fix();  // audit, diagnose and the fix ladder (a dry run without --yes)
+  }
+  if (stop != nullptr && stop->load()) {
+    run.applied.interrupted = true;
+    return run;
+  }
+  auto plan = prepare_optimize(o);
+  if (!plan) {
+    run.plan_error = plan.error();
+    return run;
+  }
+  run.plan = std::move(*plan);
+  const bool no_fit = std::any_of(run.plan->for_models.begin(), run.plan->for_models.end(),
+                                  [](const ForModel& f) { return f.plan && f.plan->verdict == FitVerdict::no_fit; });
+  if (mode == OptimizeMode::show || no_fit) {
+    return run;  // a host too small for --for changes nothing
+  }
+  run.applied = apply_optimize(*run.plan, o, stop);
+  run.after = read_figures(o);
+  if (!o.for_models.empty() && !run.applied.interrupted) {
+    ModelTestOptions t;
+    t.plan.root = o.root;
+    t.plan.models = o.for_models;
+    t.plan.reserve = o.reserve;
+    t.plan.docker_host = o.docker_host;
+    t.plan.docker_timeout = o.docker_timeout;
+    t.plan.api_timeout = o.api_timeout;
+    t.plan.vram = o.vram;
+    t.plan.nvml_library = o.nvml_library;
+    for (const auto& item : run.plan->items) {
+      if (item.server && item.allowed) {
+        t.server = item.name;
+        break;
+      }
+    }
+    auto result = run_model_test(t);
+    if (result) {
+      run.readiness = std::move(*result);
+    } else {
+      run.readiness_error = result.error();
+    }
+  }
+  return run;
+}
+
+OptimizeExit optimize_exit(const OptimizeRun& run) {
+  if (run.applied.interrupted) {
+    return OptimizeExit::interrupted;
+  }
+  if (run.applied.journal_problem) {
+    return OptimizeExit::journal;
+  }
+  if (run.plan_error) {
+    return OptimizeExit::partial;
+  }
+  if (run.plan) {
+    for (const auto& f : run.plan->for_models) {
+      if (f.plan && f.plan->verdict == FitVerdict::no_fit) {
+        return OptimizeExit::no_fit;
+      }
+    }
+  }
+  for (const auto& c : run.applied.changes) {
+    if (c.outcome == ChangeOutcome::failed) {
+      return OptimizeExit::failed;
+    }
+  }
+  if (run.fix && fix_exit_code(*run.fix) == FixExit::failed) {
+    return OptimizeExit::failed;
+  }
+  if (run.plan) {
+    for (const auto& f : run.plan->for_models) {
+      if (!f.plan) {
+        return OptimizeExit::partial;
+      }
+    }
+  }
+  return OptimizeExit::ok;
+}
+
+}  // namespace mw::engine

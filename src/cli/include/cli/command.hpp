@@ -26,6 +26,7 @@
 #include "engine/diagnose.hpp"
 #include "engine/fix.hpp"
 #include "engine/model_test.hpp"
+#include "engine/optimize.hpp"
 #include "engine/plan.hpp"
 #include "engine/ram_test.hpp"
 #include "engine/status.hpp"
@@ -149,6 +150,17 @@ struct DeployCommand {
   ReportFormat format = ReportFormat::text;
 };
 
+// optimize [CONTAINER...] [--for MODEL...] [--yes [--recreate]] | optimize --undo
+enum class OptimizeAction { show, apply, undo };
+struct OptimizeCommand {
+  engine::OptimizeOptions options;                 // profiles filled in from the configuration when it runs
+  engine::FixOptions fix = default_fix_options();  // step 2: the fix ladder on the opted-in servers
+  OptimizeAction action = OptimizeAction::show;
+  std::string config_file;
+  std::string systemd_unit = engine::ServeConfig{}.systemd_unit;
+  ReportFormat format = ReportFormat::text;
+};
+
 // test model MODEL...
 struct TestModelCommand {
   engine::ModelTestOptions options;  // stop is filled in when it runs
@@ -210,7 +222,7 @@ struct GrafanaCommand {};
 using Command = std::variant<HelpCommand, StatusCommand, DiagnoseCommand, FixCommand, HistoryCommand, ServeCommand,
                              CheckConfigCommand, NotifyTestCommand, PlanCommand, ProfilesCommand, DeployCommand,
                              ExportDeployCommand, TestRamCommand, TestVramCommand, TestModelCommand, TestHistoryCommand,
-                             BenchCommand, PrometheusRulesCommand, GrafanaCommand>;
+                             BenchCommand, OptimizeCommand, PrometheusRulesCommand, GrafanaCommand>;
 
 // `args` as main receives them: args[0] is the program's name (the help text's usage line shows it).
 [[nodiscard]] Expected<Command, UsageError> parse_command_line(const std::vector<std::string>& args,
