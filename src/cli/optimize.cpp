@@ -18,11 +18,14 @@ std::string bytes_or(const std::optional<std::uint64_t>& v, const char* none) {
   return v ? format_bytes(*v) : std::string(none);
 }
 
-json bytes_json(const std::optional<std::uint64_t>& v) { return v ? json(*v) : json(nullptr); }
+json bytes_json(const std::optional<std::uint64_t>& v) {
+  return v ? json(*v) : json(nullptr);
+}
 
 bool changes(const engine::OptimizeItem& item) {
-  return item.decision.target && (item.decision.action == LimitAction::set || item.decision.action == LimitAction::raise ||
-                                  item.decision.action == LimitAction::lower);
+  return item.decision.target &&
+         (item.decision.action == LimitAction::set || item.decision.action == LimitAction::raise ||
+          item.decision.action == LimitAction::lower);
 }
 
 std::string host_line(const engine::HostFigures& h) {
@@ -59,12 +62,12 @@ void render_fix_step(const engine::OptimizeRun& run, std::string& out) {
 
 void render_limits(const engine::OptimizePlan& plan, bool applying, std::string& out) {
   out += "\n3-4. Memory limits (+ will change, ! needs consent)\n";
-  out += fmt::format("   {:<1} {:<24} {:<6} {:>10} {:>10} {:>10}  {}\n", "", "CONTAINER", "KIND", "USES", "LIMIT", "NEW",
-                     "WHY");
+  out += fmt::format("   {:<1} {:<24} {:<6} {:>10} {:>10} {:>10}  {}\n", "", "CONTAINER", "KIND", "USES", "LIMIT",
+                     "NEW", "WHY");
   for (const auto& item : plan.items) {
     const bool change = changes(item);
     const char* mark = change ? (item.allowed ? "+" : "!") : " ";
-    std::string why = item.decision.action == LimitAction::skip ? "skip: " + item.decision.why : item.basis;
+    std::string why = item.decision.action == LimitAction::skip ? item.decision.why : item.basis;
     if (change && !item.decision.why.empty()) {
       why += "; " + item.decision.why;
     }
@@ -84,7 +87,8 @@ void render_limits(const engine::OptimizePlan& plan, bool applying, std::string&
       }
     }
   }
-  const auto usable = plan.host.mem_total && *plan.host.mem_total > plan.reserve ? *plan.host.mem_total - plan.reserve : 0;
+  const auto usable =
+      plan.host.mem_total && *plan.host.mem_total > plan.reserve ? *plan.host.mem_total - plan.reserve : 0;
   out += fmt::format("   The limits {} add up to {} of the {} the host can give beside its {} reserve: {}\n",
                      applying ? "after the changes" : "after these changes", format_bytes(plan.limits_total),
                      format_bytes(usable), format_bytes(plan.reserve),
@@ -107,7 +111,7 @@ void render_settings(const engine::OptimizePlan& plan, engine::SettingsUse setti
       continue;
     }
     for (const auto& s : item.settings) {
-      out += fmt::format("   {} {}: {} -> {}  ({})\n", item.allowed ? "+" : "!", item.name, s.key,
+      out += fmt::format("   {} {}: {} {} -> {}  ({})\n", item.allowed ? "+" : "!", item.name, s.key,
                          s.before ? *s.before : std::string("unset"), s.after, s.why);
     }
     if (settings == engine::SettingsUse::recommend) {
@@ -171,7 +175,8 @@ void render_verify(const engine::OptimizeRun& run, std::string& out) {
       const auto* b = row_of(run.before, r.name);
       out += fmt::format("   {:<24} {:>12} {:>12}  (limit)\n", r.name, b ? bytes_or(b->limit, "none") : "-",
                          bytes_or(r.limit, "none"));
-      out += fmt::format("   {:<24} {:>12} {:>12}  (uses)\n", "", b ? bytes_or(b->use, "?") : "-", bytes_or(r.use, "?"));
+      out +=
+          fmt::format("   {:<24} {:>12} {:>12}  (uses)\n", "", b ? bytes_or(b->use, "?") : "-", bytes_or(r.use, "?"));
     }
   }
   if (run.readiness) {
@@ -235,9 +240,8 @@ std::string render_optimize(const engine::OptimizeRun& run, engine::SettingsUse 
   for (const auto& p : run.plan->problems) {
     out += "   problem: " + p + "\n";
   }
-  const bool no_fit = std::any_of(run.plan->for_models.begin(), run.plan->for_models.end(), [](const auto& f) {
-    return f.plan && f.plan->verdict == FitVerdict::no_fit;
-  });
+  const bool no_fit = std::any_of(run.plan->for_models.begin(), run.plan->for_models.end(),
+                                  [](const auto& f) { return f.plan && f.plan->verdict == FitVerdict::no_fit; });
   if (no_fit) {
     out += "\nNothing was changed: a --for model does not fit this host (above).\n";
     return out;
@@ -271,8 +275,8 @@ json optimize_to_json(const engine::OptimizeRun& run) {
     }
     json fixes = json::array();
     for (const auto& s : run.fix->servers) {
-      fixes.push_back({{"server", s.server.name}, {"outcome", to_string(s.outcome)}, {"message", s.message},
-                       {"plan", s.plan}});
+      fixes.push_back(
+          {{"server", s.server.name}, {"outcome", to_string(s.outcome)}, {"message", s.message}, {"plan", s.plan}});
     }
     doc["findings"] = findings;
     doc["fixes"] = fixes;
@@ -286,7 +290,9 @@ json optimize_to_json(const engine::OptimizeRun& run) {
     for (const auto& item : p.items) {
       json settings = json::array();
       for (const auto& s : item.settings) {
-        settings.push_back({{"key", s.key}, {"before", s.before ? json(*s.before) : json(nullptr)}, {"after", s.after},
+        settings.push_back({{"key", s.key},
+                            {"before", s.before ? json(*s.before) : json(nullptr)},
+                            {"after", s.after},
                             {"why", s.why}});
       }
       json models = json::array();

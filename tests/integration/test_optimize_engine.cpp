@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "adapters/journal.hpp"
 #include "adapters/sample_store.hpp"
 #include "core/optimize.hpp"
 #include "engine/optimize.hpp"
@@ -22,7 +23,7 @@ namespace {
 constexpr std::uint64_t k_gib = 1ULL << 30;
 
 // Diagnose's window and thresholds kept short, as the fix tests keep them.
-const std::vector<std::string> k_fast{"--window",         "3s",  "--interval",     "1s",   "--hold", "2s",
+const std::vector<std::string> k_fast{"--window",         "3s",  "--interval",     "1s",   "--hold",        "2s",
                                       "--base-allowance", "64M", "--bloat-margin", "128M", "--api-timeout", "10s"};
 
 struct StateDir {
@@ -149,14 +150,13 @@ TEST(OptimizeOnEngine, ShowsTheChangesThenMakesThemAndUndoPutsBackTheExactValues
   const std::string ollama = "mwit-opt-ollama";
   const std::string grafana = "mwit-opt-grafana";
   const std::string small = "mwit-opt-small";
-  Container sim(ollama,
-                {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18941", "--label", "memwarden.enable=true"},
+  Container sim(ollama, {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18941", "--label", "memwarden.enable=true"},
                 {"/bin/ollama-sim", "--model", "small:1=100", "--retain-after-unload-mib", "600"}, k_sim_image);
   Container hog(grafana, {"--label", "memwarden.enable=true"}, {"/bin/memhog", "--mib", "64"});
-  Container tight(small,
-                  {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18942", "-m", "512m", "--label",
-                   "memwarden.enable=true"},
-                  {"/bin/ollama-sim", "--model", "big:8b=4700"}, k_sim_image);
+  Container tight(
+      small,
+      {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18942", "-m", "512m", "--label", "memwarden.enable=true"},
+      {"/bin/ollama-sim", "--model", "big:8b=4700"}, k_sim_image);
   ASSERT_TRUE(sim.wait_for_log("ollama-sim: listening"));
   ASSERT_TRUE(tight.wait_for_log("ollama-sim: listening"));
   ASSERT_TRUE(hog.wait_for_log("memhog: ready"));
@@ -331,4 +331,37 @@ TEST(OptimizeOnEngine, AHostTooSmallForTheModelChangesNothing) {
   EXPECT_EQ(doc["for"][0]["verdict"], "no_fit");
   EXPECT_TRUE(doc["applied"].empty());
   EXPECT_EQ(inspect_limits(hog.name()).memory, 0);
+}
+
+TEST(OptimizeOnEngine, AnInterruptedOptimizeLeavesARecordThatUndoPutsBack) {
+  // An optimize killed between the engine's answer and the end of its record: the change is made, the record
+  // never finished. The journal shows it; --undo puts the value back.
+  Container hog("mwit-opt-killed", {"-m", "512m"}, {"/bin/memhog", "--mib", "16"});
+  ASSERT_TRUE(hog.wait_for_log("memhog: ready"));
+  const auto before = inspect_limits(hog.name());
+  StateDir state;
+  {
+    auto journal = mw::adapters::Journal::open(state.path());
+    ASSERT_TRUE(journal) << journal.error().line();
+    mw::adapters::JournalRecord rec;
+    rec.started_at_ms = now_ms();
+    rec.server = hog.name();
+    rec.kind = "optimize_limit";
+    rec.reason = "peak 40 MiB over 30 h of history, + 25%";
+    rec.evidence_json = json{{"name", hog.name()},
+                             {"before", {{"memory", before.memory}, {"memory_swap", before.memory_swap}}},
+                             {"after", {{"memory", 256LL << 20}, {"memory_swap", 256LL << 20}}}}
+                            .dump();
+    ASSERT_TRUE(journal->begin(rec));
+  }
+  ASSERT_EQ(docker({"update", "--memory", "256m", "--memory-swap", "256m", hog.name()}).exit_code, 0);
+  const auto h = journal(state);
+  ASSERT_EQ(h["records"].size(), 1U);
+  EXPECT_EQ(h["records"][0]["incomplete"], true) << h.dump(2);
+  const auto r = memwarden({"optimize", "--undo", "--json", "--state-dir", state.path()});
+  const auto doc = parse_output(r);
+  EXPECT_EQ(r.exit_code, 0) << doc.dump(2) << r.err;
+  const auto after = inspect_limits(hog.name());
+  EXPECT_EQ(after.memory, before.memory);
+  EXPECT_EQ(after.memory_swap, before.memory_swap);
 }

@@ -186,9 +186,9 @@ TEST(LimitFromModels, TheLargestModelSetsIt) {
   ServedModel broken;
   broken.name = "mystery:latest";
   broken.error = "HTTP 404";
-  const auto b = limit_from_models({served("small:1b", 1 * k_gib, 2 * k_gib), served("big:32b", 20 * k_gib, 24 * k_gib),
-                                    broken},
-                                   "installed models");
+  const auto b =
+      limit_from_models({served("small:1b", 1 * k_gib, 2 * k_gib), served("big:32b", 20 * k_gib, 24 * k_gib), broken},
+                        "installed models");
   ASSERT_TRUE(b.wanted);
   EXPECT_EQ(*b.wanted, 24 * k_gib);
   EXPECT_EQ(b.largest, "big:32b");
@@ -205,8 +205,8 @@ TEST(LimitFromModels, NoModelsIsNoBasis) {
 TEST(RecommendSettings, ModelsThatDoNotFitTogetherLoadOneAtATime) {
   ServerEnv env;
   env.env["OLLAMA_KEEP_ALIVE"] = "-1";
-  const auto changes = recommend_settings(
-      {served("a:8b", 6 * k_gib, 8 * k_gib), served("b:8b", 6 * k_gib, 8 * k_gib)}, env, 8 * k_gib, 20);
+  const auto changes = recommend_settings({served("a:8b", 6 * k_gib, 8 * k_gib), served("b:8b", 6 * k_gib, 8 * k_gib)},
+                                          env, 8 * k_gib, 20);
   ASSERT_EQ(changes.size(), 2U);
   EXPECT_EQ(changes[0].key, "OLLAMA_MAX_LOADED_MODELS");
   EXPECT_FALSE(changes[0].before);
@@ -218,14 +218,14 @@ TEST(RecommendSettings, ModelsThatDoNotFitTogetherLoadOneAtATime) {
 
 TEST(RecommendSettings, NothingWhenTheyFitOrAreOneAtATimeAlready) {
   ServerEnv env;
-  EXPECT_TRUE(recommend_settings({served("a", 2 * k_gib, 3 * k_gib), served("b", 2 * k_gib, 3 * k_gib)}, env,
-                                 8 * k_gib, 20)
-                  .empty());
+  EXPECT_TRUE(
+      recommend_settings({served("a", 2 * k_gib, 3 * k_gib), served("b", 2 * k_gib, 3 * k_gib)}, env, 8 * k_gib, 20)
+          .empty());
   env.env["OLLAMA_MAX_LOADED_MODELS"] = "1";
   env.env["OLLAMA_KEEP_ALIVE"] = "10m";
-  EXPECT_TRUE(recommend_settings({served("a", 6 * k_gib, 8 * k_gib), served("b", 6 * k_gib, 8 * k_gib)}, env,
-                                 8 * k_gib, 20)
-                  .empty());
+  EXPECT_TRUE(
+      recommend_settings({served("a", 6 * k_gib, 8 * k_gib), served("b", 6 * k_gib, 8 * k_gib)}, env, 8 * k_gib, 20)
+          .empty());
 }
 
 TEST(RecommendSettings, AModelOverTheLimitTakesThePlansOwnSuggestion) {

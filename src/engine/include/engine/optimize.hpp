@@ -51,17 +51,17 @@ enum class ChangeKind { limit, settings };
 struct OptimizeItem {
   std::string id;
   std::string name;
-  bool server = false;  // an inference server
-  bool allowed = false;  // opted in (memwarden.enable=true) or named, not protected, not memwarden's own
-  std::string not_allowed;  // why not, when not
+  bool server = false;                 // an inference server
+  bool allowed = false;                // opted in (memwarden.enable=true) or named, not protected, not memwarden's own
+  std::string not_allowed;             // why not, when not
   std::optional<std::uint64_t> limit;  // HostConfig.Memory now; nullopt: none
   std::optional<std::int64_t> memory_swap;
   std::optional<std::uint64_t> use;    // working set now
   std::optional<std::uint64_t> floor;  // the lowest safe limit now
   std::string basis;                   // where the wanted limit came from
   LimitDecision decision;
-  std::vector<SettingChange> settings;       // servers: the settings that make the models fit
-  std::optional<ServerLimitPlan> served;     // servers: the plan of the models
+  std::vector<SettingChange> settings;    // servers: the settings that make the models fit
+  std::optional<ServerLimitPlan> served;  // servers: the plan of the models
 };
 
 struct HostFigures {
@@ -125,8 +125,8 @@ struct OptimizeApply {
 
 // Documented exit codes (docs/optimize.md).
 enum class OptimizeExit : int {
-  ok = 0,       // nothing to change, the changes listed (without --yes), or every change applied
-  failed = 1,   // a change failed or was refused
+  ok = 0,      // nothing to change, the changes listed (without --yes), or every change applied
+  failed = 1,  // a change failed or was refused
   usage = 2,
   partial = 3,  // something could not be read or planned (the rest went on); --undo with nothing to undo
   no_fit = 4,   // a --for model does not fit this host
