@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "adapters/docker.hpp"
@@ -630,8 +631,14 @@ UndoReport undo_optimize(const OptimizeOptions& o) {
       continue;
     }
     auto doc = json::parse(r.evidence_json, nullptr, false);
-    if (doc.is_object() && doc.contains("undoes") && doc["undoes"].is_number_integer()) {
-      undone.insert(doc["undoes"].get<std::int64_t>());
+    if (!doc.is_object() || !doc.contains("undoes")) {
+      continue;
+    }
+    const auto ids = doc["undoes"].is_array() ? doc["undoes"] : json::array({doc["undoes"]});
+    for (const auto& id : ids) {
+      if (id.is_number_integer()) {
+        undone.insert(id.get<std::int64_t>());
+      }
     }
   }
   // Newest first: applied, or begun and never finished (interrupted: it may have been applied).
@@ -656,48 +663,71 @@ UndoReport undo_optimize(const OptimizeOptions& o) {
   if (auto layout = probes::detect_cgroup_layout(o.root)) {
     a.layout = *layout;
   }
+  // One container at a time, all its records at once: the value before the oldest change is the one to put
+  // back, and a container that needs re-creating (a limit taken away, settings) is re-created once.
+  std::vector<std::string> names;
   for (const auto* r : todo) {
-    auto doc = json::parse(r->evidence_json, nullptr, false);
-    const std::string name = r->server;
-    const json undo_evidence{{"undoes", r->id}, {"name", name}};
-    const auto reason = fmt::format("undo of journal record {} ({})", r->id, r->kind);
-    if (!doc.is_object()) {
-      out.changes.push_back(AppliedChange{ChangeKind::limit,
-                                          name,
-                                          ChangeOutcome::failed,
-                                          fmt::format("journal record {}: its evidence is unreadable", r->id),
-                                          {},
-                                          {},
-                                          {}});
+    if (std::find(names.begin(), names.end(), r->server) == names.end()) {
+      names.push_back(r->server);
+    }
+  }
+  for (const auto& name : names) {
+    std::optional<json> limit_before;  // the oldest limit record's "before"
+    std::map<std::string, std::optional<std::string>> env_before;
+    json ids = json::array();
+    std::string unreadable;
+    for (const auto* r : todo) {  // newest first: older records overwrite
+      if (r->server != name) {
+        continue;
+      }
+      auto doc = json::parse(r->evidence_json, nullptr, false);
+      if (!doc.is_object()) {
+        unreadable = fmt::format("journal record {}: its evidence is unreadable", r->id);
+        continue;
+      }
+      ids.push_back(r->id);
+      if (r->kind == k_kind_limit) {
+        limit_before = doc.value("before", json::object());
+      } else {
+        const auto before_env = doc.value("before_env", json::object());
+        for (const auto& [key, value] : before_env.items()) {
+          env_before[key] = value.is_string() ? std::optional<std::string>(value.get<std::string>()) : std::nullopt;
+        }
+      }
+    }
+    if (!unreadable.empty()) {
+      out.changes.push_back(AppliedChange{ChangeKind::limit, name, ChangeOutcome::failed, unreadable, {}, {}, {}});
       continue;
     }
-    if (r->kind == k_kind_limit) {
-      const auto before = doc.value("before", json::object());
-      const auto memory = before.value("memory", json(nullptr));
-      if (memory.is_number_unsigned() && memory.get<std::uint64_t>() > 0) {
-        const auto m = memory.get<std::uint64_t>();
-        const auto swap_json = before.value("memory_swap", json(nullptr));
-        std::int64_t swap = static_cast<std::int64_t>(m);
-        if (swap_json.is_number_integer() &&
-            (swap_json.get<std::int64_t>() == -1 || swap_json.get<std::int64_t>() > 0)) {
-          swap = swap_json.get<std::int64_t>();
+    const json evidence{{"undoes", ids}, {"name", name}};
+    const auto reason = fmt::format("undo of journal record{} {}", ids.size() == 1 ? "" : "s", ids.dump());
+    std::optional<std::uint64_t> memory;  // nullopt: no limit before
+    std::int64_t swap = 0;
+    if (limit_before) {
+      const auto m = limit_before->value("memory", json(nullptr));
+      if (m.is_number_unsigned() && m.get<std::uint64_t>() > 0) {
+        memory = m.get<std::uint64_t>();
+        swap = static_cast<std::int64_t>(*memory);
+        const auto sw = limit_before->value("memory_swap", json(nullptr));
+        if (sw.is_number_integer() && (sw.get<std::int64_t>() == -1 || sw.get<std::int64_t>() > 0)) {
+          swap = sw.get<std::int64_t>();
         }
-        out.changes.push_back(a.set_limit(name, name, m, swap, k_kind_undo, reason, undo_evidence));
-      } else {
-        // The engine cannot take a limit away in place (moby#22516): the container is made again without one.
-        adapters::RecreateChange rc;
-        rc.memory = 0;
-        rc.memory_swap = 0;
-        out.changes.push_back(a.recreate(name, name, rc, ChangeKind::limit, k_kind_undo, reason, undo_evidence));
       }
-    } else {
-      adapters::RecreateChange rc;
-      const auto before_env = doc.value("before_env", json::object());
-      for (const auto& [key, value] : before_env.items()) {
-        rc.env[key] = value.is_string() ? std::optional<std::string>(value.get<std::string>()) : std::nullopt;
-      }
-      out.changes.push_back(a.recreate(name, name, rc, ChangeKind::settings, k_kind_undo, reason, undo_evidence));
     }
+    if (env_before.empty() && limit_before && memory) {
+      out.changes.push_back(a.set_limit(name, name, *memory, swap, k_kind_undo, reason, evidence));
+      continue;
+    }
+    // Settings, or a limit to take away, which the engine cannot do in place (moby#22516): the container is made
+    // again with the environment and the limit it had.
+    adapters::RecreateChange rc;
+    rc.env = env_before;
+    if (limit_before) {
+      rc.memory = memory ? static_cast<std::int64_t>(*memory) : 0;
+      rc.memory_swap = memory ? swap : 0;
+    }
+    out.changes.push_back(a.recreate(name, name, rc, env_before.empty() ? ChangeKind::limit : ChangeKind::settings,
+                                     k_kind_undo, reason, evidence));
   }
   return out;
 }

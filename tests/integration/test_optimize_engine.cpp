@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -364,4 +365,50 @@ TEST(OptimizeOnEngine, AnInterruptedOptimizeLeavesARecordThatUndoPutsBack) {
   const auto after = inspect_limits(hog.name());
   EXPECT_EQ(after.memory, before.memory);
   EXPECT_EQ(after.memory_swap, before.memory_swap);
+}
+
+TEST(OptimizeOnEngine, RecreateAppliesTheServerSettingsAndUndoPutsThemBack) {
+  // Three installed models that do not fit in the limit together, a keep-alive of forever: one at a time.
+  const std::string name = "mwit-opt-settings";
+  Container sim(name,
+                {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18943", "-e", "OLLAMA_KEEP_ALIVE=-1", "--label",
+                 "memwarden.enable=true", "--label", "custom.label=kept"},
+                {"/bin/ollama-sim", "--model", "a:3b=2000", "--model", "b:3b=2000", "--model", "c:1b=700"},
+                k_sim_image);
+  ASSERT_TRUE(sim.wait_for_log("ollama-sim: listening"));
+  StateDir state;
+  auto r = optimize(state, {name, "--for", "a:3b", "--for", "b:3b", "--for", "c:1b"});
+  auto doc = parse_output(r);
+  EXPECT_EQ(r.exit_code, 0) << doc.dump(2) << r.err;
+  const auto* c = item(doc, name);
+  ASSERT_NE(c, nullptr) << doc.dump(2);
+  std::map<std::string, std::string> wanted;
+  for (const auto& s : (*c)["settings"]) {
+    wanted[s["key"]] = s["after"];
+  }
+  EXPECT_EQ(wanted["OLLAMA_MAX_LOADED_MODELS"], "1") << c->dump(2);
+  EXPECT_EQ(wanted["OLLAMA_KEEP_ALIVE"], "5m") << c->dump(2);
+
+  r = optimize(state, {name, "--yes", "--recreate", "--for", "a:3b", "--for", "b:3b", "--for", "c:1b"});
+  doc = parse_output(r);
+  EXPECT_EQ(r.exit_code, 0) << doc.dump(2) << r.err;
+  const auto env = docker({"inspect", "-f", "{{json .Config.Env}}", name}).out;
+  EXPECT_NE(env.find("OLLAMA_MAX_LOADED_MODELS=1"), std::string::npos) << env;
+  EXPECT_NE(env.find("OLLAMA_KEEP_ALIVE=5m"), std::string::npos) << env;
+  EXPECT_EQ(docker({"inspect", "-f", "{{index .Config.Labels \"custom.label\"}}", name}).out.substr(0, 4), "kept");
+  EXPECT_GT(inspect_limits(name).memory, 0) << "the limit set before the re-create is kept";
+  ASSERT_TRUE(doc["readiness"].is_array()) << doc.dump(2);
+  EXPECT_EQ(doc["readiness"].size(), 3U);
+  // Nothing named NAME-old-* is left.
+  EXPECT_EQ(docker({"ps", "-a", "--filter", "name=" + name + "-old", "-q"}).out, "");
+
+  r = memwarden({"optimize", "--undo", "--json", "--state-dir", state.path()});
+  doc = parse_output(r);
+  EXPECT_EQ(r.exit_code, 0) << doc.dump(2) << r.err;
+  EXPECT_EQ(doc["changes"].size(), 1U) << "the limit and the settings put back by one re-create: " << doc.dump(2);
+  const auto back = docker({"inspect", "-f", "{{json .Config.Env}}", name}).out;
+  EXPECT_EQ(back.find("OLLAMA_MAX_LOADED_MODELS"), std::string::npos) << back;
+  EXPECT_NE(back.find("OLLAMA_KEEP_ALIVE=-1"), std::string::npos) << back;
+  EXPECT_EQ(inspect_limits(name).memory, 0);
+  EXPECT_EQ(docker({"inspect", "-f", "{{.State.Running}}", name}).out.substr(0, 4), "true");
 }
