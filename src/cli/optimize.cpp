@@ -271,7 +271,8 @@ json optimize_to_json(const engine::OptimizeRun& run) {
       findings.push_back({{"detector", to_string(f.detector)},
                           {"severity", to_string(f.severity)},
                           {"subject", f.subject},
-                          {"summary", f.summary}});
+                          {"summary", f.summary},
+                          {"action", f.action}});
     }
     json fixes = json::array();
     for (const auto& s : run.fix->servers) {

@@ -276,10 +276,17 @@ Expected<OptimizePlan, Error> prepare_optimize(const OptimizeOptions& o) {
     LimitInput in;
     in.current = item.limit;
     in.floor = item.floor;
+    const bool fixing = std::find(o.fixing.begin(), o.fixing.end(), item.name) != o.fixing.end();
+    if (fixing && item.floor) {
+      in.floor = round_up_to_step(k_limit_margin);
+    }
     in.cap = cap;
     in.wanted = served.limit.wanted;
     in.why_no_basis = served.limit.why;
     item.basis = served.limit.why;
+    if (fixing) {
+      item.basis += "; the fix above comes first, so what it uses now is left out (it is read again then)";
+    }
     item.decision = decide_limit(in);
     const auto limit = item.decision.target.value_or(item.limit.value_or(cap));
     ServerEnv env;
@@ -772,7 +779,15 @@ OptimizeRun run_optimize(const OptimizeOptions& o, OptimizeMode mode, const std:
     run.applied.interrupted = true;
     return run;
   }
-  auto plan = prepare_optimize(o);
+  auto prepare_options = o;
+  if (run.fix && mode == OptimizeMode::show) {
+    for (const auto& s : run.fix->servers) {
+      if (s.outcome == ActionOutcome::dry_run) {
+        prepare_options.fixing.push_back(s.server.name);
+      }
+    }
+  }
+  auto plan = prepare_optimize(prepare_options);
   if (!plan) {
     run.plan_error = plan.error();
     return run;

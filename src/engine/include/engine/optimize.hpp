@@ -42,6 +42,9 @@ struct OptimizeOptions {
   std::string own_container_id;
   std::chrono::milliseconds ready_wait{std::chrono::seconds(120)};  // a re-created server's API
   std::int64_t now_wall_ms = 0;                                     // for the stored history's span
+  // Servers the fix step would act on (a dry run): what they use now is left out of their floor, since the fix
+  // comes first and the limit is planned again after it.
+  std::vector<std::string> fixing;
 };
 
 enum class ChangeKind { limit, settings };
