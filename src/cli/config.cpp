@@ -831,7 +831,7 @@ Profile example_profile() {
 
 // ---- the key table: every setting once, with how it is read, written and documented
 
-enum class SectionId { top, detect, fix, history, notify, profiles };
+enum class SectionId { top, detect, fix, optimize, history, notify, profiles };
 
 struct SectionSpec {
   SectionId id;
@@ -839,12 +839,16 @@ struct SectionSpec {
   std::string_view comment;  // above the section in --print-default
 };
 
-constexpr std::array<SectionSpec, 6> k_sections{{
+constexpr std::array<SectionSpec, 7> k_sections{{
     {SectionId::top, "", ""},
     {SectionId::detect, "detect", "The detectors' thresholds (docs/diagnose.md)."},
     {SectionId::fix, "fix",
      "What to do about fixable findings (docs/fix.md). Only opted-in servers are ever touched:\n"
      "label memwarden.enable=true, or listed in allow. Protected servers and memwarden itself never are."},
+    {SectionId::optimize, "optimize",
+     "Drift from the optimized state (docs/serve.md): a container without a memory limit, or a model pulled that\n"
+     "no longer fits its server's limit, is reported as a finding (optimize-drift) with the command that fixes it.\n"
+     "The daemon never changes a limit itself."},
     {SectionId::history, "history",
      "Sample history in <state_dir>: raw samples, then per-minute aggregates, within a size cap."},
     {SectionId::notify, "notify", "Webhook alerts for new findings."},
@@ -889,6 +893,20 @@ void read_auto(Reader& r, const E& e, ServeConfig& c, ReadState&) {
     c.auto_fix = AutoFix::on;
   } else {
     r.error(Reader::mark_of(e), fmt::format("{}: '{}' is not off, dry-run or on", e.path, *text));
+  }
+}
+
+void read_optimize_auto(Reader& r, const E& e, ServeConfig& c, ReadState&) {
+  const auto text = r.scalar(e, "off or suggest");
+  if (!text) {
+    return;
+  }
+  if (*text == "off") {
+    c.optimize_auto = OptimizeAuto::off;
+  } else if (*text == "suggest") {
+    c.optimize_auto = OptimizeAuto::suggest;
+  } else {
+    r.error(Reader::mark_of(e), fmt::format("{}: '{}' is not off or suggest", e.path, *text));
   }
 }
 
@@ -1133,6 +1151,20 @@ const std::array k_keys{
               r.string(e, c.systemd_unit, Reader::Empty::refused);
             },
             [](const ServeConfig& c) { return spaced(yaml_quoted(c.systemd_unit)); }},
+    // optimize:
+    KeySpec{SectionId::optimize, "auto", "suggest: report drift with the command that fixes it; off: do not check.",
+            "`suggest`: every `interval`, report a running container without a memory limit, and an inference "
+            "server whose largest installed model needs more than its limit, as an `optimize-drift` finding naming "
+            "`memwarden optimize --yes`; `off`: no check (and serve's `unlimited` findings name no planned limit). "
+            "The daemon only reports: it never sets a limit itself.",
+            read_optimize_auto, [](const ServeConfig& c) { return spaced(to_string(c.optimize_auto)); }},
+    KeySpec{SectionId::optimize, "interval", "How often; each check asks every server's API (/api/tags, /api/show).",
+            "How often the drift check runs (it asks each inference server for /api/tags and /api/show, so not every "
+            "sample). Must be longer than 0.",
+            [](Reader& r, const E& e, ServeConfig& c, ReadState&) {
+              r.duration(e, c.optimize_interval, Bound::positive);
+            },
+            [](const ServeConfig& c) { return spaced(duration_text(c.optimize_interval)); }},
     // history:
     KeySpec{SectionId::history, "raw_retention", "", "Keep every sample this long. Must be longer than 0.",
             [](Reader& r, const E& e, ServeConfig& c, ReadState&) {

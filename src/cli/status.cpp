@@ -251,7 +251,9 @@ json container_json(const ContainerSnapshot& c) {
           {"memory_swap_bytes", or_null(meta.memory_swap)},
           {"gpu_requested", gpu},
           {"memory", memory},
-          {"memory_error", c.memory_error ? json(c.memory_error->line()) : json(nullptr)}};
+          {"memory_error", c.memory_error ? json(c.memory_error->line()) : json(nullptr)},
+          {"advised_limit_bytes", or_null(c.advised_limit)},
+          {"advised_limit_basis", c.advised_basis.empty() ? json(nullptr) : json(c.advised_basis)}};
 }
 
 json gpu_json(const StatusReport& r) {

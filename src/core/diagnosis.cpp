@@ -403,36 +403,41 @@ std::vector<Finding> detect_unlimited(const InferenceServer& server, const Serve
   if (!unlimited) {
     return {};
   }
-  // Recommend: the loaded models' RAM + base, with 25% headroom, at least 4 GiB, rounded up to a GiB.
-  std::uint64_t need = t.base_allowance;
-  if (last.models) {
-    need = expected_ram(*last.models, t.base_allowance);
-  }
-  auto recommended = std::max<std::uint64_t>(4ULL << 30, need + need / 4);
-  recommended = (recommended + k_gib - 1) / k_gib * k_gib;
+  // The limit is the one `memwarden optimize` sets (the plan of its installed models, not of what is
+  // loaded now: an idle server would be limited below the first large model it loads), planned by the engine.
   std::string cap;
   if (!host.empty() && host.back().meminfo && host.back().meminfo->mem_total) {
-    const auto total = *host.back().meminfo->mem_total;
-    const auto ceiling = saturating_sub(total, t.reserve);
-    cap = fmt::format(" (the host has {}; keep {} for the rest)", format_bytes(total), format_bytes(t.reserve));
-    if (ceiling > 0 && recommended > ceiling) {
-      recommended = ceiling / k_gib * k_gib;
-    }
+    cap = fmt::format(" (the host has {}; keep {} for the rest)", format_bytes(*host.back().meminfo->mem_total),
+                      format_bytes(t.reserve));
   }
   Finding f;
   f.detector = Detector::unlimited;
   f.subject = server.name;
   f.severity = Severity::warning;
   f.summary = fmt::format("{} has no memory limit: a leak in it can take the whole host{}", server.name, cap);
-  f.evidence = {bytes_evidence("recommended_limit_bytes", recommended)};
+  if (server.planned_limit) {
+    f.evidence.push_back(bytes_evidence("recommended_limit_bytes", *server.planned_limit));
+  }
   if (last.memory && last.memory->usage) {
     f.evidence.push_back(bytes_evidence("usage_bytes", *last.memory->usage));
   }
   f.remedy = Remedy::set_memory_limit;
-  f.action = fmt::format(
-      "set a limit of {} ({} for the loaded models and base, plus 25%): docker update "
-      "--memory {}g --memory-swap {}g {}, or mem_limit in compose",
-      format_bytes(recommended), format_bytes(need), recommended / k_gib, recommended / k_gib, server.name);
+  if (server.planned_limit) {
+    const auto mib = *server.planned_limit >> 20;
+    f.action = fmt::format(
+        "memwarden optimize --yes sets a limit of {} ({}); by hand: docker update --memory {}m --memory-swap {}m "
+        "{}, or mem_limit: {}m in compose",
+        format_bytes(*server.planned_limit), server.planned_basis, mib, mib, server.name, mib);
+  } else if (!server.planned_basis.empty()) {
+    f.action = fmt::format(
+        "memwarden could not plan a limit for it ({}); once it can, memwarden optimize --yes sets one from the "
+        "models it has installed (memwarden plan MODEL shows what each needs)",
+        server.planned_basis);
+  } else {
+    f.action =
+        "memwarden optimize --yes sets a limit from the plan of the models it has installed (memwarden optimize "
+        "shows the number first)";
+  }
   f.window_start = last.at;
   f.window_end = last.at;
   return {f};
@@ -578,6 +583,8 @@ const char* to_string(Detector detector) {
       return "api-unreachable";
     case Detector::host_pressure:
       return "host-pressure";
+    case Detector::drift:
+      return "optimize-drift";
   }
   return "unknown";
 }

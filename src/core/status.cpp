@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "core/bytes.hpp"
+#include "core/discovery.hpp"
+#include "core/drift.hpp"
 
 namespace mw {
 
@@ -60,10 +62,21 @@ void container_warnings(const ContainerSnapshot& c, const StatusReport& report, 
     if (c.memory && c.memory->working_set()) {
       now = fmt::format(" (it uses {} now)", format_bytes(*c.memory->working_set()));
     }
+    std::string advice;
+    if (c.advised_limit) {
+      advice = fmt::format("memwarden optimize --yes sets {} ({})", format_bytes(*c.advised_limit), c.advised_basis);
+    } else if (is_inference_server(c.meta)) {
+      advice = c.advised_basis.empty()
+                   ? std::string("memwarden optimize --yes sets one from the plan of its installed models")
+                   : fmt::format("memwarden optimize plans one from its installed models, but could not now: {}",
+                                 c.advised_basis);
+    } else {
+      advice = k_peak_basis;
+    }
     out.push_back({WarningKind::unlimited_container, name,
-                   fmt::format("{} has no memory limit and can take {}{}; set one (docker run -m, "
+                   fmt::format("{} has no memory limit and can take {}{}; {} (or by hand: docker update --memory, "
                                "compose mem_limit)",
-                               name, reach, now)});
+                               name, reach, now, advice)});
   }
   if (c.memory) {
     if (const auto pct = c.memory->percent_of_limit(); pct && *pct >= t.near_limit_pct) {

@@ -14,6 +14,16 @@ const char* to_string(AutoFix mode) {
   return "on";
 }
 
+const char* to_string(OptimizeAuto mode) {
+  switch (mode) {
+    case OptimizeAuto::off:
+      return "off";
+    case OptimizeAuto::suggest:
+      return "suggest";
+  }
+  return "suggest";
+}
+
 std::vector<Profile> configured_profiles(const ServeConfig& config) {
   return merge_profiles(builtin_profiles(), config.profiles);
 }

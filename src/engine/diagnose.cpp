@@ -155,7 +155,16 @@ std::unique_ptr<Sampler> diagnose_window(const DiagnoseOptions& options, Clock& 
   const auto stored = static_cast<std::size_t>(std::clamp<std::int64_t>(options.lookback.span.count() / 1000, 0, 3600));
   sampler_options.capacity = std::max<std::size_t>(samples_for(options) + spare_samples + stored, 4);
   auto sampler = std::make_unique<Sampler>(sampler_options, clock);
-  sampler->discover();
+  const auto inventory = sampler->discover();
+  {
+    LimitAdviceOptions lo;
+    lo.root = options.sampler.root;
+    lo.reserve = options.thresholds.reserve;
+    lo.api_timeout = options.sampler.api_timeout;
+    lo.plan = options.plan_limit;
+    std::vector<Error> unused;  // MemTotal: the sampler reports it with every sample
+    plan_unlimited_servers(*sampler, inventory, lo, unused);
+  }
   seed_from_history(*sampler, options, clock, result);
   auto seeded_problems = result.problems;
   observe(*sampler, options, clock, result);

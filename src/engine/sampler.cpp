@@ -58,7 +58,7 @@ bool matches_target(const ContainerMeta& c, const std::vector<std::string>& targ
 
 }  // namespace
 
-void Sampler::discover() {
+Inventory Sampler::discover() {
   InventoryOptions io;
   io.root = m_options.root;
   io.docker_host = m_options.docker_host;
@@ -75,6 +75,7 @@ void Sampler::discover() {
     note(p);
   }
   rediscover(inv);
+  return inv;
 }
 
 void Sampler::rediscover(const Inventory& inventory) {
@@ -108,6 +109,15 @@ void Sampler::seed_host(const std::vector<HostSample>& samples) {
   }
 }
 
+void Sampler::set_planned_limit(const std::string& server_name, std::optional<std::uint64_t> limit, std::string basis) {
+  for (auto& w : m_servers) {
+    if (w->server.name == server_name) {
+      w->server.planned_limit = limit;
+      w->server.planned_basis = basis;
+    }
+  }
+}
+
 void Sampler::forget_history(const std::string& server_name) {
   for (auto& w : m_servers) {
     if (w->server.name == server_name) {
@@ -135,6 +145,10 @@ void Sampler::add_server(InferenceServer server, std::optional<probes::CgroupLoc
   if (auto known = take_previous(server)) {
     const bool same_api = known->server.api_url == server.api_url;
     auto problem = std::move(known->server.api_url_problem);
+    if (server.planned_basis.empty() && !server.has_memory_limit) {  // planned before: kept until planned again
+      server.planned_limit = known->server.planned_limit;
+      server.planned_basis = std::move(known->server.planned_basis);
+    }
     known->server = std::move(server);
     known->cgroup = std::move(where);
     if (same_api) {

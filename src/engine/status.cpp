@@ -84,6 +84,13 @@ StatusResult collect_status(const StatusOptions& options) {
   probes::NvmlOptions nvml;
   nvml.library = options.nvml_library;
   result.report.gpu = probes::read_gpus(options.root, nvml);
+  LimitAdviceOptions lo;
+  lo.root = options.root;
+  lo.reserve = options.thresholds.reserve_bytes;
+  lo.api_timeout = options.api_timeout;
+  lo.nvml_library = options.nvml_library;
+  lo.plan = options.plan_limit;
+  advise_unlimited(result.report, lo);
   result.warnings = evaluate_status(result.report, options.thresholds);
   return result;
 }

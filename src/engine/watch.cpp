@@ -8,7 +8,9 @@
 #include <thread>
 
 #include "core/bytes.hpp"
+#include "core/deploy.hpp"
 #include "core/discovery.hpp"
+#include "core/drift.hpp"
 #include "core/text.hpp"
 #include "probes/host_memory.hpp"
 #include "probes/ollama_store.hpp"
@@ -452,8 +454,15 @@ void Watch::tick() {
     m_gpu_retry = m_env.clock.now() + Duration(300'000);
   }
   snap->status.gpu = m_gpu->read(m_env.root);
+  check_drift(*snap);  // before the detectors: the unlimited finding names the planned limit
 
   auto findings = run_detectors(m_sampler->states(), m_sampler->host(), m_config.thresholds);
+  if (!m_drift.empty()) {
+    findings.insert(findings.end(), m_drift.begin(), m_drift.end());
+    std::stable_sort(findings.begin(), findings.end(), [](const Finding& a, const Finding& b) {
+      return a.severity != b.severity ? a.severity > b.severity : a.subject < b.subject;
+    });
+  }
   hold_findings_of_jobs(findings);
   act(findings, requested);
   collect_jobs();  // jobs that ended at once (inline in tests; a dry run)
@@ -474,6 +483,14 @@ void Watch::tick() {
     }
   }
   snap->detectors.push_back({"host", Detector::host_pressure, std::nullopt});
+  for (const auto& f : m_drift) {  // drift of containers that are not servers: a state while it lasts
+    const bool known = std::any_of(snap->detectors.begin(), snap->detectors.end(), [&](const DetectorState& d) {
+      return d.subject == f.subject && d.detector == Detector::drift;
+    });
+    if (!known) {
+      snap->detectors.push_back({f.subject, Detector::drift, std::nullopt});
+    }
+  }
   for (const auto& f : findings) {
     for (auto& d : snap->detectors) {
       if (d.subject == f.subject && d.detector == f.detector) {
@@ -509,6 +526,108 @@ void Watch::tick() {
   refresh_bench();
   snap->bench = m_bench;
   publish(std::move(snap));
+}
+
+// ---------------------------------------------------------------- drift from the optimized state
+
+void Watch::check_drift(DaemonSnapshot& snap) {
+  if (m_config.optimize_auto == OptimizeAuto::off) {
+    m_drift.clear();
+    m_drift_at.reset();
+  } else {
+    const auto now = m_env.clock.now();
+    const bool due = !m_drift_at || now < *m_drift_at || now - *m_drift_at >= m_config.optimize_interval;
+    if (due && m_docker_status.reachable) {
+      m_drift_at = now;
+      m_drift = find_drift(snap, now);
+    }
+  }
+  // Between checks: a container gone, or one that got a limit, is no longer drift.
+  std::map<std::string, const ContainerSnapshot*> running;
+  for (const auto& c : snap.status.containers) {
+    running.emplace(c.meta.name, &c);
+  }
+  std::erase_if(m_drift, [&](const Finding& f) {
+    const auto it = running.find(f.subject);
+    const bool about_a_limit =
+        std::any_of(f.evidence.begin(), f.evidence.end(), [](const Evidence& e) { return e.name == "limit_bytes"; });
+    return it == running.end() || (!about_a_limit && it->second->meta.memory_limit.has_value());
+  });
+  // The advice status shows for the containers without a limit.
+  std::map<std::string, const InferenceServer*> servers;
+  for (const auto& w : m_sampler->servers()) {
+    if (!w->server.container_id.empty()) {
+      servers.emplace(w->server.container_id, &w->server);
+    }
+  }
+  for (auto& c : snap.status.containers) {
+    if (!c.meta.state.running || c.meta.memory_limit) {
+      continue;
+    }
+    if (const auto it = servers.find(c.meta.id); it != servers.end()) {
+      c.advised_limit = it->second->planned_limit;
+      c.advised_basis = it->second->planned_basis;
+    } else if (!is_inference_server(c.meta)) {
+      c.advised_basis = k_peak_basis;
+    }
+  }
+}
+
+std::vector<Finding> Watch::find_drift(const DaemonSnapshot& snap, Timestamp now) {
+  const auto& mi = snap.status.host.meminfo;
+  if (!mi || !mi->mem_total) {
+    return {};  // the sampler reports /proc/meminfo; what the host can give is unknown until it is read
+  }
+  const auto reserve = m_config.thresholds.reserve;
+  const auto cap = host_server_cap(*mi->mem_total, reserve, snap.status.containers);
+  LimitAdviceOptions lo;
+  lo.root = m_env.root;
+  lo.reserve = reserve;
+  lo.api_timeout = m_config.api_timeout;
+  lo.profiles = configured_profiles(m_config);
+  lo.nvml_library = m_config.nvml_library;
+  lo.plan = m_env.plan_limit;
+  std::map<std::string, const WatchedServer*> servers;
+  for (const auto& w : m_sampler->servers()) {
+    if (!w->server.container_id.empty()) {
+      servers.emplace(w->server.container_id, w.get());
+    }
+  }
+  std::vector<DriftSubject> subjects;
+  for (const auto& c : snap.status.containers) {
+    if (!c.meta.state.running) {
+      continue;
+    }
+    DriftSubject s;
+    s.name = c.meta.name;
+    const auto protect = c.meta.labels.find(std::string(k_label_protect));
+    s.excluded = (!m_own_container_id.empty() && c.meta.id == m_own_container_id) ||
+                 (protect != c.meta.labels.end() && protect->second == "true");
+    s.limit = c.meta.memory_limit;
+    if (c.memory) {
+      s.use = c.memory->working_set();
+    }
+    const auto watched = servers.find(c.meta.id);
+    s.inference_server = watched != servers.end() || is_inference_server(c.meta);
+    // A server a fix job works on is left alone: the job owns its API.
+    if (watched != servers.end() && m_jobs.count(c.meta.name) == 0) {
+      const auto plan = plan_container(c.meta, cap, lo);
+      const auto floor = c.memory ? limit_floor(*c.memory) : std::nullopt;
+      if (!s.limit) {
+        auto advice = advise_server_limit(plan.limit, floor, cap);
+        if (!advice.limit && !plan.problems.empty()) {
+          advice.basis += "; " + plan.problems.front();
+        }
+        m_sampler->set_planned_limit(c.meta.name, advice.limit, std::move(advice.basis));
+      } else {
+        s.plan = plan.limit;
+        s.floor = floor;
+        s.cap = cap;
+      }
+    }
+    subjects.push_back(std::move(s));
+  }
+  return detect_drift(subjects, now);
 }
 
 // ---------------------------------------------------------------- acting
@@ -957,6 +1076,9 @@ void Watch::reload(ServeConfig config) {
                            config.api_timeout != m_config.api_timeout ||
                            config.docker_timeout != m_config.docker_timeout;
   const bool new_limiter = config.notify_min_interval != m_config.notify_min_interval;
+  if (config.optimize_auto != m_config.optimize_auto || config.optimize_interval != m_config.optimize_interval) {
+    m_drift_at.reset();  // checked again at the next round
+  }
   if (config.nvml_library != m_config.nvml_library) {
     m_gpu.reset();  // loaded again with the new library at the next round
   }

@@ -88,6 +88,8 @@ void expect_same(const ServeConfig& a, const ServeConfig& b) {
   EXPECT_EQ(p.allowlist, q.allowlist);
   EXPECT_EQ(a.auto_fix, b.auto_fix);
   EXPECT_EQ(a.systemd_unit, b.systemd_unit);
+  EXPECT_EQ(a.optimize_auto, b.optimize_auto);
+  EXPECT_EQ(a.optimize_interval, b.optimize_interval);
 
   EXPECT_EQ(a.raw_retention, b.raw_retention);
   EXPECT_EQ(a.aggregate_retention, b.aggregate_retention);
@@ -288,6 +290,24 @@ fix:
   EXPECT_EQ(parse_ok("fix:\n  auto: on\n").auto_fix, AutoFix::on);
 }
 
+TEST(ServeConfig, OptimizeSection) {
+  const ServeConfig defaults;
+  EXPECT_EQ(defaults.optimize_auto, OptimizeAuto::suggest) << "it only reports";
+  EXPECT_EQ(defaults.optimize_interval, 10min);
+  const auto c = parse_ok("optimize:\n  auto: off\n  interval: 30m\n");
+  EXPECT_EQ(c.optimize_auto, OptimizeAuto::off);
+  EXPECT_EQ(c.optimize_interval, 30min);
+  EXPECT_EQ(parse_ok("optimize:\n  auto: suggest\n").optimize_auto, OptimizeAuto::suggest);
+  EXPECT_EQ(to_string(OptimizeAuto::suggest), std::string("suggest"));
+}
+
+TEST(ServeConfigErrors, OptimizeKeysSayWhatIsWrong) {
+  EXPECT_EQ(one_error("optimize:\n  auto: on\n"), "test.yaml:2:9: optimize.auto: 'on' is not off or suggest");
+  EXPECT_NE(one_error("optimize:\n  interval: 0s\n").find("optimize.interval"), std::string::npos);
+  EXPECT_EQ(one_error("optimize:\n  intervall: 5m\n"),
+            "test.yaml:2:3: unknown key 'intervall' in optimize; did you mean 'interval'?");
+}
+
 TEST(ServeConfig, HistorySectionWithDays) {
   const auto c = parse_ok("history:\n  raw_retention: 12h\n  aggregate_retention: 90d\n  max_size: 1.5GiB\n");
   EXPECT_EQ(c.raw_retention, 12h);
@@ -373,6 +393,8 @@ TEST(ServeConfig, ConfigToYamlRoundTripsEverySetting) {
   c.policy.allowlist = {"ollama"};
   c.auto_fix = AutoFix::off;
   c.systemd_unit = "x.service";
+  c.optimize_auto = OptimizeAuto::off;
+  c.optimize_interval = 90s;
   c.raw_retention = 7 * 24h;
   c.aggregate_retention = 365 * 24h;
   c.history_max_bytes = 1ULL << 30;
@@ -616,7 +638,7 @@ TEST(ServeConfigDocs, EveryKeyIsDocumentedAsTheTableSays) {
   text << in.rdbuf();
   const auto docs = text.str();
   ASSERT_FALSE(docs.empty());
-  for (const auto* section : {"", "detect", "fix", "history", "notify", "profiles"}) {
+  for (const auto* section : {"", "detect", "fix", "optimize", "history", "notify", "profiles"}) {
     const auto table = config_reference_table(section);
     ASSERT_FALSE(table.empty()) << section;
     EXPECT_NE(docs.find(table), std::string::npos)
@@ -633,7 +655,7 @@ TEST(ServeConfigDocs, EveryKeyIsReadAndWritten) {
     const auto name = key.substr(key.rfind('.') == std::string::npos ? 0 : key.rfind('.') + 1);
     EXPECT_NE(yaml.find(name + ":"), std::string::npos) << key;
   }
-  EXPECT_EQ(config_keys().size(), 43U + 16U);  // 16 keys of each profile
+  EXPECT_EQ(config_keys().size(), 45U + 16U);  // 16 keys of each profile
 }
 
 // ---- profiles:

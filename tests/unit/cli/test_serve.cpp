@@ -59,7 +59,7 @@ struct Warden {
   std::unique_ptr<Daemon> daemon;
 
   explicit Warden(json labels = {{"memwarden.enable", "true"}}, std::function<void(ServeConfig&)> tune = {},
-                  Jobs jobs = Jobs::at_once, test::Servers servers = test::Servers::one)
+                  Jobs jobs = Jobs::at_once, test::Servers servers = test::Servers::one, PlanServerLimit plan = {})
       : scene(std::move(labels), servers) {
     scene.journal.reset();  // the daemon opens its own
     ServeConfig c;
@@ -72,6 +72,13 @@ struct Warden {
     if (tune) {
       tune(c);
     }
+    if (!plan) {  // the drift check's plan is scripted: the fake Ollama answers one connection at a time
+      plan = [](const ContainerMeta&, const ServerLimitOptions&) {
+        ServerLimitPlan p;
+        p.limit.why = "no models (scripted)";
+        return p;
+      };
+    }
     ServeEnvironment env{probes::HostRoot(scene.root.path()),
                          scene.clock,
                          [this] { return k_wall + to_ms(scene.clock.now()); },
@@ -83,7 +90,8 @@ struct Warden {
                          &scene.actions,
                          "testhost",
                          "9.9.9",
-                         jobs == Jobs::held ? static_cast<JobRunner*>(&held) : &at_once};
+                         jobs == Jobs::held ? static_cast<JobRunner*>(&held) : &at_once,
+                         std::move(plan)};
     daemon = std::make_unique<Daemon>(std::move(c), std::move(env));
     daemon->open_storage();
   }
@@ -154,6 +162,82 @@ TEST(Serve, ARoundPublishesHostContainersAndServers) {
       << metrics.body;
   EXPECT_NE(metrics.body.find("memwarden_docker_up 1"), std::string::npos);
   EXPECT_EQ(w.get("/healthz").status, 200);
+}
+
+// The drift check (optimize.auto): a scripted plan instead of the fake Ollama's /api/tags.
+const Finding* finding_of(const DaemonSnapshot& snap, Detector detector) {
+  const auto it = std::find_if(snap.findings.begin(), snap.findings.end(),
+                               [&](const Finding& f) { return f.detector == detector; });
+  return it == snap.findings.end() ? nullptr : &*it;
+}
+
+TEST(Serve, TheDriftCheckPlansEveryOptimizeIntervalAndTheUnlimitedFindingNamesThePlan) {
+  int plans = 0;
+  const auto plan = [&plans](const ContainerMeta& meta, const ServerLimitOptions& o) {
+    ++plans;
+    EXPECT_EQ(meta.name, "ollama-gpu");
+    EXPECT_GT(o.cap, 0U);
+    ServerLimitPlan p;
+    p.basis = "installed models";
+    p.limit.wanted = 9ULL << 30;
+    p.limit.largest = "qwen2.5:14b";
+    p.limit.why = "qwen2.5:14b needs 9.00 GiB (installed models: 1 model)";
+    return p;
+  };
+  Warden w(
+      json::object(),
+      [](ServeConfig& c) {
+        c.auto_fix = AutoFix::off;
+        c.optimize_interval = 60s;
+      },
+      Jobs::at_once, test::Servers::one, plan);
+  w.ticks(3);
+  EXPECT_EQ(plans, 1) << "not every round";
+  auto snap = w.daemon->snapshot();
+  const auto* unlimited = finding_of(*snap, Detector::unlimited);
+  ASSERT_NE(unlimited, nullptr);
+  ASSERT_EQ(snap->status.containers.size(), 1U);
+  const auto& advised = snap->status.containers[0].advised_limit;
+  ASSERT_TRUE(advised.has_value());
+  EXPECT_GE(*advised, 9ULL << 30) << "its plan, or what it uses now with a margin when that is more";
+  const auto rec = std::find_if(unlimited->evidence.begin(), unlimited->evidence.end(),
+                                [](const Evidence& e) { return e.name == "recommended_limit_bytes"; });
+  ASSERT_NE(rec, unlimited->evidence.end());
+  EXPECT_EQ(rec->value, static_cast<double>(*advised)) << "diagnose's and status's advice agree";
+  EXPECT_EQ(unlimited->action.rfind("memwarden optimize --yes sets a limit of", 0), 0U) << unlimited->action;
+  EXPECT_EQ(finding_of(*snap, Detector::drift), nullptr) << "an unlimited server is the unlimited detector's";
+  const auto metrics = w.get("/metrics").body;
+  EXPECT_NE(metrics.find("memwarden_detector_state{subject=\"ollama-gpu\",detector=\"optimize-drift\"} 0"),
+            std::string::npos)
+      << metrics;
+
+  w.scene.clock.advance(60s);
+  w.ticks(1);
+  EXPECT_EQ(plans, 2) << "once optimize.interval has passed";
+}
+
+TEST(Serve, NoDriftCheckWithOptimizeAutoOff) {
+  int plans = 0;
+  Warden w(
+      json::object(),
+      [](ServeConfig& c) {
+        c.auto_fix = AutoFix::off;
+        c.optimize_auto = OptimizeAuto::off;
+      },
+      Jobs::at_once, test::Servers::one,
+      [&plans](const ContainerMeta&, const ServerLimitOptions&) {
+        ++plans;
+        return ServerLimitPlan{};
+      });
+  w.ticks(2);
+  EXPECT_EQ(plans, 0);
+  const auto snap = w.daemon->snapshot();
+  const auto* unlimited = finding_of(*snap, Detector::unlimited);
+  ASSERT_NE(unlimited, nullptr);
+  EXPECT_TRUE(std::none_of(unlimited->evidence.begin(), unlimited->evidence.end(), [](const Evidence& e) {
+    return e.name == "recommended_limit_bytes";
+  })) << "no number invented";
+  EXPECT_FALSE(snap->status.containers.at(0).advised_limit.has_value());
 }
 
 TEST(Serve, IdleBloatOfAnOptedInServerIsFixedWithNoManualStep) {

@@ -2,12 +2,14 @@
 // on a Unix socket serving JSON shaped like (or captured from) the real one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/status.hpp"
+#include "core/bytes.hpp"
 #include "test_support.hpp"
 
 using namespace mw;
@@ -154,11 +156,52 @@ TEST(StatusCommand, TheIncidentHostIsObviousAtAGlance) {
   EXPECT_TRUE(ollama["memory_limit_bytes"].is_null());
   EXPECT_EQ(ollama["memory"]["working_set_bytes"], 27004866560ULL - 104857600ULL);
   EXPECT_EQ(ollama["memory"]["swap_bytes"], 5905580032ULL);
+  EXPECT_TRUE(ollama["advised_limit_bytes"].is_null()) << "no API address: no plan, and no number invented";
+  EXPECT_NE(ollama["advised_limit_basis"].get<std::string>().find("no API address"), std::string::npos)
+      << ollama["advised_limit_basis"];
   const auto& grafana = doc["containers"][1];
+  EXPECT_TRUE(grafana["advised_limit_bytes"].is_null()) << "it has a limit";
+  EXPECT_TRUE(grafana["advised_limit_basis"].is_null());
   EXPECT_EQ(grafana["memory"]["limit_bytes"], 1ULL << 30);
   EXPECT_EQ(grafana["memory"]["oom_kills"], 1);
   EXPECT_EQ(doc["gpus"]["status"], "no_driver");
   EXPECT_TRUE(doc["problems"].empty());
+}
+
+TEST(StatusCommand, AnUnlimitedServerIsAdvisedWhatOptimizeWouldSet) {
+  TempDir dir;
+  FakeEngine engine(dir, {inspect_like(k_grafana_id, "grafana", "grafana/grafana:11.2.0", 999999, 1LL << 30),
+                          inspect_like(k_ollama_id, "ollama-gpu", "ollama/ollama:latest", 4242, 0)});
+  auto options = options_for(test::fixture_path("hosts/v2-systemd-incident"), engine.address());
+  int plans = 0;
+  options.plan_limit = [&plans](const ContainerMeta& meta, const ServerLimitOptions& o) {
+    ++plans;
+    EXPECT_EQ(meta.name, "ollama-gpu") << "only the server without a limit is planned";
+    EXPECT_GT(o.cap, 0U);
+    ServerLimitPlan p;
+    p.limit.wanted = 2ULL << 30;
+    p.limit.largest = "qwen2.5:3b";
+    p.limit.why = "qwen2.5:3b needs 2.00 GiB (installed models: 1 model)";
+    return p;
+  };
+  options.thresholds.reserve_bytes = 0;
+  const auto result = collect_status(options);
+  EXPECT_EQ(plans, 1);
+  const auto doc = status_to_json(result);
+  const auto& ollama = doc["containers"][0];
+  ASSERT_EQ(ollama["name"], "ollama-gpu");
+  // It uses 25 GiB now: optimize never sets a limit under that (with a margin), whatever the plan says.
+  ASSERT_TRUE(ollama["advised_limit_bytes"].is_number()) << ollama.dump(2);
+  const auto advised = ollama["advised_limit_bytes"].get<std::uint64_t>();
+  EXPECT_GT(advised, 27004866560ULL);
+  EXPECT_EQ(advised % (256ULL << 20), 0U);
+  EXPECT_NE(ollama["advised_limit_basis"].get<std::string>().find("qwen2.5:3b needs 2.00 GiB"), std::string::npos);
+  const auto warning = std::find_if(result.warnings.begin(), result.warnings.end(), [](const Warning& w) {
+    return w.kind == WarningKind::unlimited_container && w.subject == "ollama-gpu";
+  });
+  ASSERT_NE(warning, result.warnings.end());
+  EXPECT_NE(warning->text.find("memwarden optimize --yes sets " + format_bytes(advised)), std::string::npos)
+      << warning->text;
 }
 
 TEST(StatusCommand, WithoutDockerTheHostPartStillPrints) {

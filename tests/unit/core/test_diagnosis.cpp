@@ -289,26 +289,56 @@ TEST(OrphanRunner, NeedsTheHold) {
   EXPECT_EQ(detect_orphan_runners(server(), h, {}).size(), 1U);
 }
 
-TEST(Unlimited, RecommendsALimitFromTheModels) {
+TEST(Unlimited, RecommendsThePlannedLimitNotTheLoadedModels) {
+  // Idle, nothing loaded; its installed model needs 9 GiB by the plan (engine/drift.hpp fills it in).
   auto srv = server("ollama-gpu");
-  const std::vector<OllamaModel> models{model("qwen", 10 * k_gib_u, 2 * k_gib_u)};
-  const auto h = series(
-      3, 1s, [](std::size_t) { return 9 * k_gib_u; }, models);
+  srv.planned_limit = 9 * k_gib_u;
+  srv.planned_basis = "qwen2.5:14b needs 9.00 GiB (installed models: 1 model)";
+  const auto h = series(3, 1s, [](std::size_t) { return 300 * k_mib_u; }, {});
   const auto found = detect_unlimited(srv, h, host_with(32 * k_gib_u, 12 * k_gib_u), {});
   ASSERT_EQ(found.size(), 1U);
-  // 8 GiB in RAM + 1 GiB base = 9 GiB, + 25% = 11.25 GiB, rounded up to 12 GiB
-  EXPECT_EQ(evidence(found[0], "recommended_limit_bytes").value, static_cast<double>(12 * k_gib_u));
-  EXPECT_NE(found[0].action.find("docker update --memory 12g --memory-swap 12g ollama-gpu"), std::string::npos)
+  EXPECT_EQ(evidence(found[0], "recommended_limit_bytes").value, static_cast<double>(9 * k_gib_u))
+      << "the plan of its installed model, not 4 GiB for what is loaded now";
+  EXPECT_EQ(found[0].action.rfind("memwarden optimize --yes sets a limit of 9.00 GiB (qwen2.5:14b needs", 0), 0U)
       << found[0].action;
+  EXPECT_NE(found[0].action.find("docker update --memory 9216m --memory-swap 9216m ollama-gpu"), std::string::npos)
+      << found[0].action;
+  EXPECT_NE(found[0].action.find("mem_limit: 9216m"), std::string::npos) << found[0].action;
   EXPECT_EQ(found[0].remedy, Remedy::set_memory_limit);
+  EXPECT_EQ(found[0].severity, Severity::warning);
 }
 
-TEST(Unlimited, RecommendationIsCappedByTheHost) {
-  const auto h = series(3, 1s, [](std::size_t) { return 9 * k_gib_u; }, {model("big", 40 * k_gib_u, 0)});
-  const auto found = detect_unlimited(server(), h, host_with(32 * k_gib_u, 12 * k_gib_u), {});
+TEST(Unlimited, LoadedModelsDoNotChangeThePlannedLimit) {
+  auto srv = server();
+  srv.planned_limit = 28 * k_gib_u;
+  srv.planned_basis = "big needs 40.0 GiB; capped at the 28.0 GiB the host can give it and keep its reserve";
+  const auto h = series(3, 1s, [](std::size_t) { return 9 * k_gib_u; }, {model("small", 2 * k_gib_u, 0)});
+  const auto found = detect_unlimited(srv, h, host_with(32 * k_gib_u, 12 * k_gib_u), {});
   ASSERT_EQ(found.size(), 1U);
-  EXPECT_EQ(evidence(found[0], "recommended_limit_bytes").value, static_cast<double>(28 * k_gib_u))
-      << "host 32 GiB minus the 4 GiB reserve";
+  EXPECT_EQ(evidence(found[0], "recommended_limit_bytes").value, static_cast<double>(28 * k_gib_u));
+  EXPECT_NE(found[0].action.find("capped at the 28.0 GiB"), std::string::npos) << found[0].action;
+}
+
+TEST(Unlimited, NoNumberWithoutAPlan) {
+  auto srv = server();
+  srv.planned_basis = "no models (installed models); http://127.0.0.1:11434 (GET /api/tags): connection refused";
+  const auto h = series(3, 1s, [](std::size_t) { return 9 * k_gib_u; }, {model("qwen", 10 * k_gib_u, 2 * k_gib_u)});
+  const auto found = detect_unlimited(srv, h, host_with(32 * k_gib_u, 12 * k_gib_u), {});
+  ASSERT_EQ(found.size(), 1U) << "no limit is still worth saying";
+  EXPECT_FALSE(std::any_of(found[0].evidence.begin(), found[0].evidence.end(), [](const Evidence& e) {
+    return e.name == "recommended_limit_bytes";
+  })) << "no number from the loaded models";
+  EXPECT_NE(found[0].action.find("could not plan a limit for it (no models (installed models); "
+                                 "http://127.0.0.1:11434 (GET /api/tags): connection refused)"),
+            std::string::npos)
+      << found[0].action;
+  EXPECT_EQ(found[0].action.find("docker update"), std::string::npos) << found[0].action;
+  EXPECT_NE(found[0].action.find("memwarden optimize --yes"), std::string::npos) << found[0].action;
+
+  const auto unplanned = detect_unlimited(server(), h, host_with(32 * k_gib_u, 12 * k_gib_u), {});
+  ASSERT_EQ(unplanned.size(), 1U);
+  EXPECT_EQ(unplanned[0].action.rfind("memwarden optimize --yes sets a limit from the plan", 0), 0U)
+      << unplanned[0].action;
 }
 
 TEST(Unlimited, LimitedAndHostServersAreFine) {

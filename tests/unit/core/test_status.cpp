@@ -95,6 +95,47 @@ TEST(EvaluateStatus, TheSeedIncident) {
       << w[3].text;
 }
 
+TEST(EvaluateStatus, AnUnlimitedServerIsAdvisedItsPlannedLimit) {
+  auto r = healthy_host();
+  auto c = container("ollama", 300ULL << 20, std::nullopt);
+  c.meta.image = "ollama/ollama:latest";
+  c.advised_limit = 9ULL << 30;
+  c.advised_basis = "qwen2.5:14b needs 9.00 GiB (installed models: 1 model)";
+  r.containers.push_back(c);
+  const auto w = evaluate_status(r, {});
+  ASSERT_EQ(kinds(w), std::vector<WarningKind>{WarningKind::unlimited_container});
+  EXPECT_NE(w[0].text.find("; memwarden optimize --yes sets 9.00 GiB (qwen2.5:14b needs 9.00 GiB (installed models: "
+                           "1 model))"),
+            std::string::npos)
+      << w[0].text;
+}
+
+TEST(EvaluateStatus, NoNumberWhenTheServerCouldNotBePlanned) {
+  auto r = healthy_host();
+  auto c = container("ollama", 300ULL << 20, std::nullopt);
+  c.meta.image = "ollama/ollama:latest";
+  c.advised_basis = "no models (installed models)";
+  r.containers.push_back(c);
+  const auto w = evaluate_status(r, {});
+  ASSERT_EQ(w.size(), 1U);
+  EXPECT_NE(w[0].text.find("memwarden optimize plans one from its installed models, but could not now: no models "
+                           "(installed models)"),
+            std::string::npos)
+      << w[0].text;
+  EXPECT_EQ(w[0].text.find("GiB ("), std::string::npos) << "no number: " << w[0].text;
+}
+
+TEST(EvaluateStatus, AnUnlimitedContainerWaitsForItsHistory) {
+  auto r = healthy_host();
+  r.containers.push_back(container("web", 2ULL << 30, std::nullopt));
+  const auto w = evaluate_status(r, {});
+  ASSERT_EQ(w.size(), 1U);
+  EXPECT_NE(w[0].text.find("memwarden optimize --yes sets one from its peak once memwarden serve has stored 24 h of "
+                           "its history"),
+            std::string::npos)
+      << w[0].text;
+}
+
 TEST(EvaluateStatus, ThresholdsAreBoundaries) {
   auto r = healthy_host();
   StatusThresholds t;

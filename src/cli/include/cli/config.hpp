@@ -21,6 +21,7 @@ namespace mw::cli {
 // writes them as YAML.
 using engine::AutoFix;
 using engine::NotifyTargetConfig;
+using engine::OptimizeAuto;
 using engine::ServeConfig;
 
 struct ConfigError {

@@ -35,6 +35,12 @@ struct InferenceServer {
   std::map<std::string, std::string> labels;  // containers: memwarden.enable, memwarden.protect, ...
   bool has_memory_limit = false;              // from the engine (HostConfig.Memory > 0)
   std::optional<std::uint64_t> memory_limit;  // bytes, when limited
+  // The limit `memwarden optimize` would set on it (the plan of its installed models at its own settings,
+  // capped so that the host keeps its reserve; engine::advise_server_limit), and what decided it; filled by the
+  // engine for containers without a limit. nullopt with a basis: it could not be planned, and the basis says
+  // why; nullopt with no basis: it was not planned (serve with optimize.auto: off).
+  std::optional<std::uint64_t> planned_limit;
+  std::string planned_basis;
 };
 
 // One observation of one server.
@@ -78,15 +84,16 @@ enum class Remedy {
 [[nodiscard]] const char* to_string(Remedy remedy);
 
 // The detectors, in the order they run.
-enum class Detector { idle_bloat, growth, orphan_runner, unlimited, page_cache, api_unreachable, host_pressure };
-// "idle-bloat", "growth", "orphan-runner", "unlimited", "page-cache", "api-unreachable", "host-pressure": the
-// names in reports, metrics, alerts and the journal.
+// `drift` is serve's alone (core/drift.hpp, optimize.auto): run_detectors does not run it.
+enum class Detector { idle_bloat, growth, orphan_runner, unlimited, page_cache, api_unreachable, host_pressure, drift };
+// "idle-bloat", "growth", "orphan-runner", "unlimited", "page-cache", "api-unreachable", "host-pressure",
+// "optimize-drift": the names in reports, metrics, alerts and the journal.
 [[nodiscard]] const char* to_string(Detector detector);
 [[nodiscard]] std::optional<Detector> parse_detector(std::string_view name);
 // Every detector, in the order they run.
-inline constexpr std::array<Detector, 7> k_detectors{
+inline constexpr std::array<Detector, 8> k_detectors{
     Detector::idle_bloat, Detector::growth,          Detector::orphan_runner, Detector::unlimited,
-    Detector::page_cache, Detector::api_unreachable, Detector::host_pressure};
+    Detector::page_cache, Detector::api_unreachable, Detector::host_pressure, Detector::drift};
 
 struct Evidence {
   std::string name;  // "anon_bytes", "slope_mib_per_hour", ...

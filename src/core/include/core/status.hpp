@@ -25,6 +25,11 @@ struct ContainerSnapshot {
   ContainerMeta meta;
   std::optional<CgroupMemory> memory;  // nullopt: cgroup not found or unreadable
   std::optional<Error> memory_error;
+  // Running and without a limit: the limit `memwarden optimize` would set (inference servers: the plan of their
+  // installed models, core/drift.hpp advise_server_limit), and its basis, or why there is no number (then
+  // advised_limit is nullopt). Both empty for containers with a limit, and where nobody planned.
+  std::optional<std::uint64_t> advised_limit;
+  std::string advised_basis;
 };
 
 struct DockerStatus {

@@ -20,6 +20,11 @@ namespace mw::engine {
 enum class AutoFix { off, dry_run, on };  // YAML: off | dry-run | on
 [[nodiscard]] const char* to_string(AutoFix mode);
 
+// Whether the daemon reports drift from the optimized state (core/drift.hpp): off, or suggest (a finding with the
+// command that fixes it; the daemon never changes a limit itself).
+enum class OptimizeAuto { off, suggest };  // YAML: off | suggest
+[[nodiscard]] const char* to_string(OptimizeAuto mode);
+
 struct NotifyTargetConfig {
   std::string name;
   std::string kind;  // generic | ntfy | discord | slack
@@ -47,6 +52,10 @@ struct ServeConfig {
   FixPolicy policy;  // allow list included
   AutoFix auto_fix = AutoFix::on;
   std::string systemd_unit = "ollama.service";
+
+  // section `optimize:`
+  OptimizeAuto optimize_auto = OptimizeAuto::suggest;
+  Duration optimize_interval{600'000};  // the drift check's period, > 0
 
   // section `history:`
   Duration raw_retention{48LL * 3'600'000};

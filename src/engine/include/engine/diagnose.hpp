@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/diagnosis.hpp"
+#include "engine/drift.hpp"
 #include "engine/sampler.hpp"
 #include "probes/cgroup.hpp"
 
@@ -27,6 +28,8 @@ struct DiagnoseOptions {
   Duration interval{1'000};
   DiagnoseThresholds thresholds;
   std::optional<Severity> stop_on;  // end the window early at the first finding this severe
+  // How a server without a limit is planned (its `unlimited` finding recommends that limit); tests script it.
+  PlanServerLimit plan_limit{};  // empty: plan_server_limit
 };
 
 struct DiagnoseServerSummary {

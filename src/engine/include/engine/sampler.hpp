@@ -64,7 +64,8 @@ class Sampler {
 
   // Finds inference servers: containers (through Docker) and `ollama serve` processes on the host.
   // Problems (Docker unreachable, a named target not found) are recorded, not fatal.
-  void discover();
+  // Returns the inventory it read (diagnose plans the servers without a limit from it).
+  Inventory discover();
   // The same from an inventory the caller already read (the daemon keeps one): its running containers
   // and their cgroups. Servers found again keep their history and API client; servers gone are dropped.
   void rediscover(const Inventory& inventory);
@@ -76,6 +77,9 @@ class Sampler {
   // Servers a fix job of the daemon works on: their API is not asked (the job unloads, drains and restarts
   // them, and its drain must not count memwarden's connection as a client); their cgroup still is read.
   void set_fixing(std::set<std::string> server_names) { m_fixing = std::move(server_names); }
+  // The limit `memwarden optimize` would set on a server without one, and its basis (engine/drift.hpp); kept
+  // across rediscoveries.
+  void set_planned_limit(const std::string& server_name, std::optional<std::uint64_t> limit, std::string basis);
   // Problems seen so far; the daemon clears them after reporting.
   void clear_problems() { m_problems.clear(); }
   // Takes one sample of the host and of every server, stamped with the clock's time.

@@ -8,6 +8,7 @@
 #include "adapters/docker.hpp"
 #include "core/status.hpp"
 #include "engine/defaults.hpp"
+#include "engine/drift.hpp"
 #include "probes/cgroup.hpp"
 #include "probes/host_root.hpp"
 
@@ -20,6 +21,9 @@ struct StatusOptions {
   std::string nvml_library;  // "" = the system's libnvidia-ml.so.1
   adapters::ListScope scope = adapters::ListScope::running;
   StatusThresholds thresholds;
+  // How an inference server without a limit is planned (its warning names that limit); tests script it.
+  PlanServerLimit plan_limit{};  // empty: plan_server_limit
+  std::chrono::milliseconds api_timeout{k_api_timeout};
 };
 
 // Documented exit codes of `memwarden status` (docs/cli.md).

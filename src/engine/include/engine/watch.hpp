@@ -31,6 +31,7 @@
 #include "adapters/sample_store.hpp"
 #include "core/rate_limit.hpp"
 #include "engine/config.hpp"
+#include "engine/drift.hpp"
 #include "engine/fix.hpp"
 #include "engine/inventory.hpp"
 #include "engine/sampler.hpp"
@@ -90,7 +91,8 @@ struct WatchEnvironment {
   actions::ServerActions* actions = nullptr;  // tests; null: live (or dry-run) actions built per fix
   std::string hostname;
   std::string version;
-  JobRunner* jobs = nullptr;  // tests; null: a thread per fix job
+  JobRunner* jobs = nullptr;     // tests; null: a thread per fix job
+  PlanServerLimit plan_limit{};  // tests; empty: plan_server_limit (asks each server's API)
 };
 
 class Watch {
@@ -175,6 +177,11 @@ class Watch {
   // The findings of servers a job works on are those it started from: its samples say nothing while the
   // job owns the server (its API is not asked).
   void hold_findings_of_jobs(std::vector<Finding>& findings) const;
+  // optimize.auto: at most every optimize.interval, plans each server container (the `unlimited` finding's
+  // limit) and finds drift from the optimized state (m_drift); every round, drops the drift of containers gone
+  // and puts the advised limits of containers without one into the snapshot.
+  void check_drift(DaemonSnapshot& snap);
+  [[nodiscard]] std::vector<Finding> find_drift(const DaemonSnapshot& snap, Timestamp now);
   void record_history(const DaemonSnapshot& snap);
   // Reads each model's newest benchmark figures from the history database: at most every k_bench_read_every_ms
   // (or when asked), and only parsed when a new run was stored since.
@@ -228,6 +235,10 @@ class Watch {
   std::int64_t m_bench_newest_id = -1;     // the newest run they were read with (-1: never read)
   std::optional<std::int64_t> m_bench_read_ms;
   std::atomic<bool> m_bench_asked{false};
+
+  // The drift check (optimize.auto): its findings, kept between checks, and when it last ran (monotonic).
+  std::vector<Finding> m_drift;
+  std::optional<Timestamp> m_drift_at;
 
   // Notification and action state across ticks.
   std::map<std::pair<std::string, Detector>, Severity> m_active;  // (subject, detector) -> severity
