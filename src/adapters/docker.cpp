@@ -890,6 +890,57 @@ Expected<void, Error> apply_memory(json& host, const RecreateChange& change, con
   return {};
 }
 
+// Volumes the engine made for the container itself (anonymous: an image's VOLUME, or `-v /path`) are in Mounts
+// only. A new container would get fresh, empty ones, and the old ones outlive the old container (it is removed
+// without its volumes): they are mounted again by name, so that the data (an Ollama model store) stays.
+void carry_anonymous_volumes(const json& doc, json& host) {
+  const auto& mounts = member_or_null(doc, "Mounts");
+  if (!mounts.is_array()) {
+    return;
+  }
+  std::vector<std::string> targets;  // what Binds and HostConfig.Mounts already mount
+  if (const auto& binds = member_or_null(host, "Binds"); binds.is_array()) {
+    for (const auto& b : binds) {
+      if (b.is_string()) {
+        const auto& text = b.get_ref<const std::string&>();
+        const auto first = text.find(':');
+        if (first != std::string::npos) {
+          const auto second = text.find(':', first + 1);
+          targets.push_back(
+              text.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1));
+        }
+      }
+    }
+  }
+  if (const auto& more = member_or_null(host, "Mounts"); more.is_array()) {
+    for (const auto& m : more) {
+      if (const auto& t = member_or_null(m, "Target"); t.is_string()) {
+        targets.push_back(t.get<std::string>());
+      }
+    }
+  }
+  json binds = member_or_null(host, "Binds").is_array() ? host["Binds"] : json::array();
+  for (const auto& m : mounts) {
+    const auto& type = member_or_null(m, "Type");
+    const auto& name = member_or_null(m, "Name");
+    const auto& dest = member_or_null(m, "Destination");
+    if (!type.is_string() || type.get_ref<const std::string&>() != "volume" || !name.is_string() || !dest.is_string() ||
+        name.get_ref<const std::string&>().empty()) {
+      continue;
+    }
+    const auto& target = dest.get_ref<const std::string&>();
+    if (std::find(targets.begin(), targets.end(), target) != targets.end()) {
+      continue;
+    }
+    const auto& rw = member_or_null(m, "RW");
+    binds.push_back(name.get<std::string>() + ":" + target + (rw.is_boolean() && !rw.get<bool>() ? ":ro" : ""));
+    targets.push_back(target);
+  }
+  if (!binds.empty()) {
+    host["Binds"] = std::move(binds);
+  }
+}
+
 }  // namespace
 
 std::string memory_update_body(std::int64_t memory, std::int64_t memory_swap) {
@@ -974,6 +1025,7 @@ Result<std::string> recreate_body(std::string_view inspect_json, const RecreateC
     }
     host["Links"] = std::move(out);
   }
+  carry_anonymous_volumes(doc, host);
   const auto& mode_field = member_or_null(host, "NetworkMode");
   const std::string mode = mode_field.is_string() ? mode_field.get<std::string>() : std::string();
   body["HostConfig"] = std::move(host);

@@ -194,6 +194,29 @@ TEST(RecreateEngine, ANewOneThatExitsAtOnceIsRolledBack) {
   }
 }
 
+TEST(RecreateEngine, TheDataInAnAnonymousVolumeStays) {
+  // `-v /data` makes a volume for the container alone (as an image's VOLUME does, for a model store): the new
+  // container mounts the same one, so what was written there is still there.
+  Container c("mw-rc-anon", {"-v", "/data"}, {"/bin/memhog", "--mib", "8"});
+  ASSERT_TRUE(c.wait_for_log("memhog: ready"));
+  ASSERT_EQ(docker({"exec", c.name(), "/bin/busybox", "sh", "-c", "echo kept > /data/model"}).exit_code, 0);
+  const auto volume = inspect_field(c.name(), "{{range .Mounts}}{{.Name}}{{end}}");
+  ASSERT_EQ(volume.size(), 64U) << volume;
+  auto engine = connect();
+  engine::RecreateChange change;
+  change.env["OLLAMA_KEEP_ALIVE"] = "5m";
+  engine::RecreateOptions options;
+  options.stop_timeout = 2s;
+  const auto r = engine::recreate_container(engine, c.name(), change, options);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(inspect_field(c.name(), "{{range .Mounts}}{{.Name}}{{end}}"), volume);
+  const auto read = docker({"exec", c.name(), "/bin/busybox", "cat", "/data/model"});
+  EXPECT_EQ(read.out, "kept\n") << read.err;
+  // Mounted again by name, the volume now outlives the container as a named one would: removed here by hand.
+  EXPECT_EQ(docker({"rm", "-f", c.name()}).exit_code, 0);
+  EXPECT_EQ(docker({"volume", "rm", volume}).exit_code, 0);
+}
+
 TEST(RecreateEngine, NothingOfTheseTestsIsLeft) {
   expect_none_left("mw-rc-");
 }

@@ -739,6 +739,23 @@ TEST(RecreateBody, LimitsTheEngineWouldRefuseAreRefusedFirst) {
   EXPECT_NE(body.error().line().find("memory reservation"), std::string::npos) << body.error().line();
 }
 
+TEST(RecreateBody, AnonymousVolumesAreMountedAgainByName) {
+  // An image's VOLUME (or `-v /path`) is only in Mounts: without this the new container would start with an
+  // empty model store, and the old one's data would be left in an orphaned volume.
+  auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-recreate.json"));
+  const std::string store(64, 'e');
+  const std::string cache(64, 'f');
+  doc["Mounts"].push_back({{"Type", "volume"}, {"Name", store}, {"Destination", "/root/.ollama"}, {"RW", true}});
+  doc["Mounts"].push_back({{"Type", "volume"}, {"Name", cache}, {"Destination", "/cache"}, {"RW", false}});
+  doc["Mounts"].push_back({{"Type", "bind"}, {"Source", "/srv"}, {"Destination", "/srv"}, {"RW", true}});
+  const auto b = recreate_doc({}, doc.dump());
+  EXPECT_EQ(b["HostConfig"]["Binds"],
+            nlohmann::json({"mw-rc-vol:/data", store + ":/root/.ollama", cache + ":/cache:ro"}))
+      << "the named volume once, the anonymous ones by name, a bind mount not from Mounts";
+  // A container without anonymous volumes keeps its Binds as they were.
+  EXPECT_EQ(recreate_doc()["HostConfig"]["Binds"], nlohmann::json({"mw-rc-vol:/data"}));
+}
+
 TEST(RecreateBody, AHostnameTheUserSetIsKept) {
   auto doc = nlohmann::json::parse(test::read_fixture("docker/inspect-recreate.json"));
   doc["Config"]["Hostname"] = "llm-box";
