@@ -120,7 +120,7 @@ struct RecreateChange {
 // config). Hostname is left out when the engine made it (the first 12 characters of the id). Errors, naming
 // `source`: JSON that is not an inspect answer, a key that is not [A-Z0-9_]+, a limit the engine would refuse
 // (under 6 MB, under the memory reservation, memory+swap under memory), a container on more than one network.
-// Anonymous volumes are not carried over: the new container gets new ones.
+// Anonymous volumes (an image's VOLUME, -v /path) are mounted again by name, so their data stays.
 [[nodiscard]] Result<std::string> recreate_body(std::string_view inspect_json, const RecreateChange& change,
                                                 std::string_view source);
 
