@@ -1025,6 +1025,12 @@ Result<std::string> recreate_body(std::string_view inspect_json, const RecreateC
     }
     host["Links"] = std::move(out);
   }
+  if (const auto& from = member_or_null(host, "VolumesFrom"); from.is_array() && !from.empty()) {
+    // Its Mounts then hold the other container's volumes too, which cannot be told from its own.
+    return fail(src,
+                "the container mounts another container's volumes (--volumes-from): memwarden does not "
+                "re-create it");
+  }
   carry_anonymous_volumes(doc, host);
   const auto& mode_field = member_or_null(host, "NetworkMode");
   const std::string mode = mode_field.is_string() ? mode_field.get<std::string>() : std::string();

@@ -835,7 +835,8 @@ int execute(const OptimizeCommand& command) {
   auto options = command.options;
   options.own_container_id = mw::engine::own_container_id(options.root);
   if (command.action == OptimizeAction::undo) {
-    const auto report = mw::engine::undo_optimize(options);
+    stop_on_interrupt();
+    const auto report = mw::engine::undo_optimize(options, &g_interrupted);
     print_report(json ? mw::cli::undo_to_json(report).dump(2) + "\n" : mw::cli::render_undo(report));
     return static_cast<int>(mw::engine::undo_exit(report));
   }

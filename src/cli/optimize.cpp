@@ -92,7 +92,9 @@ void render_limits(const engine::OptimizePlan& plan, bool applying, std::string&
   out += fmt::format("   The limits {} add up to {} of the {} the host can give beside its {} reserve: {}\n",
                      applying ? "after the changes" : "after these changes", format_bytes(plan.limits_total),
                      format_bytes(usable), format_bytes(plan.reserve),
-                     plan.reserve_holds ? "the reserve holds" : "the reserve does NOT hold");
+                     !plan.reserve_holds ? "whether the reserve holds is unknown (a container's use could not be read)"
+                     : *plan.reserve_holds ? "the reserve holds"
+                                           : "the reserve does NOT hold");
 }
 
 void render_settings(const engine::OptimizePlan& plan, engine::SettingsUse settings, std::string& out) {
@@ -240,6 +242,9 @@ std::string render_optimize(const engine::OptimizeRun& run, engine::SettingsUse 
   for (const auto& p : run.plan->problems) {
     out += "   problem: " + p + "\n";
   }
+  for (const auto& n : run.plan->notes) {
+    out += "   note: " + n + "\n";
+  }
   const bool no_fit = std::any_of(run.plan->for_models.begin(), run.plan->for_models.end(),
                                   [](const auto& f) { return f.plan && f.plan->verdict == FitVerdict::no_fit; });
   if (no_fit) {
@@ -334,7 +339,8 @@ json optimize_to_json(const engine::OptimizeRun& run) {
     doc["containers"] = items;
     doc["for"] = for_models;
     doc["limits_total_bytes"] = p.limits_total;
-    doc["reserve_holds"] = p.reserve_holds;
+    doc["reserve_holds"] = p.reserve_holds ? json(*p.reserve_holds) : json(nullptr);
+    doc["notes"] = p.notes;
     doc["problems"] = p.problems;
   }
   json applied = json::array();
@@ -362,13 +368,22 @@ std::string render_undo(const engine::UndoReport& report) {
   if (report.journal_problem) {
     return "optimize --undo: nothing was changed: " + *report.journal_problem + "\n";
   }
+  if (report.busy) {
+    return "optimize --undo: nothing was changed: " + *report.busy + "\n";
+  }
   if (report.nothing) {
     return "optimize --undo: " + *report.nothing + "\n";
   }
   std::string out = "optimize --undo\n";
+  for (const auto& n : report.notes) {
+    out += "   " + n + "\n";
+  }
   for (const auto& c : report.changes) {
     out += fmt::format("   {:<8} {} ({}){}\n", to_string(c.outcome), c.detail, to_string(c.kind),
                        c.journal_id ? fmt::format(" [journal {}]", *c.journal_id) : std::string());
+  }
+  if (report.interrupted) {
+    out += "   interrupted: the containers above were put back; memwarden optimize --undo goes on with the rest\n";
   }
   return out;
 }
@@ -379,6 +394,9 @@ json undo_to_json(const engine::UndoReport& report) {
     changes.push_back(change_json(c));
   }
   return json{{"changes", changes},
+              {"notes", report.notes},
+              {"interrupted", report.interrupted},
+              {"busy", report.busy ? json(*report.busy) : json(nullptr)},
               {"nothing", report.nothing ? json(*report.nothing) : json(nullptr)},
               {"journal_problem", report.journal_problem ? json(*report.journal_problem) : json(nullptr)}};
 }

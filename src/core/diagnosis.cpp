@@ -425,18 +425,19 @@ std::vector<Finding> detect_unlimited(const InferenceServer& server, const Serve
   if (server.planned_limit) {
     const auto mib = *server.planned_limit >> 20;
     f.action = fmt::format(
-        "memwarden optimize --yes sets a limit of {} ({}); by hand: docker update --memory {}m --memory-swap {}m "
+        "memwarden optimize --yes {} sets a limit of {} ({}); by hand: docker update --memory {}m --memory-swap {}m "
         "{}, or mem_limit: {}m in compose",
-        format_bytes(*server.planned_limit), server.planned_basis, mib, mib, server.name, mib);
+        server.name, format_bytes(*server.planned_limit), server.planned_basis, mib, mib, server.name, mib);
   } else if (!server.planned_basis.empty()) {
     f.action = fmt::format(
-        "memwarden could not plan a limit for it ({}); once it can, memwarden optimize --yes sets one from the "
+        "memwarden could not plan a limit for it ({}); once it can, memwarden optimize --yes {} sets one from the "
         "models it has installed (memwarden plan MODEL shows what each needs)",
-        server.planned_basis);
+        server.planned_basis, server.name);
   } else {
-    f.action =
-        "memwarden optimize --yes sets a limit from the plan of the models it has installed (memwarden optimize "
-        "shows the number first)";
+    f.action = fmt::format(
+        "memwarden optimize --yes {} sets a limit from the plan of the models it has installed (memwarden optimize "
+        "shows the number first)",
+        server.name);
   }
   f.window_start = last.at;
   f.window_end = last.at;

@@ -27,6 +27,12 @@ Finding drift_finding(const DriftSubject& s, Timestamp at) {
 
 }  // namespace
 
+std::string peak_basis(const std::string& container) {
+  return fmt::format(
+      "memwarden optimize --yes {} sets one from its peak once memwarden serve has stored 24 h of its history",
+      container);
+}
+
 std::uint64_t host_server_cap(std::uint64_t mem_total, std::uint64_t reserve,
                               const std::vector<ContainerSnapshot>& containers) {
   std::vector<OtherContainer> others;
@@ -54,6 +60,8 @@ LimitAdvice advise_server_limit(const ServerBasis& plan, std::optional<std::uint
   in.floor = floor;
   in.wanted = plan.wanted;
   in.cap = cap;
+  in.only_raise = !plan.complete;
+  in.incomplete = plan.why;
   const auto d = decide_limit(in);
   if (!d.target) {
     out.basis = d.why;
@@ -89,7 +97,7 @@ std::vector<Finding> detect_drift(const std::vector<DriftSubject>& subjects, Tim
       }
       f.remedy = Remedy::set_memory_limit;
       f.action = fmt::format(
-          "memwarden optimize --yes (for {}): it sets a limit from its peak once memwarden serve has stored 24 h of "
+          "memwarden optimize --yes {}: it sets a limit from its peak once memwarden serve has stored 24 h of "
           "its history; until then set one by hand (docker update --memory SIZE --memory-swap SIZE {}, or mem_limit "
           "in compose)",
           s.name, s.name);
@@ -120,14 +128,14 @@ std::vector<Finding> detect_drift(const std::vector<DriftSubject>& subjects, Tim
     if (raise) {
       f.evidence.push_back(bytes_evidence("recommended_limit_bytes", *d.target));
       f.remedy = Remedy::set_memory_limit;
-      f.action = fmt::format("memwarden optimize --yes raises {}'s limit to {}{}", s.name, format_bytes(*d.target),
+      f.action = fmt::format("memwarden optimize --yes {} raises its limit to {}{}", s.name, format_bytes(*d.target),
                              d.capped ? " (all the host can give it and keep its reserve)" : "");
     } else {
       f.remedy = Remedy::tune_server;
       f.action = fmt::format(
-          "the host cannot give {} more than {} and keep its reserve: memwarden optimize --yes changes its settings "
-          "(slots, KV cache type, context) where one makes {} fit; else remove the model (ollama rm {})",
-          s.name, format_bytes(*d.target), s.plan->largest, s.plan->largest);
+          "the host cannot give {} more than {} and keep its reserve: memwarden optimize --yes --recreate {} changes "
+          "its settings (slots, KV cache type, context) where one makes {} fit; else remove the model (ollama rm {})",
+          s.name, format_bytes(*d.target), s.name, s.plan->largest, s.plan->largest);
     }
     out.push_back(std::move(f));
   }

@@ -84,6 +84,23 @@ void add_change(std::vector<SettingChange>& out, const ServerEnv& env, const std
   out.push_back(SettingChange{key, std::move(before), std::move(value), std::move(why)});
 }
 
+// A numeric setting several models ask for: the smallest value wins (the server has one for all of them).
+void add_smallest(std::vector<SettingChange>& out, const ServerEnv& env, const std::string& key,
+                  const std::string& value, std::string why) {
+  for (auto& c : out) {
+    if (c.key == key) {
+      const auto now = plain_number(c.after);
+      const auto asked = plain_number(value);
+      if (now && asked && *asked < *now) {
+        c.after = value;
+        c.why = std::move(why);
+      }
+      return;
+    }
+  }
+  add_change(out, env, key, value, std::move(why));
+}
+
 // The value after a suggestion's flag: "--parallel 1" -> "1".
 std::optional<std::string> flag_value(const std::string& change, std::string_view flag) {
   if (change.size() <= flag.size() + 1 || change.compare(0, flag.size(), flag) != 0 || change[flag.size()] != ' ') {
@@ -123,6 +140,17 @@ std::optional<std::uint64_t> limit_floor(const CgroupMemory& memory) {
     floor = std::max(floor, *memory.usage);
   }
   return round_up_to_step(floor);
+}
+
+std::optional<std::uint64_t> use_floor(const CgroupMemory& memory) {
+  const auto ws = memory.working_set();
+  if (!ws) {
+    return std::nullopt;
+  }
+  if (memory.version == CgroupVersion::v2) {
+    return memory.usage ? std::optional<std::uint64_t>(std::max(*ws, *memory.usage)) : std::nullopt;
+  }
+  return ws;
 }
 
 const char* to_string(LimitAction action) {
@@ -178,6 +206,13 @@ LimitDecision decide_limit(const LimitInput& in) {
   } else {
     d.action = LimitAction::keep;
   }
+  if (in.only_raise && (d.action == LimitAction::set || d.action == LimitAction::lower)) {
+    d.action = LimitAction::skip;
+    d.why = fmt::format("not {} from an incomplete basis ({}): a limit from the rest could break what was left out",
+                        in.current ? "lowered" : "set", in.incomplete.empty() ? "a model was left out" : in.incomplete);
+    d.target.reset();
+    return d;
+  }
   if (d.action != LimitAction::keep) {
     d.why = d.capped    ? fmt::format("{} wanted, capped at what the host can give beside its reserve",
                                       format_bytes(round_up_to_step(*in.wanted)))
@@ -225,6 +260,7 @@ ServerBasis limit_from_models(const std::vector<ServedModel>& models, std::strin
   std::string left;
   if (!unsized.empty()) {
     left = fmt::format("; could not size {}", fmt::join(unsized, ", "));
+    b.complete = false;
   }
   if (!b.wanted) {
     b.why = models.empty() ? fmt::format("no models ({})", basis) : fmt::format("no model could be sized{}", left);
@@ -282,12 +318,12 @@ std::vector<SettingChange> recommend_settings(const std::vector<ServedModel>& mo
     const auto why = fmt::format("{} needs {} at the server's settings; {}", m.name,
                                  format_bytes(m.plan->container_limit), chosen->why);
     if (auto v = flag_value(chosen->change, "--parallel")) {
-      add_change(out, env, "OLLAMA_NUM_PARALLEL", *v, why);
+      add_smallest(out, env, "OLLAMA_NUM_PARALLEL", *v, why);
     } else if (auto kv = flag_value(chosen->change, "--kv-type")) {
       add_change(out, env, "OLLAMA_KV_CACHE_TYPE", *kv, why);
       add_change(out, env, "OLLAMA_FLASH_ATTENTION", "1", "a quantized KV cache needs flash attention");
     } else if (auto ctx = flag_value(chosen->change, "--ctx")) {
-      add_change(out, env, "OLLAMA_CONTEXT_LENGTH", *ctx, why);
+      add_smallest(out, env, "OLLAMA_CONTEXT_LENGTH", *ctx, why);
     }
   }
   return out;

@@ -64,14 +64,15 @@ void container_warnings(const ContainerSnapshot& c, const StatusReport& report, 
     }
     std::string advice;
     if (c.advised_limit) {
-      advice = fmt::format("memwarden optimize --yes sets {} ({})", format_bytes(*c.advised_limit), c.advised_basis);
+      advice = fmt::format("memwarden optimize --yes {} sets {} ({})", name, format_bytes(*c.advised_limit),
+                           c.advised_basis);
     } else if (is_inference_server(c.meta)) {
       advice = c.advised_basis.empty()
-                   ? std::string("memwarden optimize --yes sets one from the plan of its installed models")
+                   ? fmt::format("memwarden optimize --yes {} sets one from the plan of its installed models", name)
                    : fmt::format("memwarden optimize plans one from its installed models, but could not now: {}",
                                  c.advised_basis);
     } else {
-      advice = k_peak_basis;
+      advice = peak_basis(name);
     }
     out.push_back({WarningKind::unlimited_container, name,
                    fmt::format("{} has no memory limit and can take {}{}; {} (or by hand: docker update --memory, "

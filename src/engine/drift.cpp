@@ -38,7 +38,7 @@ void advise_unlimited(StatusReport& report, const LimitAdviceOptions& o) {
       continue;
     }
     if (!is_inference_server(c.meta)) {
-      c.advised_basis = k_peak_basis;
+      c.advised_basis = peak_basis(c.meta.name);
       continue;
     }
     if (!total_known) {

@@ -15,9 +15,11 @@ namespace mw::engine {
 
 namespace {
 
-// The server's installed models, in its order, at most k_max_planned_models.
+// The server's installed models; the k_max_planned_models largest on disk when it has more (the largest sets the
+// limit of a server that loads one at a time, so the limit holds for the rest).
 std::optional<std::vector<std::string>> installed_models(const std::string& url, const ServerLimitOptions& o,
-                                                         std::vector<std::string>& problems) {
+                                                         std::vector<std::string>& problems,
+                                                         std::vector<std::string>& notes) {
   auto endpoint = adapters::parse_endpoint(url, "optimize");
   if (!endpoint) {
     problems.push_back(endpoint.error().line());
@@ -29,17 +31,22 @@ std::optional<std::vector<std::string>> installed_models(const std::string& url,
     problems.push_back(tags.error().line());
     return std::nullopt;
   }
-  std::vector<std::string> names;
+  std::vector<const OllamaModel*> models;
   for (const auto& m : *tags) {
-    if (m.folded != 0 || m.name.empty()) {
-      continue;
+    if (m.folded == 0 && !m.name.empty()) {
+      models.push_back(&m);
     }
-    if (names.size() == k_max_planned_models) {
-      problems.push_back(
-          fmt::format("{} lists {} models; the {} first are planned", url, tags->size(), k_max_planned_models));
-      break;
-    }
-    names.push_back(m.name);
+  }
+  if (models.size() > k_max_planned_models) {
+    std::stable_sort(models.begin(), models.end(),
+                     [](const OllamaModel* a, const OllamaModel* b) { return a->size > b->size; });
+    notes.push_back(
+        fmt::format("{} lists {} models; the {} largest are planned", url, models.size(), k_max_planned_models));
+    models.resize(k_max_planned_models);
+  }
+  std::vector<std::string> names;
+  for (const auto* m : models) {
+    names.push_back(m->name);
   }
   return names;
 }
@@ -56,7 +63,7 @@ ServerLimitPlan plan_server_limit(const ContainerMeta& container, const ServerLi
   } else {
     std::optional<std::vector<std::string>> installed;
     if (api) {
-      installed = installed_models(api->url, o, out.problems);
+      installed = installed_models(api->url, o, out.problems, out.notes);
     } else {
       out.problems.push_back(fmt::format("{}: no API address to ask for its installed models", container.name));
     }

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -37,14 +38,23 @@ constexpr std::int64_t k_history_lookback_ms = 30LL * 24 * 3600 * 1000;
 // samples of the window, so it stays short.)
 constexpr std::int64_t k_raw_recent_ms = 3600LL * 1000;
 
+// A whole number as an OLLAMA_* variable holds it, or nullopt.
+std::optional<std::uint64_t> parse_count(const std::string& text) {
+  std::uint64_t v = 0;
+  const auto* end = text.data() + text.size();
+  const auto [p, ec] = std::from_chars(text.data(), end, v);
+  return ec == std::errc() && p == end && !text.empty() ? std::optional<std::uint64_t>(v) : std::nullopt;
+}
+
 bool label_true(const ContainerMeta& c, std::string_view key) {
   const auto it = c.labels.find(std::string(key));
   return it != c.labels.end() && it->second == "true";
 }
 
 bool named(const OptimizeOptions& o, const ContainerMeta& c) {
+  // The name, or the id (at least its first 12 characters, as docker ps shows it).
   return std::any_of(o.named.begin(), o.named.end(),
-                     [&](const std::string& n) { return n == c.name || (n.size() >= 4 && c.id.rfind(n, 0) == 0); });
+                     [&](const std::string& n) { return n == c.name || (n.size() >= 12 && c.id.rfind(n, 0) == 0); });
 }
 
 // Whether optimize may change the container, and why not.
@@ -153,6 +163,49 @@ Inventory read_containers(const OptimizeOptions& o) {
   return read_inventory(io);
 }
 
+// The --for models against the whole host: its RAM once the changes are made (what is free now is not the
+// question), less the reserve.
+std::vector<ForModel> plan_for_models(const OptimizeOptions& o, std::uint64_t total) {
+  std::vector<ForModel> out;
+  if (o.for_models.empty()) {
+    return out;
+  }
+  PlanOptions p;
+  p.root = o.root;
+  p.models = o.for_models;
+  p.reserve = o.reserve;
+  p.vram = o.vram;
+  p.nvml_library = o.nvml_library;
+  p.docker_host = o.docker_host;
+  p.docker_timeout = o.docker_timeout;
+  p.api_timeout = o.api_timeout;
+  p.ram = total;
+  const auto result = collect_plan(p);
+  for (const auto& name : o.for_models) {
+    ForModel f;
+    f.name = name;
+    const auto found =
+        std::find_if(result.plans.begin(), result.plans.end(), [&](const ModelPlan& mp) { return mp.name == name; });
+    if (found != result.plans.end()) {
+      f.plan = *found;
+    } else {
+      f.error = "could not be found or sized";
+      for (const auto& e : result.errors) {
+        if (e.line().find(name) != std::string::npos) {
+          f.error = e.line();
+        }
+      }
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+bool any_no_fit(const std::vector<ForModel>& models) {
+  return std::any_of(models.begin(), models.end(),
+                     [](const ForModel& f) { return f.plan && f.plan->verdict == FitVerdict::no_fit; });
+}
+
 }  // namespace
 
 const char* to_string(ChangeKind kind) {
@@ -252,14 +305,27 @@ Expected<OptimizePlan, Error> prepare_optimize(const OptimizeOptions& o) {
     item.decision = decide_limit(in);
   }
 
+  // What the host can give the servers: the same cap diagnose, status and serve advise with (core/drift.hpp
+  // host_server_cap): the other containers by their limit now, or their use when they have none.
   std::vector<OtherContainer> others;
   for (const auto& item : rest) {
-    others.push_back(OtherContainer{limit_after(item), item.use});
+    others.push_back(OtherContainer{item.limit, item.use});
   }
   const auto cap = server_cap(total, o.reserve, others);
+
+  // Each server's basis first: the plan of its models, at its settings.
+  struct ServerWork {
+    const ContainerMeta* meta = nullptr;
+    ServerLimitPlan served;
+    std::optional<std::uint64_t> wanted;
+    std::optional<std::uint64_t> one_at_a_time;  // set when `wanted` holds several models until the settings change
+    std::string basis;
+  };
+  std::vector<ServerWork> work;
   for (auto& item : servers) {
-    const auto meta = std::find_if(inv.containers.begin(), inv.containers.end(),
-                                   [&](const ContainerMeta& c) { return c.id == item.id; });
+    ServerWork w;
+    w.meta = &*std::find_if(inv.containers.begin(), inv.containers.end(),
+                            [&](const ContainerMeta& c) { return c.id == item.id; });
     ServerLimitOptions so;
     so.root = o.root;
     so.cap = cap;
@@ -269,10 +335,61 @@ Expected<OptimizePlan, Error> prepare_optimize(const OptimizeOptions& o) {
     so.api_timeout = o.api_timeout;
     so.nvml_library = o.nvml_library;
     so.vram = o.vram;
-    auto served = plan_server_limit(*meta, so);
-    for (const auto& p : served.problems) {
+    w.served = plan_server_limit(*w.meta, so);
+    for (const auto& p : w.served.problems) {
       plan.problems.push_back(fmt::format("{}: {}", item.name, p));
     }
+    for (const auto& n : w.served.notes) {
+      plan.notes.push_back(fmt::format("{}: {}", item.name, n));
+    }
+    w.wanted = w.served.limit.wanted;
+    w.basis = w.served.limit.why;
+    // One at a time holds only once OLLAMA_MAX_LOADED_MODELS=1 is set: while the settings are not applied, the
+    // limit holds the models the server may load together.
+    ServerEnv env;
+    env.env = w.meta->server_env;
+    const auto settings = recommend_settings(w.served.models, env, w.wanted.value_or(cap), w.served.headroom_percent);
+    const bool one_at_a_time = std::any_of(settings.begin(), settings.end(),
+                                           [](const SettingChange& c) { return c.key == "OLLAMA_MAX_LOADED_MODELS"; });
+    const bool applied = o.settings == SettingsUse::recreate && item.allowed;
+    if (w.wanted && one_at_a_time && !applied) {
+      std::uint64_t loaded_together = 3;  // Ollama's default on one GPU or the CPU
+      if (auto it = env.env.find("OLLAMA_MAX_LOADED_MODELS"); it != env.env.end()) {
+        if (auto n = parse_count(it->second); n && *n > 0) {
+          loaded_together = *n;
+        }
+      }
+      std::vector<std::uint64_t> needs;
+      for (const auto& m : w.served.models) {
+        if (m.plan) {
+          needs.push_back(m.plan->ram_needed);
+        }
+      }
+      std::sort(needs.rbegin(), needs.rend());
+      std::uint64_t together = 0;
+      for (std::size_t i = 0; i < needs.size() && i < loaded_together; ++i) {
+        together += needs[i];
+      }
+      const auto one = *w.wanted;
+      w.one_at_a_time = one;
+      w.wanted = std::max(one, container_limit_for(together, w.served.headroom_percent));
+      w.basis = fmt::format(
+          "{} models it may load together need {} (with OLLAMA_MAX_LOADED_MODELS=1, applied with "
+          "--recreate, one at a time: {})",
+          std::min<std::size_t>(needs.size(), loaded_together), format_bytes(*w.wanted), format_bytes(one));
+    }
+    work.push_back(std::move(w));
+  }
+
+  // Servers share the cap: when what they want together is more, each gets its share, so that the reserve holds.
+  std::uint64_t wanted_total = 0;
+  for (const auto& w : work) {
+    wanted_total += w.wanted ? round_up_to_step(*w.wanted) : 0;
+  }
+  const bool shared = work.size() > 1 && wanted_total > cap;
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    auto& item = servers[i];
+    auto& w = work[i];
     LimitInput in;
     in.current = item.limit;
     in.floor = item.floor;
@@ -281,58 +398,58 @@ Expected<OptimizePlan, Error> prepare_optimize(const OptimizeOptions& o) {
       in.floor = round_up_to_step(k_limit_margin);
     }
     in.cap = cap;
-    in.wanted = served.limit.wanted;
-    in.why_no_basis = served.limit.why;
-    item.basis = served.limit.why;
+    if (shared && w.wanted) {
+      const auto share = static_cast<double>(round_up_to_step(*w.wanted)) / static_cast<double>(wanted_total);
+      in.cap = static_cast<std::uint64_t>(static_cast<double>(cap) * share);
+    }
+    in.wanted = w.wanted;
+    in.why_no_basis = w.served.limit.why;
+    in.only_raise = !w.served.limit.complete;
+    in.incomplete = w.served.limit.why;
+    item.basis = w.basis;
+    if (shared) {
+      item.basis += fmt::format(
+          "; the {} servers want {} together, more than the {} the host can give them: each "
+          "gets its share",
+          work.size(), format_bytes(wanted_total), format_bytes(cap));
+    }
     if (fixing) {
       item.basis += "; the fix above comes first, so what it uses now is left out (it is read again then)";
     }
     item.decision = decide_limit(in);
-    const auto limit = item.decision.target.value_or(item.limit.value_or(cap));
+    // The settings are those that make the one-at-a-time limit hold, whatever limit is set until they apply.
+    auto limit = item.decision.target.value_or(item.limit.value_or(in.cap));
+    if (w.one_at_a_time) {
+      limit = std::min(round_up_to_step(*w.one_at_a_time), std::max(in.cap, k_limit_step));
+    }
     ServerEnv env;
-    env.env = meta->server_env;
-    item.settings = recommend_settings(served.models, env, limit, served.headroom_percent);
-    item.served = std::move(served);
+    env.env = w.meta->server_env;
+    item.settings = recommend_settings(w.served.models, env, limit, w.served.headroom_percent);
+    item.served = std::move(w.served);
   }
 
   // --for against the whole host.
-  if (!o.for_models.empty()) {
-    PlanOptions p;
-    p.root = o.root;
-    p.models = o.for_models;
-    p.reserve = o.reserve;
-    p.vram = o.vram;
-    p.nvml_library = o.nvml_library;
-    p.docker_host = o.docker_host;
-    p.docker_timeout = o.docker_timeout;
-    p.api_timeout = o.api_timeout;
-    p.ram = total;  // the host's RAM once the changes are made: what is free now is not the question
-    const auto result = collect_plan(p);
-    for (const auto& name : o.for_models) {
-      ForModel f;
-      f.name = name;
-      auto found =
-          std::find_if(result.plans.begin(), result.plans.end(), [&](const ModelPlan& mp) { return mp.name == name; });
-      if (found != result.plans.end()) {
-        f.plan = *found;
-      } else {
-        f.error = "could not be found or sized";
-        for (const auto& e : result.errors) {
-          if (e.line().find(name) != std::string::npos) {
-            f.error = e.line();
-          }
-        }
-      }
-      plan.for_models.push_back(std::move(f));
-    }
-  }
+  plan.for_models = plan_for_models(o, total);
 
   plan.items = std::move(servers);
   plan.items.insert(plan.items.end(), std::make_move_iterator(rest.begin()), std::make_move_iterator(rest.end()));
+  bool known = true;
   for (const auto& item : plan.items) {
-    plan.limits_total += limit_after(item).value_or(item.use.value_or(0));
+    if (const auto limit = limit_after(item)) {
+      plan.limits_total += *limit;
+    } else if (item.use) {
+      plan.limits_total += *item.use;
+    } else {
+      known = false;
+      plan.problems.push_back(
+          fmt::format("{}: no limit and its use could not be read: whether the reserve holds is "
+                      "unknown",
+                      item.name));
+    }
   }
-  plan.reserve_holds = plan.limits_total <= everything;
+  if (known) {
+    plan.reserve_holds = plan.limits_total <= everything;
+  }
   return plan;
 }
 
@@ -431,10 +548,39 @@ struct Applier {
     return std::move(*meta);
   }
 
+  // When no container is called `name` but one a record of it names by id is there under another name (set
+  // aside by a re-create that was interrupted), renames it back and starts it. Says what it did, or "".
+  std::string bring_back(const std::string& name, const std::vector<const adapters::JournalRecord*>& records) {
+    if (auto there = docker.inspect(name)) {
+      return {};
+    } else if (there.error().code != ENOENT && there.error().message.find("No such container") == std::string::npos) {
+      return {};
+    }
+    for (const auto* r : records) {
+      if (r->server != name || r->container_id.empty()) {
+        continue;
+      }
+      auto aside = docker.inspect(r->container_id);
+      if (!aside || aside->name == name || aside->name.rfind(name + "-old-", 0) != 0) {
+        continue;
+      }
+      auto ok = docker.rename(aside->id, name);
+      if (ok && !aside->state.running) {
+        ok = docker.start(aside->id);
+      }
+      return ok ? fmt::format("{}: the container an interrupted re-create set aside as {} is back under its name", name,
+                              aside->name)
+                : fmt::format("{}: could not bring back {}: {}", name, aside->name, ok.error().line());
+    }
+    return {};
+  }
+
   // Sets Memory and MemorySwap together (no swap for the container), never below what it uses now plus the
   // margin; reads the limit back from the engine and the cgroup.
+  // `planned`: the limit the plan saw (the change is skipped when it is no longer so); nullptr for an undo.
   AppliedChange set_limit(const std::string& id_or_name, const std::string& name, std::uint64_t memory,
-                          std::int64_t memory_swap, std::string_view kind, const std::string& reason, json evidence) {
+                          std::int64_t memory_swap, std::string_view kind, const std::string& reason, json evidence,
+                          const std::optional<std::uint64_t>* planned = nullptr) {
     AppliedChange change;
     change.kind = ChangeKind::limit;
     change.name = name;
@@ -442,22 +588,36 @@ struct Applier {
     if (!meta) {
       return std::move(meta.error());
     }
+    if (planned != nullptr && meta->memory_limit != *planned) {
+      change.detail = fmt::format(
+          "{}: its limit changed since the plan read it ({} then, {} now); nothing was "
+          "changed: run memwarden optimize again",
+          name, planned->has_value() ? format_bytes(**planned) : "none",
+          meta->memory_limit ? format_bytes(*meta->memory_limit) : "none");
+      return change;
+    }
+    // optimize's own limits keep a margin above what the container uses; an undo puts back the user's value,
+    // which only has to be above what it uses.
     const auto now = memory_now(o.root, layout, *meta);
-    const auto floor = now ? limit_floor(*now) : std::nullopt;
+    const auto floor = !now ? std::nullopt : planned != nullptr ? limit_floor(*now) : use_floor(*now);
     if (!floor) {
       change.detail = fmt::format("{}: its memory use could not be read now; a limit is never set blind", name);
       return change;
     }
     if (memory < *floor) {
-      change.detail = fmt::format(
-          "{}: not set to {}: it uses {} now, and a limit is never set below what a container "
-          "uses plus a margin ({})",
-          name, format_bytes(memory), now->working_set() ? format_bytes(*now->working_set()) : "?",
-          format_bytes(*floor));
+      change.detail =
+          fmt::format("{}: not set to {}: it uses {} now, and a limit is never set below what a container uses{} ({})",
+                      name, format_bytes(memory), now->working_set() ? format_bytes(*now->working_set()) : "?",
+                      planned != nullptr ? " plus a margin" : "", format_bytes(*floor));
       return change;
     }
     evidence["id"] = meta->id;
-    auto rec = begin(kind, name, meta->id, reason, evidence, now->working_set());
+    if (evidence.contains("before")) {
+      // What the engine says now, not what the plan read: the value --undo puts back.
+      evidence["before"] = json{{"memory", optional_json(meta->memory_limit)},
+                                {"memory_swap", meta->memory_swap ? json(*meta->memory_swap) : json(nullptr)}};
+    }
+    auto rec = begin(kind, name, meta->id, reason, evidence, meta->memory_limit);
     if (!rec.id) {
       change.outcome = ChangeOutcome::failed;
       change.detail = fmt::format("{}: not changed: the journal could not record it: {}", name, rec.problem);
@@ -599,7 +759,7 @@ OptimizeApply apply_optimize(const OptimizePlan& plan, const OptimizeOptions& o,
                       {"memory_swap", item.memory_swap ? json(*item.memory_swap) : json(nullptr)}}},
                     {"after", {{"memory", target}, {"memory_swap", target}}}};
       out.changes.push_back(a.set_limit(item.id, item.name, target, static_cast<std::int64_t>(target), k_kind_limit,
-                                        item.basis, std::move(evidence)));
+                                        item.basis, std::move(evidence), &item.limit));
     } else {
       adapters::RecreateChange rc;
       for (const auto& s : item.settings) {
@@ -619,7 +779,7 @@ OptimizeApply apply_optimize(const OptimizePlan& plan, const OptimizeOptions& o,
   return out;
 }
 
-UndoReport undo_optimize(const OptimizeOptions& o) {
+UndoReport undo_optimize(const OptimizeOptions& o, const std::atomic<bool>* stop) {
   UndoReport out;
   auto journal = adapters::Journal::open(o.state_dir);
   if (!journal) {
@@ -648,14 +808,24 @@ UndoReport undo_optimize(const OptimizeOptions& o) {
       }
     }
   }
-  // Newest first: applied, or begun and never finished (interrupted: it may have been applied).
+  // Newest first: applied, or begun by a writer that is gone (interrupted: it may have been applied). A record
+  // still in progress belongs to an optimize that runs now, and is left to it.
   std::vector<const adapters::JournalRecord*> todo;
+  bool running = false;
   for (const auto& r : *records) {
-    if ((r.kind == k_kind_limit || r.kind == k_kind_settings) && !undone.count(r.id) &&
-        (r.outcome == ActionOutcome::succeeded || r.outcome == ActionOutcome::interrupted ||
-         r.outcome == ActionOutcome::in_progress)) {
-      todo.push_back(&r);
+    if ((r.kind == k_kind_limit || r.kind == k_kind_settings) && !undone.count(r.id)) {
+      if (r.outcome == ActionOutcome::succeeded || r.outcome == ActionOutcome::interrupted) {
+        todo.push_back(&r);
+      } else if (r.outcome == ActionOutcome::in_progress) {
+        running = true;
+      }
     }
+  }
+  if (running) {
+    out.busy =
+        "an optimize is making a change right now (its journal record is in progress): run --undo once it "
+        "has ended";
+    return out;
   }
   if (todo.empty()) {
     out.nothing = "nothing to undo: the journal holds no optimize change that is not undone already";
@@ -679,6 +849,15 @@ UndoReport undo_optimize(const OptimizeOptions& o) {
     }
   }
   for (const auto& name : names) {
+    if (stop != nullptr && stop->load()) {
+      out.interrupted = true;
+      break;
+    }
+    // A re-create interrupted between setting the old container aside and making the new one leaves it under
+    // NAME-old-<id>: it is brought back under its name first.
+    if (auto why = a.bring_back(name, todo); !why.empty()) {
+      out.notes.push_back(why);
+    }
     std::optional<json> limit_before;  // the oldest limit record's "before"
     std::map<std::string, std::optional<std::string>> env_before;
     json ids = json::array();
@@ -743,6 +922,12 @@ OptimizeExit undo_exit(const UndoReport& report) {
   if (report.journal_problem) {
     return OptimizeExit::journal;
   }
+  if (report.busy) {
+    return OptimizeExit::failed;
+  }
+  if (report.interrupted) {
+    return OptimizeExit::interrupted;
+  }
   if (report.nothing) {
     return OptimizeExit::partial;
   }
@@ -772,6 +957,18 @@ OptimizeRun run_optimize(const OptimizeOptions& o, OptimizeMode mode, const std:
   OptimizeRun run;
   run.mode = mode;
   run.before = read_figures(o);
+  // A host too small for a --for model changes nothing, the fix step included.
+  if (!o.for_models.empty() && run.before.host.mem_total) {
+    auto for_models = plan_for_models(o, *run.before.host.mem_total);
+    if (any_no_fit(for_models)) {
+      OptimizePlan early;
+      early.host = run.before.host;
+      early.reserve = o.reserve;
+      early.for_models = std::move(for_models);
+      run.plan = std::move(early);
+      return run;
+    }
+  }
   if (fix) {
     run.fix = fix();  // audit, diagnose and the fix ladder (a dry run without --yes)
   }
@@ -793,9 +990,7 @@ OptimizeRun run_optimize(const OptimizeOptions& o, OptimizeMode mode, const std:
     return run;
   }
   run.plan = std::move(*plan);
-  const bool no_fit = std::any_of(run.plan->for_models.begin(), run.plan->for_models.end(),
-                                  [](const ForModel& f) { return f.plan && f.plan->verdict == FitVerdict::no_fit; });
-  if (mode == OptimizeMode::show || no_fit) {
+  if (mode == OptimizeMode::show || any_no_fit(run.plan->for_models)) {
     return run;  // a host too small for --for changes nothing
   }
   run.applied = apply_optimize(*run.plan, o, stop);
@@ -857,6 +1052,12 @@ OptimizeExit optimize_exit(const OptimizeRun& run) {
         return OptimizeExit::partial;
       }
     }
+    if (!run.plan->problems.empty()) {
+      return OptimizeExit::partial;  // what could not be read is in problems; the rest went on
+    }
+  }
+  if (run.readiness_error) {
+    return OptimizeExit::partial;
   }
   return OptimizeExit::ok;
 }

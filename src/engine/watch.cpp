@@ -568,7 +568,7 @@ void Watch::check_drift(DaemonSnapshot& snap) {
       c.advised_limit = it->second->planned_limit;
       c.advised_basis = it->second->planned_basis;
     } else if (!is_inference_server(c.meta)) {
-      c.advised_basis = k_peak_basis;
+      c.advised_basis = peak_basis(c.meta.name);
     }
   }
 }

@@ -2,6 +2,8 @@
 // private engine: an unlimited idle-bloated opted-in server (the simulator), an unlimited hog standing in for
 // Grafana with 25 h of stored history, and a server whose limit is too small for its largest installed model.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -341,9 +343,11 @@ TEST(OptimizeOnEngine, AnInterruptedOptimizeLeavesARecordThatUndoPutsBack) {
   ASSERT_TRUE(hog.wait_for_log("memhog: ready"));
   const auto before = inspect_limits(hog.name());
   StateDir state;
-  {
+  // The writer is a process that begins the record, makes the change and dies before it can finish it.
+  const pid_t writer = ::fork();
+  ASSERT_GE(writer, 0);
+  if (writer == 0) {
     auto journal = mw::adapters::Journal::open(state.path());
-    ASSERT_TRUE(journal) << journal.error().line();
     mw::adapters::JournalRecord rec;
     rec.started_at_ms = now_ms();
     rec.server = hog.name();
@@ -353,9 +357,15 @@ TEST(OptimizeOnEngine, AnInterruptedOptimizeLeavesARecordThatUndoPutsBack) {
                              {"before", {{"memory", before.memory}, {"memory_swap", before.memory_swap}}},
                              {"after", {{"memory", 256LL << 20}, {"memory_swap", 256LL << 20}}}}
                             .dump();
-    ASSERT_TRUE(journal->begin(rec));
+    const bool begun = journal && journal->begin(rec);
+    const auto made = mw::test::run_process(
+        {"docker", "-H", docker_host(), "update", "--memory", "256m", "--memory-swap", "256m", hog.name()});
+    ::_exit(begun && made.exit_code == 0 ? 0 : 1);
   }
-  ASSERT_EQ(docker({"update", "--memory", "256m", "--memory-swap", "256m", hog.name()}).exit_code, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(writer, &status, 0), writer);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(inspect_limits(hog.name()).memory, 256LL << 20);
   const auto h = journal(state);
   ASSERT_EQ(h["records"].size(), 1U);
   EXPECT_EQ(h["records"][0]["incomplete"], true) << h.dump(2);

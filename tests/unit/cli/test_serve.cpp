@@ -204,7 +204,7 @@ TEST(Serve, TheDriftCheckPlansEveryOptimizeIntervalAndTheUnlimitedFindingNamesTh
                                 [](const Evidence& e) { return e.name == "recommended_limit_bytes"; });
   ASSERT_NE(rec, unlimited->evidence.end());
   EXPECT_EQ(rec->value, static_cast<double>(*advised)) << "diagnose's and status's advice agree";
-  EXPECT_EQ(unlimited->action.rfind("memwarden optimize --yes sets a limit of", 0), 0U) << unlimited->action;
+  EXPECT_EQ(unlimited->action.rfind("memwarden optimize --yes ollama-gpu sets a limit of", 0), 0U) << unlimited->action;
   EXPECT_EQ(finding_of(*snap, Detector::drift), nullptr) << "an unlimited server is the unlimited detector's";
   const auto metrics = w.get("/metrics").body;
   EXPECT_NE(metrics.find("memwarden_detector_state{subject=\"ollama-gpu\",detector=\"optimize-drift\"} 0"),

@@ -200,7 +200,7 @@ TEST(StatusCommand, AnUnlimitedServerIsAdvisedWhatOptimizeWouldSet) {
     return w.kind == WarningKind::unlimited_container && w.subject == "ollama-gpu";
   });
   ASSERT_NE(warning, result.warnings.end());
-  EXPECT_NE(warning->text.find("memwarden optimize --yes sets " + format_bytes(advised)), std::string::npos)
+  EXPECT_NE(warning->text.find("memwarden optimize --yes ollama-gpu sets " + format_bytes(advised)), std::string::npos)
       << warning->text;
 }
 

@@ -299,7 +299,8 @@ TEST(Unlimited, RecommendsThePlannedLimitNotTheLoadedModels) {
   ASSERT_EQ(found.size(), 1U);
   EXPECT_EQ(evidence(found[0], "recommended_limit_bytes").value, static_cast<double>(9 * k_gib_u))
       << "the plan of its installed model, not 4 GiB for what is loaded now";
-  EXPECT_EQ(found[0].action.rfind("memwarden optimize --yes sets a limit of 9.00 GiB (qwen2.5:14b needs", 0), 0U)
+  EXPECT_EQ(found[0].action.rfind("memwarden optimize --yes ollama-gpu sets a limit of 9.00 GiB (qwen2.5:14b needs", 0),
+            0U)
       << found[0].action;
   EXPECT_NE(found[0].action.find("docker update --memory 9216m --memory-swap 9216m ollama-gpu"), std::string::npos)
       << found[0].action;
@@ -337,7 +338,7 @@ TEST(Unlimited, NoNumberWithoutAPlan) {
 
   const auto unplanned = detect_unlimited(server(), h, host_with(32 * k_gib_u, 12 * k_gib_u), {});
   ASSERT_EQ(unplanned.size(), 1U);
-  EXPECT_EQ(unplanned[0].action.rfind("memwarden optimize --yes sets a limit from the plan", 0), 0U)
+  EXPECT_EQ(unplanned[0].action.rfind("memwarden optimize --yes ollama sets a limit from the plan", 0), 0U)
       << unplanned[0].action;
 }
 

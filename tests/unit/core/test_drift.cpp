@@ -93,7 +93,7 @@ TEST(Drift, AContainerWithoutALimit) {
   EXPECT_EQ(f.severity, Severity::warning);
   EXPECT_EQ(f.subject, "web");
   EXPECT_EQ(f.remedy, Remedy::set_memory_limit);
-  EXPECT_EQ(f.action.rfind("memwarden optimize --yes (for web)", 0), 0U) << f.action;
+  EXPECT_EQ(f.action.rfind("memwarden optimize --yes web: it sets a limit from its peak", 0), 0U) << f.action;
   EXPECT_NE(f.action.find("24 h of its history"), std::string::npos) << f.action;
   EXPECT_EQ(evidence(f, "recommended_limit_bytes"), nullptr) << "no number invented";
 }
@@ -126,7 +126,7 @@ TEST(Drift, AModelPulledThatNoLongerFitsTheLimit) {
   ASSERT_NE(evidence(f, "needed_limit_bytes"), nullptr);
   EXPECT_EQ(evidence(f, "limit_bytes")->value, static_cast<double>(8 * k_gib));
   EXPECT_EQ(evidence(f, "recommended_limit_bytes")->value, static_cast<double>(21 * k_gib + 512 * k_mib));
-  EXPECT_EQ(f.action, "memwarden optimize --yes raises ollama's limit to 21.5 GiB");
+  EXPECT_EQ(f.action, "memwarden optimize --yes ollama raises its limit to 21.5 GiB");
 }
 
 TEST(Drift, ALimitThatFitsIsNoDrift) {

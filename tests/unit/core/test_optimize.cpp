@@ -251,3 +251,47 @@ TEST(RecommendSettings, NoSuggestionThatFitsMeansNoSetting) {
   m.plan->suggestions.push_back({"--ctx 2048", "a context of 2048", FitVerdict::no_fit, {}, 39 * k_gib});
   EXPECT_TRUE(recommend_settings({m}, ServerEnv{}, 19 * k_gib, 20).empty());
 }
+
+TEST(DecideLimit, AnIncompleteBasisOnlyRaises) {
+  auto in = input(std::nullopt, 1 * k_gib, 8 * k_gib, 19 * k_gib);
+  in.only_raise = true;
+  in.incomplete = "could not size llama3.1:70b";
+  auto d = decide_limit(in);
+  EXPECT_EQ(d.action, LimitAction::skip);
+  EXPECT_FALSE(d.target);
+  EXPECT_NE(d.why.find("llama3.1:70b"), std::string::npos) << d.why;
+  in.current = 28 * k_gib;
+  EXPECT_EQ(decide_limit(in).action, LimitAction::skip) << "not lowered either";
+  in.current = 2 * k_gib;
+  d = decide_limit(in);
+  EXPECT_EQ(d.action, LimitAction::raise) << "raising is safe whatever was left out";
+  EXPECT_EQ(*d.target, 8 * k_gib);
+}
+
+TEST(LimitFromModels, AModelThatCouldNotBeSizedMakesTheBasisIncomplete) {
+  ServedModel broken;
+  broken.name = "llama3.1:70b";
+  broken.error = "timed out";
+  EXPECT_TRUE(limit_from_models({served("a", 1 * k_gib, 2 * k_gib)}, "installed models").complete);
+  EXPECT_FALSE(limit_from_models({served("a", 1 * k_gib, 2 * k_gib), broken}, "installed models").complete);
+}
+
+TEST(UseFloor, IsWhatItUsesWithoutAMargin) {
+  EXPECT_EQ(use_floor(memory(CgroupVersion::v1, 6 * k_gib, 4 * k_gib)), 2 * k_gib);
+  EXPECT_EQ(use_floor(memory(CgroupVersion::v2, 6 * k_gib, 4 * k_gib)), 6 * k_gib);
+  EXPECT_FALSE(use_floor(CgroupMemory{}));
+}
+
+TEST(RecommendSettings, TheSmallestContextSeveralModelsNeedWins) {
+  auto a = served("a:14b", 12 * k_gib, 14 * k_gib);
+  a.plan->suggestions.push_back({"--ctx 8192", "a context of 8192", FitVerdict::cpu, {}, 9 * k_gib});
+  auto b = served("b:32b", 14 * k_gib, 16 * k_gib);
+  b.plan->suggestions.push_back({"--ctx 4096", "a context of 4096", FitVerdict::cpu, {}, 10 * k_gib});
+  ServerEnv env;
+  env.env["OLLAMA_MAX_LOADED_MODELS"] = "1";
+  const auto changes = recommend_settings({a, b}, env, 12 * k_gib, 20);
+  ASSERT_EQ(changes.size(), 1U);
+  EXPECT_EQ(changes[0].key, "OLLAMA_CONTEXT_LENGTH");
+  EXPECT_EQ(changes[0].after, "4096");
+  EXPECT_NE(changes[0].why.find("b:32b"), std::string::npos);
+}

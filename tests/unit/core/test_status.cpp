@@ -104,9 +104,10 @@ TEST(EvaluateStatus, AnUnlimitedServerIsAdvisedItsPlannedLimit) {
   r.containers.push_back(c);
   const auto w = evaluate_status(r, {});
   ASSERT_EQ(kinds(w), std::vector<WarningKind>{WarningKind::unlimited_container});
-  EXPECT_NE(w[0].text.find("; memwarden optimize --yes sets 9.00 GiB (qwen2.5:14b needs 9.00 GiB (installed models: "
-                           "1 model))"),
-            std::string::npos)
+  EXPECT_NE(
+      w[0].text.find("; memwarden optimize --yes ollama sets 9.00 GiB (qwen2.5:14b needs 9.00 GiB (installed models: "
+                     "1 model))"),
+      std::string::npos)
       << w[0].text;
 }
 
@@ -130,9 +131,10 @@ TEST(EvaluateStatus, AnUnlimitedContainerWaitsForItsHistory) {
   r.containers.push_back(container("web", 2ULL << 30, std::nullopt));
   const auto w = evaluate_status(r, {});
   ASSERT_EQ(w.size(), 1U);
-  EXPECT_NE(w[0].text.find("memwarden optimize --yes sets one from its peak once memwarden serve has stored 24 h of "
-                           "its history"),
-            std::string::npos)
+  EXPECT_NE(
+      w[0].text.find("memwarden optimize --yes web sets one from its peak once memwarden serve has stored 24 h of "
+                     "its history"),
+      std::string::npos)
       << w[0].text;
 }
 

@@ -160,3 +160,75 @@ TEST(OptimizeApply, AStopBeforeTheFirstChangeChangesNothing) {
 }
 
 }  // namespace mw::engine
+
+namespace mw::engine {
+namespace {
+
+// A change optimize made and finished, as apply_optimize journals it.
+void journal_change(const std::string& state_dir, const std::string& kind, const std::string& evidence,
+                    ActionOutcome outcome) {
+  auto journal = adapters::Journal::open(state_dir);
+  ASSERT_TRUE(journal) << journal.error().line();
+  adapters::JournalRecord r;
+  r.started_at_ms = 1'000;
+  r.server = "lim";
+  r.container_id = k_id;
+  r.kind = kind;
+  r.evidence_json = evidence;
+  auto id = journal->begin(r);
+  ASSERT_TRUE(id);
+  if (outcome != ActionOutcome::in_progress) {
+    ASSERT_TRUE(journal->finish(*id, outcome, "", std::nullopt, 2'000));
+  }
+}
+
+}  // namespace
+
+TEST(OptimizeUndo, PutsBackTheValueBeforeTheOldestChangeOnceAndLeavesFailedOnesAlone) {
+  ScriptedEngine engine;
+  test::TempDir dir;
+  OptimizeOptions o;
+  o.root = probes::HostRoot(test::fixture_path("hosts/v1-hybrid-cgroupfs"));
+  o.docker_host = engine.address();
+  o.state_dir = (dir.path() / "state").string();
+  // 64 MiB (+64 MiB swap) -> 512 MiB -> 1 GiB, and a refused change after them.
+  journal_change(o.state_dir, "optimize_limit",
+                 R"({"name":"lim","before":{"memory":67108864,"memory_swap":134217728},"after":{"memory":536870912}})",
+                 ActionOutcome::succeeded);
+  journal_change(
+      o.state_dir, "optimize_limit",
+      R"({"name":"lim","before":{"memory":536870912,"memory_swap":536870912},"after":{"memory":1073741824}})",
+      ActionOutcome::succeeded);
+  journal_change(o.state_dir, "optimize_limit",
+                 R"({"name":"lim","before":{"memory":1073741824,"memory_swap":1073741824},"after":{"memory":9}})",
+                 ActionOutcome::failed);
+  const auto undo = undo_optimize(o);
+  ASSERT_EQ(undo.changes.size(), 1U);
+  // The engine refuses every update here: what matters is what was asked. 64 MiB is under optimize's margin
+  // (312 KiB used + 256 MiB) but above what the container uses: the user's own value is put back.
+  EXPECT_EQ(engine.updates(), std::vector<std::string>{R"({"Memory":67108864,"MemorySwap":134217728})"});
+  EXPECT_EQ(undo.changes[0].outcome, ChangeOutcome::failed) << undo.changes[0].detail;
+}
+
+TEST(OptimizeUndo, ARecordStillInProgressIsAnOptimizeAtWorkAndNothingIsUndone) {
+  ScriptedEngine engine;
+  test::TempDir dir;
+  OptimizeOptions o;
+  o.root = probes::HostRoot(test::fixture_path("hosts/v1-hybrid-cgroupfs"));
+  o.docker_host = engine.address();
+  o.state_dir = (dir.path() / "state").string();
+  journal_change(o.state_dir, "optimize_limit",
+                 R"({"name":"lim","before":{"memory":67108864,"memory_swap":134217728},"after":{"memory":536870912}})",
+                 ActionOutcome::succeeded);
+  journal_change(
+      o.state_dir, "optimize_limit",
+      R"({"name":"lim","before":{"memory":536870912,"memory_swap":536870912},"after":{"memory":1073741824}})",
+      ActionOutcome::in_progress);  // this process is its writer, and alive
+  const auto undo = undo_optimize(o);
+  ASSERT_TRUE(undo.busy);
+  EXPECT_TRUE(undo.changes.empty());
+  EXPECT_TRUE(engine.updates().empty());
+  EXPECT_EQ(undo_exit(undo), OptimizeExit::failed);
+}
+
+}  // namespace mw::engine

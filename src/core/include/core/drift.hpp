@@ -33,8 +33,7 @@ struct LimitAdvice {
 
 // The basis status and serve give a running container that is not an inference server and has no limit:
 // optimize sets one from its stored peak, and no number is invented before there is one.
-inline constexpr const char* k_peak_basis =
-    "memwarden optimize --yes sets one from its peak once memwarden serve has stored 24 h of its history";
+[[nodiscard]] std::string peak_basis(const std::string& container);
 
 // One running container, as serve's drift check sees it.
 struct DriftSubject {

@@ -48,6 +48,10 @@ struct OtherContainer {
 //       OOM-kill inside the container when it cannot.
 [[nodiscard]] std::optional<std::uint64_t> limit_floor(const CgroupMemory& memory);
 
+// What a container uses now, below which no limit is ever set, not even one it had before (--undo puts back the
+// user's own value, which needs no margin): the working set on v1; on v2 also memory.current. nullopt: unknown.
+[[nodiscard]] std::optional<std::uint64_t> use_floor(const CgroupMemory& memory);
+
 // Why a container keeps the limit it has.
 enum class LimitAction { keep, set, raise, lower, skip };
 [[nodiscard]] const char* to_string(LimitAction action);  // "keep", "set", "raise", "lower", "skip"
@@ -58,6 +62,10 @@ struct LimitInput {
   std::optional<std::uint64_t> wanted;   // from the plan or the history; nullopt: no basis (why_no_basis says why)
   std::string why_no_basis;
   std::uint64_t cap = 0;  // the most the host can give it and keep its reserve
+  // The basis leaves something out (a model that could not be sized): a limit from the rest could break the one
+  // left out, so only a raise is made; a set or a lower is a skip saying why.
+  bool only_raise = false;
+  std::string incomplete;  // what was left out, for that reason
 };
 
 struct LimitDecision {
@@ -96,8 +104,9 @@ struct ServedModel {
 };
 struct ServerBasis {
   std::optional<std::uint64_t> wanted;
-  std::string largest;  // the model that sets it
-  std::string why;      // "qwen2.5:32b needs 21.5 GiB (of 3 installed models)", or why there is none
+  std::string largest;   // the model that sets it
+  std::string why;       // "qwen2.5:32b needs 21.5 GiB (of 3 installed models)", or why there is none
+  bool complete = true;  // every model was sized (none left out): a limit may be set or lowered from it
 };
 [[nodiscard]] ServerBasis limit_from_models(const std::vector<ServedModel>& models, std::string_view basis);
 

@@ -41,7 +41,7 @@ struct LimitAdviceOptions {
                                              const LimitAdviceOptions& options);
 
 // status: fills advised_limit and advised_basis of every running container without a limit in `report` (its
-// host's MemTotal gives the cap): inference servers from their plan, the others with k_peak_basis.
+// host's MemTotal gives the cap): inference servers from their plan, the others with peak_basis.
 void advise_unlimited(StatusReport& report, const LimitAdviceOptions& options);
 
 // diagnose: plans each container server of `sampler` that has no limit (from `inventory`, the one the sampler

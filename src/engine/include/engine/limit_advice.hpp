@@ -36,6 +36,7 @@ struct ServerLimitPlan {
   std::vector<ServedModel> models;
   ServerBasis limit;                  // the wanted limit, the model that sets it, and why
   std::vector<std::string> problems;  // what could not be read: /api/tags, a model's /api/show
+  std::vector<std::string> notes;     // what was left out on purpose (models past k_max_planned_models)
   std::uint64_t headroom_percent = PlanSettings{}.headroom_percent;
 };
 

@@ -86,10 +86,11 @@ struct OptimizePlan {
   std::optional<CgroupVersion> cgroup_version;
   std::vector<OptimizeItem> items;  // every running container, servers first
   std::vector<ForModel> for_models;
-  std::vector<std::string> problems;  // what could not be read; the rest goes on
+  std::vector<std::string> problems;  // what could not be read; the rest goes on (exit 3)
+  std::vector<std::string> notes;     // what was left out on purpose
   // Σ of the limits after the changes (unlimited containers count their use) against MemTotal − reserve.
   std::uint64_t limits_total = 0;
-  bool reserve_holds = true;
+  std::optional<bool> reserve_holds;  // nullopt: a container's use is unknown (named in problems)
 };
 
 // Reads only: the inventory, the host, each server's models and each container's stored history.
@@ -136,14 +137,18 @@ enum class OptimizeExit : int {
   journal = 6,  // the journal could not be written: nothing was changed
   interrupted = 130,
 };
-// --undo: every journaled optimize change not undone yet, newest first, put back to its value before.
+// --undo: every journaled optimize change not undone yet, newest first, put back to its value before: one
+// container at a time, all its records at once. Stops between containers when `stop` is set.
 struct UndoReport {
   std::vector<AppliedChange> changes;
+  std::vector<std::string> notes;  // containers brought back from an interrupted re-create
+  bool interrupted = false;
+  std::optional<std::string> busy;     // another optimize is changing something now: nothing was undone
   std::optional<std::string> nothing;  // why there was nothing to undo
   std::optional<std::string> journal_problem;
   std::optional<std::int64_t> journal_id;
 };
-[[nodiscard]] UndoReport undo_optimize(const OptimizeOptions& options);
+[[nodiscard]] UndoReport undo_optimize(const OptimizeOptions& options, const std::atomic<bool>* stop = nullptr);
 [[nodiscard]] OptimizeExit undo_exit(const UndoReport& report);
 
 // Each running container's limit and use, and the host's figures, at one moment: the before/after table.
