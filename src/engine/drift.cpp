@@ -16,6 +16,7 @@ ServerLimitPlan plan_container(const ContainerMeta& container, std::uint64_t cap
   so.profiles = o.profiles.empty() ? builtin_profiles() : o.profiles;
   so.api_timeout = o.api_timeout;
   so.nvml_library = o.nvml_library;
+  so.max_models = o.max_models;
   return o.plan ? o.plan(container, so) : plan_server_limit(container, so);
 }
 

@@ -37,12 +37,12 @@ std::optional<std::vector<std::string>> installed_models(const std::string& url,
       models.push_back(&m);
     }
   }
-  if (models.size() > k_max_planned_models) {
+  const auto most = std::max<std::size_t>(1, std::min(o.max_models, k_max_planned_models));
+  if (models.size() > most) {
     std::stable_sort(models.begin(), models.end(),
                      [](const OllamaModel* a, const OllamaModel* b) { return a->size > b->size; });
-    notes.push_back(
-        fmt::format("{} lists {} models; the {} largest are planned", url, models.size(), k_max_planned_models));
-    models.resize(k_max_planned_models);
+    notes.push_back(fmt::format("{} lists {} models; the {} largest are planned", url, models.size(), most));
+    models.resize(most);
   }
   std::vector<std::string> names;
   for (const auto* m : models) {

@@ -25,6 +25,9 @@ std::string kind_text(const ServerFixReport& report) {
   return report.kind ? to_string(*report.kind) : "fix";
 }
 
+// The installed models the drift check plans per server, the largest on disk first: it runs within a round, and
+// each is one /api/show (at most api_timeout), so a slow server holds a round for at most 1 + 4 of them.
+constexpr std::size_t k_drift_models = 4;
 constexpr Duration k_refresh_every{60'000};      // containers are listed again at least this often
 constexpr Duration k_retry_docker_every{5'000};  // while the engine is unreachable
 constexpr std::int64_t k_maintain_every_ms = 60'000;
@@ -587,6 +590,7 @@ std::vector<Finding> Watch::find_drift(const DaemonSnapshot& snap, Timestamp now
   lo.profiles = configured_profiles(m_config);
   lo.nvml_library = m_config.nvml_library;
   lo.plan = m_env.plan_limit;
+  lo.max_models = k_drift_models;
   std::map<std::string, const WatchedServer*> servers;
   for (const auto& w : m_sampler->servers()) {
     if (!w->server.container_id.empty()) {

@@ -422,3 +422,37 @@ TEST(OptimizeOnEngine, RecreateAppliesTheServerSettingsAndUndoPutsThemBack) {
   EXPECT_EQ(inspect_limits(name).memory, 0);
   EXPECT_EQ(docker({"inspect", "-f", "{{.State.Running}}", name}).out.substr(0, 4), "true");
 }
+
+TEST(OptimizeOnEngine, TwoServersShareWhatTheHostCanGiveThemSoTheReserveHolds) {
+  // Each wants its 8B model's limit; with a reserve that leaves less than both together, each gets its share.
+  Container one("mwit-opt-share-1", {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18944"},
+                {"/bin/ollama-sim", "--model", "big:8b=4700"}, k_sim_image);
+  Container two("mwit-opt-share-2", {"--network", "host", "-e", "OLLAMA_HOST=127.0.0.1:18945"},
+                {"/bin/ollama-sim", "--model", "big:8b=4700"}, k_sim_image);
+  ASSERT_TRUE(one.wait_for_log("ollama-sim: listening"));
+  ASSERT_TRUE(two.wait_for_log("ollama-sim: listening"));
+  StateDir state;
+  auto r = optimize(state, {one.name(), two.name()});
+  auto doc = parse_output(r);
+  ASSERT_TRUE(item(doc, one.name()) && item(doc, two.name())) << doc.dump(2);
+  const auto alone = (*item(doc, one.name()))["new_limit_bytes"].get<std::uint64_t>();
+  const auto total = doc["before"]["mem_total_bytes"].get<std::uint64_t>();
+  // A reserve that leaves room for one and a half of them.
+  const auto reserve = total - alone - alone / 2;
+  r = optimize(state, {one.name(), two.name(), "--reserve", std::to_string(reserve)});
+  doc = parse_output(r);
+  EXPECT_EQ(r.exit_code, 0) << doc.dump(2) << r.err;
+  std::uint64_t sum = 0;
+  for (const auto* name : {&one.name(), &two.name()}) {
+    const auto* c = item(doc, *name);
+    ASSERT_NE(c, nullptr) << doc.dump(2);
+    EXPECT_TRUE((*c)["capped"].get<bool>()) << c->dump(2);
+    EXPECT_NE((*c)["basis"].get<std::string>().find("each gets its share"), std::string::npos) << c->dump(2);
+    const auto limit = (*c)["new_limit_bytes"].get<std::uint64_t>();
+    EXPECT_LT(limit, alone);
+    sum += limit;
+  }
+  EXPECT_LE(sum, total - reserve);
+  EXPECT_TRUE(doc["reserve_holds"].get<bool>()) << doc.dump(2);
+  EXPECT_TRUE(doc["applied"].empty());
+}

@@ -29,6 +29,9 @@ struct LimitAdviceOptions {
   std::vector<Profile> profiles;  // empty: the built-in ones
   std::string nvml_library;
   PlanServerLimit plan;  // empty: plan_server_limit
+  // The most installed models planned per server, the largest on disk first (each is one /api/show): serve's drift
+  // check plans within a round, so it keeps this small; the largest sets the limit.
+  std::size_t max_models = k_max_planned_models;
 };
 
 // The limit optimize would set on the server `container` (running, no limit), whose memory now is `memory`,

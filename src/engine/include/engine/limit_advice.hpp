@@ -28,7 +28,8 @@ struct ServerLimitOptions {
   std::vector<Profile> profiles;        // to read a deployed container's profile (label memwarden.profile)
   std::chrono::milliseconds api_timeout{std::chrono::seconds(5)};
   std::string nvml_library;
-  std::optional<std::uint64_t> vram;  // hypothetical GPU (tests, --vram)
+  std::optional<std::uint64_t> vram;              // hypothetical GPU (tests, --vram)
+  std::size_t max_models = k_max_planned_models;  // the largest on disk first
 };
 
 struct ServerLimitPlan {
