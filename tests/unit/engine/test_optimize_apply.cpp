@@ -108,7 +108,7 @@ TEST(OptimizeApply, ARefusalIsSaidInPlainWordsJournaledAndTheRestGoesOn) {
   EXPECT_EQ(gone.outcome, ChangeOutcome::skipped);
   EXPECT_NE(gone.detail.find("gone"), std::string::npos) << gone.detail;
   EXPECT_FALSE(gone.journal_id);
-  // Memory and MemorySwap sent together, the floor respected (312 KiB used + 256 MiB, in 256 MiB steps).
+  // Memory and MemorySwap sent together, both the plan's target (the floor, 312 KiB used + 256 MiB, is under it).
   const auto updates = engine.updates();
   ASSERT_EQ(updates.size(), 1U);
   EXPECT_EQ(updates[0], R"({"Memory":536870912,"MemorySwap":536870912})");
