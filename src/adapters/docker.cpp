@@ -912,10 +912,36 @@ void carry_anonymous_volumes(const json& doc, json& host) {
       }
     }
   }
-  if (const auto& more = member_or_null(host, "Mounts"); more.is_array()) {
-    for (const auto& m : more) {
-      if (const auto& t = member_or_null(m, "Target"); t.is_string()) {
-        targets.push_back(t.get<std::string>());
+  // The engine's name of the volume it made at `target`, or "".
+  const auto volume_at = [&](const std::string& target) {
+    for (const auto& m : mounts) {
+      const auto& type = member_or_null(m, "Type");
+      const auto& name = member_or_null(m, "Name");
+      const auto& dest = member_or_null(m, "Destination");
+      if (type.is_string() && type.get_ref<const std::string&>() == "volume" && name.is_string() && dest.is_string() &&
+          dest.get_ref<const std::string&>() == target) {
+        return name.get<std::string>();
+      }
+    }
+    return std::string();
+  };
+  if (host.contains("Mounts") && host["Mounts"].is_array()) {
+    for (auto& m : host["Mounts"]) {
+      const auto& t = member_or_null(m, "Target");
+      if (!t.is_string()) {
+        continue;
+      }
+      const auto target = t.get<std::string>();
+      targets.push_back(target);
+      // `--mount type=volume,target=/x` without a source: the engine made the volume; name it, or the new
+      // container would get an empty one.
+      const auto& type = member_or_null(m, "Type");
+      const auto& source = member_or_null(m, "Source");
+      if (type.is_string() && type.get_ref<const std::string&>() == "volume" &&
+          (!source.is_string() || source.get_ref<const std::string&>().empty())) {
+        if (auto name = volume_at(target); !name.empty()) {
+          m["Source"] = name;
+        }
       }
     }
   }

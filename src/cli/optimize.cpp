@@ -89,12 +89,15 @@ void render_limits(const engine::OptimizePlan& plan, bool applying, std::string&
   }
   const auto usable =
       plan.host.mem_total && *plan.host.mem_total > plan.reserve ? *plan.host.mem_total - plan.reserve : 0;
+  if (!plan.reserve_holds) {
+    out += fmt::format("   Whether the limits keep the {} reserve is unknown: a container's use could not be read\n",
+                       format_bytes(plan.reserve));
+    return;
+  }
   out += fmt::format("   The limits {} add up to {} of the {} the host can give beside its {} reserve: {}\n",
                      applying ? "after the changes" : "after these changes", format_bytes(plan.limits_total),
                      format_bytes(usable), format_bytes(plan.reserve),
-                     !plan.reserve_holds ? "whether the reserve holds is unknown (a container's use could not be read)"
-                     : *plan.reserve_holds ? "the reserve holds"
-                                           : "the reserve does NOT hold");
+                     *plan.reserve_holds ? "the reserve holds" : "the reserve does NOT hold");
 }
 
 void render_settings(const engine::OptimizePlan& plan, engine::SettingsUse settings, std::string& out) {
@@ -236,9 +239,14 @@ std::string render_optimize(const engine::OptimizeRun& run, engine::SettingsUse 
   if (!run.plan) {
     return out;
   }
-  render_limits(*run.plan, applying, out);
+  const bool planned = !run.plan->items.empty() || run.plan->for_models.empty();  // not the early --for stop
+  if (planned) {
+    render_limits(*run.plan, applying, out);
+  }
   render_for(*run.plan, out);
-  render_settings(*run.plan, settings, out);
+  if (planned) {
+    render_settings(*run.plan, settings, out);
+  }
   for (const auto& p : run.plan->problems) {
     out += "   problem: " + p + "\n";
   }
@@ -338,7 +346,7 @@ json optimize_to_json(const engine::OptimizeRun& run) {
     doc["cgroup"] = p.cgroup_version ? json(to_string(*p.cgroup_version)) : json(nullptr);
     doc["containers"] = items;
     doc["for"] = for_models;
-    doc["limits_total_bytes"] = p.limits_total;
+    doc["limits_total_bytes"] = p.reserve_holds ? json(p.limits_total) : json(nullptr);
     doc["reserve_holds"] = p.reserve_holds ? json(*p.reserve_holds) : json(nullptr);
     doc["notes"] = p.notes;
     doc["problems"] = p.problems;

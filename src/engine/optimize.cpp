@@ -381,12 +381,21 @@ Expected<OptimizePlan, Error> prepare_optimize(const OptimizeOptions& o) {
     work.push_back(std::move(w));
   }
 
-  // Servers share the cap: when what they want together is more, each gets its share, so that the reserve holds.
+  // Servers share the cap: when what they want together is more, each server that may change gets its share of
+  // what the others that keep theirs leave (their limit, or their use), so that the reserve holds.
   std::uint64_t wanted_total = 0;
-  for (const auto& w : work) {
-    wanted_total += w.wanted ? round_up_to_step(*w.wanted) : 0;
+  std::uint64_t kept = 0;
+  std::size_t sharing = 0;
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    if (!servers[i].allowed) {
+      kept += servers[i].limit.value_or(servers[i].use.value_or(0));
+    } else if (work[i].wanted) {
+      wanted_total += round_up_to_step(*work[i].wanted);
+      ++sharing;
+    }
   }
-  const bool shared = work.size() > 1 && wanted_total > cap;
+  const auto left = cap > kept ? cap - kept : 0;
+  const bool shared = servers.size() > 1 && wanted_total > left;
   for (std::size_t i = 0; i < servers.size(); ++i) {
     auto& item = servers[i];
     auto& w = work[i];
@@ -398,20 +407,20 @@ Expected<OptimizePlan, Error> prepare_optimize(const OptimizeOptions& o) {
       in.floor = round_up_to_step(k_limit_margin);
     }
     in.cap = cap;
-    if (shared && w.wanted) {
+    if (shared && w.wanted && item.allowed) {
       const auto share = static_cast<double>(round_up_to_step(*w.wanted)) / static_cast<double>(wanted_total);
-      in.cap = static_cast<std::uint64_t>(static_cast<double>(cap) * share);
+      in.cap = static_cast<std::uint64_t>(static_cast<double>(left) * share);
     }
     in.wanted = w.wanted;
     in.why_no_basis = w.served.limit.why;
     in.only_raise = !w.served.limit.complete;
     in.incomplete = w.served.limit.why;
     item.basis = w.basis;
-    if (shared) {
+    if (shared && item.allowed) {
       item.basis += fmt::format(
-          "; the {} servers want {} together, more than the {} the host can give them: each "
-          "gets its share",
-          work.size(), format_bytes(wanted_total), format_bytes(cap));
+          "; the {} servers that may change want {} together, more than the {} the host can give them: each gets "
+          "its share",
+          sharing, format_bytes(wanted_total), format_bytes(left));
     }
     if (fixing) {
       item.basis += "; the fix above comes first, so what it uses now is left out (it is read again then)";
@@ -662,7 +671,11 @@ struct Applier {
       return std::move(meta.error());
     }
     evidence["id"] = meta->id;
-    auto rec = begin(kind, name, meta->id, reason, evidence, std::nullopt);
+    if (evidence.contains("before")) {
+      evidence["before"] = json{{"memory", optional_json(meta->memory_limit)},
+                                {"memory_swap", meta->memory_swap ? json(*meta->memory_swap) : json(nullptr)}};
+    }
+    auto rec = begin(kind, name, meta->id, reason, evidence, meta->memory_limit);
     if (!rec.id) {
       change.outcome = ChangeOutcome::failed;
       change.detail = fmt::format("{}: not changed: the journal could not record it: {}", name, rec.problem);
@@ -751,6 +764,12 @@ OptimizeApply apply_optimize(const OptimizePlan& plan, const OptimizeOptions& o,
       break;
     }
     const auto& item = *c.item;
+    // A server whose settings are re-created gets its new limit in the same re-create: a limit for one model at a
+    // time must not hold before OLLAMA_MAX_LOADED_MODELS=1 does (and stays as it was if the re-create fails).
+    const bool in_recreate = o.settings == SettingsUse::recreate && !item.settings.empty();
+    if (c.kind == ChangeKind::limit && in_recreate) {
+      continue;
+    }
     if (c.kind == ChangeKind::limit) {
       const auto target = *item.decision.target;
       json evidence{{"name", item.name},
@@ -768,6 +787,13 @@ OptimizeApply apply_optimize(const OptimizePlan& plan, const OptimizeOptions& o,
       json evidence{{"name", item.name},
                     {"before_env", env_json(item.settings, true)},
                     {"after_env", env_json(item.settings, false)}};
+      if (changes_limit(item.decision)) {
+        const auto target = static_cast<std::int64_t>(*item.decision.target);
+        rc.memory = target;
+        rc.memory_swap = target;
+        evidence["before"] = json::object();  // filled in from the engine just before
+        evidence["after"] = json{{"memory", target}, {"memory_swap", target}};
+      }
       std::string reason;
       for (const auto& s : item.settings) {
         reason += (reason.empty() ? "" : "; ") + fmt::format("{}={}: {}", s.key, s.after, s.why);
@@ -875,6 +901,9 @@ UndoReport undo_optimize(const OptimizeOptions& o, const std::atomic<bool>* stop
       if (r->kind == k_kind_limit) {
         limit_before = doc.value("before", json::object());
       } else {
+        if (doc.contains("before")) {  // a re-create that also set the limit
+          limit_before = doc.value("before", json::object());
+        }
         const auto before_env = doc.value("before_env", json::object());
         for (const auto& [key, value] : before_env.items()) {
           env_before[key] = value.is_string() ? std::optional<std::string>(value.get<std::string>()) : std::nullopt;
@@ -914,6 +943,9 @@ UndoReport undo_optimize(const OptimizeOptions& o, const std::atomic<bool>* stop
     }
     out.changes.push_back(a.recreate(name, name, rc, env_before.empty() ? ChangeKind::limit : ChangeKind::settings,
                                      k_kind_undo, reason, evidence));
+  }
+  if (stop != nullptr && stop->load()) {
+    out.interrupted = true;  // Ctrl-C while the last one was put back
   }
   return out;
 }

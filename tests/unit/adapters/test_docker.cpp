@@ -752,6 +752,13 @@ TEST(RecreateBody, AnonymousVolumesAreMountedAgainByName) {
   EXPECT_EQ(b["HostConfig"]["Binds"],
             nlohmann::json({"mw-rc-vol:/data", store + ":/root/.ollama", cache + ":/cache:ro"}))
       << "the named volume once, the anonymous ones by name, a bind mount not from Mounts";
+  // `--mount type=volume,target=/models` without a source: HostConfig.Mounts names no volume; the engine's is named.
+  doc["HostConfig"]["Mounts"] = nlohmann::json::array({{{"Type", "volume"}, {"Target", "/models"}}});
+  const std::string made(64, 'd');
+  doc["Mounts"].push_back({{"Type", "volume"}, {"Name", made}, {"Destination", "/models"}, {"RW", true}});
+  const auto m = recreate_doc({}, doc.dump());
+  EXPECT_EQ(m["HostConfig"]["Mounts"][0]["Source"], made);
+  EXPECT_EQ(m["HostConfig"]["Binds"].size(), 3U) << "not mounted twice";
   // A container without anonymous volumes keeps its Binds as they were.
   EXPECT_EQ(recreate_doc()["HostConfig"]["Binds"], nlohmann::json({"mw-rc-vol:/data"}));
 }
