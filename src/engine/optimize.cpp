@@ -18,7 +18,6 @@
 #include "engine/inventory.hpp"
 #include "engine/plan.hpp"
 #include "engine/recreate.hpp"
-#include "journal_handle.hpp"
 #include "probes/cgroup.hpp"
 #include "probes/host_memory.hpp"
 
@@ -37,6 +36,12 @@ constexpr std::int64_t k_history_lookback_ms = 30LL * 24 * 3600 * 1000;
 // Raw samples of the last hour: the minutes serve has not rolled up yet. (A raw read takes every subject's
 // samples of the window, so it stays short.)
 constexpr std::int64_t k_raw_recent_ms = 3600LL * 1000;
+
+// The wall clock, unix ms, for the journal.
+std::int64_t wall_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // A whole number as an OLLAMA_* variable holds it, or nullopt.
 std::optional<std::uint64_t> parse_count(const std::string& text) {
