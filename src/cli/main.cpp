@@ -143,6 +143,17 @@ int execute(const DiagnoseCommand& command) {
   return static_cast<int>(mw::engine::diagnose_exit_code(result));
 }
 
+// The actions `fix` and `optimize`'s fix step act through, set up from the fix's own options.
+mw::engine::FixTools::Options fix_tool_options(const mw::engine::FixOptions& options, const std::string& systemd_unit) {
+  mw::engine::FixTools::Options o;
+  o.mode = options.mode;
+  o.docker_host = options.diagnose.sampler.docker_host;
+  o.docker_timeout = options.diagnose.sampler.docker_timeout;
+  o.api_timeout = options.diagnose.sampler.api_timeout;
+  o.systemd_unit = systemd_unit;
+  return o;
+}
+
 int execute(const FixCommand& command) {
   auto options = command.options;
   options.own_container_id = mw::engine::own_container_id(options.diagnose.sampler.root);
@@ -162,13 +173,7 @@ int execute(const FixCommand& command) {
     return static_cast<int>(mw::engine::FixExit::journal);
   }
   // Docker for restarts; its absence is reported by the diagnosis and the restart step.
-  mw::engine::FixTools::Options tool_options;
-  tool_options.mode = options.mode;
-  tool_options.docker_host = options.diagnose.sampler.docker_host;
-  tool_options.docker_timeout = options.diagnose.sampler.docker_timeout;
-  tool_options.api_timeout = options.diagnose.sampler.api_timeout;
-  tool_options.systemd_unit = command.systemd_unit;
-  mw::engine::FixTools tools(tool_options);
+  mw::engine::FixTools tools(fix_tool_options(options, command.systemd_unit));
   mw::engine::SteadyClock clock;
   std::function<bool(const std::string&)> confirm = ask_on_terminal;
   if (command.confirmation == Confirmation::assume_yes) {
@@ -863,13 +868,7 @@ int execute(const OptimizeCommand& command) {
       fmt::print(stderr, "memwarden: {}\nmemwarden: not fixing without a journal\n", opened.error().line());
       fix_options.mode = mw::engine::RunMode::dry_run;
     }
-    mw::engine::FixTools::Options tool_options;
-    tool_options.mode = fix_options.mode;
-    tool_options.docker_host = fix_options.diagnose.sampler.docker_host;
-    tool_options.docker_timeout = fix_options.diagnose.sampler.docker_timeout;
-    tool_options.api_timeout = fix_options.diagnose.sampler.api_timeout;
-    tool_options.systemd_unit = command.systemd_unit;
-    mw::engine::FixTools tools(tool_options);
+    mw::engine::FixTools tools(fix_tool_options(fix_options, command.systemd_unit));
     mw::engine::SteadyClock clock;
     std::function<bool(const std::string&)> confirm = [apply](const std::string&) { return apply; };
     mw::engine::FixEnvironment env{clock, wall_ms, tools.actions(), journal ? &*journal : nullptr, confirm};
