@@ -730,6 +730,7 @@ class CommandLine {
     std::string reserve;
     std::string source;
     std::string models_dir;
+    std::string mmproj;
     std::string ollama;
     std::string loading;
     std::string headroom;
@@ -749,6 +750,8 @@ class CommandLine {
     app->add_option("--source", p.source, "Where to look: auto, file, store, server or catalog")
         ->default_str(model_source_name(o.source));
     app->add_option("--models-dir", p.models_dir, "The Ollama model store to search first (else $OLLAMA_MODELS, ...)");
+    app->add_option("--mmproj", p.mmproj,
+                    "The vision projector of the GGUF files given (default: the one mmproj*.gguf beside them)");
     app->add_option("--ollama", p.ollama, "A running Ollama to ask (/api/show), e.g. http://127.0.0.1:11434");
     app->add_option("--loading", p.loading, "How the weights are loaded: mmap, no-mmap or mlock")
         ->default_str(loading_name(o.settings.loading));
@@ -803,6 +806,7 @@ class CommandLine {
     }
     // A relative --models-dir is relative to where memwarden runs, not to --root.
     o.models_dir = p.models_dir.empty() ? "" : (m_env.working_dir / p.models_dir).lexically_normal().string();
+    o.mmproj = p.mmproj.empty() ? "" : (m_env.working_dir / p.mmproj).lexically_normal().string();
     o.ollama_models = m_env.ollama_models;
     o.home = m_env.home;
     o.ollama_url = p.ollama;

@@ -45,6 +45,10 @@ std::string verdict_line(FitVerdict v, const Placement& p) {
     case FitVerdict::gpu:
       return fmt::format("fits on the GPU: {}/{} layers (100% GPU)", p.layers_on_gpu, p.layers_total);
     case FitVerdict::split:
+      if (p.experts_split) {
+        return fmt::format("split: every layer's attention on the GPU, the experts of {}/{} layers too ({})",
+                           p.layers_on_gpu, p.layers_total - 1, processor(p));
+      }
       return fmt::format("split: {}/{} layers on the GPU ({})", p.layers_on_gpu, p.layers_total, processor(p));
     case FitVerdict::cpu:
       return fmt::format("CPU only: 0/{} layers on the GPU", p.layers_total);
@@ -96,9 +100,14 @@ void render_model(const ModelPlan& p, const PlanModel& m, const PlanResult& r, s
                      p.quantization.empty() ? "" : p.quantization + ", ", p.options.num_ctx, p.options.parallel,
                      p.options.parallel == 1 ? "" : "s", to_string(p.options.kv_type),
                      p.options.flash_attention ? ", flash attention" : "");
-  out += fmt::format("  verdict    {}\n", verdict_line(p.verdict, pl));
-  out += fmt::format("  weights    {}, KV cache {}, compute graph {}\n", format_bytes(pl.weights), format_bytes(pl.kv),
-                     format_bytes(pl.full_offload() ? pl.graph.full : pl.graph.partial));
+  out += fmt::format("  accuracy   {}\n", p.accuracy.text);
+  out += fmt::format("  verdict    {}{}\n", pl.cache_known ? "" : "at least: ", verdict_line(p.verdict, pl));
+  if (pl.cache_known) {
+    out += fmt::format("  weights    {}, KV cache {}, compute graph {}\n", format_bytes(pl.weights),
+                       format_bytes(pl.kv), format_bytes(pl.full_offload() ? pl.graph.full : pl.graph.partial));
+  } else {
+    out += fmt::format("  weights    {}, KV cache unknown, compute graph unknown\n", format_bytes(pl.weights));
+  }
   if (pl.vram > 0) {
     const auto* gpu = host.best_gpu();
     out += fmt::format("  VRAM       {}{}\n", format_bytes(pl.vram),
@@ -158,16 +167,19 @@ void render_together(const PlanResult& r, std::string& out) {
 }
 
 nlohmann::json placement_json(const Placement& p) {
+  const auto known = [&](std::uint64_t v) { return p.cache_known ? nlohmann::json(v) : nlohmann::json(nullptr); };
   return {{"layers_on_gpu", p.layers_on_gpu},
           {"layers_total", p.layers_total},
           {"processor", processor(p)},
+          {"experts_split", p.experts_split},
+          {"cache_known", p.cache_known},
           {"vram_bytes", p.vram},
           {"ram_resident_bytes", p.ram_resident},
           {"ram_page_cache_bytes", p.ram_page_cache},
           {"weights_bytes", p.weights},
-          {"kv_bytes", p.kv},
-          {"graph_full_bytes", p.graph.full},
-          {"graph_partial_bytes", p.graph.partial}};
+          {"kv_bytes", known(p.kv)},
+          {"graph_full_bytes", known(p.graph.full)},
+          {"graph_partial_bytes", known(p.graph.partial)}};
 }
 
 template <class T>
@@ -229,6 +241,15 @@ nlohmann::json plan_to_json(const PlanResult& r) {
          {"kv_type", to_string(p.options.kv_type)},
          {"flash_attention", p.options.flash_attention},
          {"verdict", verdict_key(p.verdict)},
+         {"verdict_is_lower_bound", !p.placement.cache_known},
+         {"accuracy",
+          {{"basis", basis_key(p.accuracy.basis)},
+           {"weights_exact", p.accuracy.weights_exact},
+           {"cache_known", p.accuracy.cache_known},
+           {"margin_percent", p.accuracy.cache_known ? nlohmann::json(p.accuracy.margin_percent) : nullptr},
+           {"text", p.accuracy.text}}},
+         {"architecture", r.models[i].shape.architecture},
+         {"active_weights_bytes", r.models[i].shape.active_weight_bytes()},
          {"placement", placement_json(p.placement)},
          {"ram_needed_bytes", p.ram_needed},
          {"ram_short_bytes", p.ram_short},

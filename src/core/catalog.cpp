@@ -1,31 +1,35 @@
 #include "core/catalog.hpp"
 
-#include "core/text.hpp"
-
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <numeric>
 #include <optional>
+
+#include "core/text.hpp"
 
 namespace mw {
 
 const std::vector<CatalogModel>& catalog() {
-  // ../shared/reference/estimation.md §5 (litgpt configs, DeepSeek-Coder's Megatron config); all head_dim 128.
+  // One reviewed table with its sources: catalog_data.inc (docs/catalog.md says where each figure is from).
   static const std::vector<CatalogModel> models{
-      {"llama3.1:8b", {"llama", 32, 4096, 14336, 32, 8, 128256, 131072, false}, "q4_K_M"},
-      {"llama3.1:70b", {"llama", 80, 8192, 28672, 64, 8, 128256, 131072, false}, "q4_K_M"},
-      {"codellama:34b", {"llama", 48, 8192, 22016, 64, 8, 32000, 16384, false}, "q4_0"},
-      {"deepseek-coder:33b", {"llama", 62, 7168, 19200, 56, 8, 32256, 16384, false}, "q4_0"},
-      {"qwen2.5:7b", {"qwen2", 28, 3584, 18944, 28, 4, 152064, 32768, true}, "q4_K_M"},
-      {"qwen2.5:32b", {"qwen2", 64, 5120, 27648, 40, 8, 152064, 32768, true}, "q4_K_M"},
-      {"mistral:7b", {"llama", 32, 4096, 14336, 32, 8, 32768, 32768, false}, "q4_0"},
+#include "catalog_data.inc"
   };
   return models;
 }
 
 const std::vector<std::string>& catalog_quantizations() {
-  static const std::vector<std::string> names{"f16", "q8_0", "q4_K_M", "q4_0"};
+  static const std::vector<std::string> names{"f16", "q8_0", "q6_K", "q5_K_M", "q4_K_M", "q4_0", "q3_K_M"};
+  return names;
+}
+
+const std::vector<std::string>& every_quantization() {
+  static const std::vector<std::string> names{
+      "f32",     "f16",  "bf16",   "q8_0",   "q6_K",  "q5_K_M", "q5_K_S",  "q5_1",   "q5_0",  "q4_K_M", "q4_K_S",
+      "q4_1",    "q4_0", "iq4_xs", "iq4_nl", "mxfp4", "q3_K_L", "q3_K_M",  "q3_K_S", "iq3_m", "iq3_s",  "iq3_xs",
+      "iq3_xxs", "q2_K", "q2_K_S", "iq2_m",  "iq2_s", "iq2_xs", "iq2_xxs", "iq1_m",  "iq1_s", "tq2_0",  "tq1_0"};
   return names;
 }
 
@@ -33,7 +37,13 @@ std::optional<std::string> known_quantization(std::string_view text) {
   if (equals_ignoring_case(text, "fp16")) {
     return "f16";  // Ollama's tags say fp16
   }
-  for (const auto& q : catalog_quantizations()) {
+  if (equals_ignoring_case(text, "fp32")) {
+    return "f32";
+  }
+  if (equals_ignoring_case(text, "mxfp4_moe")) {
+    return "mxfp4";  // llama.cpp's file type name for gpt-oss's mix
+  }
+  for (const auto& q : every_quantization()) {
     if (equals_ignoring_case(q, text)) {
       return q;
     }
@@ -49,80 +59,364 @@ std::uint64_t bytes_of(GgmlType type, std::uint64_t elements) {
   return elements / t.block_size * t.type_size;
 }
 
-// llama.cpp quantize (src/llama-quant.cpp, use_more_bits): Q4_K_M gives attn_v and ffn_down Q6_K in the
-// first and last eighth of the layers and in every third layer between.
+// llama.cpp quantize (src/llama-quant.cpp, use_more_bits): the first and last eighth of the layers and every
+// third layer between get more bits in the _M mixes.
 bool more_bits(std::uint64_t layer, std::uint64_t layers) {
   return layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
 }
 
-struct Layout {
-  GgmlType body;    // most matrices
-  GgmlType v_down;  // attn_v and ffn_down where more bits are given
-  GgmlType embd;    // token_embd
-  GgmlType output;  // output
-  bool mixed = false;
+// Which layers get attn_v's and ffn_down's `better` type.
+enum class Bits : std::uint8_t {
+  same,          // none: every layer the body type
+  more_bits,     // use_more_bits (Q4_K_M, Q5_K_M, Q3_K_M's attn_v)
+  first_eighth,  // i < n/8 (Q4_K_S's ffn_down, Q3_K_M's ffn_down at n/16 is close enough)
+  all,           // every layer (Q3_K_L, Q2_K)
 };
 
-std::optional<Layout> layout_of(std::string_view quant) {
-  // Q4_0 and Q4_K_M files keep output.weight at Q6_K (llama.cpp's default for the output tensor);
-  // Q8_0 and f16 files keep it at their own type.
-  if (quant == "f16") {
-    return Layout{GgmlType::f16, GgmlType::f16, GgmlType::f16, GgmlType::f16};
+// One llama_ftype's types: the body of the matrices, the better type of attn_v and ffn_down and where it is
+// given, attn_output's, token_embd's and the output tensor's.
+struct Layout {
+  std::string_view name;
+  GgmlType body;
+  GgmlType better;
+  Bits bits;
+  GgmlType attn_output;
+  GgmlType embd;
+  GgmlType output;
+  GgmlType experts;  // the routed experts' matrices (mxfp4 keeps the rest at bf16)
+};
+
+// llama-quant.cpp llama_tensor_get_type, simplified: output.weight is Q6_K unless the file is 8 bits or
+// more (Q5_K for the 1- and 2-bit IQ mixes); token_embd is the body type (Q2_K for the IQ1/IQ2 mixes).
+constexpr std::array<Layout, 33> k_layouts{{
+    {"f32", GgmlType::f32, GgmlType::f32, Bits::same, GgmlType::f32, GgmlType::f32, GgmlType::f32, GgmlType::f32},
+    {"f16", GgmlType::f16, GgmlType::f16, Bits::same, GgmlType::f16, GgmlType::f16, GgmlType::f16, GgmlType::f16},
+    {"bf16", GgmlType::bf16, GgmlType::bf16, Bits::same, GgmlType::bf16, GgmlType::bf16, GgmlType::bf16,
+     GgmlType::bf16},
+    {"q8_0", GgmlType::q8_0, GgmlType::q8_0, Bits::same, GgmlType::q8_0, GgmlType::q8_0, GgmlType::q8_0,
+     GgmlType::q8_0},
+    {"q6_K", GgmlType::q6_k, GgmlType::q6_k, Bits::same, GgmlType::q6_k, GgmlType::q6_k, GgmlType::q6_k,
+     GgmlType::q6_k},
+    {"q5_K_M", GgmlType::q5_k, GgmlType::q6_k, Bits::more_bits, GgmlType::q5_k, GgmlType::q5_k, GgmlType::q6_k,
+     GgmlType::q5_k},
+    {"q5_K_S", GgmlType::q5_k, GgmlType::q5_k, Bits::same, GgmlType::q5_k, GgmlType::q5_k, GgmlType::q6_k,
+     GgmlType::q5_k},
+    {"q5_1", GgmlType::q5_1, GgmlType::q5_1, Bits::same, GgmlType::q5_1, GgmlType::q5_1, GgmlType::q6_k,
+     GgmlType::q5_1},
+    {"q5_0", GgmlType::q5_0, GgmlType::q5_0, Bits::same, GgmlType::q5_0, GgmlType::q5_0, GgmlType::q6_k,
+     GgmlType::q5_0},
+    {"q4_K_M", GgmlType::q4_k, GgmlType::q6_k, Bits::more_bits, GgmlType::q4_k, GgmlType::q4_k, GgmlType::q6_k,
+     GgmlType::q4_k},
+    {"q4_K_S", GgmlType::q4_k, GgmlType::q5_k, Bits::first_eighth, GgmlType::q4_k, GgmlType::q4_k, GgmlType::q6_k,
+     GgmlType::q4_k},
+    {"q4_1", GgmlType::q4_1, GgmlType::q4_1, Bits::same, GgmlType::q4_1, GgmlType::q4_1, GgmlType::q6_k,
+     GgmlType::q4_1},
+    {"q4_0", GgmlType::q4_0, GgmlType::q4_0, Bits::same, GgmlType::q4_0, GgmlType::q4_0, GgmlType::q6_k,
+     GgmlType::q4_0},
+    {"iq4_xs", GgmlType::iq4_xs, GgmlType::iq4_xs, Bits::same, GgmlType::iq4_xs, GgmlType::iq4_xs, GgmlType::q6_k,
+     GgmlType::iq4_xs},
+    {"iq4_nl", GgmlType::iq4_nl, GgmlType::iq4_nl, Bits::same, GgmlType::iq4_nl, GgmlType::iq4_nl, GgmlType::q6_k,
+     GgmlType::iq4_nl},
+    {"mxfp4", GgmlType::bf16, GgmlType::bf16, Bits::same, GgmlType::bf16, GgmlType::bf16, GgmlType::bf16,
+     GgmlType::mxfp4},
+    {"q3_K_L", GgmlType::q3_k, GgmlType::q5_k, Bits::all, GgmlType::q5_k, GgmlType::q3_k, GgmlType::q6_k,
+     GgmlType::q3_k},
+    {"q3_K_M", GgmlType::q3_k, GgmlType::q5_k, Bits::more_bits, GgmlType::q4_k, GgmlType::q3_k, GgmlType::q6_k,
+     GgmlType::q3_k},
+    {"q3_K_S", GgmlType::q3_k, GgmlType::q3_k, Bits::same, GgmlType::q3_k, GgmlType::q3_k, GgmlType::q6_k,
+     GgmlType::q3_k},
+    {"iq3_m", GgmlType::iq3_s, GgmlType::q4_k, Bits::more_bits, GgmlType::iq3_s, GgmlType::iq3_s, GgmlType::q6_k,
+     GgmlType::iq3_s},
+    {"iq3_s", GgmlType::iq3_s, GgmlType::iq3_s, Bits::same, GgmlType::iq3_s, GgmlType::iq3_s, GgmlType::q6_k,
+     GgmlType::iq3_s},
+    {"iq3_xs", GgmlType::iq3_xxs, GgmlType::iq3_s, Bits::all, GgmlType::iq3_xxs, GgmlType::iq3_xxs, GgmlType::q6_k,
+     GgmlType::iq3_xxs},
+    {"iq3_xxs", GgmlType::iq3_xxs, GgmlType::iq3_xxs, Bits::same, GgmlType::iq3_xxs, GgmlType::iq3_xxs, GgmlType::q5_k,
+     GgmlType::iq3_xxs},
+    {"q2_K", GgmlType::q2_k, GgmlType::q3_k, Bits::all, GgmlType::q3_k, GgmlType::q2_k, GgmlType::q6_k, GgmlType::q2_k},
+    {"q2_K_S", GgmlType::q2_k, GgmlType::q2_k, Bits::same, GgmlType::q2_k, GgmlType::q2_k, GgmlType::q6_k,
+     GgmlType::q2_k},
+    {"iq2_m", GgmlType::iq2_s, GgmlType::iq3_s, Bits::more_bits, GgmlType::iq2_s, GgmlType::q2_k, GgmlType::q5_k,
+     GgmlType::iq2_s},
+    {"iq2_s", GgmlType::iq2_xs, GgmlType::iq2_s, Bits::all, GgmlType::iq2_xs, GgmlType::q2_k, GgmlType::q5_k,
+     GgmlType::iq2_xs},
+    {"iq2_xs", GgmlType::iq2_xs, GgmlType::iq2_xs, Bits::same, GgmlType::iq2_xs, GgmlType::q2_k, GgmlType::q5_k,
+     GgmlType::iq2_xs},
+    {"iq2_xxs", GgmlType::iq2_xxs, GgmlType::iq2_xxs, Bits::same, GgmlType::iq2_xxs, GgmlType::q2_k, GgmlType::q5_k,
+     GgmlType::iq2_xxs},
+    {"iq1_m", GgmlType::iq1_m, GgmlType::iq2_xxs, Bits::all, GgmlType::iq1_m, GgmlType::q2_k, GgmlType::q5_k,
+     GgmlType::iq1_m},
+    {"iq1_s", GgmlType::iq1_s, GgmlType::iq2_xxs, Bits::all, GgmlType::iq1_s, GgmlType::q2_k, GgmlType::q5_k,
+     GgmlType::iq1_s},
+    {"tq2_0", GgmlType::tq2_0, GgmlType::tq2_0, Bits::same, GgmlType::tq2_0, GgmlType::q4_k, GgmlType::q6_k,
+     GgmlType::tq2_0},
+    {"tq1_0", GgmlType::tq1_0, GgmlType::tq1_0, Bits::same, GgmlType::tq1_0, GgmlType::q4_k, GgmlType::q6_k,
+     GgmlType::tq1_0},
+}};
+
+const Layout* layout_of(std::string_view quant) {
+  for (const auto& l : k_layouts) {
+    if (l.name == quant) {
+      return &l;
+    }
   }
-  if (quant == "q8_0") {
-    return Layout{GgmlType::q8_0, GgmlType::q8_0, GgmlType::q8_0, GgmlType::q8_0};
-  }
-  if (quant == "q4_0") {
-    return Layout{GgmlType::q4_0, GgmlType::q4_0, GgmlType::q4_0, GgmlType::q6_k};
-  }
-  if (quant == "q4_K_M") {
-    return Layout{GgmlType::q4_k, GgmlType::q6_k, GgmlType::q4_k, GgmlType::q6_k, true};
-  }
-  return std::nullopt;
+  return nullptr;
 }
 
-std::string known_names() {
-  std::string out;
+bool gets_better(Bits bits, std::uint64_t layer, std::uint64_t layers) {
+  switch (bits) {
+    case Bits::same:
+      return false;
+    case Bits::more_bits:
+      return more_bits(layer, layers);
+    case Bits::first_eighth:
+      return layer < std::max<std::uint64_t>(layers / 8, 1);
+    case Bits::all:
+      return true;
+  }
+  return false;
+}
+
+// The type llama.cpp's quantize uses for a tensor whose rows are not a whole number of the type's blocks
+// (llama-quant.cpp, "fallback quantization"): the K and IQ types' 256-element blocks become 32-element ones.
+GgmlType fallback(GgmlType type) {
+  switch (type) {
+    case GgmlType::tq1_0:
+    case GgmlType::tq2_0:
+      return GgmlType::q4_0;
+    case GgmlType::iq2_xxs:
+    case GgmlType::iq2_xs:
+    case GgmlType::iq2_s:
+    case GgmlType::iq3_xxs:
+    case GgmlType::iq3_s:
+    case GgmlType::iq1_s:
+    case GgmlType::iq1_m:
+    case GgmlType::q2_k:
+    case GgmlType::q3_k:
+    case GgmlType::iq4_xs:
+      return GgmlType::iq4_nl;
+    case GgmlType::q4_k:
+      return GgmlType::q5_0;
+    case GgmlType::q5_k:
+      return GgmlType::q5_1;
+    case GgmlType::q6_k:
+      return GgmlType::q8_0;
+    default:
+      return GgmlType::f16;
+  }
+}
+
+// A matrix of `rows` × `cols` values, rows of `cols` in whole blocks of the type (or its fallback; f16 when
+// even that does not divide the row).
+std::uint64_t matrix(GgmlType type, std::uint64_t cols, std::uint64_t rows) {
+  if (cols % ggml_type_traits(ggml_id(type))->block_size != 0) {
+    type = fallback(type);
+    if (cols % ggml_type_traits(ggml_id(type))->block_size != 0) {
+      type = GgmlType::f16;
+    }
+  }
+  return bytes_of(type, cols * rows);
+}
+
+// Architectures whose FFN has no gate (up and down only).
+bool ffn_without_gate(std::string_view arch) {
+  return arch == "starcoder2" || arch == "phi2" || arch == "bert" || arch == "gpt2" || arch == "starcoder";
+}
+
+// Architectures with q/k norms per head (f32 vectors of the head length).
+bool has_qk_norm(std::string_view arch) {
+  return arch == "gemma3" || arch == "qwen3" || arch == "qwen3moe" || arch == "olmo2" || arch == "cohere2";
+}
+
+// Gemma 2 and 3 normalise after attention and after the FFN as well.
+bool post_norms(std::string_view arch) {
+  return arch == "gemma2" || arch == "gemma3";
+}
+
+std::string known_families() {
+  std::vector<std::string> families;
   for (const auto& m : catalog()) {
-    out += (out.empty() ? "" : ", ") + m.name;
+    const auto family = m.name.substr(0, m.name.find(':'));
+    if (std::find(families.begin(), families.end(), family) == families.end()) {
+      families.push_back(family);
+    }
+  }
+  std::string out;
+  for (const auto& f : families) {
+    out += (out.empty() ? "" : ", ") + f;
   }
   return out;
+}
+
+std::string quantization_list() {
+  std::string out;
+  for (const auto& q : every_quantization()) {
+    out += (out.empty() ? "" : ", ") + q;
+  }
+  return out;
+}
+
+// A tag's parameter count in billions: "12b" 12, "0.6b" 0.6, "335m" 0.335, "8x7b" 56; nullopt for other tags.
+std::optional<double> billions(std::string_view tag) {
+  double factor = 1;
+  if (const auto x = tag.find('x'); x != std::string_view::npos) {
+    const auto n = parse_u64(tag.substr(0, x));
+    if (!n) {
+      return std::nullopt;
+    }
+    factor = static_cast<double>(*n);
+    tag.remove_prefix(x + 1);
+  }
+  if (tag.size() < 2 || (tag.back() != 'b' && tag.back() != 'm')) {
+    return std::nullopt;
+  }
+  const auto n = parse_double(tag.substr(0, tag.size() - 1));
+  if (!n) {
+    return std::nullopt;
+  }
+  return factor * *n * (tag.back() == 'm' ? 1e-3 : 1.0);
+}
+
+const CatalogModel* by_alias(std::string_view name) {
+  for (const auto& m : catalog()) {
+    if (m.name == name || std::find(m.aliases.begin(), m.aliases.end(), name) != m.aliases.end()) {
+      return &m;
+    }
+  }
+  return nullptr;
+}
+
+std::optional<std::uint64_t> published_size(const CatalogModel& m, std::string_view quant) {
+  for (const auto& s : m.sizes) {
+    if (s.quantization == quant && s.bytes > 0) {
+      return s.bytes;
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
 
 Result<CatalogMatch> catalog_find(std::string_view given) {
-  // "family:size[-variant...][-quant]", without regard to case (as Ollama's names); "family" and
-  // "family:latest" are what `ollama pull family` gets.
+  // "family[:size[-variant...][-quant]]" without regard to case, as Ollama's names; "registry/library/" and
+  // "library/" prefixes are Ollama's spelling of the same model.
   std::string lowered = ascii_lower(given);
-  static const std::vector<std::pair<std::string_view, std::string_view>> k_latest{
-      {"llama3.1", "llama3.1:8b"}, {"qwen2.5", "qwen2.5:7b"}, {"mistral", "mistral:7b"}};
-  for (const auto& [family, latest] : k_latest) {
-    if (lowered == family || lowered == std::string(family) + ":latest") {
-      lowered = latest;
+  for (const std::string_view prefix : {"registry.ollama.ai/library/", "ollama.com/library/", "library/"}) {
+    if (std::string_view(lowered).starts_with(prefix)) {
+      lowered.erase(0, prefix.size());
     }
+  }
+  const auto quant_match = [](const CatalogModel& m, std::string q) -> CatalogMatch {
+    CatalogMatch match{&m, q, published_size(m, q)};
+    return match;
+  };
+  if (const auto* m = by_alias(lowered)) {
+    return quant_match(*m, m->default_quantization);
   }
   const std::string_view name = lowered;
   const auto colon = name.find(':');
-  const auto dash = colon == std::string_view::npos ? std::string_view::npos : name.find('-', colon);
-  const auto base = name.substr(0, dash);
-  const auto it =
-      std::find_if(catalog().begin(), catalog().end(), [&](const CatalogModel& m) { return m.name == base; });
-  if (it == catalog().end()) {
-    return fail(std::string(given), fmt::format("not in the built-in catalog (it knows {})", known_names()));
+  if (colon == std::string_view::npos) {
+    if (by_alias(lowered + ":latest") == nullptr) {
+      const auto family_known = std::any_of(catalog().begin(), catalog().end(), [&](const CatalogModel& m) {
+        return std::string_view(m.name).substr(0, m.name.find(':')) == name;
+      });
+      if (!family_known) {
+        return fail(std::string(given), fmt::format("not in the built-in catalog (it knows {})", known_families()));
+      }
+    }
   }
-  CatalogMatch match{&*it, it->default_quantization};
-  if (dash != std::string_view::npos) {
+  // The longest catalog name that the given one starts with, followed by '-' or nothing: "gemma3:12b" for
+  // "gemma3:12b-it-q8_0".
+  const CatalogModel* found = nullptr;
+  for (const auto& m : catalog()) {
+    for (const auto* candidate : {&m.name}) {
+      const std::string_view c = *candidate;
+      if (name.starts_with(c) && (name.size() == c.size() || name[c.size()] == '-') &&
+          (found == nullptr || c.size() > found->name.size())) {
+        found = &m;
+      }
+    }
+  }
+  if (found == nullptr) {
+    // A known family with a size it does not have: the nearest tag of that family.
+    const auto family = name.substr(0, colon);
+    const auto tag = colon == std::string_view::npos ? std::string_view() : name.substr(colon + 1);
+    const auto size = tag.substr(0, tag.find('-'));
+    std::string nearest;
+    std::size_t best = std::string::npos;
+    std::string sizes;
+    for (const auto& m : catalog()) {
+      if (std::string_view(m.name).substr(0, m.name.find(':')) != family) {
+        continue;
+      }
+      // The nearest size in parameters when both are sizes ("13b" is nearest 12b), else in spelling.
+      const auto ours = billions(std::string_view(m.name).substr(m.name.find(':') + 1));
+      const auto wanted = billions(size);
+      const auto d = ours && wanted ? static_cast<std::size_t>(std::fabs(std::log(*ours / *wanted)) * 1000)
+                                    : 1000000 + edit_distance_ignoring_case(m.name, fmt::format("{}:{}", family, size));
+      if (d < best) {
+        best = d;
+        nearest = m.name;
+      }
+      sizes += (sizes.empty() ? "" : ", ") + m.name.substr(m.name.find(':') + 1);
+    }
+    if (nearest.empty()) {
+      return fail(std::string(given), fmt::format("not in the built-in catalog (it knows {})", known_families()));
+    }
+    return fail(std::string(given),
+                fmt::format("the catalog has no such tag: did you mean {}? ({} comes in {})", nearest, family, sizes));
+  }
+  CatalogMatch match = quant_match(*found, found->default_quantization);
+  if (name.size() > found->name.size()) {
+    // The last word may be a quantization; the words before it (instruct, it, text, chat, code, ...) are
+    // variants that share the model's dimensions.
     const auto tail = name.substr(name.rfind('-') + 1);
     if (auto quant = known_quantization(tail)) {
       match.quantization = *quant;
-    } else if (tail != "instruct" && tail != "text" && tail != "code" && tail != "python") {
-      return fail(std::string(given), fmt::format("the catalog sizes the quantizations f16, q8_0, q4_K_M and q4_0, "
-                                                  "not '{}'",
-                                                  given.substr(given.size() - tail.size())));
+      match.published = published_size(*found, *quant);
+    } else if (tail.size() >= 2 && (tail[0] == 'q' || tail.starts_with("iq") || tail.starts_with("fp")) &&
+               std::isdigit(static_cast<unsigned char>(tail[tail[0] == 'q' ? 1 : 2])) != 0) {
+      return fail(std::string(given), fmt::format("'{}' is not a quantization llama.cpp makes (it makes {})",
+                                                  given.substr(given.size() - tail.size()), quantization_list()));
     }
   }
   return match;
+}
+
+ModelShape scaled_to(ModelShape shape, std::uint64_t bytes) {
+  const auto total = shape.weight_bytes();
+  if (total == 0 || bytes == 0) {
+    return shape;
+  }
+  const double f = static_cast<double>(bytes) / static_cast<double>(total);
+  const auto scale = [f](std::uint64_t& v) {
+    v = static_cast<std::uint64_t>(std::llround(static_cast<double>(v) * f));
+  };
+  for (auto& b : shape.block_bytes) {
+    scale(b);
+  }
+  for (auto& b : shape.block_expert_bytes) {
+    scale(b);
+  }
+  scale(shape.token_embd_bytes);
+  scale(shape.output_bytes);
+  scale(shape.gate_exps_bytes);
+  return shape;
+}
+
+Result<ModelShape> catalog_shape(const CatalogMatch& match, std::string_view source) {
+  auto shape = quantized_shape(match.model->dims, match.quantization, source);
+  if (!shape) {
+    return shape;
+  }
+  if (match.published) {
+    // The published size is the whole download: the projector is a blob of its own.
+    const auto projector = match.model->projector_bytes;
+    if (*match.published > projector) {
+      return scaled_to(std::move(*shape), *match.published - projector);
+    }
+  }
+  return shape;
 }
 
 Result<ModelShape> catalog_shape(std::string_view name) {
@@ -130,105 +424,136 @@ Result<ModelShape> catalog_shape(std::string_view name) {
   if (!match) {
     return unexpected(match.error());
   }
-  return quantized_shape(match->model->dims, match->quantization, name);
+  return catalog_shape(*match, name);
 }
 
 Result<ModelShape> quantized_shape(const ModelDims& c, std::string_view quant, std::string_view source) {
   const auto known = known_quantization(quant);
-  const auto layout = known ? layout_of(*known) : std::nullopt;
-  if (!layout) {
-    return fail(std::string(source), fmt::format("memwarden lays out f16, q8_0, q4_K_M and q4_0, not '{}'", quant));
+  const auto* layout = known ? layout_of(*known) : nullptr;
+  if (layout == nullptr) {
+    return fail(std::string(source), fmt::format("memwarden lays out {}, not '{}'", quantization_list(), quant));
   }
-  if (c.block_count == 0 || c.head_count == 0 || c.head_count_kv == 0 || c.embedding_length % c.head_count != 0 ||
-      c.feed_forward_length == 0 || c.vocab_size == 0) {
+  const bool moe = c.expert_count > 0;
+  if (c.block_count == 0 || c.head_count == 0 || c.head_count_kv == 0 || c.vocab_size == 0 ||
+      (c.key_length == 0 && c.embedding_length % c.head_count != 0) || (!moe && c.feed_forward_length == 0) ||
+      (moe && (c.expert_feed_forward_length == 0 || c.expert_used_count == 0))) {
     return fail(std::string(source), "the model's dimensions are incomplete, so its tensors cannot be laid out");
   }
-  const std::uint64_t dh = c.embedding_length / c.head_count;
+  if (c.block_count > 4096 || c.embedding_length > (1U << 20) || c.vocab_size > (1U << 24)) {
+    return fail(std::string(source), "the model's dimensions are out of range");
+  }
   const std::uint64_t d = c.embedding_length;
-  const std::uint64_t q_out = c.head_count * dh;
-  const std::uint64_t kv_out = c.head_count_kv * dh;
+  const std::uint64_t dk = c.key_length > 0 ? c.key_length : d / c.head_count;
+  const std::uint64_t dv = c.value_length > 0 ? c.value_length : dk;
+  const std::uint64_t q_out = c.head_count * dk;
+  const std::uint64_t v_out = c.head_count * dv;
+  const std::uint64_t kv_out_k = c.head_count_kv * dk;
+  const std::uint64_t kv_out_v = c.head_count_kv * dv;
   ModelShape m;
   m.architecture = c.architecture;
+  m.sizing = architecture_sizing(c.architecture);
   m.block_count = c.block_count;
   m.embedding_length = d;
+  m.feed_forward_length = c.feed_forward_length;
   m.head_count = c.head_count;
   m.head_count_kv = c.head_count_kv;
-  m.key_length = dh;
-  m.value_length = dh;
+  m.key_length = dk;
+  m.value_length = dv;
   m.vocab_size = c.vocab_size;
   m.context_length = c.context_length;
+  m.expert_count = c.expert_count;
+  m.expert_used_count = c.expert_used_count;
+  m.embedding_only = c.architecture == "bert" || c.architecture == "nomic-bert";
+  const auto period = c.swa_period > 0 ? c.swa_period : default_swa_period(c.architecture);
+  if (c.sliding_window > 0 && period > 0) {
+    m.sliding_window = c.sliding_window;
+    for (std::uint64_t i = 0; i < c.block_count; ++i) {
+      m.layer_swa.push_back(i % period < period - 1);
+    }
+  }
+  const bool mla = c.kv_lora_rank > 0;
+  const auto f32 = [](std::uint64_t n) { return bytes_of(GgmlType::f32, n); };
   for (std::uint64_t i = 0; i < c.block_count; ++i) {
-    const auto vd = layout->mixed && more_bits(i, c.block_count) ? layout->v_down : layout->body;
+    const bool better = gets_better(layout->bits, i, c.block_count);
+    const auto vd = better ? layout->better : layout->body;
     std::uint64_t b = 0;
-    b += bytes_of(layout->body, d * q_out);                      // attn_q
-    b += bytes_of(layout->body, d * kv_out);                     // attn_k
-    b += bytes_of(vd, d * kv_out);                               // attn_v
-    b += bytes_of(layout->body, q_out * d);                      // attn_output
-    b += 2 * bytes_of(layout->body, d * c.feed_forward_length);  // ffn_gate, ffn_up
-    b += bytes_of(vd, c.feed_forward_length * d);                // ffn_down
-    b += 2 * bytes_of(GgmlType::f32, d);                         // attn_norm, ffn_norm
-    if (c.qkv_bias) {
-      b += bytes_of(GgmlType::f32, q_out + 2 * kv_out);
+    // Attention.
+    if (mla) {
+      // deepseek2: q (or q_a/q_b with q_lora_rank), kv_a_mqa to kv_lora_rank + rope, kv_b back to the heads'
+      // keys (without the rope part) and values, output.
+      if (c.q_lora_rank > 0) {
+        b += matrix(layout->body, d, c.q_lora_rank) + f32(c.q_lora_rank) + matrix(layout->body, c.q_lora_rank, q_out);
+      } else {
+        b += matrix(layout->body, d, q_out);
+      }
+      b += matrix(layout->body, d, c.kv_lora_rank + c.rope_dimension) + f32(c.kv_lora_rank);
+      b += matrix(vd, c.kv_lora_rank, c.head_count * (dk - c.rope_dimension + dv));
+      b += matrix(layout->attn_output, v_out, d);
+      // Ollama's files of these models predate llama.cpp's compressed cache: full K and V per head.
+    } else {
+      b += matrix(layout->body, d, q_out) + matrix(layout->body, d, kv_out_k) + matrix(vd, d, kv_out_v);
+      b += matrix(layout->attn_output, v_out, d);
+      if (c.qkv_bias) {
+        b += f32(q_out + kv_out_k + kv_out_v);
+      }
+    }
+    if (has_qk_norm(c.architecture)) {
+      b += f32(2 * dk);
+    }
+    b += f32((post_norms(c.architecture) ? 4 : 2) * d);
+    // FFN: dense, or experts.
+    const bool dense = !moe || i < c.leading_dense_block_count;
+    if (dense) {
+      const auto ff = c.feed_forward_length;
+      b += (ffn_without_gate(c.architecture) ? 1 : 2) * matrix(layout->body, d, ff) + matrix(vd, ff, d);
+      m.block_expert_bytes.push_back(0);
+    } else {
+      const auto eff = c.expert_feed_forward_length;
+      const auto n = c.expert_count;
+      b += f32(d * n);  // ffn_gate_inp, the router
+      const auto experts =
+          2 * matrix(layout->experts, d, eff * n) + matrix(better ? layout->better : layout->experts, eff, d * n);
+      if (i == 0) {
+        m.gate_exps_bytes = matrix(layout->experts, d, eff * n);
+      }
+      b += experts;
+      m.block_expert_bytes.push_back(experts);
+      if (c.expert_shared_count > 0) {
+        const auto sff = eff * c.expert_shared_count;
+        b += 2 * matrix(layout->body, d, sff) + matrix(vd, sff, d);
+      }
     }
     m.block_bytes.push_back(b);
   }
-  m.token_embd_bytes = bytes_of(layout->embd, c.vocab_size * d);
-  m.output_bytes = bytes_of(layout->output, c.vocab_size * d) + bytes_of(GgmlType::f32, d);  // output, output_norm
+  if (!m.moe()) {
+    m.block_expert_bytes.clear();
+    m.gate_exps_bytes = 0;
+  }
+  if (c.architecture != "llama" && c.architecture != "mistral") {
+    m.gate_exps_bytes = 0;  // Ollama's formula with it is the llama one (mixtral)
+  }
+  const auto output_type = c.tied_embeddings ? layout->output : layout->embd;
+  m.token_embd_bytes = matrix(output_type, d, c.vocab_size);
+  if (c.tied_embeddings) {
+    m.output_bytes = m.token_embd_bytes + f32(d);  // the GPU's copy of token_embd, and output_norm
+    m.output_tied = true;
+  } else {
+    m.output_bytes = matrix(layout->output, d, c.vocab_size) + f32(d);
+  }
   return m;
 }
 
 namespace {
 
-// A head length the file states agrees with embedding_length / head_count (or none is stated).
-bool plain_heads(std::optional<std::uint64_t> length, const ModelDims& d) {
-  return !length || (d.head_count > 0 && *length * d.head_count == d.embedding_length);
-}
-
-}  // namespace
-
-std::optional<ModelDims> dims_from_gguf(const GgufFile& file) {
-  const auto arch = file.architecture();
-  if (!arch || (*arch != "llama" && *arch != "qwen2" && *arch != "mistral")) {
+// A figure of the model's dimensions from wherever they come (GGUF metadata, /api/show's model_info).
+template <class Get>
+std::optional<ModelDims> dims_from(std::string_view arch, Get get) {
+  const auto sizing = architecture_sizing(arch);
+  if (!sizing.known) {
     return std::nullopt;
   }
   ModelDims d;
-  d.architecture = std::string(*arch);
-  d.block_count = file.arch_u64("block_count").value_or(0);
-  d.embedding_length = file.arch_u64("embedding_length").value_or(0);
-  d.feed_forward_length = file.arch_u64("feed_forward_length").value_or(0);
-  d.head_count = file.arch_u64("attention.head_count").value_or(0);
-  d.head_count_kv = file.arch_u64("attention.head_count_kv").value_or(d.head_count);
-  const auto* tokens = file.get_array("tokenizer.ggml.tokens");
-  d.vocab_size = tokens != nullptr ? tokens->size() : file.arch_u64("vocab_size").value_or(0);
-  d.context_length = file.arch_u64("context_length").value_or(0);
-  d.qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
-  // A mixture of experts (Mixtral is "llama" with expert_count) or heads not of embedding/heads length
-  // (Mistral-Nemo) are not laid out like a dense llama: leave their other quantizations unsized.
-  if (file.arch_u64("expert_count").value_or(0) > 0 || !plain_heads(file.arch_u64("attention.key_length"), d) ||
-      !plain_heads(file.arch_u64("attention.value_length"), d)) {
-    return std::nullopt;
-  }
-  if (d.block_count == 0 || d.embedding_length == 0 || d.feed_forward_length == 0 || d.head_count == 0 ||
-      d.vocab_size == 0) {
-    return std::nullopt;
-  }
-  return d;
-}
-
-std::optional<ModelDims> dims_from_show(const OllamaShow& show) {
-  const auto& arch = show.architecture;
-  if (arch != "llama" && arch != "qwen2" && arch != "mistral") {
-    return std::nullopt;
-  }
-  const auto get = [&](std::string_view suffix) -> std::uint64_t {
-    const auto it = show.numeric_info.find(arch + "." + std::string(suffix));
-    if (it == show.numeric_info.end() || !(it->second > 0) || it->second > 1e12) {
-      return 0;
-    }
-    return static_cast<std::uint64_t>(it->second);
-  };
-  ModelDims d;
-  d.architecture = arch;
+  d.architecture = std::string(arch);
   d.block_count = get("block_count");
   d.embedding_length = get("embedding_length");
   d.feed_forward_length = get("feed_forward_length");
@@ -239,19 +564,94 @@ std::optional<ModelDims> dims_from_show(const OllamaShow& show) {
   }
   d.vocab_size = get("vocab_size");
   d.context_length = get("context_length");
-  d.qkv_bias = arch == "qwen2";
-  const auto optional = [&](std::string_view suffix) -> std::optional<std::uint64_t> {
-    const auto v = get(suffix);
-    return v == 0 ? std::nullopt : std::optional<std::uint64_t>(v);
+  d.key_length = get("attention.key_length");
+  d.value_length = get("attention.value_length");
+  d.sliding_window = get("attention.sliding_window");
+  d.swa_period = d.sliding_window > 0 ? default_swa_period(arch) : 0;
+  d.expert_count = get("expert_count");
+  d.expert_used_count = get("expert_used_count");
+  d.expert_feed_forward_length = get("expert_feed_forward_length");
+  d.expert_shared_count = get("expert_shared_count");
+  d.leading_dense_block_count = get("leading_dense_block_count");
+  d.kv_lora_rank = get("attention.kv_lora_rank");
+  d.q_lora_rank = get("attention.q_lora_rank");
+  d.rope_dimension = d.kv_lora_rank > 0 ? get("rope.dimension_count") : 0;
+  if (d.key_length > 0 && d.head_count > 0 && d.key_length * d.head_count == d.embedding_length) {
+    d.key_length = 0;  // the plain embedding / heads
+  }
+  if (d.value_length > 0 &&
+      d.value_length ==
+          (d.key_length > 0 ? d.key_length : d.embedding_length / std::max<std::uint64_t>(d.head_count, 1))) {
+    d.value_length = 0;
+  }
+  if (d.expert_count > 0 && d.expert_used_count == 0) {
+    return std::nullopt;  // how many experts a token reads is not said
+  }
+  if (d.expert_count > 0 && d.expert_feed_forward_length == 0) {
+    d.expert_feed_forward_length = d.feed_forward_length;  // mixtral's files state only feed_forward_length
+  }
+  // A file converted with llama.cpp's compressed latent cache states the cache's lengths; the layout needs
+  // the heads' (key_length_mla, value_length_mla).
+  if (const auto k = get("attention.key_length_mla"); k > 0) {
+    d.key_length = k;
+    d.value_length = get("attention.value_length_mla");
+    d.head_count_kv = d.head_count;
+  }
+  if (d.block_count == 0 || d.embedding_length == 0 || d.head_count == 0 || d.vocab_size == 0 ||
+      (d.expert_count == 0 && d.feed_forward_length == 0)) {
+    return std::nullopt;
+  }
+  return d;
+}
+
+}  // namespace
+
+std::optional<ModelDims> dims_from_gguf(const GgufFile& file) {
+  const auto arch = file.architecture();
+  if (!arch) {
+    return std::nullopt;
+  }
+  auto d = dims_from(*arch, [&](std::string_view suffix) { return file.arch_u64(suffix).value_or(0); });
+  if (!d) {
+    return d;
+  }
+  const auto* tokens = file.get_array("tokenizer.ggml.tokens");
+  if (tokens != nullptr) {
+    d->vocab_size = tokens->size();
+  }
+  if (d->vocab_size == 0) {
+    return std::nullopt;
+  }
+  d->qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
+  d->tied_embeddings = file.find_tensor("output.weight") == nullptr;
+  if (const auto period = file.arch_u64("attention.sliding_window_pattern"); period && d->sliding_window > 0) {
+    d->swa_period = *period;
+  }
+  // A per-layer head count (an array) is not laid out again.
+  if (file.arch_u64("attention.head_count") == std::nullopt) {
+    return std::nullopt;
+  }
+  return d;
+}
+
+std::optional<ModelDims> dims_from_show(const OllamaShow& show) {
+  const auto& arch = show.architecture;
+  const auto get = [&](std::string_view suffix) -> std::uint64_t {
+    const auto it = show.numeric_info.find(arch + "." + std::string(suffix));
+    if (it == show.numeric_info.end() || !(it->second > 0) || it->second > 1e12) {
+      return 0;
+    }
+    return static_cast<std::uint64_t>(it->second);
   };
-  if (get("expert_count") > 0 || !plain_heads(optional("attention.key_length"), d) ||
-      !plain_heads(optional("attention.value_length"), d)) {
-    return std::nullopt;
+  auto d = dims_from(arch, get);
+  if (!d) {
+    return d;
   }
-  if (d.block_count == 0 || d.embedding_length == 0 || d.feed_forward_length == 0 || d.head_count == 0 ||
-      d.vocab_size == 0) {
-    return std::nullopt;
-  }
+  // /api/show gives no tensor names: what the architecture has.
+  d->qkv_bias = arch == "qwen2" || arch == "qwen2moe" || arch == "gptoss" || arch == "gpt-oss" || arch == "qwen2vl" ||
+                arch == "qwen25vl";
+  d->tied_embeddings =
+      arch == "gemma" || arch == "gemma2" || arch == "gemma3" || arch == "bert" || arch == "nomic-bert";
   return d;
 }
 
@@ -261,12 +661,12 @@ std::optional<std::string_view> file_type_name(std::uint64_t file_type) {
     std::uint64_t id;
     std::string_view name;
   };
-  static constexpr std::array<Row, 31> k_names{{
+  static constexpr std::array<Row, 33> k_names{{
       {0, "F32"},     {1, "F16"},     {2, "Q4_0"},     {3, "Q4_1"},    {7, "Q8_0"},    {8, "Q5_0"},    {9, "Q5_1"},
       {10, "Q2_K"},   {11, "Q3_K_S"}, {12, "Q3_K_M"},  {13, "Q3_K_L"}, {14, "Q4_K_S"}, {15, "Q4_K_M"}, {16, "Q5_K_S"},
       {17, "Q5_K_M"}, {18, "Q6_K"},   {19, "IQ2_XXS"}, {20, "IQ2_XS"}, {21, "Q2_K_S"}, {22, "IQ3_XS"}, {23, "IQ3_XXS"},
       {24, "IQ1_S"},  {25, "IQ4_NL"}, {26, "IQ3_S"},   {27, "IQ3_M"},  {28, "IQ2_S"},  {29, "IQ2_M"},  {30, "IQ4_XS"},
-      {31, "IQ1_M"},  {32, "BF16"},   {38, "MXFP4"},
+      {31, "IQ1_M"},  {32, "BF16"},   {36, "TQ1_0"},   {37, "TQ2_0"},  {38, "MXFP4"},
   }};
   for (const auto& row : k_names) {
     if (row.id == file_type) {

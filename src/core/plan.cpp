@@ -195,12 +195,12 @@ std::uint64_t gpu_free_of(const HostBudget& host) {
   return gpu == nullptr ? 0 : gpu->free;
 }
 
-EstimateOptions options_for(KvType kv, std::uint64_t num_ctx, const PlanSettings& s) {
+EstimateOptions options_for(KvType kv, std::uint64_t num_ctx, const PlanSettings& s, std::string_view arch) {
   EstimateOptions o;
   o.num_ctx = num_ctx;
   o.parallel = std::max<std::uint64_t>(s.parallel, 1);
   o.kv_type = kv;
-  o.flash_attention = kv != KvType::f16;
+  o.flash_attention = kv != KvType::f16 || flash_attention_by_default(arch);
   o.loading = s.loading;
   o.gpu_reserve = s.gpu_reserve;
   return o;
@@ -372,7 +372,75 @@ std::uint64_t capped_limit(std::uint64_t ram_needed, const PlanSettings& s, cons
   return std::max(container_limit_for(ram_needed, 0), host.ram_usable() / k_step * k_step);
 }
 
+// What is particular about the model's shape, said once in the plan's notes.
+void shape_notes(const ModelShape& m, const EstimateOptions& o, std::vector<std::string>& notes) {
+  if (!m.sizing.known) {
+    notes.push_back(m.sizing.note + "; the figures are the weights alone, so the model needs more than they say");
+    return;
+  }
+  if (m.embedding_only) {
+    notes.push_back("an embedding model: no KV cache");
+  }
+  if (m.sliding_window > 0 && !m.layer_swa.empty()) {
+    const auto sliding = static_cast<std::uint64_t>(std::count(m.layer_swa.begin(), m.layer_swa.end(), true));
+    notes.push_back(
+        fmt::format("sliding-window attention: {} of {} layers keep only the last {} tokens ({} cells "
+                    "per slot instead of {})",
+                    sliding, m.block_count, m.sliding_window, swa_cells(m, o) / std::max<std::uint64_t>(o.parallel, 1),
+                    kv_cells(o) / std::max<std::uint64_t>(o.parallel, 1)));
+  }
+  if (m.moe()) {
+    notes.push_back(
+        fmt::format("a mixture of experts: {} of weights, of which {} are routed experts; a token reads "
+                    "about {} ({} of {} experts)",
+                    gib(m.weight_bytes()), gib(m.expert_bytes()), gib(m.active_weight_bytes()), m.expert_used_count,
+                    m.expert_count));
+  }
+  if (m.latent_cache) {
+    notes.push_back(
+        fmt::format("multi-head latent attention: the cache holds {} values per token and layer", m.key_length));
+  }
+  if (flash_attention_by_default(m.architecture) && o.kv_type == KvType::f16) {
+    notes.push_back(fmt::format("Ollama runs {} with flash attention by default", m.architecture));
+  }
+}
+
 }  // namespace
+
+const char* basis_key(FigureBasis b) {
+  switch (b) {
+    case FigureBasis::gguf_file:
+      return "file";
+    case FigureBasis::server:
+      return "server";
+    case FigureBasis::catalog:
+      return "catalog";
+  }
+  return "?";
+}
+
+Accuracy accuracy_of(const PlanModel& model) {
+  Accuracy a;
+  a.basis = model.basis;
+  a.weights_exact = model.basis == FigureBasis::gguf_file;
+  a.cache_known = model.shape.sizing.known;
+  if (!a.cache_known) {
+    a.text = fmt::format("{}; KV cache and compute graph unknown",
+                         a.weights_exact ? "weights exact (GGUF on disk)" : "weights laid out");
+    return a;
+  }
+  // The layout from dimensions adds its own error: a few percent for the quantization mix, less when the
+  // catalog's published size fixes the total.
+  const unsigned layout = model.basis == FigureBasis::gguf_file ? 0 : model.published_size ? 2 : 5;
+  a.margin_percent = model.shape.sizing.margin_percent + layout;
+  const char* basis = model.basis == FigureBasis::gguf_file ? "exact weights (GGUF on disk)"
+                      : model.basis == FigureBasis::server  ? "from the server (/api/show; tensors laid out)"
+                      : model.published_size                ? "from the catalog (published size, tensors laid out)"
+                                                            : "from the catalog (tensors laid out, no published size)";
+  a.text = fmt::format("{}; within about ±{}%{}{}", basis, a.margin_percent,
+                       model.shape.sizing.note.empty() ? "" : ": ", model.shape.sizing.note);
+  return a;
+}
 
 Result<ModelPlan> plan_model(const PlanModel& model, const PlanSettings& settings, const HostBudget& host) {
   ModelPlan plan;
@@ -393,7 +461,9 @@ Result<ModelPlan> plan_model(const PlanModel& model, const PlanSettings& setting
                                      model.shape.context_length));
     ctx = model.shape.context_length;
   }
-  plan.options = options_for(settings.kv_type, ctx, settings);
+  plan.options = options_for(settings.kv_type, ctx, settings, model.shape.architecture);
+  plan.accuracy = accuracy_of(model);
+  shape_notes(model.shape, plan.options, plan.notes);
   if (settings.kv_type != KvType::f16) {
     plan.notes.push_back(fmt::format("a {} KV cache needs OLLAMA_FLASH_ATTENTION=1 and OLLAMA_KV_CACHE_TYPE={}",
                                      to_string(settings.kv_type), to_string(settings.kv_type)));

@@ -16,6 +16,7 @@
 #include "core/catalog.hpp"
 #include "core/discovery.hpp"
 #include "core/ollama_name.hpp"
+#include "core/text.hpp"
 #include "probes/gguf_file.hpp"
 #include "probes/gpu.hpp"
 #include "probes/host_memory.hpp"
@@ -47,7 +48,7 @@ std::optional<ModelSource> parse_model_source(std::string_view text) {
 namespace {
 
 std::uint64_t weights_of(const ModelShape& m) {
-  return std::accumulate(m.block_bytes.begin(), m.block_bytes.end(), m.token_embd_bytes + m.output_bytes);
+  return m.weight_bytes();
 }
 
 // ---------------------------------------------------------------- model sources
@@ -178,7 +179,56 @@ class Finder {
  private:
   Result<PlanModel> file(const std::string& arg) {
     const fs::path path(arg);
-    return from_gguf_file(path, arg, "GGUF file " + path.string());
+    auto m = from_gguf_file(path, arg, "GGUF file " + path.string());
+    if (!m) {
+      return m;
+    }
+    auto projector = m_options.mmproj.empty() ? projector_beside(path) : std::optional<fs::path>(m_options.mmproj);
+    if (projector) {
+      if (auto error = add_projector(*m, *projector)) {
+        return unexpected(std::move(*error));
+      }
+    }
+    return m;
+  }
+
+  // llama.cpp's vision models come as the model and an mmproj file in the same directory: the one file named
+  // mmproj*.gguf there (none, or several, and nothing is guessed). At most 4096 entries are looked at.
+  static std::optional<fs::path> projector_beside(const fs::path& model) {
+    std::error_code ec;
+    fs::directory_iterator it(model.parent_path().empty() ? fs::path(".") : model.parent_path(), ec);
+    std::optional<fs::path> found;
+    int seen = 0;
+    for (; !ec && it != fs::directory_iterator() && seen < 4096; it.increment(ec), ++seen) {
+      const auto name = ascii_lower(it->path().filename().string());
+      if (name.starts_with("mmproj") && name.ends_with(".gguf") && it->path() != model) {
+        if (found) {
+          return std::nullopt;
+        }
+        found = it->path();
+      }
+    }
+    return found;
+  }
+
+  // nullopt when added, else why not.
+  static std::optional<Error> add_projector(PlanModel& m, const fs::path& path) {
+    auto file = probes::read_gguf(path);
+    if (!file) {
+      return file.error();
+    }
+    const auto arch = file->architecture().value_or("");
+    if (arch != "clip" && arch != "mmproj") {
+      return Error{path.string(), fmt::format("not a vision projector (general.architecture is '{}', not clip)", arch)};
+    }
+    std::uint64_t bytes = 0;
+    for (const auto& t : file->tensors) {
+      bytes += t.bytes;
+    }
+    m.extra_weights += bytes;
+    m.file_bytes += file->file_size.value_or(bytes);
+    m.source += fmt::format(" + projector {} ({})", path.filename().string(), format_bytes(bytes));
+    return std::nullopt;
   }
 
   Result<PlanModel> store(const std::string& arg) {
@@ -219,6 +269,10 @@ class Finder {
     if (!show) {
       return fail(arg, show.error().line(), show.error().code);
     }
+    if (const auto sizing = architecture_sizing(show->architecture); !sizing.known) {
+      return fail(arg, fmt::format("{} /api/show: {}; give the GGUF file instead, whose weights memwarden can read",
+                                   url, sizing.note));
+    }
     const auto dims = dims_from_show(*show);
     if (!dims) {
       return fail(arg, fmt::format("{} /api/show gives no complete {} dimensions (block_count, embedding_length, "
@@ -227,8 +281,8 @@ class Finder {
     }
     const auto quant = known_quantization(show->quantization_level);
     if (!quant) {
-      return fail(arg, fmt::format("{} quantization '{}' cannot be laid out from /api/show (memwarden lays out "
-                                   "F16, Q8_0, Q4_K_M and Q4_0): give the GGUF file instead",
+      return fail(arg, fmt::format("{} quantization '{}' is not a llama.cpp file type memwarden can lay out: give "
+                                   "the GGUF file instead",
                                    url, show->quantization_level));
     }
     auto shape = quantized_shape(*dims, *quant, arg);
@@ -238,6 +292,7 @@ class Finder {
     PlanModel m;
     m.name = arg;
     m.source = fmt::format("server {} (/api/show; tensors laid out from its dimensions)", url);
+    m.basis = FigureBasis::server;
     m.shape = std::move(*shape);
     m.dims = dims;
     m.quantization = *quant;
@@ -248,7 +303,11 @@ class Finder {
       for (const auto& t : *tags) {
         const auto listed = parse_ollama_model_name(t.name);
         if (wanted && listed && wanted->equals_ignoring_case(*listed) && t.size > 0) {
+          // The file is what it is: the layout's tensors scaled to its size (its header, a few MiB of
+          // vocabulary, counted as weights).
           m.file_bytes = t.size;
+          m.shape = scaled_to(std::move(m.shape), t.size);
+          m.published_size = true;
         }
       }
     }
@@ -260,16 +319,20 @@ class Finder {
     if (!match) {
       return unexpected(match.error());
     }
-    auto shape = quantized_shape(match->model->dims, match->quantization, arg);
+    auto shape = catalog_shape(*match, arg);
     if (!shape) {
       return unexpected(shape.error());
     }
     PlanModel m;
     m.name = arg;
-    m.source = "built-in catalog";
+    m.source = match->model->name == arg ? std::string("built-in catalog")
+                                         : fmt::format("built-in catalog ({})", match->model->name);
+    m.basis = FigureBasis::catalog;
+    m.published_size = match->published.has_value();
     m.dims = match->model->dims;
     m.quantization = match->quantization;
-    m.file_bytes = weights_of(*shape);
+    m.extra_weights = match->model->projector_bytes;
+    m.file_bytes = match->published.value_or(weights_of(*shape) + m.extra_weights);
     m.shape = std::move(*shape);
     m.downloaded = false;
     return m;

@@ -80,11 +80,12 @@ TEST(PlanCommand, AGgufFileIsSizedFromItsRealTensors) {
   EXPECT_EQ(p.verdict, FitVerdict::gpu);
   EXPECT_EQ(p.disk_needed, 0U);  // it is on disk
   EXPECT_EQ(r.models[0].file_bytes, std::filesystem::file_size(path));
-  // The catalog's layout of the same model agrees with the real file within 1%.
-  const auto catalog = catalog_shape("mistral:7b");
+  // The layout of the same model from the catalog's dimensions agrees with the real file within 1%.
+  const auto entry = catalog_find("mistral:7b");
+  ASSERT_TRUE(entry);
+  const auto catalog = quantized_shape(entry->model->dims, "q4_0", "mistral:7b");
   ASSERT_TRUE(catalog);
-  const auto catalog_weights = std::accumulate(catalog->block_bytes.begin(), catalog->block_bytes.end(),
-                                               catalog->token_embd_bytes + catalog->output_bytes);
+  const auto catalog_weights = catalog->weight_bytes();
   EXPECT_NEAR(static_cast<double>(p.placement.weights), static_cast<double>(catalog_weights),
               static_cast<double>(catalog_weights) * 0.01);
   EXPECT_EQ(plan_exit_code(r), PlanExit::fits);
@@ -179,10 +180,17 @@ TEST(PlanCommand, ARunningServerIsAskedThroughApiShow) {
   EXPECT_NE(r.plans[0].source.find("server " + server.address()), std::string::npos);
   EXPECT_EQ(r.plans[0].quantization, "q4_K_M");
   EXPECT_EQ(r.models[0].file_bytes, 4920753328U);
-  // Laid out from the dimensions, it is the catalog's llama3.1:8b.
-  const auto catalog = catalog_shape("llama3.1:8b");
-  ASSERT_TRUE(catalog);
-  EXPECT_EQ(r.models[0].shape.block_bytes, catalog->block_bytes);
+  // Laid out from the dimensions as the catalog's llama3.1:8b is, then scaled to the file's size in /api/tags.
+  const auto entry = catalog_find("llama3.1:8b");
+  ASSERT_TRUE(entry);
+  const auto layout = quantized_shape(entry->model->dims, "q4_K_M", "llama3.1:8b");
+  ASSERT_TRUE(layout);
+  EXPECT_EQ(r.models[0].shape.block_bytes, scaled_to(*layout, 4920753328U).block_bytes);
+  EXPECT_NEAR(static_cast<double>(r.models[0].shape.weight_bytes()), 4920753328.0, 64.0);
+  EXPECT_NE(layout->block_bytes, r.models[0].shape.block_bytes);  // the layout alone is 0.2% short
+  EXPECT_TRUE(r.models[0].published_size);
+  EXPECT_EQ(r.plans[0].accuracy.basis, FigureBasis::server);
+  EXPECT_FALSE(r.plans[0].accuracy.weights_exact);
   const std::lock_guard lock(mutex);
   EXPECT_EQ(paths.front(), "POST /api/show");
 }
@@ -398,17 +406,22 @@ TEST(PlanCommand, AServerAnswerThatCannotBeSizedIsAnErrorNamingTheServer) {
     EXPECT_EQ(r.errors.size(), 1U);
     return r.errors.empty() ? std::string() : r.errors[0].line();
   };
-  // An architecture memwarden cannot lay out, a missing dimension, a quantization it does not know, junk.
+  // An architecture memwarden does not size, one without its dimensions, a missing dimension, a
+  // quantization llama.cpp does not make, junk.
+  show = R"({"details":{"quantization_level":"Q4_K_M"},"model_info":{"general.architecture":"mamba"}})";
+  const auto recurrent = first_error();
+  EXPECT_NE(recurrent.find("'mamba' is a recurrent or hybrid model"), std::string::npos) << recurrent;
+  EXPECT_NE(recurrent.find("give the GGUF file instead"), std::string::npos) << recurrent;
   show = R"({"details":{"quantization_level":"Q4_K_M"},"model_info":{"general.architecture":"gemma3"}})";
   EXPECT_NE(first_error().find("gives no complete gemma3 dimensions"), std::string::npos);
   show = R"({"details":{"quantization_level":"Q4_K_M"},"model_info":{"general.architecture":"llama",
     "llama.block_count":32,"llama.embedding_length":4096,"llama.attention.head_count":32,"llama.vocab_size":1000}})";
   EXPECT_NE(first_error().find("feed_forward_length"), std::string::npos);
-  show = R"({"details":{"quantization_level":"Q5_K_M"},"model_info":{"general.architecture":"llama",
+  show = R"({"details":{"quantization_level":"Q7_K_X"},"model_info":{"general.architecture":"llama",
     "llama.block_count":32,"llama.embedding_length":4096,"llama.feed_forward_length":14336,
     "llama.attention.head_count":32,"llama.vocab_size":1000}})";
   const auto quant = first_error();
-  EXPECT_NE(quant.find("'Q5_K_M' cannot be laid out"), std::string::npos) << quant;
+  EXPECT_NE(quant.find("'Q7_K_X' is not a llama.cpp file type"), std::string::npos) << quant;
   EXPECT_EQ(quant.rfind("some:model: " + server.address(), 0), 0U) << quant;
   show = "not json";
   EXPECT_EQ(first_error().rfind("some:model: ", 0), 0U);

@@ -16,17 +16,48 @@
 
 namespace mw {
 
+// How well memwarden sizes an architecture's KV cache and compute graph (estimate.cpp's table).
+struct ArchitectureSizing {
+  bool known = true;            // false: the KV cache and graph are not estimated (the weights still are)
+  unsigned margin_percent = 5;  // how far the total may be off, for a known one
+  std::string note;             // what is approximated, or why it is not sized
+};
+// "llama", "gemma3", "qwen3moe", ...: known ones with their margin; recurrent and hybrid models (mamba,
+// rwkv, jamba, nemotron_h, qwen3next, ...) and architectures not in the table are not sized.
+[[nodiscard]] ArchitectureSizing architecture_sizing(std::string_view architecture);
+// Whether Ollama turns flash attention on for this architecture by itself (fs/ggml FlashAttention()).
+[[nodiscard]] bool flash_attention_by_default(std::string_view architecture);
+// The sliding-window period llama.cpp hard-codes for an architecture (set_swa_pattern): every n-th layer
+// is global, the others slide; 0 for architectures without interleaved sliding-window attention.
+[[nodiscard]] std::uint64_t default_swa_period(std::string_view architecture);
+
 // What the estimate needs to know about a model.
 struct ModelShape {
   std::string architecture;       // general.architecture, e.g. "llama"
   std::uint64_t block_count = 0;  // <arch>.block_count
   std::uint64_t embedding_length = 0;
-  std::uint64_t head_count = 0;
-  std::uint64_t head_count_kv = 0;  // = head_count without grouped-query attention
-  std::uint64_t key_length = 0;     // per head; embedding_length / head_count when the file does not say
+  std::uint64_t feed_forward_length = 0;  // (Ollama's mixtral graph formula)
+  std::uint64_t head_count = 0;           // the largest when the GGUF gives one per layer
+  std::uint64_t head_count_kv = 0;        // = head_count without grouped-query attention; the largest of an array
+  std::uint64_t key_length = 0;           // per head; embedding_length / head_count when the file does not say
   std::uint64_t value_length = 0;
   std::uint64_t vocab_size = 0;
   std::uint64_t context_length = 0;  // trained context
+  // KV heads per block when the GGUF gives an array (empty: head_count_kv for every block).
+  std::vector<std::uint64_t> layer_head_count_kv;
+  // Interleaved sliding-window attention: the blocks marked true keep only the last sliding_window tokens.
+  std::uint64_t sliding_window = 0;
+  std::vector<bool> layer_swa;  // empty: every block attends to the whole context
+  // Mixture of experts: the routed experts' tensors (ffn_*_exps) of each block, a part of block_bytes.
+  std::uint64_t expert_count = 0;
+  std::uint64_t expert_used_count = 0;
+  std::vector<std::uint64_t> block_expert_bytes;  // empty: a dense model
+  std::uint64_t gate_exps_bytes = 0;              // blk.0.ffn_gate_exps (Ollama's mixtral 8x22b graph formula)
+  bool embedding_only = false;                    // a non-causal embedding model (bert): no KV cache
+  // Multi-head latent attention in llama.cpp's compressed form: the cache holds K only (key_length =
+  // kv_lora_rank + the rope dimension, one KV head); V is read from it (llama.cpp PR #19067).
+  bool latent_cache = false;
+  ArchitectureSizing sizing;
   // Bytes of the weights, from the real tensor sizes.
   std::vector<std::uint64_t> block_bytes;  // blk.N.*, one entry per block
   std::uint64_t token_embd_bytes = 0;      // token_embd.*: always on the CPU
@@ -34,6 +65,12 @@ struct ModelShape {
   // No output.weight: the output layer reuses token_embd. Its bytes are in output_bytes (the GPU holds a
   // copy when the layer is offloaded) but are in the file, and on the CPU side, only once.
   bool output_tied = false;
+
+  [[nodiscard]] std::uint64_t weight_bytes() const;  // the file's weights (a tied output layer once)
+  [[nodiscard]] bool moe() const;
+  [[nodiscard]] std::uint64_t expert_bytes() const;  // all routed experts' weights
+  // The weights one token reads: all but the routed experts, and expert_used_count / expert_count of those.
+  [[nodiscard]] std::uint64_t active_weight_bytes() const;
 };
 
 // The shape from a GGUF header: <arch>.block_count, embedding_length, attention.head_count(_kv),
@@ -60,9 +97,14 @@ struct EstimateOptions {
 
 // ctx × parallel with each slot padded to 256 cells (llama.cpp pads n_ctx_seq to 256).
 [[nodiscard]] std::uint64_t kv_cells(const EstimateOptions& o);
-// One block's K and V cache for all cells: row_size(type, length × head_count_kv) × cells, K plus V.
+// One full-attention block's K and V cache for all cells: row_size(type, length × head_count_kv) × cells.
 [[nodiscard]] std::uint64_t kv_bytes_per_block(const ModelShape& m, const EstimateOptions& o);
-// Ollama's compute-graph formulas for llama-style models (full and partial offload).
+// The cells of a sliding-window block: per slot min(pad256(num_ctx), pad256(window + batch)) (llama.cpp's iSWA
+// cache), times the slots.
+[[nodiscard]] std::uint64_t swa_cells(const ModelShape& m, const EstimateOptions& o);
+// Each block's KV cache: its own KV heads, the window's cells for a sliding block, 0 for an embedding model.
+[[nodiscard]] std::vector<std::uint64_t> kv_bytes_per_layer(const ModelShape& m, const EstimateOptions& o);
+// Ollama's compute-graph formulas per architecture (full and partial offload; fs/ggml GraphSize).
 struct GraphBytes {
   std::uint64_t full = 0;
   std::uint64_t partial = 0;
@@ -79,6 +121,12 @@ struct Placement {
   std::uint64_t token_embd = 0;      // of those, on the CPU side whatever the split
   std::uint64_t kv = 0;
   GraphBytes graph;
+  // false: the architecture's KV cache and graph are unknown, so kv and graph are 0 and the other figures
+  // are the weights alone (a lower bound).
+  bool cache_known = true;
+  // A mixture of experts that does not fit whole: every block's attention and shared weights are on the GPU
+  // and the routed experts of the blocks not counted in layers_on_gpu are on the CPU (llama.cpp's --fit).
+  bool experts_split = false;
   [[nodiscard]] bool full_offload() const { return layers_total > 0 && layers_on_gpu == layers_total; }
   // The model's share on the GPU, as `ollama ps` prints "23%/77% CPU/GPU": size_vram / size, where
   // Ollama's size leaves out token_embd (always on the CPU); 1 with every layer on the GPU.
@@ -87,8 +135,11 @@ struct Placement {
 
 // Places the model on one GPU with `gpu_free` bytes free (0: CPU only), Ollama's way: a GPU is used only
 // when it holds its reserve, the partial graph and two blocks; then blocks go on from the last down while
-// they fit, and the output layer last. Errors for a shape it cannot size (no blocks, quantized KV without
-// flash attention, a head length that is not a multiple of 32 for quantized KV).
+// they fit, and the output layer last. A mixture of experts that does not fit whole keeps every block's
+// non-expert weights, the KV cache and the output layer on the GPU and adds the experts of the blocks from
+// the last down while they fit, as llama.cpp's --fit does; when even that does not fit, whole blocks. Errors for a
+// shape it cannot size (no blocks, quantized KV without flash attention, a head length that is not a multiple of 32 for
+// quantized KV).
 [[nodiscard]] Result<Placement> place_model(const ModelShape& m, const EstimateOptions& o, std::uint64_t gpu_free);
 
 }  // namespace mw

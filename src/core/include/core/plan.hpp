@@ -37,6 +37,23 @@ struct HostBudget {
   [[nodiscard]] std::uint64_t vram_total() const;
 };
 
+// Where a model's figures come from, which says how sure the plan is.
+enum class FigureBasis {
+  gguf_file,  // the GGUF header on disk: every tensor's real size
+  server,     // a server's /api/show: the dimensions and quantization, tensors laid out from them
+  catalog,    // the built-in catalog: published dimensions and download size, tensors laid out from them
+};
+[[nodiscard]] const char* basis_key(FigureBasis b);  // "file", "server", "catalog" (JSON)
+
+// How sure the plan is: the weights exact or laid out, and how far off the whole may be.
+struct Accuracy {
+  FigureBasis basis = FigureBasis::gguf_file;
+  bool weights_exact = true;    // from the tensors on disk
+  bool cache_known = true;      // false: the architecture's KV cache and graph are not estimated
+  unsigned margin_percent = 0;  // the total may be off by this much (architecture, plus the layout when laid out)
+  std::string text;             // one line for people
+};
+
 // One model to plan for, found by the CLI.
 struct PlanModel {
   std::string name;                 // as given: "codellama:34b", "/models/x.gguf"
@@ -47,7 +64,12 @@ struct PlanModel {
   std::uint64_t file_bytes = 0;     // the model file (the download)
   bool downloaded = false;          // already on disk: nothing to download
   std::uint64_t extra_weights = 0;  // a projector (mmproj) loaded beside the model, on the GPU when it fits
+  FigureBasis basis = FigureBasis::gguf_file;
+  bool published_size = false;  // catalog: the layout was scaled to the published download size
 };
+
+// How sure a plan of this model is (plan_model fills ModelPlan::accuracy with it).
+[[nodiscard]] Accuracy accuracy_of(const PlanModel& model);
 
 struct PlanSettings {
   std::optional<std::uint64_t> num_ctx;  // per slot; nullopt: Ollama's default for the host's VRAM
@@ -97,6 +119,7 @@ struct ModelPlan {
   std::string quantization;
   EstimateOptions options;  // what the estimate used (num_ctx resolved, flash attention)
   std::vector<std::string> notes;
+  Accuracy accuracy;
   Placement placement;
   FitVerdict verdict = FitVerdict::no_fit;
   std::uint64_t ram_needed = 0;       // RAM side: resident + mapped weights + the runtime

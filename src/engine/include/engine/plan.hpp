@@ -33,6 +33,7 @@ struct PlanOptions {
   std::uint64_t reserve = 4ULL << 30;
   ModelSource source = ModelSource::automatic;
   std::string models_dir;     // --models-dir: the store to search first
+  std::string mmproj;         // --mmproj: the vision projector of the GGUF files given (else one beside them)
   std::string ollama_models;  // $OLLAMA_MODELS as memwarden was started with
   std::string home;           // $HOME
   std::string ollama_url;     // --ollama: a running server to ask (/api/show, /api/tags)
