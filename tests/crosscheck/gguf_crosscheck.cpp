@@ -1,6 +1,7 @@
 // memwarden's GGUF reader (mw::probes::read_gguf) against an independent parser: @huggingface/gguf, run with node
-// on tests/crosscheck/dump.mjs. The files are the test writer's: the six real-model presets with their full
-// vocabularies (sparse: the tensor data is a hole) and one file with every value type and nested arrays. Every
+// on tests/crosscheck/dump.mjs. The files are the test writer's: the real-model presets (llama-shaped ones, sliding
+// windows, experts, latent attention, a CLIP projector) with their full vocabularies (sparse: the tensor data is a
+// hole) and one file with every value type and nested arrays. Every
 // metadata key, type, value and array element, and every tensor info, must be the same in both answers.
 #include <gtest/gtest.h>
 
@@ -349,6 +350,34 @@ TEST(gguf, qwen25_7b_q4_k_m) {
 
 TEST(gguf, mistral_7b_q4_0) {
   expect_preset(GgufPreset::mistral_7b_q4_0);
+}
+
+TEST(gguf, gemma3_12b_q4_k_m) {
+  expect_preset(GgufPreset::gemma3_12b_q4_k_m);
+}
+
+TEST(gguf, qwen3_30b_a3b_q4_k_m) {
+  expect_preset(GgufPreset::qwen3_30b_a3b_q4_k_m);
+}
+
+TEST(gguf, gpt_oss_20b_mxfp4) {
+  expect_preset(GgufPreset::gpt_oss_20b_mxfp4);
+}
+
+TEST(gguf, deepseek_v2_lite_q4_k_m) {
+  expect_preset(GgufPreset::deepseek_v2_lite_q4_k_m);
+}
+
+TEST(gguf, deepseek_v2_lite_mla_q4_k_m) {
+  expect_preset(GgufPreset::deepseek_v2_lite_mla_q4_k_m);
+}
+
+TEST(gguf, gemma2_9b_q4_0) {
+  expect_preset(GgufPreset::gemma2_9b_q4_0);
+}
+
+TEST(gguf, clip_llava_projector_f16) {
+  expect_preset(GgufPreset::clip_llava_projector_f16);
 }
 
 // The check can fail: one changed value, type, key or tensor field in node's answer is reported, by name.

@@ -69,8 +69,10 @@ struct GgufSpec {
 void write_gguf(const std::filesystem::path& path, const GgufSpec& spec);
 
 // Real models' architecture metadata (from their published configs, see estimation.md §5) and tensor
-// layouts: names, shapes and the types llama.cpp's Q4_0 or Q4_K_M mix gives them. The vocabulary
-// strings are made up; their number is the model's.
+// layouts: names, shapes and the types llama.cpp's Q4_0, Q4_K_M or MXFP4_MOE mix gives them (the keys and
+// tensor names convert_hf_to_gguf.py writes). The vocabulary strings are made up; their number is the
+// model's. The first six are llama-shaped; the others have sliding windows, experts, latent attention, or
+// (the CLIP projector) no language model at all: no tokenizer, no "<arch>.block_count".
 enum class GgufPreset {
   llama31_8b_q4_k_m,
   llama31_70b_q4_k_m,
@@ -78,6 +80,13 @@ enum class GgufPreset {
   deepseek_coder_33b_q4_0,
   qwen25_7b_q4_k_m,
   mistral_7b_q4_0,
+  gemma3_12b_q4_k_m,            // gemma3: 48 blocks, head_dim 256 (q 4096 > d 3840), tied, sliding window 1024
+  qwen3_30b_a3b_q4_k_m,         // qwen3moe: 128 experts (8 used) of 768, q 4096 > d 2048
+  gpt_oss_20b_mxfp4,            // gpt-oss: 32 experts (4 used) in MXFP4, the rest Q8_0, attention sinks
+  deepseek_v2_lite_q4_k_m,      // deepseek2 (deepseek-coder-v2:16b): MLA, 64 + 2 shared experts, as Ollama has it
+  deepseek_v2_lite_mla_q4_k_m,  // the same as today's converter writes it (attn_k_b/attn_v_b, *_mla keys)
+  gemma2_9b_q4_0,               // gemma2: 42 blocks, head_dim 256, soft-capping, sliding window 4096, tied
+  clip_llava_projector_f16,     // clip: llava:7b's mmproj (ViT-L/14-336 less a block, MLP projector), F16
 };
 enum class GgufVocab {
   full,     // tokenizer arrays as long as the model's vocabulary (a header of several MiB)

@@ -149,7 +149,8 @@ TEST(GgufPresets, EachReadsBackExactly) {
     const auto file = parse_gguf(test::gguf_header(spec), test::to_string(preset));
     ASSERT_TRUE(file) << file.error().line();
     expect_matches_spec(*file, spec);
-    const auto blocks = file->arch_u64("block_count");
+    // A CLIP projector has a vision tower's blocks, no language model's (clip.vision.block_count).
+    const auto blocks = file->arch_u64(file->architecture() == "clip" ? "vision.block_count" : "block_count");
     ASSERT_TRUE(blocks);
     EXPECT_GE(file->tensor_count(), *blocks * 9 + 3);
   }
@@ -229,6 +230,98 @@ TEST(GgufPresets, OtherModelsFigures) {
   ASSERT_TRUE(mistral) << mistral.error().line();
   EXPECT_EQ(mistral->arch_u64("context_length"), 32768U);
   EXPECT_EQ(mistral->find_tensor("output.weight")->dims, (std::vector<std::uint64_t>{4096, 32768}));
+}
+
+namespace {
+
+std::uint64_t bytes_where(const GgufFile& file, std::string_view part) {
+  std::uint64_t sum = 0;
+  for (const auto& t : file.tensors) {
+    sum += t.name.find(part) != std::string::npos ? t.bytes : 0;
+  }
+  return sum;
+}
+
+GgufFile compact(GgufPreset preset) {
+  auto file = parse_gguf(test::gguf_header(test::gguf_preset(preset, GgufVocab::compact)), test::to_string(preset));
+  EXPECT_TRUE(file) << file.error().line();
+  return file ? std::move(*file) : GgufFile{};
+}
+
+}  // namespace
+
+TEST(GgufPresets, SlidingWindowAndTiedModels) {
+  const auto gemma3 = compact(GgufPreset::gemma3_12b_q4_k_m);
+  EXPECT_EQ(gemma3.architecture(), "gemma3");
+  EXPECT_EQ(gemma3.arch_u64("attention.key_length"), 256U);
+  EXPECT_EQ(gemma3.arch_u64("attention.sliding_window"), 1024U);
+  EXPECT_EQ(gemma3.tensor_count(), 48U * 13 + 2);
+  EXPECT_EQ(gemma3.find_tensor("output.weight"), nullptr) << "tied embeddings";
+  EXPECT_EQ(gemma3.find_tensor("token_embd.weight")->type_name, "Q6_K") << "typed as the output it stands for";
+  EXPECT_EQ(gemma3.find_tensor("blk.0.attn_q.weight")->dims, (std::vector<std::uint64_t>{3840, 4096}));
+  EXPECT_EQ(gemma3.find_tensor("blk.47.attn_k_norm.weight")->dims, (std::vector<std::uint64_t>{256}));
+  EXPECT_NE(gemma3.find_tensor("blk.5.post_ffw_norm.weight"), nullptr);
+
+  const auto gemma2 = compact(GgufPreset::gemma2_9b_q4_0);
+  EXPECT_EQ(gemma2.get_f64("gemma2.attn_logit_softcapping"), 50.0);
+  EXPECT_EQ(gemma2.get_f64("gemma2.final_logit_softcapping"), 30.0);
+  EXPECT_EQ(gemma2.find_tensor("token_embd.weight")->type_name, "Q6_K");
+  EXPECT_EQ(gemma2.find_tensor("blk.41.ffn_down.weight")->type_name, "Q4_0");
+  EXPECT_EQ(gemma2.find_tensor("blk.0.attn_q_norm.weight"), nullptr);
+}
+
+TEST(GgufPresets, ExpertModels) {
+  const auto qwen = compact(GgufPreset::qwen3_30b_a3b_q4_k_m);
+  EXPECT_EQ(qwen.architecture(), "qwen3moe");
+  EXPECT_EQ(qwen.arch_u64("expert_count"), 128U);
+  EXPECT_EQ(qwen.find_tensor("blk.0.ffn_down_exps.weight")->dims, (std::vector<std::uint64_t>{768, 2048, 128}));
+  EXPECT_EQ(qwen.find_tensor("blk.0.ffn_down_exps.weight")->type_name, "Q6_K");
+  EXPECT_EQ(qwen.find_tensor("blk.21.ffn_down_exps.weight")->type_name, "Q4_K");
+  EXPECT_EQ(qwen.find_tensor("blk.3.ffn_gate_inp.weight")->type_name, "F32");
+  EXPECT_GT(bytes_where(qwen, "_exps."), 17ULL * 1000 * 1000 * 1000);
+
+  const auto oss = compact(GgufPreset::gpt_oss_20b_mxfp4);
+  EXPECT_EQ(oss.architecture(), "gpt-oss");
+  EXPECT_EQ(oss.find_tensor("blk.0.ffn_up_exps.weight")->type_name, "MXFP4");
+  EXPECT_EQ(oss.find_tensor("blk.0.ffn_up_exps.weight")->bytes, 2880ULL / 32 * 17 * 2880 * 32);
+  EXPECT_EQ(oss.find_tensor("blk.0.attn_q.weight")->type_name, "Q8_0");
+  EXPECT_EQ(oss.find_tensor("output.weight")->type_name, "Q8_0");
+  EXPECT_EQ(oss.find_tensor("blk.23.attn_sinks.weight")->dims, (std::vector<std::uint64_t>{64}));
+  EXPECT_EQ(oss.find_tensor("blk.23.ffn_down_exps.bias")->dims, (std::vector<std::uint64_t>{2880, 32}));
+
+  const auto ds = compact(GgufPreset::deepseek_v2_lite_q4_k_m);
+  EXPECT_EQ(ds.arch_u64("attention.key_length"), 192U);
+  EXPECT_EQ(ds.arch_u64("attention.head_count_kv"), 16U);
+  EXPECT_NE(ds.find_tensor("blk.0.ffn_down.weight"), nullptr) << "the leading dense block";
+  EXPECT_EQ(ds.find_tensor("blk.0.ffn_gate_exps.weight"), nullptr);
+  // Rows of 1408 and 10944 are no whole k-quant blocks: Q4_K falls back to Q5_0, Q6_K to Q8_0.
+  EXPECT_EQ(ds.find_tensor("blk.0.ffn_down.weight")->type_name, "Q8_0");
+  EXPECT_EQ(ds.find_tensor("blk.1.ffn_down_exps.weight")->type_name, "Q8_0");
+  EXPECT_EQ(ds.find_tensor("blk.10.ffn_down_exps.weight")->type_name, "Q5_0");
+  EXPECT_EQ(ds.find_tensor("blk.10.ffn_down_shexp.weight")->dims, (std::vector<std::uint64_t>{2816, 2048}));
+  EXPECT_EQ(ds.find_tensor("blk.3.attn_kv_b.weight")->dims, (std::vector<std::uint64_t>{512, 4096}));
+
+  const auto mla = compact(GgufPreset::deepseek_v2_lite_mla_q4_k_m);
+  EXPECT_EQ(mla.arch_u64("attention.key_length"), 576U);
+  EXPECT_EQ(mla.arch_u64("attention.key_length_mla"), 192U);
+  EXPECT_EQ(mla.arch_u64("attention.head_count_kv"), 1U);
+  EXPECT_EQ(mla.find_tensor("blk.3.attn_kv_b.weight"), nullptr);
+  EXPECT_EQ(mla.find_tensor("blk.3.attn_k_b.weight")->dims, (std::vector<std::uint64_t>{128, 512, 16}));
+  EXPECT_EQ(bytes_where(mla, "_exps."), bytes_where(ds, "_exps."));
+}
+
+TEST(GgufPresets, ClipProjector) {
+  const auto clip = compact(GgufPreset::clip_llava_projector_f16);
+  EXPECT_EQ(clip.architecture(), "clip");
+  EXPECT_FALSE(clip.arch_u64("block_count"));
+  EXPECT_EQ(clip.arch_u64("vision.block_count"), 23U);
+  EXPECT_EQ(clip.get_string("clip.projector_type"), "mlp");
+  EXPECT_EQ(clip.get_array("tokenizer.ggml.tokens"), nullptr);
+  EXPECT_EQ(clip.find_tensor("mm.2.weight")->type_name, "F16");
+  EXPECT_EQ(clip.find_tensor("v.blk.22.ffn_down.bias")->type_name, "F32");
+  EXPECT_EQ(clip.find_tensor("v.blk.23.ln1.weight"), nullptr);
+  EXPECT_GT(clip.data_bytes, 620ULL * 1000 * 1000);
+  EXPECT_LT(clip.data_bytes, 630ULL * 1000 * 1000);
 }
 
 // ---- tensor sizes
