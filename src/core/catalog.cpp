@@ -401,6 +401,14 @@ ModelShape scaled_to(ModelShape shape, std::uint64_t bytes) {
   scale(shape.token_embd_bytes);
   scale(shape.output_bytes);
   scale(shape.gate_exps_bytes);
+  // Each tensor class was rounded on its own: what is left over (a few bytes either way) goes to token_embd,
+  // so that the total is the size exactly.
+  const auto scaled = shape.weight_bytes();
+  if (scaled > bytes && shape.token_embd_bytes >= scaled - bytes) {
+    shape.token_embd_bytes -= scaled - bytes;
+  } else if (scaled < bytes) {
+    shape.token_embd_bytes += bytes - scaled;
+  }
   return shape;
 }
 
@@ -463,6 +471,7 @@ Result<ModelShape> quantized_shape(const ModelDims& c, std::string_view quant, s
   m.context_length = c.context_length;
   m.expert_count = c.expert_count;
   m.expert_used_count = c.expert_used_count;
+  m.expert_feed_forward_length = c.expert_feed_forward_length;
   m.embedding_only = c.architecture == "bert" || c.architecture == "nomic-bert";
   const auto period = c.swa_period > 0 ? c.swa_period : default_swa_period(c.architecture);
   if (c.sliding_window > 0 && period > 0) {

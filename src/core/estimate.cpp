@@ -69,8 +69,9 @@ struct ArchRow {
 };
 
 // The architectures memwarden sizes, and how far off it may be. 5%: a graph formula of Ollama's own and
-// the llama.cpp KV cache; 10%: Ollama's generic graph ((heads / kv heads) × KV / 6) or a mixture of experts;
-// 15%: latent attention and vision-language models whose extra buffers are not modelled.
+// the llama.cpp KV cache; 10%: the graph from llama.cpp's worst case (Ollama has no formula), a mixture of
+// experts, or a vision model's image graph left out; 15%: latent attention and vision-language models whose
+// extra buffers are not modelled.
 constexpr std::array<ArchRow, 37> k_arch_rows{{
     {"llama", 5, ""},
     {"llama4", 15, "chunked attention is sized as full attention"},
@@ -78,27 +79,27 @@ constexpr std::array<ArchRow, 37> k_arch_rows{{
     {"qwen2", 5, ""},
     {"gemma", 5, ""},
     {"gemma2", 5, ""},
-    {"gemma3", 5, ""},
+    {"gemma3", 10, "the image graph of the vision models (4b and up; about 1 GiB in Ollama's logs) is not counted"},
     {"command-r", 5, ""},
     {"phi2", 5, ""},
     {"stablelm", 5, ""},
-    {"qwen3", 10, "compute graph from Ollama's generic formula"},
-    {"phi3", 10, "compute graph from Ollama's generic formula"},
-    {"starcoder2", 10, "compute graph from Ollama's generic formula"},
-    {"granite", 10, "compute graph from Ollama's generic formula"},
-    {"olmo2", 10, "compute graph from Ollama's generic formula"},
-    {"olmo", 10, "compute graph from Ollama's generic formula"},
-    {"exaone", 10, "compute graph from Ollama's generic formula"},
-    {"internlm2", 10, "compute graph from Ollama's generic formula"},
-    {"cohere2", 10, "compute graph from Ollama's generic formula"},
+    {"qwen3", 10, "compute graph estimated from llama.cpp's worst case (Ollama has no formula)"},
+    {"phi3", 10, "compute graph estimated from llama.cpp's worst case (Ollama has no formula)"},
+    {"starcoder2", 10, "compute graph estimated from llama.cpp's worst case (Ollama has no formula)"},
+    {"granite", 10, "compute graph estimated from llama.cpp's worst case (Ollama has no formula)"},
+    {"olmo2", 10, "compute graph estimated from llama.cpp's worst case (Ollama has no formula)"},
+    {"olmo", 10, "compute graph estimated from llama.cpp's worst case (Ollama has no formula)"},
+    {"exaone", 10, "compute graph estimated from llama.cpp's worst case (Ollama has no formula)"},
+    {"internlm2", 10, "compute graph estimated from llama.cpp's worst case (Ollama has no formula)"},
+    {"cohere2", 10, "compute graph estimated from llama.cpp's worst case (Ollama has no formula)"},
     {"mistral3", 15, "the vision encoder's buffers are not modelled"},
     {"qwen2vl", 15, "the vision encoder's buffers are not modelled"},
     {"qwen25vl", 15, "the vision encoder's buffers are not modelled"},
     {"mllama", 15, "the cross-attention cache for images is not modelled"},
-    {"qwen2moe", 10, "a mixture of experts: compute graph from Ollama's generic formula"},
-    {"qwen3moe", 10, "a mixture of experts: compute graph from Ollama's generic formula"},
-    {"granitemoe", 10, "a mixture of experts: compute graph from Ollama's generic formula"},
-    {"olmoe", 10, "a mixture of experts: compute graph from Ollama's generic formula"},
+    {"qwen2moe", 10, "a mixture of experts; compute graph from llama.cpp's worst case"},
+    {"qwen3moe", 10, "a mixture of experts; compute graph from llama.cpp's worst case"},
+    {"granitemoe", 10, "a mixture of experts; compute graph from llama.cpp's worst case"},
+    {"olmoe", 10, "a mixture of experts; compute graph from llama.cpp's worst case"},
     {"gpt-oss", 10, "a mixture of experts with Ollama's rough graph estimate"},
     {"gptoss", 10, "a mixture of experts with Ollama's rough graph estimate"},
     {"deepseek2", 15, "latent attention and a mixture of experts"},
@@ -327,6 +328,8 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
   }
   m.expert_count = file.arch_u64("expert_count").value_or(0);
   m.expert_used_count = file.arch_u64("expert_used_count").value_or(0);
+  m.expert_feed_forward_length =
+      file.arch_u64("expert_feed_forward_length").value_or(m.expert_count > 0 ? m.feed_forward_length : 0);
 
   m.block_bytes.assign(m.block_count, 0);
   m.block_expert_bytes.assign(m.block_count, 0);
@@ -452,9 +455,14 @@ std::vector<std::uint64_t> kv_bytes_per_layer(const ModelShape& m, const Estimat
 //   deepseek2 full    = max(4b(3d + V), 4b(3d + 2 + c(1 + hkv) + 2dk·hkv))
 //             partial = max(4b(3d + V) + d·V·105/128, 4b(2d + 1 + 2dk·hkv + c + c·hkv) + 4dk·c·hkv + d·dk·hkv·9/16)
 //   gpt-oss   partial = 2·h / hkv · KV / 6, or with flash attention (4·parallel + c/1024 + 110) MiB; full = partial
-//   others    partial = full = (h / hkv) · KV / 6 (llm/memory.go when GraphSize has no formula)
 // KV there is Ollama's own full-context total over every block; the graph does not depend on where the
 // blocks go.
+// The architectures without a formula of Ollama's get llama.cpp's worst case at one ubatch of b tokens, as
+// gguf-parser-go estimates it (estimation.md §3): the largest of the attention's intermediates (Q, K, V and
+// the output, and without flash attention the f32 KQ matrix of n_kv × b × h), the FFN's (b × the FFN a
+// token reads, three f32 tensors) and the logits (b × V, f32). For qwen3:32b at 8192 without flash
+// attention that is 1060 MiB; llama.cpp measured 1092 MiB (ollama#11499). Ollama's own fallback there,
+// (h / hkv) · KV / 6, says 2731 MiB.
 GraphBytes graph_bytes(const ModelShape& m, const EstimateOptions& o) {
   if (!m.sizing.known) {
     return {};
@@ -511,7 +519,16 @@ GraphBytes graph_bytes(const ModelShape& m, const EstimateOptions& o) {
                   : 2 * h / hkv * kv_total / 6;
     full = partial;
   } else {
-    partial = h / hkv * kv_total / 6;
+    const double n_kv = static_cast<double>(kv_cells(o));
+    const double qkvo = 4 * b * (h * dk + 2 * hkv * dk + h * dv);
+    const double attention = qkvo + (o.flash_attention ? 0 : 4 * n_kv * b * h);
+    const double ff_token =
+        m.expert_count > 0 && m.expert_feed_forward_length > 0
+            ? static_cast<double>(std::min(m.expert_used_count, m.expert_count) * m.expert_feed_forward_length)
+            : ff;
+    const double ffn = 3 * 4 * b * ff_token;
+    const double logits = 4 * b * v;
+    partial = std::max({attention, ffn, logits});
     full = partial;
   }
   return {static_cast<std::uint64_t>(full), static_cast<std::uint64_t>(partial)};
@@ -625,8 +642,7 @@ Result<Placement> place_model(const ModelShape& m, const EstimateOptions& o, std
     split.layers_on_gpu = 0;
     std::uint64_t split_weights = 0;
     std::uint64_t split_kv = 0;
-    if (place_experts_split(m, kv, base, gpu_free, split, split_weights, split_kv) &&
-        split_weights + split_kv > gpu_weights + gpu_kv) {
+    if (place_experts_split(m, kv, base, gpu_free, split, split_weights, split_kv)) {
       p = std::move(split);
       gpu_weights = split_weights;
       gpu_kv = split_kv;

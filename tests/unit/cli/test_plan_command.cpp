@@ -426,3 +426,151 @@ TEST(PlanCommand, AServerAnswerThatCannotBeSizedIsAnErrorNamingTheServer) {
   show = "not json";
   EXPECT_EQ(first_error().rfind("some:model: ", 0), 0U);
 }
+
+TEST(PlanCommand, EveryCatalogModelPlansOnTheSeedsHost) {
+  // The seed's host: 32 GiB of RAM (4 GiB kept for the monitoring stack) and a 16 GiB GPU, Ollama's default
+  // context for it (4096). Every entry is sized, placed sanely and said to come from the catalog.
+  std::vector<std::string> names;
+  for (const auto& e : catalog()) {
+    names.push_back(e.name);
+  }
+  auto o = roomy(names);
+  o.settings.num_ctx.reset();
+  o.source = ModelSource::catalog;
+  const auto r = collect_plan(o);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].line();
+  ASSERT_EQ(r.plans.size(), names.size());
+  for (std::size_t i = 0; i < r.plans.size(); ++i) {
+    const auto& p = r.plans[i];
+    const auto& m = r.models[i];
+    const auto& pl = p.placement;
+    SCOPED_TRACE(p.name);
+    EXPECT_EQ(p.accuracy.basis, FigureBasis::catalog);
+    EXPECT_TRUE(p.accuracy.cache_known);
+    EXPECT_GT(p.accuracy.margin_percent, 0U);
+    EXPECT_LE(pl.vram, 16 * k_gib);
+    EXPECT_LE(pl.layers_on_gpu, pl.layers_total);
+    EXPECT_GE(m.file_bytes, pl.weights);  // the download holds every weight
+    EXPECT_GT(pl.graph.partial, 0U);
+    EXPECT_EQ(pl.kv == 0, m.shape.embedding_only);
+    // What fits the GPU with room to spare goes there whole; what is larger than it does not.
+    if (pl.weights + pl.kv + 3 * k_gib < 16 * k_gib) {
+      EXPECT_EQ(p.verdict, FitVerdict::gpu);
+    }
+    if (pl.weights > 16 * k_gib) {
+      EXPECT_NE(p.verdict, FitVerdict::gpu);
+      EXPECT_GT(pl.ram_page_cache, 0U);
+    }
+    if (p.verdict != FitVerdict::no_fit) {
+      EXPECT_GE(p.container_limit, p.ram_needed);
+      EXPECT_LE(p.ram_needed, 28 * k_gib);
+    } else {
+      EXPECT_GT(p.ram_needed, 28 * k_gib);
+    }
+  }
+  // The figures a user sees: 70B does not fit whole, gpt-oss:20b fits, qwen3:30b is split with its experts.
+  const auto verdict = [&](std::string_view name) {
+    for (const auto& p : r.plans) {
+      if (p.name == name) {
+        return p.verdict;
+      }
+    }
+    return FitVerdict::no_fit;
+  };
+  EXPECT_EQ(verdict("gpt-oss:20b"), FitVerdict::gpu);
+  EXPECT_EQ(verdict("gemma3:12b"), FitVerdict::gpu);
+  EXPECT_EQ(verdict("llama3.1:70b"), FitVerdict::split);
+  EXPECT_EQ(verdict("qwen3:235b"), FitVerdict::no_fit);
+  for (const auto& p : r.plans) {
+    if (p.name == "qwen3:30b") {
+      EXPECT_EQ(p.verdict, FitVerdict::split);
+      EXPECT_TRUE(p.placement.experts_split);
+    }
+  }
+}
+
+TEST(PlanCommand, AnArchitectureItDoesNotKnowGetsExactWeightsAndAnUnknownCache) {
+  test::TempDir dir;
+  const auto path = dir.path() / "odd.gguf";
+  auto spec = test::gguf_preset(test::GgufPreset::mistral_7b_q4_0, test::GgufVocab::compact);
+  spec.metadata[0] = {"general.architecture", GgufValue{std::string("frobnicator")}};
+  for (auto& kv : spec.metadata) {
+    if (kv.key.starts_with("llama.")) {
+      kv.key = "frobnicator." + kv.key.substr(6);
+    }
+  }
+  test::write_gguf(path, spec);
+  const auto r = collect_plan(roomy({path.string()}));
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].line();
+  const auto& p = r.plans[0];
+  EXPECT_EQ(p.placement.weights, tensor_bytes(path));
+  EXPECT_FALSE(p.accuracy.cache_known);
+  const auto text = render_plan(r);
+  EXPECT_NE(text.find("KV cache unknown, compute graph unknown"), std::string::npos) << text;
+  EXPECT_NE(text.find("verdict    at least: "), std::string::npos) << text;
+  EXPECT_NE(text.find("does not know the architecture 'frobnicator'"), std::string::npos) << text;
+  const auto j = plan_to_json(r)["models"][0];
+  EXPECT_TRUE(j["placement"]["kv_bytes"].is_null());
+  EXPECT_TRUE(j["placement"]["graph_full_bytes"].is_null());
+  EXPECT_EQ(j["placement"]["weights_bytes"], tensor_bytes(path));
+  EXPECT_TRUE(j["verdict_is_lower_bound"].get<bool>());
+  EXPECT_TRUE(j["accuracy"]["margin_percent"].is_null());
+  EXPECT_EQ(j["accuracy"]["basis"], "file");
+}
+
+TEST(PlanCommand, AProjectorBesideAGgufFileIsCounted) {
+  test::TempDir dir;
+  const auto model = dir.path() / "llava.gguf";
+  test::write_gguf(model, test::gguf_preset(test::GgufPreset::mistral_7b_q4_0, test::GgufVocab::compact));
+  const auto alone = collect_plan(roomy({model.string()}));
+  ASSERT_TRUE(alone.errors.empty()) << alone.errors[0].line();
+  const auto projector = dir.path() / "mmproj-model-f16.gguf";
+  test::write_gguf(projector, test::gguf_preset(test::GgufPreset::clip_llava_projector_f16));
+  const auto with = collect_plan(roomy({model.string()}));
+  ASSERT_TRUE(with.errors.empty()) << with.errors[0].line();
+  const auto projector_bytes = tensor_bytes(projector);
+  EXPECT_EQ(with.plans[0].placement.weights, alone.plans[0].placement.weights + projector_bytes);
+  EXPECT_EQ(with.plans[0].placement.vram, alone.plans[0].placement.vram + projector_bytes);
+  EXPECT_NE(with.plans[0].source.find("+ projector mmproj-model-f16.gguf"), std::string::npos) << with.plans[0].source;
+  // Two candidates beside it: none is guessed.
+  test::write_gguf(dir.path() / "mmproj-other.gguf", test::gguf_preset(test::GgufPreset::clip_llava_projector_f16));
+  const auto two = collect_plan(roomy({model.string()}));
+  EXPECT_EQ(two.plans[0].placement.weights, alone.plans[0].placement.weights);
+  // --mmproj names it; a file that is not a projector is an error naming it.
+  auto named = roomy({model.string()});
+  named.mmproj = projector.string();
+  EXPECT_EQ(collect_plan(named).plans[0].placement.weights, with.plans[0].placement.weights);
+  named.mmproj = model.string();
+  const auto wrong = collect_plan(named);
+  ASSERT_EQ(wrong.errors.size(), 1U);
+  EXPECT_NE(wrong.errors[0].line().find("not a vision projector"), std::string::npos) << wrong.errors[0].line();
+  // A projector given as the model says what it is.
+  const auto as_model = collect_plan(roomy({projector.string()}));
+  ASSERT_EQ(as_model.errors.size(), 1U);
+  EXPECT_NE(as_model.errors[0].line().find("a vision projector (mmproj), not a model"), std::string::npos);
+}
+
+TEST(PlanCommand, ThePlanSaysHowSureItIs) {
+  test::TempDir dir;
+  const auto path = dir.path() / "mistral.gguf";
+  test::write_gguf(path, test::gguf_preset(test::GgufPreset::mistral_7b_q4_0));
+  const auto r = collect_plan(roomy({path.string(), "gemma3:12b", "qwen3:30b-q8_0"}));
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].line();
+  ASSERT_EQ(r.plans.size(), 3U);
+  EXPECT_EQ(r.plans[0].accuracy.basis, FigureBasis::gguf_file);
+  EXPECT_TRUE(r.plans[0].accuracy.weights_exact);
+  EXPECT_EQ(r.plans[0].accuracy.margin_percent, 5U);
+  EXPECT_EQ(r.plans[1].accuracy.basis, FigureBasis::catalog);
+  EXPECT_FALSE(r.plans[1].accuracy.weights_exact);
+  EXPECT_GT(r.plans[1].accuracy.margin_percent, r.plans[0].accuracy.margin_percent);
+  const auto text = render_plan(r);
+  EXPECT_NE(text.find("accuracy   exact weights (GGUF on disk); within about ±5%"), std::string::npos) << text;
+  EXPECT_NE(text.find("sliding-window attention: 40 of 48 layers keep only the last 1024 tokens"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("a mixture of experts"), std::string::npos) << text;
+  const auto j = plan_to_json(r);
+  EXPECT_EQ(j["models"][1]["accuracy"]["basis"], "catalog");
+  EXPECT_EQ(j["models"][2]["architecture"], "qwen3moe");
+  EXPECT_LT(j["models"][2]["active_weights_bytes"].get<std::uint64_t>(),
+            j["models"][2]["placement"]["weights_bytes"].get<std::uint64_t>() / 4);
+}

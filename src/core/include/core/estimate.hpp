@@ -51,6 +51,7 @@ struct ModelShape {
   // Mixture of experts: the routed experts' tensors (ffn_*_exps) of each block, a part of block_bytes.
   std::uint64_t expert_count = 0;
   std::uint64_t expert_used_count = 0;
+  std::uint64_t expert_feed_forward_length = 0;   // each expert's FFN
   std::vector<std::uint64_t> block_expert_bytes;  // empty: a dense model
   std::uint64_t gate_exps_bytes = 0;              // blk.0.ffn_gate_exps (Ollama's mixtral 8x22b graph formula)
   bool embedding_only = false;                    // a non-causal embedding model (bert): no KV cache
