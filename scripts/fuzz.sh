@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes memwarden's parsers of outside bytes with libFuzzer under ASan and UBSan:
-#   fuzz_gguf            the GGUF header parser (mw::parse_gguf, src/core/gguf.cpp)
+#   fuzz_gguf            the GGUF header parser (mw::parse_gguf, src/core/gguf.cpp) and what plan makes of a
+#                        header (src/core/estimate.cpp, src/core/catalog.cpp)
 #   fuzz_http_request    the embedded server's request parser (src/adapters/http_server.cpp)
 #   fuzz_http_response   the HTTP client's answer parser: heads, 1xx, chunks, caps (src/adapters/http.cpp)
 #   scripts/fuzz.sh [SECONDS]   # default 60: half for GGUF, a quarter for each HTTP target
@@ -26,7 +27,8 @@ flags=(-std=c++20 -g -Isrc/core/include -Isrc/adapters/include -Isrc/adapters -I
 fuzz=(-O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
 # The few core files every target needs: errors as one line, text and byte helpers.
 core=(src/core/error.cpp src/core/text.cpp src/core/bytes.cpp)
-"$cxx" "${flags[@]}" "${fuzz[@]}" tests/fuzz/fuzz_gguf.cpp src/core/gguf.cpp "${core[@]}" -lfmt -o "$out/fuzz_gguf"
+"$cxx" "${flags[@]}" "${fuzz[@]}" tests/fuzz/fuzz_gguf.cpp src/core/gguf.cpp src/core/estimate.cpp src/core/catalog.cpp \
+  "${core[@]}" -lfmt -o "$out/fuzz_gguf"
 "$cxx" "${flags[@]}" "${fuzz[@]}" -pthread tests/fuzz/fuzz_http_request.cpp src/adapters/http_server.cpp \
   "${core[@]}" -lfmt -o "$out/fuzz_http_request"
 # http.cpp takes libcurl's types from its header only (libcurl itself is dlopened for https).

@@ -6,7 +6,10 @@
 //     same header or asks for more bytes, never more than the header takes;
 //   - parsed from a shared buffer (string arrays as views into it), the header is the same;
 //   - GgufHeaderScan (what probes::read_gguf uses to know how much to read), fed the input in two parts,
-//     finds the header's end where the parser does, and never asks for more than the file.
+//     finds the header's end where the parser does, and never asks for more than the file;
+//   - what `plan` does with a parsed header (mw::shape_from_gguf, place_model on a GPU and on the CPU,
+//     dims_from_gguf and a layout of another quantization) ends in a result or an error, and a known
+//     architecture's KV cache is never larger than its cells allow.
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +18,8 @@
 #include <memory>
 #include <string_view>
 
+#include "core/catalog.hpp"
+#include "core/estimate.hpp"
 #include "core/gguf.hpp"
 
 namespace {
@@ -77,6 +82,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (viewed && whole) {
       check(viewed->metadata == whole->metadata, "the same metadata from a shared buffer");
       check(viewed->tensors.size() == whole->tensors.size(), "the same tensors from a shared buffer");
+    }
+  }
+
+  if (whole) {
+    if (const auto shape = mw::shape_from_gguf(*whole, "fuzz")) {
+      mw::EstimateOptions o;
+      o.num_ctx = 4096;
+      for (const std::uint64_t gpu : {std::uint64_t{0}, std::uint64_t{8} << 30}) {
+        if (const auto placed = mw::place_model(*shape, o, gpu)) {
+          check(placed->layers_on_gpu <= placed->layers_total, "no more layers on the GPU than there are");
+          check(placed->cache_known || placed->kv == 0, "an unknown cache is not sized");
+          check(gpu > 0 || placed->vram == 0, "nothing on a GPU that is not there");
+        }
+      }
+    }
+    if (const auto dims = mw::dims_from_gguf(*whole)) {
+      (void)mw::quantized_shape(*dims, "q4_K_M", "fuzz");
     }
   }
 
