@@ -490,7 +490,8 @@ GgufTensorInfo read_tensor_info(Cursor& in, std::uint64_t alignment) {
   }
   const auto traits = ggml_type_traits(info.type);
   if (!traits) {
-    in.set_error("unknown ggml type " + std::to_string(info.type));
+    in.set_error("ggml type " + std::to_string(info.type) +
+                 " is not one memwarden knows, so the tensor's size cannot be read");
     return info;
   }
   info.type_name = traits->name;

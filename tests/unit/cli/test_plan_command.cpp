@@ -574,3 +574,20 @@ TEST(PlanCommand, ThePlanSaysHowSureItIs) {
   EXPECT_LT(j["models"][2]["active_weights_bytes"].get<std::uint64_t>(),
             j["models"][2]["placement"]["weights_bytes"].get<std::uint64_t>() / 4);
 }
+
+TEST(PlanCommand, ATensorTypeItDoesNotKnowIsAnErrorAndTheRestIsPlanned) {
+  test::TempDir dir;
+  const auto path = dir.path() / "future.gguf";
+  auto spec = test::gguf_preset(test::GgufPreset::mistral_7b_q4_0, test::GgufVocab::compact);
+  spec.tensors[3].type = 77;  // a type a newer ggml might define
+  test::write_gguf(path, spec);
+  const auto r = collect_plan(roomy({path.string(), "gemma3:4b"}));
+  ASSERT_EQ(r.errors.size(), 1U);
+  const auto line = r.errors[0].line();
+  EXPECT_EQ(line.rfind(path.string() + ": ", 0), 0U) << line;
+  EXPECT_NE(line.find("'" + spec.tensors[3].name + "': ggml type 77 is not one memwarden knows"), std::string::npos)
+      << line;
+  ASSERT_EQ(r.plans.size(), 1U);
+  EXPECT_EQ(r.plans[0].name, "gemma3:4b");
+  EXPECT_EQ(plan_exit_code(r), PlanExit::partial);
+}

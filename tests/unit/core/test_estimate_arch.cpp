@@ -78,6 +78,15 @@ TEST(EstimateArch, Gemma3SlidingLayersHoldTheWindowAndTheBatch) {
   EXPECT_EQ(per_layer[5], 2 * 8192 * 8192ULL);
 }
 
+TEST(EstimateArch, GemmasGraphIsOllamasFormula) {
+  // ollama#9791, gemma3:27b on Ollama 0.6.2 at 2048, split over two GPUs: memory.graph.partial="1.6 GiB"
+  // (Ollama's gemma formula is dominated by the vocabulary: d·V·105/128 + 4·V·b for 262144 tokens).
+  const auto m = from_catalog("gemma3:27b", "q4_K_M");
+  const auto g = graph_bytes(m, at(2048));
+  EXPECT_NEAR(static_cast<double>(g.partial) / (1ULL << 30), 1.6, 1.6 * 0.05);
+  EXPECT_LT(g.full, g.partial);
+}
+
 TEST(EstimateArch, Gemma2AndGptOssAlternateLocalAndGlobalLayers) {
   // gemma2: even layers slide over 4096 tokens (llama.cpp set_swa_pattern(2)); below the window they hold the
   // whole context.

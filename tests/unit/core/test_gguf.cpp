@@ -514,7 +514,8 @@ TEST(GgufErrors, BadTensorInfos) {
                       std::uint64_t offset) {
     return GgufBytes().header(3, 1, 0).tensor_info(name, dims, type, offset).bytes();
   };
-  EXPECT_EQ(parse_error(one("w", {32}, 4, 0)).message, "tensor 0 'w': unknown ggml type 4");
+  EXPECT_EQ(parse_error(one("w", {32}, 4, 0)).message,
+            "tensor 0 'w': ggml type 4 is not one memwarden knows, so the tensor's size cannot be read");
   EXPECT_EQ(parse_error(one("w", {}, 0, 0)).message, "tensor 0 'w': 0 dimensions (1 to 8 are accepted)");
   EXPECT_EQ(parse_error(one("w", std::vector<std::uint64_t>(9, 1), 0, 0)).message,
             "tensor 0 'w': 9 dimensions (1 to 8 are accepted)");
@@ -531,7 +532,8 @@ TEST(GgufErrors, BadTensorInfos) {
   EXPECT_EQ(parse_error(one(std::string(64, 'n'), {32}, 0, 0)).message.substr(0, 14), "tensor 0 'nnnn");
   EXPECT_TRUE(parse_gguf(one(std::string(63, 'n'), {32}, 0, 0), "m"));
   const auto name = parse_error(one("bad\nname", {32}, 99, 0));
-  EXPECT_EQ(name.message, "tensor 0 'bad?name': unknown ggml type 99");
+  EXPECT_EQ(name.message,
+            "tensor 0 'bad?name': ggml type 99 is not one memwarden knows, so the tensor's size cannot be read");
 }
 
 TEST(GgufErrors, DuplicateOrOverlappingTensors) {
