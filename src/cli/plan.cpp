@@ -53,10 +53,9 @@ std::string verdict_line(FitVerdict v, const Placement& p) {
     case FitVerdict::cpu:
       return fmt::format("CPU only: 0/{} layers on the GPU", p.layers_total);
     case FitVerdict::no_fit:
-      return p.layers_on_gpu > 0
-                 ? fmt::format("does not fit: the RAM side is too large even with {}/{} layers on the GPU",
-                               p.layers_on_gpu, p.layers_total)
-                 : std::string("does not fit in RAM");
+      return p.vram > 0 ? fmt::format("does not fit: the RAM side is too large even with {}/{} layers on the GPU",
+                                      p.layers_on_gpu, p.layers_total)
+                        : std::string("does not fit in RAM");
   }
   return "?";
 }
@@ -148,7 +147,8 @@ void render_model(const ModelPlan& p, const PlanModel& m, const PlanResult& r, s
   if (!p.suggestions.empty()) {
     out += "  to fit better:\n";
     for (const auto& s : p.suggestions) {
-      out += fmt::format("    {:<20} {}: {}\n", s.change, verdict_line(s.verdict, s.placement), s.why);
+      out += fmt::format("    {:<20} {}{}: {}\n", s.change,
+                         s.placement.cache_known ? "" : "at least: ", verdict_line(s.verdict, s.placement), s.why);
     }
   }
   for (const auto& n : p.notes) {

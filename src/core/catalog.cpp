@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <numeric>
 #include <optional>
@@ -271,7 +272,7 @@ std::optional<double> billions(std::string_view tag) {
     return std::nullopt;
   }
   const auto n = parse_double(tag.substr(0, tag.size() - 1));
-  if (!n) {
+  if (!n || !(*n > 0) || !std::isfinite(*n)) {
     return std::nullopt;
   }
   return factor * *n * (tag.back() == 'm' ? 1e-3 : 1.0);
@@ -328,12 +329,19 @@ Result<CatalogMatch> catalog_find(std::string_view given) {
   // The longest catalog name that the given one starts with, followed by '-' or nothing: "gemma3:12b" for
   // "gemma3:12b-it-q8_0".
   const CatalogModel* found = nullptr;
+  std::size_t found_length = 0;
   for (const auto& m : catalog()) {
-    for (const auto* candidate : {&m.name}) {
-      const std::string_view c = *candidate;
-      if (name.starts_with(c) && (name.size() == c.size() || name[c.size()] == '-') &&
-          (found == nullptr || c.size() > found->name.size())) {
+    // The entry's name and its sized aliases ("phi3:medium" for "phi3:medium-128k"), not the family's.
+    std::vector<std::string_view> candidates{m.name};
+    for (const auto& a : m.aliases) {
+      if (a.find(':') != std::string::npos && !a.ends_with(":latest")) {
+        candidates.emplace_back(a);
+      }
+    }
+    for (const auto c : candidates) {
+      if (name.starts_with(c) && (name.size() == c.size() || name[c.size()] == '-') && c.size() > found_length) {
         found = &m;
+        found_length = c.size();
       }
     }
   }
@@ -352,8 +360,9 @@ Result<CatalogMatch> catalog_find(std::string_view given) {
       // The nearest size in parameters when both are sizes ("13b" is nearest 12b), else in spelling.
       const auto ours = billions(std::string_view(m.name).substr(m.name.find(':') + 1));
       const auto wanted = billions(size);
-      const auto d = ours && wanted ? static_cast<std::size_t>(std::fabs(std::log(*ours / *wanted)) * 1000)
-                                    : 1000000 + edit_distance_ignoring_case(m.name, fmt::format("{}:{}", family, size));
+      const auto d = ours && wanted
+                         ? static_cast<std::size_t>(std::min(std::fabs(std::log(*ours / *wanted)), 100.0) * 1000)
+                         : 1000000 + edit_distance_ignoring_case(m.name, fmt::format("{}:{}", family, size));
       if (d < best) {
         best = d;
         nearest = m.name;
@@ -367,15 +376,16 @@ Result<CatalogMatch> catalog_find(std::string_view given) {
                 fmt::format("the catalog has no such tag: did you mean {}? ({} comes in {})", nearest, family, sizes));
   }
   CatalogMatch match = quant_match(*found, found->default_quantization);
-  if (name.size() > found->name.size()) {
+  if (name.size() > found_length) {
     // The last word may be a quantization; the words before it (instruct, it, text, chat, code, ...) are
     // variants that share the model's dimensions.
     const auto tail = name.substr(name.rfind('-') + 1);
     if (auto quant = known_quantization(tail)) {
       match.quantization = *quant;
       match.published = published_size(*found, *quant);
-    } else if (tail.size() >= 2 && (tail[0] == 'q' || tail.starts_with("iq") || tail.starts_with("fp")) &&
-               std::isdigit(static_cast<unsigned char>(tail[tail[0] == 'q' ? 1 : 2])) != 0) {
+    } else if (const std::size_t digit = tail.starts_with("q") ? 1 : 2;
+               (tail.starts_with("q") || tail.starts_with("iq") || tail.starts_with("fp")) && tail.size() > digit &&
+               std::isdigit(static_cast<unsigned char>(tail[digit])) != 0) {
       return fail(std::string(given), fmt::format("'{}' is not a quantization llama.cpp makes (it makes {})",
                                                   given.substr(given.size() - tail.size()), quantization_list()));
     }
@@ -538,6 +548,13 @@ Result<ModelShape> quantized_shape(const ModelDims& c, std::string_view quant, s
     m.block_expert_bytes.clear();
     m.gate_exps_bytes = 0;
   }
+  if (mla && c.latent_cache) {
+    // The cache is the compressed latent: one K of kv_lora_rank + rope per token and layer (see shape_from_gguf).
+    m.key_length = c.kv_lora_rank + c.rope_dimension;
+    m.value_length = c.kv_lora_rank;
+    m.head_count_kv = 1;
+    m.latent_cache = true;
+  }
   if (c.architecture != "llama" && c.architecture != "mistral") {
     m.gate_exps_bytes = 0;  // Ollama's formula with it is the llama one (mixtral)
   }
@@ -605,6 +622,7 @@ std::optional<ModelDims> dims_from(std::string_view arch, Get get) {
     d.key_length = k;
     d.value_length = get("attention.value_length_mla");
     d.head_count_kv = d.head_count;
+    d.latent_cache = d.kv_lora_rank > 0;
   }
   if (d.block_count == 0 || d.embedding_length == 0 || d.head_count == 0 || d.vocab_size == 0 ||
       (d.expert_count == 0 && d.feed_forward_length == 0)) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <numeric>
 #include <type_traits>
 #include <utility>
@@ -45,8 +46,21 @@ std::uint64_t row_size(KvType kv, std::uint64_t elements) {
 }
 
 std::uint64_t pad_to(std::uint64_t n, std::uint64_t multiple) {
-  return (n + multiple - 1) / multiple * multiple;
+  return (std::min<std::uint64_t>(n, UINT64_MAX - multiple) + multiple - 1) / multiple * multiple;
 }
+
+// A double as bytes, saturating (a formula fed absurd dimensions must not be undefined behaviour).
+std::uint64_t saturated(double v) {
+  if (!(v > 0)) {
+    return 0;
+  }
+  return v >= 0x1p64 ? UINT64_MAX : static_cast<std::uint64_t>(v);
+}
+
+// Bounds on a file's dimensions: far above any model (Llama 3.1 405B: embedding 16384, 128 heads), so that
+// products of them cannot overflow.
+constexpr std::uint64_t k_max_width = 1ULL << 20;  // embedding, head and FFN lengths
+constexpr std::uint64_t k_max_heads = 1ULL << 14;  // heads, KV heads, experts
 
 std::uint64_t key_length(const ModelShape& m) {
   return m.key_length > 0 ? m.key_length : (m.head_count > 0 ? m.embedding_length / m.head_count : 0);
@@ -104,7 +118,7 @@ constexpr std::array<ArchRow, 37> k_arch_rows{{
     {"gptoss", 10, "a mixture of experts with Ollama's rough graph estimate"},
     {"deepseek2", 15, "latent attention and a mixture of experts"},
     {"deepseek", 10, "a mixture of experts"},
-    {"chatglm", 10, ""},
+    {"chatglm", 10, "compute graph from llama.cpp's worst case"},
     {"bert", 10, "an embedding model: no KV cache"},
     {"nomic-bert", 10, "an embedding model: no KV cache"},
     {"nomic-bert-moe", 10, "an embedding model: no KV cache"},
@@ -279,6 +293,9 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
   if (m.block_count > 4096) {
     return fail(src, fmt::format("{} blocks is not a model", m.block_count));
   }
+  if (m.embedding_length > k_max_width) {
+    return fail(src, fmt::format("an embedding of {} is not a model", m.embedding_length));
+  }
   // Head counts, one value or one per layer.
   const auto heads = arch_counts(file, *arch, "attention.head_count");
   const auto kv_heads = arch_counts(file, *arch, "attention.head_count_kv");
@@ -290,6 +307,10 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
                                  m.block_count));
   }
   m.head_count = heads ? largest(*heads) : 0;
+  if (largest(heads.value_or(std::vector<std::uint64_t>{})) > k_max_heads ||
+      largest(kv_heads.value_or(std::vector<std::uint64_t>{})) > k_max_heads) {
+    return fail(src, fmt::format("{}.attention.head_count(_kv) of more than {} is not a model", *arch, k_max_heads));
+  }
   if (m.head_count == 0 && m.sizing.known) {
     return fail(src, fmt::format("{}.attention.head_count is missing", *arch));
   }
@@ -308,6 +329,11 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
   m.value_length = file.arch_u64("attention.value_length").value_or(m.key_length);
   m.feed_forward_length = file.arch_u64("feed_forward_length").value_or(0);
   m.context_length = file.arch_u64("context_length").value_or(0);
+  if (m.key_length > k_max_width || m.value_length > k_max_width || m.feed_forward_length > k_max_width) {
+    return fail(src, fmt::format("{}.attention.key_length, value_length or feed_forward_length is out of range "
+                                 "(more than {})",
+                                 *arch, k_max_width));
+  }
   m.embedding_only = is_embedding(*arch) || file.arch_u64("pooling_type").has_value();
   if (const auto* tokens = file.get_array("tokenizer.ggml.tokens")) {
     m.vocab_size = tokens->size();
@@ -316,7 +342,7 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
   }
   // Sliding-window attention: the window from the file, the pattern as llama.cpp sets it for the
   // architecture (or the file's sliding_window_pattern period).
-  if (const auto window = file.arch_u64("attention.sliding_window"); window && *window > 0) {
+  if (const auto window = file.arch_u64("attention.sliding_window"); window && *window > 0 && *window <= (1ULL << 32)) {
     const auto period = file.arch_u64("attention.sliding_window_pattern").value_or(default_swa_period(*arch));
     if (period > 0) {
       m.sliding_window = *window;
@@ -326,10 +352,11 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
       }
     }
   }
-  m.expert_count = file.arch_u64("expert_count").value_or(0);
-  m.expert_used_count = file.arch_u64("expert_used_count").value_or(0);
-  m.expert_feed_forward_length =
-      file.arch_u64("expert_feed_forward_length").value_or(m.expert_count > 0 ? m.feed_forward_length : 0);
+  m.expert_count = std::min<std::uint64_t>(file.arch_u64("expert_count").value_or(0), k_max_heads);
+  m.expert_used_count = std::min(file.arch_u64("expert_used_count").value_or(0), m.expert_count);
+  m.expert_feed_forward_length = std::min<std::uint64_t>(
+      file.arch_u64("expert_feed_forward_length").value_or(m.expert_count > 0 ? m.feed_forward_length : 0),
+      k_max_width);
 
   m.block_bytes.assign(m.block_count, 0);
   m.block_expert_bytes.assign(m.block_count, 0);
@@ -352,6 +379,8 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
     } else if (name.starts_with("output.") || name.starts_with("output_norm.")) {
       has_output = has_output || name == "output.weight";
       m.output_bytes += t.bytes;
+    } else if (name.starts_with("v.") || name.starts_with("mm.")) {
+      m.vision_bytes += t.bytes;  // a vision tower in the model's own file (Ollama's gemma3, qwen2.5vl, ...)
     } else {
       m.token_embd_bytes += t.bytes;  // token_embd and the rest (rope factors, ...) stay on the CPU
     }
@@ -403,7 +432,8 @@ std::uint64_t kv_cells(const EstimateOptions& o) {
 // n_ubatch, n_pad)) per stream; Ollama's KV is not unified, n_pad is 256 and n_ubatch its batch (512).
 std::uint64_t swa_cells(const ModelShape& m, const EstimateOptions& o) {
   const auto slot = pad_to(std::max<std::uint64_t>(o.num_ctx, 1), 256);
-  const auto window = pad_to(m.sliding_window + std::max<std::uint64_t>(o.batch, 1), 256);
+  const auto window = pad_to(
+      std::min(m.sliding_window, slot) + std::min<std::uint64_t>(std::max<std::uint64_t>(o.batch, 1), slot), 256);
   return std::min(slot, window) * std::max<std::uint64_t>(o.parallel, 1);
 }
 
@@ -519,8 +549,9 @@ GraphBytes graph_bytes(const ModelShape& m, const EstimateOptions& o) {
                   : 2 * h / hkv * kv_total / 6;
     full = partial;
   } else {
-    const double n_kv = static_cast<double>(kv_cells(o));
-    const double qkvo = 4 * b * (h * dk + 2 * hkv * dk + h * dv);
+    // Ollama's slots are separate streams: each one's KQ is its own cells by its share of the batch.
+    const double n_kv = static_cast<double>(pad_to(std::max<std::uint64_t>(o.num_ctx, 1), 256));
+    const double qkvo = 4 * b * (h * dk + hkv * (dk + dv) + h * dv);
     const double attention = qkvo + (o.flash_attention ? 0 : 4 * n_kv * b * h);
     const double ff_token =
         m.expert_count > 0 && m.expert_feed_forward_length > 0
@@ -531,7 +562,7 @@ GraphBytes graph_bytes(const ModelShape& m, const EstimateOptions& o) {
     partial = std::max({attention, ffn, logits});
     full = partial;
   }
-  return {static_cast<std::uint64_t>(full), static_cast<std::uint64_t>(partial)};
+  return {saturated(full), saturated(partial)};
 }
 
 namespace {

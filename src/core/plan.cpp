@@ -169,7 +169,7 @@ Result<Outcome> place(const ModelShape& shape, std::uint64_t extra, const Estima
   }
   Outcome out{std::move(*placed)};
   auto& p = out.placement;
-  if (p.layers_on_gpu > 0) {
+  if (p.vram > 0) {
     p.vram += extra;
   } else if (o.loading == WeightLoading::mmap) {
     p.ram_page_cache += extra;
@@ -182,8 +182,8 @@ Result<Outcome> place(const ModelShape& shape, std::uint64_t extra, const Estima
     out.verdict = FitVerdict::no_fit;
   } else if (p.full_offload()) {
     out.verdict = FitVerdict::gpu;
-  } else if (p.layers_on_gpu > 0) {
-    out.verdict = FitVerdict::split;
+  } else if (p.vram > 0) {
+    out.verdict = FitVerdict::split;  // some layers, or a mixture of experts' attention without any experts
   } else {
     out.verdict = FitVerdict::cpu;
   }

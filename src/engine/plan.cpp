@@ -74,6 +74,8 @@ Result<PlanModel> from_gguf_file(const fs::path& path, std::string name, std::st
   }
   m.file_bytes = file->file_size.value_or(0);
   m.downloaded = true;
+  // A vision tower inside the model's file is placed as a projector is.
+  m.extra_weights += m.shape.vision_bytes;
   return m;
 }
 
@@ -246,13 +248,12 @@ class Finder {
     if (!m) {
       return unexpected(m.error());
     }
-    if (found->projector) {
-      m->extra_weights += found->projector->size;
-    }
+    std::uint64_t blobs = found->projector ? found->projector->size : 0;
     for (const auto& adapter : found->adapters) {
-      m->extra_weights += adapter.size;
+      blobs += adapter.size;
     }
-    m->file_bytes += m->extra_weights;
+    m->extra_weights += blobs;
+    m->file_bytes += blobs;
     if (!m_store_used) {
       m_store_used = found->models_dir.path;
     }

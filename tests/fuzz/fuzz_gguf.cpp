@@ -9,7 +9,8 @@
 //     finds the header's end where the parser does, and never asks for more than the file;
 //   - what `plan` does with a parsed header (mw::shape_from_gguf, place_model on a GPU and on the CPU,
 //     dims_from_gguf and a layout of another quantization) ends in a result or an error, and a known
-//     architecture's KV cache is never larger than its cells allow.
+//     causal model's KV cache is never 0.
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -93,6 +94,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (const auto placed = mw::place_model(*shape, o, gpu)) {
           check(placed->layers_on_gpu <= placed->layers_total, "no more layers on the GPU than there are");
           check(placed->cache_known || placed->kv == 0, "an unknown cache is not sized");
+          // A known causal model with heads in every layer has a cache, never a wrapped-around 0.
+          const bool heads_everywhere = shape->layer_head_count_kv.empty() ||
+                                        std::find(shape->layer_head_count_kv.begin(), shape->layer_head_count_kv.end(),
+                                                  0) == shape->layer_head_count_kv.end();
+          check(!placed->cache_known || shape->embedding_only || !heads_everywhere || placed->kv > 0,
+                "a known model's cache is not 0");
+          check(placed->weights >= shape->token_embd_bytes, "the weights hold token_embd");
           check(gpu > 0 || placed->vram == 0, "nothing on a GPU that is not there");
         }
       }

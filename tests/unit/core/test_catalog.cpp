@@ -257,3 +257,24 @@ TEST(Catalog, DimensionsFromAGgufFile) {
   rwkv.metadata[0] = {"general.architecture", GgufValue{std::string("rwkv7")}};
   EXPECT_FALSE(dims_of(rwkv));
 }
+
+TEST(Catalog, SizedAliasesTakeTagsAndOddTailsAreSafe) {
+  // phi3:medium is phi3:14b: its tags are phi3:medium-128k, phi3:medium-4k-instruct-q8_0.
+  const auto medium = catalog_find("phi3:medium-128k");
+  ASSERT_TRUE(medium) << medium.error().line();
+  EXPECT_EQ(medium->model->name, "phi3:14b");
+  const auto q8 = catalog_find("phi3:medium-4k-instruct-q8_0");
+  ASSERT_TRUE(q8);
+  EXPECT_EQ(q8->quantization, "q8_0");
+  // Tails that only start like a quantization are variant words; sizes of 0 have no nearest size.
+  for (const auto* name : {"llama3.1:8b-iq", "llama3.1:8b-fp", "llama3.1:8b-q"}) {
+    const auto odd = catalog_find(name);
+    ASSERT_TRUE(odd) << name;
+    EXPECT_EQ(odd->quantization, "q4_K_M");
+  }
+  for (const auto* name : {"llama3:0b", "llama3:0x7b", "llama3:-1b"}) {
+    const auto none = catalog_find(name);
+    ASSERT_FALSE(none) << name;
+    EXPECT_NE(none.error().message.find("did you mean"), std::string::npos) << none.error().line();
+  }
+}

@@ -110,7 +110,6 @@ TEST(EstimateArch, Gemma2AndGptOssAlternateLocalAndGlobalLayers) {
     (oss.layer_swa[i] ? local : global) += kv[i];
   }
   EXPECT_EQ(global, 192ULL << 20);
-  EXPECT_NEAR(mib(global + 12 * 4608 * 2048ULL), 300.0, 300.0 * 0.02);  // Ollama 0.11.4's figure, its way
   EXPECT_EQ(local, 12 * 768 * 2048ULL);
 }
 
@@ -315,4 +314,83 @@ TEST(EstimateArch, AProjectorFileIsNotAModel) {
   const auto m = shape_from_gguf(*file, "mmproj.gguf");
   ASSERT_FALSE(m);
   EXPECT_NE(m.error().message.find("--mmproj"), std::string::npos) << m.error().line();
+}
+
+TEST(EstimateArch, AbsurdDimensionsAreRefusedOrBoundedNeverWrapped) {
+  // From an untrusted file: widths and head counts that would overflow the products are refused; a
+  // window larger than the context is the context.
+  const auto shape_with = [](std::string key, GgufValue value) {
+    auto spec = test::gguf_preset(test::GgufPreset::mistral_7b_q4_0, test::GgufVocab::compact);
+    bool replaced = false;
+    for (auto& kv : spec.metadata) {
+      if (kv.key == key) {
+        kv.value = value;
+        replaced = true;
+      }
+    }
+    if (!replaced) {
+      spec.add(key, value);
+    }
+    const auto file = parse_gguf(test::gguf_header(spec), "t");
+    EXPECT_TRUE(file) << file.error().line();
+    return shape_from_gguf(*file, "t");
+  };
+  for (const auto& key : {"llama.embedding_length", "llama.attention.key_length", "llama.attention.head_count_kv"}) {
+    const auto m = shape_with(key, GgufValue{std::uint64_t{1} << 61});
+    ASSERT_FALSE(m) << key;
+    const auto& message = m.error().message;
+    EXPECT_TRUE(message.find("not a model") != std::string::npos || message.find("out of range") != std::string::npos)
+        << m.error().line();
+  }
+  auto g2 = from_preset(test::GgufPreset::gemma2_9b_q4_0);
+  g2.sliding_window = UINT64_MAX - 100;
+  const auto kv = kv_bytes_per_layer(g2, at(4096));
+  EXPECT_EQ(kv[0], kv[1]);  // the window holds the whole context, not a wrapped-around few cells
+  // A graph fed absurd figures saturates instead of being undefined behaviour.
+  auto big = from_preset(test::GgufPreset::qwen3_30b_a3b_q4_k_m);
+  big.vocab_size = UINT64_MAX / 2;
+  EXPECT_EQ(graph_bytes(big, at(4096)).full, UINT64_MAX);
+}
+
+TEST(EstimateArch, SlotsDoNotMultiplyTheAttentionScratch) {
+  // Ollama's slots are llama.cpp streams: each stream's K·Q is its own cells by its share of the batch, so
+  // the worst case does not grow with OLLAMA_NUM_PARALLEL (the cache does).
+  const auto m = from_catalog("qwen3:32b", "q4_K_M");
+  auto one = at(8192, 1);
+  auto four = at(8192, 4);
+  one.flash_attention = four.flash_attention = false;
+  EXPECT_EQ(graph_bytes(m, one).full, graph_bytes(m, four).full);
+  EXPECT_EQ(total(kv_bytes_per_layer(m, four)), 4 * total(kv_bytes_per_layer(m, one)));
+}
+
+TEST(EstimateArch, AVisionTowerInTheModelsFileIsKeptApart) {
+  // Ollama's gemma3 and qwen2.5vl blobs carry v.* and mm.* tensors: not token_embd, which stays on the CPU.
+  auto spec = test::gguf_preset(test::GgufPreset::gemma3_12b_q4_k_m, test::GgufVocab::compact);
+  spec.tensors.push_back({"v.blk.0.attn_q.weight", {1152, 1152}, ggml_id(GgmlType::f16), std::nullopt});
+  spec.tensors.push_back({"mm.input_projection.weight", {1152, 3840}, ggml_id(GgmlType::f16), std::nullopt});
+  const auto file = parse_gguf(test::gguf_header(spec), "t");
+  ASSERT_TRUE(file) << file.error().line();
+  const auto m = shape_from_gguf(*file, "t");
+  ASSERT_TRUE(m) << m.error().line();
+  EXPECT_EQ(m->vision_bytes, (1152ULL * 1152 + 1152ULL * 3840) * 2);
+  const auto plain = from_preset(test::GgufPreset::gemma3_12b_q4_k_m);
+  EXPECT_EQ(m->token_embd_bytes, plain.token_embd_bytes);
+  EXPECT_EQ(m->weight_bytes(), plain.weight_bytes());
+}
+
+TEST(EstimateArch, LatentAttentionSurvivesALayoutFromDimensions) {
+  // The other quantizations of an MLA file (and /api/show of one) keep the compressed cache.
+  const auto file =
+      parse_gguf(test::gguf_header(test::gguf_preset(test::GgufPreset::deepseek_v2_lite_mla_q4_k_m)), "t");
+  ASSERT_TRUE(file);
+  const auto dims = dims_from_gguf(*file);
+  ASSERT_TRUE(dims);
+  EXPECT_TRUE(dims->latent_cache);
+  EXPECT_EQ(dims->key_length, 192U);  // the heads' query/key length for the layout
+  const auto q8 = quantized_shape(*dims, "q8_0", "t");
+  ASSERT_TRUE(q8) << q8.error().line();
+  EXPECT_TRUE(q8->latent_cache);
+  const auto own = shape_from_gguf(*file, "t");
+  ASSERT_TRUE(own);
+  EXPECT_EQ(total(kv_bytes_per_layer(*q8, at(4096))), total(kv_bytes_per_layer(*own, at(4096))));
 }

@@ -429,3 +429,14 @@ TEST(PlanServerSettings, ValuesAreReadAsOllamaReadsThem) {
   ASSERT_EQ(no_fa.notes.size(), 1U);
   EXPECT_NE(no_fa.notes[0].find("Ollama uses f16"), std::string::npos);
 }
+
+TEST(Plan, AMixtureOfExpertsWithOnlyItsAttentionOnTheGpuIsSplitNotCpuOnly) {
+  // qwen3:30b on a GPU with 2 GiB free: not one layer's experts fit, but every layer's attention, the cache
+  // and the output do (llama.cpp --fit). The GPU is used: split, and a projector would go there too.
+  const auto m = from_catalog("qwen3:30b");
+  const auto p = plan(m, ctx(4096), host(64 * k_gib, 2 * k_gib));
+  EXPECT_TRUE(p.placement.experts_split);
+  EXPECT_EQ(p.placement.layers_on_gpu, 0U);
+  EXPECT_GT(p.placement.vram, 0U);
+  EXPECT_EQ(p.verdict, FitVerdict::split);
+}

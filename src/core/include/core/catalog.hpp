@@ -49,6 +49,9 @@ struct ModelDims {
   std::uint64_t kv_lora_rank = 0;
   std::uint64_t q_lora_rank = 0;
   std::uint64_t rope_dimension = 0;
+  // The file caches the compressed latent (llama.cpp's MLA conversion: K only, kv_lora_rank + rope values)
+  // rather than K and V per head (Ollama's older deepseek2 files).
+  bool latent_cache = false;
 };
 
 // A published size: what `ollama pull NAME:TAG` downloads for one quantization (the model blob).

@@ -55,6 +55,9 @@ struct ModelShape {
   std::vector<std::uint64_t> block_expert_bytes;  // empty: a dense model
   std::uint64_t gate_exps_bytes = 0;              // blk.0.ffn_gate_exps (Ollama's mixtral 8x22b graph formula)
   bool embedding_only = false;                    // a non-causal embedding model (bert): no KV cache
+  // v.* and mm.* tensors: a vision tower in the model's own file. Not in weight_bytes(): the plan places it
+  // as a projector (on the GPU with the model, as Ollama does).
+  std::uint64_t vision_bytes = 0;
   // Multi-head latent attention in llama.cpp's compressed form: the cache holds K only (key_length =
   // kv_lora_rank + the rope dimension, one KV head); V is read from it (llama.cpp PR #19067).
   bool latent_cache = false;
