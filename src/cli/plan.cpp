@@ -138,7 +138,8 @@ void render_model(const ModelPlan& p, const PlanModel& m, const PlanResult& r, s
   if (p.vram_full_offload) {
     const auto* gpu = host.best_gpu();
     const auto free = gpu == nullptr ? 0 : gpu->free;
-    out += fmt::format("  all layers on the GPU would take {} of VRAM{}\n", format_bytes(*p.vram_full_offload),
+    out += fmt::format("  all layers on the GPU would take {}{} of VRAM{}\n", pl.cache_known ? "" : "at least ",
+                       format_bytes(*p.vram_full_offload),
                        *p.vram_full_offload > free
                            ? fmt::format(" ({} more than {})", format_bytes(*p.vram_full_offload - free),
                                          gpu == nullptr ? std::string("this host has") : std::string("is free"))
@@ -159,10 +160,15 @@ void render_model(const ModelPlan& p, const PlanModel& m, const PlanResult& r, s
 void render_together(const PlanResult& r, std::string& out) {
   const auto& t = *r.together;
   out += "\nTogether\n";
+  bool all_known = true;
   for (std::size_t i = 0; i < t.verdicts.size() && i < r.models.size(); ++i) {
-    out += fmt::format("  {:<24} {}\n", r.models[i].name, verdict_line(t.verdicts[i], t.placements[i]));
+    const bool known = t.placements[i].cache_known;
+    all_known = all_known && known;
+    out += fmt::format("  {:<24} {}{}\n", r.models[i].name,
+                       known ? "" : "at least: ", verdict_line(t.verdicts[i], t.placements[i]));
   }
-  out += fmt::format("  RAM {}, VRAM {} loaded together\n", format_bytes(t.ram_needed), format_bytes(t.vram_needed));
+  out += fmt::format("  {}RAM {}, VRAM {} loaded together\n", all_known ? "" : "at least: ", format_bytes(t.ram_needed),
+                     format_bytes(t.vram_needed));
   out += "  " + t.advice + "\n";
 }
 

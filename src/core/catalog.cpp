@@ -457,7 +457,13 @@ Result<ModelShape> quantized_shape(const ModelDims& c, std::string_view quant, s
       (moe && (c.expert_feed_forward_length == 0 || c.expert_used_count == 0))) {
     return fail(std::string(source), "the model's dimensions are incomplete, so its tensors cannot be laid out");
   }
-  if (c.block_count > 4096 || c.embedding_length > (1U << 20) || c.vocab_size > (1U << 24)) {
+  const auto wide = [](std::uint64_t v) { return v > k_max_model_width; };
+  if (c.block_count > 4096 || wide(c.embedding_length) || c.vocab_size > k_max_model_vocab ||
+      c.head_count > k_max_model_heads || c.head_count_kv > k_max_model_heads || c.expert_count > k_max_model_heads ||
+      c.expert_used_count > c.expert_count || c.expert_shared_count > k_max_model_heads || wide(c.key_length) ||
+      wide(c.value_length) || wide(c.feed_forward_length) || wide(c.expert_feed_forward_length) ||
+      wide(c.kv_lora_rank) || wide(c.q_lora_rank) || wide(c.rope_dimension) ||
+      c.leading_dense_block_count > c.block_count || c.sliding_window > (1ULL << 32)) {
     return fail(std::string(source), "the model's dimensions are out of range");
   }
   const std::uint64_t d = c.embedding_length;
@@ -491,6 +497,9 @@ Result<ModelShape> quantized_shape(const ModelDims& c, std::string_view quant, s
     }
   }
   const bool mla = c.kv_lora_rank > 0;
+  if (mla && c.rope_dimension > dk) {
+    return fail(std::string(source), "the rope dimension is longer than the heads' key length");
+  }
   const auto f32 = [](std::uint64_t n) { return bytes_of(GgmlType::f32, n); };
   for (std::uint64_t i = 0; i < c.block_count; ++i) {
     const bool better = gets_better(layout->bits, i, c.block_count);

@@ -14,6 +14,14 @@
 
 namespace mw {
 
+std::uint64_t add_capped(std::uint64_t a, std::uint64_t b) {
+  return a >= k_bytes_cap || b >= k_bytes_cap - a ? k_bytes_cap : a + b;
+}
+
+std::uint64_t mul_capped(std::uint64_t a, std::uint64_t b) {
+  return a != 0 && b > k_bytes_cap / a ? k_bytes_cap : std::min(a * b, k_bytes_cap);
+}
+
 const char* to_string(KvType type) {
   switch (type) {
     case KvType::f16:
@@ -49,18 +57,16 @@ std::uint64_t pad_to(std::uint64_t n, std::uint64_t multiple) {
   return (std::min<std::uint64_t>(n, UINT64_MAX - multiple) + multiple - 1) / multiple * multiple;
 }
 
-// A double as bytes, saturating (a formula fed absurd dimensions must not be undefined behaviour).
+// A double as bytes, capped (a formula fed absurd dimensions must not be undefined behaviour, nor wrap a sum).
 std::uint64_t saturated(double v) {
   if (!(v > 0)) {
     return 0;
   }
-  return v >= 0x1p64 ? UINT64_MAX : static_cast<std::uint64_t>(v);
+  return v >= static_cast<double>(k_bytes_cap) ? k_bytes_cap : static_cast<std::uint64_t>(v);
 }
 
-// Bounds on a file's dimensions: far above any model (Llama 3.1 405B: embedding 16384, 128 heads), so that
-// products of them cannot overflow.
-constexpr std::uint64_t k_max_width = 1ULL << 20;  // embedding, head and FFN lengths
-constexpr std::uint64_t k_max_heads = 1ULL << 14;  // heads, KV heads, experts
+constexpr std::uint64_t k_max_width = k_max_model_width;
+constexpr std::uint64_t k_max_heads = k_max_model_heads;
 
 std::uint64_t key_length(const ModelShape& m) {
   return m.key_length > 0 ? m.key_length : (m.head_count > 0 ? m.embedding_length / m.head_count : 0);
@@ -340,6 +346,9 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
   } else {
     m.vocab_size = file.arch_u64("vocab_size").value_or(0);
   }
+  if (m.vocab_size > k_max_model_vocab) {
+    return fail(src, fmt::format("a vocabulary of {} tokens is not a model", m.vocab_size));
+  }
   // Sliding-window attention: the window from the file, the pattern as llama.cpp sets it for the
   // architecture (or the file's sliding_window_pattern period).
   if (const auto window = file.arch_u64("attention.sliding_window"); window && *window > 0 && *window <= (1ULL << 32)) {
@@ -354,6 +363,11 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
   }
   m.expert_count = std::min<std::uint64_t>(file.arch_u64("expert_count").value_or(0), k_max_heads);
   m.expert_used_count = std::min(file.arch_u64("expert_used_count").value_or(0), m.expert_count);
+  if (m.expert_count > 0 && m.expert_used_count == 0) {
+    return fail(src, fmt::format("{}.expert_used_count is missing: how many of the {} experts a token reads is "
+                                 "not said (llama.cpp refuses such a file too)",
+                                 *arch, m.expert_count));
+  }
   m.expert_feed_forward_length = std::min<std::uint64_t>(
       file.arch_u64("expert_feed_forward_length").value_or(m.expert_count > 0 ? m.feed_forward_length : 0),
       k_max_width);
@@ -402,6 +416,10 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
   if (file.arch_u64("attention.key_length_mla")) {
     const auto rank = file.arch_u64("attention.kv_lora_rank").value_or(0);
     const auto rope = file.arch_u64("rope.dimension_count").value_or(0);
+    if (rank > k_max_width || rope > k_max_width) {
+      return fail(src, fmt::format("{}.attention.kv_lora_rank or rope.dimension_count is out of range (more than {})",
+                                   *arch, k_max_width));
+    }
     if (rank > 0) {
       m.key_length = rank + rope;
       m.value_length = rank;
@@ -449,7 +467,7 @@ std::uint64_t kv_bytes_per_cell(const ModelShape& m, const EstimateOptions& o, s
 }  // namespace
 
 std::uint64_t kv_bytes_per_block(const ModelShape& m, const EstimateOptions& o) {
-  return kv_bytes_per_cell(m, o, m.head_count_kv) * kv_cells(o);
+  return mul_capped(kv_bytes_per_cell(m, o, m.head_count_kv), kv_cells(o));
 }
 
 std::vector<std::uint64_t> kv_bytes_per_layer(const ModelShape& m, const EstimateOptions& o) {
@@ -462,7 +480,7 @@ std::vector<std::uint64_t> kv_bytes_per_layer(const ModelShape& m, const Estimat
   for (std::uint64_t i = 0; i < m.block_count; ++i) {
     const auto heads = m.layer_head_count_kv.empty() ? m.head_count_kv : m.layer_head_count_kv[i];
     const bool sliding = i < m.layer_swa.size() && m.layer_swa[i];
-    out[i] = kv_bytes_per_cell(m, o, heads) * (sliding ? window : full);
+    out[i] = mul_capped(kv_bytes_per_cell(m, o, heads), sliding ? window : full);
   }
   return out;
 }
@@ -653,7 +671,7 @@ Result<Placement> place_model(const ModelShape& m, const EstimateOptions& o, std
   p.layers_total = m.block_count + 1;
   p.graph = graph_bytes(m, o);
   const auto kv = kv_bytes_per_layer(m, o);
-  p.kv = std::accumulate(kv.begin(), kv.end(), std::uint64_t{0});
+  p.kv = std::accumulate(kv.begin(), kv.end(), std::uint64_t{0}, add_capped);
   p.token_embd = m.token_embd_bytes;
   p.weights = m.weight_bytes();
 

@@ -346,10 +346,10 @@ TEST(EstimateArch, AbsurdDimensionsAreRefusedOrBoundedNeverWrapped) {
   g2.sliding_window = UINT64_MAX - 100;
   const auto kv = kv_bytes_per_layer(g2, at(4096));
   EXPECT_EQ(kv[0], kv[1]);  // the window holds the whole context, not a wrapped-around few cells
-  // A graph fed absurd figures saturates instead of being undefined behaviour.
+  // A graph fed absurd figures is capped at 1 EiB instead of being undefined behaviour.
   auto big = from_preset(test::GgufPreset::qwen3_30b_a3b_q4_k_m);
   big.vocab_size = UINT64_MAX / 2;
-  EXPECT_EQ(graph_bytes(big, at(4096)).full, UINT64_MAX);
+  EXPECT_EQ(graph_bytes(big, at(4096)).full, k_bytes_cap);
 }
 
 TEST(EstimateArch, SlotsDoNotMultiplyTheAttentionScratch) {
@@ -393,4 +393,56 @@ TEST(EstimateArch, LatentAttentionSurvivesALayoutFromDimensions) {
   const auto own = shape_from_gguf(*file, "t");
   ASSERT_TRUE(own);
   EXPECT_EQ(total(kv_bytes_per_layer(*q8, at(4096))), total(kv_bytes_per_layer(*own, at(4096))));
+}
+
+TEST(EstimateArch, FiguresFromCraftedFilesAreCappedNotWrapped) {
+  // A second review's inputs: a vocabulary of 2^62, a latent rank of 2^62, a MoE without expert_used_count,
+  // and a cache whose product passes 2^64 at the largest context the command line takes.
+  auto spec = test::gguf_preset(test::GgufPreset::mistral_7b_q4_0, test::GgufVocab::compact);
+  const auto shape_of = [](const test::GgufSpec& s) {
+    const auto file = parse_gguf(test::gguf_header(s), "t");
+    EXPECT_TRUE(file) << file.error().line();
+    return shape_from_gguf(*file, "t");
+  };
+  auto no_tokens = spec;
+  std::erase_if(no_tokens.metadata, [](const GgufKeyValue& kv) {
+    return kv.key.starts_with("tokenizer.ggml.") || kv.key == "llama.vocab_size";
+  });
+  no_tokens.add("llama.vocab_size", GgufValue{std::uint64_t{1} << 62});
+  const auto vocab = shape_of(no_tokens);
+  ASSERT_FALSE(vocab);
+  EXPECT_NE(vocab.error().message.find("vocabulary"), std::string::npos);
+  auto moe = spec;
+  moe.add("llama.expert_count", GgufValue{std::uint32_t{8}});
+  const auto used = shape_of(moe);
+  ASSERT_FALSE(used);
+  EXPECT_NE(used.error().message.find("expert_used_count is missing"), std::string::npos);
+  const auto mla = test::gguf_preset(test::GgufPreset::deepseek_v2_lite_mla_q4_k_m, test::GgufVocab::compact);
+  auto rank = mla;
+  for (auto& kv : rank.metadata) {
+    if (kv.key == "deepseek2.attention.kv_lora_rank") {
+      kv.value = GgufValue{std::uint64_t{1} << 62};
+    }
+  }
+  EXPECT_FALSE(shape_of(rank));
+  // Within the bounds, a cache larger than 2^64 bytes is capped at 1 EiB, not wrapped to a small number.
+  const auto parsed = shape_of(spec);
+  ASSERT_TRUE(parsed);
+  auto m = *parsed;
+  m.key_length = m.value_length = k_max_model_width;
+  m.head_count_kv = k_max_model_heads;
+  const auto placed = place_model(m, at(1ULL << 24, 16), 8ULL << 30);
+  ASSERT_TRUE(placed) << placed.error().line();
+  EXPECT_EQ(placed->kv, k_bytes_cap);
+  EXPECT_EQ(placed->vram, 0U);  // nothing that large goes on an 8 GiB GPU
+  EXPECT_EQ(add_capped(k_bytes_cap, 1), k_bytes_cap);
+  EXPECT_EQ(mul_capped(1ULL << 40, 1ULL << 40), k_bytes_cap);
+  EXPECT_EQ(mul_capped(3, 5), 15U);
+  // The layout from dimensions refuses the same absurd figures.
+  ModelDims d = catalog_find("qwen3:30b")->model->dims;
+  d.expert_count = 1ULL << 44;
+  EXPECT_FALSE(quantized_shape(d, "q4_K_M", "t"));
+  d = catalog_find("deepseek-coder-v2:16b")->model->dims;
+  d.rope_dimension = 4096;
+  EXPECT_FALSE(quantized_shape(d, "q4_K_M", "t"));
 }

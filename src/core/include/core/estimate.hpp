@@ -16,6 +16,16 @@
 
 namespace mw {
 
+// Bounds on a model's dimensions from outside (a file's header, a server's answer): far above any real
+// model (Llama 3.1 405B: embedding 16384, 128 heads; gemma3: 262144 tokens), low enough that their products
+// cannot overflow. Byte figures are capped at 1 EiB, so that a sum of a few of them never wraps.
+inline constexpr std::uint64_t k_max_model_width = 1ULL << 20;  // embedding, head, FFN and latent lengths
+inline constexpr std::uint64_t k_max_model_heads = 1ULL << 14;  // heads, KV heads, experts
+inline constexpr std::uint64_t k_max_model_vocab = 1ULL << 24;
+inline constexpr std::uint64_t k_bytes_cap = 1ULL << 60;
+[[nodiscard]] std::uint64_t add_capped(std::uint64_t a, std::uint64_t b);
+[[nodiscard]] std::uint64_t mul_capped(std::uint64_t a, std::uint64_t b);
+
 // How well memwarden sizes an architecture's KV cache and compute graph (estimate.cpp's table).
 struct ArchitectureSizing {
   bool known = true;            // false: the KV cache and graph are not estimated (the weights still are)
