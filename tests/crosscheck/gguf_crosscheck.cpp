@@ -380,6 +380,14 @@ TEST(gguf, clip_llava_projector_f16) {
   expect_preset(GgufPreset::clip_llava_projector_f16);
 }
 
+TEST(gguf, mixtral_8x7b_q4_k_m) {
+  expect_preset(GgufPreset::mixtral_8x7b_q4_k_m);
+}
+
+TEST(gguf, command_r7b_q4_k_m) {
+  expect_preset(GgufPreset::command_r7b_q4_k_m);
+}
+
 // The check can fail: one changed value, type, key or tensor field in node's answer is reported, by name.
 TEST(gguf, comparator_reports_each_changed_field) {
   const TempDir dir;

@@ -380,6 +380,8 @@ std::uint32_t fit_row(GgmlType type, std::uint64_t row) {
   switch (type) {
     case GgmlType::q4_k:
       return ggml_id(GgmlType::q5_0);
+    case GgmlType::q5_k:
+      return ggml_id(GgmlType::q5_1);
     case GgmlType::q6_k:
       return ggml_id(GgmlType::q8_0);
     default:
@@ -426,9 +428,21 @@ class PresetWriter {
   void u32(std::string_view k, std::uint32_t v) { key(k, GgufValue{v}); }
   void f32(std::string_view k, float v) { key(k, GgufValue{v}); }
 
+  // The model's hparams.n_expert, which llama-quantize's rules look at (see tensor()).
+  void set_expert_count(std::uint32_t experts) { m_experts = experts; }
+
   // A tensor of block `layer` (or none: the layer only matters to Role::sensitive).
   void tensor(std::string name, std::vector<std::uint64_t> dims, Role role, std::uint32_t layer = 0) {
-    const auto type = quant_type(m_ftype, role, dims, layer, m_blocks);
+    auto type = quant_type(m_ftype, role, dims, layer, m_blocks);
+    // llama_tensor_get_type() for a model of exactly 8 experts (Mixtral): attn_k and attn_v Q8_0 ("trades just
+    // ~128MB"), attn_output Q5_K at Q4_K_M.
+    if (m_experts == 8 && m_ftype == FileType::q4_k_m) {
+      if (name.ends_with("attn_k.weight") || name.ends_with("attn_v.weight")) {
+        type = ggml_id(GgmlType::q8_0);
+      } else if (name.ends_with("attn_output.weight")) {
+        type = fit_row(GgmlType::q5_k, dims[0]);
+      }
+    }
     m_spec.tensors.push_back({std::move(name), std::move(dims), type, std::nullopt});
   }
   void kept(std::string name, std::vector<std::uint64_t> dims) { tensor(std::move(name), std::move(dims), Role::kept); }
@@ -438,6 +452,7 @@ class PresetWriter {
   std::string m_arch;
   FileType m_ftype;
   std::uint32_t m_blocks;
+  std::uint32_t m_experts = 0;
 };
 
 // The keys convert_hf_to_gguf.py's TextModel.set_gguf_parameters() writes for most models, in its order.
@@ -700,6 +715,71 @@ GgufSpec deepseek_v2_lite(bool mla, GgufVocab vocab) {
   return spec;
 }
 
+// Mixtral-8x7B-Instruct-v0.1 (mixtral:8x7b): llama's block with 8 experts of 14336 (2 used) in place of the
+// FFN, as today's converter writes them (3-D ffn_*_exps; files converted before April 2024 had a 2-D tensor
+// per expert) and today's llama-quantize types them: ffn_down_exps Q6_K in the use_more_bits layers, and for
+// 8 experts attn_k and attn_v Q8_0, attn_output Q5_K. That is about 28.4 GB; the files published in December
+// 2023 (TheBloke's 26.44 GB, Ollama's 26 GB) gave fewer tensors 6 bits.
+GgufSpec mixtral_8x7b(GgufVocab vocab) {
+  constexpr std::uint32_t blocks = 32;
+  constexpr std::uint32_t d = 4096;
+  constexpr std::uint32_t ff = 14336;
+  constexpr std::uint32_t experts = 8;
+  constexpr std::uint32_t n_vocab = 32000;
+  GgufSpec spec;
+  PresetWriter w(spec, "llama", "Mixtral 8x7B Instruct v0.1", FileType::q4_k_m, blocks);
+  w.set_expert_count(experts);
+  add_text_keys(w, {blocks, 32768, d, ff, 32, 8, 1000000.0F, 1e-5F, experts, 2, 0});
+  w.u32("vocab_size", n_vocab);
+  w.u32("rope.dimension_count", d / 32);
+  add_tokenizer(spec, {Tokenizer::llama, "", n_vocab, 0, 1, 2}, vocab);
+
+  add_model(w, blocks, d, n_vocab, false, [&](std::uint32_t i, const std::string& b) {
+    w.kept(b + "attn_norm.weight", {d});
+    add_attention(w, i, {d, 32, 8, 128, false, false});
+    w.kept(b + "ffn_norm.weight", {d});
+    add_experts(w, i, d, ff, experts, false);
+  });
+  return spec;
+}
+
+// C4AI Command R7B (command-r7b): cohere2, LayerNorm (attention.layer_norm_epsilon) and one norm a block, the
+// attention and the FFN reading it in parallel (no ffn_norm); three sliding-window layers of 4096 to each
+// global one (llama.cpp's set_swa_pattern(4)), logit_scale, tied embeddings. The context is the config's
+// max_position_embeddings, 8192 (ollama#8465: cohere2.context_length 8192; the model card says 128K).
+GgufSpec command_r7b(GgufVocab vocab) {
+  constexpr std::uint32_t blocks = 32;
+  constexpr std::uint32_t d = 4096;
+  constexpr std::uint32_t ff = 14336;
+  constexpr std::uint32_t head_dim = 128;
+  constexpr std::uint32_t n_vocab = 256000;
+  GgufSpec spec;
+  PresetWriter w(spec, "cohere2", "C4AI Command R7B", FileType::q4_k_m, blocks);
+  w.u32("block_count", blocks);
+  w.u32("context_length", 8192);
+  w.u32("embedding_length", d);
+  w.u32("feed_forward_length", ff);
+  w.u32("attention.head_count", 32);
+  w.u32("attention.head_count_kv", 8);
+  w.f32("rope.freq_base", 50000.0F);
+  w.f32("attention.layer_norm_epsilon", 1e-5F);
+  w.u32("attention.key_length", head_dim);
+  w.u32("attention.value_length", head_dim);
+  w.f32("logit_scale", 0.25F);
+  w.u32("attention.sliding_window", 4096);
+  w.u32("vocab_size", n_vocab);
+  w.u32("rope.dimension_count", head_dim);  // rotary_pct 1.0 of 4096 / 32
+  w.key("rope.scaling.type", GgufValue{std::string("none")});
+  add_tokenizer(spec, {Tokenizer::gpt2, "command-r", n_vocab, 253333, 5, 255001}, vocab);
+
+  add_model(w, blocks, d, n_vocab, true, [&](std::uint32_t i, const std::string& b) {
+    w.kept(b + "attn_norm.weight", {d});
+    add_attention(w, i, {d, 32, 8, head_dim, false, false});
+    add_ffn(w, i, d, ff);
+  });
+  return spec;
+}
+
 // llava:7b's projector as the LLaVA CLIP converter wrote it: the ViT-L/14-336 vision tower less its last
 // block (23 of 24; LLaVA reads the second-to-last layer's output, post_layernorm dropped too), a two-layer
 // MLP projector, F16. Its MLP tensors carry the converter's swapped names: fc1 (1024 -> 4096) is ffn_down.
@@ -768,7 +848,9 @@ const std::vector<GgufPreset>& all_gguf_presets() {
                                            GgufPreset::deepseek_v2_lite_q4_k_m,
                                            GgufPreset::deepseek_v2_lite_mla_q4_k_m,
                                            GgufPreset::gemma2_9b_q4_0,
-                                           GgufPreset::clip_llava_projector_f16};
+                                           GgufPreset::clip_llava_projector_f16,
+                                           GgufPreset::mixtral_8x7b_q4_k_m,
+                                           GgufPreset::command_r7b_q4_k_m};
   return all;
 }
 
@@ -800,6 +882,10 @@ const char* to_string(GgufPreset preset) {
       return "gemma2-9b-q4_0";
     case GgufPreset::clip_llava_projector_f16:
       return "clip-llava-projector-f16";
+    case GgufPreset::mixtral_8x7b_q4_k_m:
+      return "mixtral-8x7b-q4_K_M";
+    case GgufPreset::command_r7b_q4_k_m:
+      return "command-r7b-q4_K_M";
   }
   return "unknown";
 }
@@ -822,6 +908,10 @@ GgufSpec gguf_preset(GgufPreset preset, GgufVocab vocab) {
       return deepseek_v2_lite(true, vocab);
     case GgufPreset::clip_llava_projector_f16:
       return clip_llava_projector();
+    case GgufPreset::mixtral_8x7b_q4_k_m:
+      return mixtral_8x7b(vocab);
+    case GgufPreset::command_r7b_q4_k_m:
+      return command_r7b(vocab);
     default:
       break;  // llama's block
   }

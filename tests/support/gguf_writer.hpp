@@ -71,8 +71,9 @@ void write_gguf(const std::filesystem::path& path, const GgufSpec& spec);
 // Real models' architecture metadata (from their published configs, see estimation.md §5) and tensor
 // layouts: names, shapes and the types llama.cpp's Q4_0, Q4_K_M or MXFP4_MOE mix gives them (the keys and
 // tensor names convert_hf_to_gguf.py writes). The vocabulary strings are made up; their number is the
-// model's. The first six are llama-shaped; the others have sliding windows, experts, latent attention, or
-// (the CLIP projector) no language model at all: no tokenizer, no "<arch>.block_count".
+// model's. The first six are llama-shaped; the others have sliding windows, experts (Mixtral: llama's
+// architecture with experts), latent attention, one norm a block (Command R7B), or (the CLIP projector) no
+// language model at all: no tokenizer, no "<arch>.block_count".
 enum class GgufPreset {
   llama31_8b_q4_k_m,
   llama31_70b_q4_k_m,
@@ -87,6 +88,9 @@ enum class GgufPreset {
   deepseek_v2_lite_mla_q4_k_m,  // the same as today's converter writes it (attn_k_b/attn_v_b, *_mla keys)
   gemma2_9b_q4_0,               // gemma2: 42 blocks, head_dim 256, soft-capping, sliding window 4096, tied
   clip_llava_projector_f16,     // clip: llava:7b's mmproj (ViT-L/14-336 less a block, MLP projector), F16
+  mixtral_8x7b_q4_k_m,          // llama with 8 experts (2 used) of 14336: 3-D ffn_*_exps, attn_k/attn_v Q8_0
+  command_r7b_q4_k_m,           // cohere2: one norm a block (parallel attention and FFN), sliding window 4096
+                                // in 3 layers of 4, logit_scale, tied (token_embd Q6_K), LayerNorm epsilon
 };
 enum class GgufVocab {
   full,     // tokenizer arrays as long as the model's vocabulary (a header of several MiB)

@@ -172,6 +172,54 @@ TEST(EstimateArch, MixtralFullOffloadMatchesLlamaCpp) {
   EXPECT_NEAR(mib(placed->vram), 25145.55, 25145.55 * 0.05);
 }
 
+TEST(EstimateArch, MixtralPresetIsAnExpertModelWithLlamasCache) {
+  // Mixtral-8x7B as today's converter writes it (architecture "llama", 3-D expert tensors). Its cache is
+  // llama's: abetlen/llama-cpp-python#1014 at n_ctx 2048, "KV self size = 256.00 MiB" (32 layers × 8 KV
+  // heads × 128 × 2 (K and V) × 2 B × 2048 cells).
+  const auto spec = test::gguf_preset(test::GgufPreset::mixtral_8x7b_q4_k_m);
+  const auto file = parse_gguf(test::gguf_header(spec), "mixtral");
+  ASSERT_TRUE(file) << file.error().line();
+  const auto m = from_preset(test::GgufPreset::mixtral_8x7b_q4_k_m);
+  EXPECT_EQ(m.architecture, "llama");
+  EXPECT_EQ(m.expert_count, 8U);
+  EXPECT_EQ(m.expert_used_count, 2U);
+  EXPECT_EQ(m.expert_feed_forward_length, 14336U);
+  EXPECT_TRUE(m.moe());
+  const auto* gate = file->find_tensor("blk.0.ffn_gate_exps.weight");
+  ASSERT_NE(gate, nullptr);
+  EXPECT_EQ(m.gate_exps_bytes, gate->bytes);
+  EXPECT_EQ(gate->bytes, 4096ULL * 14336 * 8 / 256 * 144);  // Q4_K: 144 bytes a block of 256
+  EXPECT_EQ(total(kv_bytes_per_layer(m, at(2048))), 256ULL << 20);
+  const auto placed = place_model(m, at(2048), 48ULL << 30);
+  ASSERT_TRUE(placed) << placed.error().line();
+  ASSERT_TRUE(placed->full_offload());
+  EXPECT_EQ(placed->kv, 256ULL << 20);
+  // What a token reads: the attention and 2 of the 8 experts, about 13B of 46.7B.
+  EXPECT_NEAR(static_cast<double>(m.active_weight_bytes()) / static_cast<double>(m.weight_bytes()), 0.28, 0.03);
+}
+
+TEST(EstimateArch, CommandR7bSlidesInThreeLayersOfFour) {
+  // cohere2: llama.cpp's set_swa_pattern(4) makes layers 0, 1 and 2 of every 4 slide over 4096 tokens and
+  // every 4th global. At 32768: 8 global layers × 32768 cells and 24 local ones × pad256(4096 + 512) = 4608
+  // cells, 8 KV heads × 128 × 2 × 2 B = 4 KiB a cell.
+  const auto m = from_preset(test::GgufPreset::command_r7b_q4_k_m);
+  EXPECT_EQ(m.architecture, "cohere2");
+  EXPECT_EQ(m.sliding_window, 4096U);
+  EXPECT_EQ(m.context_length, 8192U);
+  EXPECT_TRUE(m.output_tied);
+  EXPECT_FALSE(m.moe());
+  ASSERT_EQ(m.layer_swa.size(), 32U);
+  for (std::size_t i = 0; i < 32; ++i) {
+    EXPECT_EQ(m.layer_swa[i], i % 4 != 3) << i;
+  }
+  const auto kv = kv_bytes_per_layer(m, at(32768));
+  ASSERT_EQ(kv.size(), 32U);
+  EXPECT_EQ(kv[0], 4608ULL * 4096);
+  EXPECT_EQ(kv[3], 32768ULL * 4096);
+  EXPECT_EQ(total(kv), (8 * 32768ULL + 24 * 4608ULL) * 4096);
+  EXPECT_EQ(total(kv), 1456ULL << 20);
+}
+
 TEST(EstimateArch, DeepSeek2PerHeadCacheAndOllamasGraph) {
   // ollama#5136, deepseek-coder-v2:16b (a file without llama.cpp's compressed cache), 8192 × 2 slots:
   // memory.required.kv="4.2 GiB" memory.graph.full="568.0 MiB" memory.graph.partial="759.4 MiB".

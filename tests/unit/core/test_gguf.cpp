@@ -152,7 +152,9 @@ TEST(GgufPresets, EachReadsBackExactly) {
     // A CLIP projector has a vision tower's blocks, no language model's (clip.vision.block_count).
     const auto blocks = file->arch_u64(file->architecture() == "clip" ? "vision.block_count" : "block_count");
     ASSERT_TRUE(blocks);
-    EXPECT_GE(file->tensor_count(), *blocks * 9 + 3);
+    // At least 8 tensors a block (Command R7B: attn_norm, q, k, v, output, gate, up, down), token_embd and
+    // output_norm.
+    EXPECT_GE(file->tensor_count(), *blocks * 8 + 2);
   }
 }
 
@@ -268,6 +270,22 @@ TEST(GgufPresets, SlidingWindowAndTiedModels) {
   EXPECT_EQ(gemma2.find_tensor("token_embd.weight")->type_name, "Q6_K");
   EXPECT_EQ(gemma2.find_tensor("blk.41.ffn_down.weight")->type_name, "Q4_0");
   EXPECT_EQ(gemma2.find_tensor("blk.0.attn_q_norm.weight"), nullptr);
+
+  const auto r7b = compact(GgufPreset::command_r7b_q4_k_m);
+  EXPECT_EQ(r7b.architecture(), "cohere2");
+  EXPECT_EQ(r7b.arch_u64("attention.sliding_window"), 4096U);
+  EXPECT_EQ(r7b.arch_u64("context_length"), 8192U);
+  EXPECT_EQ(r7b.get_f64("cohere2.logit_scale"), 0.25);
+  EXPECT_EQ(r7b.get_f64("cohere2.attention.layer_norm_epsilon"), static_cast<double>(1e-5F));
+  EXPECT_EQ(r7b.get_string("tokenizer.ggml.pre"), "command-r");
+  EXPECT_EQ(r7b.tensor_count(), 32U * 8 + 2);
+  EXPECT_EQ(r7b.find_tensor("output.weight"), nullptr) << "tied embeddings";
+  EXPECT_EQ(r7b.find_tensor("blk.0.ffn_norm.weight"), nullptr) << "attention and FFN read one norm";
+  EXPECT_EQ(r7b.find_tensor("token_embd.weight")->type_name, "Q6_K");
+  EXPECT_EQ(r7b.find_tensor("token_embd.weight")->dims, (std::vector<std::uint64_t>{4096, 256000}));
+  EXPECT_EQ(r7b.find_tensor("blk.0.ffn_down.weight")->type_name, "Q6_K");
+  EXPECT_EQ(r7b.find_tensor("blk.4.ffn_down.weight")->type_name, "Q4_K");
+  EXPECT_EQ(r7b.find_tensor("blk.31.attn_k.weight")->dims, (std::vector<std::uint64_t>{4096, 1024}));
 }
 
 TEST(GgufPresets, ExpertModels) {
@@ -308,6 +326,26 @@ TEST(GgufPresets, ExpertModels) {
   EXPECT_EQ(mla.find_tensor("blk.3.attn_kv_b.weight"), nullptr);
   EXPECT_EQ(mla.find_tensor("blk.3.attn_k_b.weight")->dims, (std::vector<std::uint64_t>{128, 512, 16}));
   EXPECT_EQ(bytes_where(mla, "_exps."), bytes_where(ds, "_exps."));
+
+  const auto mixtral = compact(GgufPreset::mixtral_8x7b_q4_k_m);
+  EXPECT_EQ(mixtral.architecture(), "llama");
+  EXPECT_EQ(mixtral.arch_u64("expert_count"), 8U);
+  EXPECT_EQ(mixtral.arch_u64("expert_used_count"), 2U);
+  EXPECT_EQ(mixtral.tensor_count(), 32U * 10 + 3);
+  EXPECT_EQ(mixtral.find_tensor("blk.0.ffn_gate_inp.weight")->dims, (std::vector<std::uint64_t>{4096, 8}));
+  EXPECT_EQ(mixtral.find_tensor("blk.0.ffn_gate_inp.weight")->type_name, "F32");
+  EXPECT_EQ(mixtral.find_tensor("blk.0.ffn_up_exps.weight")->dims, (std::vector<std::uint64_t>{4096, 14336, 8}));
+  EXPECT_EQ(mixtral.find_tensor("blk.0.ffn_down_exps.weight")->dims, (std::vector<std::uint64_t>{14336, 4096, 8}));
+  EXPECT_EQ(mixtral.find_tensor("blk.0.ffn_down_exps.weight")->type_name, "Q6_K");
+  EXPECT_EQ(mixtral.find_tensor("blk.4.ffn_down_exps.weight")->type_name, "Q4_K");
+  EXPECT_EQ(mixtral.find_tensor("blk.4.ffn_gate_exps.weight")->type_name, "Q4_K");
+  // llama.cpp's rules for exactly 8 experts: attn_k and attn_v Q8_0, attn_output Q5_K.
+  EXPECT_EQ(mixtral.find_tensor("blk.4.attn_k.weight")->type_name, "Q8_0");
+  EXPECT_EQ(mixtral.find_tensor("blk.4.attn_v.weight")->type_name, "Q8_0");
+  EXPECT_EQ(mixtral.find_tensor("blk.4.attn_output.weight")->type_name, "Q5_K");
+  EXPECT_EQ(mixtral.find_tensor("blk.4.attn_q.weight")->type_name, "Q4_K");
+  EXPECT_EQ(mixtral.find_tensor("output.weight")->type_name, "Q6_K");
+  EXPECT_GT(bytes_where(mixtral, "_exps."), 27ULL * 1000 * 1000 * 1000);
 }
 
 TEST(GgufPresets, ClipProjector) {
