@@ -304,11 +304,9 @@ class Finder {
       for (const auto& t : *tags) {
         const auto listed = parse_ollama_model_name(t.name);
         if (wanted && listed && wanted->equals_ignoring_case(*listed) && t.size > 0) {
-          // The file is what it is: the layout's tensors scaled to its size (its header, a few MiB of
-          // vocabulary, counted as weights).
+          // The download. Not used to scale the layout: /api/tags counts every layer of the model (a vision
+          // projector, the template) in its size, so it is not the model file's.
           m.file_bytes = t.size;
-          m.shape = scaled_to(std::move(m.shape), t.size);
-          m.published_size = true;
         }
       }
     }
