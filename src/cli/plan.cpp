@@ -40,6 +40,11 @@ std::string processor(const Placement& p) {
   return fmt::format("{}%/{}% CPU/GPU", cpu, 100 - cpu);
 }
 
+// A placement whose KV cache and graph are unknown is a lower bound, and says so.
+const char* at_least(const Placement& p) {
+  return p.cache_known ? "" : "at least: ";
+}
+
 std::string verdict_line(FitVerdict v, const Placement& p) {
   switch (v) {
     case FitVerdict::gpu:
@@ -100,7 +105,7 @@ void render_model(const ModelPlan& p, const PlanModel& m, const PlanResult& r, s
                      p.options.parallel == 1 ? "" : "s", to_string(p.options.kv_type),
                      p.options.flash_attention ? ", flash attention" : "");
   out += fmt::format("  accuracy   {}\n", p.accuracy.text);
-  out += fmt::format("  verdict    {}{}\n", pl.cache_known ? "" : "at least: ", verdict_line(p.verdict, pl));
+  out += fmt::format("  verdict    {}{}\n", at_least(pl), verdict_line(p.verdict, pl));
   if (pl.cache_known) {
     out += fmt::format("  weights    {}, KV cache {}, compute graph {}\n", format_bytes(pl.weights),
                        format_bytes(pl.kv), format_bytes(pl.full_offload() ? pl.graph.full : pl.graph.partial));
@@ -148,8 +153,8 @@ void render_model(const ModelPlan& p, const PlanModel& m, const PlanResult& r, s
   if (!p.suggestions.empty()) {
     out += "  to fit better:\n";
     for (const auto& s : p.suggestions) {
-      out += fmt::format("    {:<20} {}{}: {}\n", s.change,
-                         s.placement.cache_known ? "" : "at least: ", verdict_line(s.verdict, s.placement), s.why);
+      out += fmt::format("    {:<20} {}{}: {}\n", s.change, at_least(s.placement), verdict_line(s.verdict, s.placement),
+                         s.why);
     }
   }
   for (const auto& n : p.notes) {
@@ -162,10 +167,9 @@ void render_together(const PlanResult& r, std::string& out) {
   out += "\nTogether\n";
   bool all_known = true;
   for (std::size_t i = 0; i < t.verdicts.size() && i < r.models.size(); ++i) {
-    const bool known = t.placements[i].cache_known;
-    all_known = all_known && known;
-    out += fmt::format("  {:<24} {}{}\n", r.models[i].name,
-                       known ? "" : "at least: ", verdict_line(t.verdicts[i], t.placements[i]));
+    all_known = all_known && t.placements[i].cache_known;
+    out += fmt::format("  {:<24} {}{}\n", r.models[i].name, at_least(t.placements[i]),
+                       verdict_line(t.verdicts[i], t.placements[i]));
   }
   out += fmt::format("  {}RAM {}, VRAM {} loaded together\n", all_known ? "" : "at least: ", format_bytes(t.ram_needed),
                      format_bytes(t.vram_needed));

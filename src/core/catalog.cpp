@@ -488,14 +488,8 @@ Result<ModelShape> quantized_shape(const ModelDims& c, std::string_view quant, s
   m.expert_count = c.expert_count;
   m.expert_used_count = c.expert_used_count;
   m.expert_feed_forward_length = c.expert_feed_forward_length;
-  m.embedding_only = c.architecture == "bert" || c.architecture == "nomic-bert";
-  const auto period = c.swa_period > 0 ? c.swa_period : default_swa_period(c.architecture);
-  if (c.sliding_window > 0 && period > 0) {
-    m.sliding_window = c.sliding_window;
-    for (std::uint64_t i = 0; i < c.block_count; ++i) {
-      m.layer_swa.push_back(i % period < period - 1);
-    }
-  }
+  m.embedding_only = is_embedding_architecture(c.architecture);
+  m.set_sliding_window(c.sliding_window, c.swa_period > 0 ? c.swa_period : default_swa_period(c.architecture));
   const bool mla = c.kv_lora_rank > 0;
   if (mla && c.rope_dimension > dk) {
     return fail(std::string(source), "the rope dimension is longer than the heads' key length");
@@ -558,11 +552,7 @@ Result<ModelShape> quantized_shape(const ModelDims& c, std::string_view quant, s
     m.gate_exps_bytes = 0;
   }
   if (mla && c.latent_cache) {
-    // The cache is the compressed latent: one K of kv_lora_rank + rope per token and layer (see shape_from_gguf).
-    m.key_length = c.kv_lora_rank + c.rope_dimension;
-    m.value_length = c.kv_lora_rank;
-    m.head_count_kv = 1;
-    m.latent_cache = true;
+    m.set_latent_cache(c.kv_lora_rank, c.rope_dimension);
   }
   if (c.architecture != "llama" && c.architecture != "mistral") {
     m.gate_exps_bytes = 0;  // Ollama's formula with it is the llama one (mixtral)

@@ -137,12 +137,12 @@ constexpr std::array<std::string_view, 14> k_recurrent{
     "mamba",     "mamba2",        "rwkv6",      "rwkv6qwen2",     "rwkv7", "arwkv7",    "jamba",
     "falcon-h1", "granitehybrid", "nemotron_h", "nemotron_h_moe", "lfm2",  "qwen3next", "plamo2"};
 
-bool is_embedding(std::string_view arch) {
+}  // namespace
+
+bool is_embedding_architecture(std::string_view arch) {
   return arch == "bert" || arch == "nomic-bert" || arch == "nomic-bert-moe" || arch == "jina-bert-v2" ||
          arch == "gemma-embedding";
 }
-
-}  // namespace
 
 ArchitectureSizing architecture_sizing(std::string_view arch) {
   if (std::find(k_recurrent.begin(), k_recurrent.end(), arch) != k_recurrent.end()) {
@@ -187,6 +187,25 @@ std::uint64_t default_swa_period(std::string_view arch) {
 
 bool ModelShape::moe() const {
   return std::any_of(block_expert_bytes.begin(), block_expert_bytes.end(), [](std::uint64_t b) { return b > 0; });
+}
+
+void ModelShape::set_sliding_window(std::uint64_t window, std::uint64_t period) {
+  if (window == 0 || period == 0) {
+    return;
+  }
+  sliding_window = window;
+  layer_swa.assign(block_count, false);
+  for (std::uint64_t i = 0; i < block_count; ++i) {
+    layer_swa[i] = i % period < period - 1;
+  }
+}
+
+void ModelShape::set_latent_cache(std::uint64_t kv_lora_rank, std::uint64_t rope_dimension) {
+  key_length = kv_lora_rank + rope_dimension;
+  value_length = kv_lora_rank;
+  head_count_kv = 1;
+  layer_head_count_kv.clear();
+  latent_cache = true;
 }
 
 std::uint64_t ModelShape::expert_bytes() const {
@@ -340,7 +359,7 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
                                  "(more than {})",
                                  *arch, k_max_width));
   }
-  m.embedding_only = is_embedding(*arch) || file.arch_u64("pooling_type").has_value();
+  m.embedding_only = is_embedding_architecture(*arch) || file.arch_u64("pooling_type").has_value();
   if (const auto* tokens = file.get_array("tokenizer.ggml.tokens")) {
     m.vocab_size = tokens->size();
   } else {
@@ -352,14 +371,8 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
   // Sliding-window attention: the window from the file, the pattern as llama.cpp sets it for the
   // architecture (or the file's sliding_window_pattern period).
   if (const auto window = file.arch_u64("attention.sliding_window"); window && *window > 0 && *window <= (1ULL << 32)) {
-    const auto period = file.arch_u64("attention.sliding_window_pattern").value_or(default_swa_period(*arch));
-    if (period > 0) {
-      m.sliding_window = *window;
-      m.layer_swa.assign(m.block_count, false);
-      for (std::uint64_t i = 0; i < m.block_count; ++i) {
-        m.layer_swa[i] = i % period < period - 1;
-      }
-    }
+    m.set_sliding_window(*window,
+                         file.arch_u64("attention.sliding_window_pattern").value_or(default_swa_period(*arch)));
   }
   m.expert_count = std::min<std::uint64_t>(file.arch_u64("expert_count").value_or(0), k_max_heads);
   m.expert_used_count = std::min(file.arch_u64("expert_used_count").value_or(0), m.expert_count);
@@ -421,11 +434,7 @@ Result<ModelShape> shape_from_gguf(const GgufFile& file, std::string_view source
                                    *arch, k_max_width));
     }
     if (rank > 0) {
-      m.key_length = rank + rope;
-      m.value_length = rank;
-      m.head_count_kv = 1;
-      m.layer_head_count_kv.clear();
-      m.latent_cache = true;
+      m.set_latent_cache(rank, rope);
     }
   }
   return m;

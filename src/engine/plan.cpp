@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cmath>
 #include <filesystem>
-#include <numeric>
 
 #include "adapters/docker.hpp"
 #include "adapters/ollama.hpp"
@@ -46,10 +45,6 @@ std::optional<ModelSource> parse_model_source(std::string_view text) {
 }
 
 namespace {
-
-std::uint64_t weights_of(const ModelShape& m) {
-  return m.weight_bytes();
-}
 
 // ---------------------------------------------------------------- model sources
 
@@ -297,7 +292,7 @@ class Finder {
     m.shape = std::move(*shape);
     m.dims = dims;
     m.quantization = *quant;
-    m.file_bytes = weights_of(m.shape);
+    m.file_bytes = m.shape.weight_bytes();
     m.downloaded = true;
     if (auto tags = client.tags()) {
       const auto wanted = parse_ollama_model_name(arg);
@@ -331,7 +326,7 @@ class Finder {
     m.dims = match->model->dims;
     m.quantization = match->quantization;
     m.extra_weights = match->model->projector_bytes;
-    m.file_bytes = match->published.value_or(weights_of(*shape) + m.extra_weights);
+    m.file_bytes = match->published.value_or(shape->weight_bytes() + m.extra_weights);
     m.shape = std::move(*shape);
     m.downloaded = false;
     return m;

@@ -40,6 +40,8 @@ struct ArchitectureSizing {
 // The sliding-window period llama.cpp hard-codes for an architecture (set_swa_pattern): every n-th layer
 // is global, the others slide; 0 for architectures without interleaved sliding-window attention.
 [[nodiscard]] std::uint64_t default_swa_period(std::string_view architecture);
+// Non-causal embedding models (bert, nomic-bert, ...): llama.cpp gives them no KV cache.
+[[nodiscard]] bool is_embedding_architecture(std::string_view architecture);
 
 // What the estimate needs to know about a model.
 struct ModelShape {
@@ -82,6 +84,12 @@ struct ModelShape {
 
   [[nodiscard]] std::uint64_t weight_bytes() const;  // the file's weights (a tied output layer once)
   [[nodiscard]] bool moe() const;
+  // Marks the sliding-window layers of a `window`-token window with every `period`-th layer global, as
+  // llama.cpp's set_swa_pattern does (layer i slides when i % period < period - 1).
+  void set_sliding_window(std::uint64_t window, std::uint64_t period);
+  // The cache as llama.cpp's MLA conversion keeps it: one K of kv_lora_rank + rope values per token and
+  // layer, one KV head, no V.
+  void set_latent_cache(std::uint64_t kv_lora_rank, std::uint64_t rope_dimension);
   [[nodiscard]] std::uint64_t expert_bytes() const;  // all routed experts' weights
   // The weights one token reads: all but the routed experts, and expert_used_count / expert_count of those.
   [[nodiscard]] std::uint64_t active_weight_bytes() const;
