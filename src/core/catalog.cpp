@@ -234,17 +234,22 @@ bool post_norms(std::string_view arch) {
   return arch == "gemma2" || arch == "gemma3";
 }
 
+// "gemma3" of "gemma3:12b".
+std::string_view family_of(const CatalogModel& m) {
+  return std::string_view(m.name).substr(0, m.name.find(':'));
+}
+
 std::string known_families() {
-  std::vector<std::string> families;
+  std::vector<std::string_view> families;
   for (const auto& m : catalog()) {
-    const auto family = m.name.substr(0, m.name.find(':'));
+    const auto family = family_of(m);
     if (std::find(families.begin(), families.end(), family) == families.end()) {
       families.push_back(family);
     }
   }
   std::string out;
-  for (const auto& f : families) {
-    out += (out.empty() ? "" : ", ") + f;
+  for (const auto f : families) {
+    out += out.empty() ? std::string(f) : fmt::format(", {}", f);
   }
   return out;
 }
@@ -307,25 +312,14 @@ Result<CatalogMatch> catalog_find(std::string_view given) {
       lowered.erase(0, prefix.size());
     }
   }
-  const auto quant_match = [](const CatalogModel& m, std::string q) -> CatalogMatch {
-    CatalogMatch match{&m, q, published_size(m, q)};
-    return match;
+  const auto with_quantization = [](const CatalogModel& m, const std::string& quant) {
+    return CatalogMatch{&m, quant, published_size(m, quant)};
   };
   if (const auto* m = by_alias(lowered)) {
-    return quant_match(*m, m->default_quantization);
+    return with_quantization(*m, m->default_quantization);
   }
   const std::string_view name = lowered;
   const auto colon = name.find(':');
-  if (colon == std::string_view::npos) {
-    if (by_alias(lowered + ":latest") == nullptr) {
-      const auto family_known = std::any_of(catalog().begin(), catalog().end(), [&](const CatalogModel& m) {
-        return std::string_view(m.name).substr(0, m.name.find(':')) == name;
-      });
-      if (!family_known) {
-        return fail(std::string(given), fmt::format("not in the built-in catalog (it knows {})", known_families()));
-      }
-    }
-  }
   // The longest catalog name that the given one starts with, followed by '-' or nothing: "gemma3:12b" for
   // "gemma3:12b-it-q8_0".
   const CatalogModel* found = nullptr;
@@ -354,7 +348,7 @@ Result<CatalogMatch> catalog_find(std::string_view given) {
     std::size_t best = std::string::npos;
     std::string sizes;
     for (const auto& m : catalog()) {
-      if (std::string_view(m.name).substr(0, m.name.find(':')) != family) {
+      if (family_of(m) != family) {
         continue;
       }
       // The nearest size in parameters when both are sizes ("13b" is nearest 12b), else in spelling.
@@ -375,22 +369,21 @@ Result<CatalogMatch> catalog_find(std::string_view given) {
     return fail(std::string(given),
                 fmt::format("the catalog has no such tag: did you mean {}? ({} comes in {})", nearest, family, sizes));
   }
-  CatalogMatch match = quant_match(*found, found->default_quantization);
   if (name.size() > found_length) {
     // The last word may be a quantization; the words before it (instruct, it, text, chat, code, ...) are
     // variants that share the model's dimensions.
     const auto tail = name.substr(name.rfind('-') + 1);
     if (auto quant = known_quantization(tail)) {
-      match.quantization = *quant;
-      match.published = published_size(*found, *quant);
-    } else if (const std::size_t digit = tail.starts_with("q") ? 1 : 2;
-               (tail.starts_with("q") || tail.starts_with("iq") || tail.starts_with("fp")) && tail.size() > digit &&
-               std::isdigit(static_cast<unsigned char>(tail[digit])) != 0) {
+      return with_quantization(*found, *quant);
+    }
+    if (const std::size_t digit = tail.starts_with("q") ? 1 : 2;
+        (tail.starts_with("q") || tail.starts_with("iq") || tail.starts_with("fp")) && tail.size() > digit &&
+        std::isdigit(static_cast<unsigned char>(tail[digit])) != 0) {
       return fail(std::string(given), fmt::format("'{}' is not a quantization llama.cpp makes (it makes {})",
                                                   given.substr(given.size() - tail.size()), quantization_list()));
     }
   }
-  return match;
+  return with_quantization(*found, found->default_quantization);
 }
 
 ModelShape scaled_to(ModelShape shape, std::uint64_t bytes) {
