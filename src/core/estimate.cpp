@@ -594,10 +594,20 @@ GraphBytes graph_bytes(const ModelShape& m, const EstimateOptions& o) {
 
 namespace {
 
+// What went on the GPU: weights (blocks, experts, the output layer), KV cache, and the layers counted as
+// there (ollama ps's N/M).
+struct OnGpu {
+  std::uint64_t weights = 0;
+  std::uint64_t kv = 0;
+  std::uint64_t layers = 0;
+  bool experts_split = false;
+};
+
 // Layers on the GPU from the last block down while each fits (whole blocks, Ollama's classic placement), and
-// the output layer when every block did and it fits. Returns the bytes used.
-std::uint64_t place_blocks(const ModelShape& m, const std::vector<std::uint64_t>& kv, std::uint64_t base,
-                           std::uint64_t gpu_free, Placement& p, std::uint64_t& gpu_weights, std::uint64_t& gpu_kv) {
+// the output layer when every block did and it fits.
+OnGpu place_blocks(const ModelShape& m, const std::vector<std::uint64_t>& kv, std::uint64_t base,
+                   std::uint64_t gpu_free) {
+  OnGpu g;
   std::uint64_t used = base;
   for (std::size_t i = m.block_bytes.size(); i-- > 0;) {
     const auto need = m.block_bytes[i] + kv[i];
@@ -605,46 +615,41 @@ std::uint64_t place_blocks(const ModelShape& m, const std::vector<std::uint64_t>
       break;
     }
     used += need;
-    gpu_weights += m.block_bytes[i];
-    gpu_kv += kv[i];
-    ++p.layers_on_gpu;
+    g.weights += m.block_bytes[i];
+    g.kv += kv[i];
+    ++g.layers;
   }
-  if (p.layers_on_gpu == m.block_count && used + m.output_bytes <= gpu_free) {
-    used += m.output_bytes;
-    gpu_weights += m.output_bytes;
-    ++p.layers_on_gpu;
+  if (g.layers == m.block_count && used + m.output_bytes <= gpu_free) {
+    g.weights += m.output_bytes;
+    ++g.layers;
   }
-  return used;
+  return g;
 }
 
 // A mixture of experts that does not fit whole, as llama.cpp's --fit (common/fit.cpp) places it: the routed
-// experts go to the CPU first, so every block's attention and shared weights, the whole KV cache and the
-// output layer stay on the GPU, and the experts of the blocks from the last down are added while they fit.
-// False when even the non-expert part does not fit.
-bool place_experts_split(const ModelShape& m, const std::vector<std::uint64_t>& kv, std::uint64_t base,
-                         std::uint64_t gpu_free, Placement& p, std::uint64_t& gpu_weights, std::uint64_t& gpu_kv) {
+// experts go to the CPU first, so every block's attention and shared weights, the whole KV cache (`kv_all`)
+// and the output layer stay on the GPU, and the experts of the blocks from the last down are added while
+// they fit; layers counts the blocks whole on the GPU. nullopt when even the non-expert part does not fit.
+std::optional<OnGpu> place_experts_split(const ModelShape& m, std::uint64_t kv_all, std::uint64_t base,
+                                         std::uint64_t gpu_free) {
   std::uint64_t dense = 0;
-  std::uint64_t kv_all = 0;
   for (std::size_t i = 0; i < m.block_bytes.size(); ++i) {
     dense += m.block_bytes[i] - m.block_expert_bytes[i];
-    kv_all += kv[i];
   }
   std::uint64_t used = base + dense + kv_all + m.output_bytes;
   if (used > gpu_free) {
-    return false;
+    return std::nullopt;
   }
-  gpu_weights = dense + m.output_bytes;
-  gpu_kv = kv_all;
-  p.experts_split = true;
+  OnGpu g{dense + m.output_bytes, kv_all, 0, true};
   for (std::size_t i = m.block_bytes.size(); i-- > 0;) {
     if (used + m.block_expert_bytes[i] > gpu_free) {
       break;
     }
     used += m.block_expert_bytes[i];
-    gpu_weights += m.block_expert_bytes[i];
-    ++p.layers_on_gpu;  // this block is whole on the GPU
+    g.weights += m.block_expert_bytes[i];
+    ++g.layers;
   }
-  return true;
+  return g;
 }
 
 }  // namespace
@@ -685,27 +690,24 @@ Result<Placement> place_model(const ModelShape& m, const EstimateOptions& o, std
   p.weights = m.weight_bytes();
 
   // Ollama llm/memory.go: a GPU is used only if it holds the reserve, the larger graph and two blocks.
-  std::uint64_t gpu_weights = 0;
-  std::uint64_t gpu_kv = 0;
   std::uint64_t largest_block = 0;
   for (std::size_t i = 0; i < m.block_bytes.size(); ++i) {
     largest_block = std::max(largest_block, m.block_bytes[i] + kv[i]);
   }
   const auto base = o.gpu_reserve + std::max(p.graph.full, p.graph.partial);
+  OnGpu gpu;
   if (gpu_free >= base + 2 * largest_block) {
-    place_blocks(m, kv, base, gpu_free, p, gpu_weights, gpu_kv);
+    gpu = place_blocks(m, kv, base, gpu_free);
   }
-  if (!p.full_offload() && m.moe() && gpu_free > 0) {
-    Placement split = p;
-    split.layers_on_gpu = 0;
-    std::uint64_t split_weights = 0;
-    std::uint64_t split_kv = 0;
-    if (place_experts_split(m, kv, base, gpu_free, split, split_weights, split_kv)) {
-      p = std::move(split);
-      gpu_weights = split_weights;
-      gpu_kv = split_kv;
+  if (gpu.layers != p.layers_total && m.moe() && gpu_free > 0) {
+    if (auto split = place_experts_split(m, p.kv, base, gpu_free)) {
+      gpu = *split;
     }
   }
+  p.layers_on_gpu = gpu.layers;
+  p.experts_split = gpu.experts_split;
+  const auto gpu_weights = gpu.weights;
+  const auto gpu_kv = gpu.kv;
   const bool on_gpu = gpu_weights > 0;
   const auto graph = p.full_offload() ? p.graph.full : p.graph.partial;
   p.vram = on_gpu ? o.gpu_reserve + graph + gpu_weights + gpu_kv : 0;
