@@ -107,18 +107,10 @@ ServerLimitPlan plan_server_limit(const ContainerMeta& container, const ServerLi
   for (const auto& name : names) {
     ServedModel m;
     m.name = name;
-    auto found =
-        std::find_if(plan.plans.begin(), plan.plans.end(), [&](const ModelPlan& mp) { return mp.name == name; });
-    if (found != plan.plans.end()) {
+    if (const auto* found = plan_named(plan, name)) {
       m.plan = *found;
     } else {
-      m.error = "could not be sized";
-      for (const auto& e : plan.errors) {
-        if (e.line().find(name) != std::string::npos) {
-          m.error = e.line();
-          break;
-        }
-      }
+      m.error = error_naming(plan, name).value_or("could not be sized");
       out.problems.push_back(fmt::format("{}: {}", name, m.error));
     }
     out.models.push_back(std::move(m));

@@ -189,17 +189,10 @@ std::vector<ForModel> plan_for_models(const OptimizeOptions& o, std::uint64_t to
   for (const auto& name : o.for_models) {
     ForModel f;
     f.name = name;
-    const auto found =
-        std::find_if(result.plans.begin(), result.plans.end(), [&](const ModelPlan& mp) { return mp.name == name; });
-    if (found != result.plans.end()) {
+    if (const auto* found = plan_named(result, name)) {
       f.plan = *found;
     } else {
-      f.error = "could not be found or sized";
-      for (const auto& e : result.errors) {
-        if (e.line().find(name) != std::string::npos) {
-          f.error = e.line();
-        }
-      }
+      f.error = error_naming(result, name).value_or("could not be found or sized");
     }
     out.push_back(std::move(f));
   }

@@ -548,6 +548,22 @@ PlanResult collect_plan(const PlanOptions& options) {
   return r;
 }
 
+const ModelPlan* plan_named(const PlanResult& result, std::string_view name) {
+  const auto found =
+      std::find_if(result.plans.begin(), result.plans.end(), [&](const ModelPlan& p) { return p.name == name; });
+  return found == result.plans.end() ? nullptr : &*found;
+}
+
+std::optional<std::string> error_naming(const PlanResult& result, std::string_view name) {
+  for (const auto& e : result.errors) {
+    auto line = e.line();
+    if (line.find(name) != std::string::npos) {
+      return line;
+    }
+  }
+  return std::nullopt;
+}
+
 PlanExit plan_exit_code(const PlanResult& r) {
   if (!r.errors.empty()) {
     return PlanExit::partial;

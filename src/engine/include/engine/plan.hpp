@@ -73,4 +73,9 @@ enum class PlanExit : int {
 };
 [[nodiscard]] PlanExit plan_exit_code(const PlanResult& result);
 
+// The plan of the model given as `name`, or nullptr; and when there is none, the first error that names it
+// (one line), or nullopt.
+[[nodiscard]] const ModelPlan* plan_named(const PlanResult& result, std::string_view name);
+[[nodiscard]] std::optional<std::string> error_naming(const PlanResult& result, std::string_view name);
+
 }  // namespace mw::engine
